@@ -1,0 +1,54 @@
+#pragma once
+// A source of captured frames: a pcap file, or (later) a live interface. A packet source
+// knows nothing of TCP; it hands raw frames with their capture timestamps to a handler.
+//
+// Buffer ownership: the bytes a PacketView points to belong to the source and are valid
+// only for the duration of the PacketHandler::on_packet call that receives them.
+// Thread safety: a source is driven by one thread at a time.
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "common/time.hpp"
+#include "decode/decoder.hpp"
+
+namespace synwatch {
+
+struct PacketView {
+  std::span<const std::uint8_t> data;  // captured bytes (may be shorter than wire_length)
+  std::uint32_t wire_length = 0;       // original length on the wire
+  TimestampNs timestamp = 0;
+};
+
+class PacketHandler {
+ public:
+  virtual ~PacketHandler() = default;
+  // Called once per frame, on the thread that called dispatch(); must not throw.
+  virtual void on_packet(const PacketView& packet) noexcept = 0;
+};
+
+enum class DispatchStatus : std::uint8_t {
+  kPackets,  // delivered one or more packets; call again
+  kIdle,     // live source: nothing arrived within the poll timeout
+  kEnd,      // offline source: end of file reached
+  kError,    // read error; error() says what
+};
+
+struct DispatchResult {
+  DispatchStatus status = DispatchStatus::kIdle;
+  std::size_t packets = 0;
+};
+
+class PacketSource {
+ public:
+  virtual ~PacketSource() = default;
+  // Delivers up to max_packets frames to handler, then returns.
+  virtual DispatchResult dispatch(std::size_t max_packets, PacketHandler& handler) = 0;
+  [[nodiscard]] virtual LinkType link_type() const = 0;
+  [[nodiscard]] virtual std::string name() const = 0;  // file path or interface name
+  [[nodiscard]] virtual std::string error() const = 0; // last error after kError
+};
+
+}  // namespace synwatch

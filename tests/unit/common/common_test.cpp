@@ -1,0 +1,68 @@
+#include <gtest/gtest.h>
+
+#include "common/ip_address.hpp"
+#include "common/time.hpp"
+
+namespace synwatch {
+namespace {
+
+TEST(IpAddress, ParsesAndFormatsBothFamilies) {
+  const auto v4 = IpAddress::parse("198.51.100.7");
+  ASSERT_TRUE(v4);
+  EXPECT_TRUE(v4->is_v4());
+  EXPECT_EQ(v4->v4(), 0xc6336407u);
+  EXPECT_EQ(v4->to_string(), "198.51.100.7");
+  const auto v6 = IpAddress::parse("2001:db8::1");
+  ASSERT_TRUE(v6);
+  EXPECT_FALSE(v6->is_v4());
+  EXPECT_EQ(v6->to_string(), "2001:db8::1");
+  EXPECT_FALSE(IpAddress::parse("300.1.1.1"));
+  EXPECT_FALSE(IpAddress::parse(""));
+  EXPECT_FALSE(IpAddress::parse("example.com"));
+}
+
+TEST(Endpoint, BracketsIpv6) {
+  EXPECT_EQ((Endpoint{*IpAddress::parse("10.0.0.1"), 80}).to_string(), "10.0.0.1:80");
+  EXPECT_EQ((Endpoint{*IpAddress::parse("2001:db8::5"), 443}).to_string(), "[2001:db8::5]:443");
+}
+
+TEST(IpPrefix, MatchesBothFamiliesAndClearsHostBits) {
+  const auto p = IpPrefix::parse("10.1.2.3/8");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->to_string(), "10.0.0.0/8");
+  EXPECT_TRUE(p->contains(*IpAddress::parse("10.255.0.1")));
+  EXPECT_FALSE(p->contains(*IpAddress::parse("11.0.0.1")));
+  EXPECT_FALSE(p->contains(*IpAddress::parse("2001:db8::1")));
+  const auto p6 = IpPrefix::parse("2001:db8::/33");
+  ASSERT_TRUE(p6);
+  EXPECT_TRUE(p6->contains(*IpAddress::parse("2001:db8:7fff::1")));
+  EXPECT_FALSE(p6->contains(*IpAddress::parse("2001:db8:8000::1")));
+  const auto host = IpPrefix::parse("192.0.2.1");
+  ASSERT_TRUE(host);
+  EXPECT_TRUE(host->contains(*IpAddress::parse("192.0.2.1")));
+  EXPECT_FALSE(host->contains(*IpAddress::parse("192.0.2.2")));
+  EXPECT_FALSE(IpPrefix::parse("10.0.0.0/33"));
+  EXPECT_FALSE(IpPrefix::parse("10.0.0.0/"));
+  EXPECT_FALSE(IpPrefix::parse("10.0.0.0/8x"));
+}
+
+TEST(Bogon, ClassifiesReservedRanges) {
+  for (const char* a : {"0.1.2.3", "10.0.0.1", "127.0.0.1", "100.64.0.1", "169.254.1.1",
+                        "172.16.0.1", "172.31.255.255", "192.168.1.1", "224.0.0.1", "240.0.0.1",
+                        "255.255.255.255", "::1", "::", "fc00::1", "fd12::1", "fe80::1", "ff02::1"}) {
+    EXPECT_TRUE(is_bogon(*IpAddress::parse(a))) << a;
+  }
+  for (const char* a : {"1.1.1.1", "100.63.255.255", "100.128.0.0", "172.32.0.1", "198.18.0.1",
+                        "2001:db8::1", "2a00::1"}) {
+    EXPECT_FALSE(is_bogon(*IpAddress::parse(a))) << a;
+  }
+}
+
+TEST(Time, FormatsRfc3339IncludingBefore1970) {
+  EXPECT_EQ(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(format_rfc3339(1'700'000'000'123'456'789LL), "2023-11-14T22:13:20.123Z");
+  EXPECT_EQ(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
+}
+
+}  // namespace
+}  // namespace synwatch
