@@ -1,0 +1,89 @@
+#pragma once
+// Decides, on ticks of packet time, which destinations are under a SYN flood and of which kind,
+// and turns that into an incident lifecycle: started -> updated ... -> ended.
+//
+// Condition for one destination (all must hold at an evaluation):
+//   half_open >= detection.half_open, and has been since `for` ago (timed in packet time from the
+//   moment the count crossed the threshold), new SYNs arrived within the window, and
+//   completion_ratio <= detection.max_completion_ratio (legitimate bursts complete).
+// Kind, decided when the incident starts:
+//   concentrated    the heaviest `concentrated.max_sources` sources send >= min_share of SYNs;
+//   spoofed_random  distinct sources / SYNs >= spoofed.min_distinct_ratio and normalised source
+//                   entropy >= spoofed.min_entropy;
+//   distributed     otherwise: many real sources, few completions.
+// An incident ends once the condition has been false for `cooldown`.
+// Thread safety: none; driven by the engine's thread.
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "aggregate/destination_table.hpp"
+#include "config/config.hpp"
+#include "detect/incident.hpp"
+
+namespace synwatch {
+
+struct EndpointHash {
+  std::size_t operator()(const Endpoint& e) const noexcept {
+    return hash_bytes(e.address.bytes.data(), 16, e.port);
+  }
+};
+
+struct DetectorCounters {
+  std::uint64_t evaluations = 0;
+  std::uint64_t started[3] = {};  // by AttackKind
+  std::uint64_t ended = 0;
+};
+
+class Detector {
+ public:
+  explicit Detector(const DetectionConfig& config, std::size_t top_sources);
+
+  // Evaluates every tracked destination at packet time `now` and publishes events to `sink`.
+  // Cost: O(tracked destinations) cheap checks plus full statistics only for destinations over
+  // the threshold or with an open incident.
+  void evaluate(TimestampNs now, DestinationTable& destinations, EventSink& sink);
+
+  // Applies new thresholds; open incidents keep their id, kind and start time.
+  void reconfigure(const DetectionConfig& config, std::size_t top_sources);
+
+  [[nodiscard]] std::size_t open_incidents() const noexcept { return incidents_.size(); }
+  [[nodiscard]] const DetectorCounters& counters() const noexcept { return counters_; }
+
+  struct Incident {
+    std::string id;
+    AttackKind kind = AttackKind::kSpoofedRandom;
+    TimestampNs started_at = 0;
+    TimestampNs last_event_at = 0;
+    TimestampNs clear_since = 0;  // 0 = condition still holds
+    std::uint32_t sequence = 0;
+    std::uint32_t peak_half_open = 0;
+  };
+  // Open incidents by target, for status lines and metrics.
+  [[nodiscard]] const std::unordered_map<Endpoint, Incident, EndpointHash>& incidents() const noexcept {
+    return incidents_;
+  }
+
+ private:
+  struct Verdict {
+    bool condition = false;
+    AttackKind kind = AttackKind::kSpoofedRandom;
+  };
+  [[nodiscard]] Verdict judge(const DestinationStats& stats, const Destination& d,
+                              TimestampNs now) const noexcept;
+  [[nodiscard]] AttackKind classify(const DestinationStats& stats) const noexcept;
+  [[nodiscard]] double heavy_share(const DestinationStats& stats) const noexcept;
+  [[nodiscard]] std::string start_reason(const DestinationStats& stats, AttackKind kind) const;
+  [[nodiscard]] std::string end_reason(const DestinationStats& stats, const Incident& incident,
+                                       TimestampNs now) const;
+  IncidentEvent make_event(EventType type, const Incident& incident, const DestinationStats& stats,
+                           TimestampNs now) const;
+
+  DetectionConfig config_;
+  std::size_t top_sources_;
+  std::unordered_map<Endpoint, Incident, EndpointHash> incidents_;
+  DetectorCounters counters_;
+};
+
+}  // namespace synwatch

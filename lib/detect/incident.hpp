@@ -1,0 +1,68 @@
+#pragma once
+// Incident events: what the detector tells the outside world. One versioned object per event;
+// export/event_json.hpp turns it into the JSON every output shares.
+// Thread safety: plain values.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/ip_address.hpp"
+#include "common/time.hpp"
+
+namespace synwatch {
+
+inline constexpr int kEventFormatVersion = 1;
+
+enum class EventType : std::uint8_t { kStarted, kUpdated, kEnded };
+enum class AttackKind : std::uint8_t { kSpoofedRandom, kConcentrated, kDistributed };
+
+std::string_view to_string(EventType type) noexcept;   // "started", "updated", "ended"
+std::string_view to_string(AttackKind kind) noexcept;  // "spoofed_random", ...
+
+struct IncidentStats {
+  std::uint32_t half_open = 0;
+  std::uint32_t syn_recv = 0;
+  std::uint32_t syn_seen = 0;
+  std::uint32_t peak_half_open = 0;
+  double syn_rate = 0;
+  double synack_rate = 0;
+  double completed_rate = 0;
+  double distinct_sources = 0;
+  double source_entropy = 0;
+  double bogon_share = 0;
+  double completion_ratio = 0;
+};
+
+struct TopSource {
+  IpAddress address;
+  std::uint64_t syns = 0;
+};
+
+struct IncidentEvent {
+  int version = kEventFormatVersion;
+  EventType type = EventType::kStarted;
+  std::string incident_id;  // stable for the incident's lifetime
+  std::string event_id;     // unique per event: incident_id + "-" + sequence number
+  std::uint32_t sequence = 0;  // 0 for started, then 1, 2, ...
+  Endpoint target;
+  AttackKind kind = AttackKind::kSpoofedRandom;
+  TimestampNs time = 0;     // packet time of the evaluation that emitted it
+  TimestampNs started_at = 0;
+  std::optional<TimestampNs> ended_at;
+  IncidentStats stats;
+  std::vector<TopSource> top_sources;
+  std::string reason;
+};
+
+// Receives incident events, in order, on the engine's thread. Implementations must not block
+// for long (queue and hand off to another thread if delivery can stall).
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void publish(const IncidentEvent& event) = 0;
+};
+
+}  // namespace synwatch

@@ -1,0 +1,77 @@
+#pragma once
+// The detection pipeline for one stream of frames: decode -> handshake table -> per-destination
+// aggregation -> detector, driven entirely by packet time.
+//
+// Ticks: every `detection.tick` of packet time the engine expires stale handshakes and lets the
+// detector evaluate. When a destination's half-open count crosses the threshold, one extra
+// evaluation is scheduled `for` later, so detection latency does not depend on where the flood
+// starts relative to the tick grid.
+// Thread safety: none. One thread feeds packets and calls advance_to()/finish().
+
+#include <cstdint>
+#include <vector>
+
+#include "aggregate/destination_table.hpp"
+#include "capture/packet_source.hpp"
+#include "config/config.hpp"
+#include "decode/decoder.hpp"
+#include "detect/detector.hpp"
+#include "flow/handshake_table.hpp"
+
+namespace synwatch {
+
+struct EngineCounters {
+  std::uint64_t packets = 0;
+  std::uint64_t tcp_segments = 0;
+  std::uint64_t unprotected_syns = 0;  // SYNs to destinations outside `protected`
+  std::uint64_t ticks = 0;
+  std::uint64_t early_evaluations = 0;
+  std::uint64_t time_regressions = 0;  // packets older than the newest seen (reordering)
+  std::uint64_t evaluation_failures = 0;
+};
+
+class Engine final : public PacketHandler {
+ public:
+  Engine(const Config& config, LinkType link, EventSink& sink, std::uint64_t hash_seed = 0);
+
+  void on_packet(const PacketView& packet) noexcept override;
+  // For callers that already hold a decoded segment (tests, other front ends).
+  void on_segment(const TcpSegment& segment) noexcept;
+
+  // Runs every tick boundary up to `now` (packet time). Live mode calls this from a timer so
+  // incidents end even when packets stop entirely.
+  void advance_to(TimestampNs now) noexcept;
+  // End of an offline capture: lets packet time run on, without packets, until every open
+  // incident has ended (bounded by timeout + window + cooldown).
+  void finish() noexcept;
+
+  [[nodiscard]] const EngineCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] const DecodeCounters& decode_counters() const noexcept { return decoder_.counters(); }
+  [[nodiscard]] const HandshakeTable& handshakes() const noexcept { return handshakes_; }
+  [[nodiscard]] const DestinationTable& destinations() const noexcept { return destinations_; }
+  [[nodiscard]] const Detector& detector() const noexcept { return detector_; }
+  [[nodiscard]] TimestampNs newest_packet_time() const noexcept { return newest_; }
+  [[nodiscard]] bool has_seen_packets() const noexcept { return started_; }
+
+ private:
+  [[nodiscard]] bool is_protected(const IpAddress& address) const noexcept;
+  void run_tick(TimestampNs at) noexcept;
+  void evaluate(TimestampNs at) noexcept;
+
+  DetectionConfig detection_;
+  std::vector<IpPrefix> protected_;
+  EventSink& sink_;
+  Decoder decoder_;
+  HandshakeTable handshakes_;
+  DestinationTable destinations_;
+  Detector detector_;
+  EngineCounters counters_;
+  TcpSegment segment_;
+  bool started_ = false;
+  TimestampNs newest_ = 0;
+  TimestampNs next_tick_ = 0;
+  TimestampNs early_deadline_ = INT64_MAX;
+  DurationNs drain_limit_;
+};
+
+}  // namespace synwatch

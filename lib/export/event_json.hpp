@@ -1,0 +1,31 @@
+#pragma once
+// The JSON form of an incident event (format version 1), shared by stdout, the alert file and
+// webhooks. Field names are the public contract documented in the README.
+// Thread safety: free functions; JsonLinesSink serialises writes through its own stdio stream
+// and is meant for one engine thread.
+
+#include <cstdio>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "detect/incident.hpp"
+
+namespace synwatch {
+
+nlohmann::json to_json(const IncidentEvent& event);
+
+// Writes each event as one compact JSON line to a stdio stream and flushes it, so a reader
+// (a pipe, a log shipper) sees every event as soon as it is published.
+class JsonLinesSink final : public EventSink {
+ public:
+  explicit JsonLinesSink(std::FILE* stream) : stream_(stream) {}
+  void publish(const IncidentEvent& event) override;
+  [[nodiscard]] std::uint64_t written() const noexcept { return written_; }
+
+ private:
+  std::FILE* stream_;
+  std::uint64_t written_ = 0;
+};
+
+}  // namespace synwatch

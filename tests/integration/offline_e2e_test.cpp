@@ -1,0 +1,249 @@
+// End to end: generated captures through the real synwatchd --read, asserting the events.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "run_process.hpp"
+
+namespace synwatch::testing {
+namespace {
+
+struct Generated {
+  std::filesystem::path file;
+  nlohmann::json summary;
+};
+
+class OfflineE2E : public ::testing::Test {
+ protected:
+  Generated generate(const std::string& scenario, std::vector<std::string> extra = {}) {
+    Generated g;
+    g.file = dir_.path() / (scenario + std::to_string(files_++) + ".pcap");
+    std::vector<std::string> argv = {SYNWATCH_GEN, scenario, "--out", g.file.string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    const auto r = run_process(argv);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    g.summary = nlohmann::json::parse(r.out);
+    return g;
+  }
+  static ProcessResult analyse(const std::filesystem::path& file, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {SYNWATCHD, "--read", file.string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run_process(argv);
+  }
+  // Every incident must be started, then (optionally updated), then ended, in that order.
+  static void expect_lifecycle(const std::vector<nlohmann::json>& events) {
+    std::map<std::string, std::string> last;
+    for (const auto& e : events) {
+      const std::string id = e.at("incident_id");
+      const std::string type = e.at("event");
+      if (type == "started") {
+        EXPECT_FALSE(last.contains(id)) << "started twice: " << e.dump();
+      } else {
+        ASSERT_TRUE(last.contains(id)) << type << " before started: " << e.dump();
+        EXPECT_NE(last[id], "ended") << "event after ended: " << e.dump();
+      }
+      EXPECT_EQ(e.at("version"), 1);
+      last[id] = type;
+    }
+    for (const auto& [id, type] : last) EXPECT_EQ(type, "ended") << id << " never ended";
+  }
+  static std::vector<nlohmann::json> of_type(const std::vector<nlohmann::json>& events,
+                                             const std::string& type) {
+    std::vector<nlohmann::json> out;
+    for (const auto& e : events) {
+      if (e.at("event") == type) out.push_back(e);
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  int files_ = 0;
+};
+
+void expect_single_flood(const std::vector<nlohmann::json>& events, const std::string& address,
+                         int port, const std::string& kind) {
+  std::vector<nlohmann::json> started;
+  for (const auto& e : events) {
+    if (e.at("event") == "started") started.push_back(e);
+  }
+  ASSERT_EQ(started.size(), 1u);
+  EXPECT_EQ(started[0]["target"]["address"], address);
+  EXPECT_EQ(started[0]["target"]["port"], port);
+  EXPECT_EQ(started[0]["kind"], kind) << started[0]["reason"];
+  EXPECT_FALSE(started[0]["reason"].get<std::string>().empty());
+  ASSERT_EQ(events.back()["event"], "ended");
+  EXPECT_TRUE(events.back().contains("ended_at"));
+}
+
+TEST_F(OfflineE2E, SpoofedFloodWithoutSynAcksIsSpoofedRandomAndStartsWithinOneSecond) {
+  const auto g = generate("spoofed-flood");
+  const auto r = analyse(g.file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto events = parse_json_lines(r.out);
+  expect_lifecycle(events);
+  expect_single_flood(events, "198.51.100.10", 80, "spoofed_random");
+  const auto started = of_type(events, "started").at(0);
+  const long long latency =
+      parse_rfc3339_ns(started["time"]) - g.summary["flood_start_ts"].get<long long>();
+  EXPECT_GE(latency, 0);
+  EXPECT_LE(latency, 1'000'000'000LL) << "started " << started["time"];
+  EXPECT_GT(started["stats"]["half_open"].get<int>(), 256);
+  EXPECT_EQ(started["stats"]["syn_recv"], 0);
+  EXPECT_GT(started["stats"]["source_entropy"].get<double>(), 0.85);
+  EXPECT_NEAR(started["stats"]["syn_rate"].get<double>(), 20000, 2000);
+  EXPECT_GT(started["stats"]["distinct_sources"].get<double>(), 0.8 * started["stats"]["syn_rate"].get<double>() * 0.5);
+  EXPECT_LT(started["stats"]["completion_ratio"].get<double>(), 0.01);
+  EXPECT_NE(r.err.find("incidents: 1 started (1 spoofed_random"), std::string::npos) << r.err;
+}
+
+TEST_F(OfflineE2E, LatencyHoldsWhateverTheFloodsPhaseAgainstTheTickGrid) {
+  // The flood may start anywhere within a tick; detection must not wait for the grid.
+  for (const char* start : {"1704067200.000", "1704067200.330", "1704067200.990"}) {
+    const auto g = generate("spoofed-flood", {"--start", start, "--duration", "2"});
+    const auto r = analyse(g.file);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto started = of_type(parse_json_lines(r.out), "started");
+    ASSERT_EQ(started.size(), 1u) << start;
+    const long long latency =
+        parse_rfc3339_ns(started[0]["time"]) - g.summary["flood_start_ts"].get<long long>();
+    EXPECT_LE(latency, 1'000'000'000LL) << start;
+  }
+}
+
+TEST_F(OfflineE2E, SpoofedFloodAnsweredBySynAcksCountsSynRecv) {
+  const auto g = generate("spoofed-flood-synack");
+  const auto r = analyse(g.file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto events = parse_json_lines(r.out);
+  expect_lifecycle(events);
+  expect_single_flood(events, "198.51.100.10", 80, "spoofed_random");
+  const auto started = of_type(events, "started").at(0);
+  EXPECT_GT(started["stats"]["syn_recv"].get<int>(), 256);
+  EXPECT_GT(started["stats"]["synack_rate"].get<double>(), 1000);
+}
+
+TEST_F(OfflineE2E, FloodFromFewSourcesIsConcentratedWithTheHeaviestFirst) {
+  const auto g = generate("few-sources");
+  const auto r = analyse(g.file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto events = parse_json_lines(r.out);
+  expect_lifecycle(events);
+  expect_single_flood(events, "198.51.100.10", 80, "concentrated");
+  const auto started = of_type(events, "started").at(0);
+  ASSERT_GE(started["top_sources"].size(), 3u);
+  EXPECT_EQ(started["top_sources"][0]["address"], "198.18.0.1");
+  std::set<std::string> top3;
+  for (int i = 0; i < 3; ++i) top3.insert(started["top_sources"][i]["address"]);
+  EXPECT_EQ(top3, (std::set<std::string>{"198.18.0.1", "198.18.0.2", "198.18.0.3"}));
+}
+
+TEST_F(OfflineE2E, BotnetOfRealSourcesIsDistributed) {
+  const auto g = generate("botnet");
+  const auto r = analyse(g.file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto events = parse_json_lines(r.out);
+  expect_lifecycle(events);
+  expect_single_flood(events, "198.51.100.10", 80, "distributed");
+}
+
+TEST_F(OfflineE2E, Ipv6SpoofedFlood) {
+  const auto g = generate("ipv6-flood");
+  const auto r = analyse(g.file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto events = parse_json_lines(r.out);
+  expect_lifecycle(events);
+  expect_single_flood(events, "2001:db8::10", 443, "spoofed_random");
+}
+
+TEST_F(OfflineE2E, EveryLinkTypeSeesTheSameFlood) {
+  for (const char* link : {"vlan", "qinq", "sll", "sll2", "raw"}) {
+    const auto g = generate("spoofed-flood", {"--link", link, "--duration", "2"});
+    const auto r = analyse(g.file);
+    ASSERT_EQ(r.exit_code, 0) << link << ": " << r.err;
+    const auto events = parse_json_lines(r.out);
+    expect_lifecycle(events);
+    expect_single_flood(events, "198.51.100.10", 80, "spoofed_random");
+  }
+}
+
+TEST_F(OfflineE2E, BenignTrafficRaisesNothing) {
+  for (const char* scenario : {"legit-burst", "slow-legit", "syn-scan", "randdst", "mixed-families"}) {
+    const auto g = generate(scenario);
+    const auto r = analyse(g.file);
+    ASSERT_EQ(r.exit_code, 0) << scenario << ": " << r.err;
+    EXPECT_EQ(r.out, "") << scenario;
+    EXPECT_NE(r.err.find("incidents: 0 started"), std::string::npos) << scenario << ": " << r.err;
+  }
+}
+
+TEST_F(OfflineE2E, LegitBurstCompletesEveryHandshake) {
+  const auto g = generate("legit-burst");
+  const auto r = analyse(g.file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("2000 started, 2000 completed"), std::string::npos) << r.err;
+}
+
+TEST_F(OfflineE2E, TruncatedAndMalformedFramesAreCountedNotFatal) {
+  const auto g = generate("truncated");
+  const auto r = analyse(g.file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find(" 0 decode errors"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("decode errors ("), std::string::npos) << r.err;
+}
+
+TEST_F(OfflineE2E, ThresholdOverrideBySetChangesTheVerdict) {
+  const auto g = generate("slow-legit");
+  // Forcing every handshake to count as an attack shows --set reaches the detector.
+  const auto r = analyse(g.file, {"--set", "detection.half_open=10", "--set",
+                                  "detection.max_completion_ratio=1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(of_type(parse_json_lines(r.out), "started").empty()) << r.err;
+}
+
+TEST_F(OfflineE2E, ProtectedPrefixesLimitWhatIsJudged) {
+  const auto g = generate("spoofed-flood", {"--duration", "2"});
+  const auto elsewhere = analyse(g.file, {"--set", "protected=[192.0.2.0/24]"});
+  ASSERT_EQ(elsewhere.exit_code, 0) << elsewhere.err;
+  EXPECT_EQ(elsewhere.out, "");
+  const auto ours = analyse(g.file, {"--set", "protected=[198.51.100.0/24]"});
+  EXPECT_FALSE(of_type(parse_json_lines(ours.out), "started").empty());
+}
+
+TEST_F(OfflineE2E, ReplayIsDeterministic) {
+  const auto g = generate("few-sources");
+  const auto a = analyse(g.file);
+  const auto b = analyse(g.file);
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_FALSE(a.out.empty());
+}
+
+TEST_F(OfflineE2E, MissingCaptureIsAClearError) {
+  const auto r = analyse(dir_.path() / "nope.pcap");
+  EXPECT_EQ(r.exit_code, 66);
+  EXPECT_NE(r.err.find("nope.pcap"), std::string::npos) << r.err;
+}
+
+TEST_F(OfflineE2E, BadConfigExits78WithLocation) {
+  const auto path = dir_.path() / "bad.yaml";
+  std::ofstream(path) << "detection:\n  half_open: -5\n  tick: 1s\n";
+  const auto r = run_process({SYNWATCHD, "--check-config", "--config", path.string()});
+  EXPECT_EQ(r.exit_code, 78);
+  EXPECT_NE(r.err.find("bad.yaml:2:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("detection.half_open"), std::string::npos) << r.err;
+  const auto ok = run_process({SYNWATCHD, "--check-config", "--config",
+                               std::string(SYNWATCH_SOURCE_DIR) + "/config/synwatch.yaml"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
+TEST_F(OfflineE2E, VersionAndHelp) {
+  const auto v = run_process({SYNWATCHD, "--version"});
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_NE(v.out.find("synwatchd "), std::string::npos);
+  const auto h = run_process({SYNWATCHD, "--help"});
+  EXPECT_EQ(h.exit_code, 0);
+  EXPECT_NE(h.out.find("--read"), std::string::npos);
+  EXPECT_NE(h.out.find("--check-config"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace synwatch::testing

@@ -1,0 +1,175 @@
+#include <gtest/gtest.h>
+
+#include "aggregate/destination_table.hpp"
+
+namespace synwatch {
+namespace {
+
+constexpr TimestampNs kT0 = 1'700'000'000LL * kNanosPerSecond;
+const Endpoint kServer{*IpAddress::parse("198.51.100.10"), 80};
+
+FlowUpdate syn_from(IpAddress client, Endpoint server = kServer) {
+  FlowUpdate u;
+  u.event = FlowEvent::kSyn;
+  u.server = server;
+  u.client = client;
+  return u;
+}
+
+FlowUpdate event(FlowEvent e, HandshakeState previous, IpAddress client, Endpoint server = kServer) {
+  FlowUpdate u = syn_from(client, server);
+  u.event = e;
+  u.previous_state = previous;
+  return u;
+}
+
+AggregationConfig small_config() {
+  AggregationConfig c;
+  c.max_destinations = 4;
+  c.window = 5 * kNanosPerSecond;
+  c.idle_timeout = 10 * kNanosPerSecond;
+  return c;
+}
+
+TEST(DestinationTable, CountsHalfOpenByStateThroughTheLifecycle) {
+  DestinationTable table(small_config(), kNanosPerSecond, 3);
+  const auto a = IpAddress::from_v4(0xc6120001u);
+  const auto b = IpAddress::from_v4(0xc6120002u);
+  table.on_flow(syn_from(a), kT0);
+  const Destination* d = table.on_flow(syn_from(b), kT0);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->syn_seen, 2u);
+  table.on_flow(event(FlowEvent::kSynAck, HandshakeState::kSynSeen, a), kT0);
+  EXPECT_EQ(d->syn_seen, 1u);
+  EXPECT_EQ(d->syn_recv, 1u);
+  table.on_flow(event(FlowEvent::kCompleted, HandshakeState::kSynRecv, a), kT0);
+  EXPECT_EQ(d->syn_recv, 0u);
+  table.on_flow(event(FlowEvent::kReset, HandshakeState::kSynSeen, b), kT0);
+  EXPECT_EQ(d->half_open(), 0u);
+  // Decrements never wrap below zero (e.g. after a destination was recycled).
+  table.on_flow(event(FlowEvent::kReset, HandshakeState::kSynSeen, b), kT0);
+  EXPECT_EQ(d->half_open(), 0u);
+  EXPECT_EQ(d->totals.syns, 2u);
+  EXPECT_EQ(d->totals.completed, 1u);
+  EXPECT_EQ(d->totals.resets, 2u);
+}
+
+TEST(DestinationTable, ThresholdCrossingIsTimedAndCleared) {
+  DestinationTable table(small_config(), kNanosPerSecond, 2);
+  const Destination* d = table.on_flow(syn_from(IpAddress::from_v4(1u)), kT0);
+  EXPECT_EQ(d->above_threshold_since, 0);
+  table.on_flow(syn_from(IpAddress::from_v4(2u)), kT0 + 5);
+  EXPECT_EQ(d->above_threshold_since, kT0 + 5);
+  EXPECT_EQ(table.above_threshold(), 1u);
+  table.on_flow(syn_from(IpAddress::from_v4(3u)), kT0 + 9);
+  EXPECT_EQ(d->above_threshold_since, kT0 + 5);
+  table.on_expired(kServer, HandshakeState::kSynSeen, kT0 + 10);
+  table.on_expired(kServer, HandshakeState::kSynSeen, kT0 + 11);
+  EXPECT_EQ(d->above_threshold_since, 0);
+  EXPECT_EQ(table.above_threshold(), 0u);
+}
+
+TEST(DestinationTable, WindowRatesAndSourceFigures) {
+  DestinationTable table(small_config(), kNanosPerSecond, 1000);
+  // 2 seconds: 1000 SYNs per second from distinct sources, 10 % bogon, 100 completions.
+  for (int i = 0; i < 2000; ++i) {
+    const TimestampNs t = kT0 + i * (kNanosPerSecond / 1000);
+    const auto source = i % 10 == 0 ? IpAddress::from_v4(0x0a000000u + static_cast<std::uint32_t>(i))
+                                    : IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i));
+    table.on_flow(syn_from(source), t);
+    if (i % 20 == 0) table.on_flow(event(FlowEvent::kCompleted, HandshakeState::kSynSeen, source), t);
+  }
+  const Destination* d = table.find(kServer);
+  ASSERT_NE(d, nullptr);
+  const auto s = table.stats(*d, kT0 + 2 * kNanosPerSecond, 5);
+  EXPECT_EQ(s.window.syns, 2000u);
+  EXPECT_NEAR(s.syn_rate, 1000, 5);
+  EXPECT_NEAR(s.completed_rate, 50, 1);
+  EXPECT_NEAR(s.distinct_sources, 2000, 2000 * 0.1);
+  EXPECT_GT(s.distinct_ratio, 0.9);
+  EXPECT_NEAR(s.bogon_share, 0.1, 0.001);
+  EXPECT_NEAR(s.completion_ratio, 0.05, 0.001);
+  EXPECT_GT(s.source_entropy, 0.9);
+  EXPECT_EQ(s.half_open, 1900u);
+}
+
+TEST(DestinationTable, SlotsOlderThanTheWindowDropOut) {
+  DestinationTable table(small_config(), kNanosPerSecond, 1000);
+  for (int i = 0; i < 100; ++i) table.on_flow(syn_from(IpAddress::from_v4(static_cast<std::uint32_t>(i))), kT0);
+  const Destination* d = table.find(kServer);
+  EXPECT_EQ(table.stats(*d, kT0 + 4 * kNanosPerSecond, 5).window.syns, 100u);
+  EXPECT_EQ(table.stats(*d, kT0 + 5 * kNanosPerSecond, 5).window.syns, 0u);
+  // A slot reused for a new tick is cleared first.
+  table.on_flow(syn_from(IpAddress::from_v4(7777u)), kT0 + 5 * kNanosPerSecond);
+  EXPECT_EQ(table.stats(*d, kT0 + 5 * kNanosPerSecond, 5).window.syns, 1u);
+}
+
+TEST(DestinationTable, ConcentratedSourcesAreTopFirst) {
+  DestinationTable table(small_config(), kNanosPerSecond, 1000);
+  const auto heavy = *IpAddress::parse("198.18.0.1");
+  for (int i = 0; i < 3000; ++i) {
+    table.on_flow(syn_from(i % 3 == 0 ? IpAddress::from_v4(0xc6130000u + static_cast<std::uint32_t>(i)) : heavy),
+                  kT0 + i * 1000);
+  }
+  const auto s = table.stats(*table.find(kServer), kT0 + kNanosPerSecond / 2, 3);
+  ASSERT_FALSE(s.top_sources.empty());
+  EXPECT_EQ(s.top_sources[0].address, heavy);
+  EXPECT_GE(s.top_sources[0].syns, 1900u);
+  EXPECT_LE(s.top_sources[0].syns, 2000u);
+  EXPECT_LE(s.top_sources.size(), 3u);
+  EXPECT_LT(s.source_entropy, 0.8);
+}
+
+TEST(DestinationTable, PoolIsBoundedRecyclesIdleAndNeverPinned) {
+  DestinationTable table(small_config(), kNanosPerSecond, 1000);
+  for (std::uint16_t port = 1; port <= 4; ++port) {
+    table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, port}), kT0 + port);
+  }
+  EXPECT_EQ(table.size(), 4u);
+  table.find({kServer.address, 1})->pinned = true;
+  // Port 5 recycles the least recently active unpinned destination: port 2.
+  table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, 5}), kT0 + 10);
+  EXPECT_EQ(table.size(), 4u);
+  EXPECT_NE(table.find({kServer.address, 1}), nullptr);
+  EXPECT_EQ(table.find({kServer.address, 2}), nullptr);
+  EXPECT_EQ(table.counters().recycled, 1u);
+  for (std::uint16_t port = 3; port <= 5; ++port) table.find({kServer.address, port})->pinned = true;
+  EXPECT_EQ(table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, 6}), kT0 + 11), nullptr);
+  EXPECT_EQ(table.counters().dropped, 1u);
+  const std::size_t memory = table.memory_bytes();
+  for (std::uint16_t port = 100; port < 1100; ++port) {
+    table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, port}), kT0 + 20);
+  }
+  EXPECT_EQ(table.size(), 4u);
+  EXPECT_EQ(table.memory_bytes(), memory);
+}
+
+TEST(DestinationTable, ForgetsIdleDestinationsWithoutHalfOpen) {
+  DestinationTable table(small_config(), kNanosPerSecond, 1000);
+  table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, 1}), kT0);
+  table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, 2}), kT0);
+  table.on_flow(event(FlowEvent::kCompleted, HandshakeState::kSynSeen, IpAddress::from_v4(1u),
+                      {kServer.address, 1}), kT0);
+  table.forget_idle(kT0 + 9 * kNanosPerSecond);
+  EXPECT_EQ(table.size(), 2u);
+  table.forget_idle(kT0 + 10 * kNanosPerSecond);
+  EXPECT_EQ(table.size(), 1u);  // port 2 still has a half-open connection
+  EXPECT_NE(table.find({kServer.address, 2}), nullptr);
+}
+
+TEST(DestinationTable, EvictionFromTheHandshakeTableDecrementsTheEvictedDestination) {
+  DestinationTable table(small_config(), kNanosPerSecond, 1000);
+  const Endpoint other{kServer.address, 443};
+  table.on_flow(syn_from(IpAddress::from_v4(1u), other), kT0);
+  FlowUpdate u = syn_from(IpAddress::from_v4(2u));
+  u.evicted = true;
+  u.evicted_server = other;
+  u.evicted_state = HandshakeState::kSynSeen;
+  table.on_flow(u, kT0 + 1);
+  EXPECT_EQ(table.find(other)->half_open(), 0u);
+  EXPECT_EQ(table.find(other)->totals.evicted, 1u);
+  EXPECT_EQ(table.find(kServer)->half_open(), 1u);
+}
+
+}  // namespace
+}  // namespace synwatch

@@ -1,0 +1,209 @@
+// The detector on simulated packet time: hysteresis edges, classification, event contents.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "detect/detector.hpp"
+
+namespace synwatch {
+namespace {
+
+constexpr TimestampNs kT0 = 1'700'000'000LL * kNanosPerSecond;
+constexpr TimestampNs kMs = kNanosPerMilli;
+const Endpoint kServer{*IpAddress::parse("198.51.100.10"), 80};
+
+struct CollectingSink final : EventSink {
+  std::vector<IncidentEvent> events;
+  void publish(const IncidentEvent& e) override { events.push_back(e); }
+};
+
+class DetectorTest : public ::testing::Test {
+ protected:
+  DetectorTest() { rebuild(); }
+  void rebuild() {
+    table_ = std::make_unique<DestinationTable>(aggregation_, detection_.tick, detection_.half_open);
+    detector_ = std::make_unique<Detector>(detection_, aggregation_.top_sources);
+  }
+  // A SYN from `source`; returns nothing, the handshake stays pending.
+  void syn(TimestampNs t, IpAddress source) {
+    FlowUpdate u;
+    u.event = FlowEvent::kSyn;
+    u.server = kServer;
+    u.client = source;
+    table_->on_flow(u, t);
+  }
+  void complete(TimestampNs t, IpAddress source) {
+    FlowUpdate u;
+    u.event = FlowEvent::kCompleted;
+    u.previous_state = HandshakeState::kSynSeen;
+    u.server = kServer;
+    u.client = source;
+    table_->on_flow(u, t);
+  }
+  void expire_all(TimestampNs t) {
+    while (table_->find(kServer) && table_->find(kServer)->half_open() > 0) {
+      table_->on_expired(kServer, HandshakeState::kSynSeen, t);
+    }
+  }
+  // `rate` SYNs per second from random sources over [from, to).
+  void spoofed(TimestampNs from, TimestampNs to, int rate) {
+    const TimestampNs step = kNanosPerSecond / rate;
+    for (TimestampNs t = from; t < to; t += step) syn(t, IpAddress::from_v4(static_cast<std::uint32_t>(rng_())));
+  }
+  void evaluate(TimestampNs t) { detector_->evaluate(t, *table_, sink_); }
+  std::vector<IncidentEvent> of(EventType type) const {
+    std::vector<IncidentEvent> out;
+    for (const auto& e : sink_.events) {
+      if (e.type == type) out.push_back(e);
+    }
+    return out;
+  }
+
+  AggregationConfig aggregation_;
+  DetectionConfig detection_;
+  std::unique_ptr<DestinationTable> table_;
+  std::unique_ptr<Detector> detector_;
+  CollectingSink sink_;
+  std::mt19937 rng_{42};
+};
+
+TEST_F(DetectorTest, StartsOnlyAfterTheConditionHeldFor) {
+  spoofed(kT0, kT0 + 400 * kMs, 10000);  // crosses 256 at ~25 ms
+  const TimestampNs crossed = table_->find(kServer)->above_threshold_since;
+  ASSERT_GT(crossed, kT0);
+  evaluate(crossed + detection_.hold_for - 1);
+  EXPECT_TRUE(sink_.events.empty());
+  evaluate(crossed + detection_.hold_for);
+  ASSERT_EQ(sink_.events.size(), 1u);
+  const auto& e = sink_.events[0];
+  EXPECT_EQ(e.type, EventType::kStarted);
+  EXPECT_EQ(e.kind, AttackKind::kSpoofedRandom);
+  EXPECT_EQ(e.target, kServer);
+  EXPECT_EQ(e.started_at, crossed + detection_.hold_for);
+  EXPECT_EQ(e.sequence, 0u);
+  EXPECT_EQ(e.event_id, e.incident_id + "-0");
+  EXPECT_EQ(e.stats.half_open, 4000u);
+  EXPECT_NE(e.reason.find("threshold of 256"), std::string::npos) << e.reason;
+  EXPECT_NE(e.reason.find("distinct sources"), std::string::npos) << e.reason;
+  EXPECT_TRUE(table_->find(kServer)->pinned);
+}
+
+TEST_F(DetectorTest, DipBelowThresholdRestartsTheHoldTimer) {
+  spoofed(kT0, kT0 + 100 * kMs, 10000);
+  expire_all(kT0 + 200 * kMs);
+  spoofed(kT0 + 300 * kMs, kT0 + 400 * kMs, 10000);
+  evaluate(kT0 + 600 * kMs);  // 0.5 s after the first crossing, but only ~0.3 s since the second
+  EXPECT_TRUE(sink_.events.empty());
+}
+
+TEST_F(DetectorTest, UpdatesAtTheIntervalAndEndsAfterCooldown) {
+  spoofed(kT0, kT0 + 1 * kNanosPerSecond, 5000);
+  evaluate(kT0 + 1 * kNanosPerSecond);
+  ASSERT_EQ(of(EventType::kStarted).size(), 1u);
+  // Flood goes on for 20 s: updates every 10 s.
+  for (int s = 1; s < 20; ++s) {
+    spoofed(kT0 + s * kNanosPerSecond, kT0 + (s + 1) * kNanosPerSecond, 5000);
+    evaluate(kT0 + (s + 1) * kNanosPerSecond);
+  }
+  EXPECT_EQ(of(EventType::kUpdated).size(), 2u);
+  EXPECT_EQ(of(EventType::kUpdated)[0].time, kT0 + 11 * kNanosPerSecond);
+  // Flood stops dead; half-open entries stay pending (server never answers) but no new SYNs.
+  // Window 5 s empties at +25 s; then 10 s of cooldown.
+  for (int s = 21; s <= 34; ++s) evaluate(kT0 + s * kNanosPerSecond);
+  EXPECT_TRUE(of(EventType::kEnded).empty());
+  evaluate(kT0 + 35 * kNanosPerSecond);
+  ASSERT_EQ(of(EventType::kEnded).size(), 1u);
+  const auto ended = of(EventType::kEnded)[0];
+  EXPECT_EQ(ended.ended_at, kT0 + 35 * kNanosPerSecond);
+  EXPECT_EQ(ended.incident_id, of(EventType::kStarted)[0].incident_id);
+  EXPECT_EQ(ended.sequence, 3u);
+  EXPECT_GE(ended.stats.peak_half_open, 100000u);
+  EXPECT_NE(ended.reason.find("no new SYNs"), std::string::npos) << ended.reason;
+  EXPECT_FALSE(table_->find(kServer)->pinned);
+  EXPECT_EQ(detector_->open_incidents(), 0u);
+}
+
+TEST_F(DetectorTest, ShortClearDoesNotEndTheIncident) {
+  detection_.cooldown = 3 * kNanosPerSecond;
+  aggregation_.window = 1 * kNanosPerSecond;
+  rebuild();
+  spoofed(kT0, kT0 + kNanosPerSecond, 5000);
+  evaluate(kT0 + kNanosPerSecond);
+  ASSERT_EQ(sink_.events.size(), 1u);
+  // 2 s without SYNs (clear), then the flood resumes before the 3 s cooldown runs out.
+  evaluate(kT0 + 2 * kNanosPerSecond + 1);
+  evaluate(kT0 + 3 * kNanosPerSecond + 1);
+  spoofed(kT0 + 3500 * kMs, kT0 + 4 * kNanosPerSecond, 5000);
+  evaluate(kT0 + 4 * kNanosPerSecond);
+  evaluate(kT0 + 5 * kNanosPerSecond - 1);
+  EXPECT_TRUE(of(EventType::kEnded).empty());
+  EXPECT_EQ(of(EventType::kStarted).size(), 1u);
+}
+
+TEST_F(DetectorTest, LegitimateBurstThatCompletesIsNotAnAttack) {
+  for (int i = 0; i < 2000; ++i) {
+    const TimestampNs t = kT0 + i * 250'000;
+    const auto source = IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i));
+    syn(t, source);
+    if (i >= 600) complete(t, IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i - 600)));
+  }
+  ASSERT_GE(table_->find(kServer)->half_open(), 256u);
+  for (int k = 1; k <= 5; ++k) evaluate(kT0 + k * kNanosPerSecond);
+  EXPECT_TRUE(sink_.events.empty());
+}
+
+TEST_F(DetectorTest, FewSourcesAreConcentrated) {
+  const auto a = *IpAddress::parse("198.18.0.1");
+  const auto b = *IpAddress::parse("198.18.0.2");
+  for (int i = 0; i < 5000; ++i) syn(kT0 + i * 100'000, i % 3 == 0 ? b : a);
+  evaluate(kT0 + kNanosPerSecond);
+  ASSERT_EQ(sink_.events.size(), 1u);
+  EXPECT_EQ(sink_.events[0].kind, AttackKind::kConcentrated);
+  ASSERT_GE(sink_.events[0].top_sources.size(), 2u);
+  EXPECT_EQ(sink_.events[0].top_sources[0].address, a);
+  EXPECT_EQ(sink_.events[0].top_sources[1].address, b);
+}
+
+TEST_F(DetectorTest, ManyRepeatingSourcesAreDistributed) {
+  for (int i = 0; i < 10000; ++i) {
+    syn(kT0 + i * 100'000, IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i % 500)));
+  }
+  evaluate(kT0 + kNanosPerSecond);
+  ASSERT_EQ(sink_.events.size(), 1u);
+  EXPECT_EQ(sink_.events[0].kind, AttackKind::kDistributed);
+}
+
+TEST_F(DetectorTest, BelowThresholdNothingHappens) {
+  spoofed(kT0, kT0 + 25 * kMs, 10000);  // 250 SYNs: just below 256
+  for (int k = 1; k <= 3; ++k) evaluate(kT0 + k * kNanosPerSecond);
+  EXPECT_TRUE(sink_.events.empty());
+}
+
+TEST_F(DetectorTest, ReconfigureKeepsOpenIncidents) {
+  spoofed(kT0, kT0 + kNanosPerSecond, 5000);
+  evaluate(kT0 + kNanosPerSecond);
+  ASSERT_EQ(detector_->open_incidents(), 1u);
+  detection_.update_interval = 2 * kNanosPerSecond;
+  detector_->reconfigure(detection_, aggregation_.top_sources);
+  spoofed(kT0 + kNanosPerSecond, kT0 + 3 * kNanosPerSecond, 5000);
+  evaluate(kT0 + 3 * kNanosPerSecond);
+  EXPECT_EQ(detector_->open_incidents(), 1u);
+  ASSERT_EQ(of(EventType::kUpdated).size(), 1u);
+  EXPECT_EQ(of(EventType::kUpdated)[0].incident_id, of(EventType::kStarted)[0].incident_id);
+}
+
+TEST_F(DetectorTest, IncidentIdsAreDeterministic) {
+  spoofed(kT0, kT0 + kNanosPerSecond, 5000);
+  evaluate(kT0 + kNanosPerSecond);
+  const std::string first = sink_.events.at(0).incident_id;
+  sink_.events.clear();
+  rebuild();
+  rng_.seed(7);
+  spoofed(kT0, kT0 + kNanosPerSecond, 5000);
+  evaluate(kT0 + kNanosPerSecond);
+  EXPECT_EQ(sink_.events.at(0).incident_id, first);
+  EXPECT_EQ(first.size(), 16u);
+}
+
+}  // namespace
+}  // namespace synwatch
