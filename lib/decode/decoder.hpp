@@ -49,6 +49,13 @@ enum class DecodeResult : std::uint8_t {
 };
 std::string_view to_string(DecodeResult reason) noexcept;  // "truncated_tcp", ...
 
+// True when `out` holds a usable segment. Callers must treat kBadTcpOptions like kTcp: the
+// addresses, ports, numbers and flags are sound, only options after the bad one are missing,
+// and a flood of SYNs with junk options is exactly what the detector has to see.
+constexpr bool has_segment(DecodeResult result) noexcept {
+  return result == DecodeResult::kTcp || result == DecodeResult::kBadTcpOptions;
+}
+
 struct DecodeCounters {
   std::uint64_t frames = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(DecodeResult::kCount)> by_result{};
@@ -65,7 +72,10 @@ class Decoder {
   explicit Decoder(LinkType link) noexcept : link_(link) {}
 
   // Fills `out` (all fields but timestamp) and returns kTcp, or returns why not. kBadTcpOptions
-  // still fills `out` with everything but the options after the bad one and is counted.
+  // still fills `out` with everything but the options after the bad one and is counted (see
+  // has_segment()). For any other result `out` is left partly written and must be ignored.
+  // A fragment of a protocol other than TCP is kNotTcp, not kLaterFragment, when the
+  // protocol is known from the IPv4 header or the IPv6 fragment header.
   DecodeResult decode(std::span<const std::uint8_t> frame, TcpSegment& out) noexcept;
 
   [[nodiscard]] const DecodeCounters& counters() const noexcept { return counters_; }
