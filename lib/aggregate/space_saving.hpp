@@ -1,0 +1,239 @@
+#pragma once
+// Space-Saving heavy-hitter summary (Metwally, Agrawal, El Abbadi 2005) over source addresses.
+//
+// K counters, each an (address, count, error) triple. A tracked address adds its weight to its
+// counter; an untracked one takes over the counter with the smallest count m and starts at
+// count m + weight, error m. Invariants, for a stream of total weight N:
+//   - every tracked address:   count - error <= true count <= count
+//   - every error, and the true count of every untracked address, is <= min_count() <= N / K
+// hence every address with a true count above N / K is tracked.
+//
+// merge_from() (the merge of Cafaro et al.'s parallel Space Saving): counters of equal
+// addresses are added; an address tracked on one side only gets the other side's min_count()
+// added to both its count and its error (its true count there is at most that; 0 when that side
+// is not full, because then it has never evicted). The K largest combined counters are kept.
+// The invariants above still hold with N = N_this + N_other (the kept counts sum to at most
+// N, and every combined count is at least min_this + min_other), so the error of every
+// counter stays <= (N_this + N_other) / K however many summaries are merged in sequence.
+//
+// Packet path: add() is noexcept and allocation free. The common flood case (nearly every
+// address new) costs one 32-bit fingerprint scan over K words and one sift-down in an indexed
+// min-heap of counters (log2 K steps), never a full key comparison on a fingerprint miss.
+// Layout: fixed std::arrays only; trivially copyable, and the all-zero byte pattern is the empty
+// summary, so summaries live in preallocated pools and clear() is O(1).
+// Thread safety: none; a summary is a plain value owned by one thread at a time.
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+#include "common/ip_address.hpp"
+
+namespace synwatch {
+
+struct HeavySource {
+  IpAddress address;
+  std::uint64_t count = 0;  // never below the true count
+  std::uint64_t error = 0;  // the most by which count may exceed the true count
+
+  // Guaranteed lower bound of the true count.
+  [[nodiscard]] std::uint64_t guaranteed_count() const noexcept { return count - error; }
+  friend bool operator==(const HeavySource&, const HeavySource&) = default;
+};
+
+template <std::size_t K>
+class SpaceSaving {
+  static_assert(K >= 1 && K <= 64, "SpaceSaving supports 1..64 counters");
+
+ public:
+  static constexpr std::size_t kCapacity = K;
+
+  void add(const IpAddress& address, std::uint32_t weight = 1) noexcept {
+    if (weight == 0) return;
+    total_ += weight;
+    const std::uint32_t print = fingerprint(address);
+    const std::size_t found = find(address, print);
+    if (found != kNotFound) {
+      counts_[found] += weight;
+      sift_down(positions_[found]);
+      return;
+    }
+    if (size_ < K) {
+      const auto slot = static_cast<std::uint8_t>(size_++);
+      keys_[slot] = address;
+      fingerprints_[slot] = print;
+      counts_[slot] = weight;
+      errors_[slot] = 0;
+      heap_[slot] = slot;
+      positions_[slot] = slot;
+      sift_up(slot);
+      return;
+    }
+    const std::uint8_t slot = heap_[0];
+    keys_[slot] = address;
+    fingerprints_[slot] = print;
+    errors_[slot] = counts_[slot];
+    counts_[slot] += weight;
+    sift_down(0);
+  }
+
+  void clear() noexcept {
+    size_ = 0;
+    total_ = 0;
+  }
+
+  // Total weight added (including merged summaries' totals).
+  [[nodiscard]] std::uint64_t total() const noexcept { return total_; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  // Upper bound of the true count of any untracked address (0 while not full).
+  [[nodiscard]] std::uint64_t min_count() const noexcept {
+    return size_ < K ? 0 : counts_[heap_[0]];
+  }
+
+  // Writes min(size(), out.size()) counters, highest count first (ties: smaller error first,
+  // then by address, so the order is deterministic). Returns how many were written.
+  std::size_t top(std::span<HeavySource> out) const noexcept {
+    std::array<HeavySource, K> sorted{};
+    for (std::size_t i = 0; i < size_; ++i) sorted[i] = {keys_[i], counts_[i], errors_[i]};
+    const std::size_t written = std::min<std::size_t>(size_, out.size());
+    std::partial_sort(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(written),
+                      sorted.begin() + size_, ranks_higher);
+    std::copy_n(sorted.begin(), written, out.begin());
+    return written;
+  }
+
+  void merge_from(const SpaceSaving& other) noexcept {
+    // Combined candidates are built completely before this summary is rewritten, so merging a
+    // summary into itself is well defined (it doubles every counter).
+    std::array<HeavySource, 2 * K> candidates{};
+    std::array<std::uint32_t, 2 * K> prints{};
+    std::size_t count = 0;
+    const std::uint64_t pad_this = min_count();
+    const std::uint64_t pad_other = other.min_count();
+    for (std::size_t i = 0; i < size_; ++i) {
+      const std::size_t j = other.find(keys_[i], fingerprints_[i]);
+      const bool shared = j != kNotFound;
+      candidates[count] = {keys_[i], counts_[i] + (shared ? other.counts_[j] : pad_other),
+                           errors_[i] + (shared ? other.errors_[j] : pad_other)};
+      prints[count++] = fingerprints_[i];
+    }
+    for (std::size_t j = 0; j < other.size_; ++j) {
+      if (find(other.keys_[j], other.fingerprints_[j]) != kNotFound) continue;
+      candidates[count] = {other.keys_[j], other.counts_[j] + pad_this,
+                           other.errors_[j] + pad_this};
+      prints[count++] = other.fingerprints_[j];
+    }
+    const std::size_t kept = std::min(count, K);
+    if (count > K) {
+      // Sort an index permutation so fingerprints travel with their candidates.
+      std::array<std::uint8_t, 2 * K> order{};
+      for (std::size_t i = 0; i < count; ++i) order[i] = static_cast<std::uint8_t>(i);
+      std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(kept),
+                        order.begin() + static_cast<std::ptrdiff_t>(count),
+                        [&candidates](std::uint8_t a, std::uint8_t b) {
+                          return ranks_higher(candidates[a], candidates[b]);
+                        });
+      std::array<HeavySource, 2 * K> kept_candidates{};
+      std::array<std::uint32_t, 2 * K> kept_prints{};
+      for (std::size_t i = 0; i < kept; ++i) {
+        kept_candidates[i] = candidates[order[i]];
+        kept_prints[i] = prints[order[i]];
+      }
+      candidates = kept_candidates;
+      prints = kept_prints;
+    }
+    total_ += other.total_;
+    size_ = static_cast<std::uint32_t>(kept);
+    for (std::size_t i = 0; i < kept; ++i) {
+      keys_[i] = candidates[i].address;
+      counts_[i] = candidates[i].count;
+      errors_[i] = candidates[i].error;
+      fingerprints_[i] = prints[i];
+      heap_[i] = static_cast<std::uint8_t>(i);
+      positions_[i] = static_cast<std::uint8_t>(i);
+    }
+    for (std::size_t i = kept / 2; i-- > 0;) sift_down(i);
+  }
+
+  // Cheap 32-bit mix of the whole address. Only a filter before the full comparison, so it
+  // needs spread, not strength; it depends on the address alone so merged summaries agree.
+  // For IPv4-mapped addresses it is a bijection of the 32 address bits: they never collide.
+  static std::uint32_t fingerprint(const IpAddress& address) noexcept {
+    std::uint64_t high;
+    std::uint64_t low;
+    std::memcpy(&high, address.bytes.data(), 8);
+    std::memcpy(&low, address.bytes.data() + 8, 8);
+    const std::uint64_t mixed = (low ^ (high * 0x9e3779b97f4a7c15ULL)) * 0xbf58476d1ce4e5b9ULL;
+    return static_cast<std::uint32_t>(mixed >> 32);
+  }
+
+ private:
+  static constexpr std::size_t kNotFound = K;
+
+  static bool ranks_higher(const HeavySource& a, const HeavySource& b) noexcept {
+    if (a.count != b.count) return a.count > b.count;
+    if (a.error != b.error) return a.error < b.error;
+    return a.address < b.address;
+  }
+
+  [[nodiscard]] std::size_t find(const IpAddress& address, std::uint32_t print) const noexcept {
+    // Branch-free over all K words so the compiler can vectorise it; slots past size_ masked.
+    std::uint64_t matches = 0;
+    for (std::size_t i = 0; i < K; ++i) {
+      matches |= std::uint64_t{fingerprints_[i] == print} << i;
+    }
+    if (size_ < 64) matches &= (std::uint64_t{1} << size_) - 1;
+    while (matches != 0) {
+      const auto i = static_cast<std::size_t>(std::countr_zero(matches));
+      if (keys_[i] == address) return i;
+      matches &= matches - 1;
+    }
+    return kNotFound;
+  }
+
+  void swap_heap(std::size_t a, std::size_t b) noexcept {
+    std::swap(heap_[a], heap_[b]);
+    positions_[heap_[a]] = static_cast<std::uint8_t>(a);
+    positions_[heap_[b]] = static_cast<std::uint8_t>(b);
+  }
+
+  void sift_up(std::size_t position) noexcept {
+    while (position > 0) {
+      const std::size_t parent = (position - 1) / 2;
+      if (counts_[heap_[parent]] <= counts_[heap_[position]]) return;
+      swap_heap(parent, position);
+      position = parent;
+    }
+  }
+
+  void sift_down(std::size_t position) noexcept {
+    for (;;) {
+      const std::size_t left = 2 * position + 1;
+      if (left >= size_) return;
+      std::size_t smallest = left;
+      const std::size_t right = left + 1;
+      if (right < size_ && counts_[heap_[right]] < counts_[heap_[left]]) smallest = right;
+      if (counts_[heap_[position]] <= counts_[heap_[smallest]]) return;
+      swap_heap(position, smallest);
+      position = smallest;
+    }
+  }
+
+  // Slots [0, size_) are live; heap_ is a min-heap of slot numbers by count and positions_ its
+  // inverse, so an incremented counter can be sifted from where it sits.
+  std::array<std::uint32_t, K> fingerprints_{};
+  std::array<IpAddress, K> keys_{};
+  std::array<std::uint64_t, K> counts_{};
+  std::array<std::uint64_t, K> errors_{};
+  std::array<std::uint8_t, K> heap_{};
+  std::array<std::uint8_t, K> positions_{};
+  std::uint32_t size_ = 0;
+  std::uint64_t total_ = 0;
+};
+
+}  // namespace synwatch
