@@ -1,0 +1,167 @@
+#include "capture/pcap_file_source.hpp"
+
+#include <pcap/pcap.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+
+namespace synwatch {
+namespace {
+
+std::string quoted(const std::string& path) { return "'" + path + "'"; }
+
+// A gzip stream presented to libpcap as a FILE* through fopencookie. libpcap owns the FILE*
+// (pcap_close closes it), and closing it frees this state.
+struct GzipStream {
+  gzFile file = nullptr;
+  // Set when zlib found a damaged or cut stream; zlib reports a cut stream as a quiet end of
+  // file, so without this a truncated .gz would look like a shorter, valid capture.
+  std::string error;
+};
+
+ssize_t gzip_read(void* cookie, char* buffer, std::size_t size) {
+  auto* stream = static_cast<GzipStream*>(cookie);
+  const auto chunk = static_cast<unsigned>(std::min<std::size_t>(size, INT_MAX));
+  const int got = gzread(stream->file, buffer, chunk);
+  int code = Z_OK;
+  const char* message = gzerror(stream->file, &code);
+  if (got < 0 || (got == 0 && code != Z_OK)) {
+    stream->error = message != nullptr ? message : "gzip read error";
+    errno = EIO;
+    return -1;
+  }
+  return got;
+}
+
+int gzip_close(void* cookie) {
+  auto* stream = static_cast<GzipStream*>(cookie);
+  const int result = gzclose(stream->file);
+  delete stream;
+  return result == Z_OK ? 0 : EOF;
+}
+
+// Opens `path` as a FILE* that yields the capture's uncompressed bytes.
+std::expected<FILE*, std::string> open_capture_stream(const std::string& path, bool& gzip,
+                                                      GzipStream*& gzip_stream) {
+  FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) {
+    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(errno));
+  }
+  unsigned char magic[2] = {0, 0};
+  const std::size_t got = std::fread(magic, 1, sizeof magic, file);
+  if (got < sizeof magic && std::ferror(file) != 0) {
+    const int error = errno;
+    std::fclose(file);
+    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
+  }
+  gzip = got == sizeof magic && magic[0] == 0x1f && magic[1] == 0x8b;
+  if (!gzip) {
+    std::rewind(file);
+    return file;
+  }
+  std::fclose(file);
+  gzFile compressed = gzopen(path.c_str(), "rb");
+  if (compressed == nullptr) {
+    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(errno));
+  }
+  gzbuffer(compressed, 256 * 1024);
+  auto* stream = new GzipStream{compressed, {}};
+  const cookie_io_functions_t functions{gzip_read, nullptr, nullptr, gzip_close};
+  FILE* cookie_file = fopencookie(stream, "rb", functions);
+  if (cookie_file == nullptr) {
+    const int error = errno;
+    gzip_close(stream);
+    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
+  }
+  gzip_stream = stream;
+  return cookie_file;
+}
+
+}  // namespace
+
+std::string dlt_name(int dlt) {
+  const char* name = pcap_datalink_val_to_name(dlt);
+  return name != nullptr ? name : "unknown";
+}
+
+std::expected<LinkType, std::string> pcap_link_type(pcap* handle) {
+  const int dlt = pcap_datalink(handle);
+  if (const auto link = link_type_from_dlt(dlt)) return *link;
+  return std::unexpected("unsupported link type " + std::to_string(dlt) + " (" + dlt_name(dlt) +
+                         ")");
+}
+
+std::expected<std::unique_ptr<PcapFileSource>, std::string> PcapFileSource::open(
+    const std::string& path) {
+  bool gzip = false;
+  GzipStream* gzip_stream = nullptr;
+  auto file = open_capture_stream(path, gzip, gzip_stream);
+  if (!file) return std::unexpected(file.error());
+
+  char message[PCAP_ERRBUF_SIZE] = {};
+  pcap_t* handle =
+      pcap_fopen_offline_with_tstamp_precision(*file, PCAP_TSTAMP_PRECISION_NANO, message);
+  if (handle == nullptr) {
+    // On failure libpcap leaves the FILE* to us.
+    std::string reason = message;
+    if (gzip_stream != nullptr && !gzip_stream->error.empty()) reason = gzip_stream->error;
+    std::fclose(*file);
+    return std::unexpected("cannot open capture " + quoted(path) + ": " + reason);
+  }
+  const int dlt = pcap_datalink(handle);
+  auto link = pcap_link_type(handle);
+  if (!link) {
+    pcap_close(handle);
+    return std::unexpected(link.error() + " in " + quoted(path));
+  }
+  auto source = std::unique_ptr<PcapFileSource>(new PcapFileSource(handle, path, *link, dlt, gzip));
+  source->gzip_stream_ = gzip_stream;
+  return source;
+}
+
+PcapFileSource::PcapFileSource(pcap* handle, std::string path, LinkType link, int datalink,
+                               bool gzip)
+    : handle_(handle), path_(std::move(path)), link_(link), datalink_(datalink), gzip_(gzip) {}
+
+PcapFileSource::~PcapFileSource() { pcap_close(handle_); }
+
+DispatchResult PcapFileSource::dispatch(std::size_t max_packets, PacketHandler& handler) {
+  if (final_status_ != DispatchStatus::kPackets) return {final_status_, 0};
+  std::size_t delivered = 0;
+  while (delivered < max_packets) {
+    pcap_pkthdr* header = nullptr;
+    const u_char* bytes = nullptr;
+    const int rc = pcap_next_ex(handle_, &header, &bytes);
+    if (rc == 1) {
+      // With nanosecond precision requested, libpcap puts nanoseconds in tv_usec.
+      const PacketView view{
+          std::span<const std::uint8_t>(bytes, header->caplen), header->len,
+          static_cast<TimestampNs>(header->ts.tv_sec) * kNanosPerSecond +
+              static_cast<TimestampNs>(header->ts.tv_usec)};
+      handler.on_packet(view);
+      ++delivered;
+      continue;
+    }
+    if (rc == PCAP_ERROR_BREAK) {
+      final_status_ = DispatchStatus::kEnd;
+    } else {
+      final_status_ = DispatchStatus::kError;
+      error_ = "cannot read capture " + quoted(path_) + ": " + pcap_geterr(handle_);
+    }
+    // zlib turns a cut .gz into a short read or a quiet end of file; say what really happened.
+    auto* stream = static_cast<GzipStream*>(gzip_stream_);
+    if (stream != nullptr && !stream->error.empty()) {
+      final_status_ = DispatchStatus::kError;
+      error_ = "cannot read capture " + quoted(path_) + ": gzip: " + stream->error;
+    }
+    break;
+  }
+  // kPackets until the end or an error; then that final status, with what came before it.
+  return {final_status_, delivered};
+}
+
+}  // namespace synwatch

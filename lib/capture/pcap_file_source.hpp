@@ -1,0 +1,63 @@
+#pragma once
+// Reads frames from a capture file: pcap (micro- or nanosecond), pcapng, and either of them
+// gzip-compressed (detected by the 1f 8b magic, not by the file name).
+//
+// Timestamps are delivered in exact nanoseconds whatever the file's resolution.
+// Buffer ownership: the bytes of a PacketView belong to libpcap and are valid only during the
+// on_packet call that receives them.
+// Thread safety: one thread drives a source at a time; distinct sources are independent.
+
+#include <expected>
+#include <memory>
+#include <string>
+
+#include "capture/packet_source.hpp"
+
+struct pcap;  // libpcap's pcap_t, kept out of this header
+
+namespace synwatch {
+
+// The LinkType of an open libpcap handle (offline or live), or an error such as
+// "unsupported link type 105 (IEEE802_11)" for the caller to prefix with what it opened.
+std::expected<LinkType, std::string> pcap_link_type(pcap* handle);
+
+// "IEEE802_11" for 105: libpcap's name of a data link type, or "unknown".
+std::string dlt_name(int dlt);
+
+class PcapFileSource final : public PacketSource {
+ public:
+  // Opens the file and checks its link type. Errors name the file and the reason:
+  // "cannot open capture 'x.pcap': No such file or directory",
+  // "unsupported link type 105 (IEEE802_11) in 'x.pcap'".
+  static std::expected<std::unique_ptr<PcapFileSource>, std::string> open(const std::string& path);
+
+  ~PcapFileSource() override;
+  PcapFileSource(const PcapFileSource&) = delete;
+  PcapFileSource& operator=(const PcapFileSource&) = delete;
+
+  // Delivers up to max_packets frames. kEnd once the file is exhausted; kError (with the
+  // packets delivered before it in `packets`) when the file is truncated or corrupt. Both are
+  // final: later calls return the same status and deliver nothing.
+  DispatchResult dispatch(std::size_t max_packets, PacketHandler& handler) override;
+  [[nodiscard]] LinkType link_type() const override { return link_; }
+  [[nodiscard]] std::string name() const override { return path_; }
+  [[nodiscard]] std::string error() const override { return error_; }
+
+  // The raw libpcap data link type (DLT_*), e.g. for reports.
+  [[nodiscard]] int datalink() const noexcept { return datalink_; }
+  [[nodiscard]] bool gzip_compressed() const noexcept { return gzip_; }
+
+ private:
+  PcapFileSource(pcap* handle, std::string path, LinkType link, int datalink, bool gzip);
+
+  pcap* handle_;
+  std::string path_;
+  LinkType link_;
+  int datalink_;
+  bool gzip_;
+  void* gzip_stream_ = nullptr;  // owned by the FILE* inside handle_; null for plain files
+  DispatchStatus final_status_ = DispatchStatus::kPackets;  // kEnd/kError once reached
+  std::string error_;
+};
+
+}  // namespace synwatch

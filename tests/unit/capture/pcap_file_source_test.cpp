@@ -1,0 +1,424 @@
+#include <gtest/gtest.h>
+#include <pcap/pcap.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "../decode/frame_builder.hpp"
+#include "capture/pcap_file_source.hpp"
+#include "decode/decoder.hpp"
+
+namespace synwatch {
+namespace {
+
+namespace fs = std::filesystem;
+using test::Frame;
+
+struct Record {
+  TimestampNs timestamp = 0;
+  Frame data;
+  std::uint32_t wire_length = 0;
+};
+
+class Collector final : public PacketHandler {
+ public:
+  void on_packet(const PacketView& packet) noexcept override {
+    records.push_back({packet.timestamp, Frame(packet.data.begin(), packet.data.end()),
+                       packet.wire_length});
+  }
+  std::vector<Record> records;
+};
+
+// Reads a source to its end (or error), at most `batch` frames per dispatch.
+DispatchStatus drain(PacketSource& source, PacketHandler& handler, std::size_t batch = 64) {
+  for (int calls = 0; calls < 1'000'000; ++calls) {
+    const DispatchResult result = source.dispatch(batch, handler);
+    if (result.status == DispatchStatus::kEnd || result.status == DispatchStatus::kError) {
+      return result.status;
+    }
+  }
+  return DispatchStatus::kIdle;
+}
+
+class PcapFileSourceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "synwatch-capture-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // Writes records with libpcap itself, at nano- or microsecond precision.
+  static void write_pcap(const std::string& file, int dlt, const std::vector<Record>& records,
+                         bool nano = true) {
+    pcap_t* dead = pcap_open_dead_with_tstamp_precision(
+        dlt, 65535, nano ? PCAP_TSTAMP_PRECISION_NANO : PCAP_TSTAMP_PRECISION_MICRO);
+    ASSERT_NE(dead, nullptr);
+    pcap_dumper_t* dumper = pcap_dump_open(dead, file.c_str());
+    ASSERT_NE(dumper, nullptr) << pcap_geterr(dead);
+    for (const auto& r : records) {
+      pcap_pkthdr header{};
+      header.ts.tv_sec = r.timestamp / kNanosPerSecond;
+      const auto fraction = r.timestamp % kNanosPerSecond;
+      header.ts.tv_usec = nano ? fraction : fraction / 1000;
+      header.caplen = static_cast<bpf_u_int32>(r.data.size());
+      header.len = r.wire_length != 0 ? r.wire_length : header.caplen;
+      pcap_dump(reinterpret_cast<u_char*>(dumper), &header, r.data.data());
+    }
+    pcap_dump_close(dumper);
+    pcap_close(dead);
+  }
+
+  static void gzip_file(const std::string& from, const std::string& to) {
+    std::ifstream in(from, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    gzFile out = gzopen(to.c_str(), "wb");
+    ASSERT_NE(out, nullptr);
+    ASSERT_EQ(gzwrite(out, bytes.data(), static_cast<unsigned>(bytes.size())),
+              static_cast<int>(bytes.size()));
+    ASSERT_EQ(gzclose(out), Z_OK);
+  }
+
+  static std::vector<Record> sample_records() {
+    test::TcpSpec syn;
+    test::TcpSpec syn_ack;
+    syn_ack.flags = 0x12;
+    syn_ack.ack = syn.seq + 1;
+    return {
+        {1'700'000'000'123'456'789, test::ethernet(0x0800, test::ipv4({}, test::tcp_header(syn))),
+         0},
+        {1'700'000'000'123'457'001,
+         test::ethernet(0x0800, test::ipv4({}, test::tcp_header(syn_ack))), 1514},
+        {1'700'000'001'000'000'000, test::ethernet(0x86dd, test::ipv6({}, test::tcp_header(syn))),
+         0},
+    };
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(PcapFileSourceTest, ReadsNanosecondPcapExactly) {
+  const auto records = sample_records();
+  write_pcap(path("a.pcap"), DLT_EN10MB, records);
+  auto source = PcapFileSource::open(path("a.pcap"));
+  ASSERT_TRUE(source) << source.error();
+  EXPECT_EQ((*source)->link_type(), LinkType::kEthernet);
+  EXPECT_EQ((*source)->datalink(), DLT_EN10MB);
+  EXPECT_EQ((*source)->name(), path("a.pcap"));
+  EXPECT_FALSE((*source)->gzip_compressed());
+
+  Collector collector;
+  DispatchResult first = (*source)->dispatch(2, collector);
+  EXPECT_EQ(first.status, DispatchStatus::kPackets);
+  EXPECT_EQ(first.packets, 2u);
+  DispatchResult second = (*source)->dispatch(2, collector);
+  EXPECT_EQ(second.status, DispatchStatus::kEnd);
+  EXPECT_EQ(second.packets, 1u);
+  EXPECT_EQ((*source)->dispatch(2, collector).status, DispatchStatus::kEnd);
+
+  ASSERT_EQ(collector.records.size(), records.size());
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ(collector.records[i].timestamp, records[i].timestamp) << i;
+    EXPECT_EQ(collector.records[i].data, records[i].data) << i;
+  }
+  EXPECT_EQ(collector.records[0].wire_length, records[0].data.size());
+  EXPECT_EQ(collector.records[1].wire_length, 1514u);
+}
+
+TEST_F(PcapFileSourceTest, ScalesMicrosecondTimestampsToNanoseconds) {
+  write_pcap(path("micro.pcap"), DLT_EN10MB, sample_records(), /*nano=*/false);
+  auto source = PcapFileSource::open(path("micro.pcap"));
+  ASSERT_TRUE(source) << source.error();
+  Collector collector;
+  ASSERT_EQ(drain(**source, collector), DispatchStatus::kEnd);
+  ASSERT_EQ(collector.records.size(), 3u);
+  EXPECT_EQ(collector.records[0].timestamp, 1'700'000'000'123'456'000);
+  EXPECT_EQ(collector.records[2].timestamp, 1'700'000'001'000'000'000);
+}
+
+TEST_F(PcapFileSourceTest, MapsEverySupportedLinkType) {
+  const std::map<int, LinkType> expected = {
+      {DLT_EN10MB, LinkType::kEthernet}, {DLT_NULL, LinkType::kNull},
+      {DLT_LOOP, LinkType::kNull},       {DLT_RAW, LinkType::kRaw},
+      {DLT_LINUX_SLL, LinkType::kLinuxSll}, {276, LinkType::kLinuxSll2},
+      {228, LinkType::kIpv4},            {229, LinkType::kIpv6},
+  };
+  for (const auto& [dlt, link] : expected) {
+    const std::string file = path("dlt" + std::to_string(dlt) + ".pcap");
+    write_pcap(file, dlt, {{1, Frame(40, 0x45), 0}});
+    auto source = PcapFileSource::open(file);
+    ASSERT_TRUE(source) << dlt << ": " << source.error();
+    EXPECT_EQ((*source)->link_type(), link) << dlt;
+  }
+}
+
+TEST_F(PcapFileSourceTest, RejectsUnsupportedLinkTypeNamingIt) {
+  write_pcap(path("wifi.pcap"), DLT_IEEE802_11, {{1, Frame(30, 0), 0}});
+  auto source = PcapFileSource::open(path("wifi.pcap"));
+  ASSERT_FALSE(source);
+  EXPECT_EQ(source.error(), "unsupported link type 105 (IEEE802_11) in '" + path("wifi.pcap") + "'");
+}
+
+TEST_F(PcapFileSourceTest, ReadsGzipCompressedCapture) {
+  const auto records = sample_records();
+  write_pcap(path("plain.pcap"), DLT_EN10MB, records);
+  gzip_file(path("plain.pcap"), path("packed.pcap.gz"));
+  auto source = PcapFileSource::open(path("packed.pcap.gz"));
+  ASSERT_TRUE(source) << source.error();
+  EXPECT_TRUE((*source)->gzip_compressed());
+  Collector collector;
+  ASSERT_EQ(drain(**source, collector, 1), DispatchStatus::kEnd) << (*source)->error();
+  ASSERT_EQ(collector.records.size(), records.size());
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ(collector.records[i].timestamp, records[i].timestamp);
+    EXPECT_EQ(collector.records[i].data, records[i].data);
+  }
+}
+
+TEST_F(PcapFileSourceTest, TruncatedGzipIsAnError) {
+  // Many incompressible-looking records so that the cut lands well inside the stream.
+  std::vector<Record> records;
+  std::uint32_t seed = 12345;
+  for (int i = 0; i < 200; ++i) {
+    Frame data(200);
+    for (auto& byte : data) {
+      seed = seed * 1103515245u + 12345u;
+      byte = static_cast<std::uint8_t>(seed >> 24);
+    }
+    records.push_back({i + 1, data, 0});
+  }
+  write_pcap(path("big.pcap"), DLT_EN10MB, records);
+  gzip_file(path("big.pcap"), path("big.pcap.gz"));
+  fs::resize_file(path("big.pcap.gz"), fs::file_size(path("big.pcap.gz")) / 2);
+  auto source = PcapFileSource::open(path("big.pcap.gz"));
+  ASSERT_TRUE(source) << source.error();
+  Collector collector;
+  EXPECT_EQ(drain(**source, collector), DispatchStatus::kError);
+  EXPECT_LT(collector.records.size(), records.size());
+  EXPECT_NE((*source)->error().find(path("big.pcap.gz")), std::string::npos) << (*source)->error();
+}
+
+TEST_F(PcapFileSourceTest, FileCutMidRecordIsAnErrorNotACrash) {
+  const auto records = sample_records();
+  write_pcap(path("cut.pcap"), DLT_EN10MB, records);
+  const auto size = fs::file_size(path("cut.pcap"));
+  // Cut inside the last record's data, then inside its 16-byte record header.
+  for (const std::uintmax_t cut : {size - 10, size - records.back().data.size() - 8}) {
+    fs::resize_file(path("cut.pcap"), cut);
+    auto source = PcapFileSource::open(path("cut.pcap"));
+    ASSERT_TRUE(source) << source.error();
+    Collector collector;
+    EXPECT_EQ(drain(**source, collector), DispatchStatus::kError) << cut;
+    EXPECT_EQ(collector.records.size(), 2u);
+    EXPECT_NE((*source)->error().find("truncated"), std::string::npos) << (*source)->error();
+    EXPECT_NE((*source)->error().find(path("cut.pcap")), std::string::npos);
+    EXPECT_EQ((*source)->dispatch(10, collector).status, DispatchStatus::kError);
+  }
+}
+
+TEST_F(PcapFileSourceTest, MissingFileNamesTheFile) {
+  auto source = PcapFileSource::open(path("absent.pcap"));
+  ASSERT_FALSE(source);
+  EXPECT_EQ(source.error(),
+            "cannot open capture '" + path("absent.pcap") + "': No such file or directory");
+}
+
+TEST_F(PcapFileSourceTest, NotACaptureNamesTheFile) {
+  for (const std::string& content : {std::string("hello, this is not a capture file\n"),
+                                    std::string()}) {
+    std::ofstream(path("text.pcap"), std::ios::binary | std::ios::trunc) << content;
+    auto source = PcapFileSource::open(path("text.pcap"));
+    ASSERT_FALSE(source);
+    EXPECT_EQ(source.error().rfind("cannot open capture '" + path("text.pcap") + "': ", 0), 0u)
+        << source.error();
+  }
+  auto directory = PcapFileSource::open(dir_.string());
+  ASSERT_FALSE(directory);
+  EXPECT_NE(directory.error().find(dir_.string()), std::string::npos);
+}
+
+// A hand-written pcapng file: section header, interface with if_tsresol = 9 (ns), one
+// enhanced packet block.
+TEST_F(PcapFileSourceTest, ReadsPcapngWithNanosecondResolution) {
+  Frame file;
+  const auto le32 = [&file](std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) file.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+  };
+  const auto le16 = [&file](std::uint16_t v) {
+    file.push_back(static_cast<std::uint8_t>(v));
+    file.push_back(static_cast<std::uint8_t>(v >> 8));
+  };
+  // Section header block.
+  le32(0x0a0d0d0a); le32(28); le32(0x1a2b3c4d); le16(1); le16(0);
+  le32(0xffffffff); le32(0xffffffff); le32(28);
+  // Interface description block: Ethernet, snaplen 0, if_tsresol=9, opt_endofopt.
+  le32(1); le32(32); le16(1); le16(0); le32(0);
+  le16(9); le16(1); file.push_back(9); file.push_back(0); file.push_back(0); file.push_back(0);
+  le16(0); le16(0); le32(32);
+  // Enhanced packet block.
+  const Frame frame = sample_records()[0].data;
+  const std::uint64_t ns = 1'700'000'000'987'654'321ULL;
+  const std::size_t padded = (frame.size() + 3) / 4 * 4;
+  const auto block_length = static_cast<std::uint32_t>(32 + padded);
+  le32(6); le32(block_length); le32(0);
+  le32(static_cast<std::uint32_t>(ns >> 32)); le32(static_cast<std::uint32_t>(ns));
+  le32(static_cast<std::uint32_t>(frame.size())); le32(static_cast<std::uint32_t>(frame.size()));
+  file.insert(file.end(), frame.begin(), frame.end());
+  file.insert(file.end(), padded - frame.size(), 0);
+  le32(block_length);
+  std::ofstream(path("one.pcapng"), std::ios::binary)
+      .write(reinterpret_cast<const char*>(file.data()), static_cast<std::streamsize>(file.size()));
+
+  auto source = PcapFileSource::open(path("one.pcapng"));
+  ASSERT_TRUE(source) << source.error();
+  EXPECT_EQ((*source)->link_type(), LinkType::kEthernet);
+  Collector collector;
+  ASSERT_EQ(drain(**source, collector), DispatchStatus::kEnd) << (*source)->error();
+  ASSERT_EQ(collector.records.size(), 1u);
+  EXPECT_EQ(collector.records[0].timestamp, static_cast<TimestampNs>(ns));
+  EXPECT_EQ(collector.records[0].data, frame);
+}
+
+// ---- The public traces in ../shared/traces -------------------------------------------------
+
+struct TraceExpectation {
+  std::uint64_t syns = 0;
+  std::uint64_t syn_acks = 0;
+  std::uint64_t truncated_link = 0;  // genuinely cut frames in the file
+};
+
+// SYN (no ACK, no RST) and SYN-ACK counts, IPv4 and IPv6, from the traces README and checked
+// with tcpdump (IPv4: tcp[tcpflags]; IPv6: ip6[53] on TCP right after the fixed header).
+const std::map<std::string, TraceExpectation>& trace_expectations() {
+  static const std::map<std::string, TraceExpectation> table = {
+      {"flood_spoofed_stopddos.pcap", {37'841, 0}},
+      {"flood_spoofed_syn_ecn_cwr_stopddos.pcapng", {9'639, 0}},
+      {"notflood_synack_reflection_stopddos.pcap", {1, 6'651}},
+      {"notflood_synscan_ppa.pcapng", {1'994, 12}},
+      {"flood_randsrc_randdst_ppa1e_dosattack.pcap", {100, 0}},
+      // Its first record holds 4 of 60 bytes (tcpdump prints "[|ether]"): a real runt.
+      {"benign_p2p_unanswered_syns_gnutella_ndpi.pcap", {291, 91, 1}},
+      {"benign_burst500_loopback_zeek.pcap.gz", {741, 500}},  // 500 first SYNs + 241 retries
+      {"benign_browsing_ipv6_reddit_ndpi.pcap", {60, 60}},
+      {"benign_browsing_burst_espn.pcapng", {25, 25}},
+      {"benign_dualstack_tiny_ppa.pcapng", {2, 2}},
+  };
+  return table;
+}
+
+class DecodingCounter final : public PacketHandler {
+ public:
+  explicit DecodingCounter(LinkType link) : decoder(link) {}
+  void on_packet(const PacketView& packet) noexcept override {
+    ++frames;
+    TcpSegment segment;
+    if (!has_segment(decoder.decode(packet.data, segment))) return;
+    if (segment.is_syn()) ++syns;
+    if (segment.is_syn_ack()) ++syn_acks;
+    if (segment.has(tcp_flag::kEce) && segment.has(tcp_flag::kCwr) && segment.is_syn()) ++ecn_syns;
+  }
+  Decoder decoder;
+  std::uint64_t frames = 0;
+  std::uint64_t syns = 0;
+  std::uint64_t syn_acks = 0;
+  std::uint64_t ecn_syns = 0;
+};
+
+struct TraceCount {
+  DispatchStatus status = DispatchStatus::kIdle;
+  std::string error;
+  std::string reasons;  // "tcp=120 not_tcp=3 ", for failure messages
+  std::uint64_t frames = 0;
+  std::uint64_t decoded_frames = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t truncated_link = 0;
+  std::uint64_t syns = 0;
+  std::uint64_t syn_acks = 0;
+  std::uint64_t ecn_syns = 0;
+};
+
+TraceCount count_trace(const fs::path& file) {
+  TraceCount count;
+  auto source = PcapFileSource::open(file.string());
+  if (!source) {
+    count.error = source.error();
+    count.status = DispatchStatus::kError;
+    return count;
+  }
+  DecodingCounter counter((*source)->link_type());
+  count.status = drain(**source, counter, 4096);
+  count.error = (*source)->error();
+  const DecodeCounters& decoded = counter.decoder.counters();
+  for (std::size_t i = 0; i < decoded.by_result.size(); ++i) {
+    if (decoded.by_result[i] == 0) continue;
+    count.reasons += std::string(to_string(static_cast<DecodeResult>(i))) + "=" +
+                     std::to_string(decoded.by_result[i]) + " ";
+  }
+  count.frames = counter.frames;
+  count.decoded_frames = decoded.frames;
+  count.errors = decoded.errors();
+  count.truncated_link = decoded.count(DecodeResult::kTruncatedLink);
+  count.syns = counter.syns;
+  count.syn_acks = counter.syn_acks;
+  count.ecn_syns = counter.ecn_syns;
+  return count;
+}
+
+class KnownTrace : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(KnownTrace, DecodesWithoutErrorsAndCountsHandshakePackets) {
+  const fs::path file = fs::path(SYNWATCH_SHARED_TRACES) / GetParam();
+  if (!fs::exists(file)) GTEST_SKIP() << "trace not available: " << file;
+  const TraceCount count = count_trace(file);
+  ASSERT_EQ(count.status, DispatchStatus::kEnd) << count.error;
+  EXPECT_EQ(count.decoded_frames, count.frames);
+  const TraceExpectation& expected = trace_expectations().at(GetParam());
+  EXPECT_EQ(count.truncated_link, expected.truncated_link) << count.reasons;
+  EXPECT_EQ(count.errors - count.truncated_link, 0u) << count.reasons;
+  EXPECT_EQ(count.syns, expected.syns) << count.reasons;
+  EXPECT_EQ(count.syn_acks, expected.syn_acks) << count.reasons;
+  if (GetParam() == "flood_spoofed_syn_ecn_cwr_stopddos.pcapng") {
+    EXPECT_EQ(count.ecn_syns, 9'639u);  // every SYN carries ECE+CWR
+  }
+}
+
+std::vector<std::string> known_trace_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, expectation] : trace_expectations()) names.push_back(name);
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(SharedTraces, KnownTrace, ::testing::ValuesIn(known_trace_names()),
+                         [](const ::testing::TestParamInfo<std::string>& trace) {
+                           return trace.param.substr(0, trace.param.find('.'));
+                         });
+
+// Traces added to the folder later, without a known count, must still read and decode
+// cleanly (the known ones are checked more closely above).
+TEST(SharedTraces, EveryOtherCaptureInTheFolderDecodesWithoutErrors) {
+  const fs::path folder = SYNWATCH_SHARED_TRACES;
+  if (!fs::is_directory(folder)) GTEST_SKIP() << "no shared traces folder at " << folder;
+  std::size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find(".pcap") == std::string::npos) continue;
+    if (trace_expectations().contains(name)) continue;
+    ++files;
+    const TraceCount count = count_trace(entry.path());
+    EXPECT_EQ(count.status, DispatchStatus::kEnd) << name << ": " << count.error;
+    EXPECT_EQ(count.errors, 0u) << name << ": " << count.reasons;
+  }
+  if (files == 0) GTEST_SKIP() << "no captures beyond the known ones in " << folder;
+}
+
+}  // namespace
+}  // namespace synwatch
