@@ -16,7 +16,7 @@ namespace synwatch {
 inline constexpr int kExitConfigError = 78;
 
 struct ConfigError {
-  std::string file;    // "" for --set overrides and built-in text
+  std::string file;    // the config file, "--set" for overrides, "" for unnamed text
   int line = 0;        // 1-based; 0 when unknown
   int column = 0;      // 1-based; 0 when unknown
   std::string key;     // dotted path, e.g. "detection.half_open"

@@ -1,0 +1,347 @@
+#include "config/schema.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <concepts>
+#include <limits>
+#include <type_traits>
+
+namespace synwatch {
+namespace {
+
+constexpr DurationNs kMinute = 60 * kNanosPerSecond;
+constexpr DurationNs kHour = 60 * kMinute;
+constexpr DurationNs kDay = 24 * kHour;
+constexpr DurationNs kMilli = kNanosPerMilli;
+constexpr DurationNs kSecond = kNanosPerSecond;
+
+// The aggregator keeps one sub-window per tick in a fixed ring; 60 slots bound its memory per
+// destination while still allowing a one-minute window at a one-second tick.
+constexpr DurationNs kMaxTicksPerWindow = 60;
+
+// Builds the read/assign pair from an accessor lambda such as
+// `[](auto& c) -> auto& { return c.flow.capacity; }`. The lambda is captureless, so it is
+// default-constructible and the pair can be plain function pointers.
+template <typename Stored, typename Field>
+ConfigKey make_key(std::string_view path, ConfigKind kind, Field, std::string_view doc) {
+  ConfigKey key;
+  key.path = path;
+  key.kind = kind;
+  key.doc = doc;
+  key.assign = [](Config& config, const ConfigValue& value) {
+    auto& field = Field{}(config);
+    field = static_cast<std::remove_cvref_t<decltype(field)>>(std::get<Stored>(value));
+  };
+  key.read = [](const Config& config) -> ConfigValue { return Stored(Field{}(config)); };
+  return key;
+}
+
+template <typename Field>
+using FieldType = std::remove_cvref_t<std::invoke_result_t<Field, Config&>>;
+
+template <typename Field>
+ConfigKey bool_key(std::string_view path, Field field, std::string_view doc) {
+  static_assert(std::same_as<FieldType<Field>, bool>);
+  return make_key<bool>(path, ConfigKind::kBool, field, doc);
+}
+
+template <typename Field>
+ConfigKey unsigned_key(std::string_view path, std::uint64_t minimum, std::uint64_t maximum,
+                       Field field, std::string_view doc) {
+  using T = FieldType<Field>;
+  static_assert(std::unsigned_integral<T> && !std::same_as<T, bool>);
+  auto key = make_key<std::uint64_t>(path, ConfigKind::kUnsigned, field, doc);
+  key.minimum = minimum;
+  key.maximum = std::min<std::uint64_t>(maximum, std::numeric_limits<T>::max());
+  return key;
+}
+
+template <typename Field>
+ConfigKey double_key(std::string_view path, double minimum, double maximum, Field field,
+                     std::string_view doc) {
+  static_assert(std::same_as<FieldType<Field>, double>);
+  auto key = make_key<double>(path, ConfigKind::kDouble, field, doc);
+  key.minimum = minimum;
+  key.maximum = maximum;
+  return key;
+}
+
+template <typename Field>
+ConfigKey duration_key(std::string_view path, DurationNs minimum, DurationNs maximum, Field field,
+                       std::string_view doc) {
+  static_assert(std::same_as<FieldType<Field>, DurationNs>);
+  auto key = make_key<DurationNs>(path, ConfigKind::kDuration, field, doc);
+  key.minimum = minimum;
+  key.maximum = maximum;
+  return key;
+}
+
+template <typename Field>
+ConfigKey string_key(std::string_view path, Field field, std::string_view doc) {
+  static_assert(std::same_as<FieldType<Field>, std::string>);
+  return make_key<std::string>(path, ConfigKind::kString, field, doc);
+}
+
+template <typename Field>
+ConfigKey enum_key(std::string_view path, std::vector<std::string_view> choices, Field field,
+                   std::string_view doc) {
+  static_assert(std::same_as<FieldType<Field>, std::string>);
+  auto key = make_key<std::string>(path, ConfigKind::kEnum, field, doc);
+  key.choices = std::move(choices);
+  return key;
+}
+
+template <typename Field>
+ConfigKey prefix_list_key(std::string_view path, Field field, std::string_view doc) {
+  static_assert(std::same_as<FieldType<Field>, std::vector<IpPrefix>>);
+  return make_key<std::vector<IpPrefix>>(path, ConfigKind::kPrefixList, field, doc);
+}
+
+template <typename Field>
+ConfigKey string_list_key(std::string_view path, Field field, std::string_view doc) {
+  static_assert(std::same_as<FieldType<Field>, std::vector<std::string>>);
+  return make_key<std::vector<std::string>>(path, ConfigKind::kStringList, field, doc);
+}
+
+std::vector<ConfigKey> build_schema() {
+  // Ranges of window and update_interval start at the smallest tick; their relation to the
+  // actual tick is a cross-key check below.
+  return {
+      prefix_list_key("protected", [](auto& c) -> auto& { return c.protected_prefixes; },
+          "Destination prefixes to watch (IPv4 or IPv6 CIDR); empty watches every destination."),
+
+      unsigned_key("flow.capacity", 1, 268'435'456, [](auto& c) -> auto& { return c.flow.capacity; },
+          "Pending handshakes tracked at once (64 bytes each); when full, the oldest is evicted."),
+      duration_key("flow.pending_timeout", kSecond, kDay, [](auto& c) -> auto& { return c.flow.pending_timeout; },
+          "A handshake not completed within this is dropped; 63s = Linux tcp_synack_retries=5."),
+
+      unsigned_key("aggregation.max_destinations", 1, 1'000'000, [](auto& c) -> auto& { return c.aggregation.max_destinations; },
+          "Destinations tracked at once; SYNs to further destinations are counted and dropped."),
+      duration_key("aggregation.window", 10 * kMilli, 60 * kSecond, [](auto& c) -> auto& { return c.aggregation.window; },
+          "Sliding window for rates, distinct sources, entropy and top sources; a whole multiple of detection.tick, at most 60 ticks."),
+      unsigned_key("aggregation.top_sources", 1, 32, [](auto& c) -> auto& { return c.aggregation.top_sources; },
+          "Heaviest sources reported per destination."),
+      duration_key("aggregation.idle_timeout", kSecond, kDay, [](auto& c) -> auto& { return c.aggregation.idle_timeout; },
+          "A destination that received no SYN for this long is forgotten."),
+
+      duration_key("detection.tick", 10 * kMilli, 60 * kSecond, [](auto& c) -> auto& { return c.detection.tick; },
+          "Evaluation and sub-window period, in packet time."),
+      unsigned_key("detection.half_open", 1, 100'000'000, [](auto& c) -> auto& { return c.detection.half_open; },
+          "Half-open connections to one destination that signal a flood; 256 = half the 511 backlog of nginx and Apache."),
+      duration_key("detection.for", 0, kHour, [](auto& c) -> auto& { return c.detection.hold_for; },
+          "How long the flood condition must hold before an incident starts."),
+      duration_key("detection.cooldown", 0, kDay, [](auto& c) -> auto& { return c.detection.cooldown; },
+          "How long the condition must stay clear before an incident ends."),
+      duration_key("detection.update_interval", 10 * kMilli, kDay, [](auto& c) -> auto& { return c.detection.update_interval; },
+          "Period of updates about an ongoing incident; at least detection.tick."),
+      double_key("detection.max_completion_ratio", 0.0, 1.0, [](auto& c) -> auto& { return c.detection.max_completion_ratio; },
+          "Completed handshakes / SYNs in the window above which the traffic counts as legitimate."),
+      double_key("detection.spoofed.min_distinct_ratio", 0.0, 1.0, [](auto& c) -> auto& { return c.detection.spoofed.min_distinct_ratio; },
+          "Distinct sources / SYNs in the window from which sources look spoofed."),
+      double_key("detection.spoofed.min_entropy", 0.0, 1.0, [](auto& c) -> auto& { return c.detection.spoofed.min_entropy; },
+          "Normalised source entropy (0..1) from which sources look randomly spoofed."),
+      unsigned_key("detection.concentrated.max_sources", 1, 32, [](auto& c) -> auto& { return c.detection.concentrated.max_sources; },
+          "At most this many sources make a concentrated flood; at most aggregation.top_sources."),
+      double_key("detection.concentrated.min_share", 0.0, 1.0, [](auto& c) -> auto& { return c.detection.concentrated.min_share; },
+          "Share of the SYNs that those few sources must send."),
+
+      enum_key("log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"},
+          [](auto& c) -> auto& { return c.log.level; },
+          "Log verbosity."),
+  };
+}
+
+std::optional<std::string> check_window_against_tick(const Config& config) {
+  const DurationNs tick = config.detection.tick;
+  const DurationNs window = config.aggregation.window;
+  const std::string got = ", got " + format_duration(window);
+  if (window < tick) {
+    return "must be at least detection.tick (" + format_duration(tick) + ")" + got;
+  }
+  if (window % tick != 0) {
+    return "must be a whole multiple of detection.tick (" + format_duration(tick) + ")" + got;
+  }
+  if (window / tick > kMaxTicksPerWindow) {
+    return "must be at most " + std::to_string(kMaxTicksPerWindow) + " ticks of detection.tick (" +
+           format_duration(tick) + "), i.e. " + format_duration(kMaxTicksPerWindow * tick) + got +
+           " (" + std::to_string(window / tick) + " ticks)";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> check_update_interval_against_tick(const Config& config) {
+  if (config.detection.update_interval < config.detection.tick) {
+    return "must be at least detection.tick (" + format_duration(config.detection.tick) +
+           "), got " + format_duration(config.detection.update_interval);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> check_concentrated_against_top_sources(const Config& config) {
+  // The detector can only judge concentration among the sources the aggregator ranks.
+  if (config.detection.concentrated.max_sources > config.aggregation.top_sources) {
+    return "must be at most aggregation.top_sources (" +
+           std::to_string(config.aggregation.top_sources) + "), got " +
+           std::to_string(config.detection.concentrated.max_sources);
+  }
+  return std::nullopt;
+}
+
+std::string format_double(double value) {
+  char buffer[64];
+  const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  return ec == std::errc{} ? std::string(buffer, end) : std::string("?");
+}
+
+std::string join(const std::vector<std::string_view>& items, std::string_view separator) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += separator;
+    out += item;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::span<const ConfigKey> config_schema() {
+  static const std::vector<ConfigKey> schema = build_schema();
+  return schema;
+}
+
+const ConfigKey* find_config_key(std::string_view path) {
+  const auto schema = config_schema();
+  const auto it = std::ranges::find(schema, path, &ConfigKey::path);
+  return it == schema.end() ? nullptr : &*it;
+}
+
+std::span<const ConfigCrossCheck> config_cross_checks() {
+  static const std::vector<ConfigCrossCheck> checks = {
+      {"aggregation.window", {"detection.tick"}, check_window_against_tick},
+      {"detection.update_interval", {"detection.tick"}, check_update_interval_against_tick},
+      {"detection.concentrated.max_sources", {"aggregation.top_sources"},
+       check_concentrated_against_top_sources},
+  };
+  return checks;
+}
+
+std::string ConfigKey::describe_type() const {
+  switch (kind) {
+    case ConfigKind::kBool:
+      return "a boolean (true or false)";
+    case ConfigKind::kUnsigned:
+      return "an unsigned integer in [" + std::to_string(std::get<std::uint64_t>(minimum)) + ", " +
+             std::to_string(std::get<std::uint64_t>(maximum)) + "]";
+    case ConfigKind::kDouble:
+      return "a number in [" + format_double(std::get<double>(minimum)) + ", " +
+             format_double(std::get<double>(maximum)) + "]";
+    case ConfigKind::kDuration:
+      return "a duration in [" + format_duration(std::get<DurationNs>(minimum)) + ", " +
+             format_duration(std::get<DurationNs>(maximum)) + "]";
+    case ConfigKind::kString:
+      return "a string";
+    case ConfigKind::kEnum:
+      return "one of " + join(choices, ", ");
+    case ConfigKind::kPrefixList:
+      return "a list of IP prefixes, e.g. [10.0.0.0/8, 2001:db8::/32]";
+    case ConfigKind::kStringList:
+      return "a list of strings";
+  }
+  return "?";
+}
+
+std::string format_duration(DurationNs duration) {
+  if (duration == 0) return "0s";
+  if (duration % kHour == 0) return std::to_string(duration / kHour) + "h";
+  if (duration % kSecond == 0) return std::to_string(duration / kSecond) + "s";
+  if (duration % kMilli == 0) return std::to_string(duration / kMilli) + "ms";
+  return format_double(to_seconds(duration)) + "s";
+}
+
+std::optional<DurationNs> parse_duration(std::string_view text) {
+  struct Unit {
+    std::string_view suffix;
+    DurationNs nanos;
+  };
+  // "ms" before "m" and "s", since both are its suffixes too.
+  static constexpr Unit kUnits[] = {{"ms", kMilli}, {"s", kSecond}, {"m", kMinute}, {"h", kHour}};
+  DurationNs unit = kSecond;
+  for (const auto& candidate : kUnits) {
+    if (text.ends_with(candidate.suffix)) {
+      unit = candidate.nanos;
+      text.remove_suffix(candidate.suffix.size());
+      break;
+    }
+  }
+  // from_chars alone would also take "inf", "nan" and hex digits; a duration is plain decimal.
+  if (text.empty() || text.find_first_not_of("0123456789.-eE") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  double amount = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), amount);
+  if (end != text.data() + text.size()) return std::nullopt;
+  if (ec == std::errc::result_out_of_range) {
+    const bool underflow = text.contains("e-") || text.contains("E-");
+    amount = underflow ? 0.0 : text.starts_with('-') ? -HUGE_VAL : HUGE_VAL;
+  } else if (ec != std::errc{}) {
+    return std::nullopt;
+  }
+  const double nanos = amount * static_cast<double>(unit);
+  // 9.2e18 is just below the int64 limit; beyond it the value saturates.
+  constexpr double kLimit = 9.2e18;
+  if (nanos >= kLimit) return std::numeric_limits<DurationNs>::max();
+  if (nanos <= -kLimit) return std::numeric_limits<DurationNs>::min();
+  return static_cast<DurationNs>(std::llround(nanos));
+}
+
+std::string format_config_value(const ConfigKey& key, const ConfigValue& value) {
+  switch (key.kind) {
+    case ConfigKind::kBool:
+      return std::get<bool>(value) ? "true" : "false";
+    case ConfigKind::kUnsigned:
+      return std::to_string(std::get<std::uint64_t>(value));
+    case ConfigKind::kDouble:
+      return format_double(std::get<double>(value));
+    case ConfigKind::kDuration:
+      return format_duration(std::get<DurationNs>(value));
+    case ConfigKind::kString:
+    case ConfigKind::kEnum:
+      return std::get<std::string>(value);
+    case ConfigKind::kPrefixList: {
+      std::string out = "[";
+      for (const auto& prefix : std::get<std::vector<IpPrefix>>(value)) {
+        if (out.size() > 1) out += ", ";
+        out += prefix.to_string();
+      }
+      return out + "]";
+    }
+    case ConfigKind::kStringList: {
+      std::string out = "[";
+      for (const auto& item : std::get<std::vector<std::string>>(value)) {
+        if (out.size() > 1) out += ", ";
+        out += item;
+      }
+      return out + "]";
+    }
+  }
+  return "?";
+}
+
+std::string config_reference() {
+  const Config defaults;
+  std::string out;
+  for (const auto& key : config_schema()) {
+    out += key.path;
+    out += " = ";
+    out += format_config_value(key, key.read(defaults));
+    out += "\n    ";
+    out += key.describe_type();
+    out += ". ";
+    out += key.doc;
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace synwatch

@@ -1,0 +1,93 @@
+#pragma once
+// The one table of configuration keys. Each entry names a dotted YAML path, its kind and range,
+// a one-line doc, and how to read and write its field in Config. The loader (parsing, unknown-key
+// detection with did-you-mean, --set overrides) and config_reference() are all driven by it.
+// A key's default is whatever Config{} holds, so config.hpp stays the single source of defaults.
+//
+// Adding a key: add the field to config.hpp and one entry to the table in schema.cpp (and the
+// key, with a comment, to config/synwatch.yaml; a test fails until it is there).
+//
+// Thread safety: the table is built once on first use (a function-local static) and is never
+// modified afterwards; read it from any thread.
+
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/ip_address.hpp"
+#include "common/time.hpp"
+#include "config/config.hpp"
+#include "config/loader.hpp"
+
+namespace synwatch {
+
+enum class ConfigKind : std::uint8_t {
+  kBool,
+  kUnsigned,    // decimal, range-checked
+  kDouble,      // finite, range-checked
+  kDuration,    // YAML number = seconds, or "500ms", "1.5s", "2m", "1h"; range-checked
+  kString,
+  kEnum,        // one of `choices`
+  kPrefixList,  // sequence of CIDR prefixes (IpPrefix::parse)
+  kStringList,  // sequence of strings
+};
+
+// A parsed value of any kind: kUnsigned -> uint64_t, kDuration -> DurationNs, kString and kEnum ->
+// std::string; the alternatives are distinct types so a value carries its kind.
+using ConfigValue = std::variant<bool, std::uint64_t, double, DurationNs, std::string,
+                                 std::vector<IpPrefix>, std::vector<std::string>>;
+
+struct ConfigKey {
+  std::string_view path;  // dotted, e.g. "detection.spoofed.min_entropy"
+  ConfigKind kind = ConfigKind::kString;
+  ConfigValue minimum;  // inclusive bounds; used by kUnsigned, kDouble and kDuration only
+  ConfigValue maximum;
+  std::vector<std::string_view> choices;  // kEnum only
+  std::string_view doc;                   // one line, for config_reference()
+  void (*assign)(Config&, const ConfigValue&) = nullptr;  // value must hold the kind's type
+  ConfigValue (*read)(const Config&) = nullptr;
+
+  // "an unsigned integer in [1, 32]", "one of trace, debug, ...": used in error messages.
+  [[nodiscard]] std::string describe_type() const;
+};
+
+// Every key, in the order config_reference() lists them.
+std::span<const ConfigKey> config_schema();
+
+// The key with exactly this dotted path, or nullptr.
+const ConfigKey* find_config_key(std::string_view path);
+
+// A relation between keys that one range cannot express (e.g. "window is a whole multiple of
+// tick"). `check` returns the problem, or nullopt when the configuration satisfies it. The problem
+// is reported at `reported_at`; the check is skipped when any involved key had an invalid value.
+struct ConfigCrossCheck {
+  std::string_view reported_at;
+  std::vector<std::string_view> depends_on;
+  std::optional<std::string> (*check)(const Config&) = nullptr;
+};
+std::span<const ConfigCrossCheck> config_cross_checks();
+
+// Parses one value for `key` from YAML text (a scalar, "[a, b]", or a block). Error locations are
+// positions in `yaml_text`, reported in `source_name`. Checks kind and range, not cross-key rules.
+std::expected<ConfigValue, std::vector<ConfigError>> parse_config_value(
+    const ConfigKey& key, std::string_view yaml_text, const std::string& source_name);
+
+// Formats a value the way it would be written in YAML ("63s", "0.85", "[10.0.0.0/8]").
+std::string format_config_value(const ConfigKey& key, const ConfigValue& value);
+
+// "500ms", "63s", "24h": the largest of h, s, ms that represents `duration` exactly.
+std::string format_duration(DurationNs duration);
+
+// Parses "500ms", "1.5s", "2m", "1h" or a bare number of seconds ("5", "0.25"). Values beyond the
+// DurationNs range saturate, so that callers report them as out of range rather than malformed.
+std::optional<DurationNs> parse_duration(std::string_view text);
+
+// Every key with its accepted values, default and doc, for the README and --help.
+std::string config_reference();
+
+}  // namespace synwatch

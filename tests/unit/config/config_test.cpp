@@ -1,0 +1,558 @@
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "config/loader.hpp"
+#include "config/schema.hpp"
+
+namespace synwatch {
+namespace {
+
+using Lines = std::vector<std::string>;
+
+Lines to_lines(const std::vector<ConfigError>& errors) {
+  Lines lines;
+  for (const auto& error : errors) lines.push_back(error.to_string());
+  return lines;
+}
+
+// The error lines of loading `yaml` as "test.yaml"; empty when it loads.
+Lines errors_of(std::string_view yaml, const std::vector<ConfigOverride>& overrides = {}) {
+  const auto result = load_config_text(yaml, "test.yaml", overrides);
+  return result ? Lines{} : to_lines(result.error());
+}
+
+Config load_ok(std::string_view yaml, const std::vector<ConfigOverride>& overrides = {}) {
+  auto result = load_config_text(yaml, "test.yaml", overrides);
+  EXPECT_TRUE(result) << (result ? "" : result.error().front().to_string());
+  return result ? *result : Config{};
+}
+
+ConfigKey synthetic_key(std::string_view path, ConfigKind kind) {
+  ConfigKey key;
+  key.path = path;
+  key.kind = kind;
+  return key;
+}
+
+Lines value_errors(const ConfigKey& key, std::string_view yaml) {
+  const auto result = parse_config_value(key, yaml, "v.yaml");
+  return result ? Lines{} : to_lines(result.error());
+}
+
+const std::string kHalfOpenType = "expected an unsigned integer in [1, 100000000]";
+const std::string kPrefixElement = "expected an IP prefix such as 10.0.0.0/8 or 2001:db8::/32";
+const std::string kDurationForms =
+    "(seconds as a number such as 5 or 0.25, or a number with unit ms, s, m or h such as 500ms, "
+    "1.5s, 2m, 1h)";
+
+// ---- defaults and the shipped file ------------------------------------------------------------
+
+TEST(ConfigDefaults, NoFileGivesBuiltInDefaults) {
+  const auto config = load_config("");
+  ASSERT_TRUE(config) << to_lines(config.error()).front();
+  EXPECT_EQ(*config, Config{});
+  EXPECT_EQ(config->source_file, "");
+  EXPECT_EQ(config->flow.pending_timeout, 63 * kNanosPerSecond);
+  EXPECT_EQ(config->detection.half_open, 256u);
+}
+
+TEST(ConfigDefaults, EmptyOrCommentOnlyDocumentMeansDefaults) {
+  for (const std::string_view text : {"", "\n", "# nothing here\n", "---\n", "~\n"}) {
+    const auto config = load_config_text(text, "empty.yaml");
+    ASSERT_TRUE(config) << "text: '" << text << "'";
+    Config expected;
+    expected.source_file = "empty.yaml";
+    EXPECT_EQ(*config, expected);
+  }
+}
+
+TEST(ConfigDefaults, EmptySectionKeepsDefaults) {
+  const auto config = load_ok("detection:\nlog:\n");
+  EXPECT_EQ(config.detection, DetectionConfig{});
+}
+
+TEST(ShippedConfig, LoadsToExactlyTheBuiltInDefaults) {
+  const auto config = load_config(SYNWATCH_SHIPPED_CONFIG);
+  ASSERT_TRUE(config) << to_lines(config.error()).front();
+  EXPECT_EQ(config->source_file, SYNWATCH_SHIPPED_CONFIG);
+  const Config defaults;
+  for (const auto& key : config_schema()) {
+    EXPECT_EQ(format_config_value(key, key.read(*config)), format_config_value(key, key.read(defaults)))
+        << key.path;
+  }
+  Config without_name = *config;
+  without_name.source_file.clear();
+  EXPECT_EQ(without_name, defaults);
+}
+
+TEST(ShippedConfig, SetsEveryKeyWithACommentAbove) {
+  const YAML::Node root = YAML::LoadFile(SYNWATCH_SHIPPED_CONFIG);
+  std::ifstream in(SYNWATCH_SHIPPED_CONFIG);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+
+  for (const auto& key : config_schema()) {
+    // Walk the dotted path; yaml-cpp's operator[] on a const node does not insert.
+    std::vector<YAML::Node> path_nodes{root};
+    std::string_view rest = key.path;
+    YAML::Mark key_mark;  // not a YAML::Node: assigning to a Node overwrites the node it refers to
+    bool found = true;
+    while (found) {
+      const auto dot = rest.find('.');
+      const std::string name(rest.substr(0, dot));
+      const YAML::Node parent = path_nodes.back();  // a handle; push_back below may reallocate
+      found = false;
+      for (const auto& entry : parent) {
+        if (entry.first.Scalar() == name) {
+          key_mark = entry.first.Mark();
+          path_nodes.push_back(entry.second);
+          found = true;
+        }
+      }
+      if (dot == std::string_view::npos) break;
+      rest.remove_prefix(dot + 1);
+    }
+    ASSERT_TRUE(found) << "config/synwatch.yaml lacks " << key.path;
+    const auto line_index = static_cast<std::size_t>(key_mark.line);
+    ASSERT_GT(line_index, 0u) << key.path;
+    const std::string& above = lines[line_index - 1];
+    EXPECT_NE(above.find('#'), std::string::npos)
+        << key.path << " has no comment on the line above it: '" << above << "'";
+  }
+}
+
+TEST(ConfigReference, ListsEveryKeyWithItsDefaultTypeAndDoc) {
+  const std::string reference = config_reference();
+  const Config defaults;
+  for (const auto& key : config_schema()) {
+    const std::string entry = std::string(key.path) + " = " + format_config_value(key, key.read(defaults));
+    EXPECT_NE(reference.find(entry + "\n"), std::string::npos) << entry;
+    EXPECT_NE(reference.find(key.describe_type()), std::string::npos) << key.path;
+    EXPECT_NE(reference.find(key.doc), std::string::npos) << key.path;
+  }
+  EXPECT_NE(reference.find("detection.half_open = 256\n"), std::string::npos);
+  EXPECT_NE(reference.find("flow.pending_timeout = 63s\n"), std::string::npos);
+  EXPECT_NE(reference.find("log.level = info\n"), std::string::npos);
+}
+
+// ---- the schema table itself ------------------------------------------------------------------
+
+// A value of `key` that differs from `current` (the range end farther from it, another choice...).
+ConfigValue other_value(const ConfigKey& key, const ConfigValue& current) {
+  switch (key.kind) {
+    case ConfigKind::kBool:
+      return !std::get<bool>(current);
+    case ConfigKind::kUnsigned:
+    case ConfigKind::kDouble:
+    case ConfigKind::kDuration:
+      return current == key.maximum ? key.minimum : key.maximum;
+    case ConfigKind::kString:
+      return std::get<std::string>(current) + "x";
+    case ConfigKind::kEnum:
+      return std::string(std::get<std::string>(current) == key.choices.front() ? key.choices.back()
+                                                                                : key.choices.front());
+    case ConfigKind::kPrefixList:
+      return std::vector<IpPrefix>{*IpPrefix::parse("192.0.2.0/24")};
+    case ConfigKind::kStringList:
+      return std::vector<std::string>{"x"};
+  }
+  return current;
+}
+
+TEST(ConfigSchema, EveryKeyIsUniqueDocumentedAndWritesItsOwnField) {
+  const Config defaults;
+  std::set<std::string_view> paths;
+  for (const auto& key : config_schema()) {
+    EXPECT_TRUE(paths.insert(key.path).second) << "duplicate " << key.path;
+    EXPECT_FALSE(key.doc.empty()) << key.path;
+    ASSERT_NE(key.assign, nullptr) << key.path;
+    ASSERT_NE(key.read, nullptr) << key.path;
+    EXPECT_EQ(find_config_key(key.path), &key);
+
+    Config changed;
+    const ConfigValue value = other_value(key, key.read(defaults));
+    key.assign(changed, value);
+    EXPECT_EQ(key.read(changed), value) << key.path << " does not read back what it wrote";
+    EXPECT_NE(changed, defaults) << key.path << " writes no field that Config compares";
+    for (const auto& other : config_schema()) {
+      if (&other == &key) continue;
+      EXPECT_EQ(other.read(changed), other.read(defaults))
+          << "writing " << key.path << " changed " << other.path;
+    }
+    // Both range ends must fit the field (a narrow field would truncate the maximum).
+    if (key.kind == ConfigKind::kUnsigned || key.kind == ConfigKind::kDouble ||
+        key.kind == ConfigKind::kDuration) {
+      for (const auto& bound : {key.minimum, key.maximum}) {
+        Config bounded;
+        key.assign(bounded, bound);
+        EXPECT_EQ(key.read(bounded), bound) << key.path;
+      }
+    }
+  }
+  EXPECT_EQ(find_config_key("detection"), nullptr);
+  EXPECT_EQ(find_config_key("detection.hold_for"), nullptr);
+  EXPECT_NE(find_config_key("detection.for"), nullptr);
+}
+
+// ---- kinds --------------------------------------------------------------------------------------
+
+TEST(ConfigBool, AcceptsTrueAndFalseOnly) {
+  const auto key = synthetic_key("test.flag", ConfigKind::kBool);
+  EXPECT_EQ(parse_config_value(key, "true", "v.yaml").value(), ConfigValue(true));
+  EXPECT_EQ(parse_config_value(key, "False", "v.yaml").value(), ConfigValue(false));
+  EXPECT_EQ(value_errors(key, "yes"),
+            Lines{"v.yaml:1:1: test.flag: expected a boolean (true or false), got yes"});
+  EXPECT_EQ(value_errors(key, "\n  \"true\""),
+            Lines{"v.yaml:2:3: test.flag: expected a boolean (true or false), got the string \"true\""});
+  EXPECT_EQ(value_errors(key, "[true]"),
+            Lines{"v.yaml:1:1: test.flag: expected a boolean (true or false), got a list"});
+}
+
+TEST(ConfigString, AcceptsAnyScalar) {
+  const auto key = synthetic_key("test.name", ConfigKind::kString);
+  EXPECT_EQ(parse_config_value(key, "eth0", "v.yaml").value(), ConfigValue(std::string("eth0")));
+  EXPECT_EQ(parse_config_value(key, "'42'", "v.yaml").value(), ConfigValue(std::string("42")));
+  EXPECT_EQ(value_errors(key, "{a: 1}"), Lines{"v.yaml:1:1: test.name: expected a string, got a mapping"});
+  EXPECT_EQ(value_errors(key, "~"), Lines{"v.yaml: test.name: no value given; expected a string"});
+}
+
+TEST(ConfigStringList, NamesTheBadElementAtItsOwnPosition) {
+  const auto key = synthetic_key("test.names", ConfigKind::kStringList);
+  EXPECT_EQ(parse_config_value(key, "[a, 'b c']", "v.yaml").value(),
+            ConfigValue(std::vector<std::string>{"a", "b c"}));
+  EXPECT_EQ(parse_config_value(key, "[]", "v.yaml").value(), ConfigValue(std::vector<std::string>{}));
+  EXPECT_EQ(value_errors(key, "a"), Lines{"v.yaml:1:1: test.names: expected a list of strings, got a"});
+  EXPECT_EQ(value_errors(key, "- a\n- [b]\n- c\n- {d: 1}\n"),
+            (Lines{"v.yaml:2:3: test.names: element 2: expected a string, got a list",
+                   "v.yaml:4:3: test.names: element 4: expected a string, got a mapping"}));
+}
+
+TEST(ConfigUnsigned, TypeErrorsNameTheTypeAndWhatWasGiven) {
+  EXPECT_EQ(errors_of("detection:\n  half_open: many\n"),
+            Lines{"test.yaml:2:14: detection.half_open: " + kHalfOpenType + ", got many"});
+  EXPECT_EQ(errors_of("detection:\n  half_open: 1.5\n"),
+            Lines{"test.yaml:2:14: detection.half_open: " + kHalfOpenType + ", got 1.5"});
+  EXPECT_EQ(errors_of("detection:\n  half_open: \"256\"\n"),
+            Lines{"test.yaml:2:14: detection.half_open: " + kHalfOpenType + ", got the string \"256\""});
+  EXPECT_EQ(errors_of("detection:\n  half_open: [256]\n"),
+            Lines{"test.yaml:2:14: detection.half_open: " + kHalfOpenType + ", got a list"});
+  EXPECT_EQ(errors_of("detection:\n  half_open:\n"),
+            Lines{"test.yaml:2:3: detection.half_open: no value given; " + kHalfOpenType});
+}
+
+TEST(ConfigUnsigned, RangeErrorsNameTheRangeAndWhatWasGiven) {
+  for (const std::string given : {"0", "-3", "100000001", "99999999999999999999999"}) {
+    EXPECT_EQ(errors_of("detection:\n  half_open: " + given + "\n"),
+              Lines{"test.yaml:2:14: detection.half_open: out of range: " + kHalfOpenType + ", got " + given});
+  }
+  EXPECT_EQ(load_ok("detection:\n  half_open: 100000000\n").detection.half_open, 100'000'000u);
+  EXPECT_EQ(load_ok("detection:\n  half_open: 1\n").detection.half_open, 1u);
+  EXPECT_EQ(load_ok("flow:\n  capacity: 268435456\n").flow.capacity, 268'435'456u);
+  EXPECT_EQ(errors_of("flow:\n  capacity: 268435457\n"),
+            Lines{"test.yaml:2:13: flow.capacity: out of range: expected an unsigned integer in "
+                  "[1, 268435456], got 268435457"});
+}
+
+TEST(ConfigDouble, TypeAndRangeErrors) {
+  EXPECT_DOUBLE_EQ(load_ok("detection:\n  max_completion_ratio: 0.25\n").detection.max_completion_ratio, 0.25);
+  EXPECT_DOUBLE_EQ(load_ok("detection:\n  max_completion_ratio: 1\n").detection.max_completion_ratio, 1.0);
+  EXPECT_DOUBLE_EQ(load_ok("detection:\n  max_completion_ratio: 0\n").detection.max_completion_ratio, 0.0);
+  const std::string where = "test.yaml:2:25: detection.max_completion_ratio: ";
+  EXPECT_EQ(errors_of("detection:\n  max_completion_ratio: high\n"),
+            Lines{where + "expected a number in [0, 1], got high"});
+  EXPECT_EQ(errors_of("detection:\n  max_completion_ratio: .inf\n"),
+            Lines{where + "expected a number in [0, 1], got .inf"});
+  EXPECT_EQ(errors_of("detection:\n  max_completion_ratio: 1.5\n"),
+            Lines{where + "out of range: expected a number in [0, 1], got 1.5"});
+  EXPECT_EQ(errors_of("detection:\n  max_completion_ratio: -0.1\n"),
+            Lines{where + "out of range: expected a number in [0, 1], got -0.1"});
+}
+
+TEST(ConfigDuration, AcceptsNumbersOfSecondsAndUnits) {
+  auto cooldown = [](std::string_view text) {
+    return load_ok("detection:\n  cooldown: " + std::string(text) + "\n").detection.cooldown;
+  };
+  EXPECT_EQ(cooldown("500ms"), 500 * kNanosPerMilli);
+  EXPECT_EQ(cooldown("1.5s"), 1'500 * kNanosPerMilli);
+  EXPECT_EQ(cooldown("2m"), 120 * kNanosPerSecond);
+  EXPECT_EQ(cooldown("1h"), 3'600 * kNanosPerSecond);
+  EXPECT_EQ(cooldown("5"), 5 * kNanosPerSecond);
+  EXPECT_EQ(cooldown("0.25"), 250 * kNanosPerMilli);
+  EXPECT_EQ(cooldown("\"2s\""), 2 * kNanosPerSecond);
+  EXPECT_EQ(cooldown("0"), 0);
+  EXPECT_EQ(cooldown("24h"), 86'400 * kNanosPerSecond);
+
+  EXPECT_EQ(parse_duration("1e3ms"), kNanosPerSecond);
+  EXPECT_EQ(parse_duration("-1s"), -kNanosPerSecond);
+  EXPECT_EQ(parse_duration("1e30h"), std::numeric_limits<DurationNs>::max());
+  for (const std::string_view bad : {"", "ms", "5 s", "5sec", "2d", "inf", "nan", "0x10s", "1_000ms"}) {
+    EXPECT_FALSE(parse_duration(bad)) << bad;
+  }
+  EXPECT_EQ(format_duration(63 * kNanosPerSecond), "63s");
+  EXPECT_EQ(format_duration(500 * kNanosPerMilli), "500ms");
+  EXPECT_EQ(format_duration(86'400 * kNanosPerSecond), "24h");
+  EXPECT_EQ(format_duration(1'500 * kNanosPerMilli), "1500ms");
+  EXPECT_EQ(format_duration(1'234'567), "0.001234567s");
+}
+
+TEST(ConfigDuration, ErrorsShowTheAcceptedFormsAndTheRange) {
+  EXPECT_EQ(errors_of("detection:\n  cooldown: 2d\n"),
+            Lines{"test.yaml:2:13: detection.cooldown: expected a duration in [0s, 24h] " + kDurationForms +
+                  ", got 2d"});
+  EXPECT_EQ(errors_of("detection:\n  cooldown: {seconds: 5}\n"),
+            Lines{"test.yaml:2:13: detection.cooldown: expected a duration in [0s, 24h], got a mapping"});
+  EXPECT_EQ(errors_of("detection:\n  tick: 90s\n"),
+            Lines{"test.yaml:2:9: detection.tick: out of range: expected a duration in [10ms, 60s], got 90s"});
+  EXPECT_EQ(errors_of("detection:\n  tick: 5ms\n"),
+            Lines{"test.yaml:2:9: detection.tick: out of range: expected a duration in [10ms, 60s], got 5ms"});
+  EXPECT_EQ(errors_of("detection:\n  cooldown: -1s\n"),
+            Lines{"test.yaml:2:13: detection.cooldown: out of range: expected a duration in [0s, 24h], got -1s"});
+  EXPECT_EQ(errors_of("flow:\n  pending_timeout: 1e30h\n"),
+            Lines{"test.yaml:2:20: flow.pending_timeout: out of range: expected a duration in [1s, 24h], got 1e30h"});
+}
+
+TEST(ConfigEnum, ListsTheChoicesAndSuggestsTheNearest) {
+  EXPECT_EQ(load_ok("log:\n  level: debug\n").log.level, "debug");
+  const std::string choices = "expected one of trace, debug, info, warn, error, critical, off";
+  EXPECT_EQ(errors_of("log:\n  level: verbose\n"), Lines{"test.yaml:2:10: log.level: " + choices + ", got verbose"});
+  EXPECT_EQ(errors_of("log:\n  level: warning\n"),
+            Lines{"test.yaml:2:10: log.level: " + choices + ", got warning; did you mean 'warn'?"});
+}
+
+TEST(ConfigPrefixList, ParsesBothFamilies) {
+  const auto config = load_ok("protected: [192.0.2.0/24, 2001:db8::/32, 198.51.100.7]\n");
+  ASSERT_EQ(config.protected_prefixes.size(), 3u);
+  EXPECT_EQ(config.protected_prefixes[0], *IpPrefix::parse("192.0.2.0/24"));
+  EXPECT_EQ(config.protected_prefixes[1], *IpPrefix::parse("2001:db8::/32"));
+  EXPECT_EQ(config.protected_prefixes[2].to_string(), "198.51.100.7/32");
+}
+
+TEST(ConfigPrefixList, NamesEachBadElementAtItsOwnPosition) {
+  EXPECT_EQ(errors_of("protected:\n  - 10.0.0.0/8\n  - 10.0.0.0/33\n  - 2001:db8::/32\n  - {a: 1}\n"),
+            (Lines{"test.yaml:3:5: protected: element 2: " + kPrefixElement + ", got 10.0.0.0/33",
+                   "test.yaml:5:5: protected: element 4: " + kPrefixElement + ", got a mapping"}));
+  EXPECT_EQ(errors_of("protected: [192.0.2.0/24, 300.1.1.1/8]\n"),
+            Lines{"test.yaml:1:27: protected: element 2: " + kPrefixElement + ", got 300.1.1.1/8"});
+  EXPECT_EQ(errors_of("protected: 10.0.0.0/8\n"),
+            Lines{"test.yaml:1:12: protected: expected a list of IP prefixes, e.g. [10.0.0.0/8, "
+                  "2001:db8::/32], got 10.0.0.0/8"});
+}
+
+// ---- structure ----------------------------------------------------------------------------------
+
+TEST(ConfigUnknownKey, TopLevelSuggestsTheNearestSection) {
+  EXPECT_EQ(errors_of("detecton:\n  half_open: 5\n"),
+            Lines{"test.yaml:1:1: detecton: unknown key, did you mean 'detection'?"});
+  EXPECT_EQ(errors_of("Protected: []\n"), Lines{"test.yaml:1:1: Protected: unknown key, did you mean 'protected'?"});
+  EXPECT_EQ(errors_of("zebra: 1\n"),
+            Lines{"test.yaml:1:1: zebra: unknown key; valid keys at the top level: protected, flow, "
+                  "aggregation, detection, log"});
+}
+
+TEST(ConfigUnknownKey, NestedSuggestsAmongTheKeysOfItsSection) {
+  EXPECT_EQ(errors_of("detection:\n  half_opn: 5\n"),
+            Lines{"test.yaml:2:3: detection.half_opn: unknown key, did you mean 'half_open'?"});
+  EXPECT_EQ(errors_of("detection:\n  fro: 1s\n"),
+            Lines{"test.yaml:2:3: detection.fro: unknown key, did you mean 'for'?"});
+  EXPECT_EQ(errors_of("detection:\n  spoofed:\n    min_entropi: 0.9\n"),
+            Lines{"test.yaml:3:5: detection.spoofed.min_entropi: unknown key, did you mean 'min_entropy'?"});
+  // "capacity" is a key, but of flow, not of detection: no suggestion from another section.
+  EXPECT_EQ(errors_of("detection:\n  capacity: 5\n"),
+            Lines{"test.yaml:2:3: detection.capacity: unknown key; valid keys in detection: tick, half_open, "
+                  "for, cooldown, update_interval, max_completion_ratio, spoofed, concentrated"});
+}
+
+TEST(ConfigStructure, SectionsMustBeMappingsAndKeysUnique) {
+  EXPECT_EQ(errors_of("log: 5\n"), Lines{"test.yaml:1:6: log: expected a section with keys level, got 5"});
+  EXPECT_EQ(errors_of("log:\n  level: info\n  level: debug\n"),
+            Lines{"test.yaml:3:3: log.level: duplicate key, first given at line 2, column 3"});
+  EXPECT_EQ(errors_of("- a\n- b\n"),
+            Lines{"test.yaml:1:1: expected a mapping with keys protected, flow, aggregation, detection, "
+                  "log, got a list"});
+  EXPECT_EQ(errors_of("log:\n  level: info\n---\nlog:\n  level: debug\n"),
+            Lines{"test.yaml:4:1: a second YAML document; the configuration must be one document"});
+}
+
+TEST(ConfigErrors, AllProblemsAreCollectedInDocumentOrder) {
+  const std::string yaml =
+      "flow:\n"
+      "  capacity: 0\n"
+      "  pending_timout: 63s\n"
+      "detection:\n"
+      "  half_open: lots\n"
+      "  spoofed:\n"
+      "    min_entropy: 2\n"
+      "log:\n"
+      "  level: loud\n";
+  EXPECT_EQ(errors_of(yaml, {{"detection.tick", "0"}}),
+            (Lines{"test.yaml:2:13: flow.capacity: out of range: expected an unsigned integer in [1, 268435456], got 0",
+                   "test.yaml:3:3: flow.pending_timout: unknown key, did you mean 'pending_timeout'?",
+                   "test.yaml:5:14: detection.half_open: " + kHalfOpenType + ", got lots",
+                   "test.yaml:7:18: detection.spoofed.min_entropy: out of range: expected a number in [0, 1], got 2",
+                   "test.yaml:9:10: log.level: expected one of trace, debug, info, warn, error, critical, off, got loud",
+                   "--set: detection.tick: out of range: expected a duration in [10ms, 60s], got 0"}));
+}
+
+TEST(ConfigErrors, YamlSyntaxErrorIsOneErrorWithTheParserPosition) {
+  EXPECT_EQ(errors_of("log:\n  level: info\ndetection:\n  half_open: [1,\n"),
+            Lines{"test.yaml:5:1: YAML syntax error: end of sequence flow not found"});
+  EXPECT_EQ(errors_of("log:\n  level: [info, debug}\n"),
+            Lines{"test.yaml:2:22: YAML syntax error: illegal flow end"});
+  EXPECT_EQ(errors_of("detection:\n  half_open: 5\n\tfor: 1s\n"),
+            Lines{"test.yaml:3:1: YAML syntax error: illegal tab when looking for indentation"});
+}
+
+TEST(ConfigErrors, FormatsWithoutPositionOrKeyWhenUnknown) {
+  EXPECT_EQ((ConfigError{"a.yaml", 3, 7, "log.level", "bad"}).to_string(), "a.yaml:3:7: log.level: bad");
+  EXPECT_EQ((ConfigError{"--set", 0, 0, "log.level", "bad"}).to_string(), "--set: log.level: bad");
+  EXPECT_EQ((ConfigError{"a.yaml", 0, 0, "", "cannot read"}).to_string(), "a.yaml: cannot read");
+}
+
+// ---- files ---------------------------------------------------------------------------------------
+
+class ConfigFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    directory_ = std::filesystem::temp_directory_path() /
+                 ("synwatch_config_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+                  "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(directory_);
+  }
+  void TearDown() override { std::filesystem::remove_all(directory_); }
+  std::filesystem::path directory_;
+};
+
+TEST_F(ConfigFile, LoadsAFileAndNamesItInErrors) {
+  const auto path = (directory_ / "synwatch.yaml").string();
+  std::ofstream(path) << "detection:\n  half_open: 512\n  tick: 0\n";
+  const auto result = load_config(path);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(to_lines(result.error()),
+            Lines{path + ":3:9: detection.tick: out of range: expected a duration in [10ms, 60s], got 0"});
+  std::ofstream(path) << "detection:\n  half_open: 512\n";
+  const auto config = load_config(path);
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->detection.half_open, 512u);
+  EXPECT_EQ(config->source_file, path);
+}
+
+TEST_F(ConfigFile, MissingFileOrDirectoryIsAnErrorWithTheReason) {
+  const auto missing = (directory_ / "absent.yaml").string();
+  const auto result = load_config(missing, {{"detection.half_opn", "5"}});
+  ASSERT_FALSE(result);
+  EXPECT_EQ(to_lines(result.error()),
+            (Lines{missing + ": cannot read: No such file or directory",
+                   "--set: detection.half_opn: unknown key, did you mean 'half_open'?"}));
+  const auto directory = load_config(directory_.string());
+  ASSERT_FALSE(directory);
+  EXPECT_EQ(to_lines(directory.error()), Lines{directory_.string() + ": cannot read: Is a directory"});
+}
+
+// ---- --set ---------------------------------------------------------------------------------------
+
+TEST(ConfigOverride, ParsesKeyEqualsValue) {
+  const auto parsed = parse_override("detection.half_open=512");
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->key, "detection.half_open");
+  EXPECT_EQ(parsed->value, "512");
+  const auto with_equals = parse_override("a=b=c");
+  ASSERT_TRUE(with_equals);
+  EXPECT_EQ(with_equals->key, "a");
+  EXPECT_EQ(with_equals->value, "b=c");
+  const auto missing = parse_override("half_open");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().to_string(),
+            "--set: expected KEY=VALUE such as detection.half_open=512, got 'half_open'");
+  EXPECT_FALSE(parse_override("=5"));
+}
+
+TEST(ConfigOverride, SetsNestedKeysSectionsAndListsAfterTheFile) {
+  const auto config = load_ok("detection:\n  half_open: 100\n",
+                              {{"detection.half_open", "300"},
+                               {"detection.spoofed", "{min_entropy: 0.9, min_distinct_ratio: 0.7}"},
+                               {"protected", "[10.0.0.0/8, 2001:db8::/32]"},
+                               {"log.level", "debug"},
+                               {"log.level", "warn"}});
+  EXPECT_EQ(config.detection.half_open, 300u);
+  EXPECT_DOUBLE_EQ(config.detection.spoofed.min_entropy, 0.9);
+  EXPECT_DOUBLE_EQ(config.detection.spoofed.min_distinct_ratio, 0.7);
+  ASSERT_EQ(config.protected_prefixes.size(), 2u);
+  EXPECT_EQ(config.protected_prefixes[1], *IpPrefix::parse("2001:db8::/32"));
+  EXPECT_EQ(config.log.level, "warn");
+
+  const auto no_file = load_config("", {{"flow.capacity", "1024"}});
+  ASSERT_TRUE(no_file);
+  EXPECT_EQ(no_file->flow.capacity, 1024u);
+}
+
+TEST(ConfigOverride, UnknownKeysAreErrorsWithSuggestions) {
+  EXPECT_EQ(errors_of("", {{"detection.half_opn", "5"}}),
+            Lines{"--set: detection.half_opn: unknown key, did you mean 'half_open'?"});
+  EXPECT_EQ(errors_of("", {{"detecton.half_open", "5"}}),
+            Lines{"--set: detecton: unknown key, did you mean 'detection'?"});
+  EXPECT_EQ(errors_of("", {{"detection.half_open.x", "5"}}),
+            Lines{"--set: detection.half_open.x: unknown key: detection.half_open is a value, not a section"});
+  EXPECT_EQ(errors_of("", {{"detection.spoofed", "{min_entropi: 0.9}"}}),
+            Lines{"--set: detection.spoofed.min_entropi: unknown key, did you mean 'min_entropy'?"});
+}
+
+TEST(ConfigOverride, BadValuesAreValidatedLikeTheFile) {
+  EXPECT_EQ(errors_of("", {{"detection.half_open", "0"}}),
+            Lines{"--set: detection.half_open: out of range: " + kHalfOpenType + ", got 0"});
+  EXPECT_EQ(errors_of("", {{"protected", "[10.0.0.0/8, bogus]"}}),
+            Lines{"--set: protected: element 2: " + kPrefixElement + ", got bogus"});
+  EXPECT_EQ(errors_of("", {{"log.level", ""}}),
+            Lines{"--set: log.level: no value given; expected one of trace, debug, info, warn, error, "
+                  "critical, off"});
+  const auto invalid_yaml = errors_of("", {{"protected", "[10.0.0.0/8"}});
+  ASSERT_EQ(invalid_yaml.size(), 1u);
+  EXPECT_TRUE(invalid_yaml[0].starts_with("--set: protected: value is not valid YAML: ")) << invalid_yaml[0];
+}
+
+// ---- cross-key checks ----------------------------------------------------------------------------
+
+TEST(ConfigCrossKey, WindowMustBeAWholeNumberOfAtMostSixtyTicks) {
+  EXPECT_EQ(errors_of("detection:\n  tick: 1s\naggregation:\n  window: 1500ms\n"),
+            Lines{"test.yaml:4:3: aggregation.window: must be a whole multiple of detection.tick (1s), got 1500ms"});
+  EXPECT_EQ(errors_of("detection:\n  tick: 2s\n  update_interval: 10s\naggregation:\n  window: 1s\n"),
+            Lines{"test.yaml:5:3: aggregation.window: must be at least detection.tick (2s), got 1s"});
+  // The window was left at its default; the tick is what broke it, so that is where it points.
+  EXPECT_EQ(errors_of("detection:\n  tick: 10ms\n"),
+            Lines{"test.yaml:2:3: aggregation.window: must be at most 60 ticks of detection.tick (10ms), "
+                  "i.e. 600ms, got 5s (500 ticks)"});
+  EXPECT_EQ(errors_of("", {{"detection.tick", "3s"}}),
+            Lines{"--set: aggregation.window: must be a whole multiple of detection.tick (3s), got 5s"});
+  const auto config = load_ok("detection:\n  tick: 500ms\naggregation:\n  window: 30s\n");
+  EXPECT_EQ(config.aggregation.window, 30 * kNanosPerSecond);
+  EXPECT_EQ(config.detection.tick, 500 * kNanosPerMilli);
+}
+
+TEST(ConfigCrossKey, UpdateIntervalAndConcentratedSources) {
+  EXPECT_EQ(errors_of("detection:\n  tick: 20s\n  update_interval: 10s\naggregation:\n  window: 20s\n"),
+            Lines{"test.yaml:3:3: detection.update_interval: must be at least detection.tick (20s), got 10s"});
+  EXPECT_EQ(errors_of("detection:\n  concentrated:\n    max_sources: 20\n"),
+            Lines{"test.yaml:3:5: detection.concentrated.max_sources: must be at most "
+                  "aggregation.top_sources (10), got 20"});
+  EXPECT_EQ(load_ok("detection:\n  concentrated:\n    max_sources: 20\naggregation:\n  top_sources: 20\n")
+                .detection.concentrated.max_sources,
+            20u);
+}
+
+TEST(ConfigCrossKey, SkippedWhenAnInvolvedKeyIsInvalid) {
+  // A rejected tick keeps its default internally; checking the window against it would only add
+  // a confusing second error.
+  EXPECT_EQ(errors_of("detection:\n  tick: soon\naggregation:\n  window: 1500ms\n"),
+            Lines{"test.yaml:2:9: detection.tick: expected a duration in [10ms, 60s] " + kDurationForms +
+                  ", got soon"});
+}
+
+}  // namespace
+}  // namespace synwatch
