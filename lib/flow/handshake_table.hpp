@@ -10,8 +10,35 @@
 // create a second entry. Both directions of a connection map to one entry (the key is the
 // 4-tuple in canonical order), so one lookup serves any packet.
 //
+// Choices where TCP leaves room (all deliberate, all tested):
+// - SYN from the client with a *different* seq on a pending tuple: the client reused the port
+//   for a new attempt. The entry restarts (new seq, new first-SYN time, back to kSynSeen, moved
+//   to the young end of the age list) and the update is kSynRetransmit with previous_state
+//   telling what was overwritten. It is counted in syn_retransmits, never as a second insert.
+// - SYN or SYN-ACK travelling the wrong way (server -> client SYN, client -> server SYN-ACK:
+//   simultaneous open) and ACKs from the server side: kNone, entry untouched.
+// - ACK (no SYN/RST/FIN) from the client on a kSynSeen entry: kCompleted. A client does not
+//   ACK before it has a SYN-ACK, so we missed it (one-way capture, loss); the ack number cannot
+//   be checked then.
+// - Any RST whose tuple matches resets the entry, whatever its seq/ack (a server's RST to a
+//   SYN carries seq 0; a client's may carry anything).
+// - FIN on a pending entry: kNone.
+// - kUnsolicitedSynAck still fills `server` (the SYN-ACK's source endpoint) and `client` (its
+//   destination address): the victim of a reflection attack is that destination.
+// - A connection from an endpoint to itself (LAND) has no direction: its segments count as
+//   coming from either side.
+//
+// Time: segment.timestamp is "now". First-SYN times are kept as wrapping milliseconds, rounded
+// up, so an entry expires at the first `now` >= first SYN + pending_timeout (exact for
+// millisecond-aligned timestamps, never early, at most 1 ms late otherwise). pending_timeout is
+// clamped to [0, kMaxPendingTimeout]. Timestamps may step backwards (several interfaces,
+// reordering): a new entry never gets a time older than the youngest entry, so the age list
+// stays sorted and expiry stays O(expired). Ages are recovered modulo 2^32 ms (49.7 days), so
+// expire() must run at least once per ~48 days of packet time (the engine runs it every tick).
+//
 // Memory: exactly `capacity` entries are allocated up front; nothing is allocated per packet.
 // When the table is full, a new SYN evicts the oldest pending entry (reported in the update).
+// 56-byte entries plus an index of 2 x capacity 32-bit slots: 64 bytes per tracked handshake.
 // Thread safety: none; one table per capture worker.
 
 #include <cstddef>
@@ -62,11 +89,16 @@ struct HandshakeTableCounters {
   std::uint64_t syn_retransmits = 0;
   std::uint64_t mismatches = 0;
   std::uint64_t unsolicited_synacks = 0;
+  std::uint64_t synacks = 0;             // kSynAck
+  std::uint64_t synack_retransmits = 0;  // kSynAckRetransmit
 };
 
 class HandshakeTable {
  public:
-  // capacity: maximum tracked pending handshakes (>= 1, <= 2^28).
+  static constexpr std::size_t kMaxCapacity = std::size_t{1} << 28;
+  static constexpr DurationNs kMaxPendingTimeout = 24 * 3600 * kNanosPerSecond;
+
+  // capacity: maximum tracked pending handshakes (>= 1, <= 2^28; clamped into that range).
   // pending_timeout: a pending entry older than this (from its first SYN) expires.
   HandshakeTable(std::size_t capacity, DurationNs pending_timeout, std::uint64_t hash_seed = 0);
   ~HandshakeTable();
@@ -85,7 +117,9 @@ class HandshakeTable {
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
   [[nodiscard]] DurationNs pending_timeout() const noexcept { return pending_timeout_; }
-  void set_pending_timeout(DurationNs timeout) noexcept { pending_timeout_ = timeout; }
+  void set_pending_timeout(DurationNs timeout) noexcept {
+    pending_timeout_ = timeout < 0 ? 0 : timeout > kMaxPendingTimeout ? kMaxPendingTimeout : timeout;
+  }
   [[nodiscard]] const HandshakeTableCounters& counters() const noexcept { return counters_; }
   // Bytes of preallocated memory (entries plus index), for the memory bound.
   [[nodiscard]] std::size_t memory_bytes() const noexcept;
@@ -95,12 +129,25 @@ class HandshakeTable {
     return state == HandshakeState::kSynSeen ? syn_seen_ : size_ - syn_seen_;
   }
 
-  struct Entry;  // defined in the .cpp-facing detail header; layout documented there
+  struct Entry;  // defined in handshake_table.cpp; layout documented there
 
  private:
+  struct Key;  // canonical 4-tuple, the first 36 bytes of an Entry
+
   // Pops the oldest entry if it expired by `now`; false when none did.
   bool pop_expired(TimestampNs now, Endpoint& server, IpAddress& client,
                    HandshakeState& state) noexcept;
+
+  [[nodiscard]] std::size_t home_slot(const Key& key) const noexcept;
+  // Index slot holding `key`'s entry number, or the empty slot where it would go.
+  [[nodiscard]] std::size_t find_slot(const Key& key) const noexcept;
+  [[nodiscard]] std::size_t slot_of(std::uint32_t entry) const noexcept;
+  void erase_slot(std::size_t slot) noexcept;  // backward-shift deletion
+  void remove(std::uint32_t entry, std::size_t slot) noexcept;
+  std::uint32_t insert(const Key& key, std::size_t slot, TimestampNs now) noexcept;
+  void link_newest(std::uint32_t entry, TimestampNs now) noexcept;
+  void unlink(std::uint32_t entry) noexcept;
+  void describe(std::uint32_t entry, Endpoint& server, IpAddress& client) const noexcept;
 
   std::size_t capacity_;
   DurationNs pending_timeout_;
@@ -109,12 +156,16 @@ class HandshakeTable {
   std::size_t syn_seen_ = 0;
   HandshakeTableCounters counters_;
   std::unique_ptr<Entry[]> entries_;
-  std::unique_ptr<std::uint32_t[]> index_;  // open addressing: entry number + 1, 0 = empty
-  std::size_t index_mask_ = 0;
-  std::uint32_t free_head_ = 0;             // free list through Entry::next
-  std::uint32_t oldest_ = 0;                // age list (by first SYN), doubly linked
-  std::uint32_t newest_ = 0;
-  std::int64_t time_base_ = 0;              // entries store time relative to this
+  // Open addressing, linear probing: entry number + 1, 0 = empty. Exactly 2 x capacity slots
+  // (load <= 0.5) picked by multiply-shift rather than a power-of-two mask, because rounding
+  // up to a power of two would cost up to 16 bytes per entry and break the 64-byte budget.
+  std::unique_ptr<std::uint32_t[]> index_;
+  std::size_t index_size_ = 0;
+  std::uint32_t free_head_;       // free list through Entry's next field
+  std::uint32_t never_used_ = 0;  // entries [never_used_, capacity_) were never handed out
+  std::uint32_t oldest_;          // age list (by first SYN), doubly linked
+  std::uint32_t newest_;
+  std::int64_t newest_ms_ = 0;    // full first-SYN time (ms) of newest_; entries keep low 32 bits
 };
 
 template <typename OnExpired>

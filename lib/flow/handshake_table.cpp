@@ -1,0 +1,362 @@
+#include "flow/handshake_table.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+namespace synwatch {
+
+namespace {
+
+// Link value meaning "no entry". Entry numbers are < kMaxCapacity = 2^28 < kNil, and kNil
+// fits the 30 link bits of Entry::next_and_flags.
+constexpr std::uint32_t kNil = (1u << 30) - 1;
+constexpr std::uint32_t kNextMask = kNil;
+constexpr std::uint32_t kSynRecvBit = 1u << 30;
+constexpr std::uint32_t kClientIsHighBit = 1u << 31;
+
+// Integer division of signed nanoseconds into milliseconds, rounding up / down. Written with
+// / and % (truncating) so that no input, not even INT64_MIN, can overflow.
+constexpr std::int64_t ceil_ms(TimestampNs t) noexcept {
+  return t / kNanosPerMilli + (t % kNanosPerMilli > 0 ? 1 : 0);
+}
+constexpr std::int64_t floor_ms(TimestampNs t) noexcept {
+  return t / kNanosPerMilli - (t % kNanosPerMilli < 0 ? 1 : 0);
+}
+
+}  // namespace
+
+// The canonical 4-tuple: the (address, port) that compares smaller is "low". Both directions
+// of a connection build the same key. No padding, so it can be hashed and compared as bytes.
+struct HandshakeTable::Key {
+  IpAddress low_address;
+  IpAddress high_address;
+  std::uint16_t low_port;
+  std::uint16_t high_port;
+};
+
+// One pending handshake, 56 bytes:
+//   bytes  0..15  key.low_address    IPv4 stored IPv4-mapped
+//   bytes 16..31  key.high_address
+//   bytes 32..33  key.low_port       host order
+//   bytes 34..35  key.high_port
+//   bytes 36..39  syn_seq            seq of the (latest) SYN from the client
+//   bytes 40..43  synack_seq         seq of the latest SYN-ACK; meaningful in kSynRecv only
+//   bytes 44..47  first_syn_ms       low 32 bits of the first-SYN time in ms (see newest_ms_)
+//   bytes 48..51  prev               age list, towards the oldest; kNil at the end
+//   bytes 52..55  next_and_flags     bits 0..29: next (towards the newest, or the free list),
+//                                    bit 30: state is kSynRecv, bit 31: client is the high side
+// With the index's 2 slots x 4 bytes per entry: 64 bytes per tracked handshake.
+struct HandshakeTable::Entry {
+  static_assert(sizeof(Key) == 36);
+  static_assert(std::has_unique_object_representations_v<Key>);
+
+  Key key;
+  std::uint32_t syn_seq;
+  std::uint32_t synack_seq;
+  std::uint32_t first_syn_ms;
+  std::uint32_t prev;
+  std::uint32_t next_and_flags;
+
+  [[nodiscard]] std::uint32_t next() const noexcept { return next_and_flags & kNextMask; }
+  void set_next(std::uint32_t next) noexcept {
+    next_and_flags = (next_and_flags & ~kNextMask) | next;
+  }
+  [[nodiscard]] HandshakeState state() const noexcept {
+    return (next_and_flags & kSynRecvBit) != 0 ? HandshakeState::kSynRecv
+                                               : HandshakeState::kSynSeen;
+  }
+  void set_state(HandshakeState state) noexcept {
+    next_and_flags = state == HandshakeState::kSynRecv ? next_and_flags | kSynRecvBit
+                                                       : next_and_flags & ~kSynRecvBit;
+  }
+  [[nodiscard]] bool client_is_high() const noexcept {
+    return (next_and_flags & kClientIsHighBit) != 0;
+  }
+};
+static_assert(sizeof(HandshakeTable::Entry) == 56);
+static_assert(std::is_trivially_copyable_v<HandshakeTable::Entry>);
+
+HandshakeTable::HandshakeTable(std::size_t capacity, DurationNs pending_timeout,
+                               std::uint64_t hash_seed)
+    : capacity_(std::clamp<std::size_t>(capacity, 1, kMaxCapacity)),
+      pending_timeout_(0),
+      hash_seed_(hash_seed),
+      // Left uninitialised: pages are touched only as entries are first used.
+      entries_(std::make_unique_for_overwrite<Entry[]>(capacity_)),
+      index_(std::make_unique<std::uint32_t[]>(2 * capacity_)),
+      index_size_(2 * capacity_),
+      free_head_(kNil),
+      oldest_(kNil),
+      newest_(kNil) {
+  set_pending_timeout(pending_timeout);
+}
+
+HandshakeTable::~HandshakeTable() = default;
+
+std::size_t HandshakeTable::memory_bytes() const noexcept {
+  return capacity_ * sizeof(Entry) + index_size_ * sizeof(std::uint32_t);
+}
+
+std::size_t HandshakeTable::home_slot(const Key& key) const noexcept {
+  const std::uint64_t hash = hash_bytes(&key, sizeof(Key), hash_seed_);
+  // Multiply-shift maps the top 32 hash bits onto [0, index_size_) without a division.
+  return static_cast<std::size_t>(((hash >> 32) * index_size_) >> 32);
+}
+
+std::size_t HandshakeTable::find_slot(const Key& key) const noexcept {
+  std::size_t slot = home_slot(key);
+  // Load <= 0.5 guarantees an empty slot, so the probe ends.
+  for (;;) {
+    const std::uint32_t value = index_[slot];
+    if (value == 0 || std::memcmp(&entries_[value - 1].key, &key, sizeof(Key)) == 0) return slot;
+    slot = slot + 1 == index_size_ ? 0 : slot + 1;
+  }
+}
+
+std::size_t HandshakeTable::slot_of(std::uint32_t entry) const noexcept {
+  std::size_t slot = home_slot(entries_[entry].key);
+  while (index_[slot] != entry + 1) slot = slot + 1 == index_size_ ? 0 : slot + 1;
+  return slot;
+}
+
+void HandshakeTable::erase_slot(std::size_t hole) noexcept {
+  std::size_t slot = hole;
+  for (;;) {
+    slot = slot + 1 == index_size_ ? 0 : slot + 1;
+    const std::uint32_t value = index_[slot];
+    if (value == 0) break;
+    const std::size_t home = home_slot(entries_[value - 1].key);
+    // The entry may fill the hole unless its home lies cyclically in (hole, slot]: moving it
+    // before its home would make it unreachable.
+    const bool stays = hole <= slot ? (hole < home && home <= slot) : (hole < home || home <= slot);
+    if (!stays) {
+      index_[hole] = value;
+      hole = slot;
+    }
+  }
+  index_[hole] = 0;
+}
+
+void HandshakeTable::link_newest(std::uint32_t entry, TimestampNs now) noexcept {
+  // Never older than the youngest entry, so that the age list stays sorted by time even when
+  // timestamps step backwards.
+  // Capped so that a time within 1 ms of INT64_MAX still expires by INT64_MAX.
+  std::int64_t ms = std::min(ceil_ms(now), INT64_MAX / kNanosPerMilli);
+  if (newest_ != kNil) ms = std::max(ms, newest_ms_);
+  newest_ms_ = ms;
+  Entry& e = entries_[entry];
+  e.first_syn_ms = static_cast<std::uint32_t>(ms);
+  e.prev = newest_;
+  e.set_next(kNil);
+  if (newest_ == kNil) {
+    oldest_ = entry;
+  } else {
+    entries_[newest_].set_next(entry);
+  }
+  newest_ = entry;
+}
+
+void HandshakeTable::unlink(std::uint32_t entry) noexcept {
+  const Entry& e = entries_[entry];
+  const std::uint32_t prev = e.prev;
+  const std::uint32_t next = e.next();
+  if (prev == kNil) {
+    oldest_ = next;
+  } else {
+    entries_[prev].set_next(next);
+  }
+  if (next == kNil) {
+    newest_ = prev;
+    if (prev != kNil) {
+      // Full time of the new youngest: its stored low bits are at most 2^32 ms behind.
+      newest_ms_ -= static_cast<std::uint32_t>(static_cast<std::uint32_t>(newest_ms_) -
+                                               entries_[prev].first_syn_ms);
+    }
+  } else {
+    entries_[next].prev = prev;
+  }
+}
+
+std::uint32_t HandshakeTable::insert(const Key& key, std::size_t slot, TimestampNs now) noexcept {
+  std::uint32_t entry;
+  if (free_head_ != kNil) {
+    entry = free_head_;
+    free_head_ = entries_[entry].next();
+  } else {
+    entry = never_used_++;
+  }
+  Entry& e = entries_[entry];
+  e.key = key;
+  e.next_and_flags = 0;
+  index_[slot] = entry + 1;
+  link_newest(entry, now);
+  ++size_;
+  ++syn_seen_;
+  return entry;
+}
+
+void HandshakeTable::remove(std::uint32_t entry, std::size_t slot) noexcept {
+  erase_slot(slot);
+  unlink(entry);
+  Entry& e = entries_[entry];
+  if (e.state() == HandshakeState::kSynSeen) --syn_seen_;
+  --size_;
+  e.next_and_flags = free_head_;  // also clears the flags
+  free_head_ = entry;
+}
+
+void HandshakeTable::describe(std::uint32_t entry, Endpoint& server,
+                              IpAddress& client) const noexcept {
+  const Entry& e = entries_[entry];
+  if (e.client_is_high()) {
+    server = Endpoint{e.key.low_address, e.key.low_port};
+    client = e.key.high_address;
+  } else {
+    server = Endpoint{e.key.high_address, e.key.high_port};
+    client = e.key.low_address;
+  }
+}
+
+FlowUpdate HandshakeTable::process(const TcpSegment& segment, bool accept_new_syn) noexcept {
+  FlowUpdate update;
+  const bool is_syn = segment.is_syn();
+  if (size_ == 0 && !is_syn) {
+    if (segment.is_syn_ack()) {
+      ++counters_.unsolicited_synacks;
+      update.event = FlowEvent::kUnsolicitedSynAck;
+      update.server = Endpoint{segment.source, segment.source_port};
+      update.client = segment.destination;
+    }
+    return update;
+  }
+
+  int order = std::memcmp(segment.source.bytes.data(), segment.destination.bytes.data(), 16);
+  if (order == 0) {
+    order = segment.source_port < segment.destination_port   ? -1
+            : segment.source_port > segment.destination_port ? 1
+                                                             : 0;
+  }
+  const bool source_is_high = order > 0;
+  Key key;
+  if (source_is_high) {
+    key = Key{segment.destination, segment.source, segment.destination_port, segment.source_port};
+  } else {
+    key = Key{segment.source, segment.destination, segment.source_port, segment.destination_port};
+  }
+  const std::size_t slot = find_slot(key);
+  const std::uint32_t found = index_[slot];
+
+  if (found == 0) {
+    if (is_syn) {
+      if (!accept_new_syn) return update;
+      std::size_t insert_at = slot;
+      if (size_ == capacity_) {
+        const std::uint32_t victim = oldest_;
+        update.evicted = true;
+        update.evicted_state = entries_[victim].state();
+        describe(victim, update.evicted_server, update.evicted_client);
+        remove(victim, slot_of(victim));
+        ++counters_.evicted;
+        insert_at = find_slot(key);  // the backward shift may have moved the empty slot
+      }
+      const std::uint32_t entry = insert(key, insert_at, segment.timestamp);
+      Entry& e = entries_[entry];
+      e.syn_seq = segment.seq;
+      if (source_is_high) e.next_and_flags |= kClientIsHighBit;
+      ++counters_.inserted;
+      update.event = FlowEvent::kSyn;
+      update.previous_state = HandshakeState::kSynSeen;
+      update.server = Endpoint{segment.destination, segment.destination_port};
+      update.client = segment.source;
+    } else if (segment.is_syn_ack()) {
+      ++counters_.unsolicited_synacks;
+      update.event = FlowEvent::kUnsolicitedSynAck;
+      update.server = Endpoint{segment.source, segment.source_port};
+      update.client = segment.destination;
+    }
+    return update;
+  }
+
+  const std::uint32_t entry = found - 1;
+  Entry& e = entries_[entry];
+  const HandshakeState state = e.state();
+  // A connection to itself (same address and port: a LAND attack) has no direction; then a
+  // segment counts as coming from either side.
+  const bool from_client = order == 0 || source_is_high == e.client_is_high();
+  const bool from_server = order == 0 || source_is_high != e.client_is_high();
+  const auto report = [&](FlowEvent event) noexcept {
+    update.event = event;
+    update.previous_state = state;
+    describe(entry, update.server, update.client);
+  };
+
+  if (segment.has(tcp_flag::kRst)) {
+    report(FlowEvent::kReset);
+    remove(entry, slot);
+    ++counters_.reset;
+  } else if (is_syn) {
+    if (!from_client) return update;
+    report(FlowEvent::kSynRetransmit);
+    ++counters_.syn_retransmits;
+    if (segment.seq != e.syn_seq) {
+      // Port reuse: a new attempt replaces the old one, with its own age.
+      e.syn_seq = segment.seq;
+      if (state == HandshakeState::kSynRecv) {
+        e.set_state(HandshakeState::kSynSeen);
+        ++syn_seen_;
+      }
+      unlink(entry);
+      link_newest(entry, segment.timestamp);
+    }
+  } else if (segment.is_syn_ack()) {
+    if (!from_server) return update;
+    if (segment.ack != e.syn_seq + 1) {
+      report(FlowEvent::kMismatch);
+      ++counters_.mismatches;
+    } else if (state == HandshakeState::kSynRecv) {
+      report(FlowEvent::kSynAckRetransmit);
+      ++counters_.synack_retransmits;
+      e.synack_seq = segment.seq;
+    } else {
+      report(FlowEvent::kSynAck);
+      ++counters_.synacks;
+      e.synack_seq = segment.seq;
+      e.set_state(HandshakeState::kSynRecv);
+      --syn_seen_;
+    }
+  } else if (segment.has(tcp_flag::kFin) || !segment.has(tcp_flag::kAck) || !from_client) {
+    return update;
+  } else if (state == HandshakeState::kSynRecv && segment.ack != e.synack_seq + 1) {
+    report(FlowEvent::kMismatch);
+    ++counters_.mismatches;
+  } else {
+    // In kSynSeen the SYN-ACK went unseen; the client's ACK proves there was one.
+    report(FlowEvent::kCompleted);
+    remove(entry, slot);
+    ++counters_.completed;
+  }
+  return update;
+}
+
+bool HandshakeTable::pop_expired(TimestampNs now, Endpoint& server, IpAddress& client,
+                                 HandshakeState& state) noexcept {
+  if (oldest_ == kNil) return false;
+  const Entry& e = entries_[oldest_];
+  // Every live entry is at most 2^32 ms older than the youngest (see the header), so the
+  // oldest's full time is recovered from the difference of the low 32 bits.
+  const std::int64_t first_syn_ms =
+      newest_ms_ - static_cast<std::uint32_t>(static_cast<std::uint32_t>(newest_ms_) -
+                                              e.first_syn_ms);
+  // Expired iff first_syn_ms * 1 ms + timeout <= now, computed without overflow.
+  const TimestampNs limit = now < INT64_MIN + pending_timeout_ ? INT64_MIN : now - pending_timeout_;
+  if (first_syn_ms > floor_ms(limit)) return false;
+  const std::uint32_t entry = oldest_;
+  state = e.state();
+  describe(entry, server, client);
+  remove(entry, slot_of(entry));
+  ++counters_.expired;
+  return true;
+}
+
+}  // namespace synwatch
