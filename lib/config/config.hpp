@@ -27,7 +27,8 @@ struct FlowConfig {
 };
 
 struct AggregationConfig {
-  std::size_t max_destinations = 4096;  // destinations tracked at once; more are counted and dropped
+  // Destinations tracked at once; SYNs to more are counted and dropped.
+  std::size_t max_destinations = 4096;
   DurationNs window = 5 * kNanosPerSecond;  // sliding window for rates, sources, entropy, top-k
   std::size_t top_sources = 10;             // heavy sources reported per destination (<= 32)
   DurationNs idle_timeout = 120 * kNanosPerSecond;  // quiet destinations are forgotten after this
@@ -54,8 +55,8 @@ struct DetectionConfig {
   // Half-open connections (syn_seen + syn_recv) to one destination. 256 is half of the
   // 511 backlog nginx and Apache request, so the alert comes before the SYN queue overflows.
   std::size_t half_open = 256;
-  DurationNs hold_for = 500 * kNanosPerMilli;       // YAML key "for"
-  DurationNs cooldown = 10 * kNanosPerSecond;       // clear this long before "ended"
+  DurationNs hold_for = 500 * kNanosPerMilli;  // YAML key "for"
+  DurationNs cooldown = 10 * kNanosPerSecond;  // clear this long before "ended"
   DurationNs update_interval = 10 * kNanosPerSecond;
   double max_completion_ratio = 0.2;  // completed / SYNs in the window; above it: legitimate
   SpoofedRandomConfig spoofed;
@@ -71,7 +72,7 @@ struct LogConfig {
 };
 
 struct Config {
-  std::string source_file;            // where it came from, "" for built-in defaults
+  std::string source_file;                   // where it came from, "" for built-in defaults
   std::vector<IpPrefix> protected_prefixes;  // YAML key "protected"; empty = every destination
   FlowConfig flow;
   AggregationConfig aggregation;

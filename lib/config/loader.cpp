@@ -65,7 +65,8 @@ std::string join(const std::vector<std::string_view>& items) {
 // True when some key lives below `path`, i.e. `path` names a section such as "detection".
 bool is_section(std::string_view path) {
   return std::ranges::any_of(config_schema(), [path](const ConfigKey& key) {
-    return key.path.size() > path.size() && key.path.starts_with(path) && key.path[path.size()] == '.';
+    return key.path.size() > path.size() && key.path.starts_with(path) &&
+           key.path[path.size()] == '.';
   });
 }
 
@@ -76,7 +77,8 @@ std::vector<std::string_view> children_of(std::string_view prefix) {
   for (const auto& key : config_schema()) {
     std::string_view rest = key.path;
     if (!prefix.empty()) {
-      if (!(rest.size() > prefix.size() && rest.starts_with(prefix) && rest[prefix.size()] == '.')) {
+      if (!(rest.size() > prefix.size() && rest.starts_with(prefix) &&
+            rest[prefix.size()] == '.')) {
         continue;
       }
       rest.remove_prefix(prefix.size() + 1);
@@ -87,7 +89,9 @@ std::vector<std::string_view> children_of(std::string_view prefix) {
   return names;
 }
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 // Optimal string alignment distance (Levenshtein plus adjacent transposition, so "fro" is one edit
 // from "for"), ignoring case.
@@ -101,7 +105,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
     for (std::size_t j = 1; j <= b.size(); ++j) {
       const std::size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
       at(i, j) = std::min({at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost});
-      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1])) {
+      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) &&
+          lower(a[i - 2]) == lower(b[j - 1])) {
         at(i, j) = std::min(at(i, j), at(i - 2, j - 2) + 1);
       }
     }
@@ -136,7 +141,9 @@ std::optional<std::string_view> closest(std::string_view name,
   return std::nullopt;
 }
 
-bool is_quoted(const YAML::Node& scalar) { return scalar.Tag() == "!"; }
+bool is_quoted(const YAML::Node& scalar) {
+  return scalar.Tag() == "!";
+}
 
 // What the user wrote, for "got ..." in messages.
 std::string describe_node(const YAML::Node& node) {
@@ -177,7 +184,8 @@ std::optional<ConfigValue> parse_value(const ConfigKey& key, const YAML::Node& n
     return std::nullopt;
   };
   auto range_error = [&]() -> std::optional<ConfigValue> {
-    errors.push_back(make_error(here, key.path, "out of range: " + expected + ", got " + node.Scalar()));
+    errors.push_back(
+        make_error(here, key.path, "out of range: " + expected + ", got " + node.Scalar()));
     return std::nullopt;
   };
 
@@ -199,8 +207,8 @@ std::optional<ConfigValue> parse_value(const ConfigKey& key, const YAML::Node& n
         const std::string wanted = is_prefix_list
                                        ? "expected an IP prefix such as 10.0.0.0/8 or 2001:db8::/32"
                                        : "expected a string";
-        errors.push_back(
-            make_error(element_location, key.path, which + wanted + ", got " + describe_node(element)));
+        errors.push_back(make_error(element_location, key.path,
+                                    which + wanted + ", got " + describe_node(element)));
         continue;
       }
       if (is_prefix_list) {
@@ -226,14 +234,16 @@ std::optional<ConfigValue> parse_value(const ConfigKey& key, const YAML::Node& n
       return type_error();
     case ConfigKind::kUnsigned: {
       if (is_quoted(node)) return type_error();
-      const bool negative = text.starts_with('-') && all_of_chars(std::string_view(text).substr(1), "0123456789");
+      const bool negative =
+          text.starts_with('-') && all_of_chars(std::string_view(text).substr(1), "0123456789");
       if (negative) return range_error();
       if (!all_of_chars(text, "0123456789")) return type_error();
       std::uint64_t value = 0;
       const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
       if (ec == std::errc::result_out_of_range) return range_error();
       if (ec != std::errc{} || end != text.data() + text.size()) return type_error();
-      if (value < std::get<std::uint64_t>(key.minimum) || value > std::get<std::uint64_t>(key.maximum)) {
+      if (value < std::get<std::uint64_t>(key.minimum) ||
+          value > std::get<std::uint64_t>(key.maximum)) {
         return range_error();
       }
       return ConfigValue(value);
@@ -253,7 +263,8 @@ std::optional<ConfigValue> parse_value(const ConfigKey& key, const YAML::Node& n
     case ConfigKind::kDuration: {
       const auto value = parse_duration(text);
       if (!value) return type_error(kDurationForms);
-      if (*value < std::get<DurationNs>(key.minimum) || *value > std::get<DurationNs>(key.maximum)) {
+      if (*value < std::get<DurationNs>(key.minimum) ||
+          *value > std::get<DurationNs>(key.maximum)) {
         return range_error();
       }
       return ConfigValue(*value);
@@ -295,8 +306,9 @@ class ConfigBuilder {
     }
     if (documents.empty()) return;  // empty file or only comments: all defaults
     if (documents.size() > 1) {
-      errors_.push_back(make_error(source.locate(documents[1].Mark()), "",
-                                   "a second YAML document; the configuration must be one document"));
+      errors_.push_back(
+          make_error(source.locate(documents[1].Mark()), "",
+                     "a second YAML document; the configuration must be one document"));
     }
     const YAML::Node& root = documents.front();
     if (root.IsNull()) return;
@@ -352,7 +364,8 @@ class ConfigBuilder {
     for (const auto& check : config_cross_checks()) {
       const bool involves_invalid =
           invalid_.contains(check.reported_at) ||
-          std::ranges::any_of(check.depends_on, [&](std::string_view dep) { return invalid_.contains(dep); });
+          std::ranges::any_of(check.depends_on,
+                              [&](std::string_view dep) { return invalid_.contains(dep); });
       if (involves_invalid) continue;
       const auto problem = check.check(config_);
       if (!problem) continue;
@@ -369,7 +382,8 @@ class ConfigBuilder {
     for (const auto& entry : mapping) {
       const Location where = source.locate(entry.first.Mark());
       if (!entry.first.IsScalar()) {
-        errors_.push_back(make_error(where, prefix, "expected a key name, got " + describe_node(entry.first)));
+        errors_.push_back(
+            make_error(where, prefix, "expected a key name, got " + describe_node(entry.first)));
         continue;
       }
       const std::string& name = entry.first.Scalar();
@@ -445,10 +459,11 @@ class ConfigBuilder {
 
 std::expected<std::string, ConfigError> read_file(const std::string& path) {
   auto fail = [&](int error_number) {
-    return std::unexpected(ConfigError{path, 0, 0, "",
-                                       "cannot read: " + std::generic_category().message(error_number)});
+    return std::unexpected(ConfigError{
+        path, 0, 0, "", "cannot read: " + std::generic_category().message(error_number)});
   };
-  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                             &std::fclose);
   if (!file) return fail(errno);
   std::string text;
   char buffer[8192];
@@ -461,9 +476,9 @@ std::expected<std::string, ConfigError> read_file(const std::string& path) {
   return text;
 }
 
-std::expected<Config, std::vector<ConfigError>> build(const std::expected<std::string, ConfigError>& text,
-                                                      const std::string& source_name,
-                                                      const std::vector<ConfigOverride>& overrides) {
+std::expected<Config, std::vector<ConfigError>> build(
+    const std::expected<std::string, ConfigError>& text, const std::string& source_name,
+    const std::vector<ConfigOverride>& overrides) {
   ConfigBuilder builder;
   if (text) {
     builder.apply_document(*text, source_name);
@@ -488,28 +503,27 @@ std::string ConfigError::to_string() const {
 std::expected<ConfigOverride, ConfigError> parse_override(std::string_view text) {
   const auto equals = text.find('=');
   if (equals == std::string_view::npos || equals == 0) {
-    return std::unexpected(ConfigError{std::string(kOverrideSource), 0, 0, "",
-                                       "expected KEY=VALUE such as detection.half_open=512, got '" +
-                                           std::string(text) + "'"});
+    return std::unexpected(ConfigError{
+        std::string(kOverrideSource), 0, 0, "",
+        "expected KEY=VALUE such as detection.half_open=512, got '" + std::string(text) + "'"});
   }
   return ConfigOverride{std::string(text.substr(0, equals)), std::string(text.substr(equals + 1))};
 }
 
-std::expected<Config, std::vector<ConfigError>> load_config(const std::string& path,
-                                                            const std::vector<ConfigOverride>& overrides) {
+std::expected<Config, std::vector<ConfigError>> load_config(
+    const std::string& path, const std::vector<ConfigOverride>& overrides) {
   if (path.empty()) return build(std::string(), "", overrides);
   return build(read_file(path), path, overrides);
 }
 
-std::expected<Config, std::vector<ConfigError>> load_config_text(std::string_view yaml_text,
-                                                                 const std::string& source_name,
-                                                                 const std::vector<ConfigOverride>& overrides) {
+std::expected<Config, std::vector<ConfigError>> load_config_text(
+    std::string_view yaml_text, const std::string& source_name,
+    const std::vector<ConfigOverride>& overrides) {
   return build(std::string(yaml_text), source_name, overrides);
 }
 
-std::expected<ConfigValue, std::vector<ConfigError>> parse_config_value(const ConfigKey& key,
-                                                                        std::string_view yaml_text,
-                                                                        const std::string& source_name) {
+std::expected<ConfigValue, std::vector<ConfigError>> parse_config_value(
+    const ConfigKey& key, std::string_view yaml_text, const std::string& source_name) {
   const Source source{source_name, true};
   std::vector<ConfigError> errors;
   YAML::Node node;

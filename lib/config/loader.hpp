@@ -16,11 +16,11 @@ namespace synwatch {
 inline constexpr int kExitConfigError = 78;
 
 struct ConfigError {
-  std::string file;    // the config file, "--set" for overrides, "" for unnamed text
-  int line = 0;        // 1-based; 0 when unknown
-  int column = 0;      // 1-based; 0 when unknown
-  std::string key;     // dotted path, e.g. "detection.half_open"
-  std::string message; // e.g. "must be at least 1, got 0"
+  std::string file;     // the config file, "--set" for overrides, "" for unnamed text
+  int line = 0;         // 1-based; 0 when unknown
+  int column = 0;       // 1-based; 0 when unknown
+  std::string key;      // dotted path, e.g. "detection.half_open"
+  std::string message;  // e.g. "unknown key, did you mean 'half_open'?"
 
   [[nodiscard]] std::string to_string() const;  // "file:line:col: key: message"
 };

@@ -108,47 +108,80 @@ std::vector<ConfigKey> build_schema() {
   // Ranges of window and update_interval start at the smallest tick; their relation to the
   // actual tick is a cross-key check below.
   return {
-      prefix_list_key("protected", [](auto& c) -> auto& { return c.protected_prefixes; },
+      prefix_list_key(
+          "protected", [](auto& c) -> auto& { return c.protected_prefixes; },
           "Destination prefixes to watch (IPv4 or IPv6 CIDR); empty watches every destination."),
 
-      unsigned_key("flow.capacity", 1, 268'435'456, [](auto& c) -> auto& { return c.flow.capacity; },
+      unsigned_key(
+          "flow.capacity", 1, 268'435'456, [](auto& c) -> auto& { return c.flow.capacity; },
           "Pending handshakes tracked at once (64 bytes each); when full, the oldest is evicted."),
-      duration_key("flow.pending_timeout", kSecond, kDay, [](auto& c) -> auto& { return c.flow.pending_timeout; },
+      duration_key(
+          "flow.pending_timeout", kSecond, kDay,
+          [](auto& c) -> auto& { return c.flow.pending_timeout; },
           "A handshake not completed within this is dropped; 63s = Linux tcp_synack_retries=5."),
 
-      unsigned_key("aggregation.max_destinations", 1, 1'000'000, [](auto& c) -> auto& { return c.aggregation.max_destinations; },
+      unsigned_key(
+          "aggregation.max_destinations", 1, 1'000'000,
+          [](auto& c) -> auto& { return c.aggregation.max_destinations; },
           "Destinations tracked at once; SYNs to further destinations are counted and dropped."),
-      duration_key("aggregation.window", 10 * kMilli, 60 * kSecond, [](auto& c) -> auto& { return c.aggregation.window; },
-          "Sliding window for rates, distinct sources, entropy and top sources; a whole multiple of detection.tick, at most 60 ticks."),
-      unsigned_key("aggregation.top_sources", 1, 32, [](auto& c) -> auto& { return c.aggregation.top_sources; },
+      duration_key(
+          "aggregation.window", 10 * kMilli, 60 * kSecond,
+          [](auto& c) -> auto& { return c.aggregation.window; },
+          "Sliding window for rates, distinct sources, entropy and top sources; a whole multiple "
+          "of detection.tick, at most 60 ticks."),
+      unsigned_key(
+          "aggregation.top_sources", 1, 32,
+          [](auto& c) -> auto& { return c.aggregation.top_sources; },
           "Heaviest sources reported per destination."),
-      duration_key("aggregation.idle_timeout", kSecond, kDay, [](auto& c) -> auto& { return c.aggregation.idle_timeout; },
+      duration_key(
+          "aggregation.idle_timeout", kSecond, kDay,
+          [](auto& c) -> auto& { return c.aggregation.idle_timeout; },
           "A destination that received no SYN for this long is forgotten."),
 
-      duration_key("detection.tick", 10 * kMilli, 60 * kSecond, [](auto& c) -> auto& { return c.detection.tick; },
+      duration_key(
+          "detection.tick", 10 * kMilli, 60 * kSecond,
+          [](auto& c) -> auto& { return c.detection.tick; },
           "Evaluation and sub-window period, in packet time."),
-      unsigned_key("detection.half_open", 1, 100'000'000, [](auto& c) -> auto& { return c.detection.half_open; },
-          "Half-open connections to one destination that signal a flood; 256 = half the 511 backlog of nginx and Apache."),
-      duration_key("detection.for", 0, kHour, [](auto& c) -> auto& { return c.detection.hold_for; },
+      unsigned_key(
+          "detection.half_open", 1, 100'000'000,
+          [](auto& c) -> auto& { return c.detection.half_open; },
+          "Half-open connections to one destination that signal a flood; 256 = half the 511 "
+          "backlog of nginx and Apache."),
+      duration_key(
+          "detection.for", 0, kHour, [](auto& c) -> auto& { return c.detection.hold_for; },
           "How long the flood condition must hold before an incident starts."),
-      duration_key("detection.cooldown", 0, kDay, [](auto& c) -> auto& { return c.detection.cooldown; },
+      duration_key(
+          "detection.cooldown", 0, kDay, [](auto& c) -> auto& { return c.detection.cooldown; },
           "How long the condition must stay clear before an incident ends."),
-      duration_key("detection.update_interval", 10 * kMilli, kDay, [](auto& c) -> auto& { return c.detection.update_interval; },
+      duration_key(
+          "detection.update_interval", 10 * kMilli, kDay,
+          [](auto& c) -> auto& { return c.detection.update_interval; },
           "Period of updates about an ongoing incident; at least detection.tick."),
-      double_key("detection.max_completion_ratio", 0.0, 1.0, [](auto& c) -> auto& { return c.detection.max_completion_ratio; },
-          "Completed handshakes / SYNs in the window above which the traffic counts as legitimate."),
-      double_key("detection.spoofed.min_distinct_ratio", 0.0, 1.0, [](auto& c) -> auto& { return c.detection.spoofed.min_distinct_ratio; },
+      double_key(
+          "detection.max_completion_ratio", 0.0, 1.0,
+          [](auto& c) -> auto& { return c.detection.max_completion_ratio; },
+          "Completed handshakes / SYNs in the window above which the traffic counts as "
+          "legitimate."),
+      double_key(
+          "detection.spoofed.min_distinct_ratio", 0.0, 1.0,
+          [](auto& c) -> auto& { return c.detection.spoofed.min_distinct_ratio; },
           "Distinct sources / SYNs in the window from which sources look spoofed."),
-      double_key("detection.spoofed.min_entropy", 0.0, 1.0, [](auto& c) -> auto& { return c.detection.spoofed.min_entropy; },
+      double_key(
+          "detection.spoofed.min_entropy", 0.0, 1.0,
+          [](auto& c) -> auto& { return c.detection.spoofed.min_entropy; },
           "Normalised source entropy (0..1) from which sources look randomly spoofed."),
-      unsigned_key("detection.concentrated.max_sources", 1, 32, [](auto& c) -> auto& { return c.detection.concentrated.max_sources; },
+      unsigned_key(
+          "detection.concentrated.max_sources", 1, 32,
+          [](auto& c) -> auto& { return c.detection.concentrated.max_sources; },
           "At most this many sources make a concentrated flood; at most aggregation.top_sources."),
-      double_key("detection.concentrated.min_share", 0.0, 1.0, [](auto& c) -> auto& { return c.detection.concentrated.min_share; },
+      double_key(
+          "detection.concentrated.min_share", 0.0, 1.0,
+          [](auto& c) -> auto& { return c.detection.concentrated.min_share; },
           "Share of the SYNs that those few sources must send."),
 
-      enum_key("log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"},
-          [](auto& c) -> auto& { return c.log.level; },
-          "Log verbosity."),
+      enum_key(
+          "log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"},
+          [](auto& c) -> auto& { return c.log.level; }, "Log verbosity."),
   };
 }
 
@@ -220,7 +253,8 @@ std::span<const ConfigCrossCheck> config_cross_checks() {
   static const std::vector<ConfigCrossCheck> checks = {
       {"aggregation.window", {"detection.tick"}, check_window_against_tick},
       {"detection.update_interval", {"detection.tick"}, check_update_interval_against_tick},
-      {"detection.concentrated.max_sources", {"aggregation.top_sources"},
+      {"detection.concentrated.max_sources",
+       {"aggregation.top_sources"},
        check_concentrated_against_top_sources},
   };
   return checks;

@@ -28,9 +28,9 @@ namespace synwatch {
 
 enum class ConfigKind : std::uint8_t {
   kBool,
-  kUnsigned,    // decimal, range-checked
-  kDouble,      // finite, range-checked
-  kDuration,    // YAML number = seconds, or "500ms", "1.5s", "2m", "1h"; range-checked
+  kUnsigned,  // decimal, range-checked
+  kDouble,    // finite, range-checked
+  kDuration,  // YAML number = seconds, or "500ms", "1.5s", "2m", "1h"; range-checked
   kString,
   kEnum,        // one of `choices`
   kPrefixList,  // sequence of CIDR prefixes (IpPrefix::parse)
@@ -47,8 +47,8 @@ struct ConfigKey {
   ConfigKind kind = ConfigKind::kString;
   ConfigValue minimum;  // inclusive bounds; used by kUnsigned, kDouble and kDuration only
   ConfigValue maximum;
-  std::vector<std::string_view> choices;  // kEnum only
-  std::string_view doc;                   // one line, for config_reference()
+  std::vector<std::string_view> choices;                  // kEnum only
+  std::string_view doc;                                   // one line, for config_reference()
   void (*assign)(Config&, const ConfigValue&) = nullptr;  // value must hold the kind's type
   ConfigValue (*read)(const Config&) = nullptr;
 

@@ -1,3 +1,5 @@
+#include "config/config.hpp"
+
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
@@ -8,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "config/config.hpp"
 #include "config/loader.hpp"
 #include "config/schema.hpp"
 
@@ -85,7 +86,8 @@ TEST(ShippedConfig, LoadsToExactlyTheBuiltInDefaults) {
   EXPECT_EQ(config->source_file, SYNWATCH_SHIPPED_CONFIG);
   const Config defaults;
   for (const auto& key : config_schema()) {
-    EXPECT_EQ(format_config_value(key, key.read(*config)), format_config_value(key, key.read(defaults)))
+    EXPECT_EQ(format_config_value(key, key.read(*config)),
+              format_config_value(key, key.read(defaults)))
         << key.path;
   }
   Config without_name = *config;
@@ -133,7 +135,8 @@ TEST(ConfigReference, ListsEveryKeyWithItsDefaultTypeAndDoc) {
   const std::string reference = config_reference();
   const Config defaults;
   for (const auto& key : config_schema()) {
-    const std::string entry = std::string(key.path) + " = " + format_config_value(key, key.read(defaults));
+    const std::string entry =
+        std::string(key.path) + " = " + format_config_value(key, key.read(defaults));
     EXPECT_NE(reference.find(entry + "\n"), std::string::npos) << entry;
     EXPECT_NE(reference.find(key.describe_type()), std::string::npos) << key.path;
     EXPECT_NE(reference.find(key.doc), std::string::npos) << key.path;
@@ -157,8 +160,9 @@ ConfigValue other_value(const ConfigKey& key, const ConfigValue& current) {
     case ConfigKind::kString:
       return std::get<std::string>(current) + "x";
     case ConfigKind::kEnum:
-      return std::string(std::get<std::string>(current) == key.choices.front() ? key.choices.back()
-                                                                                : key.choices.front());
+      return std::string(std::get<std::string>(current) == key.choices.front()
+                             ? key.choices.back()
+                             : key.choices.front());
     case ConfigKind::kPrefixList:
       return std::vector<IpPrefix>{*IpPrefix::parse("192.0.2.0/24")};
     case ConfigKind::kStringList:
@@ -210,8 +214,9 @@ TEST(ConfigBool, AcceptsTrueAndFalseOnly) {
   EXPECT_EQ(parse_config_value(key, "False", "v.yaml").value(), ConfigValue(false));
   EXPECT_EQ(value_errors(key, "yes"),
             Lines{"v.yaml:1:1: test.flag: expected a boolean (true or false), got yes"});
-  EXPECT_EQ(value_errors(key, "\n  \"true\""),
-            Lines{"v.yaml:2:3: test.flag: expected a boolean (true or false), got the string \"true\""});
+  EXPECT_EQ(
+      value_errors(key, "\n  \"true\""),
+      Lines{"v.yaml:2:3: test.flag: expected a boolean (true or false), got the string \"true\""});
   EXPECT_EQ(value_errors(key, "[true]"),
             Lines{"v.yaml:1:1: test.flag: expected a boolean (true or false), got a list"});
 }
@@ -220,7 +225,8 @@ TEST(ConfigString, AcceptsAnyScalar) {
   const auto key = synthetic_key("test.name", ConfigKind::kString);
   EXPECT_EQ(parse_config_value(key, "eth0", "v.yaml").value(), ConfigValue(std::string("eth0")));
   EXPECT_EQ(parse_config_value(key, "'42'", "v.yaml").value(), ConfigValue(std::string("42")));
-  EXPECT_EQ(value_errors(key, "{a: 1}"), Lines{"v.yaml:1:1: test.name: expected a string, got a mapping"});
+  EXPECT_EQ(value_errors(key, "{a: 1}"),
+            Lines{"v.yaml:1:1: test.name: expected a string, got a mapping"});
   EXPECT_EQ(value_errors(key, "~"), Lines{"v.yaml: test.name: no value given; expected a string"});
 }
 
@@ -228,8 +234,10 @@ TEST(ConfigStringList, NamesTheBadElementAtItsOwnPosition) {
   const auto key = synthetic_key("test.names", ConfigKind::kStringList);
   EXPECT_EQ(parse_config_value(key, "[a, 'b c']", "v.yaml").value(),
             ConfigValue(std::vector<std::string>{"a", "b c"}));
-  EXPECT_EQ(parse_config_value(key, "[]", "v.yaml").value(), ConfigValue(std::vector<std::string>{}));
-  EXPECT_EQ(value_errors(key, "a"), Lines{"v.yaml:1:1: test.names: expected a list of strings, got a"});
+  EXPECT_EQ(parse_config_value(key, "[]", "v.yaml").value(),
+            ConfigValue(std::vector<std::string>{}));
+  EXPECT_EQ(value_errors(key, "a"),
+            Lines{"v.yaml:1:1: test.names: expected a list of strings, got a"});
   EXPECT_EQ(value_errors(key, "- a\n- [b]\n- c\n- {d: 1}\n"),
             (Lines{"v.yaml:2:3: test.names: element 2: expected a string, got a list",
                    "v.yaml:4:3: test.names: element 4: expected a string, got a mapping"}));
@@ -240,8 +248,9 @@ TEST(ConfigUnsigned, TypeErrorsNameTheTypeAndWhatWasGiven) {
             Lines{"test.yaml:2:14: detection.half_open: " + kHalfOpenType + ", got many"});
   EXPECT_EQ(errors_of("detection:\n  half_open: 1.5\n"),
             Lines{"test.yaml:2:14: detection.half_open: " + kHalfOpenType + ", got 1.5"});
-  EXPECT_EQ(errors_of("detection:\n  half_open: \"256\"\n"),
-            Lines{"test.yaml:2:14: detection.half_open: " + kHalfOpenType + ", got the string \"256\""});
+  EXPECT_EQ(
+      errors_of("detection:\n  half_open: \"256\"\n"),
+      Lines{"test.yaml:2:14: detection.half_open: " + kHalfOpenType + ", got the string \"256\""});
   EXPECT_EQ(errors_of("detection:\n  half_open: [256]\n"),
             Lines{"test.yaml:2:14: detection.half_open: " + kHalfOpenType + ", got a list"});
   EXPECT_EQ(errors_of("detection:\n  half_open:\n"),
@@ -251,7 +260,8 @@ TEST(ConfigUnsigned, TypeErrorsNameTheTypeAndWhatWasGiven) {
 TEST(ConfigUnsigned, RangeErrorsNameTheRangeAndWhatWasGiven) {
   for (const std::string given : {"0", "-3", "100000001", "99999999999999999999999"}) {
     EXPECT_EQ(errors_of("detection:\n  half_open: " + given + "\n"),
-              Lines{"test.yaml:2:14: detection.half_open: out of range: " + kHalfOpenType + ", got " + given});
+              Lines{"test.yaml:2:14: detection.half_open: out of range: " + kHalfOpenType +
+                    ", got " + given});
   }
   EXPECT_EQ(load_ok("detection:\n  half_open: 100000000\n").detection.half_open, 100'000'000u);
   EXPECT_EQ(load_ok("detection:\n  half_open: 1\n").detection.half_open, 1u);
@@ -262,9 +272,12 @@ TEST(ConfigUnsigned, RangeErrorsNameTheRangeAndWhatWasGiven) {
 }
 
 TEST(ConfigDouble, TypeAndRangeErrors) {
-  EXPECT_DOUBLE_EQ(load_ok("detection:\n  max_completion_ratio: 0.25\n").detection.max_completion_ratio, 0.25);
-  EXPECT_DOUBLE_EQ(load_ok("detection:\n  max_completion_ratio: 1\n").detection.max_completion_ratio, 1.0);
-  EXPECT_DOUBLE_EQ(load_ok("detection:\n  max_completion_ratio: 0\n").detection.max_completion_ratio, 0.0);
+  EXPECT_DOUBLE_EQ(
+      load_ok("detection:\n  max_completion_ratio: 0.25\n").detection.max_completion_ratio, 0.25);
+  EXPECT_DOUBLE_EQ(
+      load_ok("detection:\n  max_completion_ratio: 1\n").detection.max_completion_ratio, 1.0);
+  EXPECT_DOUBLE_EQ(
+      load_ok("detection:\n  max_completion_ratio: 0\n").detection.max_completion_ratio, 0.0);
   const std::string where = "test.yaml:2:25: detection.max_completion_ratio: ";
   EXPECT_EQ(errors_of("detection:\n  max_completion_ratio: high\n"),
             Lines{where + "expected a number in [0, 1], got high"});
@@ -293,7 +306,8 @@ TEST(ConfigDuration, AcceptsNumbersOfSecondsAndUnits) {
   EXPECT_EQ(parse_duration("1e3ms"), kNanosPerSecond);
   EXPECT_EQ(parse_duration("-1s"), -kNanosPerSecond);
   EXPECT_EQ(parse_duration("1e30h"), std::numeric_limits<DurationNs>::max());
-  for (const std::string_view bad : {"", "ms", "5 s", "5sec", "2d", "inf", "nan", "0x10s", "1_000ms"}) {
+  for (const std::string_view bad :
+       {"", "ms", "5 s", "5sec", "2d", "inf", "nan", "0x10s", "1_000ms"}) {
     EXPECT_FALSE(parse_duration(bad)) << bad;
   }
   EXPECT_EQ(format_duration(63 * kNanosPerSecond), "63s");
@@ -305,24 +319,30 @@ TEST(ConfigDuration, AcceptsNumbersOfSecondsAndUnits) {
 
 TEST(ConfigDuration, ErrorsShowTheAcceptedFormsAndTheRange) {
   EXPECT_EQ(errors_of("detection:\n  cooldown: 2d\n"),
-            Lines{"test.yaml:2:13: detection.cooldown: expected a duration in [0s, 24h] " + kDurationForms +
-                  ", got 2d"});
-  EXPECT_EQ(errors_of("detection:\n  cooldown: {seconds: 5}\n"),
-            Lines{"test.yaml:2:13: detection.cooldown: expected a duration in [0s, 24h], got a mapping"});
+            Lines{"test.yaml:2:13: detection.cooldown: expected a duration in [0s, 24h] " +
+                  kDurationForms + ", got 2d"});
+  EXPECT_EQ(
+      errors_of("detection:\n  cooldown: {seconds: 5}\n"),
+      Lines{"test.yaml:2:13: detection.cooldown: expected a duration in [0s, 24h], got a mapping"});
   EXPECT_EQ(errors_of("detection:\n  tick: 90s\n"),
-            Lines{"test.yaml:2:9: detection.tick: out of range: expected a duration in [10ms, 60s], got 90s"});
+            Lines{"test.yaml:2:9: detection.tick: out of range: expected a duration in [10ms, "
+                  "60s], got 90s"});
   EXPECT_EQ(errors_of("detection:\n  tick: 5ms\n"),
-            Lines{"test.yaml:2:9: detection.tick: out of range: expected a duration in [10ms, 60s], got 5ms"});
+            Lines{"test.yaml:2:9: detection.tick: out of range: expected a duration in [10ms, "
+                  "60s], got 5ms"});
   EXPECT_EQ(errors_of("detection:\n  cooldown: -1s\n"),
-            Lines{"test.yaml:2:13: detection.cooldown: out of range: expected a duration in [0s, 24h], got -1s"});
+            Lines{"test.yaml:2:13: detection.cooldown: out of range: expected a duration in [0s, "
+                  "24h], got -1s"});
   EXPECT_EQ(errors_of("flow:\n  pending_timeout: 1e30h\n"),
-            Lines{"test.yaml:2:20: flow.pending_timeout: out of range: expected a duration in [1s, 24h], got 1e30h"});
+            Lines{"test.yaml:2:20: flow.pending_timeout: out of range: expected a duration in [1s, "
+                  "24h], got 1e30h"});
 }
 
 TEST(ConfigEnum, ListsTheChoicesAndSuggestsTheNearest) {
   EXPECT_EQ(load_ok("log:\n  level: debug\n").log.level, "debug");
   const std::string choices = "expected one of trace, debug, info, warn, error, critical, off";
-  EXPECT_EQ(errors_of("log:\n  level: verbose\n"), Lines{"test.yaml:2:10: log.level: " + choices + ", got verbose"});
+  EXPECT_EQ(errors_of("log:\n  level: verbose\n"),
+            Lines{"test.yaml:2:10: log.level: " + choices + ", got verbose"});
   EXPECT_EQ(errors_of("log:\n  level: warning\n"),
             Lines{"test.yaml:2:10: log.level: " + choices + ", got warning; did you mean 'warn'?"});
 }
@@ -336,9 +356,10 @@ TEST(ConfigPrefixList, ParsesBothFamilies) {
 }
 
 TEST(ConfigPrefixList, NamesEachBadElementAtItsOwnPosition) {
-  EXPECT_EQ(errors_of("protected:\n  - 10.0.0.0/8\n  - 10.0.0.0/33\n  - 2001:db8::/32\n  - {a: 1}\n"),
-            (Lines{"test.yaml:3:5: protected: element 2: " + kPrefixElement + ", got 10.0.0.0/33",
-                   "test.yaml:5:5: protected: element 4: " + kPrefixElement + ", got a mapping"}));
+  EXPECT_EQ(
+      errors_of("protected:\n  - 10.0.0.0/8\n  - 10.0.0.0/33\n  - 2001:db8::/32\n  - {a: 1}\n"),
+      (Lines{"test.yaml:3:5: protected: element 2: " + kPrefixElement + ", got 10.0.0.0/33",
+             "test.yaml:5:5: protected: element 4: " + kPrefixElement + ", got a mapping"}));
   EXPECT_EQ(errors_of("protected: [192.0.2.0/24, 300.1.1.1/8]\n"),
             Lines{"test.yaml:1:27: protected: element 2: " + kPrefixElement + ", got 300.1.1.1/8"});
   EXPECT_EQ(errors_of("protected: 10.0.0.0/8\n"),
@@ -351,10 +372,12 @@ TEST(ConfigPrefixList, NamesEachBadElementAtItsOwnPosition) {
 TEST(ConfigUnknownKey, TopLevelSuggestsTheNearestSection) {
   EXPECT_EQ(errors_of("detecton:\n  half_open: 5\n"),
             Lines{"test.yaml:1:1: detecton: unknown key, did you mean 'detection'?"});
-  EXPECT_EQ(errors_of("Protected: []\n"), Lines{"test.yaml:1:1: Protected: unknown key, did you mean 'protected'?"});
-  EXPECT_EQ(errors_of("zebra: 1\n"),
-            Lines{"test.yaml:1:1: zebra: unknown key; valid keys at the top level: protected, flow, "
-                  "aggregation, detection, log"});
+  EXPECT_EQ(errors_of("Protected: []\n"),
+            Lines{"test.yaml:1:1: Protected: unknown key, did you mean 'protected'?"});
+  EXPECT_EQ(
+      errors_of("zebra: 1\n"),
+      Lines{"test.yaml:1:1: zebra: unknown key; valid keys at the top level: protected, flow, "
+            "aggregation, detection, log"});
 }
 
 TEST(ConfigUnknownKey, NestedSuggestsAmongTheKeysOfItsSection) {
@@ -363,20 +386,24 @@ TEST(ConfigUnknownKey, NestedSuggestsAmongTheKeysOfItsSection) {
   EXPECT_EQ(errors_of("detection:\n  fro: 1s\n"),
             Lines{"test.yaml:2:3: detection.fro: unknown key, did you mean 'for'?"});
   EXPECT_EQ(errors_of("detection:\n  spoofed:\n    min_entropi: 0.9\n"),
-            Lines{"test.yaml:3:5: detection.spoofed.min_entropi: unknown key, did you mean 'min_entropy'?"});
+            Lines{"test.yaml:3:5: detection.spoofed.min_entropi: unknown key, did you mean "
+                  "'min_entropy'?"});
   // "capacity" is a key, but of flow, not of detection: no suggestion from another section.
   EXPECT_EQ(errors_of("detection:\n  capacity: 5\n"),
-            Lines{"test.yaml:2:3: detection.capacity: unknown key; valid keys in detection: tick, half_open, "
+            Lines{"test.yaml:2:3: detection.capacity: unknown key; valid keys in detection: tick, "
+                  "half_open, "
                   "for, cooldown, update_interval, max_completion_ratio, spoofed, concentrated"});
 }
 
 TEST(ConfigStructure, SectionsMustBeMappingsAndKeysUnique) {
-  EXPECT_EQ(errors_of("log: 5\n"), Lines{"test.yaml:1:6: log: expected a section with keys level, got 5"});
+  EXPECT_EQ(errors_of("log: 5\n"),
+            Lines{"test.yaml:1:6: log: expected a section with keys level, got 5"});
   EXPECT_EQ(errors_of("log:\n  level: info\n  level: debug\n"),
             Lines{"test.yaml:3:3: log.level: duplicate key, first given at line 2, column 3"});
-  EXPECT_EQ(errors_of("- a\n- b\n"),
-            Lines{"test.yaml:1:1: expected a mapping with keys protected, flow, aggregation, detection, "
-                  "log, got a list"});
+  EXPECT_EQ(
+      errors_of("- a\n- b\n"),
+      Lines{"test.yaml:1:1: expected a mapping with keys protected, flow, aggregation, detection, "
+            "log, got a list"});
   EXPECT_EQ(errors_of("log:\n  level: info\n---\nlog:\n  level: debug\n"),
             Lines{"test.yaml:4:1: a second YAML document; the configuration must be one document"});
 }
@@ -392,13 +419,17 @@ TEST(ConfigErrors, AllProblemsAreCollectedInDocumentOrder) {
       "    min_entropy: 2\n"
       "log:\n"
       "  level: loud\n";
-  EXPECT_EQ(errors_of(yaml, {{"detection.tick", "0"}}),
-            (Lines{"test.yaml:2:13: flow.capacity: out of range: expected an unsigned integer in [1, 268435456], got 0",
-                   "test.yaml:3:3: flow.pending_timout: unknown key, did you mean 'pending_timeout'?",
-                   "test.yaml:5:14: detection.half_open: " + kHalfOpenType + ", got lots",
-                   "test.yaml:7:18: detection.spoofed.min_entropy: out of range: expected a number in [0, 1], got 2",
-                   "test.yaml:9:10: log.level: expected one of trace, debug, info, warn, error, critical, off, got loud",
-                   "--set: detection.tick: out of range: expected a duration in [10ms, 60s], got 0"}));
+  EXPECT_EQ(
+      errors_of(yaml, {{"detection.tick", "0"}}),
+      (Lines{"test.yaml:2:13: flow.capacity: out of range: expected an unsigned integer in [1, "
+             "268435456], got 0",
+             "test.yaml:3:3: flow.pending_timout: unknown key, did you mean 'pending_timeout'?",
+             "test.yaml:5:14: detection.half_open: " + kHalfOpenType + ", got lots",
+             "test.yaml:7:18: detection.spoofed.min_entropy: out of range: expected a number in "
+             "[0, 1], got 2",
+             "test.yaml:9:10: log.level: expected one of trace, debug, info, warn, error, "
+             "critical, off, got loud",
+             "--set: detection.tick: out of range: expected a duration in [10ms, 60s], got 0"}));
 }
 
 TEST(ConfigErrors, YamlSyntaxErrorIsOneErrorWithTheParserPosition) {
@@ -411,19 +442,22 @@ TEST(ConfigErrors, YamlSyntaxErrorIsOneErrorWithTheParserPosition) {
 }
 
 TEST(ConfigErrors, FormatsWithoutPositionOrKeyWhenUnknown) {
-  EXPECT_EQ((ConfigError{"a.yaml", 3, 7, "log.level", "bad"}).to_string(), "a.yaml:3:7: log.level: bad");
+  EXPECT_EQ((ConfigError{"a.yaml", 3, 7, "log.level", "bad"}).to_string(),
+            "a.yaml:3:7: log.level: bad");
   EXPECT_EQ((ConfigError{"--set", 0, 0, "log.level", "bad"}).to_string(), "--set: log.level: bad");
   EXPECT_EQ((ConfigError{"a.yaml", 0, 0, "", "cannot read"}).to_string(), "a.yaml: cannot read");
 }
 
-// ---- files ---------------------------------------------------------------------------------------
+// ---- files
+// ---------------------------------------------------------------------------------------
 
 class ConfigFile : public ::testing::Test {
  protected:
   void SetUp() override {
     directory_ = std::filesystem::temp_directory_path() /
-                 ("synwatch_config_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-                  "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+                 ("synwatch_config_test_" +
+                  std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
+                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(directory_);
   }
   void TearDown() override { std::filesystem::remove_all(directory_); }
@@ -436,7 +470,8 @@ TEST_F(ConfigFile, LoadsAFileAndNamesItInErrors) {
   const auto result = load_config(path);
   ASSERT_FALSE(result);
   EXPECT_EQ(to_lines(result.error()),
-            Lines{path + ":3:9: detection.tick: out of range: expected a duration in [10ms, 60s], got 0"});
+            Lines{path +
+                  ":3:9: detection.tick: out of range: expected a duration in [10ms, 60s], got 0"});
   std::ofstream(path) << "detection:\n  half_open: 512\n";
   const auto config = load_config(path);
   ASSERT_TRUE(config);
@@ -453,10 +488,12 @@ TEST_F(ConfigFile, MissingFileOrDirectoryIsAnErrorWithTheReason) {
                    "--set: detection.half_opn: unknown key, did you mean 'half_open'?"}));
   const auto directory = load_config(directory_.string());
   ASSERT_FALSE(directory);
-  EXPECT_EQ(to_lines(directory.error()), Lines{directory_.string() + ": cannot read: Is a directory"});
+  EXPECT_EQ(to_lines(directory.error()),
+            Lines{directory_.string() + ": cannot read: Is a directory"});
 }
 
-// ---- --set ---------------------------------------------------------------------------------------
+// ---- --set
+// ---------------------------------------------------------------------------------------
 
 TEST(ConfigOverride, ParsesKeyEqualsValue) {
   const auto parsed = parse_override("detection.half_open=512");
@@ -499,9 +536,11 @@ TEST(ConfigOverride, UnknownKeysAreErrorsWithSuggestions) {
   EXPECT_EQ(errors_of("", {{"detecton.half_open", "5"}}),
             Lines{"--set: detecton: unknown key, did you mean 'detection'?"});
   EXPECT_EQ(errors_of("", {{"detection.half_open.x", "5"}}),
-            Lines{"--set: detection.half_open.x: unknown key: detection.half_open is a value, not a section"});
-  EXPECT_EQ(errors_of("", {{"detection.spoofed", "{min_entropi: 0.9}"}}),
-            Lines{"--set: detection.spoofed.min_entropi: unknown key, did you mean 'min_entropy'?"});
+            Lines{"--set: detection.half_open.x: unknown key: detection.half_open is a value, not "
+                  "a section"});
+  EXPECT_EQ(
+      errors_of("", {{"detection.spoofed", "{min_entropi: 0.9}"}}),
+      Lines{"--set: detection.spoofed.min_entropi: unknown key, did you mean 'min_entropy'?"});
 }
 
 TEST(ConfigOverride, BadValuesAreValidatedLikeTheFile) {
@@ -509,49 +548,59 @@ TEST(ConfigOverride, BadValuesAreValidatedLikeTheFile) {
             Lines{"--set: detection.half_open: out of range: " + kHalfOpenType + ", got 0"});
   EXPECT_EQ(errors_of("", {{"protected", "[10.0.0.0/8, bogus]"}}),
             Lines{"--set: protected: element 2: " + kPrefixElement + ", got bogus"});
-  EXPECT_EQ(errors_of("", {{"log.level", ""}}),
-            Lines{"--set: log.level: no value given; expected one of trace, debug, info, warn, error, "
-                  "critical, off"});
+  EXPECT_EQ(
+      errors_of("", {{"log.level", ""}}),
+      Lines{"--set: log.level: no value given; expected one of trace, debug, info, warn, error, "
+            "critical, off"});
   const auto invalid_yaml = errors_of("", {{"protected", "[10.0.0.0/8"}});
   ASSERT_EQ(invalid_yaml.size(), 1u);
-  EXPECT_TRUE(invalid_yaml[0].starts_with("--set: protected: value is not valid YAML: ")) << invalid_yaml[0];
+  EXPECT_TRUE(invalid_yaml[0].starts_with("--set: protected: value is not valid YAML: "))
+      << invalid_yaml[0];
 }
 
-// ---- cross-key checks ----------------------------------------------------------------------------
+// ---- cross-key checks
+// ----------------------------------------------------------------------------
 
 TEST(ConfigCrossKey, WindowMustBeAWholeNumberOfAtMostSixtyTicks) {
   EXPECT_EQ(errors_of("detection:\n  tick: 1s\naggregation:\n  window: 1500ms\n"),
-            Lines{"test.yaml:4:3: aggregation.window: must be a whole multiple of detection.tick (1s), got 1500ms"});
-  EXPECT_EQ(errors_of("detection:\n  tick: 2s\n  update_interval: 10s\naggregation:\n  window: 1s\n"),
-            Lines{"test.yaml:5:3: aggregation.window: must be at least detection.tick (2s), got 1s"});
+            Lines{"test.yaml:4:3: aggregation.window: must be a whole multiple of detection.tick "
+                  "(1s), got 1500ms"});
+  EXPECT_EQ(
+      errors_of("detection:\n  tick: 2s\n  update_interval: 10s\naggregation:\n  window: 1s\n"),
+      Lines{"test.yaml:5:3: aggregation.window: must be at least detection.tick (2s), got 1s"});
   // The window was left at its default; the tick is what broke it, so that is where it points.
-  EXPECT_EQ(errors_of("detection:\n  tick: 10ms\n"),
-            Lines{"test.yaml:2:3: aggregation.window: must be at most 60 ticks of detection.tick (10ms), "
-                  "i.e. 600ms, got 5s (500 ticks)"});
-  EXPECT_EQ(errors_of("", {{"detection.tick", "3s"}}),
-            Lines{"--set: aggregation.window: must be a whole multiple of detection.tick (3s), got 5s"});
+  EXPECT_EQ(
+      errors_of("detection:\n  tick: 10ms\n"),
+      Lines{"test.yaml:2:3: aggregation.window: must be at most 60 ticks of detection.tick (10ms), "
+            "i.e. 600ms, got 5s (500 ticks)"});
+  EXPECT_EQ(
+      errors_of("", {{"detection.tick", "3s"}}),
+      Lines{"--set: aggregation.window: must be a whole multiple of detection.tick (3s), got 5s"});
   const auto config = load_ok("detection:\n  tick: 500ms\naggregation:\n  window: 30s\n");
   EXPECT_EQ(config.aggregation.window, 30 * kNanosPerSecond);
   EXPECT_EQ(config.detection.tick, 500 * kNanosPerMilli);
 }
 
 TEST(ConfigCrossKey, UpdateIntervalAndConcentratedSources) {
-  EXPECT_EQ(errors_of("detection:\n  tick: 20s\n  update_interval: 10s\naggregation:\n  window: 20s\n"),
-            Lines{"test.yaml:3:3: detection.update_interval: must be at least detection.tick (20s), got 10s"});
+  EXPECT_EQ(
+      errors_of("detection:\n  tick: 20s\n  update_interval: 10s\naggregation:\n  window: 20s\n"),
+      Lines{"test.yaml:3:3: detection.update_interval: must be at least detection.tick (20s), got "
+            "10s"});
   EXPECT_EQ(errors_of("detection:\n  concentrated:\n    max_sources: 20\n"),
             Lines{"test.yaml:3:5: detection.concentrated.max_sources: must be at most "
                   "aggregation.top_sources (10), got 20"});
-  EXPECT_EQ(load_ok("detection:\n  concentrated:\n    max_sources: 20\naggregation:\n  top_sources: 20\n")
-                .detection.concentrated.max_sources,
-            20u);
+  EXPECT_EQ(
+      load_ok("detection:\n  concentrated:\n    max_sources: 20\naggregation:\n  top_sources: 20\n")
+          .detection.concentrated.max_sources,
+      20u);
 }
 
 TEST(ConfigCrossKey, SkippedWhenAnInvolvedKeyIsInvalid) {
   // A rejected tick keeps its default internally; checking the window against it would only add
   // a confusing second error.
   EXPECT_EQ(errors_of("detection:\n  tick: soon\naggregation:\n  window: 1500ms\n"),
-            Lines{"test.yaml:2:9: detection.tick: expected a duration in [10ms, 60s] " + kDurationForms +
-                  ", got soon"});
+            Lines{"test.yaml:2:9: detection.tick: expected a duration in [10ms, 60s] " +
+                  kDurationForms + ", got soon"});
 }
 
 }  // namespace
