@@ -55,15 +55,15 @@ namespace synwatch {
 enum class HandshakeState : std::uint8_t { kSynSeen = 1, kSynRecv = 2 };
 
 enum class FlowEvent : std::uint8_t {
-  kNone,              // segment belongs to no tracked handshake and started none
-  kSyn,               // new SYN: entry created in kSynSeen
-  kSynRetransmit,     // SYN for an existing pending entry
-  kSynAck,            // valid SYN-ACK: kSynSeen -> kSynRecv
-  kSynAckRetransmit,  // SYN-ACK for an entry already in kSynRecv
-  kCompleted,         // valid final ACK: handshake complete, entry removed
-  kReset,             // RST for a pending entry, entry removed
-  kMismatch,          // SYN-ACK or ACK whose ack number does not match: counted, entry kept
-  kUnsolicitedSynAck, // SYN-ACK with no pending SYN (reflection backscatter, or one-way capture)
+  kNone,               // segment belongs to no tracked handshake and started none
+  kSyn,                // new SYN: entry created in kSynSeen
+  kSynRetransmit,      // SYN for an existing pending entry
+  kSynAck,             // valid SYN-ACK: kSynSeen -> kSynRecv
+  kSynAckRetransmit,   // SYN-ACK for an entry already in kSynRecv
+  kCompleted,          // valid final ACK: handshake complete, entry removed
+  kReset,              // RST for a pending entry, entry removed
+  kMismatch,           // SYN-ACK or ACK whose ack number does not match: counted, entry kept
+  kUnsolicitedSynAck,  // SYN-ACK with no pending SYN (reflection backscatter, or one-way capture)
 };
 
 // What one segment did to the table. `server`/`client`/`previous_state` are set for every
@@ -72,8 +72,8 @@ enum class FlowEvent : std::uint8_t {
 struct FlowUpdate {
   FlowEvent event = FlowEvent::kNone;
   HandshakeState previous_state = HandshakeState::kSynSeen;  // state before this segment
-  Endpoint server;     // the side that received the SYN (address:port being connected to)
-  IpAddress client;    // the side that sent the SYN
+  Endpoint server;   // the side that received the SYN (address:port being connected to)
+  IpAddress client;  // the side that sent the SYN
   bool evicted = false;
   HandshakeState evicted_state = HandshakeState::kSynSeen;
   Endpoint evicted_server;
@@ -96,7 +96,7 @@ struct HandshakeTableCounters {
 class HandshakeTable {
  public:
   static constexpr std::size_t kMaxCapacity = std::size_t{1} << 28;
-  static constexpr DurationNs kMaxPendingTimeout = 24 * 3600 * kNanosPerSecond;
+  static constexpr DurationNs kMaxPendingTimeout = 86'400 * kNanosPerSecond;  // 1 day
 
   // capacity: maximum tracked pending handshakes (>= 1, <= 2^28; clamped into that range).
   // pending_timeout: a pending entry older than this (from its first SYN) expires.
@@ -118,7 +118,9 @@ class HandshakeTable {
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
   [[nodiscard]] DurationNs pending_timeout() const noexcept { return pending_timeout_; }
   void set_pending_timeout(DurationNs timeout) noexcept {
-    pending_timeout_ = timeout < 0 ? 0 : timeout > kMaxPendingTimeout ? kMaxPendingTimeout : timeout;
+    pending_timeout_ = timeout < 0                    ? 0
+                       : timeout > kMaxPendingTimeout ? kMaxPendingTimeout
+                                                      : timeout;
   }
   [[nodiscard]] const HandshakeTableCounters& counters() const noexcept { return counters_; }
   // Bytes of preallocated memory (entries plus index), for the memory bound.
@@ -140,7 +142,7 @@ class HandshakeTable {
 
   [[nodiscard]] std::size_t home_slot(const Key& key) const noexcept;
   // Index slot holding `key`'s entry number, or the empty slot where it would go.
-  [[nodiscard]] std::size_t find_slot(const Key& key) const noexcept;
+  [[nodiscard]] std::size_t find_slot(const Key& key, std::size_t home) const noexcept;
   [[nodiscard]] std::size_t slot_of(std::uint32_t entry) const noexcept;
   void erase_slot(std::size_t slot) noexcept;  // backward-shift deletion
   void remove(std::uint32_t entry, std::size_t slot) noexcept;
@@ -152,6 +154,7 @@ class HandshakeTable {
   std::size_t capacity_;
   DurationNs pending_timeout_;
   std::uint64_t hash_seed_;
+  std::uint64_t hash_keys_[6];  // derived from hash_seed_; secret when the seed is
   std::size_t size_ = 0;
   std::size_t syn_seen_ = 0;
   HandshakeTableCounters counters_;
@@ -165,7 +168,7 @@ class HandshakeTable {
   std::uint32_t never_used_ = 0;  // entries [never_used_, capacity_) were never handed out
   std::uint32_t oldest_;          // age list (by first SYN), doubly linked
   std::uint32_t newest_;
-  std::int64_t newest_ms_ = 0;    // full first-SYN time (ms) of newest_; entries keep low 32 bits
+  std::int64_t newest_ms_ = 0;  // full first-SYN time (ms) of newest_; entries keep low 32 bits
 };
 
 template <typename OnExpired>

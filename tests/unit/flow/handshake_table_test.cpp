@@ -1,3 +1,5 @@
+#include "flow/handshake_table.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -8,16 +10,18 @@
 #include <tuple>
 #include <vector>
 
-#include "flow/handshake_table.hpp"
-
 namespace synwatch {
 namespace {
 
 constexpr DurationNs kTimeout = 10 * kNanosPerSecond;
 constexpr TimestampNs kT0 = 1'700'000'000 * kNanosPerSecond;  // ms-aligned
 
-IpAddress v4(std::uint32_t host_order) { return IpAddress::from_v4(host_order); }
-IpAddress v6(const char* text) { return *IpAddress::parse(text); }
+IpAddress v4(std::uint32_t host_order) {
+  return IpAddress::from_v4(host_order);
+}
+IpAddress v6(const char* text) {
+  return *IpAddress::parse(text);
+}
 
 struct Packet {
   Endpoint from;
@@ -46,7 +50,8 @@ struct Conversation {
   [[nodiscard]] TcpSegment syn(std::uint32_t seq, TimestampNs t = kT0) const {
     return segment({client, server}, tcp_flag::kSyn, seq, 0, t);
   }
-  [[nodiscard]] TcpSegment syn_ack(std::uint32_t seq, std::uint32_t ack, TimestampNs t = kT0) const {
+  [[nodiscard]] TcpSegment syn_ack(std::uint32_t seq, std::uint32_t ack,
+                                   TimestampNs t = kT0) const {
     return segment({server, client}, tcp_flag::kSyn | tcp_flag::kAck, seq, ack, t);
   }
   [[nodiscard]] TcpSegment ack(std::uint32_t seq, std::uint32_t ack, TimestampNs t = kT0) const {
@@ -62,10 +67,11 @@ struct Conversation {
   }
 };
 
-const Conversation kV4{{v4(0xc6336407), 51000}, {v4(0x0a000001), 80}};  // 198.51.100.7 -> 10.0.0.1
-// The client's (address, port) compares greater than the server's here, the opposite of kV4,
-// so both canonical orders are exercised.
-const Conversation kV6{{v6("2001:db8::99"), 40000}, {v6("2001:db8::1"), 443}};
+const Conversation conversation4{{v4(0xc6336407), 51000},
+                                 {v4(0x0a000001), 80}};  // 198.51.100.7 -> 10.0.0.1
+// The client's (address, port) compares greater than the server's here, the opposite of
+// conversation4, so both canonical orders are exercised.
+const Conversation conversation6{{v6("2001:db8::99"), 40000}, {v6("2001:db8::1"), 443}};
 
 void expect_describes(const FlowUpdate& u, const Conversation& c) {
   EXPECT_EQ(u.server, c.server);
@@ -102,64 +108,69 @@ void full_handshake(const Conversation& c) {
   EXPECT_EQ(table.process(c.ack(1001, 5001)).event, FlowEvent::kNone);
 }
 
-TEST(HandshakeTable, FullHandshakeIpv4) { full_handshake(kV4); }
-TEST(HandshakeTable, FullHandshakeIpv6) { full_handshake(kV6); }
+TEST(HandshakeTable, FullHandshakeIpv4) {
+  full_handshake(conversation4);
+}
+TEST(HandshakeTable, FullHandshakeIpv6) {
+  full_handshake(conversation6);
+}
 
 TEST(HandshakeTable, SynAckWithWrongAckIsAMismatchAndKeepsTheEntry) {
   HandshakeTable table(16, kTimeout);
-  table.process(kV4.syn(1000));
-  FlowUpdate u = table.process(kV4.syn_ack(5000, 1000));
+  table.process(conversation4.syn(1000));
+  FlowUpdate u = table.process(conversation4.syn_ack(5000, 1000));
   EXPECT_EQ(u.event, FlowEvent::kMismatch);
   EXPECT_EQ(u.previous_state, HandshakeState::kSynSeen);
-  expect_describes(u, kV4);
+  expect_describes(u, conversation4);
   EXPECT_EQ(table.counters().mismatches, 1u);
   EXPECT_EQ(table.count(HandshakeState::kSynSeen), 1u);
-  EXPECT_EQ(table.process(kV4.syn_ack(5000, 1001)).event, FlowEvent::kSynAck);
+  EXPECT_EQ(table.process(conversation4.syn_ack(5000, 1001)).event, FlowEvent::kSynAck);
 }
 
 TEST(HandshakeTable, WrongFinalAckIsAMismatchThenTheRightOneCompletes) {
   HandshakeTable table(16, kTimeout);
-  table.process(kV6.syn(0xffffffff));  // syn_seq + 1 wraps to 0
-  ASSERT_EQ(table.process(kV6.syn_ack(0xfffffffe, 0)).event, FlowEvent::kSynAck);
-  FlowUpdate u = table.process(kV6.ack(0, 0));
+  table.process(conversation6.syn(0xffffffff));  // syn_seq + 1 wraps to 0
+  ASSERT_EQ(table.process(conversation6.syn_ack(0xfffffffe, 0)).event, FlowEvent::kSynAck);
+  FlowUpdate u = table.process(conversation6.ack(0, 0));
   EXPECT_EQ(u.event, FlowEvent::kMismatch);
   EXPECT_EQ(u.previous_state, HandshakeState::kSynRecv);
   EXPECT_EQ(table.size(), 1u);
   EXPECT_EQ(table.counters().mismatches, 1u);
-  u = table.process(kV6.ack(0, 0xffffffff));
+  u = table.process(conversation6.ack(0, 0xffffffff));
   EXPECT_EQ(u.event, FlowEvent::kCompleted);
   EXPECT_EQ(table.size(), 0u);
 }
 
 TEST(HandshakeTable, RetransmittedSynIsNotCountedTwice) {
   HandshakeTable table(16, kTimeout);
-  table.process(kV4.syn(1000));
-  FlowUpdate u = table.process(kV4.syn(1000, kT0 + kNanosPerSecond));
+  table.process(conversation4.syn(1000));
+  FlowUpdate u = table.process(conversation4.syn(1000, kT0 + kNanosPerSecond));
   EXPECT_EQ(u.event, FlowEvent::kSynRetransmit);
   EXPECT_EQ(u.previous_state, HandshakeState::kSynSeen);
-  expect_describes(u, kV4);
+  expect_describes(u, conversation4);
   EXPECT_EQ(table.size(), 1u);
   EXPECT_EQ(table.counters().inserted, 1u);
   EXPECT_EQ(table.counters().syn_retransmits, 1u);
   // A retransmission keeps the first SYN's age.
   int expired = 0;
-  table.expire(kT0 + kTimeout, [&](const Endpoint&, const IpAddress&, HandshakeState) { ++expired; });
+  table.expire(kT0 + kTimeout,
+               [&](const Endpoint&, const IpAddress&, HandshakeState) { ++expired; });
   EXPECT_EQ(expired, 1);
 }
 
 TEST(HandshakeTable, SynWithNewSeqRestartsTheHandshake) {
   HandshakeTable table(16, kTimeout);
-  table.process(kV4.syn(1000));
-  table.process(kV4.syn_ack(5000, 1001));
-  FlowUpdate u = table.process(kV4.syn(2000, kT0 + 3 * kNanosPerSecond));
+  table.process(conversation4.syn(1000));
+  table.process(conversation4.syn_ack(5000, 1001));
+  FlowUpdate u = table.process(conversation4.syn(2000, kT0 + 3 * kNanosPerSecond));
   EXPECT_EQ(u.event, FlowEvent::kSynRetransmit);
   EXPECT_EQ(u.previous_state, HandshakeState::kSynRecv);
   EXPECT_EQ(table.count(HandshakeState::kSynSeen), 1u);
   EXPECT_EQ(table.count(HandshakeState::kSynRecv), 0u);
   EXPECT_EQ(table.counters().inserted, 1u);
   // The old SYN-ACK no longer matches; the answer to the new SYN does.
-  EXPECT_EQ(table.process(kV4.syn_ack(5000, 1001)).event, FlowEvent::kMismatch);
-  EXPECT_EQ(table.process(kV4.syn_ack(6000, 2001)).event, FlowEvent::kSynAck);
+  EXPECT_EQ(table.process(conversation4.syn_ack(5000, 1001)).event, FlowEvent::kMismatch);
+  EXPECT_EQ(table.process(conversation4.syn_ack(6000, 2001)).event, FlowEvent::kSynAck);
   // The restart also restarted the age.
   int expired = 0;
   const auto count = [&](const Endpoint&, const IpAddress&, HandshakeState) { ++expired; };
@@ -171,16 +182,16 @@ TEST(HandshakeTable, SynWithNewSeqRestartsTheHandshake) {
 
 TEST(HandshakeTable, RetransmittedSynAckUpdatesTheExpectedFinalAck) {
   HandshakeTable table(16, kTimeout);
-  table.process(kV6.syn(1000));
-  ASSERT_EQ(table.process(kV6.syn_ack(5000, 1001)).event, FlowEvent::kSynAck);
-  FlowUpdate u = table.process(kV6.syn_ack(7000, 1001));
+  table.process(conversation6.syn(1000));
+  ASSERT_EQ(table.process(conversation6.syn_ack(5000, 1001)).event, FlowEvent::kSynAck);
+  FlowUpdate u = table.process(conversation6.syn_ack(7000, 1001));
   EXPECT_EQ(u.event, FlowEvent::kSynAckRetransmit);
   EXPECT_EQ(u.previous_state, HandshakeState::kSynRecv);
-  expect_describes(u, kV6);
+  expect_describes(u, conversation6);
   EXPECT_EQ(table.counters().synack_retransmits, 1u);
   EXPECT_EQ(table.count(HandshakeState::kSynRecv), 1u);
-  EXPECT_EQ(table.process(kV6.ack(1001, 5001)).event, FlowEvent::kMismatch);
-  EXPECT_EQ(table.process(kV6.ack(1001, 7001)).event, FlowEvent::kCompleted);
+  EXPECT_EQ(table.process(conversation6.ack(1001, 5001)).event, FlowEvent::kMismatch);
+  EXPECT_EQ(table.process(conversation6.ack(1001, 7001)).event, FlowEvent::kCompleted);
 }
 
 TEST(HandshakeTable, RstFromEitherSideInEitherStateResets) {
@@ -197,7 +208,7 @@ TEST(HandshakeTable, RstFromEitherSideInEitherStateResets) {
       {false, true, tcp_flag::kRst | tcp_flag::kAck},
   };
   for (const Case& c : cases) {
-    for (const Conversation* conv : {&kV4, &kV6}) {
+    for (const Conversation* conv : {&conversation4, &conversation6}) {
       SCOPED_TRACE(testing::Message() << "from_server=" << c.from_server << " after_synack="
                                       << c.after_synack << " flags=" << int{c.flags});
       HandshakeTable table(16, kTimeout);
@@ -221,29 +232,34 @@ TEST(HandshakeTable, RstFromEitherSideInEitherStateResets) {
 
 TEST(HandshakeTable, FinAndServerAcksOnAPendingEntryAreIgnored) {
   HandshakeTable table(16, kTimeout);
-  table.process(kV4.syn(1000));
-  table.process(kV4.syn_ack(5000, 1001));
-  EXPECT_EQ(table.process(kV4.client_segment(tcp_flag::kFin | tcp_flag::kAck, 1001, 5001)).event,
+  table.process(conversation4.syn(1000));
+  table.process(conversation4.syn_ack(5000, 1001));
+  EXPECT_EQ(table.process(conversation4.client_segment(tcp_flag::kFin | tcp_flag::kAck, 1001, 5001))
+                .event,
             FlowEvent::kNone);
-  EXPECT_EQ(table.process(kV4.server_segment(tcp_flag::kAck, 5001, 1001)).event, FlowEvent::kNone);
-  EXPECT_EQ(table.process(kV4.client_segment(tcp_flag::kPsh, 1001)).event, FlowEvent::kNone);
+  EXPECT_EQ(table.process(conversation4.server_segment(tcp_flag::kAck, 5001, 1001)).event,
+            FlowEvent::kNone);
+  EXPECT_EQ(table.process(conversation4.client_segment(tcp_flag::kPsh, 1001)).event,
+            FlowEvent::kNone);
   // Wrong-way SYN and SYN-ACK (simultaneous open) leave the entry alone too.
-  EXPECT_EQ(table.process(kV4.server_segment(tcp_flag::kSyn, 9)).event, FlowEvent::kNone);
-  EXPECT_EQ(table.process(kV4.client_segment(tcp_flag::kSyn | tcp_flag::kAck, 9, 5001)).event,
-            FlowEvent::kNone);
+  EXPECT_EQ(table.process(conversation4.server_segment(tcp_flag::kSyn, 9)).event, FlowEvent::kNone);
+  EXPECT_EQ(
+      table.process(conversation4.client_segment(tcp_flag::kSyn | tcp_flag::kAck, 9, 5001)).event,
+      FlowEvent::kNone);
   EXPECT_EQ(table.size(), 1u);
   EXPECT_EQ(table.count(HandshakeState::kSynRecv), 1u);
-  EXPECT_EQ(table.process(kV4.ack(1001, 5001)).event, FlowEvent::kCompleted);
+  EXPECT_EQ(table.process(conversation4.ack(1001, 5001)).event, FlowEvent::kCompleted);
 }
 
 TEST(HandshakeTable, OneWayCaptureCompletesOnTheClientsAck) {
   HandshakeTable table(16, kTimeout);
-  table.process(kV6.syn(1000));
-  EXPECT_EQ(table.process(kV6.server_segment(tcp_flag::kAck, 1, 1001)).event, FlowEvent::kNone);
-  const FlowUpdate u = table.process(kV6.ack(1001, 424242));
+  table.process(conversation6.syn(1000));
+  EXPECT_EQ(table.process(conversation6.server_segment(tcp_flag::kAck, 1, 1001)).event,
+            FlowEvent::kNone);
+  const FlowUpdate u = table.process(conversation6.ack(1001, 424242));
   EXPECT_EQ(u.event, FlowEvent::kCompleted);
   EXPECT_EQ(u.previous_state, HandshakeState::kSynSeen);
-  expect_describes(u, kV6);
+  expect_describes(u, conversation6);
   EXPECT_EQ(table.size(), 0u);
   EXPECT_EQ(table.count(HandshakeState::kSynSeen), 0u);
 }
@@ -251,11 +267,11 @@ TEST(HandshakeTable, OneWayCaptureCompletesOnTheClientsAck) {
 TEST(HandshakeTable, UnsolicitedSynAckNamesTheReflector) {
   HandshakeTable table(16, kTimeout);
   for (int round = 0; round < 2; ++round) {  // empty table, then a table holding another entry
-    const FlowUpdate u = table.process(kV4.syn_ack(5000, 1001));
+    const FlowUpdate u = table.process(conversation4.syn_ack(5000, 1001));
     EXPECT_EQ(u.event, FlowEvent::kUnsolicitedSynAck);
-    EXPECT_EQ(u.server, kV4.server);
-    EXPECT_EQ(u.client, kV4.client.address);
-    table.process(kV6.syn(1));
+    EXPECT_EQ(u.server, conversation4.server);
+    EXPECT_EQ(u.client, conversation4.client.address);
+    table.process(conversation6.syn(1));
   }
   EXPECT_EQ(table.counters().unsolicited_synacks, 2u);
   EXPECT_EQ(table.size(), 1u);
@@ -263,18 +279,18 @@ TEST(HandshakeTable, UnsolicitedSynAckNamesTheReflector) {
 
 TEST(HandshakeTable, UnprotectedSynsCreateNothingButKnownTuplesStillRetransmit) {
   HandshakeTable table(16, kTimeout);
-  EXPECT_EQ(table.process(kV4.syn(1000), false).event, FlowEvent::kNone);
+  EXPECT_EQ(table.process(conversation4.syn(1000), false).event, FlowEvent::kNone);
   EXPECT_EQ(table.size(), 0u);
   EXPECT_EQ(table.counters().inserted, 0u);
-  table.process(kV6.syn(1000));
-  EXPECT_EQ(table.process(kV6.syn(1000), false).event, FlowEvent::kSynRetransmit);
+  table.process(conversation6.syn(1000));
+  EXPECT_EQ(table.process(conversation6.syn(1000), false).event, FlowEvent::kSynRetransmit);
   EXPECT_EQ(table.size(), 1u);
 }
 
 TEST(HandshakeTable, SynWithEcnFlagsIsASyn) {
   HandshakeTable table(16, kTimeout);
   const TcpSegment s =
-      kV4.client_segment(tcp_flag::kSyn | tcp_flag::kEce | tcp_flag::kCwr, 77);
+      conversation4.client_segment(tcp_flag::kSyn | tcp_flag::kEce | tcp_flag::kCwr, 77);
   EXPECT_EQ(table.process(s).event, FlowEvent::kSyn);
 }
 
@@ -301,20 +317,22 @@ std::vector<Expired> expire_all(HandshakeTable& table, TimestampNs now) {
 
 TEST(HandshakeTable, ExpiresExactlyAtTheBoundaryOldestFirst) {
   HandshakeTable table(16, kTimeout);
-  table.process(kV4.syn(1, kT0));
-  table.process(kV6.syn(1, kT0 + kNanosPerMilli));
-  table.process(kV6.syn_ack(9, 2, kT0 + 2 * kNanosPerMilli));
+  table.process(conversation4.syn(1, kT0));
+  table.process(conversation6.syn(1, kT0 + kNanosPerMilli));
+  table.process(conversation6.syn_ack(9, 2, kT0 + 2 * kNanosPerMilli));
 
   EXPECT_TRUE(expire_all(table, kT0 + kTimeout - 1).empty());
   EXPECT_EQ(table.size(), 2u);
   auto expired = expire_all(table, kT0 + kTimeout);
   ASSERT_EQ(expired.size(), 1u);
-  EXPECT_EQ(expired[0], Expired(kV4.server, kV4.client.address, HandshakeState::kSynSeen));
+  EXPECT_EQ(expired[0],
+            Expired(conversation4.server, conversation4.client.address, HandshakeState::kSynSeen));
 
   EXPECT_TRUE(expire_all(table, kT0 + kNanosPerMilli + kTimeout - 1).empty());
   expired = expire_all(table, kT0 + kNanosPerMilli + kTimeout);
   ASSERT_EQ(expired.size(), 1u);
-  EXPECT_EQ(expired[0], Expired(kV6.server, kV6.client.address, HandshakeState::kSynRecv));
+  EXPECT_EQ(expired[0],
+            Expired(conversation6.server, conversation6.client.address, HandshakeState::kSynRecv));
   EXPECT_EQ(table.size(), 0u);
   EXPECT_EQ(table.count(HandshakeState::kSynRecv), 0u);
   EXPECT_EQ(table.counters().expired, 2u);
@@ -323,14 +341,14 @@ TEST(HandshakeTable, ExpiresExactlyAtTheBoundaryOldestFirst) {
 TEST(HandshakeTable, UnalignedTimestampsExpireNeverEarlyAtMostAMillisecondLate) {
   HandshakeTable table(16, kTimeout);
   const TimestampNs first = kT0 + 123'456;
-  table.process(kV4.syn(1, first));
+  table.process(conversation4.syn(1, first));
   EXPECT_TRUE(expire_all(table, first + kTimeout - 1).empty());
   EXPECT_EQ(expire_all(table, first + kTimeout + kNanosPerMilli).size(), 1u);
 }
 
 TEST(HandshakeTable, ZeroTimeoutExpiresImmediatelyAndLongTimeoutsAreClamped) {
   HandshakeTable table(16, 0);
-  table.process(kV4.syn(1, kT0));
+  table.process(conversation4.syn(1, kT0));
   EXPECT_TRUE(expire_all(table, kT0 - 1).empty());
   EXPECT_EQ(expire_all(table, kT0).size(), 1u);
   table.set_pending_timeout(400 * 24 * 3600 * kNanosPerSecond);
@@ -375,8 +393,8 @@ TEST(HandshakeTable, EvictsTheOldestWhenFull) {
 }
 
 TEST(HandshakeTable, MemoryIsBoundedAndFixed) {
-  for (const std::size_t capacity : {std::size_t{1}, std::size_t{1000}, std::size_t{1} << 16,
-                                     std::size_t{1'000'003}}) {
+  for (const std::size_t capacity :
+       {std::size_t{1}, std::size_t{1000}, std::size_t{1} << 16, std::size_t{1'000'003}}) {
     const HandshakeTable table(capacity, kTimeout);
     EXPECT_EQ(table.capacity(), capacity);
     EXPECT_LE(table.memory_bytes(), 64 * capacity) << capacity;
@@ -406,31 +424,42 @@ TEST(HandshakeTable, MemoryIsBoundedAndFixed) {
 
 TEST(HandshakeTable, TimeGoingBackwardsNeitherCrashesNorReordersExpiry) {
   HandshakeTable table(16, kTimeout);
-  table.process(kV4.syn(1, kT0 + 5 * kNanosPerSecond));
+  table.process(conversation4.syn(1, kT0 + 5 * kNanosPerSecond));
   // Created "in the past": it queues behind the younger entry and expires with it.
-  table.process(kV6.syn(1, kT0));
+  table.process(conversation6.syn(1, kT0));
   EXPECT_EQ(table.size(), 2u);
   EXPECT_TRUE(expire_all(table, kT0 + kTimeout).empty());
   const auto expired = expire_all(table, kT0 + 5 * kNanosPerSecond + kTimeout);
   ASSERT_EQ(expired.size(), 2u);
-  EXPECT_EQ(std::get<1>(expired[0]), kV4.client.address);
-  EXPECT_EQ(std::get<1>(expired[1]), kV6.client.address);
+  EXPECT_EQ(std::get<1>(expired[0]), conversation4.client.address);
+  EXPECT_EQ(std::get<1>(expired[1]), conversation6.client.address);
+
+  // The clamp follows the youngest *live* entry: once it is gone, a late arrival keeps its own
+  // time (only bounded by the entries still queued ahead of it).
+  table.process(conversation4.syn(1, kT0));
+  table.process(conversation6.syn(1, kT0 + 5 * kNanosPerSecond));
+  ASSERT_EQ(table.process(conversation6.client_segment(tcp_flag::kRst)).event, FlowEvent::kReset);
+  const Conversation late{{v4(0x01020304), 9999}, conversation4.server};
+  table.process(late.syn(1, kT0 + kNanosPerSecond));
+  EXPECT_EQ(expire_all(table, kT0 + kTimeout).size(), 1u);
+  EXPECT_TRUE(expire_all(table, kT0 + kNanosPerSecond + kTimeout - 1).empty());
+  EXPECT_EQ(expire_all(table, kT0 + kNanosPerSecond + kTimeout).size(), 1u);
 
   // Wild timestamps and expiry times.
-  table.process(kV4.syn(1, INT64_MAX));
-  table.process(kV6.syn(1, INT64_MIN));
-  table.process(kV6.syn_ack(1, 2, 0));
+  table.process(conversation4.syn(1, INT64_MAX));
+  table.process(conversation6.syn(1, INT64_MIN));
+  table.process(conversation6.syn_ack(1, 2, 0));
   EXPECT_TRUE(expire_all(table, INT64_MIN).empty());
   EXPECT_TRUE(expire_all(table, 0).empty());
   EXPECT_EQ(table.size(), 2u);
-  table.process(kV6.syn(1, -1));  // retransmission at a negative time
+  table.process(conversation6.syn(1, -1));  // retransmission at a negative time
   table.set_pending_timeout(0);
   EXPECT_EQ(expire_all(table, INT64_MAX).size(), 2u);
   EXPECT_EQ(table.size(), 0u);
 
   // Negative timestamps (before 1970) behave like any others.
   table.set_pending_timeout(kTimeout);
-  table.process(kV4.syn(1, -kTimeout - kNanosPerMilli));
+  table.process(conversation4.syn(1, -kTimeout - kNanosPerMilli));
   EXPECT_TRUE(expire_all(table, -kNanosPerMilli - 1).empty());
   EXPECT_EQ(expire_all(table, -kNanosPerMilli).size(), 1u);
 }
@@ -445,8 +474,8 @@ void run_long(DurationNs timeout, DurationNs syn_interval, TimestampNs start, Du
   std::uint32_t id = 0;
   std::size_t expired_total = 0;
   while (next_syn < start + span || !pending.empty()) {
-    const bool syn_first = next_syn < start + span &&
-                           (pending.empty() || next_syn < pending.front().first);
+    const bool syn_first =
+        next_syn < start + span && (pending.empty() || next_syn < pending.front().first);
     if (syn_first) {
       const Conversation c{{v4(0x01000000 + id), 2000}, {v4(0x0a000001), 80}};
       ASSERT_EQ(table.process(c.syn(id, next_syn)).event, FlowEvent::kSyn);
@@ -470,17 +499,17 @@ void run_long(DurationNs timeout, DurationNs syn_interval, TimestampNs start, Du
   EXPECT_EQ(table.counters().evicted, 0u);
 }
 
-constexpr DurationNs kDay = 24 * 3600 * kNanosPerSecond;
+constexpr DurationNs kDay = 86'400 * kNanosPerSecond;
 constexpr TimestampNs kWrap = (std::int64_t{1} << 32) * kNanosPerMilli;  // 49.7 days
 
 TEST(HandshakeTable, ExpiryIsExactAcrossTheMillisecondWrapOverSixtyDays) {
-  run_long(3600 * kNanosPerSecond, 7 * 60 * kNanosPerSecond + 13 * kNanosPerMilli,
-           kWrap - kDay, 60 * kDay);
+  run_long(3600 * kNanosPerSecond, 7 * 60 * kNanosPerSecond + 13 * kNanosPerMilli, kWrap - kDay,
+           60 * kDay);
 }
 
 TEST(HandshakeTable, ExpiryIsExactWithTheLongestTimeoutOverThreeWraps) {
-  run_long(HandshakeTable::kMaxPendingTimeout, 3600 * kNanosPerSecond + 1 * kNanosPerMilli,
-           kT0, 3 * kWrap + kDay);
+  run_long(HandshakeTable::kMaxPendingTimeout, 3600 * kNanosPerSecond + 1 * kNanosPerMilli, kT0,
+           3 * kWrap + kDay);
 }
 
 // Reference model: the documented semantics, written plainly over std::map.
@@ -641,12 +670,20 @@ TEST(HandshakeTable, MatchesAReferenceModelOverRandomOperations) {
   }
   std::vector<Packet> tuples;
   for (std::size_t i = 0; i < 6; ++i) tuples.push_back({endpoints[i], endpoints[(i * 3 + 2) % 8]});
-  const std::uint8_t flag_choices[] = {
-      tcp_flag::kSyn, tcp_flag::kSyn, tcp_flag::kSyn, tcp_flag::kSyn | tcp_flag::kAck,
-      tcp_flag::kSyn | tcp_flag::kAck, tcp_flag::kSyn | tcp_flag::kAck, tcp_flag::kAck,
-      tcp_flag::kAck,
-      tcp_flag::kRst, tcp_flag::kRst | tcp_flag::kAck, tcp_flag::kFin | tcp_flag::kAck,
-      tcp_flag::kAck | tcp_flag::kPsh, 0, tcp_flag::kSyn | tcp_flag::kEce | tcp_flag::kCwr};
+  const std::uint8_t flag_choices[] = {tcp_flag::kSyn,
+                                       tcp_flag::kSyn,
+                                       tcp_flag::kSyn,
+                                       tcp_flag::kSyn | tcp_flag::kAck,
+                                       tcp_flag::kSyn | tcp_flag::kAck,
+                                       tcp_flag::kSyn | tcp_flag::kAck,
+                                       tcp_flag::kAck,
+                                       tcp_flag::kAck,
+                                       tcp_flag::kRst,
+                                       tcp_flag::kRst | tcp_flag::kAck,
+                                       tcp_flag::kFin | tcp_flag::kAck,
+                                       tcp_flag::kAck | tcp_flag::kPsh,
+                                       0,
+                                       tcp_flag::kSyn | tcp_flag::kEce | tcp_flag::kCwr};
   // Few sequence numbers, and acks that are mostly "some seq + 1", so that matches are common.
   const std::uint32_t numbers[] = {100, 500, 0xffffffff};
 
@@ -657,14 +694,15 @@ TEST(HandshakeTable, MatchesAReferenceModelOverRandomOperations) {
     // Mostly forward, sometimes backwards, at ns resolution.
     now += static_cast<DurationNs>(rng() % (300 * kNanosPerMilli)) - 20 * kNanosPerMilli;
     if (rng() % 8 == 0) {
-      const TimestampNs at = now + static_cast<DurationNs>(rng() % kNanosPerSecond) -
-                             kNanosPerSecond / 2;
+      const TimestampNs at =
+          now + static_cast<DurationNs>(rng() % kNanosPerSecond) - kNanosPerSecond / 2;
       const auto got = expire_all(table, at);
       ASSERT_EQ(got, model.expire(at));
     } else {
       Packet p = tuples[rng() % tuples.size()];
       if (rng() % 2 == 0) std::swap(p.from, p.to);
-      if (rng() % 50 == 0) p = {endpoints[rng() % endpoints.size()], endpoints[rng() % endpoints.size()]};
+      if (rng() % 50 == 0)
+        p = {endpoints[rng() % endpoints.size()], endpoints[rng() % endpoints.size()]};
       const std::uint8_t flags = flag_choices[rng() % std::size(flag_choices)];
       const std::uint32_t seq = rng() % 2 == 0 ? numbers[0] : numbers[rng() % std::size(numbers)];
       const std::uint32_t ack = numbers[rng() % std::size(numbers)] + (rng() % 4 != 0 ? 1 : 0);
