@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <iomanip>
 #include <iostream>
 #include <string>
 
@@ -16,8 +17,8 @@ void print_list() {
   std::cout << "scenarios (defaults in brackets; options not listed are rejected):\n";
   for (const auto& s : scenarios()) {
     std::cout << "  " << s.name;
-    if (s.rate) std::cout << "  [--rate " << *s.rate << " " << s.rate_unit << "]";
-    if (s.duration) std::cout << "  [--duration " << *s.duration << " s]";
+    if (s.rate) std::cout << "  [--rate " << std::fixed << std::setprecision(0) << *s.rate << " " << s.rate_unit << "]";
+    if (s.duration) std::cout << "  [--duration " << std::defaultfloat << *s.duration << " s]";
     if (s.count) std::cout << "  [--count " << *s.count << " " << s.count_unit << "]";
     std::cout << "\n      " << s.description << "\n";
   }
