@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/loader.hpp"
+#include "live.hpp"
 #include "offline.hpp"
 #include "version.hpp"
 
@@ -75,6 +76,5 @@ int main(int argc, char** argv) {
   }
   if (!read_path.empty()) return synwatch::run_offline(*config, read_path);
 
-  std::fprintf(stderr, "synwatchd: live capture is not available yet; use --read FILE\n");
-  return kExitUsage;
+  return synwatch::run_live(*config, {config_path, parsed_overrides});
 }

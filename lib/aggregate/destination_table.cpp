@@ -299,7 +299,9 @@ DestinationStats DestinationTable::stats(const Destination& d, TimestampNs now,
   s.half_open = d.half_open();
 
   const std::uint32_t index = index_of(d);
-  const std::int64_t current_tick = tick_of(now, tick_);
+  // The window ends at `now`: an evaluation exactly on a tick boundary covers the tick that just
+  // closed, not the one that has only begun.
+  const std::int64_t current_tick = tick_of(now - 1, tick_);
   const auto slots = static_cast<std::int64_t>(slots_per_destination_);
   std::array<const SourceHll*, 64> sketches{};
   std::size_t sketch_count = 0;

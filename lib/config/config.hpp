@@ -28,7 +28,7 @@ struct FlowConfig {
 
 struct AggregationConfig {
   // Destinations tracked at once; SYNs to more are counted and dropped.
-  std::size_t max_destinations = 4096;
+  std::size_t max_destinations = 1024;
   DurationNs window = 5 * kNanosPerSecond;  // sliding window for rates, sources, entropy, top-k
   std::size_t top_sources = 10;             // heavy sources reported per destination (<= 32)
   DurationNs idle_timeout = 120 * kNanosPerSecond;  // quiet destinations are forgotten after this
@@ -65,15 +65,45 @@ struct DetectionConfig {
   friend bool operator==(const DetectionConfig&, const DetectionConfig&) = default;
 };
 
+struct CaptureConfig {
+  // "any" sees every interface (Linux cooked capture); name interfaces to limit it.
+  std::vector<std::string> interfaces{"any"};
+  // Ethernet 14 + one VLAN tag 4 + IPv6 40 + TCP with the longest options 60 = 118 bytes, plus
+  // room for cooked-v2 headers and one IPv6 extension header: 160 is all the tracker ever reads.
+  std::size_t snap_length = 160;
+  // Kernel ring per interface. At 1 Mpps of 160-byte captures (~230 bytes a slot in TPACKET_V3)
+  // 64 MiB absorbs a quarter of a second of stall without dropping.
+  std::size_t buffer_size = 64u << 20;
+  std::string filter;  // BPF; empty = the built-in filter (SYN, SYN-ACK, RST, FIN, bare ACK)
+  bool promiscuous = false;
+
+  friend bool operator==(const CaptureConfig&, const CaptureConfig&) = default;
+};
+
+struct AlertsConfig {
+  std::string file;  // JSON Lines of incident events; empty = none
+
+  friend bool operator==(const AlertsConfig&, const AlertsConfig&) = default;
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error, critical, off
+  std::string file;            // also log to this file, rotated by size; empty = no file
+  std::size_t file_max_bytes = 10u << 20;
+  std::size_t file_max_files = 5;
 
   friend bool operator==(const LogConfig&, const LogConfig&) = default;
 };
 
 struct Config {
   std::string source_file;                   // where it came from, "" for built-in defaults
-  std::vector<IpPrefix> protected_prefixes;  // YAML key "protected"; empty = every destination
+  // YAML key "protected". Empty: with --read every destination; live, this host's own
+  // addresses (re-read every protected_refresh).
+  std::vector<IpPrefix> protected_prefixes;
+  DurationNs protected_refresh = 30 * kNanosPerSecond;
+  std::string user = "synwatch";  // live mode started as root switches to it (else "nobody")
+  CaptureConfig capture;
+  AlertsConfig alerts;
   FlowConfig flow;
   AggregationConfig aggregation;
   DetectionConfig detection;

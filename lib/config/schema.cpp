@@ -110,7 +110,37 @@ std::vector<ConfigKey> build_schema() {
   return {
       prefix_list_key(
           "protected", [](auto& c) -> auto& { return c.protected_prefixes; },
-          "Destination prefixes to watch (IPv4 or IPv6 CIDR); empty watches every destination."),
+          "Destination prefixes to watch (IPv4 or IPv6 CIDR); empty: every destination with "
+          "--read, this host's own addresses live."),
+      duration_key(
+          "protected_refresh", kSecond, kDay,
+          [](auto& c) -> auto& { return c.protected_refresh; },
+          "Live mode with empty `protected`: how often the host's addresses are re-read."),
+      string_key(
+          "user", [](auto& c) -> auto& { return c.user; },
+          "User the live daemon switches to when started as root (falls back to nobody)."),
+
+      string_list_key(
+          "capture.interfaces", [](auto& c) -> auto& { return c.capture.interfaces; },
+          "Interfaces to capture on; \"any\" is every interface."),
+      unsigned_key(
+          "capture.snap_length", 96, 65535,
+          [](auto& c) -> auto& { return c.capture.snap_length; },
+          "Bytes captured per packet (headers only)."),
+      unsigned_key(
+          "capture.buffer_size", 1u << 20, 1u << 30,
+          [](auto& c) -> auto& { return c.capture.buffer_size; },
+          "Kernel capture ring per interface, in bytes."),
+      string_key(
+          "capture.filter", [](auto& c) -> auto& { return c.capture.filter; },
+          "BPF filter; empty uses the built-in one (SYN, SYN-ACK, RST, FIN, payload-free ACK)."),
+      bool_key(
+          "capture.promiscuous", [](auto& c) -> auto& { return c.capture.promiscuous; },
+          "Put interfaces in promiscuous mode (for mirror ports)."),
+
+      string_key(
+          "alerts.file", [](auto& c) -> auto& { return c.alerts.file; },
+          "Append incident events as JSON Lines to this file; empty: none."),
 
       unsigned_key(
           "flow.capacity", 1, 268'435'456, [](auto& c) -> auto& { return c.flow.capacity; },
@@ -182,6 +212,17 @@ std::vector<ConfigKey> build_schema() {
       enum_key(
           "log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"},
           [](auto& c) -> auto& { return c.log.level; }, "Log verbosity."),
+      string_key(
+          "log.file", [](auto& c) -> auto& { return c.log.file; },
+          "Also log to this file, rotated by size; empty: no file."),
+      unsigned_key(
+          "log.file_max_bytes", 4096, 1ull << 40,
+          [](auto& c) -> auto& { return c.log.file_max_bytes; },
+          "Size at which the log file is rotated."),
+      unsigned_key(
+          "log.file_max_files", 1, 1000,
+          [](auto& c) -> auto& { return c.log.file_max_files; },
+          "Rotated log files kept."),
   };
 }
 

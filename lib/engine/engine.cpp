@@ -6,6 +6,8 @@ namespace synwatch {
 
 Engine::Engine(const Config& config, LinkType link, EventSink& sink, std::uint64_t hash_seed)
     : detection_(config.detection),
+      aggregation_(config.aggregation),
+      flow_capacity_(config.flow.capacity),
       protected_(config.protected_prefixes),
       sink_(sink),
       decoder_(link),
@@ -23,9 +25,11 @@ bool Engine::is_protected(const IpAddress& address) const noexcept {
                      [&](const IpPrefix& p) { return p.contains(address); });
 }
 
-void Engine::on_packet(const PacketView& packet) noexcept {
+void Engine::on_packet(const PacketView& packet) noexcept { on_packet(packet, decoder_); }
+
+void Engine::on_packet(const PacketView& packet, Decoder& decoder) noexcept {
   ++counters_.packets;
-  const DecodeResult result = decoder_.decode(packet.data, segment_);
+  const DecodeResult result = decoder.decode(packet.data, segment_);
   if (result != DecodeResult::kTcp && result != DecodeResult::kBadTcpOptions) {
     // Time still moves on non-TCP frames, so ticks keep their pace.
     if (started_ && packet.timestamp > newest_) {
@@ -98,6 +102,30 @@ void Engine::evaluate(TimestampNs at) noexcept {
     // Out of memory or a failing sink must not take capture down; it is counted and exported.
     ++counters_.evaluation_failures;
   }
+}
+
+std::vector<std::string> Engine::reconfigure(const Config& config) {
+  std::vector<std::string> kept;
+  if (config.flow.capacity != flow_capacity_) kept.emplace_back("flow.capacity");
+  if (config.aggregation.max_destinations != aggregation_.max_destinations) {
+    kept.emplace_back("aggregation.max_destinations");
+  }
+  if (config.aggregation.window != aggregation_.window) kept.emplace_back("aggregation.window");
+  if (config.aggregation.idle_timeout != aggregation_.idle_timeout) kept.emplace_back("aggregation.idle_timeout");
+  DetectionConfig detection = config.detection;
+  if (detection.tick != detection_.tick) {
+    kept.emplace_back("detection.tick");
+    detection.tick = detection_.tick;
+  }
+  detection_ = detection;
+  aggregation_.top_sources = config.aggregation.top_sources;
+  protected_ = config.protected_prefixes;
+  handshakes_.set_pending_timeout(config.flow.pending_timeout);
+  destinations_.set_half_open_threshold(detection_.half_open, newest_);
+  detector_.reconfigure(detection_, aggregation_.top_sources);
+  drain_limit_ = config.flow.pending_timeout + aggregation_.window + detection_.cooldown +
+                 detection_.hold_for + 2 * detection_.tick;
+  return kept;
 }
 
 void Engine::finish() noexcept {

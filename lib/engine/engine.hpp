@@ -9,6 +9,7 @@
 // Thread safety: none. One thread feeds packets and calls advance_to()/finish().
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "aggregate/destination_table.hpp"
@@ -35,6 +36,8 @@ class Engine final : public PacketHandler {
   Engine(const Config& config, LinkType link, EventSink& sink, std::uint64_t hash_seed = 0);
 
   void on_packet(const PacketView& packet) noexcept override;
+  // Same, with the caller's decoder: live capture keeps one per interface (link types differ).
+  void on_packet(const PacketView& packet, Decoder& decoder) noexcept;
   // For callers that already hold a decoded segment (tests, other front ends).
   void on_segment(const TcpSegment& segment) noexcept;
 
@@ -44,6 +47,14 @@ class Engine final : public PacketHandler {
   // End of an offline capture: lets packet time run on, without packets, until every open
   // incident has ended (bounded by timeout + window + cooldown).
   void finish() noexcept;
+
+  // Applies a reloaded configuration: thresholds, timeouts and protected prefixes take effect at
+  // once; the handshake table, per-destination state and open incidents are kept. Sizes that
+  // would need reallocation (flow.capacity, aggregation.max_destinations, aggregation.window,
+  // detection.tick) are not changed; the returned list names the keys that differ and were kept.
+  std::vector<std::string> reconfigure(const Config& config);
+  void set_protected(std::vector<IpPrefix> prefixes) { protected_ = std::move(prefixes); }
+  [[nodiscard]] const std::vector<IpPrefix>& protected_prefixes() const noexcept { return protected_; }
 
   [[nodiscard]] const EngineCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] const DecodeCounters& decode_counters() const noexcept { return decoder_.counters(); }
@@ -59,6 +70,8 @@ class Engine final : public PacketHandler {
   void evaluate(TimestampNs at) noexcept;
 
   DetectionConfig detection_;
+  AggregationConfig aggregation_;
+  std::size_t flow_capacity_;
   std::vector<IpPrefix> protected_;
   EventSink& sink_;
   Decoder decoder_;

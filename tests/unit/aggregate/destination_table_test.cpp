@@ -97,11 +97,12 @@ TEST(DestinationTable, SlotsOlderThanTheWindowDropOut) {
   DestinationTable table(small_config(), kNanosPerSecond, 1000);
   for (int i = 0; i < 100; ++i) table.on_flow(syn_from(IpAddress::from_v4(static_cast<std::uint32_t>(i))), kT0);
   const Destination* d = table.find(kServer);
-  EXPECT_EQ(table.stats(*d, kT0 + 4 * kNanosPerSecond, 5).window.syns, 100u);
-  EXPECT_EQ(table.stats(*d, kT0 + 5 * kNanosPerSecond, 5).window.syns, 0u);
+  // The 5 s window evaluated at +5 s is [+0 s, +5 s): it still holds the SYNs of +0 s.
+  EXPECT_EQ(table.stats(*d, kT0 + 5 * kNanosPerSecond, 5).window.syns, 100u);
+  EXPECT_EQ(table.stats(*d, kT0 + 5 * kNanosPerSecond + 1, 5).window.syns, 0u);
   // A slot reused for a new tick is cleared first.
   table.on_flow(syn_from(IpAddress::from_v4(7777u)), kT0 + 5 * kNanosPerSecond);
-  EXPECT_EQ(table.stats(*d, kT0 + 5 * kNanosPerSecond, 5).window.syns, 1u);
+  EXPECT_EQ(table.stats(*d, kT0 + 5 * kNanosPerSecond + 1, 5).window.syns, 1u);
 }
 
 TEST(DestinationTable, ConcentratedSourcesAreTopFirst) {

@@ -376,8 +376,8 @@ TEST(ConfigUnknownKey, TopLevelSuggestsTheNearestSection) {
             Lines{"test.yaml:1:1: Protected: unknown key, did you mean 'protected'?"});
   EXPECT_EQ(
       errors_of("zebra: 1\n"),
-      Lines{"test.yaml:1:1: zebra: unknown key; valid keys at the top level: protected, flow, "
-            "aggregation, detection, log"});
+      Lines{"test.yaml:1:1: zebra: unknown key; valid keys at the top level: protected, "
+            "protected_refresh, user, capture, alerts, flow, aggregation, detection, log"});
 }
 
 TEST(ConfigUnknownKey, NestedSuggestsAmongTheKeysOfItsSection) {
@@ -397,13 +397,13 @@ TEST(ConfigUnknownKey, NestedSuggestsAmongTheKeysOfItsSection) {
 
 TEST(ConfigStructure, SectionsMustBeMappingsAndKeysUnique) {
   EXPECT_EQ(errors_of("log: 5\n"),
-            Lines{"test.yaml:1:6: log: expected a section with keys level, got 5"});
+            Lines{"test.yaml:1:6: log: expected a section with keys level, file, file_max_bytes, file_max_files, got 5"});
   EXPECT_EQ(errors_of("log:\n  level: info\n  level: debug\n"),
             Lines{"test.yaml:3:3: log.level: duplicate key, first given at line 2, column 3"});
   EXPECT_EQ(
       errors_of("- a\n- b\n"),
-      Lines{"test.yaml:1:1: expected a mapping with keys protected, flow, aggregation, detection, "
-            "log, got a list"});
+      Lines{"test.yaml:1:1: expected a mapping with keys protected, protected_refresh, user, "
+            "capture, alerts, flow, aggregation, detection, log, got a list"});
   EXPECT_EQ(errors_of("log:\n  level: info\n---\nlog:\n  level: debug\n"),
             Lines{"test.yaml:4:1: a second YAML document; the configuration must be one document"});
 }

@@ -105,18 +105,22 @@ TEST_F(DetectorTest, UpdatesAtTheIntervalAndEndsAfterCooldown) {
     spoofed(kT0 + s * kNanosPerSecond, kT0 + (s + 1) * kNanosPerSecond, 5000);
     evaluate(kT0 + (s + 1) * kNanosPerSecond);
   }
-  EXPECT_EQ(of(EventType::kUpdated).size(), 2u);
+  ASSERT_EQ(of(EventType::kUpdated).size(), 1u);
   EXPECT_EQ(of(EventType::kUpdated)[0].time, kT0 + 11 * kNanosPerSecond);
-  // Flood stops dead; half-open entries stay pending (server never answers) but no new SYNs.
-  // Window 5 s empties at +25 s; then 10 s of cooldown.
+  // Flood stops dead at +20 s; half-open entries stay pending (server never answers) but no new
+  // SYNs come. The 5 s window holds the last SYNs until +25 s; then 10 s of cooldown. Updates
+  // go on at the interval meanwhile (+21 s, +31 s), saying how long the condition has been clear.
   for (int s = 21; s <= 34; ++s) evaluate(kT0 + s * kNanosPerSecond);
   EXPECT_TRUE(of(EventType::kEnded).empty());
+  EXPECT_EQ(of(EventType::kUpdated).size(), 3u);
+  EXPECT_NE(of(EventType::kUpdated)[2].reason.find("clear for 6.0 s"), std::string::npos)
+      << of(EventType::kUpdated)[2].reason;
   evaluate(kT0 + 35 * kNanosPerSecond);
   ASSERT_EQ(of(EventType::kEnded).size(), 1u);
   const auto ended = of(EventType::kEnded)[0];
   EXPECT_EQ(ended.ended_at, kT0 + 35 * kNanosPerSecond);
   EXPECT_EQ(ended.incident_id, of(EventType::kStarted)[0].incident_id);
-  EXPECT_EQ(ended.sequence, 3u);
+  EXPECT_EQ(ended.sequence, 4u);
   EXPECT_GE(ended.stats.peak_half_open, 100000u);
   EXPECT_NE(ended.reason.find("no new SYNs"), std::string::npos) << ended.reason;
   EXPECT_FALSE(table_->find(kServer)->pinned);

@@ -1,0 +1,115 @@
+#pragma once
+// Live detection: captures on one or more interfaces and feeds one Engine, on a capture thread of
+// its own. The thread polls every interface's ring plus a wake-up eventfd; between batches it
+// ticks the engine by a monotonic clock (so incidents end even when packets stop dead), applies
+// reloaded configuration, and reopens interfaces that failed or vanished, with backoff.
+//
+// Threads: start() launches the capture thread; request_*(), snapshot() and stop() may be called
+// from any other thread. Events reach the EventSink on the capture thread: the sink must only
+// queue them (see daemon's EventQueue), never block on I/O.
+
+#include <atomic>
+#include <chrono>
+#include <expected>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "capture/live_source.hpp"
+#include "config/config.hpp"
+#include "engine/engine.hpp"
+
+namespace synwatch {
+
+struct InterfaceHealth {
+  std::string name;
+  bool open = false;
+  std::string last_error;        // why it is closed, if it is
+  std::uint64_t reopen_attempts = 0;
+  CaptureStats stats;            // summed over every time the interface was (re)opened
+};
+
+// A consistent copy of the pipeline's figures, refreshed by the capture thread once per tick.
+struct PipelineSnapshot {
+  std::vector<InterfaceHealth> interfaces;
+  EngineCounters engine;
+  DecodeCounters decode;
+  HandshakeTableCounters handshakes;
+  std::size_t handshake_entries = 0;
+  std::size_t handshake_capacity = 0;
+  std::size_t destinations = 0;
+  DestinationTableCounters destination_counters;
+  std::size_t open_incidents = 0;
+  std::chrono::nanoseconds lag{0};  // wall clock minus newest packet time at the last batch
+  std::vector<std::string> protected_prefixes;
+};
+
+class LivePipeline {
+ public:
+  LivePipeline(const Config& config, EventSink& sink, std::uint64_t hash_seed);
+  ~LivePipeline();
+  LivePipeline(const LivePipeline&) = delete;
+  LivePipeline& operator=(const LivePipeline&) = delete;
+
+  // Opens every configured interface once, synchronously, so the caller can report failures
+  // (and drop privileges afterwards). Returns the errors of the interfaces that did not open;
+  // those are retried in the background. Fails only if none opened.
+  std::expected<std::vector<std::string>, std::string> open_interfaces();
+  void start();
+  void stop();  // joins the capture thread; flushes nothing itself
+
+  // Hands a new configuration to the capture thread; applied between two batches. Returns at
+  // once. If the interfaces, filter, snap length or buffer changed, the captures are reopened.
+  void request_reconfigure(std::shared_ptr<const Config> config);
+  void request_protected(std::vector<IpPrefix> prefixes);
+
+  [[nodiscard]] PipelineSnapshot snapshot() const;
+
+ private:
+  struct Interface {
+    LiveCaptureOptions options;
+    std::unique_ptr<LivePcapSource> source;
+    std::unique_ptr<Decoder> decoder;
+    InterfaceHealth health;
+    CaptureStats stats_base;  // totals of earlier openings
+    std::chrono::steady_clock::time_point retry_at{};
+    std::chrono::milliseconds backoff{1000};
+  };
+
+  void run();
+  bool try_open(Interface& interface);
+  void close_with_error(Interface& interface, const std::string& error);
+  void apply_pending();
+  void refresh_snapshot();
+  void build_interfaces(const Config& config);
+  void wake() noexcept;
+  void retire_decoder(Interface& interface);
+
+  std::shared_ptr<const Config> config_;
+  EventSink& sink_;
+  Engine engine_;
+  std::vector<Interface> interfaces_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  int wake_fd_ = -1;
+
+  mutable std::mutex mailbox_mutex_;  // guards the two pending_* fields only
+  std::shared_ptr<const Config> pending_config_;
+  std::optional<std::vector<IpPrefix>> pending_protected_;
+  std::vector<IpPrefix> host_protected_;  // capture thread only
+  DecodeCounters decode_retired_;         // counts of decoders replaced by reopening
+
+  mutable std::mutex snapshot_mutex_;
+  PipelineSnapshot snapshot_;
+
+  // Live time: the engine runs on packet timestamps; while no packets come, it is advanced by
+  // the monotonic clock from the last packet (anchor), so ticks keep running.
+  TimestampNs anchor_packet_time_ = 0;
+  std::chrono::steady_clock::time_point anchor_monotonic_{};
+};
+
+}  // namespace synwatch

@@ -1,0 +1,70 @@
+#include "export/alert_file.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "export/event_json.hpp"
+
+namespace synwatch {
+
+std::expected<AlertFile, std::string> AlertFile::open(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) return std::unexpected(fmt::format("cannot open alert file '{}': {}", path, std::strerror(errno)));
+  return AlertFile(fd, path);
+}
+
+AlertFile::AlertFile(AlertFile&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)), failures_(other.failures_) {}
+
+AlertFile& AlertFile::operator=(AlertFile&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    path_ = std::move(other.path_);
+    failures_ = other.failures_;
+  }
+  return *this;
+}
+
+AlertFile::~AlertFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void AlertFile::publish(const IncidentEvent& event) {
+  const std::string line = to_json(event).dump() + "\n";
+  std::size_t written = 0;
+  while (written < line.size()) {
+    const ssize_t n = ::write(fd_, line.data() + written, line.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ++failures_;
+      spdlog::error("cannot write incident {} to alert file '{}': {}", event.event_id, path_,
+                    std::strerror(errno));
+      return;
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  if (event.type != EventType::kUpdated && ::fsync(fd_) != 0) {
+    ++failures_;
+    spdlog::error("cannot fsync alert file '{}': {}", path_, std::strerror(errno));
+  }
+}
+
+std::string describe_for_log(const IncidentEvent& e) {
+  return fmt::format(
+      "incident {} {}: {} SYN flood on {} half_open={} (syn_recv={} syn_seen={} peak={}) "
+      "syn_rate={:.0f}/s distinct_sources={:.0f} entropy={:.2f} completion={:.2f}{}",
+      e.incident_id, to_string(e.type), to_string(e.kind), e.target.to_string(), e.stats.half_open,
+      e.stats.syn_recv, e.stats.syn_seen, e.stats.peak_half_open, e.stats.syn_rate,
+      e.stats.distinct_sources, e.stats.source_entropy, e.stats.completion_ratio,
+      e.top_sources.empty() ? std::string()
+                            : fmt::format(" top_source={} ({} SYNs)", e.top_sources[0].address.to_string(),
+                                          e.top_sources[0].syns));
+}
+
+}  // namespace synwatch

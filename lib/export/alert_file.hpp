@@ -1,0 +1,37 @@
+#pragma once
+// Appends incident events as JSON Lines to `alerts.file`: the same objects `--read` prints.
+// `started` and `ended` are fsync'd before publish() returns, so a crash cannot lose the record
+// of an incident beginning or ending; `updated` lines are left to the page cache.
+// Thread safety: none; used by the daemon's main loop only.
+
+#include <expected>
+#include <string>
+
+#include "detect/incident.hpp"
+
+namespace synwatch {
+
+class AlertFile final : public EventSink {
+ public:
+  static std::expected<AlertFile, std::string> open(const std::string& path);
+  AlertFile(AlertFile&& other) noexcept;
+  AlertFile& operator=(AlertFile&& other) noexcept;
+  AlertFile(const AlertFile&) = delete;
+  AlertFile& operator=(const AlertFile&) = delete;
+  ~AlertFile() override;
+
+  void publish(const IncidentEvent& event) override;
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  [[nodiscard]] std::uint64_t failures() const noexcept { return failures_; }
+
+ private:
+  AlertFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  int fd_ = -1;
+  std::string path_;
+  std::uint64_t failures_ = 0;
+};
+
+// One human log line per event (spdlog): target, kind and the key figures.
+std::string describe_for_log(const IncidentEvent& event);
+
+}  // namespace synwatch
