@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <chrono>
 #include <memory>
@@ -14,8 +15,11 @@
 #include "engine/live_pipeline.hpp"
 #include "event_queue.hpp"
 #include "export/alert_file.hpp"
+#include "export/metrics.hpp"
+#include "version.hpp"
 #include "kernel/host_addresses.hpp"
 #include "logging.hpp"
+#include "notify.hpp"
 #include "privileges.hpp"
 
 namespace synwatch {
@@ -59,11 +63,23 @@ class Service {
       return kExitSoftware;
     }
 
+    if (config_->metrics.enabled) {
+      auto exporter = MetricsExporter::start(config_->metrics, kVersion);
+      if (!exporter) {
+        spdlog::critical("{}", exporter.error());
+        return kExitSoftware;
+      }
+      metrics_ = std::move(*exporter);
+    }
+    last_reload_success_time_ = wall_seconds();
+
     pipeline_ = std::make_unique<LivePipeline>(*config_, queue_, random_seed());
     auto opened = pipeline_->open_interfaces();
     if (!opened) {
       spdlog::critical("{}", opened.error());
-      return opened.error().find("CAP_NET_RAW") != std::string::npos ? kExitNoPermission : kExitSoftware;
+      const int code = opened.error().find("CAP_NET_RAW") != std::string::npos ? kExitNoPermission : kExitSoftware;
+      notifier_.failed(opened.error(), code);
+      return code;
     }
     for (const auto& error : *opened) spdlog::error("{}; retrying in the background", error);
     if (auto dropped = drop_privileges(config_->user); dropped) {
@@ -80,25 +96,42 @@ class Service {
                  config_->source_file.empty() ? "built-in defaults" : config_->source_file,
                  config_->detection.half_open,
                  config_->protected_prefixes.empty() ? "this host's addresses" : "configured prefixes");
+    if (metrics_) {
+      spdlog::info("metrics at http://{}/metrics", config_->metrics.listen);
+    } else {
+      spdlog::info("metrics disabled (metrics.enabled: false)");
+    }
+
+    // Captures open, privileges dropped, capture thread running: what systemd waits for.
+    notifier_.ready(service_status_line(pipeline_->snapshot()));
 
     int exit_code = 0;
+    auto next_metrics_update = std::chrono::steady_clock::now();
     auto next_protected_refresh = std::chrono::steady_clock::now() + std::chrono::nanoseconds(config_->protected_refresh);
     for (;;) {
       pollfd fds[] = {{signal_fd_, POLLIN, 0}, {queue_.fd(), POLLIN, 0}};
-      ::poll(fds, 2, 1000);
+      ::poll(fds, 2, loop_timeout_ms());
       if (fds[1].revents & POLLIN) deliver(queue_.drain());
       if (fds[0].revents & POLLIN) {
         signalfd_siginfo info{};
         while (::read(signal_fd_, &info, sizeof info) == sizeof info) {
           if (info.ssi_signo == SIGHUP) {
+            notifier_.reloading();
             reload();
+            notifier_.ready(service_status_line(pipeline_->snapshot()));
           } else {
+            notifier_.stopping();
             spdlog::info("received {}, stopping", info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
             stopping_ = true;
           }
         }
       }
       if (stopping_) break;
+      report_health();
+      if (metrics_ && std::chrono::steady_clock::now() >= next_metrics_update) {
+        update_metrics();
+        next_metrics_update = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      }
       if (std::chrono::steady_clock::now() >= next_protected_refresh) {
         refresh_protected();
         next_protected_refresh = std::chrono::steady_clock::now() + std::chrono::nanoseconds(config_->protected_refresh);
@@ -131,7 +164,59 @@ class Service {
       } else {
         spdlog::warn("{}", describe_for_log(event));
       }
-      if (alert_file_) alert_file_->publish(event);
+      ++outputs_["log"].success;
+      if (alert_file_) {
+        const std::uint64_t failures = alert_file_->failures();
+        alert_file_->publish(event);
+        auto& counts = outputs_["alert_file"];
+        if (alert_file_->failures() == failures) ++counts.success; else ++counts.failure;
+      }
+    }
+  }
+
+  static double wall_seconds() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
+
+  void update_metrics() {
+    MetricsState state;
+    state.pipeline = pipeline_->snapshot();
+    state.outputs = outputs_;
+    state.last_reload_successful = last_reload_ok_;
+    state.last_reload_success_time = last_reload_success_time_;
+    metrics_->update(std::move(state));
+  }
+
+  // The loop must come round often enough to feed the watchdog on time.
+  int loop_timeout_ms() const {
+    const auto period = notifier_.watchdog_period();
+    return period ? static_cast<int>(std::clamp<long long>(period->count() / 2, 1, 1000)) : 1000;
+  }
+
+  // For systemd: WATCHDOG=1 every half WatchdogSec, but only while the capture thread keeps
+  // refreshing its snapshot (every 250 ms), so a stuck capture loop gets the service restarted;
+  // STATUS= with a one-line summary every few seconds.
+  void report_health() {
+    const auto now = std::chrono::steady_clock::now();
+    const auto period = notifier_.watchdog_period();
+    const bool watchdog_due = period && now >= next_watchdog_;
+    const bool status_due = notifier_.enabled() && now >= next_status_;
+    if (!watchdog_due && !status_due) return;
+    const auto snapshot = pipeline_->snapshot();
+    if (watchdog_due) {
+      const auto limit = std::max(std::chrono::milliseconds(1000), *period);
+      const bool alive = capture_thread_alive(snapshot, now, limit);
+      if (alive) notifier_.watchdog();
+      if (!alive && capture_alive_) {
+        spdlog::error("the capture thread has not reported for over {} ms; no longer feeding the systemd watchdog",
+                      limit.count());
+      }
+      capture_alive_ = alive;
+      next_watchdog_ = now + *period;
+    }
+    if (status_due) {
+      notifier_.status(service_status_line(snapshot));
+      next_status_ = now + std::chrono::seconds(2);
     }
   }
 
@@ -155,6 +240,7 @@ class Service {
     spdlog::info("SIGHUP: reloading {}", options_.config_path.empty() ? "built-in defaults" : options_.config_path);
     auto loaded = load_config(options_.config_path, options_.overrides);
     if (!loaded) {
+      last_reload_ok_ = false;
       for (const auto& error : loaded.error()) spdlog::error("reload: {}", error.to_string());
       spdlog::error("reload failed: the configuration is invalid, the running configuration is kept");
       return;
@@ -162,6 +248,7 @@ class Service {
     auto config = std::make_shared<const Config>(std::move(*loaded));
     if (config->alerts.file != config_->alerts.file) {
       if (auto opened = open_outputs(*config); !opened) {
+        last_reload_ok_ = false;
         spdlog::error("reload failed: {}; the running configuration is kept", opened.error());
         open_outputs(*config_);
         return;
@@ -173,10 +260,16 @@ class Service {
     spdlog::set_level(spdlog::level::from_str(config->log.level));
     pipeline_->request_reconfigure(config);
     const bool protected_changed = config->protected_prefixes != config_->protected_prefixes;
+    const MetricsConfig previous_metrics = config_->metrics;
     config_ = config;
     if (protected_changed) {
       last_host_addresses_.clear();
       if (config_->protected_prefixes.empty()) refresh_protected();
+    }
+    last_reload_ok_ = true;
+    last_reload_success_time_ = wall_seconds();
+    if (config_->metrics != previous_metrics) {
+      spdlog::warn("reload: metrics settings changed; they take effect at restart");
     }
     spdlog::info("reload complete: half-open threshold {}, for {:.1f} s, cooldown {:.1f} s",
                  config_->detection.half_open, to_seconds(config_->detection.hold_for),
@@ -188,8 +281,16 @@ class Service {
   EventQueue queue_;
   std::unique_ptr<LivePipeline> pipeline_;
   std::optional<AlertFile> alert_file_;
+  std::shared_ptr<MetricsExporter> metrics_;
+  std::map<std::string, OutputCounts> outputs_;
+  bool last_reload_ok_ = true;
+  double last_reload_success_time_ = 0;
   std::vector<IpPrefix> last_host_addresses_;
   int signal_fd_ = -1;
+  SystemdNotifier notifier_;
+  std::chrono::steady_clock::time_point next_watchdog_{};
+  std::chrono::steady_clock::time_point next_status_{};
+  bool capture_alive_ = true;
   bool stopping_ = false;
 };
 

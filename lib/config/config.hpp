@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -80,10 +81,45 @@ struct CaptureConfig {
   friend bool operator==(const CaptureConfig&, const CaptureConfig&) = default;
 };
 
+// One webhook receiver (`alerts.webhooks` element). Delivery itself is export/webhook.hpp.
+struct WebhookConfig {
+  std::string name;  // unique; names the receiver's spool directory, logs and metrics
+  std::string url;   // http:// or https://
+  std::map<std::string, std::string> headers;  // extra request headers
+  DurationNs timeout = 5 * kNanosPerSecond;     // whole request, connect included
+  std::vector<std::string> events{"started", "updated", "ended"};
+  std::string format = "json";  // json, alertmanager, slack
+  std::string secret_file;      // HMAC-SHA256 signing secret; empty = unsigned
+  std::string ca_file;          // PEM CA bundle for https; empty = the system's
+  // Attempts after the first before an event is given up. With the backoff doubling from 1 s
+  // up to 5 min, 12 retries ride out about 25 minutes of receiver outage.
+  std::size_t max_retries = 12;
+  DurationNs backoff = kNanosPerSecond;           // first retry delay, doubled per retry
+  DurationNs max_backoff = 300 * kNanosPerSecond;  // cap of the doubling
+
+  friend bool operator==(const WebhookConfig&, const WebhookConfig&) = default;
+};
+
 struct AlertsConfig {
   std::string file;  // JSON Lines of incident events; empty = none
+  std::vector<WebhookConfig> webhooks;
+  // Undelivered events kept per receiver (its spool and queue). An incident sends 2 events plus
+  // one per update_interval, so 10000 holds more than a day of one incident's updates.
+  std::size_t spool_max_events = 10000;
 
   friend bool operator==(const AlertsConfig&, const AlertsConfig&) = default;
+};
+
+struct MetricsConfig {
+  bool enabled = true;                 // live mode only; --read serves no metrics
+  std::string listen = "0.0.0.0:9474";  // 9474: the exporter port synwatch uses, all addresses
+  // Destinations exported with per-destination series; open incidents first, then the most
+  // half-open. 100 destinations are ~1,500 series: safe for any Prometheus.
+  std::size_t max_destinations = 100;
+  std::string basic_auth_user;           // empty = no authentication
+  std::string basic_auth_password_file;  // file holding the password (not inline)
+
+  friend bool operator==(const MetricsConfig&, const MetricsConfig&) = default;
 };
 
 struct LogConfig {
@@ -102,8 +138,10 @@ struct Config {
   std::vector<IpPrefix> protected_prefixes;
   DurationNs protected_refresh = 30 * kNanosPerSecond;
   std::string user = "synwatch";  // live mode started as root switches to it (else "nobody")
+  std::string state_dir = "/var/lib/synwatch";  // webhook spool lives below it
   CaptureConfig capture;
   AlertsConfig alerts;
+  MetricsConfig metrics;
   FlowConfig flow;
   AggregationConfig aggregation;
   DetectionConfig detection;

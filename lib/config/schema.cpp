@@ -1,11 +1,16 @@
 #include "config/schema.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <system_error>
 #include <cmath>
 #include <concepts>
 #include <limits>
 #include <type_traits>
+
+#include <sys/stat.h>
 
 namespace synwatch {
 namespace {
@@ -104,6 +109,198 @@ ConfigKey string_list_key(std::string_view path, Field field, std::string_view d
   return make_key<std::vector<std::string>>(path, ConfigKind::kStringList, field, doc);
 }
 
+// ---- alerts.webhooks: fields, element checks ---------------------------------------------------
+
+ConfigKey webhook_field(std::string_view name, ConfigKind kind, std::string_view doc,
+                        bool required = false) {
+  ConfigKey field;
+  field.path = name;
+  field.kind = kind;
+  field.doc = doc;
+  field.required = required;
+  return field;
+}
+
+// Why `url` is not a usable http(s) URL, or nullopt. Deliberately strict: a typo here would only
+// show up as failed deliveries during the first attack.
+std::optional<std::string> url_problem(std::string_view url) {
+  std::string lowered(url.substr(0, 8));
+  for (auto& c : lowered) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  std::string_view rest;
+  if (lowered.starts_with("http://")) {
+    rest = url.substr(7);
+  } else if (lowered.starts_with("https://")) {
+    rest = url.substr(8);
+  } else {
+    return "malformed URL '" + std::string(url) + "': must start with http:// or https://";
+  }
+  for (const char c : url) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
+      return "malformed URL '" + std::string(url) + "': contains a space or control character";
+    }
+  }
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  if (authority.contains('@')) {
+    return "malformed URL '" + std::string(url) +
+           "': credentials in the URL are not supported; use headers (Authorization)";
+  }
+  std::string_view host = authority;
+  std::string_view port;
+  if (host.starts_with('[')) {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos || close == 1) {
+      return "malformed URL '" + std::string(url) + "': unterminated or empty [IPv6] host";
+    }
+    port = host.substr(close + 1);
+    host = host.substr(1, close - 1);
+    if (!port.empty() && !port.starts_with(':')) {
+      return "malformed URL '" + std::string(url) + "': unexpected text after the [IPv6] host";
+    }
+    if (!port.empty()) port.remove_prefix(1);
+  } else if (const auto colon = host.find(':'); colon != std::string_view::npos) {
+    port = host.substr(colon + 1);
+    host = host.substr(0, colon);
+    if (port.empty()) return "malformed URL '" + std::string(url) + "': empty port";
+  }
+  if (host.empty()) return "malformed URL '" + std::string(url) + "': no host";
+  const bool host_ok = std::ranges::all_of(host, [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '-' || c == '_' || c == ':';
+  });
+  if (!host_ok) return "malformed URL '" + std::string(url) + "': invalid host name";
+  if (!port.empty()) {
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc{} || end != port.data() + port.size() || value == 0 || value > 65535) {
+      return "malformed URL '" + std::string(url) + "': port must be 1 .. 65535";
+    }
+  }
+  return std::nullopt;
+}
+
+// A secret must exist, be a regular file and be private to its owner: a signing key others can
+// read lets them forge alerts.
+std::optional<std::string> secret_file_problem(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    return "cannot use secret file '" + path + "': " + std::generic_category().message(errno);
+  }
+  if (!S_ISREG(info.st_mode)) return "secret file '" + path + "' is not a regular file";
+  if ((info.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
+    return "secret file '" + path + "' is readable or writable by group or others (mode " +
+           mode + "); chmod 600 it";
+  }
+  return std::nullopt;
+}
+
+std::vector<ConfigFieldProblem> check_webhook(const ConfigRecord& record) {
+  std::vector<ConfigFieldProblem> problems;
+  auto text = [&](std::string_view field) -> const std::string* {
+    const auto it = record.find(field);
+    return it == record.end() ? nullptr : &std::get<std::string>(it->second);
+  };
+  if (const auto* name = text("name")) {
+    const bool safe = !name->empty() && *name != "." && *name != ".." &&
+                      std::ranges::all_of(*name, [](char c) {
+                        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                               (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+                      });
+    // The name becomes a directory under state_dir and a metrics label.
+    if (!safe) problems.push_back({"name", "expected letters, digits, '.', '-' or '_', got '" + *name + "'"});
+  }
+  if (const auto* url = text("url")) {
+    if (auto problem = url_problem(*url)) problems.push_back({"url", std::move(*problem)});
+  }
+  if (const auto* secret = text("secret_file"); secret != nullptr && !secret->empty()) {
+    if (auto problem = secret_file_problem(*secret)) {
+      problems.push_back({"secret_file", std::move(*problem)});
+    }
+  }
+  if (const auto* ca = text("ca_file"); ca != nullptr && !ca->empty()) {
+    struct stat info {};
+    if (::stat(ca->c_str(), &info) != 0) {
+      problems.push_back(
+          {"ca_file", "cannot use CA file '" + *ca + "': " + std::generic_category().message(errno)});
+    }
+  }
+  if (const auto it = record.find("events"); it != record.end()) {
+    const auto& events = std::get<std::vector<std::string>>(it->second);
+    for (const auto& event : events) {
+      if (event != "started" && event != "updated" && event != "ended") {
+        problems.push_back({"events", "expected a list of started, updated, ended, got '" + event + "'"});
+      }
+    }
+  }
+  const auto backoff = record.find("backoff");
+  const auto max_backoff = record.find("max_backoff");
+  const WebhookConfig defaults;
+  const DurationNs first = backoff != record.end() ? std::get<DurationNs>(backoff->second) : defaults.backoff;
+  const DurationNs cap =
+      max_backoff != record.end() ? std::get<DurationNs>(max_backoff->second) : defaults.max_backoff;
+  if (cap < first) {
+    problems.push_back({max_backoff != record.end() ? "max_backoff" : "backoff",
+                        "max_backoff (" + format_duration(cap) + ") must be at least backoff (" +
+                            format_duration(first) + ")"});
+  }
+  return problems;
+}
+
+void append_webhook(ConfigValue& list, const ConfigRecord& record) {
+  WebhookConfig webhook;
+  for (const auto& [field, value] : record) {
+    if (field == "name") webhook.name = std::get<std::string>(value);
+    else if (field == "url") webhook.url = std::get<std::string>(value);
+    else if (field == "headers") webhook.headers = std::get<std::map<std::string, std::string>>(value);
+    else if (field == "timeout") webhook.timeout = std::get<DurationNs>(value);
+    else if (field == "events") webhook.events = std::get<std::vector<std::string>>(value);
+    else if (field == "format") webhook.format = std::get<std::string>(value);
+    else if (field == "secret_file") webhook.secret_file = std::get<std::string>(value);
+    else if (field == "ca_file") webhook.ca_file = std::get<std::string>(value);
+    else if (field == "max_retries") webhook.max_retries = static_cast<std::size_t>(std::get<std::uint64_t>(value));
+    else if (field == "backoff") webhook.backoff = std::get<DurationNs>(value);
+    else if (field == "max_backoff") webhook.max_backoff = std::get<DurationNs>(value);
+  }
+  std::get<std::vector<WebhookConfig>>(list).push_back(std::move(webhook));
+}
+
+ConfigKey webhooks_key() {
+  auto key = make_key<std::vector<WebhookConfig>>(
+      "alerts.webhooks", ConfigKind::kMappingList,
+      [](auto& c) -> auto& { return c.alerts.webhooks; },
+      "Webhook receivers: name, url, headers, timeout, events, format (json, alertmanager, "
+      "slack), secret_file, ca_file, max_retries, backoff, max_backoff.");
+  key.unique_field = "name";
+  key.check_element = check_webhook;
+  key.append_element = append_webhook;
+  auto duration = [](std::string_view name, DurationNs minimum, DurationNs maximum, std::string_view doc) {
+    ConfigKey field = webhook_field(name, ConfigKind::kDuration, doc);
+    field.minimum = minimum;
+    field.maximum = maximum;
+    return field;
+  };
+  ConfigKey format = webhook_field("format", ConfigKind::kEnum, "Body format.");
+  format.choices = {"json", "alertmanager", "slack"};
+  ConfigKey retries = webhook_field("max_retries", ConfigKind::kUnsigned, "Retries before giving up.");
+  retries.minimum = std::uint64_t{0};
+  retries.maximum = std::uint64_t{1000};
+  key.fields = {
+      webhook_field("name", ConfigKind::kString, "Unique receiver name.", true),
+      webhook_field("url", ConfigKind::kString, "http:// or https:// URL.", true),
+      webhook_field("headers", ConfigKind::kStringMap, "Extra request headers."),
+      duration("timeout", 10 * kMilli, 10 * kMinute, "Request timeout."),
+      webhook_field("events", ConfigKind::kStringList, "Events sent: started, updated, ended."),
+      format,
+      webhook_field("secret_file", ConfigKind::kString, "File with the HMAC signing secret."),
+      webhook_field("ca_file", ConfigKind::kString, "PEM CA bundle for https."),
+      retries,
+      duration("backoff", 10 * kMilli, kHour, "First retry delay, doubled per retry."),
+      duration("max_backoff", 10 * kMilli, kDay, "Longest retry delay."),
+  };
+  return key;
+}
+
 std::vector<ConfigKey> build_schema() {
   // Ranges of window and update_interval start at the smallest tick; their relation to the
   // actual tick is a cross-key check below.
@@ -119,6 +316,9 @@ std::vector<ConfigKey> build_schema() {
       string_key(
           "user", [](auto& c) -> auto& { return c.user; },
           "User the live daemon switches to when started as root (falls back to nobody)."),
+      string_key(
+          "state_dir", [](auto& c) -> auto& { return c.state_dir; },
+          "Directory for persistent state: the webhook spool of undelivered events."),
 
       string_list_key(
           "capture.interfaces", [](auto& c) -> auto& { return c.capture.interfaces; },
@@ -141,6 +341,11 @@ std::vector<ConfigKey> build_schema() {
       string_key(
           "alerts.file", [](auto& c) -> auto& { return c.alerts.file; },
           "Append incident events as JSON Lines to this file; empty: none."),
+      webhooks_key(),
+      unsigned_key(
+          "alerts.spool_max_events", 1, 10'000'000,
+          [](auto& c) -> auto& { return c.alerts.spool_max_events; },
+          "Undelivered webhook events kept per receiver; when full, the oldest updated go first."),
 
       unsigned_key(
           "flow.capacity", 1, 268'435'456, [](auto& c) -> auto& { return c.flow.capacity; },
@@ -208,6 +413,24 @@ std::vector<ConfigKey> build_schema() {
           "detection.concentrated.min_share", 0.0, 1.0,
           [](auto& c) -> auto& { return c.detection.concentrated.min_share; },
           "Share of the SYNs that those few sources must send."),
+
+      bool_key(
+          "metrics.enabled", [](auto& c) -> auto& { return c.metrics.enabled; },
+          "Serve Prometheus metrics (live mode)."),
+      string_key(
+          "metrics.listen", [](auto& c) -> auto& { return c.metrics.listen; },
+          "Address:port of the /metrics endpoint, e.g. 127.0.0.1:9474 or [::]:9474."),
+      unsigned_key(
+          "metrics.max_destinations", 1, 100000,
+          [](auto& c) -> auto& { return c.metrics.max_destinations; },
+          "Most destinations exported with per-destination series."),
+      string_key(
+          "metrics.basic_auth_user", [](auto& c) -> auto& { return c.metrics.basic_auth_user; },
+          "HTTP basic auth user for /metrics; empty: no authentication."),
+      string_key(
+          "metrics.basic_auth_password_file",
+          [](auto& c) -> auto& { return c.metrics.basic_auth_password_file; },
+          "File holding the basic auth password."),
 
       enum_key(
           "log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"},
@@ -322,6 +545,13 @@ std::string ConfigKey::describe_type() const {
       return "a list of IP prefixes, e.g. [10.0.0.0/8, 2001:db8::/32]";
     case ConfigKind::kStringList:
       return "a list of strings";
+    case ConfigKind::kStringMap:
+      return "a mapping of names to strings";
+    case ConfigKind::kMappingList: {
+      std::vector<std::string_view> names;
+      for (const auto& field : fields) names.push_back(field.path);
+      return "a list of mappings with fields " + join(names, ", ");
+    }
   }
   return "?";
 }
@@ -396,6 +626,23 @@ std::string format_config_value(const ConfigKey& key, const ConfigValue& value) 
       for (const auto& item : std::get<std::vector<std::string>>(value)) {
         if (out.size() > 1) out += ", ";
         out += item;
+      }
+      return out + "]";
+    }
+    case ConfigKind::kStringMap: {
+      std::string out = "{";
+      for (const auto& [name, item] : std::get<std::map<std::string, std::string>>(value)) {
+        if (out.size() > 1) out += ", ";
+        out += name + ": " + item;
+      }
+      return out + "}";
+    }
+    case ConfigKind::kMappingList: {
+      // Name and URL identify a receiver; the rest would make the line unreadable.
+      std::string out = "[";
+      for (const auto& webhook : std::get<std::vector<WebhookConfig>>(value)) {
+        if (out.size() > 1) out += ", ";
+        out += "{name: " + webhook.name + ", url: " + webhook.url + "}";
       }
       return out + "]";
     }

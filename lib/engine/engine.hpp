@@ -61,6 +61,10 @@ class Engine final : public PacketHandler {
   [[nodiscard]] const HandshakeTable& handshakes() const noexcept { return handshakes_; }
   [[nodiscard]] const DestinationTable& destinations() const noexcept { return destinations_; }
   [[nodiscard]] const Detector& detector() const noexcept { return detector_; }
+  template <typename Visitor>
+  void for_each_destination(Visitor&& visit) {
+    destinations_.for_each([&](const Destination& d) { visit(d); });
+  }
   [[nodiscard]] TimestampNs newest_packet_time() const noexcept { return newest_; }
   [[nodiscard]] bool has_seen_packets() const noexcept { return started_; }
 

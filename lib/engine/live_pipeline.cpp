@@ -227,12 +227,50 @@ void LivePipeline::refresh_snapshot() {
   s.destinations = engine_.destinations().size();
   s.destination_counters = engine_.destinations().counters();
   s.open_incidents = engine_.detector().open_incidents();
+  for (int k = 0; k < 3; ++k) s.incidents_started[k] = engine_.detector().counters().started[k];
+  collect_destination_metrics(s);
   if (engine_.has_seen_packets()) {
     s.lag = std::chrono::nanoseconds(std::max<TimestampNs>(0, realtime_now() - engine_.newest_packet_time()));
   }
   for (const auto& p : engine_.protected_prefixes()) s.protected_prefixes.push_back(p.to_string());
+  s.refreshed_at = std::chrono::steady_clock::now();
   std::lock_guard lock(snapshot_mutex_);
   snapshot_ = std::move(s);
+}
+
+void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
+  // Choose cheaply (counts only), then compute window statistics for the chosen few: the cap
+  // bounds both the work here and the number of series a scrape returns.
+  const auto& incidents = engine_.detector().incidents();
+  std::vector<const Destination*> chosen;
+  engine_.for_each_destination([&](const Destination& d) { chosen.push_back(&d); });
+  const std::size_t cap = config_->metrics.max_destinations;
+  const auto rank = [&](const Destination* a, const Destination* b) {
+    const bool a_open = incidents.contains(a->target);
+    const bool b_open = incidents.contains(b->target);
+    if (a_open != b_open) return a_open;
+    return a->half_open() > b->half_open();
+  };
+  if (chosen.size() > cap) {
+    std::partial_sort(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(cap), chosen.end(), rank);
+    s.destinations_unexported = chosen.size() - cap;
+    chosen.resize(cap);
+  }
+  const TimestampNs now = engine_.newest_packet_time();
+  for (const Destination* d : chosen) {
+    const DestinationStats stats = engine_.destinations().stats(*d, now, 0);
+    DestinationMetrics m;
+    m.target = d->target;
+    m.syn_seen = d->syn_seen;
+    m.syn_recv = d->syn_recv;
+    m.totals = d->totals;
+    m.syn_rate = stats.syn_rate;
+    m.distinct_sources = stats.distinct_sources;
+    m.source_entropy = stats.source_entropy;
+    m.completion_ratio = stats.completion_ratio;
+    if (const auto open = incidents.find(d->target); open != incidents.end()) m.attack = open->second.kind;
+    s.destinations_exported.push_back(m);
+  }
 }
 
 void LivePipeline::run() {

@@ -33,7 +33,20 @@ struct InterfaceHealth {
   CaptureStats stats;            // summed over every time the interface was (re)opened
 };
 
-// A consistent copy of the pipeline's figures, refreshed by the capture thread once per tick.
+// Per-destination figures for metrics, computed off the packet path when the snapshot refreshes.
+struct DestinationMetrics {
+  Endpoint target;
+  std::uint32_t syn_seen = 0;
+  std::uint32_t syn_recv = 0;
+  DestinationTotals totals;
+  double syn_rate = 0;
+  double distinct_sources = 0;
+  double source_entropy = 0;
+  double completion_ratio = 0;
+  std::optional<AttackKind> attack;  // set while an incident is open on this destination
+};
+
+// A consistent copy of the pipeline's figures, refreshed by the capture thread every 250 ms.
 struct PipelineSnapshot {
   std::vector<InterfaceHealth> interfaces;
   EngineCounters engine;
@@ -44,7 +57,14 @@ struct PipelineSnapshot {
   std::size_t destinations = 0;
   DestinationTableCounters destination_counters;
   std::size_t open_incidents = 0;
+  std::uint64_t incidents_started[3] = {};  // by AttackKind
+  // At most metrics.max_destinations: open incidents first, then by half-open count.
+  std::vector<DestinationMetrics> destinations_exported;
+  std::size_t destinations_unexported = 0;
   std::chrono::nanoseconds lag{0};  // wall clock minus newest packet time at the last batch
+  // When the capture thread took this snapshot: the daemon feeds systemd's watchdog only while
+  // this keeps advancing, so a stuck capture loop gets the service restarted.
+  std::chrono::steady_clock::time_point refreshed_at{};
   std::vector<std::string> protected_prefixes;
 };
 
@@ -85,6 +105,7 @@ class LivePipeline {
   void close_with_error(Interface& interface, const std::string& error);
   void apply_pending();
   void refresh_snapshot();
+  void collect_destination_metrics(PipelineSnapshot& s);
   void build_interfaces(const Config& config);
   void wake() noexcept;
   void retire_decoder(Interface& interface);

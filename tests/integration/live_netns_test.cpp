@@ -2,6 +2,7 @@
 // Skips (saying why) where root or network namespaces are unavailable.
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <regex>
 
 #include "testbed.hpp"
@@ -125,6 +126,7 @@ TEST_F(LiveNetns, SpoofedFloodStartsAgreesWithSsAndEndsWhenTheFloodStops) {
   ASSERT_TRUE(eventually(4s, [&] { return events().size() > seen; })) << log();
   const auto latest = events().back();
   const long reported = latest["stats"]["half_open"];
+  std::cout << "half-open: ss counts " << kernel << ", synwatchd reports " << reported << "\n";
   EXPECT_GT(kernel, 15000) << "the victim's kernel did not keep the half-open connections";
   EXPECT_NEAR(static_cast<double>(reported), static_cast<double>(kernel), 0.1 * static_cast<double>(kernel))
       << "daemon " << reported << " vs ss " << kernel;

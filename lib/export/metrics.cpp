@@ -1,0 +1,285 @@
+#include "export/metrics.hpp"
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+namespace synwatch {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+MetricFamily family(std::string name, std::string help, MetricType type) {
+  MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+void add(MetricFamily& f, Labels labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (f.type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f.metric.push_back(std::move(m));
+}
+
+Labels destination_labels(const Endpoint& target) {
+  return {{"address", target.address.to_string()}, {"port", std::to_string(target.port)}};
+}
+
+Labels with(Labels labels, std::string name, std::string value) {
+  labels.push_back({std::move(name), std::move(value)});
+  return labels;
+}
+
+double now_unix_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Standard process metrics from /proc/self, as the Prometheus client libraries name them.
+void add_process_metrics(std::vector<MetricFamily>& out, double start_time) {
+  const long ticks = sysconf(_SC_CLK_TCK);
+  const long page = sysconf(_SC_PAGESIZE);
+  std::ifstream stat("/proc/self/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (close != std::string::npos) {
+    std::istringstream fields(text.substr(close + 2));
+    std::vector<std::string> f((std::istream_iterator<std::string>(fields)), std::istream_iterator<std::string>());
+    // Fields after the command name start at field 3 (state); utime is field 14, vsize 23, rss 24.
+    if (f.size() > 21) {
+      const double cpu = (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(ticks);
+      auto c = family("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+                      MetricType::Counter);
+      add(c, {}, cpu);
+      out.push_back(std::move(c));
+      auto v = family("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge);
+      add(v, {}, std::stod(f[20]));
+      out.push_back(std::move(v));
+      auto r = family("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge);
+      add(r, {}, std::stod(f[21]) * static_cast<double>(page));
+      out.push_back(std::move(r));
+    }
+  }
+  auto s = family("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+                  MetricType::Gauge);
+  add(s, {}, start_time);
+  out.push_back(std::move(s));
+  double open_fds = 0;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    while (const dirent* entry = readdir(dir)) open_fds += entry->d_name[0] != '.';
+    closedir(dir);
+  }
+  auto o = family("process_open_fds", "Number of open file descriptors.", MetricType::Gauge);
+  add(o, {}, open_fds);
+  out.push_back(std::move(o));
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  auto m = family("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge);
+  add(m, {}, static_cast<double>(limit.rlim_cur));
+  out.push_back(std::move(m));
+}
+
+std::string read_first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+}  // namespace
+
+MetricsExporter::MetricsExporter(std::string version)
+    : version_(std::move(version)), start_time_(now_unix_seconds()) {}
+
+MetricsExporter::~MetricsExporter() = default;
+
+std::expected<std::shared_ptr<MetricsExporter>, std::string> MetricsExporter::start(
+    const MetricsConfig& config, std::string version) {
+  auto exporter = std::make_shared<MetricsExporter>(std::move(version));
+  try {
+    exporter->exposer_ = std::make_unique<prometheus::Exposer>(config.listen, 2);
+  } catch (const std::exception& e) {
+    return std::unexpected("cannot serve metrics on " + config.listen + ": " + e.what());
+  }
+  if (!config.basic_auth_user.empty()) {
+    if (access(config.basic_auth_password_file.c_str(), R_OK) != 0) {
+      return std::unexpected("cannot read metrics.basic_auth_password_file '" +
+                             config.basic_auth_password_file + "'");
+    }
+    const std::string password = read_first_line(config.basic_auth_password_file);
+    exporter->exposer_->RegisterAuth(
+        [user = config.basic_auth_user, password](const std::string& u, const std::string& p) {
+          return u == user && p == password;
+        },
+        "synwatch");
+  }
+  exporter->exposer_->RegisterCollectable(exporter);
+  return exporter;
+}
+
+std::vector<int> MetricsExporter::listening_ports() const {
+  return exposer_ ? exposer_->GetListeningPorts() : std::vector<int>{};
+}
+
+void MetricsExporter::update(MetricsState state) {
+  std::lock_guard lock(mutex_);
+  state_ = std::move(state);
+}
+
+std::vector<MetricFamily> MetricsExporter::Collect() const {
+  MetricsState s;
+  {
+    std::lock_guard lock(mutex_);
+    s = state_;
+  }
+  const PipelineSnapshot& p = s.pipeline;
+  std::vector<MetricFamily> out;
+
+  auto half_open = family("synwatch_half_open_connections",
+                          "Half-open TCP connections to the destination right now, by handshake state "
+                          "(syn_recv: SYN-ACK sent, syn_seen: SYN seen, no answer yet).",
+                          MetricType::Gauge);
+  auto events = family("synwatch_handshake_events_total",
+                       "Handshake events per destination (syn: new SYNs, retransmissions excluded).",
+                       MetricType::Counter);
+  auto distinct = family("synwatch_distinct_sources",
+                         "Distinct SYN sources in the sliding window (HyperLogLog estimate, 3.25% error).",
+                         MetricType::Gauge);
+  auto entropy = family("synwatch_source_entropy",
+                        "Normalised entropy of SYN sources in the window: 1 = every SYN from a new source.",
+                        MetricType::Gauge);
+  auto completion = family("synwatch_completion_ratio",
+                           "Completed handshakes / new SYNs in the window.", MetricType::Gauge);
+  auto syn_rate = family("synwatch_syn_rate", "New SYNs per second over the window.", MetricType::Gauge);
+  auto attack = family("synwatch_attack_active",
+                       "1 while a SYN flood incident is open on the destination, labelled with its kind.",
+                       MetricType::Gauge);
+  for (const auto& d : p.destinations_exported) {
+    const Labels labels = destination_labels(d.target);
+    add(half_open, with(labels, "state", "syn_recv"), d.syn_recv);
+    add(half_open, with(labels, "state", "syn_seen"), d.syn_seen);
+    add(events, with(labels, "event", "syn"), static_cast<double>(d.totals.syns));
+    add(events, with(labels, "event", "synack"), static_cast<double>(d.totals.synacks));
+    add(events, with(labels, "event", "completed"), static_cast<double>(d.totals.completed));
+    add(events, with(labels, "event", "reset"), static_cast<double>(d.totals.resets));
+    add(events, with(labels, "event", "expired"), static_cast<double>(d.totals.expired));
+    add(distinct, labels, d.distinct_sources);
+    add(entropy, labels, d.source_entropy);
+    add(completion, labels, d.completion_ratio);
+    add(syn_rate, labels, d.syn_rate);
+    if (d.attack) add(attack, with(labels, "kind", std::string(to_string(*d.attack))), 1);
+  }
+  for (auto* f : {&half_open, &events, &distinct, &entropy, &completion, &syn_rate, &attack}) {
+    out.push_back(std::move(*f));
+  }
+
+  auto started = family("synwatch_incidents_started_total", "SYN flood incidents started, by kind.",
+                        MetricType::Counter);
+  for (int k = 0; k < 3; ++k) {
+    add(started, {{"kind", std::string(to_string(static_cast<AttackKind>(k)))}},
+        static_cast<double>(p.incidents_started[k]));
+  }
+  out.push_back(std::move(started));
+  auto open = family("synwatch_incidents_open", "Incidents open right now.", MetricType::Gauge);
+  add(open, {}, static_cast<double>(p.open_incidents));
+  out.push_back(std::move(open));
+
+  auto packets = family("synwatch_capture_packets_total",
+                        "Packets that passed the capture filter, by interface (pcap_stats).",
+                        MetricType::Counter);
+  auto dropped = family("synwatch_capture_dropped_packets_total",
+                        "Packets dropped before synwatch saw them: where=kernel (capture ring full) or "
+                        "interface (driver).",
+                        MetricType::Counter);
+  auto up = family("synwatch_capture_interface_up", "1 while capture on the interface is open.",
+                   MetricType::Gauge);
+  for (const auto& i : p.interfaces) {
+    add(packets, {{"interface", i.name}}, static_cast<double>(i.stats.received));
+    add(dropped, {{"interface", i.name}, {"where", "kernel"}}, static_cast<double>(i.stats.dropped_kernel));
+    add(dropped, {{"interface", i.name}, {"where", "interface"}}, static_cast<double>(i.stats.dropped_interface));
+    add(up, {{"interface", i.name}}, i.open ? 1 : 0);
+  }
+  out.push_back(std::move(packets));
+  out.push_back(std::move(dropped));
+  out.push_back(std::move(up));
+  auto lag = family("synwatch_capture_lag_seconds",
+                    "Wall clock minus the newest packet's timestamp: how far processing trails capture.",
+                    MetricType::Gauge);
+  add(lag, {}, std::chrono::duration<double>(p.lag).count());
+  out.push_back(std::move(lag));
+
+  auto decode = family("synwatch_decode_errors_total", "Malformed or truncated frames, by reason.",
+                       MetricType::Counter);
+  for (std::size_t r = 0; r < p.decode.by_result.size(); ++r) {
+    const auto reason = static_cast<DecodeResult>(r);
+    if (reason == DecodeResult::kTcp || reason == DecodeResult::kNotIp || reason == DecodeResult::kNotTcp) {
+      continue;
+    }
+    add(decode, {{"reason", std::string(to_string(reason))}}, static_cast<double>(p.decode.by_result[r]));
+  }
+  out.push_back(std::move(decode));
+  auto processed = family("synwatch_packets_processed_total", "Frames handed to the decoder.",
+                          MetricType::Counter);
+  add(processed, {}, static_cast<double>(p.engine.packets));
+  out.push_back(std::move(processed));
+
+  const auto gauge = [&](std::string name, std::string help, double value) {
+    auto f = family(std::move(name), std::move(help), MetricType::Gauge);
+    add(f, {}, value);
+    out.push_back(std::move(f));
+  };
+  const auto counter = [&](std::string name, std::string help, double value) {
+    auto f = family(std::move(name), std::move(help), MetricType::Counter);
+    add(f, {}, value);
+    out.push_back(std::move(f));
+  };
+  gauge("synwatch_handshake_table_entries", "Pending handshakes tracked.", static_cast<double>(p.handshake_entries));
+  gauge("synwatch_handshake_table_capacity", "Handshake table capacity (flow.capacity).",
+        static_cast<double>(p.handshake_capacity));
+  counter("synwatch_handshake_table_evictions_total",
+          "Pending handshakes evicted because the table was full (oldest first).",
+          static_cast<double>(p.handshakes.evicted));
+  gauge("synwatch_destinations_tracked", "Destinations with per-destination state.",
+        static_cast<double>(p.destinations));
+  counter("synwatch_destinations_dropped_total",
+          "SYNs to new destinations not tracked because every tracked one had an open incident.",
+          static_cast<double>(p.destination_counters.dropped));
+  gauge("synwatch_destinations_unexported",
+        "Tracked destinations left out of the per-destination series by metrics.max_destinations.",
+        static_cast<double>(p.destinations_unexported));
+
+  auto outputs = family("synwatch_event_outputs_total",
+                        "Incident events written to each output, by result.", MetricType::Counter);
+  for (const auto& [name, counts] : s.outputs) {
+    add(outputs, {{"output", name}, {"result", "success"}}, static_cast<double>(counts.success));
+    add(outputs, {{"output", name}, {"result", "failure"}}, static_cast<double>(counts.failure));
+  }
+  out.push_back(std::move(outputs));
+
+  gauge("synwatch_config_last_reload_successful", "1 if the last configuration (re)load succeeded.",
+        s.last_reload_successful ? 1 : 0);
+  gauge("synwatch_config_last_reload_success_timestamp_seconds",
+        "Time of the last successful configuration load, Unix seconds.", s.last_reload_success_time);
+  auto build = family("synwatch_build_info", "synwatch version; always 1.", MetricType::Gauge);
+  add(build, {{"version", version_}}, 1);
+  out.push_back(std::move(build));
+  add_process_metrics(out, start_time_);
+  return out;
+}
+
+}  // namespace synwatch

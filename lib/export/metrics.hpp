@@ -1,0 +1,63 @@
+#pragma once
+// The Prometheus /metrics endpoint (prometheus-cpp pull exposer).
+//
+// Every metric is declared in one place (metrics.cpp, families built in Collect()). Values come
+// from a snapshot the main loop hands over once a second, never from the packet path: a scrape
+// reads the last snapshot under a mutex that only the main loop also takes, so scraping cannot
+// slow capture. Series exist only for what the snapshot holds, so destinations that went quiet
+// vanish from the page on their own.
+// Thread safety: update() from one thread, Collect() from the exposer's HTTP threads.
+
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <prometheus/client_metric.h>
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/metric_type.h>
+
+#include "config/config.hpp"
+#include "engine/live_pipeline.hpp"
+
+namespace synwatch {
+
+struct OutputCounts {
+  std::uint64_t success = 0;
+  std::uint64_t failure = 0;
+};
+
+struct MetricsState {
+  PipelineSnapshot pipeline;
+  std::map<std::string, OutputCounts> outputs;  // "log", "alert_file", webhook names
+  bool last_reload_successful = true;
+  double last_reload_success_time = 0;  // Unix seconds
+};
+
+class MetricsExporter final : public prometheus::Collectable {
+ public:
+  // Binds the listen address and starts serving. Errors name the address and the reason.
+  static std::expected<std::shared_ptr<MetricsExporter>, std::string> start(const MetricsConfig& config,
+                                                                             std::string version);
+  ~MetricsExporter() override;
+
+  void update(MetricsState state);
+  std::vector<prometheus::MetricFamily> Collect() const override;
+  [[nodiscard]] std::vector<int> listening_ports() const;
+
+  explicit MetricsExporter(std::string version);  // use start(); public for make_shared and tests
+
+ private:
+  std::string version_;
+  double start_time_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  mutable std::mutex mutex_;
+  MetricsState state_;
+};
+
+}  // namespace synwatch
