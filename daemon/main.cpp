@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/loader.hpp"
+#include "config/schema.hpp"
 #include "live.hpp"
 #include "offline.hpp"
 #include "version.hpp"
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   std::string read_path;
   std::vector<std::string> overrides;
   bool check_config = false;
+  bool config_reference = false;
   app.add_option("-c,--config", config_path, "YAML configuration file (built-in defaults if omitted)");
   app.add_option("-r,--read", read_path,
                  "Analyse a pcap/pcapng file (optionally gzip-compressed) as fast as it reads; "
@@ -36,12 +38,19 @@ int main(int argc, char** argv) {
                  "(repeatable)")
       ->take_all();
   app.add_flag("--check-config", check_config, "Validate the configuration and exit (78 if invalid)");
+  app.add_flag("--config-reference", config_reference,
+               "Print every configuration key with its type, range, default and meaning, and exit");
   app.set_version_flag("-V,--version", fmt::format("synwatchd {}", synwatch::kVersion));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;
+  }
+
+  if (config_reference) {
+    std::fputs(synwatch::config_reference().c_str(), stdout);
+    return 0;
   }
 
   auto logger = spdlog::stderr_color_mt("synwatchd");

@@ -235,6 +235,16 @@ TEST_F(OfflineE2E, BadConfigExits78WithLocation) {
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
 }
 
+TEST_F(OfflineE2E, ReadmeListsTheCurrentConfigReference) {
+  const auto r = run_process({SYNWATCHD, "--config-reference"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("detection.half_open = 256"), std::string::npos) << r.out;
+  std::ifstream in(std::string(SYNWATCH_SOURCE_DIR) + "/README.md");
+  const std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(readme.find(r.out), std::string::npos)
+      << "README.md's configuration reference is out of date; paste `synwatchd --config-reference`";
+}
+
 TEST_F(OfflineE2E, VersionAndHelp) {
   const auto v = run_process({SYNWATCHD, "--version"});
   EXPECT_EQ(v.exit_code, 0);
