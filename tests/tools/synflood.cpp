@@ -2,17 +2,22 @@
 // namespace test bed only. It refuses any source outside the documentation/benchmark ranges
 // (198.18.0.0/15, 2001:db8::/32) and any target outside 127.0.0.0/8, 198.51.100.0/24 and
 // 2001:db8::/32, and it stops after --count packets or --max-seconds, whichever comes first.
+// --port-range LOW-HIGH (or --random-ports, 1024-65535) spreads the SYNs over many destination
+// ports, each port once per pass in a random order, as a flood meant to exhaust per-port state.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "common/ip_address.hpp"
 
@@ -61,18 +66,41 @@ void build_tcp(std::uint8_t* tcp, const synwatch::IpAddress& src, const synwatch
 
 int main(int argc, char** argv) {
   CLI::App app{"Bounded spoofed SYN flood for synwatch's network-namespace tests", "synwatch-flood"};
-  std::string target_text, sources_text = "198.18.0.0/15";
+  std::string target_text, sources_text = "198.18.0.0/15", port_range_text;
   std::uint16_t port = 0;
   std::uint64_t count = 1000, seed = 1;
   double rate = 1000, max_seconds = 30;
   app.add_option("--target", target_text, "Victim address")->required();
-  app.add_option("--port", port, "Victim TCP port")->required();
+  auto* port_option = app.add_option("--port", port, "Victim TCP port");
+  auto* range_option = app.add_option("--port-range", port_range_text,
+                                      "LOW-HIGH: spread SYNs over these ports, each once per pass in random order");
+  bool random_ports = false;
+  auto* random_option = app.add_flag("--random-ports", random_ports, "Same as --port-range 1024-65535");
+  port_option->excludes(range_option)->excludes(random_option);
+  range_option->excludes(random_option);
   app.add_option("--sources", sources_text, "Prefix to draw spoofed sources from");
   app.add_option("--count", count, "SYNs to send");
   app.add_option("--rate", rate, "SYNs per second");
   app.add_option("--max-seconds", max_seconds, "Stop after this long in any case");
   app.add_option("--seed", seed, "Random seed");
   CLI11_PARSE(app, argc, argv);
+  if (random_ports) port_range_text = "1024-65535";
+  if (port_option->count() == 0 && port_range_text.empty()) {
+    std::fprintf(stderr, "synwatch-flood: one of --port, --port-range or --random-ports is required\n");
+    return 64;
+  }
+  std::vector<std::uint16_t> ports{port};
+  if (!port_range_text.empty()) {
+    unsigned low = 0, high = 0;
+    char dash = 0, rest = 0;
+    if (std::sscanf(port_range_text.c_str(), "%u%c%u%c", &low, &dash, &high, &rest) != 3 || dash != '-' ||
+        low == 0 || low > high || high > 65535) {
+      std::fprintf(stderr, "synwatch-flood: --port-range must be LOW-HIGH within 1-65535\n");
+      return 64;
+    }
+    ports.resize(high - low + 1);
+    std::iota(ports.begin(), ports.end(), static_cast<std::uint16_t>(low));
+  }
 
   const auto target = synwatch::IpAddress::parse(target_text);
   const auto sources = synwatch::IpPrefix::parse(sources_text);
@@ -105,6 +133,7 @@ int main(int argc, char** argv) {
     return 77;
   }
   std::mt19937_64 rng(seed);
+  std::shuffle(ports.begin(), ports.end(), rng);
   std::uint8_t packet[64];
   sockaddr_storage to{};
   socklen_t to_length = 0;
@@ -134,6 +163,8 @@ int main(int argc, char** argv) {
     }
     const auto sport = static_cast<std::uint16_t>(1024 + rng() % 64000);
     const auto seq = static_cast<std::uint32_t>(rng());
+    if (i > 0 && i % ports.size() == 0) std::shuffle(ports.begin(), ports.end(), rng);
+    const std::uint16_t dport = ports[i % ports.size()];
     std::size_t length = 0;
     if (v4) {
       std::memset(packet, 0, 20);
@@ -145,7 +176,7 @@ int main(int argc, char** argv) {
       std::memcpy(packet + 12, src.bytes.data() + 12, 4);
       std::memcpy(packet + 16, target->bytes.data() + 12, 4);
       put16(packet + 10, checksum_fold(sum_bytes(packet, 20)));
-      build_tcp(packet + 20, src, *target, sport, port, seq);
+      build_tcp(packet + 20, src, *target, sport, dport, seq);
       length = 44;
     } else {
       std::memset(packet, 0, 40);
@@ -155,7 +186,7 @@ int main(int argc, char** argv) {
       packet[7] = 64;
       std::memcpy(packet + 8, src.bytes.data(), 16);
       std::memcpy(packet + 24, target->bytes.data(), 16);
-      build_tcp(packet + 40, src, *target, sport, port, seq);
+      build_tcp(packet + 40, src, *target, sport, dport, seq);
       length = 64;
     }
     if (::sendto(fd, packet, length, 0, reinterpret_cast<sockaddr*>(&to), to_length) < 0) ++failed; else ++sent;
