@@ -15,6 +15,7 @@
 #include "engine/live_pipeline.hpp"
 #include "event_queue.hpp"
 #include "export/alert_file.hpp"
+#include "export/webhook.hpp"
 #include "export/metrics.hpp"
 #include "version.hpp"
 #include "kernel/host_addresses.hpp"
@@ -72,6 +73,14 @@ class Service {
       metrics_ = std::move(*exporter);
     }
     last_reload_success_time_ = wall_seconds();
+
+    // Before dropping privileges: secrets may be root-only, and the spool is handed to `user`.
+    if (auto webhooks = make_webhooks(*config_, true); webhooks) {
+      webhooks_ = std::move(*webhooks);
+    } else {
+      spdlog::critical("{}", webhooks.error());
+      return kExitConfigError;
+    }
 
     pipeline_ = std::make_unique<LivePipeline>(*config_, queue_, random_seed());
     auto opened = pipeline_->open_interfaces();
@@ -139,6 +148,11 @@ class Service {
     }
     pipeline_->stop();
     deliver(queue_.drain());
+    if (webhooks_) {
+      // A short grace period for events in flight; whatever is left stays spooled for the next start.
+      webhooks_->flush(std::chrono::seconds(2));
+      webhooks_->stop();
+    }
     const auto s = pipeline_->snapshot();
     spdlog::info("stopped: {} packets, {} handshakes completed, {} open incidents at exit",
                  s.engine.packets, s.handshakes.completed, s.open_incidents);
@@ -171,7 +185,16 @@ class Service {
         auto& counts = outputs_["alert_file"];
         if (alert_file_->failures() == failures) ++counts.success; else ++counts.failure;
       }
+      if (webhooks_) webhooks_->publish(event);  // spooled and queued; never waits on the network
     }
+  }
+
+  static std::expected<std::unique_ptr<WebhookDispatcher>, std::string> make_webhooks(
+      const Config& config, bool at_startup) {
+    if (config.alerts.webhooks.empty()) return std::unique_ptr<WebhookDispatcher>();
+    WebhookDispatcher::Options options;
+    if (at_startup) options.spool_owner = config.user;
+    return WebhookDispatcher::create(config, options);
   }
 
   static double wall_seconds() {
@@ -257,6 +280,23 @@ class Service {
     if (config->user != config_->user) {
       spdlog::warn("reload: user changed but privileges were already dropped; takes effect at restart");
     }
+    if (config->alerts.webhooks != config_->alerts.webhooks || config->state_dir != config_->state_dir ||
+        config->alerts.spool_max_events != config_->alerts.spool_max_events) {
+      // Receivers are rebuilt: the new set is prepared (secrets read) before the old one stops,
+      // so a failure keeps the running receivers; undelivered events carry over in the spool.
+      auto webhooks = make_webhooks(*config, false);
+      if (!webhooks) {
+        last_reload_ok_ = false;
+        spdlog::error("reload failed: {}; the running configuration is kept", webhooks.error());
+        if (config->alerts.file != config_->alerts.file) open_outputs(*config_);
+        return;
+      }
+      if (webhooks_) webhooks_->stop();
+      webhooks_ = std::move(*webhooks);
+      if (webhooks_) webhooks_->start();
+      spdlog::info("reload: {} webhook receiver{}", config->alerts.webhooks.size(),
+                   config->alerts.webhooks.size() == 1 ? "" : "s");
+    }
     spdlog::set_level(spdlog::level::from_str(config->log.level));
     pipeline_->request_reconfigure(config);
     const bool protected_changed = config->protected_prefixes != config_->protected_prefixes;
@@ -281,6 +321,7 @@ class Service {
   EventQueue queue_;
   std::unique_ptr<LivePipeline> pipeline_;
   std::optional<AlertFile> alert_file_;
+  std::unique_ptr<WebhookDispatcher> webhooks_;
   std::shared_ptr<MetricsExporter> metrics_;
   std::map<std::string, OutputCounts> outputs_;
   bool last_reload_ok_ = true;

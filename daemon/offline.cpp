@@ -3,12 +3,15 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdio>
+#include <memory>
 #include <random>
 
 #include "capture/pcap_file_source.hpp"
 #include "engine/engine.hpp"
 #include "export/event_json.hpp"
+#include "export/webhook.hpp"
 
 namespace synwatch {
 
@@ -16,6 +19,22 @@ namespace {
 
 constexpr int kExitDataError = 65;  // sysexits EX_DATAERR
 constexpr int kExitNoInput = 66;    // sysexits EX_NOINPUT
+constexpr int kExitTempFail = 75;   // sysexits EX_TEMPFAIL: webhook events left undelivered
+constexpr int kExitCantCreate = 73; // sysexits EX_CANTCREAT: webhook spool or secret unusable
+
+// stdout and the webhooks both see every event, in order.
+class FanOutSink final : public EventSink {
+ public:
+  FanOutSink(EventSink& first, EventSink* second) : first_(first), second_(second) {}
+  void publish(const IncidentEvent& event) override {
+    first_.publish(event);
+    if (second_ != nullptr) second_->publish(event);
+  }
+
+ private:
+  EventSink& first_;
+  EventSink* second_;
+};
 
 void print_summary(const std::string& path, const Engine& engine, std::uint64_t events) {
   const DecodeCounters& decode = engine.decode_counters();
@@ -53,8 +72,19 @@ int run_offline(const Config& config, const std::string& capture_path) {
     return kExitNoInput;
   }
   JsonLinesSink sink(stdout);
+  std::unique_ptr<WebhookDispatcher> webhooks;
+  if (!config.alerts.webhooks.empty()) {
+    auto created = WebhookDispatcher::create(config, {});
+    if (!created) {
+      spdlog::error("{}", created.error());
+      return kExitCantCreate;
+    }
+    webhooks = std::move(*created);
+    webhooks->start();  // first redelivers what an earlier run left in the spool
+  }
+  FanOutSink fan_out(sink, webhooks.get());
   // A fixed seed keeps offline runs byte-for-byte reproducible; the table is bounded anyway.
-  Engine engine(config, (*source)->link_type(), sink, 0x9e3779b97f4a7c15ULL);
+  Engine engine(config, (*source)->link_type(), fan_out, 0x9e3779b97f4a7c15ULL);
   int exit_code = 0;
   for (;;) {
     const DispatchResult result = (*source)->dispatch(4096, engine);
@@ -67,6 +97,19 @@ int run_offline(const Config& config, const std::string& capture_path) {
   }
   engine.finish();
   print_summary(capture_path, engine, sink.written());
+  if (webhooks) {
+    // Bounded by each receiver's retry limit: an event is delivered or given up eventually.
+    webhooks->flush(std::chrono::hours(24 * 365));
+    webhooks->stop();
+    std::uint64_t delivered = 0;
+    std::uint64_t lost = 0;
+    for (const auto& receiver : webhooks->stats().receivers) {
+      delivered += receiver.delivered;
+      lost += receiver.given_up + receiver.dropped;
+    }
+    fmt::print(stderr, "synwatchd: webhooks: {} delivered, {} given up or dropped\n", delivered, lost);
+    if (lost > 0 && exit_code == 0) exit_code = kExitTempFail;
+  }
   return exit_code;
 }
 

@@ -166,6 +166,10 @@ bool all_of_chars(std::string_view text, std::string_view allowed) {
   return !text.empty() && text.find_first_not_of(allowed) == std::string_view::npos;
 }
 
+std::optional<ConfigValue> parse_mapping_list(const ConfigKey& key, const YAML::Node& node,
+                                              const Location& here, const Source& source,
+                                              std::vector<ConfigError>& errors);
+
 // Parses one value of `key`. Problems go to `errors` with the position of the offending node
 // (or `key_location` when the value is absent) and the result is nullopt.
 std::optional<ConfigValue> parse_value(const ConfigKey& key, const YAML::Node& node,
@@ -188,6 +192,27 @@ std::optional<ConfigValue> parse_value(const ConfigKey& key, const YAML::Node& n
         make_error(here, key.path, "out of range: " + expected + ", got " + node.Scalar()));
     return std::nullopt;
   };
+
+  if (key.kind == ConfigKind::kMappingList) {
+    return parse_mapping_list(key, node, here, source, errors);
+  }
+  if (key.kind == ConfigKind::kStringMap) {
+    if (!node.IsMap()) return type_error();
+    std::map<std::string, std::string> values;
+    bool all_valid = true;
+    for (const auto& entry : node) {
+      if (!entry.first.IsScalar() || !entry.second.IsScalar()) {
+        all_valid = false;
+        const YAML::Node& bad = entry.first.IsScalar() ? entry.second : entry.first;
+        errors.push_back(make_error(source.locate(bad.Mark(), here), key.path,
+                                    "expected a string, got " + describe_node(bad)));
+        continue;
+      }
+      values.insert_or_assign(entry.first.Scalar(), entry.second.Scalar());
+    }
+    if (!all_valid) return std::nullopt;
+    return ConfigValue(std::move(values));
+  }
 
   if (key.kind == ConfigKind::kPrefixList || key.kind == ConfigKind::kStringList) {
     if (!node.IsSequence()) return type_error();
@@ -284,9 +309,120 @@ std::optional<ConfigValue> parse_value(const ConfigKey& key, const YAML::Node& n
     }
     case ConfigKind::kPrefixList:
     case ConfigKind::kStringList:
+    case ConfigKind::kStringMap:
+    case ConfigKind::kMappingList:
       break;  // handled above
   }
   return type_error();
+}
+
+// A sequence of mappings: each element's fields are parsed like keys of their own kind, and every
+// problem names the element and field ("alerts.webhooks[2].url") at the field's position.
+std::optional<ConfigValue> parse_mapping_list(const ConfigKey& key, const YAML::Node& node,
+                                              const Location& here, const Source& source,
+                                              std::vector<ConfigError>& errors) {
+  std::vector<std::string_view> field_names;
+  for (const auto& field : key.fields) field_names.push_back(field.path);
+  const std::string expected_element = "expected a mapping with fields " + join(field_names);
+  if (!node.IsSequence()) {
+    errors.push_back(make_error(here, key.path,
+                                "expected " + key.describe_type() + ", got " + describe_node(node)));
+    return std::nullopt;
+  }
+  // The list starts as the key's (empty) default, which gives the value its element type.
+  ConfigValue list = key.read(Config{});
+  bool all_valid = true;
+  std::map<std::string, std::size_t, std::less<>> unique_values;  // value -> element number
+  std::size_t position = 0;
+  for (const auto& element : node) {
+    ++position;
+    const std::string element_path = std::string(key.path) + "[" + std::to_string(position) + "]";
+    const Location element_location = source.locate(element.Mark(), here);
+    if (!element.IsMap()) {
+      errors.push_back(make_error(element_location, element_path,
+                                  expected_element + ", got " + describe_node(element)));
+      all_valid = false;
+      continue;
+    }
+    ConfigRecord record;
+    std::map<std::string, Location, std::less<>> value_at;
+    std::set<std::string, std::less<>> given;
+    bool element_valid = true;
+    for (const auto& entry : element) {
+      const Location where = source.locate(entry.first.Mark(), element_location);
+      if (!entry.first.IsScalar()) {
+        errors.push_back(make_error(where, element_path,
+                                    "expected a field name, got " + describe_node(entry.first)));
+        element_valid = false;
+        continue;
+      }
+      const std::string& name = entry.first.Scalar();
+      const std::string path = element_path + "." + name;
+      const auto field = std::ranges::find(key.fields, std::string_view(name), &ConfigKey::path);
+      if (field == key.fields.end()) {
+        std::string message = "unknown field";
+        if (const auto suggestion = closest(name, field_names)) {
+          message += ", did you mean '" + std::string(*suggestion) + "'?";
+        } else {
+          message += "; valid fields: " + join(field_names);
+        }
+        errors.push_back(make_error(where, path, std::move(message)));
+        element_valid = false;
+        continue;
+      }
+      if (!given.insert(name).second) {
+        errors.push_back(make_error(where, path, "duplicate field"));
+        element_valid = false;
+        continue;
+      }
+      std::vector<ConfigError> field_errors;
+      auto value = parse_value(*field, entry.second, where, source, field_errors);
+      for (auto& error : field_errors) {
+        error.key = path;
+        errors.push_back(std::move(error));
+      }
+      if (!value) {
+        element_valid = false;
+        continue;
+      }
+      record.emplace(name, std::move(*value));
+      value_at.emplace(name, source.locate(entry.second.Mark(), where));
+    }
+    for (const auto& field : key.fields) {
+      if (field.required && !given.contains(field.path)) {
+        errors.push_back(make_error(element_location, element_path,
+                                    "missing required field '" + std::string(field.path) + "'"));
+        element_valid = false;
+      }
+    }
+    if (!key.unique_field.empty()) {
+      if (const auto it = record.find(key.unique_field); it != record.end()) {
+        const auto& value = std::get<std::string>(it->second);
+        if (const auto [first, inserted] = unique_values.try_emplace(value, position); !inserted) {
+          errors.push_back(make_error(value_at[std::string(key.unique_field)],
+                                      element_path + "." + std::string(key.unique_field),
+                                      "'" + value + "' is already used by element " +
+                                          std::to_string(first->second)));
+          element_valid = false;
+        }
+      }
+    }
+    if (element_valid && key.check_element != nullptr) {
+      for (auto& problem : key.check_element(record)) {
+        const auto at = value_at.find(problem.field);
+        errors.push_back(make_error(at != value_at.end() ? at->second : element_location,
+                                    element_path + "." + problem.field, std::move(problem.message)));
+        element_valid = false;
+      }
+    }
+    if (element_valid) {
+      key.append_element(list, record);
+    } else {
+      all_valid = false;
+    }
+  }
+  if (!all_valid) return std::nullopt;
+  return list;
 }
 
 // Accumulates one configuration from a document and overrides, collecting every problem.

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -35,12 +36,26 @@ enum class ConfigKind : std::uint8_t {
   kEnum,        // one of `choices`
   kPrefixList,  // sequence of CIDR prefixes (IpPrefix::parse)
   kStringList,  // sequence of strings
+  kStringMap,   // mapping of string to string (e.g. HTTP headers)
+  // Sequence of mappings, each element with the fields in `fields` (alerts.webhooks). Errors
+  // name the element and field: "alerts.webhooks[2].url". Values: the key's element type.
+  kMappingList,
 };
 
 // A parsed value of any kind: kUnsigned -> uint64_t, kDuration -> DurationNs, kString and kEnum ->
 // std::string; the alternatives are distinct types so a value carries its kind.
 using ConfigValue = std::variant<bool, std::uint64_t, double, DurationNs, std::string,
-                                 std::vector<IpPrefix>, std::vector<std::string>>;
+                                 std::vector<IpPrefix>, std::vector<std::string>,
+                                 std::map<std::string, std::string>, std::vector<WebhookConfig>>;
+
+// The fields of one kMappingList element as parsed, by field name (absent = not given).
+using ConfigRecord = std::map<std::string, ConfigValue, std::less<>>;
+
+// A problem with one field of an element, found by a kMappingList key's check_element.
+struct ConfigFieldProblem {
+  std::string field;
+  std::string message;
+};
 
 struct ConfigKey {
   std::string_view path;  // dotted, e.g. "detection.spoofed.min_entropy"
@@ -51,6 +66,15 @@ struct ConfigKey {
   std::string_view doc;                                   // one line, for config_reference()
   void (*assign)(Config&, const ConfigValue&) = nullptr;  // value must hold the kind's type
   ConfigValue (*read)(const Config&) = nullptr;
+
+  // kMappingList only. `fields` are the element's fields (path = field name; assign/read unused);
+  // a field with `required` must be given. check_element validates a parsed element beyond kinds
+  // and ranges (e.g. the URL, the secret file); append_element adds it to the list value.
+  std::vector<ConfigKey> fields;
+  bool required = false;
+  std::string_view unique_field;  // a field whose value must differ between elements
+  std::vector<ConfigFieldProblem> (*check_element)(const ConfigRecord&) = nullptr;
+  void (*append_element)(ConfigValue& list, const ConfigRecord&) = nullptr;
 
   // "an unsigned integer in [1, 32]", "one of trace, debug, ...": used in error messages.
   [[nodiscard]] std::string describe_type() const;

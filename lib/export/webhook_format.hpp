@@ -1,0 +1,38 @@
+#pragma once
+// Webhook request bodies and signatures. Bodies are rendered from the event's JSON object (the
+// one export/event_json.hpp produces and the spool stores), so an event redelivered from the
+// spool after a restart is sent exactly as it would have been.
+// Thread safety: free functions without shared state.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace synwatch {
+
+enum class WebhookFormat : std::uint8_t { kJson, kAlertmanager, kSlack };
+
+// "json", "alertmanager", "slack"; nullopt for anything else.
+std::optional<WebhookFormat> parse_webhook_format(std::string_view name);
+
+// The request body for `event` (an event_json object) in `format`. `instance` is the host name
+// put into Alertmanager's `instance` label.
+std::string render_webhook_body(WebhookFormat format, const nlohmann::json& event,
+                                std::string_view instance);
+
+// A one-line human summary of an event, used by the slack format and Alertmanager's summary.
+std::string summarize_event(const nlohmann::json& event);
+
+// The URL actually posted to: for alertmanager, a URL without a path gets /api/v2/alerts.
+std::string effective_webhook_url(WebhookFormat format, const std::string& url);
+
+// Lowercase hex HMAC-SHA256 of "<timestamp>.<body>" keyed with `secret`: the value after
+// "sha256=" in X-Synwatch-Signature. Signing the timestamp with the body lets a receiver reject
+// replayed requests by their X-Synwatch-Timestamp.
+std::string webhook_signature(std::string_view secret, std::int64_t timestamp,
+                              std::string_view body);
+
+}  // namespace synwatch

@@ -1,0 +1,316 @@
+// Webhook bodies, signatures and the dispatcher against real HTTP servers on 127.0.0.1.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "export/event_json.hpp"
+#include "export/webhook.hpp"
+#include "export/webhook_format.hpp"
+#include "webhook_test_server.hpp"
+
+namespace synwatch {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::HttpRequest;
+using testing::TestHttpServer;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "synwatch-webhook-XXXXXX").string();
+    path_ = ::mkdtemp(templ.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+IncidentEvent make_event(EventType type, std::uint32_t sequence, const std::string& incident = "abc") {
+  IncidentEvent event;
+  event.type = type;
+  event.incident_id = incident;
+  event.sequence = sequence;
+  event.event_id = incident + "-" + std::to_string(sequence);
+  event.target = {*IpAddress::parse("198.51.100.10"), 80};
+  event.kind = AttackKind::kSpoofedRandom;
+  event.started_at = 1'704'067'200'000'000'000;  // 2024-01-01T00:00:00Z
+  event.time = event.started_at + sequence * kNanosPerSecond;
+  event.stats.half_open = 1000 + sequence;
+  event.stats.peak_half_open = 2000;
+  event.stats.syn_rate = 20000;
+  event.stats.distinct_sources = 9000;
+  event.reason = "test reason " + std::to_string(sequence);
+  if (type == EventType::kEnded) event.ended_at = event.time;
+  return event;
+}
+
+WebhookConfig receiver(const std::string& name, const std::string& url) {
+  WebhookConfig webhook;
+  webhook.name = name;
+  webhook.url = url;
+  webhook.timeout = 2 * kNanosPerSecond;
+  webhook.backoff = 20 * kNanosPerMilli;
+  webhook.max_backoff = 100 * kNanosPerMilli;
+  webhook.max_retries = 1000;
+  return webhook;
+}
+
+Config config_with(const TempDir& dir, std::vector<WebhookConfig> webhooks) {
+  Config config;
+  config.state_dir = dir.path().string();
+  config.alerts.webhooks = std::move(webhooks);
+  return config;
+}
+
+std::unique_ptr<WebhookDispatcher> make_dispatcher(const Config& config) {
+  auto created = WebhookDispatcher::create(config, {"", "test-host"});
+  EXPECT_TRUE(created) << (created ? "" : created.error());
+  return created ? std::move(*created) : nullptr;
+}
+
+std::vector<std::string> event_ids(const std::vector<HttpRequest>& requests) {
+  std::vector<std::string> ids;
+  for (const auto& r : requests) ids.push_back(nlohmann::json::parse(r.body).at("event_id"));
+  return ids;
+}
+
+// ---- formats and signature -----------------------------------------------------------------
+
+TEST(WebhookSignature, MatchesOpenSslCommandLine) {
+  // printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac secret
+  EXPECT_EQ(webhook_signature("secret", 1700000000, R"({"a":1})"),
+            "49f24e537407743fa4a0242bb63b94b9a47ee99cbbe071ccd8a22550ae411686");
+  EXPECT_NE(webhook_signature("secret", 1700000001, R"({"a":1})"),
+            webhook_signature("secret", 1700000000, R"({"a":1})"));
+}
+
+TEST(WebhookFormat, JsonIsTheEventObjectUnchanged) {
+  const auto event = make_event(EventType::kStarted, 0);
+  EXPECT_EQ(render_webhook_body(WebhookFormat::kJson, to_json(event), "h"), to_json(event).dump());
+}
+
+TEST(WebhookFormat, AlertmanagerCarriesLabelsAnnotationsAndEndsAtOnEnded) {
+  const auto started = nlohmann::json::parse(
+      render_webhook_body(WebhookFormat::kAlertmanager, to_json(make_event(EventType::kStarted, 0)), "host1"));
+  ASSERT_TRUE(started.is_array());
+  ASSERT_EQ(started.size(), 1u);
+  const auto& alert = started[0];
+  EXPECT_EQ(alert["labels"], (nlohmann::json{{"alertname", "SynFlood"},
+                                              {"target_address", "198.51.100.10"},
+                                              {"target_port", "80"},
+                                              {"kind", "spoofed_random"},
+                                              {"instance", "host1"}}));
+  EXPECT_EQ(alert["startsAt"], "2024-01-01T00:00:00.000Z");
+  EXPECT_FALSE(alert.contains("endsAt"));
+  EXPECT_NE(alert["annotations"]["summary"].get<std::string>().find("198.51.100.10:80"), std::string::npos);
+  EXPECT_EQ(alert["annotations"]["reason"], "test reason 0");
+  EXPECT_NE(alert["annotations"]["figures"].get<std::string>().find("half_open=1000"), std::string::npos);
+
+  const auto ended = nlohmann::json::parse(
+      render_webhook_body(WebhookFormat::kAlertmanager, to_json(make_event(EventType::kEnded, 3)), "host1"));
+  EXPECT_EQ(ended[0]["endsAt"], "2024-01-01T00:00:03.000Z");
+  EXPECT_EQ(ended[0]["labels"], alert["labels"]);
+}
+
+TEST(WebhookFormat, SlackIsOneTextField) {
+  const auto body = nlohmann::json::parse(
+      render_webhook_body(WebhookFormat::kSlack, to_json(make_event(EventType::kStarted, 0)), "h"));
+  ASSERT_EQ(body.size(), 1u);
+  const std::string text = body.at("text");
+  EXPECT_NE(text.find("SYN flood started on 198.51.100.10:80 (spoofed_random)"), std::string::npos) << text;
+  EXPECT_NE(text.find("test reason 0"), std::string::npos);
+}
+
+TEST(WebhookFormat, AlertmanagerUrlGetsTheApiPathWhenItHasNone) {
+  EXPECT_EQ(effective_webhook_url(WebhookFormat::kAlertmanager, "http://am:9093"), "http://am:9093/api/v2/alerts");
+  EXPECT_EQ(effective_webhook_url(WebhookFormat::kAlertmanager, "http://am:9093/"), "http://am:9093/api/v2/alerts");
+  EXPECT_EQ(effective_webhook_url(WebhookFormat::kAlertmanager, "http://am/x/api/v2/alerts"), "http://am/x/api/v2/alerts");
+  EXPECT_EQ(effective_webhook_url(WebhookFormat::kJson, "http://h"), "http://h");
+}
+
+// ---- dispatcher ------------------------------------------------------------------------------
+
+TEST(WebhookDispatcher, PostsSignedBodyWithTimestampAndHeaders) {
+  TempDir dir;
+  TestHttpServer server;
+  ASSERT_TRUE(server.ok());
+  const auto secret_path = dir.path() / "secret";
+  std::ofstream(secret_path) << "s3cret\n";
+  ::chmod(secret_path.c_str(), 0600);
+  auto webhook = receiver("signed", server.url("/hook"));
+  webhook.secret_file = secret_path.string();
+  webhook.headers = {{"Authorization", "Bearer token"}};
+  webhook.events = {"started", "ended"};
+  auto dispatcher = make_dispatcher(config_with(dir, {webhook}));
+  ASSERT_NE(dispatcher, nullptr);
+  dispatcher->start();
+  const auto started = make_event(EventType::kStarted, 0);
+  dispatcher->publish(started);
+  dispatcher->publish(make_event(EventType::kUpdated, 1));  // not wanted by this receiver
+  dispatcher->publish(make_event(EventType::kEnded, 2));
+  ASSERT_TRUE(dispatcher->flush(10s));
+
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  const auto& r = requests[0];
+  EXPECT_EQ(r.method, "POST");
+  EXPECT_EQ(r.target, "/hook");
+  EXPECT_EQ(r.body, to_json(started).dump());
+  EXPECT_EQ(r.header("content-type"), "application/json");
+  EXPECT_EQ(r.header("authorization"), "Bearer token");
+  EXPECT_EQ(r.header("x-synwatch-event-id"), "abc-0");
+  const long long timestamp = std::stoll(r.header("x-synwatch-timestamp"));
+  EXPECT_LE(std::llabs(timestamp - static_cast<long long>(std::time(nullptr))), 60);
+  EXPECT_EQ(r.header("x-synwatch-signature"), "sha256=" + webhook_signature("s3cret", timestamp, r.body));
+  EXPECT_NE(r.header("x-synwatch-signature"), "sha256=" + webhook_signature("other", timestamp, r.body));
+  EXPECT_EQ(event_ids(requests), (std::vector<std::string>{"abc-0", "abc-2"}));
+
+  const auto stats = dispatcher->stats();
+  ASSERT_EQ(stats.receivers.size(), 1u);
+  EXPECT_EQ(stats.receivers[0].delivered, 2u);
+  EXPECT_EQ(stats.spooled(), 0u);
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path() / "webhooks" / "signed"));
+}
+
+TEST(WebhookDispatcher, DownThen500sThenRecoveringDeliversEveryEventInOrderOnce) {
+  TempDir dir;
+  const std::uint16_t port = testing::unused_port();
+  auto dispatcher = make_dispatcher(
+      config_with(dir, {receiver("flaky", "http://127.0.0.1:" + std::to_string(port) + "/")}));
+  ASSERT_NE(dispatcher, nullptr);
+  dispatcher->start();
+  std::vector<std::string> expected;
+  for (std::uint32_t i = 0; i < 6; ++i) {
+    const auto type = i == 0 ? EventType::kStarted : i == 5 ? EventType::kEnded : EventType::kUpdated;
+    dispatcher->publish(make_event(type, i));
+    expected.push_back("abc-" + std::to_string(i));
+  }
+  // Down: connection refused, retried with backoff.
+  for (int i = 0; i < 200 && dispatcher->stats().receivers[0].failures[0] < 3; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_GE(dispatcher->stats().receivers[0].failures[static_cast<int>(WebhookFailure::kConnect)], 3u);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path() / "webhooks" / "flaky"),
+                          std::filesystem::directory_iterator()), 6);
+
+  // Up, but failing: every third request succeeds until 8 failures, then all succeed.
+  std::atomic<int> calls{0};
+  TestHttpServer server([&](const HttpRequest&) {
+    const int n = calls++;
+    return n < 12 && n % 3 != 2 ? 500 : 200;
+  }, port);
+  ASSERT_TRUE(server.ok()) << "port " << port << " was taken meanwhile";
+  ASSERT_TRUE(dispatcher->flush(20s));
+
+  EXPECT_EQ(event_ids(server.accepted()), expected);
+  std::vector<std::string> deduped;
+  std::set<std::string> seen;
+  for (const auto& id : event_ids(server.requests())) {
+    if (seen.insert(id).second) deduped.push_back(id);
+  }
+  EXPECT_EQ(deduped, expected);
+  const auto stats = dispatcher->stats().receivers[0];
+  EXPECT_EQ(stats.delivered, 6u);
+  EXPECT_EQ(stats.failures[static_cast<int>(WebhookFailure::kHttp5xx)], 8u);
+  EXPECT_EQ(stats.given_up, 0u);
+}
+
+TEST(WebhookDispatcher, SpooledEventsAreRedeliveredByTheNextDispatcherInOrder) {
+  TempDir dir;
+  const std::uint16_t port = testing::unused_port();
+  const auto url = "http://127.0.0.1:" + std::to_string(port) + "/";
+  {
+    auto first = make_dispatcher(config_with(dir, {receiver("r", url)}));
+    first->start();
+    for (std::uint32_t i = 0; i < 3; ++i) first->publish(make_event(i == 0 ? EventType::kStarted : EventType::kUpdated, i));
+    EXPECT_FALSE(first->flush(100ms));
+    first->stop();
+  }
+  TestHttpServer server({}, port);
+  ASSERT_TRUE(server.ok());
+  auto second = make_dispatcher(config_with(dir, {receiver("r", url)}));
+  second->publish(make_event(EventType::kEnded, 3));  // published before start: after the spool
+  second->start();
+  ASSERT_TRUE(second->flush(10s));
+  EXPECT_EQ(event_ids(server.requests()), (std::vector<std::string>{"abc-0", "abc-1", "abc-2", "abc-3"}));
+}
+
+TEST(WebhookDispatcher, FullSpoolDropsOldestUpdatedFirstAndCountsDrops) {
+  TempDir dir;
+  const std::uint16_t port = testing::unused_port();
+  auto config = config_with(dir, {receiver("r", "http://127.0.0.1:" + std::to_string(port) + "/")});
+  config.alerts.spool_max_events = 3;
+  auto dispatcher = make_dispatcher(config);
+  // Not started: nothing is in flight, so the policy alone decides.
+  dispatcher->publish(make_event(EventType::kStarted, 0));
+  dispatcher->publish(make_event(EventType::kUpdated, 1));
+  dispatcher->publish(make_event(EventType::kUpdated, 2));
+  dispatcher->publish(make_event(EventType::kUpdated, 3));  // drops abc-1
+  dispatcher->publish(make_event(EventType::kEnded, 4));    // drops abc-2
+  dispatcher->publish(make_event(EventType::kStarted, 0, "def"));  // drops abc-3
+  dispatcher->publish(make_event(EventType::kEnded, 1, "def"));    // drops abc-0 (oldest)
+  EXPECT_EQ(dispatcher->stats().receivers[0].dropped, 4u);
+  EXPECT_EQ(dispatcher->stats().receivers[0].queue_depth, 3u);
+  TestHttpServer server({}, port);
+  ASSERT_TRUE(server.ok());
+  dispatcher->start();
+  ASSERT_TRUE(dispatcher->flush(10s));
+  EXPECT_EQ(event_ids(server.requests()), (std::vector<std::string>{"abc-4", "def-0", "def-1"}));
+}
+
+TEST(WebhookDispatcher, GivesUpAfterMaxRetries) {
+  TempDir dir;
+  TestHttpServer server([](const HttpRequest&) { return 400; });
+  auto webhook = receiver("r", server.url());
+  webhook.max_retries = 2;
+  auto dispatcher = make_dispatcher(config_with(dir, {webhook}));
+  dispatcher->start();
+  dispatcher->publish(make_event(EventType::kStarted, 0));
+  ASSERT_TRUE(dispatcher->flush(10s));
+  EXPECT_EQ(server.requests().size(), 3u);
+  const auto stats = dispatcher->stats().receivers[0];
+  EXPECT_EQ(stats.given_up, 1u);
+  EXPECT_EQ(stats.failures[static_cast<int>(WebhookFailure::kHttp4xx)], 3u);
+}
+
+TEST(WebhookDispatcher, SlowReceiverDelaysNeitherPublishNorOtherReceivers) {
+  TempDir dir;
+  TestHttpServer slow([](const HttpRequest&) {
+    std::this_thread::sleep_for(1500ms);
+    return 200;
+  });
+  TestHttpServer fast;
+  auto slow_hook = receiver("slow", slow.url());
+  slow_hook.timeout = 300 * kNanosPerMilli;
+  slow_hook.max_retries = 1;
+  auto dispatcher = make_dispatcher(config_with(dir, {slow_hook, receiver("fast", fast.url())}));
+  dispatcher->start();
+  const auto begin = std::chrono::steady_clock::now();
+  for (std::uint32_t i = 0; i < 5; ++i) dispatcher->publish(make_event(i == 0 ? EventType::kStarted : EventType::kUpdated, i));
+  const auto published = std::chrono::steady_clock::now() - begin;
+  EXPECT_LT(published, 250ms) << "publish() waited";
+  ASSERT_TRUE(fast.wait_for_accepted(5, 5s));
+  const auto fast_done = fast.requests().back().received - begin;
+  EXPECT_LT(fast_done, 250ms) << "the fast receiver waited for the slow one";
+  dispatcher->flush(10s);
+  const auto stats = dispatcher->stats();
+  EXPECT_GE(stats.receivers[0].failures[static_cast<int>(WebhookFailure::kTimeout)], 1u);
+  EXPECT_EQ(stats.receivers[1].delivered, 5u);
+  EXPECT_EQ(stats.receivers[1].failures, (std::array<std::uint64_t, kWebhookFailureKinds>{}));
+}
+
+TEST(WebhookDispatcher, UnreadableSecretFailsCreate) {
+  TempDir dir;
+  auto webhook = receiver("r", "http://127.0.0.1:1/");
+  webhook.secret_file = (dir.path() / "missing").string();
+  const auto created = WebhookDispatcher::create(config_with(dir, {webhook}), {});
+  ASSERT_FALSE(created);
+  EXPECT_NE(created.error().find("webhook 'r'"), std::string::npos) << created.error();
+}
+
+}  // namespace
+}  // namespace synwatch
