@@ -109,6 +109,11 @@ class HandshakeTable {
   // SYN's destination is not one the operator protects: then no entry is created (kNone).
   FlowUpdate process(const TcpSegment& segment, bool accept_new_syn = true) noexcept;
 
+  // Starts loading the index slot `segment` will probe, so that a caller holding a batch of
+  // segments can overlap their cache misses: call it a few segments ahead of process().
+  // Changes nothing; costs one hash.
+  void prefetch(const TcpSegment& segment) const noexcept;
+
   // Removes every pending entry whose first SYN is older than now - pending_timeout and calls
   // on_expired(server, client, state) for each, oldest first. Cost: O(expired entries).
   template <typename OnExpired>
@@ -140,13 +145,26 @@ class HandshakeTable {
   bool pop_expired(TimestampNs now, Endpoint& server, IpAddress& client,
                    HandshakeState& state) noexcept;
 
-  [[nodiscard]] std::size_t home_slot(const Key& key) const noexcept;
+  // The canonical key of a segment; `order` < 0 when the source is the low side, > 0 when it
+  // is the high side, 0 for a connection from an endpoint to itself.
+  static Key make_key(const TcpSegment& segment, int& order) noexcept;
+  // Where a key lives in the index: its home slot and the tag bits its slot value carries.
+  struct Probe {
+    std::size_t home;
+    std::uint32_t tag;  // already shifted into place (see index_)
+  };
+  [[nodiscard]] Probe probe_of(const Key& key) const noexcept;
   // Index slot holding `key`'s entry number, or the empty slot where it would go.
-  [[nodiscard]] std::size_t find_slot(const Key& key, std::size_t home) const noexcept;
+  [[nodiscard]] std::size_t find_slot(const Key& key, const Probe& probe) const noexcept;
   [[nodiscard]] std::size_t slot_of(std::uint32_t entry) const noexcept;
+  [[nodiscard]] std::uint32_t slot_value(std::uint32_t entry, std::size_t slot,
+                                         const Probe& probe) const noexcept;
+  [[nodiscard]] std::size_t home_of_slot(std::size_t slot, std::uint32_t value) const noexcept;
   void erase_slot(std::size_t slot) noexcept;  // backward-shift deletion
   void remove(std::uint32_t entry, std::size_t slot) noexcept;
-  std::uint32_t insert(const Key& key, std::size_t slot, TimestampNs now) noexcept;
+  std::uint32_t insert(const Key& key, std::size_t slot, const Probe& probe,
+                       TimestampNs now) noexcept;
+  void prefetch_next_victims() const noexcept;
   void link_newest(std::uint32_t entry, TimestampNs now) noexcept;
   void unlink(std::uint32_t entry) noexcept;
   void describe(std::uint32_t entry, Endpoint& server, IpAddress& client) const noexcept;
@@ -158,12 +176,29 @@ class HandshakeTable {
   std::size_t size_ = 0;
   std::size_t syn_seen_ = 0;
   HandshakeTableCounters counters_;
-  std::unique_ptr<Entry[]> entries_;
-  // Open addressing, linear probing: entry number + 1, 0 = empty. Exactly 2 x capacity slots
-  // (load <= 0.5) picked by multiply-shift rather than a power-of-two mask, because rounding
-  // up to a power of two would cost up to 16 bytes per entry and break the 64-byte budget.
-  std::unique_ptr<std::uint32_t[]> index_;
+  // Both arrays are anonymous mappings advised to use transparent huge pages: the table is
+  // probed at random, and with 4 KiB pages nearly every probe also missed the TLB. Pages are
+  // zero and untouched until first used.
+  struct Unmap {
+    std::size_t bytes;
+    void operator()(void* memory) const noexcept;
+  };
+  std::unique_ptr<Entry[], Unmap> entries_;
+  // Open addressing, linear probing. Exactly 2 x capacity slots (load <= 0.5) picked by
+  // multiply-shift rather than a power-of-two mask, because rounding up to a power of two
+  // would cost up to 16 bytes per entry and break the 64-byte budget. A slot value is 0 when
+  // empty, else three fields, low to high: entry number + 1 (entry_bits_), the distance from
+  // the key's home slot (distance_bits_, all ones = "look it up"), and a tag of hash bits (the
+  // rest). The tag lets a probe skip slots of other keys without reading their entry, and the
+  // distance lets a deletion shift entries back without rehashing their keys: both save a
+  // cache miss into the entry array.
+  std::unique_ptr<std::uint32_t[], Unmap> index_;
   std::size_t index_size_ = 0;
+  unsigned entry_bits_ = 0;
+  unsigned distance_bits_ = 0;
+  std::uint32_t entry_mask_ = 0;
+  std::uint32_t distance_max_ = 0;  // saturated value: distance not stored
+  std::uint32_t tag_mask_ = 0;      // in place (shifted)
   std::uint32_t free_head_;       // free list through Entry's next field
   std::uint32_t never_used_ = 0;  // entries [never_used_, capacity_) were never handed out
   std::uint32_t oldest_;          // age list (by first SYN), doubly linked
