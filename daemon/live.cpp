@@ -101,7 +101,9 @@ class Service {
     refresh_protected();
     pipeline_->start();
     spdlog::info("synwatchd watching {} ({}); half-open threshold {} per destination; protected: {}",
-                 join(config_->capture.interfaces),
+                 config_->capture.enabled
+                     ? join(config_->capture.interfaces) + (config_->kernel.enabled ? " and the kernel's SYN_RECV table" : "")
+                     : std::string("only the kernel's SYN_RECV table (kernel-only: capture.enabled is false)"),
                  config_->source_file.empty() ? "built-in defaults" : config_->source_file,
                  config_->detection.half_open,
                  config_->protected_prefixes.empty() ? "this host's addresses" : "configured prefixes");

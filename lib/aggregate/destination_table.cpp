@@ -16,6 +16,7 @@ void WindowCounts::add(const WindowCounts& other) noexcept {
   unanswered += other.unanswered;
   evicted += other.evicted;
   bogon_syns += other.bogon_syns;
+  unsourced_syns += other.unsourced_syns;
 }
 
 DestinationTable::DestinationTable(const AggregationConfig& config, DurationNs tick,
@@ -262,6 +263,36 @@ void DestinationTable::on_expired(const Endpoint& server, HandshakeState state,
   ++d->totals.expired;
 }
 
+Destination* DestinationTable::set_stateless(const Endpoint& target, std::uint32_t stateless,
+                                             std::uint32_t new_syns, std::uint32_t new_completed,
+                                             TimestampNs now) noexcept {
+  const bool news = new_syns > 0 || new_completed > 0;
+  Destination* d = stateless == 0 && !news ? find(target) : find_or_create(target, now);
+  if (d == nullptr) return nullptr;
+  const std::uint32_t index = index_of(*d);
+  if (news) {
+    WindowCounts& counts = current_slot(index, now).counts;
+    counts.syns += new_syns;
+    counts.unsourced_syns += new_syns;
+    counts.unanswered += new_syns;
+    counts.completed += new_completed;
+    d->totals.syns += new_syns;
+    d->totals.completed += new_completed;
+    touch(index, now);
+  }
+  d->stateless = stateless;
+  const std::uint32_t half_open = d->half_open();
+  d->peak_half_open = std::max(d->peak_half_open, half_open);
+  if (half_open >= threshold_ && d->above_threshold_since == 0) {
+    d->above_threshold_since = now == 0 ? 1 : now;
+    ++above_threshold_;
+  } else if (half_open < threshold_ && d->above_threshold_since != 0) {
+    d->above_threshold_since = 0;
+    --above_threshold_;
+  }
+  return d;
+}
+
 void DestinationTable::set_half_open_threshold(std::size_t threshold, TimestampNs now) noexcept {
   threshold_ = threshold;
   above_threshold_ = 0;
@@ -328,8 +359,9 @@ DestinationStats DestinationTable::stats(const Destination& d, TimestampNs now,
 
   s.distinct_sources = estimate_union(std::span<const SourceHll* const>(sketches.data(), sketch_count));
   const double syns = s.window.syns;
+  const std::uint32_t sourced_syns = s.window.syns - std::min(s.window.syns, s.window.unsourced_syns);
   if (syns > 0) {
-    s.distinct_ratio = std::min(1.0, s.distinct_sources / syns);
+    s.distinct_ratio = sourced_syns > 0 ? std::min(1.0, s.distinct_sources / sourced_syns) : 0.0;
     s.bogon_share = s.window.bogon_syns / syns;
     s.completion_ratio = std::min(1.0, s.window.completed / syns);
   } else {
@@ -339,7 +371,7 @@ DestinationStats DestinationTable::stats(const Destination& d, TimestampNs now,
   std::array<HeavySource, kHeavySourcesPerSlot> heaviest{};
   const std::size_t found = heavy.top(heaviest);
   s.source_entropy = normalized_source_entropy(std::span<const HeavySource>(heaviest.data(), found),
-                                               s.window.syns, s.distinct_sources);
+                                               sourced_syns, s.distinct_sources);
   for (std::size_t i = 0; i < found && s.top_sources.size() < top_sources; ++i) {
     const std::uint64_t lower_bound = heaviest[i].count - heaviest[i].error;
     if (lower_bound == 0) continue;

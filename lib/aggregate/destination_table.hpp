@@ -39,6 +39,9 @@ struct WindowCounts {
   std::uint32_t unanswered = 0;  // expired without ever seeing a SYN-ACK
   std::uint32_t evicted = 0;     // pushed out of a full handshake table
   std::uint32_t bogon_syns = 0;  // SYNs from reserved source ranges
+  // Of `syns`, those whose source is unknown: the kernel view's SYN cookies (the kernel kept no
+  // request socket). Source figures (distinct ratio, entropy) are over the other SYNs.
+  std::uint32_t unsourced_syns = 0;
 
   void add(const WindowCounts& other) noexcept;
 };
@@ -72,8 +75,11 @@ struct Destination {
   TimestampNs above_threshold_since = 0;
   bool pinned = false;                  // an incident is open: never recycle
   DestinationTotals totals;
+  // Half-open connections the kernel answered statelessly (SYN cookies), as the kernel view
+  // estimates them; always 0 in the wire view. See set_stateless().
+  std::uint32_t stateless = 0;
 
-  [[nodiscard]] std::uint32_t half_open() const noexcept { return syn_seen + syn_recv; }
+  [[nodiscard]] std::uint32_t half_open() const noexcept { return syn_seen + syn_recv + stateless; }
 };
 
 // Figures over the sliding window, computed at evaluation time (not per packet).
@@ -121,6 +127,13 @@ class DestinationTable {
   Destination* on_flow(const FlowUpdate& update, TimestampNs now) noexcept;
   // Applies one expired pending handshake.
   void on_expired(const Endpoint& server, HandshakeState state, TimestampNs now) noexcept;
+  // Kernel view: `target` now has `stateless` half-open connections answered with SYN cookies,
+  // `new_syns` more such SYNs arrived (counted as unsourced, unanswered SYNs in the window) and
+  // `new_completed` cookies were validated by the client's ACK (completed handshakes).
+  // Creates the destination if needed; returns it (nullptr if the pool is full).
+  Destination* set_stateless(const Endpoint& target, std::uint32_t stateless,
+                             std::uint32_t new_syns, std::uint32_t new_completed,
+                             TimestampNs now) noexcept;
 
   [[nodiscard]] DestinationStats stats(const Destination& destination, TimestampNs now,
                                        std::size_t top_sources) const;

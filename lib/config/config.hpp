@@ -67,6 +67,8 @@ struct DetectionConfig {
 };
 
 struct CaptureConfig {
+  // Packet capture (the wire view). false: kernel-only mode, which needs no capture privilege.
+  bool enabled = true;
   // "any" sees every interface (Linux cooked capture); name interfaces to limit it.
   std::vector<std::string> interfaces{"any"};
   // Ethernet 14 + one VLAN tag 4 + IPv6 40 + TCP with the longest options 60 = 118 bytes, plus
@@ -98,6 +100,14 @@ struct WebhookConfig {
   DurationNs max_backoff = 300 * kNanosPerSecond;  // cap of the doubling
 
   friend bool operator==(const WebhookConfig&, const WebhookConfig&) = default;
+};
+
+struct KernelConfig {
+  // The kernel view: SYN_RECV sockets over sock_diag and the TcpExt SYN cookie counters (live).
+  bool enabled = true;
+  DurationNs interval = kNanosPerSecond;  // poll period; one poll of 10,000 sockets takes ~ms
+
+  friend bool operator==(const KernelConfig&, const KernelConfig&) = default;
 };
 
 struct AlertsConfig {
@@ -140,6 +150,7 @@ struct Config {
   std::string user = "synwatch";  // live mode started as root switches to it (else "nobody")
   std::string state_dir = "/var/lib/synwatch";  // webhook spool lives below it
   CaptureConfig capture;
+  KernelConfig kernel;
   AlertsConfig alerts;
   MetricsConfig metrics;
   FlowConfig flow;

@@ -320,6 +320,15 @@ std::vector<ConfigKey> build_schema() {
           "state_dir", [](auto& c) -> auto& { return c.state_dir; },
           "Directory for persistent state: the webhook spool of undelivered events."),
 
+      bool_key(
+          "capture.enabled", [](auto& c) -> auto& { return c.capture.enabled; },
+          "Capture packets (the wire view); false: kernel-only mode, no capture privilege needed."),
+      bool_key(
+          "kernel.enabled", [](auto& c) -> auto& { return c.kernel.enabled; },
+          "Poll the kernel's SYN_RECV sockets and SYN cookie counters (live mode)."),
+      duration_key(
+          "kernel.interval", 100 * kMilli, kHour, [](auto& c) -> auto& { return c.kernel.interval; },
+          "Period of the kernel view's polls."),
       string_list_key(
           "capture.interfaces", [](auto& c) -> auto& { return c.capture.interfaces; },
           "Interfaces to capture on; \"any\" is every interface."),

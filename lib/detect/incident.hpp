@@ -36,6 +36,19 @@ struct IncidentStats {
   double completion_ratio = 0;
 };
 
+// The kernel's figures for an incident's target (`stats.kernel`), present when the kernel view
+// runs (lib/kernel/kernel_view.hpp). Rates are namespace-wide: the kernel counts them globally.
+struct KernelIncidentStats {
+  std::uint32_t syn_recv = 0;        // request sockets the kernel holds for the target now
+  std::uint32_t stateless = 0;       // half-open answered with SYN cookies (estimate, see README)
+  double distinct_sources = 0;       // of the SYN_RECV sockets that appeared in the window
+  double source_entropy = 0;
+  double syncookies_sent_rate = 0;   // per second
+  double listen_overflows_rate = 0;  // per second
+  std::uint32_t accept_queue = 0;    // of the listener serving the target
+  std::uint32_t backlog = 0;
+};
+
 struct TopSource {
   IpAddress address;
   std::uint64_t syns = 0;
@@ -55,6 +68,7 @@ struct IncidentEvent {
   IncidentStats stats;
   std::vector<TopSource> top_sources;
   std::string reason;
+  std::optional<KernelIncidentStats> kernel;  // stats.kernel; absent without the kernel view
 };
 
 // Receives incident events, in order, on the engine's thread. Implementations must not block

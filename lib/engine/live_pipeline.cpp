@@ -43,8 +43,17 @@ bool same_capture(const Config& a, const Config& b) {
 LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t hash_seed)
     : config_(std::make_shared<const Config>(config)),
       sink_(sink),
-      engine_(config, LinkType::kEthernet, sink, hash_seed) {
+      figures_sink_(sink),
+      engine_(config, LinkType::kEthernet, figures_sink_, hash_seed) {
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (config.kernel.enabled) {
+    if (auto kernel = KernelSource::open(config, hash_seed ^ 0x6b65726e656cULL)) {
+      kernel_ = std::move(*kernel);
+      figures_sink_.attach(&kernel_->view());
+    } else {
+      spdlog::error("kernel view unavailable: {}", kernel.error());
+    }
+  }
   build_interfaces(config);
 }
 
@@ -64,6 +73,7 @@ void LivePipeline::retire_decoder(Interface& interface) {
 void LivePipeline::build_interfaces(const Config& config) {
   for (auto& interface : interfaces_) retire_decoder(interface);
   interfaces_.clear();
+  if (!config.capture.enabled) return;  // kernel-only mode
   for (const auto& name : config.capture.interfaces) {
     Interface interface;
     interface.options = options_for(config, name);
@@ -105,6 +115,10 @@ void LivePipeline::close_with_error(Interface& interface, const std::string& err
 }
 
 std::expected<std::vector<std::string>, std::string> LivePipeline::open_interfaces() {
+  if (!config_->capture.enabled) {
+    if (!kernel_) return std::unexpected("capture.enabled is false and the kernel view is unavailable");
+    return std::vector<std::string>{};
+  }
   std::vector<std::string> errors;
   bool any = false;
   for (auto& interface : interfaces_) {
@@ -175,6 +189,7 @@ void LivePipeline::apply_pending() {
   const bool reconfigured = config != nullptr;
   if (config) {
     const auto kept = engine_.reconfigure(*config);
+    if (kernel_) kernel_->reconfigure(*config);
     for (const auto& key : kept) {
       spdlog::warn("reload: {} changed but takes effect only at restart (it sizes memory or the "
                    "window); the running value is kept",
@@ -233,6 +248,7 @@ void LivePipeline::refresh_snapshot() {
     s.lag = std::chrono::nanoseconds(std::max<TimestampNs>(0, realtime_now() - engine_.newest_packet_time()));
   }
   for (const auto& p : engine_.protected_prefixes()) s.protected_prefixes.push_back(p.to_string());
+  if (kernel_) kernel_->fill_snapshot(s.kernel, config_->metrics.max_destinations);
   s.refreshed_at = std::chrono::steady_clock::now();
   std::lock_guard lock(snapshot_mutex_);
   snapshot_ = std::move(s);
@@ -345,6 +361,14 @@ void LivePipeline::run() {
         anchor_packet_time_ +
         std::chrono::duration_cast<std::chrono::nanoseconds>(after - anchor_monotonic_).count();
     engine_.advance_to(live_now);
+    if (kernel_ && after >= next_kernel_poll_) {
+      // Kernel-only mode publishes the kernel view's incidents; with capture, the wire view
+      // raises them and the kernel view adds stats.kernel.
+      if (auto error = kernel_->poll(realtime_now(), sink_, !config_->capture.enabled)) {
+        spdlog::error("kernel view: {}", *error);
+      }
+      next_kernel_poll_ = after + std::chrono::nanoseconds(config_->kernel.interval);
+    }
     if (after >= next_snapshot) {
       refresh_snapshot();
       next_snapshot = after + std::chrono::milliseconds(250);

@@ -22,6 +22,7 @@
 #include "capture/live_source.hpp"
 #include "config/config.hpp"
 #include "engine/engine.hpp"
+#include "kernel/kernel_view.hpp"
 
 namespace synwatch {
 
@@ -66,6 +67,7 @@ struct PipelineSnapshot {
   // this keeps advancing, so a stuck capture loop gets the service restarted.
   std::chrono::steady_clock::time_point refreshed_at{};
   std::vector<std::string> protected_prefixes;
+  KernelViewSnapshot kernel;  // enabled = false when kernel.enabled is off or it failed to open
 };
 
 class LivePipeline {
@@ -112,7 +114,10 @@ class LivePipeline {
 
   std::shared_ptr<const Config> config_;
   EventSink& sink_;
+  KernelFiguresSink figures_sink_;  // the wire view's events, with stats.kernel added
   Engine engine_;
+  std::unique_ptr<KernelSource> kernel_;  // capture thread only once started
+  std::chrono::steady_clock::time_point next_kernel_poll_{};
   std::vector<Interface> interfaces_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};

@@ -41,6 +41,17 @@ nlohmann::json to_json(const IncidentEvent& event) {
       {"reason", event.reason},
   };
   if (event.ended_at) j["ended_at"] = format_rfc3339(*event.ended_at);
+  if (event.kernel) {
+    const KernelIncidentStats& k = *event.kernel;
+    j["stats"]["kernel"] = {{"syn_recv", k.syn_recv},
+                            {"stateless", k.stateless},
+                            {"distinct_sources", std::llround(k.distinct_sources)},
+                            {"source_entropy", rounded(k.source_entropy)},
+                            {"syncookies_sent_rate", rounded(k.syncookies_sent_rate)},
+                            {"listen_overflows_rate", rounded(k.listen_overflows_rate)},
+                            {"accept_queue", k.accept_queue},
+                            {"backlog", k.backlog}};
+  }
   return j;
 }
 

@@ -1,0 +1,60 @@
+#pragma once
+// The kernel's SYN-queue counters and the sysctls that shape them, in the caller's network
+// namespace: /proc/net/netstat's TcpExt line (SyncookiesSent, SyncookiesRecv, SyncookiesFailed,
+// ListenOverflows, ListenDrops, TCPReqQFullDrop, TCPReqQFullDoCookies) and
+// net.ipv4.tcp_syncookies, net.ipv4.tcp_max_syn_backlog, net.core.somaxconn,
+// net.ipv4.tcp_synack_retries. These counters are global to the namespace, not per listener.
+// Thread safety: free functions and plain values; TcpStatsReader is for one thread. Buffer
+// ownership: the reader owns one text buffer, reused on every read.
+
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace synwatch {
+
+struct TcpExtCounters {
+  std::uint64_t syncookies_sent = 0;
+  std::uint64_t syncookies_recv = 0;
+  std::uint64_t syncookies_failed = 0;
+  std::uint64_t listen_overflows = 0;
+  std::uint64_t listen_drops = 0;
+  std::uint64_t req_q_full_drop = 0;
+  std::uint64_t req_q_full_do_cookies = 0;
+
+  friend bool operator==(const TcpExtCounters&, const TcpExtCounters&) = default;
+};
+
+// Parses the text of /proc/net/netstat: a "TcpExt:" line of names followed by a "TcpExt:" line
+// of values. Every one of the seven counters must be present (they exist since Linux 3.x);
+// other protocols' lines and unknown TcpExt names are ignored. Errors name the problem.
+std::expected<TcpExtCounters, std::string> parse_tcp_ext(std::string_view netstat);
+
+struct TcpSysctls {
+  std::optional<int> syncookies;          // 0 off, 1 when the SYN queue is full, 2 always
+  std::optional<int> max_syn_backlog;
+  std::optional<int> somaxconn;
+  std::optional<int> synack_retries;
+
+  friend bool operator==(const TcpSysctls&, const TcpSysctls&) = default;
+};
+
+// Parses one sysctl file's text ("1\n"); nullopt unless it is one decimal integer.
+std::optional<int> parse_sysctl_int(std::string_view text);
+
+// Reads the sysctls from `proc_root` + "/sys/..." (absent ones stay nullopt).
+TcpSysctls read_tcp_sysctls(const std::string& proc_root = "/proc");
+
+class TcpStatsReader {
+ public:
+  explicit TcpStatsReader(std::string netstat_path = "/proc/net/netstat");
+  std::expected<TcpExtCounters, std::string> read();
+
+ private:
+  std::string path_;
+  std::string text_;
+};
+
+}  // namespace synwatch
