@@ -168,6 +168,14 @@ ConfigValue other_value(const ConfigKey& key, const ConfigValue& current) {
       return std::vector<IpPrefix>{*IpPrefix::parse("192.0.2.0/24")};
     case ConfigKind::kStringList:
       return std::vector<std::string>{"x"};
+    case ConfigKind::kStringMap:
+      return std::map<std::string, std::string>{{"x", "y"}};
+    case ConfigKind::kMappingList: {
+      WebhookConfig webhook;
+      webhook.name = "x";
+      webhook.url = "http://127.0.0.1/";
+      return std::vector<WebhookConfig>{webhook};
+    }
   }
   return current;
 }
