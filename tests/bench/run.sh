@@ -13,14 +13,15 @@
 #             capturing on the victim side: pps, kernel drops, CPU s per million packets (root)
 # and prints one table. Parts that need root or a missing tool say "skipped" with the reason.
 # Environment: BENCH_DIR (scratch, default /tmp/synwatch-bench), BENCH_PACKETS (10000000),
-# LIVE_SECONDS bound of the replay (30), SKIP_LIVE=1.
+# LIVE_PACKETS replayed (2000000), LIVE_SECONDS bound of the replay (60), SKIP_LIVE=1.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build-bench}
 WORK=${BENCH_DIR:-/tmp/synwatch-bench}
 PACKETS=${BENCH_PACKETS:-10000000}
-LIVE_SECONDS=${LIVE_SECONDS:-30}
+LIVE_SECONDS=${LIVE_SECONDS:-60}
+LIVE_PACKETS=${LIVE_PACKETS:-2000000}
 JOBS=${JOBS:-2}
 mkdir -p "$WORK"
 RESULTS=$WORK/results.tsv
@@ -123,7 +124,7 @@ fi
 NS_GEN=swbench-gen-$$
 NS_VIC=swbench-vic-$$
 cleanup() {
-  [[ -n ${DAEMON_PID:-} ]] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+  if [[ -n ${DAEMON_PID:-} ]]; then kill "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null || true; fi
   ip netns del "$NS_GEN" 2>/dev/null || true
   ip netns del "$NS_VIC" 2>/dev/null || true
 }
@@ -182,12 +183,19 @@ if [[ -z $live_possible && -z ${SKIP_LIVE:-} ]] && command -v tcpreplay >/dev/nu
   p0=$(metric synwatch_capture_packets_total)
   d0=$(metric synwatch_capture_dropped_packets_total)
   c0=$(cpu_ticks "$DAEMON_PID")
-  timeout "$LIVE_SECONDS" ip netns exec "$NS_GEN" tcpreplay --topspeed -i swb-g "$FLOOD" \
-    >"$WORK/tcpreplay.out" 2>&1 || true
+  # SIGINT, not SIGTERM: tcpreplay still prints its statistics when the bound cuts it short.
+  timeout -s INT "$LIVE_SECONDS" ip netns exec "$NS_GEN" tcpreplay --topspeed \
+    --limit="$LIVE_PACKETS" -i swb-g "$FLOOD" >"$WORK/tcpreplay.out" 2>&1 || true
   sleep 2  # let capture drain
   c1=$(cpu_ticks "$DAEMON_PID")
   p1=$(metric synwatch_capture_packets_total)
   d1=$(metric synwatch_capture_dropped_packets_total)
+  if [[ -z $p1 ]]; then
+    # No metrics endpoint: the daemon's exit line counts the packets it processed.
+    kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true; DAEMON_PID=
+    p0=0
+    p1=$(sed -n 's/.*stopped: \([0-9]*\) packets.*/\1/p' "$WORK/live.err" | tail -1)
+  fi
   python3 - "$WORK/tcpreplay.out" "${p0:-}" "${p1:-}" "${d0:-}" "${d1:-}" "$c0" "$c1" "$hz" >>"$RESULTS" <<'EOF'
 import re, sys
 out = open(sys.argv[1]).read()
@@ -200,11 +208,13 @@ if sent:
     print(f"live\ttcpreplay --topspeed sent\t{packets / seconds / 1e6:.2f} Mpps ({packets} pkts, {seconds:.1f} s)\tone veth, one core")
 else:
     packets = 0
-    print("live\ttcpreplay\tfailed\t" + out.strip().splitlines()[-1] if out.strip() else "no output")
+    last = out.strip().splitlines()[-1] if out.strip() else "no output"
+    print(f"live\ttcpreplay\tfailed\t{last}")
 if p0 and p1 and packets:
     captured = int(p1) - int(p0)
     print(f"live\tsynwatchd captured\t{captured / seconds / 1e6:.2f} Mpps ({captured} pkts)\t{captured / packets:.1%} of sent")
-    print(f"live\tkernel drops\t{int(d1) - int(d0) if d0 and d1 else 'n/a'}\tdefault buffer")
+    drops = f"{int(d1) - int(d0)}" if d0 and d1 else "n/a"
+    print(f"live\tkernel drops\t{drops}\tdefault buffer{'' if d1 else '; no metrics endpoint to read them from'}")
     if captured:
         print(f"live\tsynwatchd CPU\t{cpu / (captured / 1e6):.3f} s per M packets\t{cpu:.2f} s in all")
 else:
@@ -223,7 +233,7 @@ echo
 echo "synwatch benchmarks — $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(date -u +%F)"
 python3 - "$RESULTS" <<'EOF'
 import sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+rows = [(l.rstrip("\n").split("\t") + [""] * 4)[:4] for l in open(sys.argv[1]) if l.strip()]
 widths = [max(len(r[i]) for r in rows + [["part", "figure", "value", "note"]]) for i in range(4)]
 fmt = "  ".join(f"{{:<{w}}}" for w in widths)
 print(fmt.format("part", "figure", "value", "note"))
