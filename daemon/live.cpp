@@ -98,6 +98,8 @@ class Service {
       spdlog::critical("cannot drop privileges: {}", dropped.error());
       return kExitSoftware;
     }
+    // After dropping privileges, so that the delivery threads run without them.
+    if (webhooks_) webhooks_->start();
     refresh_protected();
     pipeline_->start();
     spdlog::info("synwatchd watching {} ({}); half-open threshold {} per destination; protected: {}",
@@ -207,6 +209,7 @@ class Service {
     MetricsState state;
     state.pipeline = pipeline_->snapshot();
     state.outputs = outputs_;
+    if (webhooks_) state.webhooks = webhooks_->stats();
     state.last_reload_successful = last_reload_ok_;
     state.last_reload_success_time = last_reload_success_time_;
     metrics_->update(std::move(state));

@@ -271,6 +271,80 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
   }
   out.push_back(std::move(outputs));
 
+  if (p.kernel.enabled) {
+    const KernelViewSnapshot& k = p.kernel;
+    auto k_syn_recv = family("synwatch_kernel_syn_recv",
+                             "SYN_RECV request sockets per local address:port, from the kernel "
+                             "(NETLINK_SOCK_DIAG), as `ss -tan state syn-recv` counts them.",
+                             MetricType::Gauge);
+    auto k_attack = family("synwatch_kernel_attack_active",
+                           "1 while the kernel view has an incident open on the destination.",
+                           MetricType::Gauge);
+    for (const auto& d : k.destinations) {
+      add(k_syn_recv, destination_labels(d.target), d.syn_recv);
+      if (d.attack) {
+        add(k_attack, with(destination_labels(d.target), "kind", std::string(to_string(*d.attack))), 1);
+      }
+    }
+    auto k_fill = family("synwatch_kernel_accept_queue_ratio",
+                         "Listener accept queue length / backlog (ss -lnt Recv-Q / Send-Q).",
+                         MetricType::Gauge);
+    auto k_queue = family("synwatch_kernel_syn_queue_length",
+                          "Request sockets in the listener's SYN queue.", MetricType::Gauge);
+    for (const auto& l : k.listeners) {
+      const Labels labels = destination_labels(l.local);
+      add(k_fill, labels, l.backlog == 0 ? 0.0 : static_cast<double>(l.accept_queue) / l.backlog);
+      add(k_queue, labels, l.syn_recv);
+    }
+    for (auto* f : {&k_syn_recv, &k_attack, &k_fill, &k_queue}) out.push_back(std::move(*f));
+    if (k.tcp_ext) {
+      const auto tcpext = [&](const char* name, const char* help, std::uint64_t value) {
+        counter(std::string("synwatch_kernel_tcpext_") + name + "_total",
+                std::string(help) + " (/proc/net/netstat TcpExt, since boot).", static_cast<double>(value));
+      };
+      tcpext("syncookies_sent", "SYN cookies sent", k.tcp_ext->syncookies_sent);
+      tcpext("syncookies_recv", "Valid SYN cookies received", k.tcp_ext->syncookies_recv);
+      tcpext("syncookies_failed", "Invalid SYN cookies received", k.tcp_ext->syncookies_failed);
+      tcpext("listen_overflows", "Accept queue overflows", k.tcp_ext->listen_overflows);
+      tcpext("listen_drops", "SYNs dropped by listeners", k.tcp_ext->listen_drops);
+      tcpext("req_q_full_drop", "SYNs dropped because the SYN queue was full", k.tcp_ext->req_q_full_drop);
+      tcpext("req_q_full_do_cookies", "SYN cookies sent because the SYN queue was full",
+             k.tcp_ext->req_q_full_do_cookies);
+    }
+    counter("synwatch_kernel_polls_total", "Kernel view polls.", static_cast<double>(k.polls));
+    counter("synwatch_kernel_poll_failures_total", "Kernel view polls that failed.",
+            static_cast<double>(k.poll_failures));
+    gauge("synwatch_kernel_last_poll_duration_seconds", "Duration of the last kernel view poll.",
+          std::chrono::duration<double>(k.last_poll_duration).count());
+    counter("synwatch_kernel_unattributed_syncookies_total",
+            "SYN cookies sent while no listener's SYN queue was full (not attributed to a destination).",
+            static_cast<double>(k.unattributed_syncookies));
+  }
+
+  auto delivered = family("synwatch_webhook_deliveries_total",
+                          "Events a webhook receiver acknowledged with a 2xx.", MetricType::Counter);
+  auto failed = family("synwatch_webhook_failures_total",
+                       "Failed webhook delivery attempts, by reason (each is retried).",
+                       MetricType::Counter);
+  auto given_up = family("synwatch_webhook_given_up_total",
+                         "Events given up after the retry limit.", MetricType::Counter);
+  auto spool_dropped = family("synwatch_webhook_dropped_total",
+                              "Events dropped because the receiver's spool was full.",
+                              MetricType::Counter);
+  auto queued = family("synwatch_webhook_queue_depth", "Events waiting for delivery (spooled).",
+                       MetricType::Gauge);
+  for (const auto& r : s.webhooks.receivers) {
+    add(delivered, {{"receiver", r.name}}, static_cast<double>(r.delivered));
+    for (std::size_t k = 0; k < r.failures.size(); ++k) {
+      add(failed, {{"receiver", r.name}, {"reason", std::string(to_string(static_cast<WebhookFailure>(k)))}},
+          static_cast<double>(r.failures[k]));
+    }
+    add(given_up, {{"receiver", r.name}}, static_cast<double>(r.given_up));
+    add(spool_dropped, {{"receiver", r.name}}, static_cast<double>(r.dropped));
+    add(queued, {{"receiver", r.name}}, static_cast<double>(r.queue_depth));
+  }
+  for (auto* f : {&delivered, &failed, &given_up, &spool_dropped, &queued}) out.push_back(std::move(*f));
+
   gauge("synwatch_config_last_reload_successful", "1 if the last configuration (re)load succeeded.",
         s.last_reload_successful ? 1 : 0);
   gauge("synwatch_config_last_reload_success_timestamp_seconds",

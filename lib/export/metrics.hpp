@@ -24,6 +24,7 @@
 
 #include "config/config.hpp"
 #include "engine/live_pipeline.hpp"
+#include "export/webhook.hpp"
 
 namespace synwatch {
 
@@ -35,6 +36,7 @@ struct OutputCounts {
 struct MetricsState {
   PipelineSnapshot pipeline;
   std::map<std::string, OutputCounts> outputs;  // "log", "alert_file", webhook names
+  WebhookStats webhooks;
   bool last_reload_successful = true;
   double last_reload_success_time = 0;  // Unix seconds
 };
