@@ -27,6 +27,11 @@ class PacketHandler {
   virtual ~PacketHandler() = default;
   // Called once per frame, on the thread that called dispatch(); must not throw.
   virtual void on_packet(const PacketView& packet) noexcept = 0;
+  // A batch of frames, in order; each view is valid only during this call. Handlers that can
+  // overlap work across frames (prefetching) override it; the default hands them over one by one.
+  virtual void on_packets(std::span<const PacketView> packets) noexcept {
+    for (const PacketView& packet : packets) on_packet(packet);
+  }
 };
 
 enum class DispatchStatus : std::uint8_t {

@@ -131,21 +131,34 @@ PcapFileSource::~PcapFileSource() { pcap_close(handle_); }
 
 DispatchResult PcapFileSource::dispatch(std::size_t max_packets, PacketHandler& handler) {
   if (final_status_ != DispatchStatus::kPackets) return {final_status_, 0};
+  if (!batch_bytes_) batch_bytes_ = std::make_unique<std::uint8_t[]>(kBatchFrames * kSlotBytes);
   std::size_t delivered = 0;
+  std::size_t batched = 0;
+  const auto flush = [&] {
+    if (batched > 0) handler.on_packets(std::span<const PacketView>(batch_.data(), batched));
+    batched = 0;
+  };
   while (delivered < max_packets) {
     pcap_pkthdr* header = nullptr;
     const u_char* bytes = nullptr;
     const int rc = pcap_next_ex(handle_, &header, &bytes);
     if (rc == 1) {
       // With nanosecond precision requested, libpcap puts nanoseconds in tv_usec.
-      const PacketView view{
-          std::span<const std::uint8_t>(bytes, header->caplen), header->len,
-          static_cast<TimestampNs>(header->ts.tv_sec) * kNanosPerSecond +
-              static_cast<TimestampNs>(header->ts.tv_usec)};
-      handler.on_packet(view);
+      const TimestampNs timestamp = static_cast<TimestampNs>(header->ts.tv_sec) * kNanosPerSecond +
+                                    static_cast<TimestampNs>(header->ts.tv_usec);
       ++delivered;
+      if (header->caplen > kSlotBytes) {
+        flush();
+        handler.on_packet({std::span<const std::uint8_t>(bytes, header->caplen), header->len, timestamp});
+        continue;
+      }
+      std::uint8_t* slot = batch_bytes_.get() + batched * kSlotBytes;
+      std::memcpy(slot, bytes, header->caplen);
+      batch_[batched++] = {std::span<const std::uint8_t>(slot, header->caplen), header->len, timestamp};
+      if (batched == kBatchFrames) flush();
       continue;
     }
+    flush();
     if (rc == PCAP_ERROR_BREAK) {
       final_status_ = DispatchStatus::kEnd;
     } else {
@@ -160,6 +173,7 @@ DispatchResult PcapFileSource::dispatch(std::size_t max_packets, PacketHandler& 
     }
     break;
   }
+  flush();
   // kPackets until the end or an error; then that final status, with what came before it.
   return {final_status_, delivered};
 }

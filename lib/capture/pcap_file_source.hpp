@@ -8,6 +8,7 @@
 // Thread safety: one thread drives a source at a time; distinct sources are independent.
 
 #include <expected>
+#include <array>
 #include <memory>
 #include <string>
 
@@ -58,6 +59,12 @@ class PcapFileSource final : public PacketSource {
   void* gzip_stream_ = nullptr;  // owned by the FILE* inside handle_; null for plain files
   DispatchStatus final_status_ = DispatchStatus::kPackets;  // kEnd/kError once reached
   std::string error_;
+  // libpcap reuses its buffer at every pcap_next_ex, so frames are copied here to be handed over
+  // in batches; a frame longer than a slot is delivered on its own, uncopied.
+  static constexpr std::size_t kBatchFrames = 64;
+  static constexpr std::size_t kSlotBytes = 512;
+  std::unique_ptr<std::uint8_t[]> batch_bytes_;
+  std::array<PacketView, kBatchFrames> batch_{};
 };
 
 }  // namespace synwatch

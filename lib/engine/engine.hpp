@@ -43,7 +43,7 @@ class Engine final : public PacketHandler {
   // are decoded first and their handshake table slots prefetched, so that the cache misses of
   // a flood of new 4-tuples overlap instead of following one another.
   void on_packets(std::span<const PacketView> packets, Decoder& decoder) noexcept;
-  void on_packets(std::span<const PacketView> packets) noexcept { on_packets(packets, decoder_); }
+  void on_packets(std::span<const PacketView> packets) noexcept override { on_packets(packets, decoder_); }
   // For callers that already hold a decoded segment (tests, other front ends).
   void on_segment(const TcpSegment& segment) noexcept;
 
