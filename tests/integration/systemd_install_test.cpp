@@ -1,0 +1,312 @@
+// Installation as a service: the systemd unit (systemd-analyze verify and security), the install
+// rules (DESTDIR staging and its file list), the man page against --help, the Debian package
+// (cpack, dpkg-deb -c/-I) and, where allowed to change the machine, installing that package.
+// Each check skips, saying why, when its tool is missing.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <regex>
+#include <set>
+
+#include "testbed.hpp"
+
+namespace synwatch::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool have(const std::string& tool) { return sh("command -v " + tool) == 0; }
+
+std::string source_file(const std::string& relative) {
+  return read_file(fs::path(SYNWATCH_SOURCE_DIR) / relative);
+}
+
+// "-> Overall exposure level for synwatch.service: 1.7 OK" -> 1.7
+double overall_exposure(const std::string& report) {
+  std::smatch match;
+  static const std::regex overall(R"(Overall exposure level for [^:]+: ([0-9]+\.[0-9]+))");
+  if (!std::regex_search(report, match, overall)) return -1;
+  return std::stod(match[1]);
+}
+
+// Regular files and symlinks under `root`, as paths relative to it.
+std::set<std::string> files_under(const fs::path& root) {
+  std::set<std::string> files;
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    if (!entry.is_directory()) files.insert(fs::relative(entry.path(), root).string());
+  }
+  return files;
+}
+
+// Installs the build tree into `stage` with prefix /usr, as a package build would.
+ProcessResult install_into(const fs::path& stage) {
+  return run_process({"env", "DESTDIR=" + stage.string(), CMAKE_COMMAND, "--install", SYNWATCH_BINARY_DIR,
+                      "--prefix", "/usr"});
+}
+
+// ---- the unit --------------------------------------------------------------------------------
+
+TEST(SystemdUnit, SecurityExposureIsAtMostTwo) {
+  if (!have("systemd-analyze")) GTEST_SKIP() << "systemd-analyze not installed (package systemd)";
+  const auto report = run_process({"systemd-analyze", "security", "--offline=yes", "--no-pager", SYNWATCH_UNIT});
+  const double exposure = overall_exposure(report.out);
+  ASSERT_GE(exposure, 0) << report.out << report.err;
+  std::cout << "systemd-analyze security: exposure " << exposure << "\n";
+  EXPECT_LE(exposure, 2.0) << report.out;
+  // systemd's own threshold check agrees (exposure is given to it in tenths).
+  const auto checked = run_process(
+      {"systemd-analyze", "security", "--offline=yes", "--threshold=20", "--no-pager", SYNWATCH_UNIT});
+  EXPECT_EQ(checked.exit_code, 0) << checked.out << checked.err;
+}
+
+TEST(SystemdUnit, KeepsWhatCaptureMetricsWebhooksAndNetlinkNeed) {
+  // Hardening must not cost function: these are exactly what the daemon uses.
+  const std::string unit = read_file(SYNWATCH_UNIT);
+  ASSERT_FALSE(unit.empty()) << SYNWATCH_UNIT;
+  for (const char* line :
+       {"Type=notify\n", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID\n", "Restart=on-failure\n",
+        "User=synwatch\n", "AmbientCapabilities=CAP_NET_RAW\n", "CapabilityBoundingSet=CAP_NET_RAW\n",
+        "NoNewPrivileges=yes\n", "ProtectSystem=strict\n", "StateDirectory=synwatch\n",
+        "ConfigurationDirectory=synwatch\n", "LogsDirectory=synwatch\n",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET\n",
+        "SystemCallFilter=@system-service\n", "MemoryDenyWriteExecute=yes\n"}) {
+    EXPECT_NE(unit.find(line), std::string::npos) << "missing: " << line;
+  }
+  // A user namespace or a private network would cut capture off from the host's interfaces.
+  EXPECT_EQ(unit.find("PrivateUsers=yes"), std::string::npos);
+  EXPECT_EQ(unit.find("PrivateNetwork=yes"), std::string::npos);
+  // The kernel view reads net.ipv4.tcp_syncookies & co. under /proc/sys, which ProcSubset=pid hides.
+  EXPECT_EQ(unit.find("ProcSubset=pid"), std::string::npos);
+  EXPECT_EQ(unit.find("@"), unit.find("@system-service")) << "unsubstituted template variable";
+}
+
+// ---- install rules ---------------------------------------------------------------------------
+
+class Installed : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    stage_ = dir_.path() / "stage";
+    const auto installed = install_into(stage_);
+    ASSERT_EQ(installed.exit_code, 0) << installed.out << installed.err;
+  }
+  TempDir dir_;
+  fs::path stage_;
+};
+
+TEST_F(Installed, FileList) {
+  const auto files = files_under(stage_);
+  const std::set<std::string> expected = {
+      "etc/synwatch/synwatch.yaml",        "usr/sbin/synwatchd",
+      "usr/lib/systemd/system/synwatch.service", "usr/share/man/man8/synwatchd.8.gz",
+      "usr/share/doc/synwatch/README.md"};
+  std::set<std::string> unexpected;
+  for (const auto& file : files) {
+    if (!expected.contains(file) && !file.starts_with("usr/share/synwatch/")) unexpected.insert(file);
+  }
+  for (const auto& file : expected) EXPECT_TRUE(files.contains(file)) << "not installed: " << file;
+  for (const auto& file : unexpected) ADD_FAILURE() << "unexpected file installed: " << file;
+  // Prometheus rules and the Grafana dashboard, when the source tree has them.
+  for (const char* dir : {"prometheus", "grafana"}) {
+    if (!fs::exists(fs::path(SYNWATCH_SOURCE_DIR) / "config" / dir)) continue;
+    EXPECT_TRUE(std::any_of(files.begin(), files.end(), [&](const std::string& f) {
+      return f.starts_with(std::string("usr/share/synwatch/") + dir + "/");
+    })) << dir << " files not installed under share/synwatch";
+  }
+  EXPECT_EQ(read_file(stage_ / "etc/synwatch/synwatch.yaml"), source_file("config/synwatch.yaml"));
+  EXPECT_TRUE((fs::status(stage_ / "usr/sbin/synwatchd").permissions() & fs::perms::others_exec) != fs::perms::none);
+}
+
+TEST_F(Installed, UnitNamesTheInstalledBinaryAndConfig) {
+  const std::string unit = read_file(stage_ / "usr/lib/systemd/system/synwatch.service");
+  EXPECT_NE(unit.find("\nExecStart=/usr/sbin/synwatchd --config /etc/synwatch/synwatch.yaml\n"), std::string::npos)
+      << unit;
+  const auto version = run_process({(stage_ / "usr/sbin/synwatchd").string(), "--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_TRUE(version.out.starts_with("synwatchd ")) << version.out;
+  const auto check = run_process({(stage_ / "usr/sbin/synwatchd").string(), "--check-config", "--config",
+                                  (stage_ / "etc/synwatch/synwatch.yaml").string()});
+  EXPECT_EQ(check.exit_code, 0) << check.err;
+}
+
+TEST_F(Installed, SystemdAnalyzeVerifyAcceptsTheInstalledUnit) {
+  if (!have("systemd-analyze")) GTEST_SKIP() << "systemd-analyze not installed (package systemd)";
+  // verify insists that ExecStart= exists and that Documentation=man:synwatchd(8) resolves;
+  // point both at the staging area (with --root, systemd's own units would be missing).
+  std::string unit = read_file(stage_ / "usr/lib/systemd/system/synwatch.service");
+  const std::string binary = "/usr/sbin/synwatchd";
+  for (auto at = unit.find(binary); at != std::string::npos; at = unit.find(binary, at + 1)) {
+    unit.replace(at, binary.size(), (stage_ / "usr/sbin/synwatchd").string());
+    at += stage_.string().size();
+  }
+  fs::create_directories(dir_.path() / "verify");
+  std::ofstream(dir_.path() / "verify/synwatch.service") << unit;
+  const auto verified = run_process({"env", "MANPATH=" + (stage_ / "usr/share/man").string(), "systemd-analyze",
+                                     "verify", (dir_.path() / "verify/synwatch.service").string()});
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  EXPECT_EQ(verified.err, "") << "warnings: " << verified.err;
+}
+
+TEST_F(Installed, ReinstallKeepsAnEditedConfig) {
+  const fs::path config = stage_ / "etc/synwatch/synwatch.yaml";
+  std::ofstream(config, std::ios::app) << "# edited by the admin\n";
+  const std::string edited = read_file(config);
+  const auto again = install_into(stage_);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(read_file(config), edited);
+  EXPECT_EQ(read_file(stage_ / "etc/synwatch/synwatch.yaml.dist"), source_file("config/synwatch.yaml"));
+}
+
+// ---- man page --------------------------------------------------------------------------------
+
+TEST(ManPage, DocumentsEveryOptionOfHelp) {
+  const auto help = run_process({SYNWATCHD, "--help"});
+  ASSERT_EQ(help.exit_code, 0);
+  const std::string page = source_file("daemon/synwatchd.8");
+  ASSERT_FALSE(page.empty());
+  std::set<std::string> options;
+  static const std::regex option(R"((^|[ ,])(--?[A-Za-z][A-Za-z-]*))");
+  std::istringstream lines(help.out);
+  for (std::string line; std::getline(lines, line);) {
+    // Option lines start with spaces and a dash; descriptions mentioning options come after.
+    if (!line.starts_with("  -")) continue;
+    const std::string names = line.substr(0, line.find("  ", 2));
+    for (std::sregex_iterator it(names.begin(), names.end(), option), end; it != end; ++it) {
+      options.insert((*it)[2]);
+    }
+  }
+  ASSERT_GE(options.size(), 8u) << help.out;
+  for (const auto& name : options) {
+    std::string roff;  // roff writes a literal minus as \-
+    for (char c : name) roff += c == '-' ? std::string("\\-") : std::string(1, c);
+    const std::regex as_option("(^|[ \"])" + std::regex_replace(roff, std::regex(R"(\\)"), R"(\\)") + "([ \",]|$)",
+                               std::regex::multiline);
+    EXPECT_TRUE(std::regex_search(page, as_option)) << name << " is not in daemon/synwatchd.8";
+  }
+}
+
+TEST(ManPage, FormatsWithoutWarnings) {
+  if (!have("groff")) GTEST_SKIP() << "groff not installed (package groff-base)";
+  const auto lint = run_process(
+      {"groff", "-man", "-ww", "-z", (fs::path(SYNWATCH_SOURCE_DIR) / "daemon/synwatchd.8").string()});
+  EXPECT_EQ(lint.exit_code, 0);
+  EXPECT_EQ(lint.err, "");
+}
+
+// ---- Debian package --------------------------------------------------------------------------
+
+class DebianPackage : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!have("cpack") || !have("dpkg-deb") || !have("dpkg-shlibdeps")) return;
+    dir_ = new TempDir();
+    const auto built = run_process({CPACK_COMMAND, "--config", std::string(SYNWATCH_BINARY_DIR) + "/CPackConfig.cmake",
+                                    "-G", "DEB", "-B", dir_->path().string()});
+    build_log_ = built.out + built.err;
+    for (const auto& entry : fs::directory_iterator(dir_->path())) {
+      if (entry.path().extension() == ".deb") deb_ = entry.path();
+    }
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    if (!have("cpack") || !have("dpkg-deb") || !have("dpkg-shlibdeps")) {
+      GTEST_SKIP() << "needs cpack, dpkg-deb and dpkg-shlibdeps (packages cmake, dpkg-dev)";
+    }
+    ASSERT_FALSE(deb_.empty()) << "cpack -G DEB made no package:\n" << build_log_;
+  }
+  static std::string field(const std::string& name) {
+    return run_process({"dpkg-deb", "-f", deb_.string(), name}).out;
+  }
+
+  static inline TempDir* dir_ = nullptr;
+  static inline fs::path deb_;
+  static inline std::string build_log_;
+};
+
+TEST_F(DebianPackage, ControlFields) {
+  const auto info = run_process({"dpkg-deb", "-I", deb_.string()});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_EQ(field("Package"), "synwatch\n");
+  const std::string depends = field("Depends");
+  // Runtime libraries come from dpkg-shlibdeps; adduser runs in the postinst.
+  for (const char* dependency : {"libpcap0.8", "libsystemd0", "libcap2", "libyaml-cpp", "libc6", "adduser"}) {
+    EXPECT_NE(depends.find(dependency), std::string::npos) << "Depends lacks " << dependency << ": " << depends;
+  }
+  EXPECT_EQ(depends.find("-dev"), std::string::npos) << depends;
+  EXPECT_EQ(field("Architecture"), sh_out("dpkg --print-architecture"));
+  for (const char* member : {"conffiles", "postinst", "prerm", "postrm"}) {
+    EXPECT_NE(info.out.find(member), std::string::npos) << "control member missing: " << member << "\n" << info.out;
+  }
+}
+
+TEST_F(DebianPackage, FileListAndConffile) {
+  const auto listing = run_process({"dpkg-deb", "-c", deb_.string()});
+  ASSERT_EQ(listing.exit_code, 0) << listing.err;
+  for (const char* path : {"./usr/sbin/synwatchd", "./etc/synwatch/synwatch.yaml",
+                           "./usr/lib/systemd/system/synwatch.service", "./usr/share/man/man8/synwatchd.8.gz"}) {
+    EXPECT_NE(listing.out.find(std::string(" ") + path + "\n"), std::string::npos) << path << "\n" << listing.out;
+  }
+  EXPECT_EQ(listing.out.find("/usr/local"), std::string::npos) << listing.out;
+  EXPECT_EQ(listing.out.find("_test"), std::string::npos) << "test programs packaged:\n" << listing.out;
+  EXPECT_NE(listing.out.find("root/root"), std::string::npos);
+
+  TempDir control;
+  ASSERT_EQ(run_process({"dpkg-deb", "-e", deb_.string(), control.path().string()}).exit_code, 0);
+  EXPECT_EQ(read_file(control.path() / "conffiles"), "/etc/synwatch/synwatch.yaml\n");
+  const std::string postinst = read_file(control.path() / "postinst");
+  EXPECT_NE(postinst.find("adduser --system"), std::string::npos);
+  EXPECT_NE(postinst.find("daemon-reload"), std::string::npos);
+  for (const char* script : {"postinst", "prerm", "postrm"}) {
+    EXPECT_EQ(run_process({"sh", "-n", (control.path() / script).string()}).exit_code, 0) << script;
+    EXPECT_TRUE((fs::status(control.path() / script).permissions() & fs::perms::owner_exec) != fs::perms::none);
+  }
+
+  TempDir contents;
+  ASSERT_EQ(run_process({"dpkg-deb", "-x", deb_.string(), contents.path().string()}).exit_code, 0);
+  const std::string unit = read_file(contents.path() / "usr/lib/systemd/system/synwatch.service");
+  EXPECT_NE(unit.find("\nExecStart=/usr/sbin/synwatchd --config /etc/synwatch/synwatch.yaml\n"), std::string::npos);
+  const auto version = run_process({(contents.path() / "usr/sbin/synwatchd").string(), "--version"});
+  EXPECT_EQ(version.exit_code, 0) << version.err;
+}
+
+// Changes the machine (a package, a system user): only as root and where asked to, as in CI.
+TEST_F(DebianPackage, InstallsRunsAndPurges) {
+  const char* ci = std::getenv("CI");
+  const char* asked = std::getenv("SYNWATCH_TEST_INSTALL_DEB");
+  if (!((ci && std::string(ci) == "true") || (asked && std::string(asked) == "1"))) {
+    GTEST_SKIP() << "installs a package on this machine: set CI=true or SYNWATCH_TEST_INSTALL_DEB=1";
+  }
+  if (::geteuid() != 0) GTEST_SKIP() << "dpkg -i needs root";
+  const bool was_installed = sh("dpkg-query -W -f='${Status}' synwatch | grep -q 'install ok installed'") == 0;
+  auto installed = run_process({"dpkg", "-i", deb_.string()});
+  if (installed.exit_code != 0) {
+    // Missing dependencies: what the README tells a user to do.
+    installed = run_process({"env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-f", "install", "-y"});
+  }
+  ASSERT_EQ(installed.exit_code, 0) << installed.out << installed.err;
+  EXPECT_EQ(sh("getent passwd synwatch"), 0) << "postinst did not create the synwatch user";
+  const auto version = run_process({"/usr/sbin/synwatchd", "--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_NE(version.out.find("synwatchd"), std::string::npos);
+  const auto check = run_process({"/usr/sbin/synwatchd", "--check-config", "--config", "/etc/synwatch/synwatch.yaml"});
+  EXPECT_EQ(check.exit_code, 0) << check.err;
+  EXPECT_EQ(sh("dpkg -L synwatch | grep -qx /usr/lib/systemd/system/synwatch.service"), 0);
+  if (fs::exists("/run/systemd/system")) {
+    EXPECT_TRUE(eventually(std::chrono::seconds(20), [] { return sh("systemctl is-active --quiet synwatch") == 0; }))
+        << sh_out("systemctl status synwatch; journalctl -u synwatch -n 50 --no-pager");
+    EXPECT_EQ(sh("systemctl reload synwatch"), 0);
+    EXPECT_TRUE(eventually(std::chrono::seconds(10), [] { return sh("systemctl is-active --quiet synwatch") == 0; }));
+  }
+  if (!was_installed) {
+    const auto purged = run_process({"dpkg", "--purge", "synwatch"});
+    EXPECT_EQ(purged.exit_code, 0) << purged.out << purged.err;
+    EXPECT_FALSE(fs::exists("/usr/sbin/synwatchd"));
+    EXPECT_FALSE(fs::exists("/etc/synwatch/synwatch.yaml"));
+  }
+}
+
+}  // namespace
+}  // namespace synwatch::testing
