@@ -74,10 +74,10 @@ TEST(SystemdUnit, KeepsWhatCaptureMetricsWebhooksAndNetlinkNeed) {
     EXPECT_NE(unit.find(line), std::string::npos) << "missing: " << line;
   }
   // A user namespace or a private network would cut capture off from the host's interfaces.
-  EXPECT_EQ(unit.find("PrivateUsers=yes"), std::string::npos);
-  EXPECT_EQ(unit.find("PrivateNetwork=yes"), std::string::npos);
+  EXPECT_EQ(unit.find("\nPrivateUsers=yes"), std::string::npos);
+  EXPECT_EQ(unit.find("\nPrivateNetwork=yes"), std::string::npos);
   // The kernel view reads net.ipv4.tcp_syncookies & co. under /proc/sys, which ProcSubset=pid hides.
-  EXPECT_EQ(unit.find("ProcSubset=pid"), std::string::npos);
+  EXPECT_EQ(unit.find("\nProcSubset="), std::string::npos);
   EXPECT_EQ(unit.find("@"), unit.find("@system-service")) << "unsubstituted template variable";
 }
 
