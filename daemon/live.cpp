@@ -86,7 +86,8 @@ class Service {
     auto opened = pipeline_->open_interfaces();
     if (!opened) {
       spdlog::critical("{}", opened.error());
-      const int code = opened.error().find("CAP_NET_RAW") != std::string::npos ? kExitNoPermission : kExitSoftware;
+      const int code = opened.error().find("CAP_NET_RAW") != std::string::npos ? kExitNoPermission
+                                                                               : kExitSoftware;
       notifier_.failed(opened.error(), code);
       return code;
     }
@@ -102,13 +103,16 @@ class Service {
     if (webhooks_) webhooks_->start();
     refresh_protected();
     pipeline_->start();
-    spdlog::info("synwatchd watching {} ({}); half-open threshold {} per destination; protected: {}",
-                 config_->capture.enabled
-                     ? join(config_->capture.interfaces) + (config_->kernel.enabled ? " and the kernel's SYN_RECV table" : "")
-                     : std::string("only the kernel's SYN_RECV table (kernel-only: capture.enabled is false)"),
-                 config_->source_file.empty() ? "built-in defaults" : config_->source_file,
-                 config_->detection.half_open,
-                 config_->protected_prefixes.empty() ? "this host's addresses" : "configured prefixes");
+    spdlog::info(
+        "synwatchd watching {} ({}); half-open threshold {} per destination; protected: {}",
+        config_->capture.enabled
+            ? join(config_->capture.interfaces) +
+                  (config_->kernel.enabled ? " and the kernel's SYN_RECV table" : "")
+            : std::string(
+                  "only the kernel's SYN_RECV table (kernel-only: capture.enabled is false)"),
+        config_->source_file.empty() ? "built-in defaults" : config_->source_file,
+        config_->detection.half_open,
+        config_->protected_prefixes.empty() ? "this host's addresses" : "configured prefixes");
     if (metrics_) {
       spdlog::info("metrics at http://{}/metrics", config_->metrics.listen);
     } else {
@@ -120,7 +124,8 @@ class Service {
 
     int exit_code = 0;
     auto next_metrics_update = std::chrono::steady_clock::now();
-    auto next_protected_refresh = std::chrono::steady_clock::now() + std::chrono::nanoseconds(config_->protected_refresh);
+    auto next_protected_refresh =
+        std::chrono::steady_clock::now() + std::chrono::nanoseconds(config_->protected_refresh);
     for (;;) {
       pollfd fds[] = {{signal_fd_, POLLIN, 0}, {queue_.fd(), POLLIN, 0}};
       ::poll(fds, 2, loop_timeout_ms());
@@ -147,13 +152,15 @@ class Service {
       }
       if (std::chrono::steady_clock::now() >= next_protected_refresh) {
         refresh_protected();
-        next_protected_refresh = std::chrono::steady_clock::now() + std::chrono::nanoseconds(config_->protected_refresh);
+        next_protected_refresh =
+            std::chrono::steady_clock::now() + std::chrono::nanoseconds(config_->protected_refresh);
       }
     }
     pipeline_->stop();
     deliver(queue_.drain());
     if (webhooks_) {
-      // A short grace period for events in flight; whatever is left stays spooled for the next start.
+      // A short grace period for events in flight; whatever is left stays spooled for the next
+      // start.
       webhooks_->flush(std::chrono::seconds(2));
       webhooks_->stop();
     }
@@ -187,7 +194,10 @@ class Service {
         const std::uint64_t failures = alert_file_->failures();
         alert_file_->publish(event);
         auto& counts = outputs_["alert_file"];
-        if (alert_file_->failures() == failures) ++counts.success; else ++counts.failure;
+        if (alert_file_->failures() == failures)
+          ++counts.success;
+        else
+          ++counts.failure;
       }
       if (webhooks_) webhooks_->publish(event);  // spooled and queued; never waits on the network
     }
@@ -202,7 +212,8 @@ class Service {
   }
 
   static double wall_seconds() {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
   }
 
   void update_metrics() {
@@ -236,8 +247,10 @@ class Service {
       const bool alive = capture_thread_alive(snapshot, now, limit);
       if (alive) notifier_.watchdog();
       if (!alive && capture_alive_) {
-        spdlog::error("the capture thread has not reported for over {} ms; no longer feeding the systemd watchdog",
-                      limit.count());
+        spdlog::error(
+            "the capture thread has not reported for over {} ms; no longer feeding the systemd "
+            "watchdog",
+            limit.count());
       }
       capture_alive_ = alive;
       next_watchdog_ = now + *period;
@@ -265,12 +278,14 @@ class Service {
   }
 
   void reload() {
-    spdlog::info("SIGHUP: reloading {}", options_.config_path.empty() ? "built-in defaults" : options_.config_path);
+    spdlog::info("SIGHUP: reloading {}",
+                 options_.config_path.empty() ? "built-in defaults" : options_.config_path);
     auto loaded = load_config(options_.config_path, options_.overrides);
     if (!loaded) {
       last_reload_ok_ = false;
       for (const auto& error : loaded.error()) spdlog::error("reload: {}", error.to_string());
-      spdlog::error("reload failed: the configuration is invalid, the running configuration is kept");
+      spdlog::error(
+          "reload failed: the configuration is invalid, the running configuration is kept");
       return;
     }
     auto config = std::make_shared<const Config>(std::move(*loaded));
@@ -283,9 +298,11 @@ class Service {
       }
     }
     if (config->user != config_->user) {
-      spdlog::warn("reload: user changed but privileges were already dropped; takes effect at restart");
+      spdlog::warn(
+          "reload: user changed but privileges were already dropped; takes effect at restart");
     }
-    if (config->alerts.webhooks != config_->alerts.webhooks || config->state_dir != config_->state_dir ||
+    if (config->alerts.webhooks != config_->alerts.webhooks ||
+        config->state_dir != config_->state_dir ||
         config->alerts.spool_max_events != config_->alerts.spool_max_events) {
       // Receivers are rebuilt: the new set is prepared (secrets read) before the old one stops,
       // so a failure keeps the running receivers; undelivered events carry over in the spool.

@@ -21,15 +21,17 @@ constexpr int kExitUsage = 64;  // sysexits EX_USAGE
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"synwatchd: detects TCP SYN floods by tracking half-open connections per "
-               "destination and judging how random their sources are.",
-               "synwatchd"};
+  CLI::App app{
+      "synwatchd: detects TCP SYN floods by tracking half-open connections per "
+      "destination and judging how random their sources are.",
+      "synwatchd"};
   std::string config_path;
   std::string read_path;
   std::vector<std::string> overrides;
   bool check_config = false;
   bool config_reference = false;
-  app.add_option("-c,--config", config_path, "YAML configuration file (built-in defaults if omitted)");
+  app.add_option("-c,--config", config_path,
+                 "YAML configuration file (built-in defaults if omitted)");
   app.add_option("-r,--read", read_path,
                  "Analyse a pcap/pcapng file (optionally gzip-compressed) as fast as it reads; "
                  "events are printed as JSON lines on stdout, a summary on stderr");
@@ -37,7 +39,8 @@ int main(int argc, char** argv) {
                  "Override a config key by its dotted path, e.g. --set detection.half_open=100 "
                  "(repeatable)")
       ->take_all();
-  app.add_flag("--check-config", check_config, "Validate the configuration and exit (78 if invalid)");
+  app.add_flag("--check-config", check_config,
+               "Validate the configuration and exit (78 if invalid)");
   app.add_flag("--config-reference", config_reference,
                "Print every configuration key with its type, range, default and meaning, and exit");
   app.set_version_flag("-V,--version", fmt::format("synwatchd {}", synwatch::kVersion));
@@ -67,13 +70,15 @@ int main(int argc, char** argv) {
       errors.push_back(parsed.error());
     }
   }
-  auto config = errors.empty() ? synwatch::load_config(config_path, parsed_overrides)
-                               : std::expected<synwatch::Config, std::vector<synwatch::ConfigError>>(
-                                     std::unexpected(errors));
+  auto config = errors.empty()
+                    ? synwatch::load_config(config_path, parsed_overrides)
+                    : std::expected<synwatch::Config, std::vector<synwatch::ConfigError>>(
+                          std::unexpected(errors));
   if (!config) {
-    for (const auto& error : config.error()) std::fprintf(stderr, "%s\n", error.to_string().c_str());
-    std::fprintf(stderr, "synwatchd: configuration is invalid (%zu problem%s)\n", config.error().size(),
-                 config.error().size() == 1 ? "" : "s");
+    for (const auto& error : config.error())
+      std::fprintf(stderr, "%s\n", error.to_string().c_str());
+    std::fprintf(stderr, "synwatchd: configuration is invalid (%zu problem%s)\n",
+                 config.error().size(), config.error().size() == 1 ? "" : "s");
     return synwatch::kExitConfigError;
   }
   spdlog::set_level(spdlog::level::from_str(config->log.level));

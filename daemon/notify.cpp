@@ -16,7 +16,8 @@ namespace {
 std::uint64_t monotonic_usec() {
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000u + static_cast<std::uint64_t>(now.tv_nsec) / 1000u;
+  return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000u +
+         static_cast<std::uint64_t>(now.tv_nsec) / 1000u;
 }
 
 // STATUS= is one line; a newline would start a new (bogus) assignment in the datagram.
@@ -59,10 +60,13 @@ void SystemdNotifier::ready(std::string_view status) {
 }
 
 void SystemdNotifier::reloading() {
-  send(fmt::format("RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading the configuration", monotonic_usec()));
+  send(fmt::format("RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading the configuration",
+                   monotonic_usec()));
 }
 
-void SystemdNotifier::stopping() { send("STOPPING=1\nSTATUS=stopping"); }
+void SystemdNotifier::stopping() {
+  send("STOPPING=1\nSTATUS=stopping");
+}
 
 void SystemdNotifier::status(std::string_view line) {
   auto text = one_line(line);
@@ -91,10 +95,12 @@ std::string service_status_line(const PipelineSnapshot& snapshot) {
     dropped += interface.stats.dropped_kernel + interface.stats.dropped_interface;
   }
   return fmt::format("watching {}; {} open incident{}; {} packets captured, {} dropped", interfaces,
-                     snapshot.open_incidents, snapshot.open_incidents == 1 ? "" : "s", received, dropped);
+                     snapshot.open_incidents, snapshot.open_incidents == 1 ? "" : "s", received,
+                     dropped);
 }
 
-bool capture_thread_alive(const PipelineSnapshot& snapshot, std::chrono::steady_clock::time_point now,
+bool capture_thread_alive(const PipelineSnapshot& snapshot,
+                          std::chrono::steady_clock::time_point now,
                           std::chrono::milliseconds limit) {
   return now - snapshot.refreshed_at <= limit;
 }

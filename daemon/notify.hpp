@@ -49,7 +49,8 @@ std::string service_status_line(const PipelineSnapshot& snapshot);
 
 // The capture thread refreshes the snapshot every 250 ms; if the latest refresh is older than
 // `limit`, the thread is stuck (or dead) and the watchdog must not be fed.
-bool capture_thread_alive(const PipelineSnapshot& snapshot, std::chrono::steady_clock::time_point now,
+bool capture_thread_alive(const PipelineSnapshot& snapshot,
+                          std::chrono::steady_clock::time_point now,
                           std::chrono::milliseconds limit);
 
 }  // namespace synwatch

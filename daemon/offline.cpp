@@ -17,10 +17,10 @@ namespace synwatch {
 
 namespace {
 
-constexpr int kExitDataError = 65;  // sysexits EX_DATAERR
-constexpr int kExitNoInput = 66;    // sysexits EX_NOINPUT
-constexpr int kExitTempFail = 75;   // sysexits EX_TEMPFAIL: webhook events left undelivered
-constexpr int kExitCantCreate = 73; // sysexits EX_CANTCREAT: webhook spool or secret unusable
+constexpr int kExitDataError = 65;   // sysexits EX_DATAERR
+constexpr int kExitNoInput = 66;     // sysexits EX_NOINPUT
+constexpr int kExitTempFail = 75;    // sysexits EX_TEMPFAIL: webhook events left undelivered
+constexpr int kExitCantCreate = 73;  // sysexits EX_CANTCREAT: webhook spool or secret unusable
 
 // stdout and the webhooks both see every event, in order.
 class FanOutSink final : public EventSink {
@@ -47,20 +47,21 @@ void print_summary(const std::string& path, const Engine& engine, std::uint64_t 
         reason == DecodeResult::kNotTcp || decode.by_result[i] == 0) {
       continue;
     }
-    errors += fmt::format("{}{}={}", errors.empty() ? " (" : ", ", to_string(reason), decode.by_result[i]);
+    errors += fmt::format("{}{}={}", errors.empty() ? " (" : ", ", to_string(reason),
+                          decode.by_result[i]);
   }
   if (!errors.empty()) errors += ")";
-  fmt::print(stderr,
-             "synwatchd: {}: {} packets, {} TCP segments, {} decode errors{}\n"
-             "synwatchd: handshakes: {} started, {} completed, {} reset, {} expired, {} evicted, "
-             "{} still pending\n"
-             "synwatchd: incidents: {} started ({} spoofed_random, {} concentrated, {} distributed), "
-             "{} ended, {} events\n",
-             path, engine.counters().packets, engine.counters().tcp_segments, decode.errors(), errors,
-             flows.inserted, flows.completed, flows.reset, flows.expired, flows.evicted,
-             engine.handshakes().size(),
-             detector.started[0] + detector.started[1] + detector.started[2], detector.started[0],
-             detector.started[1], detector.started[2], detector.ended, events);
+  fmt::print(
+      stderr,
+      "synwatchd: {}: {} packets, {} TCP segments, {} decode errors{}\n"
+      "synwatchd: handshakes: {} started, {} completed, {} reset, {} expired, {} evicted, "
+      "{} still pending\n"
+      "synwatchd: incidents: {} started ({} spoofed_random, {} concentrated, {} distributed), "
+      "{} ended, {} events\n",
+      path, engine.counters().packets, engine.counters().tcp_segments, decode.errors(), errors,
+      flows.inserted, flows.completed, flows.reset, flows.expired, flows.evicted,
+      engine.handshakes().size(), detector.started[0] + detector.started[1] + detector.started[2],
+      detector.started[0], detector.started[1], detector.started[2], detector.ended, events);
 }
 
 }  // namespace
@@ -107,7 +108,8 @@ int run_offline(const Config& config, const std::string& capture_path) {
       delivered += receiver.delivered;
       lost += receiver.given_up + receiver.dropped;
     }
-    fmt::print(stderr, "synwatchd: webhooks: {} delivered, {} given up or dropped\n", delivered, lost);
+    fmt::print(stderr, "synwatchd: webhooks: {} delivered, {} given up or dropped\n", delivered,
+               lost);
     if (lost > 0 && exit_code == 0) exit_code = kExitTempFail;
   }
   return exit_code;

@@ -10,8 +10,8 @@
 namespace synwatch {
 
 struct PrivilegeOutcome {
-  std::string user;         // the user now running, e.g. "synwatch" or "nobody"
-  bool switched = false;    // false when not started as root (e.g. systemd already set the user)
+  std::string user;       // the user now running, e.g. "synwatch" or "nobody"
+  bool switched = false;  // false when not started as root (e.g. systemd already set the user)
 };
 
 // `preferred_user` is tried first, then "nobody".

@@ -23,7 +23,8 @@ DestinationTable::DestinationTable(const AggregationConfig& config, DurationNs t
                                    std::size_t half_open_threshold, std::uint64_t hash_seed)
     : config_(config),
       tick_(tick),
-      slots_per_destination_(static_cast<std::size_t>(std::max<DurationNs>(1, config.window / tick))),
+      slots_per_destination_(
+          static_cast<std::size_t>(std::max<DurationNs>(1, config.window / tick))),
       threshold_(half_open_threshold),
       hash_seed_(hash_seed),
       pool_(config.max_destinations),
@@ -82,8 +83,14 @@ void DestinationTable::index_erase(std::uint32_t index) noexcept {
 
 void DestinationTable::unlink(std::uint32_t index) noexcept {
   Links& l = links_[index];
-  if (l.newer != kNone) links_[l.newer].older = l.older; else lru_newest_ = l.older;
-  if (l.older != kNone) links_[l.older].newer = l.newer; else lru_oldest_ = l.newer;
+  if (l.newer != kNone)
+    links_[l.newer].older = l.older;
+  else
+    lru_newest_ = l.older;
+  if (l.older != kNone)
+    links_[l.older].newer = l.newer;
+  else
+    lru_oldest_ = l.newer;
   l.newer = l.older = kNone;
 }
 
@@ -148,10 +155,10 @@ Destination* DestinationTable::find_or_create(const Endpoint& target, TimestampN
 
 WindowSlot& DestinationTable::current_slot(std::uint32_t index, TimestampNs now) noexcept {
   const std::int64_t tick = tick_of(now, tick_);
-  const auto position = static_cast<std::size_t>(
-      ((tick % static_cast<std::int64_t>(slots_per_destination_)) +
-       static_cast<std::int64_t>(slots_per_destination_)) %
-      static_cast<std::int64_t>(slots_per_destination_));
+  const auto position =
+      static_cast<std::size_t>(((tick % static_cast<std::int64_t>(slots_per_destination_)) +
+                                static_cast<std::int64_t>(slots_per_destination_)) %
+                               static_cast<std::int64_t>(slots_per_destination_));
   WindowSlot& slot = slots_[index * slots_per_destination_ + position];
   if (slot.tick != tick) {
     // Late packets (time going backwards across a tick) land in the current slot rather
@@ -166,7 +173,10 @@ WindowSlot& DestinationTable::current_slot(std::uint32_t index, TimestampNs now)
 }
 
 void DestinationTable::increment(Destination& d, HandshakeState state, TimestampNs now) noexcept {
-  if (state == HandshakeState::kSynSeen) ++d.syn_seen; else ++d.syn_recv;
+  if (state == HandshakeState::kSynSeen)
+    ++d.syn_seen;
+  else
+    ++d.syn_recv;
   const std::uint32_t half_open = d.half_open();
   d.peak_half_open = std::max(d.peak_half_open, half_open);
   if (half_open >= threshold_ && d.above_threshold_since == 0) {
@@ -357,9 +367,11 @@ DestinationStats DestinationTable::stats(const Destination& d, TimestampNs now,
   s.expired_rate = s.window.expired / span_seconds;
   s.unanswered_rate = s.window.unanswered / span_seconds;
 
-  s.distinct_sources = estimate_union(std::span<const SourceHll* const>(sketches.data(), sketch_count));
+  s.distinct_sources =
+      estimate_union(std::span<const SourceHll* const>(sketches.data(), sketch_count));
   const double syns = s.window.syns;
-  const std::uint32_t sourced_syns = s.window.syns - std::min(s.window.syns, s.window.unsourced_syns);
+  const std::uint32_t sourced_syns =
+      s.window.syns - std::min(s.window.syns, s.window.unsourced_syns);
   if (syns > 0) {
     s.distinct_ratio = sourced_syns > 0 ? std::min(1.0, s.distinct_sources / sourced_syns) : 0.0;
     s.bogon_share = s.window.bogon_syns / syns;

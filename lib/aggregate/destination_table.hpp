@@ -31,8 +31,8 @@ using SourceSummary = SpaceSaving<kHeavySourcesPerSlot>;
 
 // Counts of handshake events in one slot (one tick).
 struct WindowCounts {
-  std::uint32_t syns = 0;        // new SYNs (retransmissions excluded)
-  std::uint32_t synacks = 0;     // first valid SYN-ACK of a handshake
+  std::uint32_t syns = 0;     // new SYNs (retransmissions excluded)
+  std::uint32_t synacks = 0;  // first valid SYN-ACK of a handshake
   std::uint32_t completed = 0;
   std::uint32_t resets = 0;
   std::uint32_t expired = 0;     // pending entries that timed out (either state)
@@ -68,12 +68,12 @@ struct Destination {
   Endpoint target;
   std::uint32_t syn_seen = 0;
   std::uint32_t syn_recv = 0;
-  std::uint32_t peak_half_open = 0;     // since the last take_peak()
+  std::uint32_t peak_half_open = 0;  // since the last take_peak()
   TimestampNs first_seen = 0;
   TimestampNs last_activity = 0;
   // When half-open last rose to the detection threshold and has stayed there (0 = below).
   TimestampNs above_threshold_since = 0;
-  bool pinned = false;                  // an incident is open: never recycle
+  bool pinned = false;  // an incident is open: never recycle
   DestinationTotals totals;
   // Half-open connections the kernel answered statelessly (SYN cookies), as the kernel view
   // estimates them; always 0 in the wire view. See set_stateless().
@@ -111,9 +111,9 @@ struct DestinationStats {
 
 struct DestinationTableCounters {
   std::uint64_t created = 0;
-  std::uint64_t recycled = 0;  // least recently active destination reused for a new one
-  std::uint64_t dropped = 0;   // new destination not tracked: pool full of pinned ones
-  std::uint64_t forgotten = 0; // removed after idle_timeout
+  std::uint64_t recycled = 0;   // least recently active destination reused for a new one
+  std::uint64_t dropped = 0;    // new destination not tracked: pool full of pinned ones
+  std::uint64_t forgotten = 0;  // removed after idle_timeout
 };
 
 class DestinationTable {
@@ -188,10 +188,10 @@ class DestinationTable {
   std::uint64_t hash_seed_;
   std::vector<Destination> pool_;
   std::vector<Links> links_;
-  std::vector<WindowSlot> slots_;          // pool_.size() * slots_per_destination_
-  std::vector<std::uint32_t> buckets_;     // open addressing: pool index or kNone
+  std::vector<WindowSlot> slots_;       // pool_.size() * slots_per_destination_
+  std::vector<std::uint32_t> buckets_;  // open addressing: pool index or kNone
   std::size_t bucket_mask_ = 0;
-  std::vector<std::uint32_t> free_;        // free pool indices (stack)
+  std::vector<std::uint32_t> free_;  // free pool indices (stack)
   std::uint32_t lru_newest_ = kNone;
   std::uint32_t lru_oldest_ = kNone;
   std::size_t size_ = 0;

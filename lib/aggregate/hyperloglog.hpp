@@ -129,7 +129,8 @@ using SourceHll = HyperLogLog<10>;
 // the register-wise maximum is taken block by block on the stack. Null entries are skipped;
 // an empty span (or only nulls) estimates 0. Not for the packet path (O(sketches x 2^P)).
 template <unsigned Precision>
-[[nodiscard]] double estimate_union(std::span<const HyperLogLog<Precision>* const> sketches) noexcept {
+[[nodiscard]] double estimate_union(
+    std::span<const HyperLogLog<Precision>* const> sketches) noexcept {
   constexpr std::size_t kRegisters = HyperLogLog<Precision>::kRegisterCount;
   constexpr std::size_t kBlock = std::min<std::size_t>(kRegisters, 64);
   double inverse_sum = 0.0;

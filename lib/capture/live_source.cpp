@@ -31,8 +31,8 @@ std::string describe_open_failure(const std::string& interface, int status, pcap
   if (status == PCAP_ERROR_IFACE_NOT_UP) {
     return "cannot capture on '" + interface + "': interface is down";
   }
-  return "cannot capture on '" + interface + "': " +
-         (detail.empty() ? std::string(pcap_statustostr(status)) : detail);
+  return "cannot capture on '" + interface +
+         "': " + (detail.empty() ? std::string(pcap_statustostr(status)) : detail);
 }
 
 }  // namespace
@@ -41,7 +41,8 @@ std::expected<std::unique_ptr<LivePcapSource>, std::string> LivePcapSource::open
     const LiveCaptureOptions& options) {
   char errbuf[PCAP_ERRBUF_SIZE] = {};
   pcap_t* handle = pcap_create(options.interface.c_str(), errbuf);
-  if (handle == nullptr) return std::unexpected("cannot capture on '" + options.interface + "': " + errbuf);
+  if (handle == nullptr)
+    return std::unexpected("cannot capture on '" + options.interface + "': " + errbuf);
   pcap_set_snaplen(handle, options.snap_length);
   pcap_set_promisc(handle, options.promiscuous ? 1 : 0);
   pcap_set_timeout(handle, options.poll_timeout_ms);
@@ -63,14 +64,16 @@ std::expected<std::unique_ptr<LivePcapSource>, std::string> LivePcapSource::open
   const std::string filter = options.filter.empty() ? default_capture_filter() : options.filter;
   bpf_program program{};
   if (pcap_compile(handle, &program, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
-    std::string message = "invalid capture filter for '" + options.interface + "': " + pcap_geterr(handle);
+    std::string message =
+        "invalid capture filter for '" + options.interface + "': " + pcap_geterr(handle);
     pcap_close(handle);
     return std::unexpected(message);
   }
   const int set = pcap_setfilter(handle, &program);
   pcap_freecode(&program);
   if (set != 0) {
-    std::string message = "cannot set capture filter on '" + options.interface + "': " + pcap_geterr(handle);
+    std::string message =
+        "cannot set capture filter on '" + options.interface + "': " + pcap_geterr(handle);
     pcap_close(handle);
     return std::unexpected(message);
   }
@@ -86,25 +89,29 @@ std::expected<std::unique_ptr<LivePcapSource>, std::string> LivePcapSource::open
 LivePcapSource::LivePcapSource(pcap_t* handle, LinkType link, LiveCaptureOptions options)
     : handle_(handle), link_(link), options_(std::move(options)) {}
 
-LivePcapSource::~LivePcapSource() { pcap_close(handle_); }
+LivePcapSource::~LivePcapSource() {
+  pcap_close(handle_);
+}
 
-int LivePcapSource::selectable_fd() const noexcept { return pcap_get_selectable_fd(handle_); }
+int LivePcapSource::selectable_fd() const noexcept {
+  return pcap_get_selectable_fd(handle_);
+}
 
 void LivePcapSource::on_pcap_packet(u_char* user, const pcap_pkthdr* header, const u_char* bytes) {
   auto* self = reinterpret_cast<LivePcapSource*>(user);
   PacketView view;
   view.data = {bytes, header->caplen};
   view.wire_length = header->len;
-  const std::int64_t fraction = self->nanosecond_timestamps_ ? header->ts.tv_usec
-                                                              : header->ts.tv_usec * 1000LL;
+  const std::int64_t fraction =
+      self->nanosecond_timestamps_ ? header->ts.tv_usec : header->ts.tv_usec * 1000LL;
   view.timestamp = static_cast<TimestampNs>(header->ts.tv_sec) * kNanosPerSecond + fraction;
   self->handler_->on_packet(view);
 }
 
 DispatchResult LivePcapSource::dispatch(std::size_t max_packets, PacketHandler& handler) {
   handler_ = &handler;
-  const int n = pcap_dispatch(handle_, static_cast<int>(max_packets), &LivePcapSource::on_pcap_packet,
-                              reinterpret_cast<u_char*>(this));
+  const int n = pcap_dispatch(handle_, static_cast<int>(max_packets),
+                              &LivePcapSource::on_pcap_packet, reinterpret_cast<u_char*>(this));
   handler_ = nullptr;
   if (n < 0) {
     error_ = "capture on '" + options_.interface + "' failed: " + pcap_geterr(handle_);

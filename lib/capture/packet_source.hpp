@@ -52,8 +52,8 @@ class PacketSource {
   // Delivers up to max_packets frames to handler, then returns.
   virtual DispatchResult dispatch(std::size_t max_packets, PacketHandler& handler) = 0;
   [[nodiscard]] virtual LinkType link_type() const = 0;
-  [[nodiscard]] virtual std::string name() const = 0;  // file path or interface name
-  [[nodiscard]] virtual std::string error() const = 0; // last error after kError
+  [[nodiscard]] virtual std::string name() const = 0;   // file path or interface name
+  [[nodiscard]] virtual std::string error() const = 0;  // last error after kError
 };
 
 }  // namespace synwatch

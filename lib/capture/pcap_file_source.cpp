@@ -12,7 +12,9 @@
 namespace synwatch {
 namespace {
 
-std::string quoted(const std::string& path) { return "'" + path + "'"; }
+std::string quoted(const std::string& path) {
+  return "'" + path + "'";
+}
 
 // A gzip stream presented to libpcap as a FILE* through fopencookie. libpcap owns the FILE*
 // (pcap_close closes it), and closing it frees this state.
@@ -127,7 +129,9 @@ PcapFileSource::PcapFileSource(pcap* handle, std::string path, LinkType link, in
                                bool gzip)
     : handle_(handle), path_(std::move(path)), link_(link), datalink_(datalink), gzip_(gzip) {}
 
-PcapFileSource::~PcapFileSource() { pcap_close(handle_); }
+PcapFileSource::~PcapFileSource() {
+  pcap_close(handle_);
+}
 
 DispatchResult PcapFileSource::dispatch(std::size_t max_packets, PacketHandler& handler) {
   if (final_status_ != DispatchStatus::kPackets) return {final_status_, 0};
@@ -149,12 +153,14 @@ DispatchResult PcapFileSource::dispatch(std::size_t max_packets, PacketHandler& 
       ++delivered;
       if (header->caplen > kSlotBytes) {
         flush();
-        handler.on_packet({std::span<const std::uint8_t>(bytes, header->caplen), header->len, timestamp});
+        handler.on_packet(
+            {std::span<const std::uint8_t>(bytes, header->caplen), header->len, timestamp});
         continue;
       }
       std::uint8_t* slot = batch_bytes_.get() + batched * kSlotBytes;
       std::memcpy(slot, bytes, header->caplen);
-      batch_[batched++] = {std::span<const std::uint8_t>(slot, header->caplen), header->len, timestamp};
+      batch_[batched++] = {std::span<const std::uint8_t>(slot, header->caplen), header->len,
+                           timestamp};
       if (batched == kBatchFrames) flush();
       continue;
     }

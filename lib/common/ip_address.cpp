@@ -75,17 +75,17 @@ bool is_bogon(const IpAddress& address) noexcept {
     const auto in = [a](std::uint32_t net, unsigned bits) {
       return (a >> (32 - bits)) == (net >> (32 - bits));
     };
-    return in(0x00000000u, 8) || in(0x0a000000u, 8) || in(0x7f000000u, 8) ||
-           in(0x64400000u, 10) || in(0xa9fe0000u, 16) || in(0xac100000u, 12) ||
-           in(0xc0a80000u, 16) || in(0xe0000000u, 4) || in(0xf0000000u, 4);
+    return in(0x00000000u, 8) || in(0x0a000000u, 8) || in(0x7f000000u, 8) || in(0x64400000u, 10) ||
+           in(0xa9fe0000u, 16) || in(0xac100000u, 12) || in(0xc0a80000u, 16) ||
+           in(0xe0000000u, 4) || in(0xf0000000u, 4);
   }
   const auto& b = address.bytes;
   bool all_zero_but_last = true;
   for (int i = 0; i < 15; ++i) all_zero_but_last = all_zero_but_last && b[i] == 0;
   if (all_zero_but_last && (b[15] == 0 || b[15] == 1)) return true;  // :: and ::1
-  if ((b[0] & 0xfe) == 0xfc) return true;                             // fc00::/7 unique local
-  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;             // fe80::/10 link local
-  return b[0] == 0xff;                                                // ff00::/8 multicast
+  if ((b[0] & 0xfe) == 0xfc) return true;                            // fc00::/7 unique local
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;            // fe80::/10 link local
+  return b[0] == 0xff;                                               // ff00::/8 multicast
 }
 
 std::uint64_t hash_bytes(const void* data, std::size_t length, std::uint64_t seed) noexcept {

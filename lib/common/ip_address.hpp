@@ -25,10 +25,9 @@ struct IpAddress {
     return a;
   }
   static IpAddress from_v4(std::uint32_t host_order) noexcept {
-    const std::uint8_t b[4] = {static_cast<std::uint8_t>(host_order >> 24),
-                               static_cast<std::uint8_t>(host_order >> 16),
-                               static_cast<std::uint8_t>(host_order >> 8),
-                               static_cast<std::uint8_t>(host_order)};
+    const std::uint8_t b[4] = {
+        static_cast<std::uint8_t>(host_order >> 24), static_cast<std::uint8_t>(host_order >> 16),
+        static_cast<std::uint8_t>(host_order >> 8), static_cast<std::uint8_t>(host_order)};
     return from_v4(b);
   }
   static IpAddress from_v6(const std::uint8_t* network_order_16_bytes) noexcept {
@@ -40,7 +39,8 @@ struct IpAddress {
   static std::optional<IpAddress> parse(std::string_view text);
 
   [[nodiscard]] bool is_v4() const noexcept {
-    static constexpr std::array<std::uint8_t, 12> kMappedPrefix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static constexpr std::array<std::uint8_t, 12> kMappedPrefix{0, 0, 0, 0, 0,    0,
+                                                                0, 0, 0, 0, 0xff, 0xff};
     return std::memcmp(bytes.data(), kMappedPrefix.data(), kMappedPrefix.size()) == 0;
   }
   // Host-order IPv4 value; only meaningful when is_v4().

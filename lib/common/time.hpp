@@ -13,8 +13,12 @@ using DurationNs = std::int64_t;
 inline constexpr DurationNs kNanosPerMilli = 1'000'000;
 inline constexpr DurationNs kNanosPerSecond = 1'000'000'000;
 
-constexpr double to_seconds(DurationNs d) noexcept { return static_cast<double>(d) / 1e9; }
-constexpr DurationNs from_seconds(double s) noexcept { return static_cast<DurationNs>(s * 1e9); }
+constexpr double to_seconds(DurationNs d) noexcept {
+  return static_cast<double>(d) / 1e9;
+}
+constexpr DurationNs from_seconds(double s) noexcept {
+  return static_cast<DurationNs>(s * 1e9);
+}
 
 // RFC 3339 in UTC with millisecond precision: "2024-05-01T12:00:00.123Z".
 std::string format_rfc3339(TimestampNs t);

@@ -88,7 +88,7 @@ struct WebhookConfig {
   std::string name;  // unique; names the receiver's spool directory, logs and metrics
   std::string url;   // http:// or https://
   std::map<std::string, std::string> headers;  // extra request headers
-  DurationNs timeout = 5 * kNanosPerSecond;     // whole request, connect included
+  DurationNs timeout = 5 * kNanosPerSecond;    // whole request, connect included
   std::vector<std::string> events{"started", "updated", "ended"};
   std::string format = "json";  // json, alertmanager, slack
   std::string secret_file;      // HMAC-SHA256 signing secret; empty = unsigned
@@ -96,7 +96,7 @@ struct WebhookConfig {
   // Attempts after the first before an event is given up. With the backoff doubling from 1 s
   // up to 5 min, 12 retries ride out about 25 minutes of receiver outage.
   std::size_t max_retries = 12;
-  DurationNs backoff = kNanosPerSecond;           // first retry delay, doubled per retry
+  DurationNs backoff = kNanosPerSecond;            // first retry delay, doubled per retry
   DurationNs max_backoff = 300 * kNanosPerSecond;  // cap of the doubling
 
   friend bool operator==(const WebhookConfig&, const WebhookConfig&) = default;
@@ -121,7 +121,7 @@ struct AlertsConfig {
 };
 
 struct MetricsConfig {
-  bool enabled = true;                 // live mode only; --read serves no metrics
+  bool enabled = true;                  // live mode only; --read serves no metrics
   std::string listen = "0.0.0.0:9474";  // 9474: the exporter port synwatch uses, all addresses
   // Destinations exported with per-destination series; open incidents first, then the most
   // half-open. 100 destinations are ~1,500 series: safe for any Prometheus.
@@ -142,7 +142,7 @@ struct LogConfig {
 };
 
 struct Config {
-  std::string source_file;                   // where it came from, "" for built-in defaults
+  std::string source_file;  // where it came from, "" for built-in defaults
   // YAML key "protected". Empty: with --read every destination; live, this host's own
   // addresses (re-read every protected_refresh).
   std::vector<IpPrefix> protected_prefixes;

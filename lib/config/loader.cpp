@@ -325,8 +325,8 @@ std::optional<ConfigValue> parse_mapping_list(const ConfigKey& key, const YAML::
   for (const auto& field : key.fields) field_names.push_back(field.path);
   const std::string expected_element = "expected a mapping with fields " + join(field_names);
   if (!node.IsSequence()) {
-    errors.push_back(make_error(here, key.path,
-                                "expected " + key.describe_type() + ", got " + describe_node(node)));
+    errors.push_back(make_error(
+        here, key.path, "expected " + key.describe_type() + ", got " + describe_node(node)));
     return std::nullopt;
   }
   // The list starts as the key's (empty) default, which gives the value its element type.
@@ -399,10 +399,10 @@ std::optional<ConfigValue> parse_mapping_list(const ConfigKey& key, const YAML::
       if (const auto it = record.find(key.unique_field); it != record.end()) {
         const auto& value = std::get<std::string>(it->second);
         if (const auto [first, inserted] = unique_values.try_emplace(value, position); !inserted) {
-          errors.push_back(make_error(value_at[std::string(key.unique_field)],
-                                      element_path + "." + std::string(key.unique_field),
-                                      "'" + value + "' is already used by element " +
-                                          std::to_string(first->second)));
+          errors.push_back(make_error(
+              value_at[std::string(key.unique_field)],
+              element_path + "." + std::string(key.unique_field),
+              "'" + value + "' is already used by element " + std::to_string(first->second)));
           element_valid = false;
         }
       }
@@ -411,7 +411,8 @@ std::optional<ConfigValue> parse_mapping_list(const ConfigKey& key, const YAML::
       for (auto& problem : key.check_element(record)) {
         const auto at = value_at.find(problem.field);
         errors.push_back(make_error(at != value_at.end() ? at->second : element_location,
-                                    element_path + "." + problem.field, std::move(problem.message)));
+                                    element_path + "." + problem.field,
+                                    std::move(problem.message)));
         element_valid = false;
       }
     }

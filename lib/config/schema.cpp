@@ -164,8 +164,8 @@ std::optional<std::string> url_problem(std::string_view url) {
   }
   if (host.empty()) return "malformed URL '" + std::string(url) + "': no host";
   const bool host_ok = std::ranges::all_of(host, [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '-' || c == '_' || c == ':';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_' || c == ':';
   });
   if (!host_ok) return "malformed URL '" + std::string(url) + "': invalid host name";
   if (!port.empty()) {
@@ -189,8 +189,8 @@ std::optional<std::string> secret_file_problem(const std::string& path) {
   if ((info.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
-    return "secret file '" + path + "' is readable or writable by group or others (mode " +
-           mode + "); chmod 600 it";
+    return "secret file '" + path + "' is readable or writable by group or others (mode " + mode +
+           "); chmod 600 it";
   }
   return std::nullopt;
 }
@@ -202,13 +202,15 @@ std::vector<ConfigFieldProblem> check_webhook(const ConfigRecord& record) {
     return it == record.end() ? nullptr : &std::get<std::string>(it->second);
   };
   if (const auto* name = text("name")) {
-    const bool safe = !name->empty() && *name != "." && *name != ".." &&
-                      std::ranges::all_of(*name, [](char c) {
-                        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                               (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
-                      });
+    const bool safe =
+        !name->empty() && *name != "." && *name != ".." && std::ranges::all_of(*name, [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '-' || c == '_';
+        });
     // The name becomes a directory under state_dir and a metrics label.
-    if (!safe) problems.push_back({"name", "expected letters, digits, '.', '-' or '_', got '" + *name + "'"});
+    if (!safe)
+      problems.push_back(
+          {"name", "expected letters, digits, '.', '-' or '_', got '" + *name + "'"});
   }
   if (const auto* url = text("url")) {
     if (auto problem = url_problem(*url)) problems.push_back({"url", std::move(*problem)});
@@ -221,24 +223,26 @@ std::vector<ConfigFieldProblem> check_webhook(const ConfigRecord& record) {
   if (const auto* ca = text("ca_file"); ca != nullptr && !ca->empty()) {
     struct stat info {};
     if (::stat(ca->c_str(), &info) != 0) {
-      problems.push_back(
-          {"ca_file", "cannot use CA file '" + *ca + "': " + std::generic_category().message(errno)});
+      problems.push_back({"ca_file", "cannot use CA file '" + *ca +
+                                         "': " + std::generic_category().message(errno)});
     }
   }
   if (const auto it = record.find("events"); it != record.end()) {
     const auto& events = std::get<std::vector<std::string>>(it->second);
     for (const auto& event : events) {
       if (event != "started" && event != "updated" && event != "ended") {
-        problems.push_back({"events", "expected a list of started, updated, ended, got '" + event + "'"});
+        problems.push_back(
+            {"events", "expected a list of started, updated, ended, got '" + event + "'"});
       }
     }
   }
   const auto backoff = record.find("backoff");
   const auto max_backoff = record.find("max_backoff");
   const WebhookConfig defaults;
-  const DurationNs first = backoff != record.end() ? std::get<DurationNs>(backoff->second) : defaults.backoff;
-  const DurationNs cap =
-      max_backoff != record.end() ? std::get<DurationNs>(max_backoff->second) : defaults.max_backoff;
+  const DurationNs first =
+      backoff != record.end() ? std::get<DurationNs>(backoff->second) : defaults.backoff;
+  const DurationNs cap = max_backoff != record.end() ? std::get<DurationNs>(max_backoff->second)
+                                                     : defaults.max_backoff;
   if (cap < first) {
     problems.push_back({max_backoff != record.end() ? "max_backoff" : "backoff",
                         "max_backoff (" + format_duration(cap) + ") must be at least backoff (" +
@@ -250,17 +254,28 @@ std::vector<ConfigFieldProblem> check_webhook(const ConfigRecord& record) {
 void append_webhook(ConfigValue& list, const ConfigRecord& record) {
   WebhookConfig webhook;
   for (const auto& [field, value] : record) {
-    if (field == "name") webhook.name = std::get<std::string>(value);
-    else if (field == "url") webhook.url = std::get<std::string>(value);
-    else if (field == "headers") webhook.headers = std::get<std::map<std::string, std::string>>(value);
-    else if (field == "timeout") webhook.timeout = std::get<DurationNs>(value);
-    else if (field == "events") webhook.events = std::get<std::vector<std::string>>(value);
-    else if (field == "format") webhook.format = std::get<std::string>(value);
-    else if (field == "secret_file") webhook.secret_file = std::get<std::string>(value);
-    else if (field == "ca_file") webhook.ca_file = std::get<std::string>(value);
-    else if (field == "max_retries") webhook.max_retries = static_cast<std::size_t>(std::get<std::uint64_t>(value));
-    else if (field == "backoff") webhook.backoff = std::get<DurationNs>(value);
-    else if (field == "max_backoff") webhook.max_backoff = std::get<DurationNs>(value);
+    if (field == "name")
+      webhook.name = std::get<std::string>(value);
+    else if (field == "url")
+      webhook.url = std::get<std::string>(value);
+    else if (field == "headers")
+      webhook.headers = std::get<std::map<std::string, std::string>>(value);
+    else if (field == "timeout")
+      webhook.timeout = std::get<DurationNs>(value);
+    else if (field == "events")
+      webhook.events = std::get<std::vector<std::string>>(value);
+    else if (field == "format")
+      webhook.format = std::get<std::string>(value);
+    else if (field == "secret_file")
+      webhook.secret_file = std::get<std::string>(value);
+    else if (field == "ca_file")
+      webhook.ca_file = std::get<std::string>(value);
+    else if (field == "max_retries")
+      webhook.max_retries = static_cast<std::size_t>(std::get<std::uint64_t>(value));
+    else if (field == "backoff")
+      webhook.backoff = std::get<DurationNs>(value);
+    else if (field == "max_backoff")
+      webhook.max_backoff = std::get<DurationNs>(value);
   }
   std::get<std::vector<WebhookConfig>>(list).push_back(std::move(webhook));
 }
@@ -274,7 +289,8 @@ ConfigKey webhooks_key() {
   key.unique_field = "name";
   key.check_element = check_webhook;
   key.append_element = append_webhook;
-  auto duration = [](std::string_view name, DurationNs minimum, DurationNs maximum, std::string_view doc) {
+  auto duration = [](std::string_view name, DurationNs minimum, DurationNs maximum,
+                     std::string_view doc) {
     ConfigKey field = webhook_field(name, ConfigKind::kDuration, doc);
     field.minimum = minimum;
     field.maximum = maximum;
@@ -282,7 +298,8 @@ ConfigKey webhooks_key() {
   };
   ConfigKey format = webhook_field("format", ConfigKind::kEnum, "Body format.");
   format.choices = {"json", "alertmanager", "slack"};
-  ConfigKey retries = webhook_field("max_retries", ConfigKind::kUnsigned, "Retries before giving up.");
+  ConfigKey retries =
+      webhook_field("max_retries", ConfigKind::kUnsigned, "Retries before giving up.");
   retries.minimum = std::uint64_t{0};
   retries.maximum = std::uint64_t{1000};
   key.fields = {
@@ -310,8 +327,7 @@ std::vector<ConfigKey> build_schema() {
           "Destination prefixes to watch (IPv4 or IPv6 CIDR); empty: every destination with "
           "--read, this host's own addresses live."),
       duration_key(
-          "protected_refresh", kSecond, kDay,
-          [](auto& c) -> auto& { return c.protected_refresh; },
+          "protected_refresh", kSecond, kDay, [](auto& c) -> auto& { return c.protected_refresh; },
           "Live mode with empty `protected`: how often the host's addresses are re-read."),
       string_key(
           "user", [](auto& c) -> auto& { return c.user; },
@@ -327,14 +343,13 @@ std::vector<ConfigKey> build_schema() {
           "kernel.enabled", [](auto& c) -> auto& { return c.kernel.enabled; },
           "Poll the kernel's SYN_RECV sockets and SYN cookie counters (live mode)."),
       duration_key(
-          "kernel.interval", 100 * kMilli, kHour, [](auto& c) -> auto& { return c.kernel.interval; },
-          "Period of the kernel view's polls."),
+          "kernel.interval", 100 * kMilli, kHour,
+          [](auto& c) -> auto& { return c.kernel.interval; }, "Period of the kernel view's polls."),
       string_list_key(
           "capture.interfaces", [](auto& c) -> auto& { return c.capture.interfaces; },
           "Interfaces to capture on; \"any\" is every interface."),
       unsigned_key(
-          "capture.snap_length", 96, 65535,
-          [](auto& c) -> auto& { return c.capture.snap_length; },
+          "capture.snap_length", 96, 65535, [](auto& c) -> auto& { return c.capture.snap_length; },
           "Bytes captured per packet (headers only)."),
       unsigned_key(
           "capture.buffer_size", 1u << 20, 1u << 30,
@@ -452,8 +467,7 @@ std::vector<ConfigKey> build_schema() {
           [](auto& c) -> auto& { return c.log.file_max_bytes; },
           "Size at which the log file is rotated."),
       unsigned_key(
-          "log.file_max_files", 1, 1000,
-          [](auto& c) -> auto& { return c.log.file_max_files; },
+          "log.file_max_files", 1, 1000, [](auto& c) -> auto& { return c.log.file_max_files; },
           "Rotated log files kept."),
   };
 }

@@ -29,9 +29,9 @@ inline std::uint32_t load_le32(Bytes p) noexcept {
 namespace ethertype {
 inline constexpr std::uint16_t kIpv4 = 0x0800;
 inline constexpr std::uint16_t kIpv6 = 0x86dd;
-inline constexpr std::uint16_t kVlan = 0x8100;       // 802.1Q
-inline constexpr std::uint16_t kQinQ = 0x88a8;       // 802.1ad
-inline constexpr std::uint16_t kQinQLegacy = 0x9100; // pre-standard QinQ
+inline constexpr std::uint16_t kVlan = 0x8100;        // 802.1Q
+inline constexpr std::uint16_t kQinQ = 0x88a8;        // 802.1ad
+inline constexpr std::uint16_t kQinQLegacy = 0x9100;  // pre-standard QinQ
 }  // namespace ethertype
 
 namespace ip_proto {
@@ -170,8 +170,7 @@ inline DecodeResult decode_ipv4(Bytes data, std::size_t offset, std::size_t size
   // Reads stop at the declared end so that Ethernet padding is never taken for TCP bytes,
   // and at the captured end when the snap length cut the packet.
   const std::size_t declared_end = offset + total_length;
-  return decode_tcp(data, offset + header_length, std::min(declared_end, size), declared_end,
-                    out);
+  return decode_tcp(data, offset + header_length, std::min(declared_end, size), declared_end, out);
 }
 
 inline DecodeResult decode_ipv6(Bytes data, std::size_t offset, std::size_t size,
@@ -210,8 +209,7 @@ inline DecodeResult decode_ipv6(Bytes data, std::size_t offset, std::size_t size
       if (fragment_offset != 0) {
         // The fragment header names the first header of the fragmentable part; if that is
         // neither TCP nor another extension header, the packet is certainly not TCP.
-        const bool maybe_tcp = next_header == ip_proto::kTcp ||
-                               is_generic_extension(next_header) ||
+        const bool maybe_tcp = next_header == ip_proto::kTcp || is_generic_extension(next_header) ||
                                next_header == ip_proto::kAuthentication ||
                                next_header == ip_proto::kFragment;
         return maybe_tcp ? DecodeResult::kLaterFragment : DecodeResult::kNotTcp;
@@ -227,8 +225,7 @@ inline DecodeResult decode_ipv6(Bytes data, std::size_t offset, std::size_t size
 // Dispatches on the ethertype found at `offset - 2`, after skipping any VLAN tags.
 inline DecodeResult decode_ethertype(Bytes data, std::size_t offset, std::size_t size,
                                      std::uint16_t type, TcpSegment& out) noexcept {
-  while (type == ethertype::kVlan || type == ethertype::kQinQ ||
-         type == ethertype::kQinQLegacy) {
+  while (type == ethertype::kVlan || type == ethertype::kQinQ || type == ethertype::kQinQLegacy) {
     if (size - offset < kVlanTag) return DecodeResult::kTruncatedLink;
     type = load_be16(data + offset + 2);
     offset += kVlanTag;
@@ -324,32 +321,52 @@ std::optional<LinkType> link_type_from_dlt(int dlt) noexcept {
 
 std::string_view to_string(LinkType link) noexcept {
   switch (link) {
-    case LinkType::kEthernet: return "ethernet";
-    case LinkType::kLinuxSll: return "linux_sll";
-    case LinkType::kLinuxSll2: return "linux_sll2";
-    case LinkType::kRaw: return "raw";
-    case LinkType::kNull: return "null";
-    case LinkType::kIpv4: return "ipv4";
-    case LinkType::kIpv6: return "ipv6";
+    case LinkType::kEthernet:
+      return "ethernet";
+    case LinkType::kLinuxSll:
+      return "linux_sll";
+    case LinkType::kLinuxSll2:
+      return "linux_sll2";
+    case LinkType::kRaw:
+      return "raw";
+    case LinkType::kNull:
+      return "null";
+    case LinkType::kIpv4:
+      return "ipv4";
+    case LinkType::kIpv6:
+      return "ipv6";
   }
   return "unknown";
 }
 
 std::string_view to_string(DecodeResult reason) noexcept {
   switch (reason) {
-    case DecodeResult::kTcp: return "tcp";
-    case DecodeResult::kNotIp: return "not_ip";
-    case DecodeResult::kNotTcp: return "not_tcp";
-    case DecodeResult::kLaterFragment: return "later_fragment";
-    case DecodeResult::kTruncatedLink: return "truncated_link";
-    case DecodeResult::kTruncatedIp: return "truncated_ip";
-    case DecodeResult::kBadIpVersion: return "bad_ip_version";
-    case DecodeResult::kBadIpHeader: return "bad_ip_header";
-    case DecodeResult::kBadExtensionHeader: return "bad_extension_header";
-    case DecodeResult::kTruncatedTcp: return "truncated_tcp";
-    case DecodeResult::kBadTcpHeader: return "bad_tcp_header";
-    case DecodeResult::kBadTcpOptions: return "bad_tcp_options";
-    case DecodeResult::kCount: break;
+    case DecodeResult::kTcp:
+      return "tcp";
+    case DecodeResult::kNotIp:
+      return "not_ip";
+    case DecodeResult::kNotTcp:
+      return "not_tcp";
+    case DecodeResult::kLaterFragment:
+      return "later_fragment";
+    case DecodeResult::kTruncatedLink:
+      return "truncated_link";
+    case DecodeResult::kTruncatedIp:
+      return "truncated_ip";
+    case DecodeResult::kBadIpVersion:
+      return "bad_ip_version";
+    case DecodeResult::kBadIpHeader:
+      return "bad_ip_header";
+    case DecodeResult::kBadExtensionHeader:
+      return "bad_extension_header";
+    case DecodeResult::kTruncatedTcp:
+      return "truncated_tcp";
+    case DecodeResult::kBadTcpHeader:
+      return "bad_tcp_header";
+    case DecodeResult::kBadTcpOptions:
+      return "bad_tcp_options";
+    case DecodeResult::kCount:
+      break;
   }
   return "unknown";
 }

@@ -34,17 +34,17 @@ std::string_view to_string(LinkType link) noexcept;
 // Why a frame produced no TCP segment (kTcp means it did).
 enum class DecodeResult : std::uint8_t {
   kTcp = 0,
-  kNotIp,              // link payload is ARP, LLDP, ... : not an error, just not ours
-  kNotTcp,             // IP packet carrying UDP, ICMP, ...: not ours
-  kLaterFragment,      // IPv4/IPv6 fragment with offset > 0: carries no TCP header
-  kTruncatedLink,      // frame shorter than its link header
-  kTruncatedIp,        // shorter than the IP header or its declared header length
-  kBadIpVersion,       // version nibble does not match the link's ethertype / family
-  kBadIpHeader,        // IPv4 IHL < 5, total length < header, ...
-  kBadExtensionHeader, // IPv6 extension header chain runs past the packet or is too long
-  kTruncatedTcp,       // shorter than the TCP header or its data offset (snap length cut)
-  kBadTcpHeader,       // data offset < 5
-  kBadTcpOptions,      // an option's length runs past the header (segment still decoded)
+  kNotIp,               // link payload is ARP, LLDP, ... : not an error, just not ours
+  kNotTcp,              // IP packet carrying UDP, ICMP, ...: not ours
+  kLaterFragment,       // IPv4/IPv6 fragment with offset > 0: carries no TCP header
+  kTruncatedLink,       // frame shorter than its link header
+  kTruncatedIp,         // shorter than the IP header or its declared header length
+  kBadIpVersion,        // version nibble does not match the link's ethertype / family
+  kBadIpHeader,         // IPv4 IHL < 5, total length < header, ...
+  kBadExtensionHeader,  // IPv6 extension header chain runs past the packet or is too long
+  kTruncatedTcp,        // shorter than the TCP header or its data offset (snap length cut)
+  kBadTcpHeader,        // data offset < 5
+  kBadTcpOptions,       // an option's length runs past the header (segment still decoded)
   kCount,
 };
 std::string_view to_string(DecodeResult reason) noexcept;  // "truncated_tcp", ...

@@ -40,9 +40,9 @@ struct TcpSegment {
   std::uint32_t seq = 0;               // host order
   std::uint32_t ack = 0;               // host order
   std::uint16_t window = 0;
-  std::uint16_t payload_length = 0;    // TCP payload bytes per the IP length fields
-  std::uint8_t flags = 0;              // tcp_flag bits
-  std::uint8_t hop_limit = 0;          // IPv4 TTL or IPv6 hop limit
+  std::uint16_t payload_length = 0;  // TCP payload bytes per the IP length fields
+  std::uint8_t flags = 0;            // tcp_flag bits
+  std::uint8_t hop_limit = 0;        // IPv4 TTL or IPv6 hop limit
   TcpOptions options;
 
   [[nodiscard]] bool has(std::uint8_t flag) const noexcept { return (flags & flag) != 0; }

@@ -8,18 +8,24 @@ namespace synwatch {
 
 std::string_view to_string(EventType type) noexcept {
   switch (type) {
-    case EventType::kStarted: return "started";
-    case EventType::kUpdated: return "updated";
-    case EventType::kEnded: return "ended";
+    case EventType::kStarted:
+      return "started";
+    case EventType::kUpdated:
+      return "updated";
+    case EventType::kEnded:
+      return "ended";
   }
   return "unknown";
 }
 
 std::string_view to_string(AttackKind kind) noexcept {
   switch (kind) {
-    case AttackKind::kSpoofedRandom: return "spoofed_random";
-    case AttackKind::kConcentrated: return "concentrated";
-    case AttackKind::kDistributed: return "distributed";
+    case AttackKind::kSpoofedRandom:
+      return "spoofed_random";
+    case AttackKind::kConcentrated:
+      return "concentrated";
+    case AttackKind::kDistributed:
+      return "distributed";
   }
   return "unknown";
 }
@@ -70,7 +76,9 @@ std::string incident_id_for(const Endpoint& target, TimestampNs started_at) {
   return fmt::format("{:016x}", hash_bytes(key, sizeof key, 0x73796e7761746368ULL));
 }
 
-double percent(double ratio) { return ratio * 100.0; }
+double percent(double ratio) {
+  return ratio * 100.0;
+}
 
 }  // namespace
 
@@ -95,16 +103,18 @@ std::string Detector::start_reason(const DestinationStats& s, AttackKind kind) c
                             std::min(s.top_sources.size(), config_.concentrated.max_sources),
                             percent(heavy_share(s)), percent(config_.concentrated.min_share));
       if (!s.top_sources.empty()) {
-        reason += fmt::format(", heaviest {} with {} SYNs", s.top_sources.front().address.to_string(),
-                              s.top_sources.front().syns);
+        reason +=
+            fmt::format(", heaviest {} with {} SYNs", s.top_sources.front().address.to_string(),
+                        s.top_sources.front().syns);
       }
       break;
     case AttackKind::kDistributed:
       reason += fmt::format(
           "; {:.0f} distinct sources, {:.1f}% of SYNs from distinct sources (below {:.0f}% for "
           "spoofed) and the {} heaviest sources sent only {:.1f}% of SYNs: many real sources",
-          s.distinct_sources, percent(s.distinct_ratio), percent(config_.spoofed.min_distinct_ratio),
-          config_.concentrated.max_sources, percent(heavy_share(s)));
+          s.distinct_sources, percent(s.distinct_ratio),
+          percent(config_.spoofed.min_distinct_ratio), config_.concentrated.max_sources,
+          percent(heavy_share(s)));
       break;
   }
   return reason;
@@ -114,16 +124,18 @@ std::string Detector::end_reason(const DestinationStats& s, const Incident& inci
                                  TimestampNs now) const {
   std::string why;
   if (s.half_open < config_.half_open) {
-    why = fmt::format("half-open connections fell to {} (threshold {})", s.half_open, config_.half_open);
+    why = fmt::format("half-open connections fell to {} (threshold {})", s.half_open,
+                      config_.half_open);
   } else if (s.window.syns == 0) {
     why = fmt::format("no new SYNs arrived in the last {:.1f} s", to_seconds(s.window_span));
   } else {
-    why = fmt::format("{:.1f}% of handshakes now complete (max {:.0f}%)", percent(s.completion_ratio),
-                      percent(config_.max_completion_ratio));
+    why = fmt::format("{:.1f}% of handshakes now complete (max {:.0f}%)",
+                      percent(s.completion_ratio), percent(config_.max_completion_ratio));
   }
-  return fmt::format("{} and the condition stayed clear for {:.1f} s; peak {} half-open, lasted {:.1f} s",
-                     why, to_seconds(now - incident.clear_since), incident.peak_half_open,
-                     to_seconds(now - incident.started_at));
+  return fmt::format(
+      "{} and the condition stayed clear for {:.1f} s; peak {} half-open, lasted {:.1f} s", why,
+      to_seconds(now - incident.clear_since), incident.peak_half_open,
+      to_seconds(now - incident.started_at));
 }
 
 IncidentEvent Detector::make_event(EventType type, const Incident& incident,
@@ -203,10 +215,11 @@ void Detector::evaluate(TimestampNs now, DestinationTable& destinations, EventSi
       ++incident.sequence;
       incident.last_event_at = now;
       IncidentEvent e = make_event(EventType::kUpdated, incident, stats, now);
-      e.reason = verdict.condition ? start_reason(stats, incident.kind)
-                                   : fmt::format("condition clear for {:.1f} s of the {:.1f} s cooldown",
-                                                 to_seconds(now - incident.clear_since),
-                                                 to_seconds(config_.cooldown));
+      e.reason =
+          verdict.condition
+              ? start_reason(stats, incident.kind)
+              : fmt::format("condition clear for {:.1f} s of the {:.1f} s cooldown",
+                            to_seconds(now - incident.clear_since), to_seconds(config_.cooldown));
       sink.publish(e);
     }
   });

@@ -61,7 +61,8 @@ class Detector {
     std::uint32_t peak_half_open = 0;
   };
   // Open incidents by target, for status lines and metrics.
-  [[nodiscard]] const std::unordered_map<Endpoint, Incident, EndpointHash>& incidents() const noexcept {
+  [[nodiscard]] const std::unordered_map<Endpoint, Incident, EndpointHash>& incidents()
+      const noexcept {
     return incidents_;
   }
 

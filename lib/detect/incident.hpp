@@ -39,9 +39,9 @@ struct IncidentStats {
 // The kernel's figures for an incident's target (`stats.kernel`), present when the kernel view
 // runs (lib/kernel/kernel_view.hpp). Rates are namespace-wide: the kernel counts them globally.
 struct KernelIncidentStats {
-  std::uint32_t syn_recv = 0;        // request sockets the kernel holds for the target now
-  std::uint32_t stateless = 0;       // half-open answered with SYN cookies (estimate, see README)
-  double distinct_sources = 0;       // of the SYN_RECV sockets that appeared in the window
+  std::uint32_t syn_recv = 0;   // request sockets the kernel holds for the target now
+  std::uint32_t stateless = 0;  // half-open answered with SYN cookies (estimate, see README)
+  double distinct_sources = 0;  // of the SYN_RECV sockets that appeared in the window
   double source_entropy = 0;
   double syncookies_sent_rate = 0;   // per second
   double listen_overflows_rate = 0;  // per second
@@ -57,12 +57,12 @@ struct TopSource {
 struct IncidentEvent {
   int version = kEventFormatVersion;
   EventType type = EventType::kStarted;
-  std::string incident_id;  // stable for the incident's lifetime
-  std::string event_id;     // unique per event: incident_id + "-" + sequence number
+  std::string incident_id;     // stable for the incident's lifetime
+  std::string event_id;        // unique per event: incident_id + "-" + sequence number
   std::uint32_t sequence = 0;  // 0 for started, then 1, 2, ...
   Endpoint target;
   AttackKind kind = AttackKind::kSpoofedRandom;
-  TimestampNs time = 0;     // packet time of the evaluation that emitted it
+  TimestampNs time = 0;  // packet time of the evaluation that emitted it
   TimestampNs started_at = 0;
   std::optional<TimestampNs> ended_at;
   IncidentStats stats;

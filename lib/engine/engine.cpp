@@ -26,7 +26,9 @@ bool Engine::is_protected(const IpAddress& address) const noexcept {
                      [&](const IpPrefix& p) { return p.contains(address); });
 }
 
-void Engine::on_packet(const PacketView& packet) noexcept { on_packet(packet, decoder_); }
+void Engine::on_packet(const PacketView& packet) noexcept {
+  on_packet(packet, decoder_);
+}
 
 void Engine::on_packet(const PacketView& packet, Decoder& decoder) noexcept {
   ++counters_.packets;
@@ -140,7 +142,8 @@ std::vector<std::string> Engine::reconfigure(const Config& config) {
     kept.emplace_back("aggregation.max_destinations");
   }
   if (config.aggregation.window != aggregation_.window) kept.emplace_back("aggregation.window");
-  if (config.aggregation.idle_timeout != aggregation_.idle_timeout) kept.emplace_back("aggregation.idle_timeout");
+  if (config.aggregation.idle_timeout != aggregation_.idle_timeout)
+    kept.emplace_back("aggregation.idle_timeout");
   DetectionConfig detection = config.detection;
   if (detection.tick != detection_.tick) {
     kept.emplace_back("detection.tick");

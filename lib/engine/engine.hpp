@@ -43,7 +43,9 @@ class Engine final : public PacketHandler {
   // are decoded first and their handshake table slots prefetched, so that the cache misses of
   // a flood of new 4-tuples overlap instead of following one another.
   void on_packets(std::span<const PacketView> packets, Decoder& decoder) noexcept;
-  void on_packets(std::span<const PacketView> packets) noexcept override { on_packets(packets, decoder_); }
+  void on_packets(std::span<const PacketView> packets) noexcept override {
+    on_packets(packets, decoder_);
+  }
   // For callers that already hold a decoded segment (tests, other front ends).
   void on_segment(const TcpSegment& segment) noexcept;
 
@@ -60,10 +62,14 @@ class Engine final : public PacketHandler {
   // detection.tick) are not changed; the returned list names the keys that differ and were kept.
   std::vector<std::string> reconfigure(const Config& config);
   void set_protected(std::vector<IpPrefix> prefixes) { protected_ = std::move(prefixes); }
-  [[nodiscard]] const std::vector<IpPrefix>& protected_prefixes() const noexcept { return protected_; }
+  [[nodiscard]] const std::vector<IpPrefix>& protected_prefixes() const noexcept {
+    return protected_;
+  }
 
   [[nodiscard]] const EngineCounters& counters() const noexcept { return counters_; }
-  [[nodiscard]] const DecodeCounters& decode_counters() const noexcept { return decoder_.counters(); }
+  [[nodiscard]] const DecodeCounters& decode_counters() const noexcept {
+    return decoder_.counters();
+  }
   [[nodiscard]] const HandshakeTable& handshakes() const noexcept { return handshakes_; }
   [[nodiscard]] const DestinationTable& destinations() const noexcept { return destinations_; }
   [[nodiscard]] const Detector& detector() const noexcept { return detector_; }

@@ -66,7 +66,8 @@ void LivePipeline::retire_decoder(Interface& interface) {
   if (!interface.decoder) return;
   const DecodeCounters& c = interface.decoder->counters();
   decode_retired_.frames += c.frames;
-  for (std::size_t i = 0; i < c.by_result.size(); ++i) decode_retired_.by_result[i] += c.by_result[i];
+  for (std::size_t i = 0; i < c.by_result.size(); ++i)
+    decode_retired_.by_result[i] += c.by_result[i];
   interface.decoder.reset();
 }
 
@@ -116,7 +117,8 @@ void LivePipeline::close_with_error(Interface& interface, const std::string& err
 
 std::expected<std::vector<std::string>, std::string> LivePipeline::open_interfaces() {
   if (!config_->capture.enabled) {
-    if (!kernel_) return std::unexpected("capture.enabled is false and the kernel view is unavailable");
+    if (!kernel_)
+      return std::unexpected("capture.enabled is false and the kernel view is unavailable");
     return std::vector<std::string>{};
   }
   std::vector<std::string> errors;
@@ -191,9 +193,10 @@ void LivePipeline::apply_pending() {
     const auto kept = engine_.reconfigure(*config);
     if (kernel_) kernel_->reconfigure(*config);
     for (const auto& key : kept) {
-      spdlog::warn("reload: {} changed but takes effect only at restart (it sizes memory or the "
-                   "window); the running value is kept",
-                   key);
+      spdlog::warn(
+          "reload: {} changed but takes effect only at restart (it sizes memory or the "
+          "window); the running value is kept",
+          key);
     }
     if (!same_capture(*config_, *config)) {
       spdlog::info("reload: capture settings changed, reopening interfaces");
@@ -245,7 +248,8 @@ void LivePipeline::refresh_snapshot() {
   for (int k = 0; k < 3; ++k) s.incidents_started[k] = engine_.detector().counters().started[k];
   collect_destination_metrics(s);
   if (engine_.has_seen_packets()) {
-    s.lag = std::chrono::nanoseconds(std::max<TimestampNs>(0, realtime_now() - engine_.newest_packet_time()));
+    s.lag = std::chrono::nanoseconds(
+        std::max<TimestampNs>(0, realtime_now() - engine_.newest_packet_time()));
   }
   for (const auto& p : engine_.protected_prefixes()) s.protected_prefixes.push_back(p.to_string());
   if (kernel_) kernel_->fill_snapshot(s.kernel, config_->metrics.max_destinations);
@@ -268,7 +272,8 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
     return a->half_open() > b->half_open();
   };
   if (chosen.size() > cap) {
-    std::partial_sort(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(cap), chosen.end(), rank);
+    std::partial_sort(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(cap),
+                      chosen.end(), rank);
     s.destinations_unexported = chosen.size() - cap;
     chosen.resize(cap);
   }
@@ -284,7 +289,8 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
     m.distinct_sources = stats.distinct_sources;
     m.source_entropy = stats.source_entropy;
     m.completion_ratio = stats.completion_ratio;
-    if (const auto open = incidents.find(d->target); open != incidents.end()) m.attack = open->second.kind;
+    if (const auto open = incidents.find(d->target); open != incidents.end())
+      m.attack = open->second.kind;
     s.destinations_exported.push_back(m);
   }
 }
@@ -334,7 +340,9 @@ void LivePipeline::run() {
       struct Feed final : PacketHandler {
         Engine* engine;
         Decoder* decoder;
-        void on_packet(const PacketView& packet) noexcept override { engine->on_packet(packet, *decoder); }
+        void on_packet(const PacketView& packet) noexcept override {
+          engine->on_packet(packet, *decoder);
+        }
       } feed;
       feed.engine = &engine_;
       feed.decoder = interface.decoder.get();

@@ -29,9 +29,9 @@ namespace synwatch {
 struct InterfaceHealth {
   std::string name;
   bool open = false;
-  std::string last_error;        // why it is closed, if it is
+  std::string last_error;  // why it is closed, if it is
   std::uint64_t reopen_attempts = 0;
-  CaptureStats stats;            // summed over every time the interface was (re)opened
+  CaptureStats stats;  // summed over every time the interface was (re)opened
 };
 
 // Per-destination figures for metrics, computed off the packet path when the snapshot refreshes.

@@ -14,12 +14,16 @@ namespace synwatch {
 
 std::expected<AlertFile, std::string> AlertFile::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) return std::unexpected(fmt::format("cannot open alert file '{}': {}", path, std::strerror(errno)));
+  if (fd < 0)
+    return std::unexpected(
+        fmt::format("cannot open alert file '{}': {}", path, std::strerror(errno)));
   return AlertFile(fd, path);
 }
 
 AlertFile::AlertFile(AlertFile&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)), failures_(other.failures_) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      path_(std::move(other.path_)),
+      failures_(other.failures_) {}
 
 AlertFile& AlertFile::operator=(AlertFile&& other) noexcept {
   if (this != &other) {
@@ -62,9 +66,10 @@ std::string describe_for_log(const IncidentEvent& e) {
       e.incident_id, to_string(e.type), to_string(e.kind), e.target.to_string(), e.stats.half_open,
       e.stats.syn_recv, e.stats.syn_seen, e.stats.peak_half_open, e.stats.syn_rate,
       e.stats.distinct_sources, e.stats.source_entropy, e.stats.completion_ratio,
-      e.top_sources.empty() ? std::string()
-                            : fmt::format(" top_source={} ({} SYNs)", e.top_sources[0].address.to_string(),
-                                          e.top_sources[0].syns));
+      e.top_sources.empty()
+          ? std::string()
+          : fmt::format(" top_source={} ({} SYNs)", e.top_sources[0].address.to_string(),
+                        e.top_sources[0].syns));
 }
 
 }  // namespace synwatch

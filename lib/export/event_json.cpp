@@ -7,7 +7,9 @@ namespace synwatch {
 namespace {
 
 // Rates and ratios are estimates; three decimals keep the JSON readable without losing meaning.
-double rounded(double value) { return std::round(value * 1000.0) / 1000.0; }
+double rounded(double value) {
+  return std::round(value * 1000.0) / 1000.0;
+}
 
 }  // namespace
 

@@ -59,24 +59,27 @@ void add_process_metrics(std::vector<MetricFamily>& out, double start_time) {
   const auto close = text.rfind(')');
   if (close != std::string::npos) {
     std::istringstream fields(text.substr(close + 2));
-    std::vector<std::string> f((std::istream_iterator<std::string>(fields)), std::istream_iterator<std::string>());
+    std::vector<std::string> f((std::istream_iterator<std::string>(fields)),
+                               std::istream_iterator<std::string>());
     // Fields after the command name start at field 3 (state); utime is field 14, vsize 23, rss 24.
     if (f.size() > 21) {
       const double cpu = (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(ticks);
-      auto c = family("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-                      MetricType::Counter);
+      auto c = family("process_cpu_seconds_total",
+                      "Total user and system CPU time spent in seconds.", MetricType::Counter);
       add(c, {}, cpu);
       out.push_back(std::move(c));
-      auto v = family("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge);
+      auto v = family("process_virtual_memory_bytes", "Virtual memory size in bytes.",
+                      MetricType::Gauge);
       add(v, {}, std::stod(f[20]));
       out.push_back(std::move(v));
-      auto r = family("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge);
+      auto r = family("process_resident_memory_bytes", "Resident memory size in bytes.",
+                      MetricType::Gauge);
       add(r, {}, std::stod(f[21]) * static_cast<double>(page));
       out.push_back(std::move(r));
     }
   }
-  auto s = family("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
-                  MetricType::Gauge);
+  auto s = family("process_start_time_seconds",
+                  "Start time of the process since unix epoch in seconds.", MetricType::Gauge);
   add(s, {}, start_time);
   out.push_back(std::move(s));
   double open_fds = 0;
@@ -150,25 +153,31 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
   const PipelineSnapshot& p = s.pipeline;
   std::vector<MetricFamily> out;
 
-  auto half_open = family("synwatch_half_open_connections",
-                          "Half-open TCP connections to the destination right now, by handshake state "
-                          "(syn_recv: SYN-ACK sent, syn_seen: SYN seen, no answer yet).",
-                          MetricType::Gauge);
-  auto events = family("synwatch_handshake_events_total",
-                       "Handshake events per destination (syn: new SYNs, retransmissions excluded).",
-                       MetricType::Counter);
-  auto distinct = family("synwatch_distinct_sources",
-                         "Distinct SYN sources in the sliding window (HyperLogLog estimate, 3.25% error).",
-                         MetricType::Gauge);
-  auto entropy = family("synwatch_source_entropy",
-                        "Normalised entropy of SYN sources in the window: 1 = every SYN from a new source.",
-                        MetricType::Gauge);
+  auto half_open =
+      family("synwatch_half_open_connections",
+             "Half-open TCP connections to the destination right now, by handshake state "
+             "(syn_recv: SYN-ACK sent, syn_seen: SYN seen, no answer yet).",
+             MetricType::Gauge);
+  auto events =
+      family("synwatch_handshake_events_total",
+             "Handshake events per destination (syn: new SYNs, retransmissions excluded).",
+             MetricType::Counter);
+  auto distinct =
+      family("synwatch_distinct_sources",
+             "Distinct SYN sources in the sliding window (HyperLogLog estimate, 3.25% error).",
+             MetricType::Gauge);
+  auto entropy =
+      family("synwatch_source_entropy",
+             "Normalised entropy of SYN sources in the window: 1 = every SYN from a new source.",
+             MetricType::Gauge);
   auto completion = family("synwatch_completion_ratio",
                            "Completed handshakes / new SYNs in the window.", MetricType::Gauge);
-  auto syn_rate = family("synwatch_syn_rate", "New SYNs per second over the window.", MetricType::Gauge);
-  auto attack = family("synwatch_attack_active",
-                       "1 while a SYN flood incident is open on the destination, labelled with its kind.",
-                       MetricType::Gauge);
+  auto syn_rate =
+      family("synwatch_syn_rate", "New SYNs per second over the window.", MetricType::Gauge);
+  auto attack =
+      family("synwatch_attack_active",
+             "1 while a SYN flood incident is open on the destination, labelled with its kind.",
+             MetricType::Gauge);
   for (const auto& d : p.destinations_exported) {
     const Labels labels = destination_labels(d.target);
     add(half_open, with(labels, "state", "syn_recv"), d.syn_recv);
@@ -202,24 +211,28 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
   auto packets = family("synwatch_capture_packets_total",
                         "Packets that passed the capture filter, by interface (pcap_stats).",
                         MetricType::Counter);
-  auto dropped = family("synwatch_capture_dropped_packets_total",
-                        "Packets dropped before synwatch saw them: where=kernel (capture ring full) or "
-                        "interface (driver).",
-                        MetricType::Counter);
+  auto dropped =
+      family("synwatch_capture_dropped_packets_total",
+             "Packets dropped before synwatch saw them: where=kernel (capture ring full) or "
+             "interface (driver).",
+             MetricType::Counter);
   auto up = family("synwatch_capture_interface_up", "1 while capture on the interface is open.",
                    MetricType::Gauge);
   for (const auto& i : p.interfaces) {
     add(packets, {{"interface", i.name}}, static_cast<double>(i.stats.received));
-    add(dropped, {{"interface", i.name}, {"where", "kernel"}}, static_cast<double>(i.stats.dropped_kernel));
-    add(dropped, {{"interface", i.name}, {"where", "interface"}}, static_cast<double>(i.stats.dropped_interface));
+    add(dropped, {{"interface", i.name}, {"where", "kernel"}},
+        static_cast<double>(i.stats.dropped_kernel));
+    add(dropped, {{"interface", i.name}, {"where", "interface"}},
+        static_cast<double>(i.stats.dropped_interface));
     add(up, {{"interface", i.name}}, i.open ? 1 : 0);
   }
   out.push_back(std::move(packets));
   out.push_back(std::move(dropped));
   out.push_back(std::move(up));
-  auto lag = family("synwatch_capture_lag_seconds",
-                    "Wall clock minus the newest packet's timestamp: how far processing trails capture.",
-                    MetricType::Gauge);
+  auto lag =
+      family("synwatch_capture_lag_seconds",
+             "Wall clock minus the newest packet's timestamp: how far processing trails capture.",
+             MetricType::Gauge);
   add(lag, {}, std::chrono::duration<double>(p.lag).count());
   out.push_back(std::move(lag));
 
@@ -227,10 +240,12 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
                        MetricType::Counter);
   for (std::size_t r = 0; r < p.decode.by_result.size(); ++r) {
     const auto reason = static_cast<DecodeResult>(r);
-    if (reason == DecodeResult::kTcp || reason == DecodeResult::kNotIp || reason == DecodeResult::kNotTcp) {
+    if (reason == DecodeResult::kTcp || reason == DecodeResult::kNotIp ||
+        reason == DecodeResult::kNotTcp) {
       continue;
     }
-    add(decode, {{"reason", std::string(to_string(reason))}}, static_cast<double>(p.decode.by_result[r]));
+    add(decode, {{"reason", std::string(to_string(reason))}},
+        static_cast<double>(p.decode.by_result[r]));
   }
   out.push_back(std::move(decode));
   auto processed = family("synwatch_packets_processed_total", "Frames handed to the decoder.",
@@ -248,7 +263,8 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
     add(f, {}, value);
     out.push_back(std::move(f));
   };
-  gauge("synwatch_handshake_table_entries", "Pending handshakes tracked.", static_cast<double>(p.handshake_entries));
+  gauge("synwatch_handshake_table_entries", "Pending handshakes tracked.",
+        static_cast<double>(p.handshake_entries));
   gauge("synwatch_handshake_table_capacity", "Handshake table capacity (flow.capacity).",
         static_cast<double>(p.handshake_capacity));
   counter("synwatch_handshake_table_evictions_total",
@@ -283,7 +299,8 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
     for (const auto& d : k.destinations) {
       add(k_syn_recv, destination_labels(d.target), d.syn_recv);
       if (d.attack) {
-        add(k_attack, with(destination_labels(d.target), "kind", std::string(to_string(*d.attack))), 1);
+        add(k_attack, with(destination_labels(d.target), "kind", std::string(to_string(*d.attack))),
+            1);
       }
     }
     auto k_fill = family("synwatch_kernel_accept_queue_ratio",
@@ -300,14 +317,16 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
     if (k.tcp_ext) {
       const auto tcpext = [&](const char* name, const char* help, std::uint64_t value) {
         counter(std::string("synwatch_kernel_tcpext_") + name + "_total",
-                std::string(help) + " (/proc/net/netstat TcpExt, since boot).", static_cast<double>(value));
+                std::string(help) + " (/proc/net/netstat TcpExt, since boot).",
+                static_cast<double>(value));
       };
       tcpext("syncookies_sent", "SYN cookies sent", k.tcp_ext->syncookies_sent);
       tcpext("syncookies_recv", "Valid SYN cookies received", k.tcp_ext->syncookies_recv);
       tcpext("syncookies_failed", "Invalid SYN cookies received", k.tcp_ext->syncookies_failed);
       tcpext("listen_overflows", "Accept queue overflows", k.tcp_ext->listen_overflows);
       tcpext("listen_drops", "SYNs dropped by listeners", k.tcp_ext->listen_drops);
-      tcpext("req_q_full_drop", "SYNs dropped because the SYN queue was full", k.tcp_ext->req_q_full_drop);
+      tcpext("req_q_full_drop", "SYNs dropped because the SYN queue was full",
+             k.tcp_ext->req_q_full_drop);
       tcpext("req_q_full_do_cookies", "SYN cookies sent because the SYN queue was full",
              k.tcp_ext->req_q_full_do_cookies);
     }
@@ -317,38 +336,44 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
     gauge("synwatch_kernel_last_poll_duration_seconds", "Duration of the last kernel view poll.",
           std::chrono::duration<double>(k.last_poll_duration).count());
     counter("synwatch_kernel_unattributed_syncookies_total",
-            "SYN cookies sent while no listener's SYN queue was full (not attributed to a destination).",
+            "SYN cookies sent while no listener's SYN queue was full (not attributed to a "
+            "destination).",
             static_cast<double>(k.unattributed_syncookies));
   }
 
-  auto delivered = family("synwatch_webhook_deliveries_total",
-                          "Events a webhook receiver acknowledged with a 2xx.", MetricType::Counter);
-  auto failed = family("synwatch_webhook_failures_total",
-                       "Failed webhook delivery attempts, by reason (each is retried).",
-                       MetricType::Counter);
+  auto delivered =
+      family("synwatch_webhook_deliveries_total",
+             "Events a webhook receiver acknowledged with a 2xx.", MetricType::Counter);
+  auto failed =
+      family("synwatch_webhook_failures_total",
+             "Failed webhook delivery attempts, by reason (each is retried).", MetricType::Counter);
   auto given_up = family("synwatch_webhook_given_up_total",
                          "Events given up after the retry limit.", MetricType::Counter);
-  auto spool_dropped = family("synwatch_webhook_dropped_total",
-                              "Events dropped because the receiver's spool was full.",
-                              MetricType::Counter);
+  auto spool_dropped =
+      family("synwatch_webhook_dropped_total",
+             "Events dropped because the receiver's spool was full.", MetricType::Counter);
   auto queued = family("synwatch_webhook_queue_depth", "Events waiting for delivery (spooled).",
                        MetricType::Gauge);
   for (const auto& r : s.webhooks.receivers) {
     add(delivered, {{"receiver", r.name}}, static_cast<double>(r.delivered));
     for (std::size_t k = 0; k < r.failures.size(); ++k) {
-      add(failed, {{"receiver", r.name}, {"reason", std::string(to_string(static_cast<WebhookFailure>(k)))}},
+      add(failed,
+          {{"receiver", r.name},
+           {"reason", std::string(to_string(static_cast<WebhookFailure>(k)))}},
           static_cast<double>(r.failures[k]));
     }
     add(given_up, {{"receiver", r.name}}, static_cast<double>(r.given_up));
     add(spool_dropped, {{"receiver", r.name}}, static_cast<double>(r.dropped));
     add(queued, {{"receiver", r.name}}, static_cast<double>(r.queue_depth));
   }
-  for (auto* f : {&delivered, &failed, &given_up, &spool_dropped, &queued}) out.push_back(std::move(*f));
+  for (auto* f : {&delivered, &failed, &given_up, &spool_dropped, &queued})
+    out.push_back(std::move(*f));
 
   gauge("synwatch_config_last_reload_successful", "1 if the last configuration (re)load succeeded.",
         s.last_reload_successful ? 1 : 0);
   gauge("synwatch_config_last_reload_success_timestamp_seconds",
-        "Time of the last successful configuration load, Unix seconds.", s.last_reload_success_time);
+        "Time of the last successful configuration load, Unix seconds.",
+        s.last_reload_success_time);
   auto build = family("synwatch_build_info", "synwatch version; always 1.", MetricType::Gauge);
   add(build, {{"version", version_}}, 1);
   out.push_back(std::move(build));

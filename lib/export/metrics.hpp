@@ -44,8 +44,8 @@ struct MetricsState {
 class MetricsExporter final : public prometheus::Collectable {
  public:
   // Binds the listen address and starts serving. Errors name the address and the reason.
-  static std::expected<std::shared_ptr<MetricsExporter>, std::string> start(const MetricsConfig& config,
-                                                                             std::string version);
+  static std::expected<std::shared_ptr<MetricsExporter>, std::string> start(
+      const MetricsConfig& config, std::string version);
   ~MetricsExporter() override;
 
   void update(MetricsState state);

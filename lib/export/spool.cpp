@@ -18,7 +18,9 @@ namespace {
 constexpr std::string_view kSuffix = ".json";
 constexpr std::string_view kTemporarySuffix = ".tmp";
 
-std::string errno_text(int error) { return std::generic_category().message(error); }
+std::string errno_text(int error) {
+  return std::generic_category().message(error);
+}
 
 // Writes everything or reports why not; retries short writes and EINTR.
 bool write_all(int fd, std::string_view data) {
@@ -104,7 +106,8 @@ std::expected<void, std::string> Spool::append(std::uint64_t sequence, std::stri
   auto temporary = final_path;
   temporary += kTemporarySuffix;
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return std::unexpected("cannot create " + temporary.string() + ": " + errno_text(errno));
+  if (fd < 0)
+    return std::unexpected("cannot create " + temporary.string() + ": " + errno_text(errno));
   std::string line(json);
   line += '\n';
   const bool written = write_all(fd, line) && ::fsync(fd) == 0;
@@ -117,7 +120,8 @@ std::expected<void, std::string> Spool::append(std::uint64_t sequence, std::stri
   if (::rename(temporary.c_str(), final_path.c_str()) != 0) {
     const int rename_error = errno;
     ::unlink(temporary.c_str());
-    return std::unexpected("cannot rename to " + final_path.string() + ": " + errno_text(rename_error));
+    return std::unexpected("cannot rename to " + final_path.string() + ": " +
+                           errno_text(rename_error));
   }
   if (!fsync_directory(directory_)) {
     return std::unexpected("cannot fsync " + directory_.string() + ": " + errno_text(errno));

@@ -29,9 +29,9 @@ namespace {
 struct Pending {
   std::uint64_t sequence = 0;
   EventType type = EventType::kStarted;
-  std::string json;      // the event_json object, compact: the spool file's content
+  std::string json;  // the event_json object, compact: the spool file's content
   std::string event_id;
-  std::string event;     // "started", "updated", "ended"
+  std::string event;           // "started", "updated", "ended"
   std::uint32_t attempts = 0;  // failed attempts so far
   bool in_flight = false;      // being sent right now: never dropped
   bool spooled = false;        // a spool file exists for it
@@ -52,7 +52,8 @@ void global_curl_init() {
 
 std::expected<std::string, std::string> read_secret(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return std::unexpected("cannot read secret file '" + path + "': " + std::strerror(errno));
+  if (!in)
+    return std::unexpected("cannot read secret file '" + path + "': " + std::strerror(errno));
   std::stringstream text;
   text << in.rdbuf();
   std::string secret = text.str();
@@ -131,7 +132,9 @@ WebhookFailure classify(CURLcode code) {
   }
 }
 
-std::size_t discard_body(char*, std::size_t size, std::size_t count, void*) { return size * count; }
+std::size_t discard_body(char*, std::size_t size, std::size_t count, void*) {
+  return size * count;
+}
 
 int abort_if_stopping(void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return static_cast<const std::atomic<bool>*>(flag)->load(std::memory_order_relaxed) ? 1 : 0;
@@ -164,12 +167,18 @@ struct WebhookDispatcher::Receiver {
 
 std::string_view to_string(WebhookFailure failure) noexcept {
   switch (failure) {
-    case WebhookFailure::kConnect: return "connect";
-    case WebhookFailure::kTimeout: return "timeout";
-    case WebhookFailure::kTls: return "tls";
-    case WebhookFailure::kHttp4xx: return "http_4xx";
-    case WebhookFailure::kHttp5xx: return "http_5xx";
-    case WebhookFailure::kOther: return "other";
+    case WebhookFailure::kConnect:
+      return "connect";
+    case WebhookFailure::kTimeout:
+      return "timeout";
+    case WebhookFailure::kTls:
+      return "tls";
+    case WebhookFailure::kHttp4xx:
+      return "http_4xx";
+    case WebhookFailure::kHttp5xx:
+      return "http_5xx";
+    case WebhookFailure::kOther:
+      return "other";
   }
   return "other";
 }
@@ -201,7 +210,8 @@ std::expected<std::unique_ptr<WebhookDispatcher>, std::string> WebhookDispatcher
       receiver->secret = std::move(*secret);
     }
     for (const auto& name : webhook.events) {
-      if (const auto type = event_type_of(name)) receiver->wants[static_cast<std::size_t>(*type)] = true;
+      if (const auto type = event_type_of(name))
+        receiver->wants[static_cast<std::size_t>(*type)] = true;
     }
     auto spool = Spool::open(spool_root / webhook.name);
     if (!spool) return std::unexpected(who + spool.error());
@@ -219,9 +229,13 @@ std::expected<std::unique_ptr<WebhookDispatcher>, std::string> WebhookDispatcher
   return dispatcher;
 }
 
-WebhookDispatcher::~WebhookDispatcher() { stop(); }
+WebhookDispatcher::~WebhookDispatcher() {
+  stop();
+}
 
-std::size_t WebhookDispatcher::receivers() const noexcept { return receivers_.size(); }
+std::size_t WebhookDispatcher::receivers() const noexcept {
+  return receivers_.size();
+}
 
 namespace {
 
@@ -252,7 +266,8 @@ void WebhookDispatcher::start() {
     Receiver& receiver = *receiver_ptr;
     std::vector<std::string> problems;
     auto spooled = receiver.spool->load(problems);
-    for (const auto& problem : problems) spdlog::error("webhook '{}': spool: {}", receiver.config.name, problem);
+    for (const auto& problem : problems)
+      spdlog::error("webhook '{}': spool: {}", receiver.config.name, problem);
     std::deque<Pending> loaded;
     for (auto& entry : spooled) {
       // Only what was spooled before this dispatcher existed: its own events are queued already.
@@ -326,14 +341,14 @@ void WebhookDispatcher::publish(const IncidentEvent& event) {
     if (!pending.spooled) ++receiver.stats.spool_errors;
     const bool room = make_room(receiver.queue, spool_max_events_, [&](const Pending& victim) {
       ++receiver.stats.dropped;
-      spdlog::warn("webhook '{}': spool full ({} events), dropped {} event {}", receiver.config.name,
-                   spool_max_events_, victim.event, victim.event_id);
+      spdlog::warn("webhook '{}': spool full ({} events), dropped {} event {}",
+                   receiver.config.name, spool_max_events_, victim.event, victim.event_id);
       if (victim.spooled) receiver.spool->remove(victim.sequence);
     });
     if (!room) {
       ++receiver.stats.dropped;
-      spdlog::warn("webhook '{}': spool full ({} events), dropped {} event {}", receiver.config.name,
-                   spool_max_events_, pending.event, pending.event_id);
+      spdlog::warn("webhook '{}': spool full ({} events), dropped {} event {}",
+                   receiver.config.name, spool_max_events_, pending.event, pending.event_id);
       if (pending.spooled) receiver.spool->remove(pending.sequence);
       continue;
     }
@@ -415,7 +430,8 @@ void WebhookDispatcher::run_receiver(Receiver& receiver) {
     for (const auto& [name, value] : config.headers) headers.add(name + ": " + value);
 
     CURL* handle = curl.get();
-    const long timeout_ms = static_cast<long>(std::max<DurationNs>(1, config.timeout / kNanosPerMilli));
+    const long timeout_ms =
+        static_cast<long>(std::max<DurationNs>(1, config.timeout / kNanosPerMilli));
     curl_easy_setopt(handle, CURLOPT_URL, receiver.url.c_str());
     curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(handle, CURLOPT_POST, 1L);
@@ -440,7 +456,7 @@ void WebhookDispatcher::run_receiver(Receiver& receiver) {
     long status = 0;
     curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status < 300) return {true, WebhookFailure::kOther, {}};
-    const WebhookFailure failure = status >= 500 ? WebhookFailure::kHttp5xx
+    const WebhookFailure failure = status >= 500   ? WebhookFailure::kHttp5xx
                                    : status >= 400 ? WebhookFailure::kHttp4xx
                                                    : WebhookFailure::kOther;
     return {false, failure, "HTTP " + std::to_string(status)};
@@ -461,7 +477,8 @@ void WebhookDispatcher::run_receiver(Receiver& receiver) {
     if (result.ok) {
       ++receiver.stats.delivered;
       receiver.stats.last_success_unix =
-          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
       if (receiver.failing) {
         spdlog::info("webhook '{}': delivering again after {} failed attempt{}", config.name,
                      head.attempts, head.attempts == 1 ? "" : "s");
@@ -487,7 +504,8 @@ void WebhookDispatcher::run_receiver(Receiver& receiver) {
     }
     // Exponential backoff with jitter in [50 %, 100 %], so that receivers coming back are not
     // hit by every sender at the same instant.
-    const double doubling = std::ldexp(1.0, static_cast<int>(std::min<std::uint32_t>(head.attempts - 1, 62)));
+    const double doubling =
+        std::ldexp(1.0, static_cast<int>(std::min<std::uint32_t>(head.attempts - 1, 62)));
     const double capped = std::min(static_cast<double>(config.backoff) * doubling,
                                    static_cast<double>(config.max_backoff));
     const double jittered = capped * std::uniform_real_distribution<double>(0.5, 1.0)(random);

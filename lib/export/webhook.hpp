@@ -35,12 +35,12 @@ namespace synwatch {
 
 // Why a delivery attempt failed; the index into WebhookReceiverStats::failures.
 enum class WebhookFailure : std::uint8_t {
-  kConnect,   // could not resolve or connect
-  kTimeout,   // no complete answer within `timeout`
-  kTls,       // certificate or handshake rejected
-  kHttp4xx,   // the receiver refused the request
-  kHttp5xx,   // the receiver failed
-  kOther,     // anything else libcurl reports
+  kConnect,  // could not resolve or connect
+  kTimeout,  // no complete answer within `timeout`
+  kTls,      // certificate or handshake rejected
+  kHttp4xx,  // the receiver refused the request
+  kHttp5xx,  // the receiver failed
+  kOther,    // anything else libcurl reports
 };
 inline constexpr std::size_t kWebhookFailureKinds = 6;
 std::string_view to_string(WebhookFailure failure) noexcept;  // "connect", "timeout", ...
@@ -48,8 +48,8 @@ std::string_view to_string(WebhookFailure failure) noexcept;  // "connect", "tim
 // Counters of one receiver; a plain copy taken under the dispatcher's lock.
 struct WebhookReceiverStats {
   std::string name;
-  std::uint64_t delivered = 0;                                  // answered 2xx
-  std::array<std::uint64_t, kWebhookFailureKinds> failures{};   // failed attempts by reason
+  std::uint64_t delivered = 0;                                 // answered 2xx
+  std::array<std::uint64_t, kWebhookFailureKinds> failures{};  // failed attempts by reason
   std::uint64_t given_up = 0;      // events dropped after max_retries failed retries
   std::uint64_t dropped = 0;       // events dropped because the spool was full
   std::uint64_t spool_errors = 0;  // events that could not be written to disk (still queued)
@@ -58,7 +58,7 @@ struct WebhookReceiverStats {
 };
 
 struct WebhookStats {
-  std::vector<WebhookReceiverStats> receivers;  // in configuration order
+  std::vector<WebhookReceiverStats> receivers;         // in configuration order
   [[nodiscard]] std::size_t spooled() const noexcept;  // sum of queue depths
 };
 

@@ -53,8 +53,8 @@ std::size_t mapped_bytes(std::size_t bytes) noexcept {
 // transparent huge pages (best effort: without THP it is ordinary lazily zeroed memory).
 void* map_huge(std::size_t bytes) {
   const std::size_t size = mapped_bytes(bytes);
-  void* raw = mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+  void* raw =
+      mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) throw std::bad_alloc();
   // Trim to a 2 MiB aligned range so every page of it can be a huge page.
   const auto start = reinterpret_cast<std::uintptr_t>(raw);
@@ -223,14 +223,16 @@ std::size_t HandshakeTable::slot_of(std::uint32_t entry) const noexcept {
 
 std::uint32_t HandshakeTable::slot_value(std::uint32_t entry, std::size_t slot,
                                          const Probe& probe) const noexcept {
-  const std::size_t distance = slot >= probe.home ? slot - probe.home : slot + index_size_ - probe.home;
+  const std::size_t distance =
+      slot >= probe.home ? slot - probe.home : slot + index_size_ - probe.home;
   const auto stored = static_cast<std::uint32_t>(std::min<std::size_t>(distance, distance_max_));
   return (entry + 1) | (stored << entry_bits_) | probe.tag;
 }
 
 std::size_t HandshakeTable::home_of_slot(std::size_t slot, std::uint32_t value) const noexcept {
   const std::uint32_t distance = (value >> entry_bits_) & distance_max_;
-  if (distance < distance_max_) return slot >= distance ? slot - distance : slot + index_size_ - distance;
+  if (distance < distance_max_)
+    return slot >= distance ? slot - distance : slot + index_size_ - distance;
   return probe_of(entries_[(value & entry_mask_) - 1].key).home;
 }
 

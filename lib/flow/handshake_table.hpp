@@ -199,9 +199,9 @@ class HandshakeTable {
   std::uint32_t entry_mask_ = 0;
   std::uint32_t distance_max_ = 0;  // saturated value: distance not stored
   std::uint32_t tag_mask_ = 0;      // in place (shifted)
-  std::uint32_t free_head_;       // free list through Entry's next field
-  std::uint32_t never_used_ = 0;  // entries [never_used_, capacity_) were never handed out
-  std::uint32_t oldest_;          // age list (by first SYN), doubly linked
+  std::uint32_t free_head_;         // free list through Entry's next field
+  std::uint32_t never_used_ = 0;    // entries [never_used_, capacity_) were never handed out
+  std::uint32_t oldest_;            // age list (by first SYN), doubly linked
   std::uint32_t newest_;
   std::int64_t newest_ms_ = 0;  // full first-SYN time (ms) of newest_; entries keep low 32 bits
 };

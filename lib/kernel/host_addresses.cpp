@@ -12,7 +12,8 @@ namespace synwatch {
 std::expected<std::vector<IpPrefix>, std::string> host_addresses() {
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) {
-    return std::unexpected(std::string("cannot list the host's addresses: ") + std::strerror(errno));
+    return std::unexpected(std::string("cannot list the host's addresses: ") +
+                           std::strerror(errno));
   }
   std::vector<IpPrefix> prefixes;
   for (const ifaddrs* entry = list; entry != nullptr; entry = entry->ifa_next) {
@@ -28,7 +29,8 @@ std::expected<std::vector<IpPrefix>, std::string> host_addresses() {
       continue;
     }
     prefix.length = 128;
-    if (std::find(prefixes.begin(), prefixes.end(), prefix) == prefixes.end()) prefixes.push_back(prefix);
+    if (std::find(prefixes.begin(), prefixes.end(), prefix) == prefixes.end())
+      prefixes.push_back(prefix);
   }
   freeifaddrs(list);
   std::sort(prefixes.begin(), prefixes.end(),

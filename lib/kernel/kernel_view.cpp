@@ -103,8 +103,7 @@ void KernelView::feed(const TcpSegment& segment, bool as_expiry) {
 
 std::size_t KernelView::listener_for(const Endpoint& local) const noexcept {
   const auto range = std::equal_range(
-      listeners_.begin(), listeners_.end(), local.port,
-      [](const auto& a, const auto& b) {
+      listeners_.begin(), listeners_.end(), local.port, [](const auto& a, const auto& b) {
         if constexpr (std::is_same_v<std::decay_t<decltype(a)>, KernelListenerFigures>) {
           return a.local.port < b;
         } else {
@@ -170,7 +169,8 @@ void KernelView::finish_poll(std::span<const KernelSocket> completed,
   previous_.swap(current_);
 
   listeners_.clear();
-  for (const auto& l : listeners) listeners_.push_back({l.local, l.v6, l.accept_queue, l.backlog, 0});
+  for (const auto& l : listeners)
+    listeners_.push_back({l.local, l.v6, l.accept_queue, l.backlog, 0});
   std::sort(listeners_.begin(), listeners_.end(),
             [](const auto& a, const auto& b) { return a.local < b.local; });
   std::stable_sort(listeners_.begin(), listeners_.end(),
@@ -186,10 +186,12 @@ void KernelView::finish_poll(std::span<const KernelSocket> completed,
         return now_value >= before ? now_value - before : 0;  // a reset namespace counts anew
       };
       const std::uint64_t sent = delta(counters->syncookies_sent, last_counters_->syncookies_sent);
-      const std::uint64_t validated = delta(counters->syncookies_recv, last_counters_->syncookies_recv);
+      const std::uint64_t validated =
+          delta(counters->syncookies_recv, last_counters_->syncookies_recv);
       syncookies_sent_rate_ = static_cast<double>(sent) / seconds;
       listen_overflows_rate_ =
-          static_cast<double>(delta(counters->listen_overflows, last_counters_->listen_overflows)) / seconds;
+          static_cast<double>(delta(counters->listen_overflows, last_counters_->listen_overflows)) /
+          seconds;
       attribute_cookies(sent, validated);
     } else {
       attribute_cookies(0, 0);
@@ -254,9 +256,11 @@ void KernelView::attribute_cookies(std::uint64_t sent, std::uint64_t validated) 
     h.sum -= h.per_poll[h.at];
     h.per_poll[h.at] = static_cast<std::int64_t>(h.sent_now) - h.validated_now;
     h.sum += h.per_poll[h.at];
-    const auto stateless = static_cast<std::uint32_t>(std::clamp<std::int64_t>(h.sum, 0, UINT32_MAX));
+    const auto stateless =
+        static_cast<std::uint32_t>(std::clamp<std::int64_t>(h.sum, 0, UINT32_MAX));
     destinations_.set_stateless(it->first, stateless, h.sent_now, h.validated_now, now_);
-    const bool idle = std::all_of(h.per_poll.begin(), h.per_poll.end(), [](auto v) { return v == 0; });
+    const bool idle =
+        std::all_of(h.per_poll.begin(), h.per_poll.end(), [](auto v) { return v == 0; });
     it = idle ? cookies_.erase(it) : std::next(it);
   }
 }
@@ -297,8 +301,9 @@ void KernelView::fill_snapshot(KernelViewSnapshot& out, std::size_t max_destinat
     return a->half_open() > b->half_open();
   };
   if (chosen.size() > max_destinations) {
-    std::partial_sort(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(max_destinations),
-                      chosen.end(), rank);
+    std::partial_sort(chosen.begin(),
+                      chosen.begin() + static_cast<std::ptrdiff_t>(max_destinations), chosen.end(),
+                      rank);
     out.destinations_unexported = chosen.size() - max_destinations;
     chosen.resize(max_destinations);
   }
@@ -311,7 +316,8 @@ void KernelView::fill_snapshot(KernelViewSnapshot& out, std::size_t max_destinat
     f.stateless = d->stateless;
     f.distinct_sources = stats.distinct_sources;
     f.source_entropy = stats.source_entropy;
-    if (const auto open = incidents.find(d->target); open != incidents.end()) f.attack = open->second.kind;
+    if (const auto open = incidents.find(d->target); open != incidents.end())
+      f.attack = open->second.kind;
     out.destinations.push_back(f);
   }
 }
@@ -326,8 +332,8 @@ void KernelFiguresSink::publish(const IncidentEvent& event) {
   next_.publish(with);
 }
 
-std::expected<std::unique_ptr<KernelSource>, std::string> KernelSource::open(const Config& config,
-                                                                           std::uint64_t hash_seed) {
+std::expected<std::unique_ptr<KernelSource>, std::string> KernelSource::open(
+    const Config& config, std::uint64_t hash_seed) {
   auto poller = SockDiagPoller::open();
   if (!poller) return std::unexpected(poller.error());
   return std::unique_ptr<KernelSource>(new KernelSource(config, std::move(*poller), hash_seed));

@@ -70,7 +70,7 @@ struct KernelDestinationFigures {
 // Plain figures for metrics and status, copied out by the polling thread.
 struct KernelViewSnapshot {
   bool enabled = false;
-  bool healthy = false;        // the last poll succeeded
+  bool healthy = false;  // the last poll succeeded
   std::string last_error;
   std::uint64_t polls = 0;
   std::uint64_t poll_failures = 0;
@@ -96,9 +96,10 @@ class KernelView {
   // Phase 1 of a poll: diffs this poll's SYN_RECV sockets with the previous poll's. Returns the
   // local ports of vanished sockets, for which the caller fetches completed connections.
   std::span<const std::uint16_t> begin_poll(std::span<const KernelSocket> syn_recv);
-  // Phase 2 (`completed` sorted): applies the diff, the listeners and the TcpExt counters at time `now`, then lets the
-  // detector evaluate; its events go to `sink` with stats.kernel filled in.
-  void finish_poll(std::span<const KernelSocket> completed, std::span<const KernelListener> listeners,
+  // Phase 2 (`completed` sorted): applies the diff, the listeners and the TcpExt counters at time
+  // `now`, then lets the detector evaluate; its events go to `sink` with stats.kernel filled in.
+  void finish_poll(std::span<const KernelSocket> completed,
+                   std::span<const KernelListener> listeners,
                    const std::optional<TcpExtCounters>& counters, TimestampNs now, EventSink& sink);
 
   // stats.kernel for `target` (nullopt before the first poll).

@@ -20,13 +20,15 @@ namespace {
 constexpr std::size_t kReceiveBuffer = 64 * 1024;
 constexpr std::size_t kMaxFilterPorts = 256;
 
-constexpr std::uint32_t state_bit(int state) { return std::uint32_t{1} << state; }
+constexpr std::uint32_t state_bit(int state) {
+  return std::uint32_t{1} << state;
+}
 constexpr std::uint32_t kSynRecvStates = state_bit(TCP_SYN_RECV) | state_bit(TCP_LISTEN);
 // Every state a connection reaches only after its handshake completed.
-constexpr std::uint32_t kCompletedStates =
-    state_bit(TCP_ESTABLISHED) | state_bit(TCP_FIN_WAIT1) | state_bit(TCP_FIN_WAIT2) |
-    state_bit(TCP_TIME_WAIT) | state_bit(TCP_CLOSE_WAIT) | state_bit(TCP_LAST_ACK) |
-    state_bit(TCP_CLOSING);
+constexpr std::uint32_t kCompletedStates = state_bit(TCP_ESTABLISHED) | state_bit(TCP_FIN_WAIT1) |
+                                           state_bit(TCP_FIN_WAIT2) | state_bit(TCP_TIME_WAIT) |
+                                           state_bit(TCP_CLOSE_WAIT) | state_bit(TCP_LAST_ACK) |
+                                           state_bit(TCP_CLOSING);
 
 std::uint16_t port_of(__be16 network_order) {
   const auto* b = reinterpret_cast<const std::uint8_t*>(&network_order);
@@ -84,8 +86,8 @@ DiagParseStatus DiagParser::feed(std::span<const std::uint8_t> datagram) noexcep
     const Endpoint local{address_of(message.idiag_family, message.id.idiag_src),
                          port_of(message.id.idiag_sport)};
     if (message.idiag_state == TCP_LISTEN) {
-      listeners_.push_back({local, message.idiag_family == AF_INET6, message.idiag_rqueue,
-                            message.idiag_wqueue});
+      listeners_.push_back(
+          {local, message.idiag_family == AF_INET6, message.idiag_rqueue, message.idiag_wqueue});
       continue;
     }
     KernelSocket socket;
@@ -238,7 +240,8 @@ std::expected<void, std::string> SockDiagPoller::poll_syn_recv() {
   return {};
 }
 
-std::expected<void, std::string> SockDiagPoller::poll_completed(std::span<const std::uint16_t> ports) {
+std::expected<void, std::string> SockDiagPoller::poll_completed(
+    std::span<const std::uint16_t> ports) {
   completed_.clear();
   std::vector<std::uint8_t>& filter = request_filter_;
   build_local_port_filter(ports, filter);

@@ -27,7 +27,7 @@ namespace synwatch {
 struct KernelSocket {
   Endpoint local;
   Endpoint remote;
-  std::uint8_t state = 0;  // TCP_* from netinet/tcp.h (TCP_SYN_RECV = 3, TCP_LISTEN = 10)
+  std::uint8_t state = 0;        // TCP_* from netinet/tcp.h (TCP_SYN_RECV = 3, TCP_LISTEN = 10)
   std::uint8_t retransmits = 0;  // SYN-ACKs retransmitted (request sockets)
 
   friend auto operator<=>(const KernelSocket& a, const KernelSocket& b) {
@@ -40,8 +40,8 @@ struct KernelSocket {
 };
 
 struct KernelListener {
-  Endpoint local;              // address may be 0.0.0.0 or :: (every address)
-  bool v6 = false;             // family of the socket (a wildcard :: listener may take IPv4 too)
+  Endpoint local;   // address may be 0.0.0.0 or :: (every address)
+  bool v6 = false;  // family of the socket (a wildcard :: listener may take IPv4 too)
   std::uint32_t accept_queue = 0;  // connections completed, not yet accept()ed (Recv-Q)
   std::uint32_t backlog = 0;       // listen() backlog capped by somaxconn (Send-Q)
 };
@@ -103,9 +103,9 @@ class SockDiagPoller {
   [[nodiscard]] const SockDiagCounters& counters() const noexcept { return counters_; }
 
   // Test fixtures: every reply datagram received is also handed to `recorder` (empty = none).
-  void set_recorder(std::function<void(int family, std::uint32_t states,
-                                       std::span<const std::uint8_t> datagram)>
-                        recorder) {
+  void set_recorder(
+      std::function<void(int family, std::uint32_t states, std::span<const std::uint8_t> datagram)>
+          recorder) {
     recorder_ = std::move(recorder);
   }
 

@@ -75,7 +75,8 @@ std::expected<TcpExtCounters, std::string> parse_tcp_ext(std::string_view netsta
     if (!names.starts_with(kPrefix)) continue;
     if (at >= netstat.size()) return std::unexpected("TcpExt names line has no values line");
     const std::string_view values = next_line(netstat, at);
-    if (!values.starts_with(kPrefix)) return std::unexpected("TcpExt names line has no values line");
+    if (!values.starts_with(kPrefix))
+      return std::unexpected("TcpExt names line has no values line");
 
     TcpExtCounters counters;
     std::array<bool, kCounters.size()> found{};
@@ -87,9 +88,10 @@ std::expected<TcpExtCounters, std::string> parse_tcp_ext(std::string_view netsta
       const std::string_view value = next_token(values, value_at);
       if (name.empty() && value.empty()) break;
       if (name.empty() || value.empty()) {
-        return std::unexpected("TcpExt has " + std::string(name.empty() ? "more values" : "more names") +
-                               " than " + std::string(name.empty() ? "names" : "values") +
-                               " (column " + std::to_string(column + 1) + ")");
+        return std::unexpected("TcpExt has " +
+                               std::string(name.empty() ? "more values" : "more names") + " than " +
+                               std::string(name.empty() ? "names" : "values") + " (column " +
+                               std::to_string(column + 1) + ")");
       }
       std::uint64_t number = 0;
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);

@@ -33,7 +33,7 @@ struct TcpExtCounters {
 std::expected<TcpExtCounters, std::string> parse_tcp_ext(std::string_view netstat);
 
 struct TcpSysctls {
-  std::optional<int> syncookies;          // 0 off, 1 when the SYN queue is full, 2 always
+  std::optional<int> syncookies;  // 0 off, 1 when the SYN queue is full, 2 always
   std::optional<int> max_syn_backlog;
   std::optional<int> somaxconn;
   std::optional<int> synack_retries;

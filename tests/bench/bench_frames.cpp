@@ -60,8 +60,8 @@ std::vector<std::uint8_t> make_frame(std::uint32_t source, std::uint16_t source_
   tcp[12] = 5 << 4;
   tcp[13] = flags;
   put16(tcp + 14, 64240);
-  const std::uint32_t pseudo = (source >> 16) + (source & 0xffff) + (destination >> 16) +
-                               (destination & 0xffff) + 6 + 20;
+  const std::uint32_t pseudo =
+      (source >> 16) + (source & 0xffff) + (destination >> 16) + (destination & 0xffff) + 6 + 20;
   put16(tcp + 16, checksum(tcp, 20, pseudo));
   return f;
 }
@@ -85,9 +85,9 @@ FrameSet generate_flood(std::size_t count) {
   const auto append = [&](const std::vector<std::uint8_t>& frame) {
     std::uint8_t* at = set.bytes.data() + written * kFrameLength;
     std::memcpy(at, frame.data(), kFrameLength);
-    set.packets.push_back(PacketView{
-        std::span<const std::uint8_t>(at, kFrameLength), 60,
-        kStart + static_cast<TimestampNs>(static_cast<double>(written) * kSpacingNs)});
+    set.packets.push_back(
+        PacketView{std::span<const std::uint8_t>(at, kFrameLength), 60,
+                   kStart + static_cast<TimestampNs>(static_cast<double>(written) * kSpacingNs)});
     ++written;
   };
   constexpr std::uint8_t kSyn = 0x02;

@@ -35,7 +35,8 @@ const FrameSet& flood() {
       return std::move(*loaded);
     }
     std::size_t count = 10'000'000;
-    if (const char* text = std::getenv("SYNWATCH_BENCH_PACKETS")) count = std::strtoull(text, nullptr, 10);
+    if (const char* text = std::getenv("SYNWATCH_BENCH_PACKETS"))
+      count = std::strtoull(text, nullptr, 10);
     return generate_flood(count);
   }();
   return set;

@@ -159,7 +159,8 @@ struct Destinations {
     config.aggregation.max_destinations = count;
     table = std::make_unique<DestinationTable>(config.aggregation, config.detection.tick,
                                                config.detection.half_open, 7);
-    const std::size_t ticks = static_cast<std::size_t>(config.aggregation.window / config.detection.tick);
+    const std::size_t ticks =
+        static_cast<std::size_t>(config.aggregation.window / config.detection.tick);
     std::uint32_t k = 0;
     for (std::size_t d = 0; d < count; ++d) {
       FlowUpdate update;

@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
   }
   char error[PCAP_ERRBUF_SIZE] = {};
   const auto start = std::chrono::steady_clock::now();
-  pcap_t* handle = pcap_open_offline_with_tstamp_precision(argv[1], PCAP_TSTAMP_PRECISION_NANO, error);
+  pcap_t* handle =
+      pcap_open_offline_with_tstamp_precision(argv[1], PCAP_TSTAMP_PRECISION_NANO, error);
   if (handle == nullptr) {
     std::fprintf(stderr, "pcap_floor: %s\n", error);
     return 66;

@@ -30,7 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   synwatch::Decoder decoder(link);
   synwatch::TcpSegment segment;
-  const auto result = decoder.decode(std::span<const std::uint8_t>(frame.get(), frame_size), segment);
+  const auto result =
+      decoder.decode(std::span<const std::uint8_t>(frame.get(), frame_size), segment);
 
   const auto& counters = decoder.counters();
   std::uint64_t total = 0;

@@ -65,8 +65,12 @@ class KernelNetns : public ::testing::Test {
         "for fam,addr in ((socket.AF_INET,'198.51.100.1'),(socket.AF_INET6,'2001:db8:51::1')):\n"
         "  s=socket.socket(fam,socket.SOCK_STREAM)\n"
         "  s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-        "  s.bind((addr," + std::to_string(port) + "))\n"
-        "  s.listen(" + std::to_string(backlog) + ")\n"
+        "  s.bind((addr," +
+        std::to_string(port) +
+        "))\n"
+        "  s.listen(" +
+        std::to_string(backlog) +
+        ")\n"
         "  ls.append(s)\n"
         "time.sleep(3600)\n";
     std::ofstream(dir_.path() / "listener.py") << script;
@@ -74,16 +78,17 @@ class KernelNetns : public ::testing::Test {
         bed_->exec_in(bed_->victim(), {"python3", (dir_.path() / "listener.py").string()}),
         dir_.path() / "listener.out", dir_.path() / "listener.err");
     ASSERT_TRUE(eventually(5s, [&] {
-      return TestBed::in_out(bed_->victim(), "ss -Hltn").find(":" + std::to_string(port)) != std::string::npos;
+      return TestBed::in_out(bed_->victim(), "ss -Hltn").find(":" + std::to_string(port)) !=
+             std::string::npos;
     }));
   }
 
   ProcessResult flood(const std::string& target, int port, int count, int rate,
                       const std::string& sources = "198.18.0.0/15") {
-    return run_process(bed_->exec_in(bed_->attacker(),
-                                     {SYNWATCH_FLOOD, "--target", target, "--port", std::to_string(port),
-                                      "--count", std::to_string(count), "--rate", std::to_string(rate),
-                                      "--sources", sources, "--max-seconds", "20"}));
+    return run_process(bed_->exec_in(
+        bed_->attacker(), {SYNWATCH_FLOOD, "--target", target, "--port", std::to_string(port),
+                           "--count", std::to_string(count), "--rate", std::to_string(rate),
+                           "--sources", sources, "--max-seconds", "20"}));
   }
 
   // A daemon in the victim namespace. Kernel-only runs as 'nobody' from the start, with no
@@ -96,7 +101,8 @@ class KernelNetns : public ::testing::Test {
                              "detection:\n  half_open: 256\n  for: 0.5s\n  cooldown: 2s\n"
                              "  update_interval: 1s\n"
                              "metrics:\n  enabled: false\n"
-                             "alerts:\n  file: " << (dir_.path() / (name + ".jsonl")).string()
+                             "alerts:\n  file: "
+                          << (dir_.path() / (name + ".jsonl")).string()
                           << "\nlog:\n  level: debug\nuser: nobody\n";
     std::vector<std::string> argv{"env", "-u", "JOURNAL_STREAM"};
     if (!capture) {
@@ -106,14 +112,17 @@ class KernelNetns : public ::testing::Test {
       }
     }
     argv.insert(argv.end(), {SYNWATCHD, "--config", config.string()});
-    auto daemon = std::make_unique<Background>(bed_->exec_in(bed_->victim(), argv),
-                                               dir_.path() / (name + ".out"), dir_.path() / (name + ".err"));
+    auto daemon =
+        std::make_unique<Background>(bed_->exec_in(bed_->victim(), argv),
+                                     dir_.path() / (name + ".out"), dir_.path() / (name + ".err"));
     EXPECT_TRUE(eventually(10s, [&] { return log(name).find("watching") != std::string::npos; }))
         << log(name);
     return daemon;
   }
 
-  std::string log(const std::string& name) const { return read_file(dir_.path() / (name + ".err")); }
+  std::string log(const std::string& name) const {
+    return read_file(dir_.path() / (name + ".err"));
+  }
   std::vector<nlohmann::json> started(const std::string& name) const {
     std::vector<nlohmann::json> out;
     for (const auto& e : read_events(dir_.path() / (name + ".jsonl"))) {
@@ -139,7 +148,8 @@ class KernelNetns : public ::testing::Test {
   std::unique_ptr<Background> listener_;
 };
 
-TEST_F(KernelNetns, NoCookiesSmallBacklogSynRecvAgreesWithSsAndKernelOnlyDaemonRaisesSpoofedRandom) {
+TEST_F(KernelNetns,
+       NoCookiesSmallBacklogSynRecvAgreesWithSsAndKernelOnlyDaemonRaisesSpoofedRandom) {
   sysctl("net.ipv4.tcp_syncookies=0");
   start_listener(8080, 1024);
   auto daemon = start_daemon("kernelonly", false);
@@ -154,7 +164,8 @@ TEST_F(KernelNetns, NoCookiesSmallBacklogSynRecvAgreesWithSsAndKernelOnlyDaemonR
   std::cout << "SYN_RECV: ss counts " << ss << ", the kernel view " << kernel_view << "\n";
   EXPECT_GT(ss, 500) << "the victim kernel did not keep half-open connections";
   EXPECT_LE(ss, 1024 + 1) << "the backlog bounds the SYN queue";
-  EXPECT_NEAR(static_cast<double>(kernel_view), static_cast<double>(ss), 0.02 * static_cast<double>(ss) + 2);
+  EXPECT_NEAR(static_cast<double>(kernel_view), static_cast<double>(ss),
+              0.02 * static_cast<double>(ss) + 2);
 
   ASSERT_TRUE(eventually(8s, [&] { return !started("kernelonly").empty(); })) << log("kernelonly");
   const auto e = started("kernelonly").at(0);
@@ -165,7 +176,8 @@ TEST_F(KernelNetns, NoCookiesSmallBacklogSynRecvAgreesWithSsAndKernelOnlyDaemonR
   EXPECT_GT(e["stats"]["kernel"]["syn_recv"].get<long>(), 256);
   EXPECT_EQ(e["stats"]["kernel"]["backlog"], 1024);
   EXPECT_NE(log("kernelonly").find("kernel-only"), std::string::npos) << log("kernelonly");
-  EXPECT_NE(log("kernelonly").find("running as user 'nobody'"), std::string::npos) << log("kernelonly");
+  EXPECT_NE(log("kernelonly").find("running as user 'nobody'"), std::string::npos)
+      << log("kernelonly");
 }
 
 TEST_F(KernelNetns, WithCookiesCountersRiseAndBothViewsStillRaiseAnIncident) {
@@ -197,7 +209,8 @@ TEST_F(KernelNetns, WithCookiesCountersRiseAndBothViewsStillRaiseAnIncident) {
   ASSERT_TRUE(k["stats"].contains("kernel")) << k.dump();
   EXPECT_GT(k["stats"]["kernel"]["stateless"].get<long>(), 256) << k.dump();
   EXPECT_GT(k["stats"]["kernel"]["syncookies_sent_rate"].get<double>(), 0.0) << k.dump();
-  std::cout << "kernel-only incident from cookie counters: " << k["kind"] << ": " << k["reason"] << "\n";
+  std::cout << "kernel-only incident from cookie counters: " << k["kind"] << ": " << k["reason"]
+            << "\n";
 }
 
 TEST_F(KernelNetns, PollOf10000SynRecvSockets) {
@@ -228,7 +241,8 @@ TEST_F(KernelNetns, PollOf10000SynRecvSockets) {
   const double dump_ms = std::chrono::duration<double, std::milli>(dump).count() / kRounds;
   const double whole_ms = std::chrono::duration<double, std::milli>(whole).count() / kRounds;
   std::cout << "one poll of " << poller->syn_recv().size() << " SYN_RECV sockets: sock_diag dump "
-            << dump_ms << " ms, dump + diff + detector " << whole_ms << " ms (mean of " << kRounds << ")\n";
+            << dump_ms << " ms, dump + diff + detector " << whole_ms << " ms (mean of " << kRounds
+            << ")\n";
   EXPECT_LT(whole_ms, 500.0) << "a poll must take well under the 1 s interval";
 }
 
@@ -242,21 +256,23 @@ TEST_F(KernelNetns, RecordFixtures) {
   ASSERT_EQ(flood("198.51.100.1", 8080, 40, 1000).exit_code, 0);
   ASSERT_EQ(flood("2001:db8:51::1", 8080, 20, 1000, "2001:db8:8000::/33").exit_code, 0);
   // Three completed connections, left in the accept queue.
-  const auto clients = run_process(bed_->exec_in(
-      bed_->attacker(), {"python3", "-c",
-                         "import socket,time\n"
-                         "c=[socket.create_connection(('198.51.100.1',8080)) for i in range(3)]\n"}));
+  const auto clients = run_process(
+      bed_->exec_in(bed_->attacker(),
+                    {"python3", "-c",
+                     "import socket,time\n"
+                     "c=[socket.create_connection(('198.51.100.1',8080)) for i in range(3)]\n"}));
   ASSERT_EQ(clients.exit_code, 0) << clients.err;
   std::this_thread::sleep_for(200ms);
 
   auto poller = victim_poller();
   ASSERT_NE(poller, nullptr);
   std::map<std::string, std::string> files;
-  poller->set_recorder([&](int family, std::uint32_t states, std::span<const std::uint8_t> datagram) {
-    const std::string name = std::string(states & (1u << 10) ? "syn_recv" : "completed") +
-                             (family == AF_INET ? "_v4" : "_v6");
-    files[name].append(reinterpret_cast<const char*>(datagram.data()), datagram.size());
-  });
+  poller->set_recorder(
+      [&](int family, std::uint32_t states, std::span<const std::uint8_t> datagram) {
+        const std::string name = std::string(states & (1u << 10) ? "syn_recv" : "completed") +
+                                 (family == AF_INET ? "_v4" : "_v6");
+        files[name].append(reinterpret_cast<const char*>(datagram.data()), datagram.size());
+      });
   ASSERT_TRUE(poller->poll_syn_recv());
   std::size_t v4 = 0, v6 = 0;
   for (const auto& s : poller->syn_recv()) (s.local.address.is_v4() ? v4 : v6)++;
@@ -271,11 +287,12 @@ TEST_F(KernelNetns, RecordFixtures) {
   ASSERT_TRUE(poller->poll_completed(ports));
   std::size_t completed_v4 = 0;
   for (const auto& s : poller->completed()) completed_v4 += s.local.address.is_v4();
-  for (const auto& [name, bytes] : files) std::ofstream(dir / (name + ".bin"), std::ios::binary) << bytes;
-  std::ofstream(dir / "expected.txt") << "syn_recv_v4 " << v4 << "\nsyn_recv_v6 " << v6 << "\nbacklog "
-                                      << backlog << "\naccept_queue_v4 " << accept_queue
-                                      << "\ncompleted_v4 " << completed_v4 << "\nss_syn_recv "
-                                      << bed_->syn_recv_count() << "\n";
+  for (const auto& [name, bytes] : files)
+    std::ofstream(dir / (name + ".bin"), std::ios::binary) << bytes;
+  std::ofstream(dir / "expected.txt")
+      << "syn_recv_v4 " << v4 << "\nsyn_recv_v6 " << v6 << "\nbacklog " << backlog
+      << "\naccept_queue_v4 " << accept_queue << "\ncompleted_v4 " << completed_v4
+      << "\nss_syn_recv " << bed_->syn_recv_count() << "\n";
   EXPECT_EQ(static_cast<long>(v4 + v6), bed_->syn_recv_count());
 }
 

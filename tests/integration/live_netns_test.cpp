@@ -20,7 +20,8 @@ std::vector<nlohmann::json> read_events(const std::filesystem::path& path) {
   }
 }
 
-std::vector<nlohmann::json> events_of(const std::vector<nlohmann::json>& events, const std::string& type) {
+std::vector<nlohmann::json> events_of(const std::vector<nlohmann::json>& events,
+                                      const std::string& type) {
   std::vector<nlohmann::json> out;
   for (const auto& e : events) {
     if (e["event"] == type) out.push_back(e);
@@ -44,13 +45,15 @@ class LiveNetns : public ::testing::Test {
   void write_config(const std::string& interfaces, const std::string& extra = "") {
     std::ofstream(config_) << "capture:\n  interfaces: " << interfaces
                            << "\ndetection:\n  half_open: 256\n  for: 0.5s\n  cooldown: 2s\n"
-                              "  update_interval: 1s\nalerts:\n  file: " << alerts_.string()
-                           << "\nlog:\n  level: debug\nuser: nobody\n" << extra;
+                              "  update_interval: 1s\nalerts:\n  file: "
+                           << alerts_.string() << "\nlog:\n  level: debug\nuser: nobody\n"
+                           << extra;
   }
 
   void start_daemon() {
     daemon_ = std::make_unique<Background>(
-        bed_->exec_in(bed_->victim(), {"env", "-u", "JOURNAL_STREAM", SYNWATCHD, "--config", config_.string()}),
+        bed_->exec_in(bed_->victim(),
+                      {"env", "-u", "JOURNAL_STREAM", SYNWATCHD, "--config", config_.string()}),
         dir_.path() / "daemon.out", dir_.path() / "daemon.err");
     ASSERT_TRUE(eventually(10s, [&] { return log().find("watching") != std::string::npos; }))
         << log();
@@ -66,7 +69,9 @@ class LiveNetns : public ::testing::Test {
         "  s=socket.socket(fam,socket.SOCK_STREAM)\n"
         "  s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
         "  if fam==socket.AF_INET6: s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,1)\n"
-        "  s.bind((addr," + std::to_string(port) + "))\n"
+        "  s.bind((addr," +
+        std::to_string(port) +
+        "))\n"
         "  s.listen(65535)\n"
         "  ls.append(s)\n"
         "import select\n"
@@ -84,16 +89,17 @@ class LiveNetns : public ::testing::Test {
         bed_->exec_in(bed_->victim(), {"python3", (dir_.path() / "listener.py").string()}),
         dir_.path() / "listener.out", dir_.path() / "listener.err");
     ASSERT_TRUE(eventually(5s, [&] {
-      return TestBed::in_out(bed_->victim(), "ss -Hltn").find(":" + std::to_string(port)) != std::string::npos;
+      return TestBed::in_out(bed_->victim(), "ss -Hltn").find(":" + std::to_string(port)) !=
+             std::string::npos;
     }));
   }
 
   ProcessResult flood(const std::string& target, int port, int count, int rate,
                       const std::string& sources = "198.18.0.0/15") {
-    return run_process(bed_->exec_in(bed_->attacker(),
-                                     {SYNWATCH_FLOOD, "--target", target, "--port", std::to_string(port),
-                                      "--count", std::to_string(count), "--rate", std::to_string(rate),
-                                      "--sources", sources, "--max-seconds", "20"}));
+    return run_process(bed_->exec_in(
+        bed_->attacker(), {SYNWATCH_FLOOD, "--target", target, "--port", std::to_string(port),
+                           "--count", std::to_string(count), "--rate", std::to_string(rate),
+                           "--sources", sources, "--max-seconds", "20"}));
   }
 
   std::string log() const { return read_file(dir_.path() / "daemon.err"); }
@@ -128,14 +134,16 @@ TEST_F(LiveNetns, SpoofedFloodStartsAgreesWithSsAndEndsWhenTheFloodStops) {
   const long reported = latest["stats"]["half_open"];
   std::cout << "half-open: ss counts " << kernel << ", synwatchd reports " << reported << "\n";
   EXPECT_GT(kernel, 15000) << "the victim's kernel did not keep the half-open connections";
-  EXPECT_NEAR(static_cast<double>(reported), static_cast<double>(kernel), 0.1 * static_cast<double>(kernel))
+  EXPECT_NEAR(static_cast<double>(reported), static_cast<double>(kernel),
+              0.1 * static_cast<double>(kernel))
       << "daemon " << reported << " vs ss " << kernel;
   EXPECT_GT(latest["stats"]["syn_recv"].get<double>(), 0.9 * static_cast<double>(kernel));
 
   // The flood stopped dead: no packets at all now, yet the incident must end.
   ASSERT_TRUE(eventually(20s, [&] { return !events_of(events(), "ended").empty(); })) << log();
   EXPECT_EQ(events_of(events(), "ended").at(0)["incident_id"], started["incident_id"]);
-  EXPECT_NE(log().find("spoofed_random SYN flood on 198.51.100.1:8080"), std::string::npos) << log();
+  EXPECT_NE(log().find("spoofed_random SYN flood on 198.51.100.1:8080"), std::string::npos)
+      << log();
 }
 
 TEST_F(LiveNetns, Ipv6SpoofedFlood) {
@@ -160,7 +168,8 @@ TEST_F(LiveNetns, OneSourceHping3FloodIsConcentrated) {
   // handshake is reset and nothing stays half-open.
   ASSERT_EQ(TestBed::in(bed_->attacker(), "nft add table inet swtest"), 0);
   ASSERT_EQ(TestBed::in(bed_->attacker(),
-                        "nft add chain inet swtest out '{ type filter hook output priority 0; }'"), 0);
+                        "nft add chain inet swtest out '{ type filter hook output priority 0; }'"),
+            0);
   ASSERT_EQ(TestBed::in(bed_->attacker(), "nft add rule inet swtest out tcp flags rst drop"), 0);
   TestBed::in(bed_->attacker(), "timeout 20 hping3 -q -S -p 8080 -i u200 -c 3000 198.51.100.1");
   ASSERT_TRUE(eventually(5s, [&] { return !events_of(events(), "started").empty(); })) << log();
@@ -175,12 +184,11 @@ TEST_F(LiveNetns, BenignCompletedConnectionsRaiseNothing) {
   start_listener(8080);
   start_daemon();
   const auto client = run_process(bed_->exec_in(
-      bed_->attacker(),
-      {"python3", "-c",
-       "import socket\n"
-       "for i in range(400):\n"
-       "  s=socket.create_connection(('198.51.100.1',8080),timeout=5)\n"
-       "  s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); s.recv(100); s.close()\n"}));
+      bed_->attacker(), {"python3", "-c",
+                         "import socket\n"
+                         "for i in range(400):\n"
+                         "  s=socket.create_connection(('198.51.100.1',8080),timeout=5)\n"
+                         "  s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); s.recv(100); s.close()\n"}));
   ASSERT_EQ(client.exit_code, 0) << client.err;
   std::this_thread::sleep_for(3s);
   EXPECT_TRUE(events().empty()) << read_file(alerts_);
@@ -191,7 +199,9 @@ TEST_F(LiveNetns, BenignCompletedConnectionsRaiseNothing) {
 }
 
 TEST_F(LiveNetns, InterfaceRemovedAndRecreatedResumesCapture) {
-  ASSERT_EQ(sh("ip link add swx0 netns " + bed_->victim() + " type veth peer name swy0 netns " + bed_->attacker()), 0);
+  ASSERT_EQ(sh("ip link add swx0 netns " + bed_->victim() + " type veth peer name swy0 netns " +
+               bed_->attacker()),
+            0);
   const auto configure_second_pair = [&] {
     TestBed::in(bed_->victim(), "ip -6 addr add 2001:db8:52::1/64 dev swx0 nodad");
     TestBed::in(bed_->victim(), "ip link set swx0 up");
@@ -204,12 +214,17 @@ TEST_F(LiveNetns, InterfaceRemovedAndRecreatedResumesCapture) {
   start_listener(8080);
   start_daemon();
   TestBed::in(bed_->victim(), "ip link del swx0");
-  ASSERT_TRUE(eventually(5s, [&] { return log().find("swx0") != std::string::npos &&
-                                          log().find("retrying") != std::string::npos; })) << log();
+  ASSERT_TRUE(eventually(5s, [&] {
+    return log().find("swx0") != std::string::npos && log().find("retrying") != std::string::npos;
+  })) << log();
   ASSERT_TRUE(daemon_->running());
-  ASSERT_EQ(sh("ip link add swx0 netns " + bed_->victim() + " type veth peer name swy0 netns " + bed_->attacker()), 0);
+  ASSERT_EQ(sh("ip link add swx0 netns " + bed_->victim() + " type veth peer name swy0 netns " +
+               bed_->attacker()),
+            0);
   configure_second_pair();
-  ASSERT_TRUE(eventually(40s, [&] { return log().find("capture on 'swx0' resumed") != std::string::npos; })) << log();
+  ASSERT_TRUE(eventually(40s, [&] {
+    return log().find("capture on 'swx0' resumed") != std::string::npos;
+  })) << log();
   // Traffic over the re-created interface is seen again.
   const auto sent = flood("2001:db8:52::1", 8080, 3000, 5000, "2001:db8:4000::/34");
   ASSERT_EQ(sent.exit_code, 0) << sent.err;
@@ -225,7 +240,8 @@ TEST_F(LiveNetns, ReloadAppliesAValidConfigAndKeepsTheOldOneOnABrokenFile) {
   write_config("[swv0]", "");
   // Start blind: a threshold no test flood reaches.
   std::string text = read_file(config_);
-  std::ofstream(config_) << std::regex_replace(text, std::regex("half_open: 256"), "half_open: 1000000");
+  std::ofstream(config_) << std::regex_replace(text, std::regex("half_open: 256"),
+                                               "half_open: 1000000");
   start_listener(8080);
   start_daemon();
   ASSERT_EQ(flood("198.51.100.1", 8080, 2000, 10000).exit_code, 0);
@@ -235,15 +251,17 @@ TEST_F(LiveNetns, ReloadAppliesAValidConfigAndKeepsTheOldOneOnABrokenFile) {
   // A broken file: logged with its location, the old config keeps running.
   std::ofstream(config_) << "detection:\n  half_open: [oops\n";
   daemon_->signal(SIGHUP);
-  ASSERT_TRUE(eventually(5s, [&] { return log().find("reload failed") != std::string::npos; })) << log();
+  ASSERT_TRUE(eventually(5s, [&] { return log().find("reload failed") != std::string::npos; }))
+      << log();
   EXPECT_NE(log().find(config_.filename().string() + ":"), std::string::npos) << log();
   ASSERT_TRUE(daemon_->running());
 
   // A valid change takes effect without a restart.
   write_config("[swv0]", "");
   daemon_->signal(SIGHUP);
-  ASSERT_TRUE(eventually(5s, [&] { return log().find("reload complete: half-open threshold 256") != std::string::npos; }))
-      << log();
+  ASSERT_TRUE(eventually(5s, [&] {
+    return log().find("reload complete: half-open threshold 256") != std::string::npos;
+  })) << log();
   std::this_thread::sleep_for(300ms);
   ASSERT_EQ(flood("198.51.100.1", 8080, 3000, 10000).exit_code, 0);
   ASSERT_TRUE(eventually(5s, [&] { return !events_of(events(), "started").empty(); })) << log();

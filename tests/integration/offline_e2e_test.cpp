@@ -25,7 +25,8 @@ class OfflineE2E : public ::testing::Test {
     g.summary = nlohmann::json::parse(r.out);
     return g;
   }
-  static ProcessResult analyse(const std::filesystem::path& file, std::vector<std::string> extra = {}) {
+  static ProcessResult analyse(const std::filesystem::path& file,
+                               std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {SYNWATCHD, "--read", file.string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return run_process(argv);
@@ -91,7 +92,8 @@ TEST_F(OfflineE2E, SpoofedFloodWithoutSynAcksIsSpoofedRandomAndStartsWithinOneSe
   EXPECT_EQ(started["stats"]["syn_recv"], 0);
   EXPECT_GT(started["stats"]["source_entropy"].get<double>(), 0.85);
   EXPECT_NEAR(started["stats"]["syn_rate"].get<double>(), 20000, 2000);
-  EXPECT_GT(started["stats"]["distinct_sources"].get<double>(), 0.8 * started["stats"]["syn_rate"].get<double>() * 0.5);
+  EXPECT_GT(started["stats"]["distinct_sources"].get<double>(),
+            0.8 * started["stats"]["syn_rate"].get<double>() * 0.5);
   EXPECT_LT(started["stats"]["completion_ratio"].get<double>(), 0.01);
   EXPECT_NE(r.err.find("incidents: 1 started (1 spoofed_random"), std::string::npos) << r.err;
 }
@@ -167,7 +169,8 @@ TEST_F(OfflineE2E, EveryLinkTypeSeesTheSameFlood) {
 }
 
 TEST_F(OfflineE2E, BenignTrafficRaisesNothing) {
-  for (const char* scenario : {"legit-burst", "slow-legit", "syn-scan", "randdst", "mixed-families"}) {
+  for (const char* scenario :
+       {"legit-burst", "slow-legit", "syn-scan", "randdst", "mixed-families"}) {
     const auto g = generate(scenario);
     const auto r = analyse(g.file);
     ASSERT_EQ(r.exit_code, 0) << scenario << ": " << r.err;
@@ -194,8 +197,8 @@ TEST_F(OfflineE2E, TruncatedAndMalformedFramesAreCountedNotFatal) {
 TEST_F(OfflineE2E, ThresholdOverrideBySetChangesTheVerdict) {
   const auto g = generate("slow-legit");
   // Forcing every handshake to count as an attack shows --set reaches the detector.
-  const auto r = analyse(g.file, {"--set", "detection.half_open=10", "--set",
-                                  "detection.max_completion_ratio=1"});
+  const auto r = analyse(
+      g.file, {"--set", "detection.half_open=10", "--set", "detection.max_completion_ratio=1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(of_type(parse_json_lines(r.out), "started").empty()) << r.err;
 }

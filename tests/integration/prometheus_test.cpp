@@ -33,28 +33,53 @@ const fs::path kDashboard = kSource / "config" / "grafana" / "synwatch-dashboard
 
 // Every family of the metric contract (README "Prometheus"); rules and dashboard may use no other.
 const std::set<std::string> kContractFamilies = {
-    "synwatch_half_open_connections", "synwatch_handshake_events_total", "synwatch_distinct_sources",
-    "synwatch_source_entropy", "synwatch_completion_ratio", "synwatch_syn_rate", "synwatch_attack_active",
-    "synwatch_incidents_started_total", "synwatch_incidents_open", "synwatch_capture_packets_total",
-    "synwatch_capture_dropped_packets_total", "synwatch_capture_interface_up", "synwatch_capture_lag_seconds",
-    "synwatch_decode_errors_total", "synwatch_packets_processed_total", "synwatch_handshake_table_entries",
-    "synwatch_handshake_table_capacity", "synwatch_handshake_table_evictions_total",
-    "synwatch_destinations_tracked", "synwatch_destinations_dropped_total", "synwatch_destinations_unexported",
-    "synwatch_event_outputs_total", "synwatch_config_last_reload_successful",
-    "synwatch_config_last_reload_success_timestamp_seconds", "synwatch_build_info", "process_cpu_seconds_total",
-    "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_start_time_seconds",
-    "process_open_fds", "process_max_fds"};
+    "synwatch_half_open_connections",
+    "synwatch_handshake_events_total",
+    "synwatch_distinct_sources",
+    "synwatch_source_entropy",
+    "synwatch_completion_ratio",
+    "synwatch_syn_rate",
+    "synwatch_attack_active",
+    "synwatch_incidents_started_total",
+    "synwatch_incidents_open",
+    "synwatch_capture_packets_total",
+    "synwatch_capture_dropped_packets_total",
+    "synwatch_capture_interface_up",
+    "synwatch_capture_lag_seconds",
+    "synwatch_decode_errors_total",
+    "synwatch_packets_processed_total",
+    "synwatch_handshake_table_entries",
+    "synwatch_handshake_table_capacity",
+    "synwatch_handshake_table_evictions_total",
+    "synwatch_destinations_tracked",
+    "synwatch_destinations_dropped_total",
+    "synwatch_destinations_unexported",
+    "synwatch_event_outputs_total",
+    "synwatch_config_last_reload_successful",
+    "synwatch_config_last_reload_success_timestamp_seconds",
+    "synwatch_build_info",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_start_time_seconds",
+    "process_open_fds",
+    "process_max_fds"};
 const std::set<std::string> kPerDestinationFamilies = {
-    "synwatch_half_open_connections", "synwatch_handshake_events_total", "synwatch_distinct_sources",
-    "synwatch_source_entropy", "synwatch_completion_ratio", "synwatch_syn_rate", "synwatch_attack_active"};
+    "synwatch_half_open_connections", "synwatch_handshake_events_total",
+    "synwatch_distinct_sources",      "synwatch_source_entropy",
+    "synwatch_completion_ratio",      "synwatch_syn_rate",
+    "synwatch_attack_active"};
 
-bool have(const std::string& tool) { return sh("command -v " + tool) == 0; }
+bool have(const std::string& tool) {
+  return sh("command -v " + tool) == 0;
+}
 
 std::vector<fs::path> files_in(const fs::path& dir, const std::string& suffix) {
   std::vector<fs::path> out;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (entry.is_regular_file() && name.size() > suffix.size() && name.ends_with(suffix)) out.push_back(entry.path());
+    if (entry.is_regular_file() && name.size() > suffix.size() && name.ends_with(suffix))
+      out.push_back(entry.path());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -67,13 +92,16 @@ std::vector<fs::path> rule_files() {
   }
   return out;
 }
-std::vector<fs::path> rule_test_files() { return files_in(kRulesDir / "tests", ".test.yml"); }
+std::vector<fs::path> rule_test_files() {
+  return files_in(kRulesDir / "tests", ".test.yml");
+}
 
 // Metric names (not recording rules, which contain ':') used in a PromQL expression.
 std::set<std::string> metric_names_in(const std::string& expr) {
   static const std::regex name(R"((?:^|[^a-zA-Z0-9_:])((?:synwatch|process)_[a-z_]+)\b)");
   std::set<std::string> out;
-  for (auto it = std::sregex_iterator(expr.begin(), expr.end(), name); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(expr.begin(), expr.end(), name); it != std::sregex_iterator();
+       ++it) {
     out.insert((*it)[1].str());
   }
   return out;
@@ -102,8 +130,10 @@ TEST_F(PromtoolRules, RuleUnitTestsPass) {
   ASSERT_FALSE(tests.empty());
   for (const auto& file : tests) {
     // promtool resolves rule_files relative to the working directory.
-    const auto r = run_process({"/bin/sh", "-c", "cd " + shell_quote(file.parent_path().string()) +
-                                                     " && promtool test rules " + shell_quote(file.filename().string())});
+    const auto r =
+        run_process({"/bin/sh", "-c",
+                     "cd " + shell_quote(file.parent_path().string()) + " && promtool test rules " +
+                         shell_quote(file.filename().string())});
     EXPECT_EQ(r.exit_code, 0) << file << "\n" << r.out << r.err;
   }
 }
@@ -118,12 +148,14 @@ TEST_F(PromtoolRules, RuleUnitTestsDetectAWrongExpectation) {
          "tests:\n"
          "  - interval: 1m\n"
          "    input_series:\n"
-         "      - series: 'synwatch_attack_active{instance=\"a\",job=\"synwatch\",address=\"198.51.100.1\","
+         "      - series: "
+         "'synwatch_attack_active{instance=\"a\",job=\"synwatch\",address=\"198.51.100.1\","
          "port=\"80\",kind=\"spoofed_random\"}'\n"
          "        values: '1x5'\n"
          "    alert_rule_test:\n"
          "      - {eval_time: 2m, alertname: SynFloodActive, exp_alerts: []}\n";
-  const auto r = run_process({"promtool", "test", "rules", (dir.path() / "wrong.test.yml").string()});
+  const auto r =
+      run_process({"promtool", "test", "rules", (dir.path() / "wrong.test.yml").string()});
   EXPECT_NE(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE((r.out + r.err).find("alertname: SynFloodActive"), std::string::npos) << r.out << r.err;
 }
@@ -148,16 +180,19 @@ RuleInventory load_rules() {
 
 TEST(PrometheusRules, EveryAlertHasSeverityAndRunbookAnnotations) {
   const auto inv = load_rules();
-  for (const std::string name : {"SynFloodActive", "HalfOpenHigh", "CaptureDropping", "SynwatchDown",
-                                 "SynwatchAbsent", "ConfigReloadFailed", "SynFloodDistributedAcrossServers"}) {
+  for (const std::string name :
+       {"SynFloodActive", "HalfOpenHigh", "CaptureDropping", "SynwatchDown", "SynwatchAbsent",
+        "ConfigReloadFailed", "SynFloodDistributedAcrossServers"}) {
     EXPECT_TRUE(inv.alerts.contains(name)) << name << " is not shipped";
   }
   EXPECT_TRUE(inv.records.contains("synwatch:half_open:sum_by_port"));
   for (const auto& [name, rule] : inv.alerts) {
     const auto severity = rule["labels"]["severity"].as<std::string>("");
-    EXPECT_TRUE(severity == "critical" || severity == "warning") << name << ": severity '" << severity << "'";
+    EXPECT_TRUE(severity == "critical" || severity == "warning")
+        << name << ": severity '" << severity << "'";
     for (const std::string key : {"summary", "description", "runbook"}) {
-      EXPECT_FALSE(rule["annotations"][key].as<std::string>("").empty()) << name << " lacks " << key;
+      EXPECT_FALSE(rule["annotations"][key].as<std::string>("").empty())
+          << name << " lacks " << key;
     }
   }
   const auto flood = inv.alerts.at("SynFloodActive");
@@ -179,7 +214,8 @@ TEST(PrometheusRules, EveryAlertAndRecordingRuleIsUnitTested) {
         const auto name = t["alertname"].as<std::string>();
         (t["exp_alerts"] && t["exp_alerts"].size() > 0 ? fires : silent).insert(name);
       }
-      for (const auto& t : test["promql_expr_test"]) checked_exprs.insert(t["expr"].as<std::string>());
+      for (const auto& t : test["promql_expr_test"])
+        checked_exprs.insert(t["expr"].as<std::string>());
     }
   }
   for (const auto& [name, rule] : inv.alerts) {
@@ -187,8 +223,9 @@ TEST(PrometheusRules, EveryAlertAndRecordingRuleIsUnitTested) {
     EXPECT_TRUE(silent.contains(name)) << name << " has no unit test where it stays silent";
   }
   for (const auto& record : inv.records) {
-    const bool tested = std::any_of(checked_exprs.begin(), checked_exprs.end(),
-                                    [&](const std::string& e) { return e.find(record) != std::string::npos; });
+    const bool tested =
+        std::any_of(checked_exprs.begin(), checked_exprs.end(),
+                    [&](const std::string& e) { return e.find(record) != std::string::npos; });
     EXPECT_TRUE(tested) << record << " has no promql_expr_test";
   }
 }
@@ -198,14 +235,17 @@ TEST(PrometheusRules, RulesUseOnlyContractMetrics) {
     for (const auto& group : YAML::LoadFile(file.string())["groups"]) {
       for (const auto& rule : group["rules"]) {
         for (const auto& name : metric_names_in(rule["expr"].as<std::string>())) {
-          EXPECT_TRUE(kContractFamilies.contains(name)) << file.filename() << ": unknown metric " << name;
+          EXPECT_TRUE(kContractFamilies.contains(name))
+              << file.filename() << ": unknown metric " << name;
         }
       }
     }
   }
 }
 
-nlohmann::json load_dashboard() { return nlohmann::json::parse(read_file(kDashboard)); }
+nlohmann::json load_dashboard() {
+  return nlohmann::json::parse(read_file(kDashboard));
+}
 
 // (panel title, expr) for every query in the dashboard, annotations included.
 std::vector<std::pair<std::string, std::string>> dashboard_queries(const nlohmann::json& dash) {
@@ -216,7 +256,8 @@ std::vector<std::pair<std::string, std::string>> dashboard_queries(const nlohman
     }
   }
   for (const auto& a : dash["annotations"]["list"]) {
-    if (a.contains("expr")) out.emplace_back("annotation " + a["name"].get<std::string>(), a["expr"]);
+    if (a.contains("expr"))
+      out.emplace_back("annotation " + a["name"].get<std::string>(), a["expr"]);
   }
   return out;
 }
@@ -243,10 +284,12 @@ TEST(GrafanaDashboard, IsValidAndShowsDestinationsIncidentsAndCaptureHealth) {
       }
     }
   }
-  for (const auto& name : used) EXPECT_TRUE(kContractFamilies.contains(name)) << "unknown metric " << name;
+  for (const auto& name : used)
+    EXPECT_TRUE(kContractFamilies.contains(name)) << "unknown metric " << name;
   for (const std::string name :
-       {"synwatch_half_open_connections", "synwatch_attack_active", "synwatch_capture_packets_total",
-        "synwatch_capture_dropped_packets_total", "synwatch_capture_lag_seconds", "synwatch_decode_errors_total",
+       {"synwatch_half_open_connections", "synwatch_attack_active",
+        "synwatch_capture_packets_total", "synwatch_capture_dropped_packets_total",
+        "synwatch_capture_lag_seconds", "synwatch_decode_errors_total",
         "synwatch_handshake_table_entries", "synwatch_handshake_table_capacity"}) {
     EXPECT_TRUE(used.contains(name)) << "the dashboard does not show " << name;
   }
@@ -275,11 +318,12 @@ HttpResult http_get(const std::string& url, long timeout_ms = 5000) {
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &result.body);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION,
-                   +[](char* data, std::size_t size, std::size_t n, void* out) -> std::size_t {
-                     static_cast<std::string*>(out)->append(data, size * n);
-                     return size * n;
-                   });
+  curl_easy_setopt(
+      curl, CURLOPT_WRITEFUNCTION,
+      +[](char* data, std::size_t size, std::size_t n, void* out) -> std::size_t {
+        static_cast<std::string*>(out)->append(data, size * n);
+        return size * n;
+      });
   const CURLcode code = curl_easy_perform(curl);
   if (code == CURLE_OK) {
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &result.status);
@@ -401,7 +445,8 @@ bool has_series(const std::vector<Sample>& samples, const std::string& name,
 std::set<std::string> exported_destinations(const std::vector<Sample>& samples) {
   std::set<std::string> out;
   for (const auto& s : samples) {
-    if (kPerDestinationFamilies.contains(s.name)) out.insert(s.labels.at("address") + ":" + s.labels.at("port"));
+    if (kPerDestinationFamilies.contains(s.name))
+      out.insert(s.labels.at("address") + ":" + s.labels.at("port"));
   }
   return out;
 }
@@ -419,15 +464,18 @@ class PrometheusLive : public ::testing::Test {
 
   void start_daemon(int max_destinations = 100) {
     const auto config = dir_.path() / "synwatch.yaml";
-    std::ofstream(config) << "capture:\n  interfaces: [swv0]\n"
-                             "detection:\n  half_open: 256\n  for: 0.5s\n  cooldown: 2s\n  update_interval: 1s\n"
-                             "metrics:\n  listen: 127.0.0.1:" << metrics_port_
-                          << "\n  max_destinations: " << max_destinations
-                          << "\nlog:\n  level: info\nuser: nobody\n";
+    std::ofstream(config)
+        << "capture:\n  interfaces: [swv0]\n"
+           "detection:\n  half_open: 256\n  for: 0.5s\n  cooldown: 2s\n  update_interval: 1s\n"
+           "metrics:\n  listen: 127.0.0.1:"
+        << metrics_port_ << "\n  max_destinations: " << max_destinations
+        << "\nlog:\n  level: info\nuser: nobody\n";
     daemon_ = std::make_unique<Background>(
-        bed_->exec_in(bed_->victim(), {"env", "-u", "JOURNAL_STREAM", SYNWATCHD, "--config", config.string()}),
+        bed_->exec_in(bed_->victim(),
+                      {"env", "-u", "JOURNAL_STREAM", SYNWATCHD, "--config", config.string()}),
         dir_.path() / "daemon.out", dir_.path() / "daemon.err");
-    ASSERT_TRUE(eventually(10s, [&] { return log().find("watching") != std::string::npos; })) << log();
+    ASSERT_TRUE(eventually(10s, [&] { return log().find("watching") != std::string::npos; }))
+        << log();
     ASSERT_TRUE(eventually(5s, [&] { return scrape().status == 200; })) << log();
   }
 
@@ -438,7 +486,9 @@ class PrometheusLive : public ::testing::Test {
         << "import socket,select\n"
            "s=socket.socket()\n"
            "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-           "s.bind(('198.51.100.1'," << port << "))\n"
+           "s.bind(('198.51.100.1',"
+        << port
+        << "))\n"
            "s.listen(65535)\n"
            "while True:\n"
            "  r,_,_=select.select([s],[],[],1)\n"
@@ -448,14 +498,24 @@ class PrometheusLive : public ::testing::Test {
         bed_->exec_in(bed_->victim(), {"python3", (dir_.path() / "listener.py").string()}),
         dir_.path() / "listener.out", dir_.path() / "listener.err");
     ASSERT_TRUE(eventually(5s, [&] {
-      return TestBed::in_out(bed_->victim(), "ss -Hltn").find(":" + std::to_string(port)) != std::string::npos;
+      return TestBed::in_out(bed_->victim(), "ss -Hltn").find(":" + std::to_string(port)) !=
+             std::string::npos;
     }));
   }
 
-  std::vector<std::string> flood_argv(const std::vector<std::string>& ports, int count, int rate) const {
-    std::vector<std::string> argv = {SYNWATCH_FLOOD, "--target", "198.51.100.1", "--count", std::to_string(count),
-                                     "--rate", std::to_string(rate), "--sources", "198.18.0.0/15",
-                                     "--max-seconds", "20"};
+  std::vector<std::string> flood_argv(const std::vector<std::string>& ports, int count,
+                                      int rate) const {
+    std::vector<std::string> argv = {SYNWATCH_FLOOD,
+                                     "--target",
+                                     "198.51.100.1",
+                                     "--count",
+                                     std::to_string(count),
+                                     "--rate",
+                                     std::to_string(rate),
+                                     "--sources",
+                                     "198.18.0.0/15",
+                                     "--max-seconds",
+                                     "20"};
     argv.insert(argv.end(), ports.begin(), ports.end());
     return bed_->exec_in(bed_->attacker(), argv);
   }
@@ -479,10 +539,12 @@ class PrometheusLive : public ::testing::Test {
     ASSERT_GT(prometheus_port_, 0);
     const auto config = dir_.path() / "prometheus.yml";
     std::ofstream out(config);
-    out << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nrule_files:\n";
+    out << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: "
+           "1s\nrule_files:\n";
     for (const auto& f : rule_files()) out << "  - " << f.string() << "\n";
     out << "scrape_configs:\n  - job_name: synwatch\n    static_configs:\n"
-           "      - targets: ['127.0.0.1:" << metrics_port_ << "']\n";
+           "      - targets: ['127.0.0.1:"
+        << metrics_port_ << "']\n";
     out.close();
     const auto check = run_process({"promtool", "check", "config", config.string()});
     ASSERT_EQ(check.exit_code, 0) << check.out << check.err;
@@ -491,7 +553,8 @@ class PrometheusLive : public ::testing::Test {
         bed_->exec_in(bed_->victim(),
                       {"prometheus", "--config.file=" + config.string(),
                        "--storage.tsdb.path=" + (dir_.path() / "tsdb").string(),
-                       "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port_), "--log.level=warn"}),
+                       "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port_),
+                       "--log.level=warn"}),
         dir_.path() / "prometheus.out", dir_.path() / "prometheus.err");
     ASSERT_TRUE(eventually(20s, [&] { return prometheus_get("/-/ready").status == 200; }))
         << read_file(dir_.path() / "prometheus.err");
@@ -534,29 +597,37 @@ TEST_F(PrometheusLive, MetricsPagePassesPromtoolCheckMetricsDuringAFlood) {
   start_daemon();
   ASSERT_EQ(flood({"--port", "8080"}, 20000, 10000).exit_code, 0);
   ASSERT_TRUE(eventually(5s, [&] {
-    return has_series(scrape_samples(), "synwatch_attack_active", {{"address", "198.51.100.1"}, {"port", "8080"}});
+    return has_series(scrape_samples(), "synwatch_attack_active",
+                      {{"address", "198.51.100.1"}, {"port", "8080"}});
   })) << log();
   const auto page = scrape();
   ASSERT_EQ(page.status, 200);
   std::ofstream(dir_.path() / "page.txt") << page.body;
-  const auto check = run_process({"/bin/sh", "-c", "promtool check metrics < " + shell_quote((dir_.path() / "page.txt").string())});
+  const auto check =
+      run_process({"/bin/sh", "-c",
+                   "promtool check metrics < " + shell_quote((dir_.path() / "page.txt").string())});
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
   EXPECT_EQ(check.out + check.err, "") << "promtool lint findings";
 
   // The page carries the whole contract, with HELP text.
   for (const auto& family : kContractFamilies) {
     EXPECT_NE(page.body.find("# TYPE " + family + " "), std::string::npos) << family << " missing";
-    EXPECT_NE(page.body.find("# HELP " + family + " "), std::string::npos) << family << " has no HELP";
+    EXPECT_NE(page.body.find("# HELP " + family + " "), std::string::npos)
+        << family << " has no HELP";
   }
   const auto samples = parse_exposition(page.body);
-  EXPECT_GT(sum_of(samples, "synwatch_half_open_connections", {{"address", "198.51.100.1"}, {"port", "8080"}}), 10000);
+  EXPECT_GT(sum_of(samples, "synwatch_half_open_connections",
+                   {{"address", "198.51.100.1"}, {"port", "8080"}}),
+            10000);
   EXPECT_GT(sum_of(samples, "synwatch_capture_packets_total", {{"interface", "swv0"}}), 20000);
   EXPECT_EQ(sum_of(samples, "synwatch_capture_interface_up", {{"interface", "swv0"}}), 1);
   EXPECT_EQ(sum_of(samples, "synwatch_incidents_started_total", {{"kind", "spoofed_random"}}), 1);
 }
 
-TEST_F(PrometheusLive, PrometheusSeesHalfOpenAndAttackActiveRiseAndTheShippedRulesAndDashboardWork) {
-  if (!have("prometheus") || !have("promtool")) GTEST_SKIP() << "prometheus not installed (Debian package prometheus)";
+TEST_F(PrometheusLive,
+       PrometheusSeesHalfOpenAndAttackActiveRiseAndTheShippedRulesAndDashboardWork) {
+  if (!have("prometheus") || !have("promtool"))
+    GTEST_SKIP() << "prometheus not installed (Debian package prometheus)";
   start_listener(8080);
   start_daemon();
   start_prometheus();
@@ -570,11 +641,14 @@ TEST_F(PrometheusLive, PrometheusSeesHalfOpenAndAttackActiveRiseAndTheShippedRul
   EXPECT_TRUE(std::isnan(before) || before < 10) << before;
   EXPECT_TRUE(query(attack)["result"].empty());
 
-  const auto flood = std::make_unique<Background>(flood_argv({"--port", "8080"}, 30000, 10000),
-                                                  dir_.path() / "flood.out", dir_.path() / "flood.err");
+  const auto flood =
+      std::make_unique<Background>(flood_argv({"--port", "8080"}, 30000, 10000),
+                                   dir_.path() / "flood.out", dir_.path() / "flood.err");
   ASSERT_TRUE(eventually(15s, [&] { return query_value(half_open) > 10000; }))
-      << query(half_open).dump() << "\n" << log();
-  ASSERT_TRUE(eventually(10s, [&] { return query_value(attack + " == 1") == 1; })) << query(attack).dump();
+      << query(half_open).dump() << "\n"
+      << log();
+  ASSERT_TRUE(eventually(10s, [&] { return query_value(attack + " == 1") == 1; }))
+      << query(attack).dump();
   const auto incident = query(attack)["result"];
   ASSERT_EQ(incident.size(), 1u) << incident.dump();
   EXPECT_EQ(incident[0]["metric"]["kind"], "spoofed_random");
@@ -591,28 +665,39 @@ TEST_F(PrometheusLive, PrometheusSeesHalfOpenAndAttackActiveRiseAndTheShippedRul
   const auto alerts = nlohmann::json::parse(prometheus_get("/api/v1/alerts").body);
   for (const auto& alert : alerts["data"]["alerts"]) {
     if (alert["labels"]["alertname"] != "SynFloodActive") continue;
-    EXPECT_NE(alert["annotations"]["description"].get<std::string>().find("half-open connections"), std::string::npos)
+    EXPECT_NE(alert["annotations"]["description"].get<std::string>().find("half-open connections"),
+              std::string::npos)
         << alert.dump();
-    EXPECT_NE(alert["annotations"]["runbook"].get<std::string>().find("198.51.100.1:8080"), std::string::npos);
+    EXPECT_NE(alert["annotations"]["runbook"].get<std::string>().find("198.51.100.1:8080"),
+              std::string::npos);
   }
   // Recording rules run on their own schedule: the fleet sum follows within a few evaluations.
   const std::string fleet = R"(synwatch:half_open:sum_by_port{job="synwatch",port="8080"})";
   EXPECT_TRUE(eventually(10s, [&] { return query_value(fleet) > 10000; }))
-      << query(fleet).dump() << "\n" << prometheus_get("/api/v1/rules").body << "\n"
+      << query(fleet).dump() << "\n"
+      << prometheus_get("/api/v1/rules").body << "\n"
       << read_file(dir_.path() / "prometheus.err");
 
   // Every dashboard query is valid PromQL against the real data, and the main panels have data.
-  const std::set<std::string> must_have_data = {"Half-open per destination", "Incident timeline",
-                                                "Captured packets", "Dropped packets", "Capture lag",
-                                                "Handshake table fill", "Half-open per port across the fleet"};
+  const std::set<std::string> must_have_data = {"Half-open per destination",
+                                                "Incident timeline",
+                                                "Captured packets",
+                                                "Dropped packets",
+                                                "Capture lag",
+                                                "Handshake table fill",
+                                                "Half-open per port across the fleet"};
   for (const auto& [title, expr] : dashboard_queries(load_dashboard())) {
     std::string promql = expr;
-    for (const auto& [var, value] : {std::pair{"$job", ".*"}, std::pair{"$instance", ".*"},
-                                     std::pair{"$__rate_interval", "5s"}, std::pair{"$__range", "1m"}}) {
-      for (std::size_t at; (at = promql.find(var)) != std::string::npos;) promql.replace(at, std::strlen(var), value);
+    for (const auto& [var, value] :
+         {std::pair{"$job", ".*"}, std::pair{"$instance", ".*"},
+          std::pair{"$__rate_interval", "5s"}, std::pair{"$__range", "1m"}}) {
+      for (std::size_t at; (at = promql.find(var)) != std::string::npos;)
+        promql.replace(at, std::strlen(var), value);
     }
     const auto data = query(promql);
-    EXPECT_FALSE(data.is_null()) << title << ": " << promql << "\n" << prometheus_get("/api/v1/query?query=" + url_encode(promql)).body;
+    EXPECT_FALSE(data.is_null())
+        << title << ": " << promql << "\n"
+        << prometheus_get("/api/v1/query?query=" + url_encode(promql)).body;
     if (must_have_data.contains(title) && !data.is_null()) {
       EXPECT_FALSE(data["result"].empty()) << title << ": no data for " << promql;
     }
@@ -627,7 +712,8 @@ TEST_F(PrometheusLive, FloodToTenThousandPortsLeavesAtMostMaxDestinationsSeries)
   // A real flood on 8080 first: its incident must stay exported whatever else arrives.
   ASSERT_EQ(flood({"--port", "8080"}, 5000, 10000).exit_code, 0);
   ASSERT_TRUE(eventually(5s, [&] {
-    return has_series(scrape_samples(), "synwatch_attack_active", {{"address", "198.51.100.1"}, {"port", "8080"}});
+    return has_series(scrape_samples(), "synwatch_attack_active",
+                      {{"address", "198.51.100.1"}, {"port", "8080"}});
   })) << log();
 
   // 10,000 ports in random order while scraping: no page ever holds more than the cap.
@@ -655,13 +741,16 @@ TEST_F(PrometheusLive, FloodToTenThousandPortsLeavesAtMostMaxDestinationsSeries)
   EXPECT_LE(exported.size(), kMaxDestinations);
   EXPECT_LE(most, kMaxDestinations) << "over " << pages << " pages";
   EXPECT_GT(pages, 3u);
-  EXPECT_TRUE(exported.contains("198.51.100.1:8080")) << "the attacked destination must stay exported";
-  EXPECT_TRUE(has_series(samples, "synwatch_attack_active", {{"address", "198.51.100.1"}, {"port", "8080"}}));
+  EXPECT_TRUE(exported.contains("198.51.100.1:8080"))
+      << "the attacked destination must stay exported";
+  EXPECT_TRUE(has_series(samples, "synwatch_attack_active",
+                         {{"address", "198.51.100.1"}, {"port", "8080"}}));
   const double tracked = sum_of(samples, "synwatch_destinations_tracked");
   const double unexported = sum_of(samples, "synwatch_destinations_unexported");
-  std::cout << "destinations: tracked " << tracked << ", exported " << exported.size() << ", unexported "
-            << unexported << "\n";
-  EXPECT_GT(tracked, static_cast<double>(kMaxDestinations)) << "the port flood did not reach the daemon";
+  std::cout << "destinations: tracked " << tracked << ", exported " << exported.size()
+            << ", unexported " << unexported << "\n";
+  EXPECT_GT(tracked, static_cast<double>(kMaxDestinations))
+      << "the port flood did not reach the daemon";
   EXPECT_EQ(unexported, tracked - static_cast<double>(exported.size()));
   // The page stays small: 10,000 destinations would be well over 100,000 lines.
   EXPECT_LT(samples.size(), 20 * kMaxDestinations + 200);
@@ -715,13 +804,15 @@ TEST_F(PrometheusLive, TwoHundredConcurrentScrapesDuringAFloodAllSucceedWithoutC
   ASSERT_FALSE(after.empty());
   EXPECT_EQ(sum_of(after, "synwatch_capture_dropped_packets_total"), 0)
       << "kernel " << sum_of(after, "synwatch_capture_dropped_packets_total", {{"where", "kernel"}})
-      << ", interface " << sum_of(after, "synwatch_capture_dropped_packets_total", {{"where", "interface"}});
+      << ", interface "
+      << sum_of(after, "synwatch_capture_dropped_packets_total", {{"where", "interface"}});
   // Every SYN was captured and counted (plus the victim's SYN-ACKs).
   EXPECT_NE(sent.find("\"sent\":100000"), std::string::npos) << sent;
   EXPECT_GE(sum_of(after, "synwatch_capture_packets_total") - packets_before, 100000);
   // Random sources and ports repeat a 4-tuple about once per 100,000 SYNs; a repeat is a
   // retransmission to the tracker and is not counted again.
-  EXPECT_GE(sum_of(after, "synwatch_handshake_events_total", {{"port", "8080"}, {"event", "syn"}}), 99990);
+  EXPECT_GE(sum_of(after, "synwatch_handshake_events_total", {{"port", "8080"}, {"event", "syn"}}),
+            99990);
 }
 
 }  // namespace

@@ -30,9 +30,9 @@ inline std::string shell_quote(const std::string& s) {
 
 inline ProcessResult run_process(const std::vector<std::string>& argv) {
   static int counter = 0;
-  const auto err_path = std::filesystem::temp_directory_path() /
-                        ("synwatch-test-stderr-" + std::to_string(::getpid()) + "-" +
-                         std::to_string(counter++));
+  const auto err_path =
+      std::filesystem::temp_directory_path() /
+      ("synwatch-test-stderr-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
   std::string command;
   for (const auto& a : argv) command += shell_quote(a) + " ";
   command += "2>" + shell_quote(err_path.string());
@@ -41,7 +41,8 @@ inline ProcessResult run_process(const std::vector<std::string>& argv) {
   if (pipe == nullptr) return result;
   std::array<char, 65536> buffer{};
   std::size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.out.append(buffer.data(), n);
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    result.out.append(buffer.data(), n);
   const int status = ::pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   std::ifstream err(err_path);

@@ -16,7 +16,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool have(const std::string& tool) { return sh("command -v " + tool) == 0; }
+bool have(const std::string& tool) {
+  return sh("command -v " + tool) == 0;
+}
 
 std::string source_file(const std::string& relative) {
   return read_file(fs::path(SYNWATCH_SOURCE_DIR) / relative);
@@ -41,22 +43,23 @@ std::set<std::string> files_under(const fs::path& root) {
 
 // Installs the build tree into `stage` with prefix /usr, as a package build would.
 ProcessResult install_into(const fs::path& stage) {
-  return run_process({"env", "DESTDIR=" + stage.string(), CMAKE_COMMAND, "--install", SYNWATCH_BINARY_DIR,
-                      "--prefix", "/usr"});
+  return run_process({"env", "DESTDIR=" + stage.string(), CMAKE_COMMAND, "--install",
+                      SYNWATCH_BINARY_DIR, "--prefix", "/usr"});
 }
 
 // ---- the unit --------------------------------------------------------------------------------
 
 TEST(SystemdUnit, SecurityExposureIsAtMostTwo) {
   if (!have("systemd-analyze")) GTEST_SKIP() << "systemd-analyze not installed (package systemd)";
-  const auto report = run_process({"systemd-analyze", "security", "--offline=yes", "--no-pager", SYNWATCH_UNIT});
+  const auto report =
+      run_process({"systemd-analyze", "security", "--offline=yes", "--no-pager", SYNWATCH_UNIT});
   const double exposure = overall_exposure(report.out);
   ASSERT_GE(exposure, 0) << report.out << report.err;
   std::cout << "systemd-analyze security: exposure " << exposure << "\n";
   EXPECT_LE(exposure, 2.0) << report.out;
   // systemd's own threshold check agrees (exposure is given to it in tenths).
-  const auto checked = run_process(
-      {"systemd-analyze", "security", "--offline=yes", "--threshold=20", "--no-pager", SYNWATCH_UNIT});
+  const auto checked = run_process({"systemd-analyze", "security", "--offline=yes",
+                                    "--threshold=20", "--no-pager", SYNWATCH_UNIT});
   EXPECT_EQ(checked.exit_code, 0) << checked.out << checked.err;
 }
 
@@ -65,10 +68,11 @@ TEST(SystemdUnit, KeepsWhatCaptureMetricsWebhooksAndNetlinkNeed) {
   const std::string unit = read_file(SYNWATCH_UNIT);
   ASSERT_FALSE(unit.empty()) << SYNWATCH_UNIT;
   for (const char* line :
-       {"Type=notify\n", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID\n", "Restart=on-failure\n",
-        "User=synwatch\n", "AmbientCapabilities=CAP_NET_RAW\n", "CapabilityBoundingSet=CAP_NET_RAW\n",
-        "NoNewPrivileges=yes\n", "ProtectSystem=strict\n", "StateDirectory=synwatch\n",
-        "ConfigurationDirectory=synwatch\n", "LogsDirectory=synwatch\n",
+       {"Type=notify\n", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID\n",
+        "Restart=on-failure\n", "User=synwatch\n", "AmbientCapabilities=CAP_NET_RAW\n",
+        "CapabilityBoundingSet=CAP_NET_RAW\n", "NoNewPrivileges=yes\n", "ProtectSystem=strict\n",
+        "StateDirectory=synwatch\n", "ConfigurationDirectory=synwatch\n",
+        "LogsDirectory=synwatch\n",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET\n",
         "SystemCallFilter=@system-service\n", "MemoryDenyWriteExecute=yes\n"}) {
     EXPECT_NE(unit.find(line), std::string::npos) << "missing: " << line;
@@ -76,7 +80,8 @@ TEST(SystemdUnit, KeepsWhatCaptureMetricsWebhooksAndNetlinkNeed) {
   // A user namespace or a private network would cut capture off from the host's interfaces.
   EXPECT_EQ(unit.find("\nPrivateUsers=yes"), std::string::npos);
   EXPECT_EQ(unit.find("\nPrivateNetwork=yes"), std::string::npos);
-  // The kernel view reads net.ipv4.tcp_syncookies & co. under /proc/sys, which ProcSubset=pid hides.
+  // The kernel view reads net.ipv4.tcp_syncookies & co. under /proc/sys, which ProcSubset=pid
+  // hides.
   EXPECT_EQ(unit.find("\nProcSubset="), std::string::npos);
   EXPECT_EQ(unit.find("@"), unit.find("@system-service")) << "unsubstituted template variable";
 }
@@ -97,35 +102,39 @@ class Installed : public ::testing::Test {
 TEST_F(Installed, FileList) {
   const auto files = files_under(stage_);
   const std::set<std::string> expected = {
-      "etc/synwatch/synwatch.yaml",        "usr/sbin/synwatchd",
-      "usr/lib/systemd/system/synwatch.service", "usr/share/man/man8/synwatchd.8.gz",
-      "usr/share/doc/synwatch/README.md"};
+      "etc/synwatch/synwatch.yaml", "usr/sbin/synwatchd", "usr/lib/systemd/system/synwatch.service",
+      "usr/share/man/man8/synwatchd.8.gz", "usr/share/doc/synwatch/README.md"};
   std::set<std::string> unexpected;
   for (const auto& file : files) {
-    if (!expected.contains(file) && !file.starts_with("usr/share/synwatch/")) unexpected.insert(file);
+    if (!expected.contains(file) && !file.starts_with("usr/share/synwatch/"))
+      unexpected.insert(file);
   }
   for (const auto& file : expected) EXPECT_TRUE(files.contains(file)) << "not installed: " << file;
   for (const auto& file : unexpected) ADD_FAILURE() << "unexpected file installed: " << file;
   // Prometheus rules and the Grafana dashboard, when the source tree has them.
   for (const char* dir : {"prometheus", "grafana"}) {
     if (!fs::exists(fs::path(SYNWATCH_SOURCE_DIR) / "config" / dir)) continue;
-    EXPECT_TRUE(std::any_of(files.begin(), files.end(), [&](const std::string& f) {
-      return f.starts_with(std::string("usr/share/synwatch/") + dir + "/");
-    })) << dir << " files not installed under share/synwatch";
+    EXPECT_TRUE(std::any_of(files.begin(), files.end(),
+                            [&](const std::string& f) {
+                              return f.starts_with(std::string("usr/share/synwatch/") + dir + "/");
+                            }))
+        << dir << " files not installed under share/synwatch";
   }
   EXPECT_EQ(read_file(stage_ / "etc/synwatch/synwatch.yaml"), source_file("config/synwatch.yaml"));
-  EXPECT_TRUE((fs::status(stage_ / "usr/sbin/synwatchd").permissions() & fs::perms::others_exec) != fs::perms::none);
+  EXPECT_TRUE((fs::status(stage_ / "usr/sbin/synwatchd").permissions() & fs::perms::others_exec) !=
+              fs::perms::none);
 }
 
 TEST_F(Installed, UnitNamesTheInstalledBinaryAndConfig) {
   const std::string unit = read_file(stage_ / "usr/lib/systemd/system/synwatch.service");
-  EXPECT_NE(unit.find("\nExecStart=/usr/sbin/synwatchd --config /etc/synwatch/synwatch.yaml\n"), std::string::npos)
+  EXPECT_NE(unit.find("\nExecStart=/usr/sbin/synwatchd --config /etc/synwatch/synwatch.yaml\n"),
+            std::string::npos)
       << unit;
   const auto version = run_process({(stage_ / "usr/sbin/synwatchd").string(), "--version"});
   EXPECT_EQ(version.exit_code, 0);
   EXPECT_TRUE(version.out.starts_with("synwatchd ")) << version.out;
-  const auto check = run_process({(stage_ / "usr/sbin/synwatchd").string(), "--check-config", "--config",
-                                  (stage_ / "etc/synwatch/synwatch.yaml").string()});
+  const auto check = run_process({(stage_ / "usr/sbin/synwatchd").string(), "--check-config",
+                                  "--config", (stage_ / "etc/synwatch/synwatch.yaml").string()});
   EXPECT_EQ(check.exit_code, 0) << check.err;
 }
 
@@ -141,8 +150,9 @@ TEST_F(Installed, SystemdAnalyzeVerifyAcceptsTheInstalledUnit) {
   }
   fs::create_directories(dir_.path() / "verify");
   std::ofstream(dir_.path() / "verify/synwatch.service") << unit;
-  const auto verified = run_process({"env", "MANPATH=" + (stage_ / "usr/share/man").string(), "systemd-analyze",
-                                     "verify", (dir_.path() / "verify/synwatch.service").string()});
+  const auto verified =
+      run_process({"env", "MANPATH=" + (stage_ / "usr/share/man").string(), "systemd-analyze",
+                   "verify", (dir_.path() / "verify/synwatch.service").string()});
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
   EXPECT_EQ(verified.err, "") << "warnings: " << verified.err;
 }
@@ -154,7 +164,8 @@ TEST_F(Installed, ReinstallKeepsAnEditedConfig) {
   const auto again = install_into(stage_);
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(read_file(config), edited);
-  EXPECT_EQ(read_file(stage_ / "etc/synwatch/synwatch.yaml.dist"), source_file("config/synwatch.yaml"));
+  EXPECT_EQ(read_file(stage_ / "etc/synwatch/synwatch.yaml.dist"),
+            source_file("config/synwatch.yaml"));
 }
 
 // ---- man page --------------------------------------------------------------------------------
@@ -179,16 +190,17 @@ TEST(ManPage, DocumentsEveryOptionOfHelp) {
   for (const auto& name : options) {
     std::string roff;  // roff writes a literal minus as \-
     for (char c : name) roff += c == '-' ? std::string("\\-") : std::string(1, c);
-    const std::regex as_option("(^|[ \"])" + std::regex_replace(roff, std::regex(R"(\\)"), R"(\\)") + "([ \",]|$)",
-                               std::regex::multiline);
+    const std::regex as_option(
+        "(^|[ \"])" + std::regex_replace(roff, std::regex(R"(\\)"), R"(\\)") + "([ \",]|$)",
+        std::regex::multiline);
     EXPECT_TRUE(std::regex_search(page, as_option)) << name << " is not in daemon/synwatchd.8";
   }
 }
 
 TEST(ManPage, FormatsWithoutWarnings) {
   if (!have("groff")) GTEST_SKIP() << "groff not installed (package groff-base)";
-  const auto lint = run_process(
-      {"groff", "-man", "-ww", "-z", (fs::path(SYNWATCH_SOURCE_DIR) / "daemon/synwatchd.8").string()});
+  const auto lint = run_process({"groff", "-man", "-ww", "-z",
+                                 (fs::path(SYNWATCH_SOURCE_DIR) / "daemon/synwatchd.8").string()});
   EXPECT_EQ(lint.exit_code, 0);
   EXPECT_EQ(lint.err, "");
 }
@@ -200,8 +212,9 @@ class DebianPackage : public ::testing::Test {
   static void SetUpTestSuite() {
     if (!have("cpack") || !have("dpkg-deb") || !have("dpkg-shlibdeps")) return;
     dir_ = new TempDir();
-    const auto built = run_process({CPACK_COMMAND, "--config", std::string(SYNWATCH_BINARY_DIR) + "/CPackConfig.cmake",
-                                    "-G", "DEB", "-B", dir_->path().string()});
+    const auto built = run_process({CPACK_COMMAND, "--config",
+                                    std::string(SYNWATCH_BINARY_DIR) + "/CPackConfig.cmake", "-G",
+                                    "DEB", "-B", dir_->path().string()});
     build_log_ = built.out + built.err;
     for (const auto& entry : fs::directory_iterator(dir_->path())) {
       if (entry.path().extension() == ".deb") deb_ = entry.path();
@@ -232,25 +245,32 @@ TEST_F(DebianPackage, ControlFields) {
   EXPECT_EQ(field("Package"), "synwatch\n");
   const std::string depends = field("Depends");
   // Runtime libraries come from dpkg-shlibdeps; adduser runs in the postinst.
-  for (const char* dependency : {"libpcap0.8", "libsystemd0", "libcap2", "libyaml-cpp", "libc6", "adduser"}) {
-    EXPECT_NE(depends.find(dependency), std::string::npos) << "Depends lacks " << dependency << ": " << depends;
+  for (const char* dependency :
+       {"libpcap0.8", "libsystemd0", "libcap2", "libyaml-cpp", "libc6", "adduser"}) {
+    EXPECT_NE(depends.find(dependency), std::string::npos)
+        << "Depends lacks " << dependency << ": " << depends;
   }
   EXPECT_EQ(depends.find("-dev"), std::string::npos) << depends;
   EXPECT_EQ(field("Architecture"), sh_out("dpkg --print-architecture"));
   for (const char* member : {"conffiles", "postinst", "prerm", "postrm"}) {
-    EXPECT_NE(info.out.find(member), std::string::npos) << "control member missing: " << member << "\n" << info.out;
+    EXPECT_NE(info.out.find(member), std::string::npos)
+        << "control member missing: " << member << "\n"
+        << info.out;
   }
 }
 
 TEST_F(DebianPackage, FileListAndConffile) {
   const auto listing = run_process({"dpkg-deb", "-c", deb_.string()});
   ASSERT_EQ(listing.exit_code, 0) << listing.err;
-  for (const char* path : {"./usr/sbin/synwatchd", "./etc/synwatch/synwatch.yaml",
-                           "./usr/lib/systemd/system/synwatch.service", "./usr/share/man/man8/synwatchd.8.gz"}) {
-    EXPECT_NE(listing.out.find(std::string(" ") + path + "\n"), std::string::npos) << path << "\n" << listing.out;
+  for (const char* path :
+       {"./usr/sbin/synwatchd", "./etc/synwatch/synwatch.yaml",
+        "./usr/lib/systemd/system/synwatch.service", "./usr/share/man/man8/synwatchd.8.gz"}) {
+    EXPECT_NE(listing.out.find(std::string(" ") + path + "\n"), std::string::npos) << path << "\n"
+                                                                                   << listing.out;
   }
   EXPECT_EQ(listing.out.find("/usr/local"), std::string::npos) << listing.out;
-  EXPECT_EQ(listing.out.find("_test"), std::string::npos) << "test programs packaged:\n" << listing.out;
+  EXPECT_EQ(listing.out.find("_test"), std::string::npos) << "test programs packaged:\n"
+                                                          << listing.out;
   EXPECT_NE(listing.out.find("root/root"), std::string::npos);
 
   TempDir control;
@@ -261,14 +281,17 @@ TEST_F(DebianPackage, FileListAndConffile) {
   EXPECT_NE(postinst.find("daemon-reload"), std::string::npos);
   for (const char* script : {"postinst", "prerm", "postrm"}) {
     EXPECT_EQ(run_process({"sh", "-n", (control.path() / script).string()}).exit_code, 0) << script;
-    EXPECT_TRUE((fs::status(control.path() / script).permissions() & fs::perms::owner_exec) != fs::perms::none);
+    EXPECT_TRUE((fs::status(control.path() / script).permissions() & fs::perms::owner_exec) !=
+                fs::perms::none);
   }
 
   TempDir contents;
   ASSERT_EQ(run_process({"dpkg-deb", "-x", deb_.string(), contents.path().string()}).exit_code, 0);
   const std::string unit = read_file(contents.path() / "usr/lib/systemd/system/synwatch.service");
-  EXPECT_NE(unit.find("\nExecStart=/usr/sbin/synwatchd --config /etc/synwatch/synwatch.yaml\n"), std::string::npos);
-  const auto version = run_process({(contents.path() / "usr/sbin/synwatchd").string(), "--version"});
+  EXPECT_NE(unit.find("\nExecStart=/usr/sbin/synwatchd --config /etc/synwatch/synwatch.yaml\n"),
+            std::string::npos);
+  const auto version =
+      run_process({(contents.path() / "usr/sbin/synwatchd").string(), "--version"});
   EXPECT_EQ(version.exit_code, 0) << version.err;
 }
 
@@ -277,28 +300,34 @@ TEST_F(DebianPackage, InstallsRunsAndPurges) {
   const char* ci = std::getenv("CI");
   const char* asked = std::getenv("SYNWATCH_TEST_INSTALL_DEB");
   if (!((ci && std::string(ci) == "true") || (asked && std::string(asked) == "1"))) {
-    GTEST_SKIP() << "installs a package on this machine: set CI=true or SYNWATCH_TEST_INSTALL_DEB=1";
+    GTEST_SKIP()
+        << "installs a package on this machine: set CI=true or SYNWATCH_TEST_INSTALL_DEB=1";
   }
   if (::geteuid() != 0) GTEST_SKIP() << "dpkg -i needs root";
-  const bool was_installed = sh("dpkg-query -W -f='${Status}' synwatch | grep -q 'install ok installed'") == 0;
+  const bool was_installed =
+      sh("dpkg-query -W -f='${Status}' synwatch | grep -q 'install ok installed'") == 0;
   auto installed = run_process({"dpkg", "-i", deb_.string()});
   if (installed.exit_code != 0) {
     // Missing dependencies: what the README tells a user to do.
-    installed = run_process({"env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-f", "install", "-y"});
+    installed =
+        run_process({"env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-f", "install", "-y"});
   }
   ASSERT_EQ(installed.exit_code, 0) << installed.out << installed.err;
   EXPECT_EQ(sh("getent passwd synwatch"), 0) << "postinst did not create the synwatch user";
   const auto version = run_process({"/usr/sbin/synwatchd", "--version"});
   EXPECT_EQ(version.exit_code, 0);
   EXPECT_NE(version.out.find("synwatchd"), std::string::npos);
-  const auto check = run_process({"/usr/sbin/synwatchd", "--check-config", "--config", "/etc/synwatch/synwatch.yaml"});
+  const auto check = run_process(
+      {"/usr/sbin/synwatchd", "--check-config", "--config", "/etc/synwatch/synwatch.yaml"});
   EXPECT_EQ(check.exit_code, 0) << check.err;
   EXPECT_EQ(sh("dpkg -L synwatch | grep -qx /usr/lib/systemd/system/synwatch.service"), 0);
   if (fs::exists("/run/systemd/system")) {
-    EXPECT_TRUE(eventually(std::chrono::seconds(20), [] { return sh("systemctl is-active --quiet synwatch") == 0; }))
-        << sh_out("systemctl status synwatch; journalctl -u synwatch -n 50 --no-pager");
+    EXPECT_TRUE(eventually(std::chrono::seconds(20), [] {
+      return sh("systemctl is-active --quiet synwatch") == 0;
+    })) << sh_out("systemctl status synwatch; journalctl -u synwatch -n 50 --no-pager");
     EXPECT_EQ(sh("systemctl reload synwatch"), 0);
-    EXPECT_TRUE(eventually(std::chrono::seconds(10), [] { return sh("systemctl is-active --quiet synwatch") == 0; }));
+    EXPECT_TRUE(eventually(std::chrono::seconds(10),
+                           [] { return sh("systemctl is-active --quiet synwatch") == 0; }));
   }
   if (!was_installed) {
     const auto purged = run_process({"dpkg", "--purge", "synwatch"});

@@ -72,12 +72,14 @@ class NotifySocket {
     }
     return -1;
   }
-  bool wait_for(const std::string& assignment, std::size_t from, std::chrono::milliseconds limit) const {
+  bool wait_for(const std::string& assignment, std::size_t from,
+                std::chrono::milliseconds limit) const {
     return eventually(limit, [&] { return find(assignment, from) >= 0; });
   }
   std::string dump() const {
     std::string out;
-    for (const auto& n : received()) out += "[" + std::to_string(n.sender) + "] " + n.text + "\n---\n";
+    for (const auto& n : received())
+      out += "[" + std::to_string(n.sender) + "] " + n.text + "\n---\n";
     return out;
   }
 
@@ -132,17 +134,21 @@ class SystemdLive : public ::testing::Test {
     fs::permissions(dir_.path() / "state", fs::perms::all);
     std::ofstream(config_) << "capture:\n  interfaces: [swv0]\n"
                               "detection:\n  half_open: 256\n  for: 0.2s\n  cooldown: 30s\n"
-                              "alerts:\n  file: " << alerts_.string() << "\n"
+                              "alerts:\n  file: "
+                           << alerts_.string()
+                           << "\n"
                               "metrics:\n  listen: 127.0.0.1:9474\n"
-                              "state_dir: " << (dir_.path() / "state").string() << "\n"
+                              "state_dir: "
+                           << (dir_.path() / "state").string()
+                           << "\n"
                               "log:\n  level: debug\nuser: nobody\n";
   }
 
   void start(std::vector<std::string> argv) {
-    argv.insert(argv.begin(), {"env", "-u", "JOURNAL_STREAM", "-u", "NOTIFY_SOCKET", "-u", "WATCHDOG_USEC",
-                               "-u", "WATCHDOG_PID"});
-    daemon_ = std::make_unique<Background>(bed_->exec_in(bed_->victim(), argv), dir_.path() / "daemon.out",
-                                           dir_.path() / "daemon.err");
+    argv.insert(argv.begin(), {"env", "-u", "JOURNAL_STREAM", "-u", "NOTIFY_SOCKET", "-u",
+                               "WATCHDOG_USEC", "-u", "WATCHDOG_PID"});
+    daemon_ = std::make_unique<Background>(bed_->exec_in(bed_->victim(), argv),
+                                           dir_.path() / "daemon.out", dir_.path() / "daemon.err");
     ASSERT_GT(daemon_->pid(), 0);
   }
   // synwatchd as systemd would start it: with NOTIFY_SOCKET and, if given, WATCHDOG_USEC.
@@ -159,23 +165,27 @@ class SystemdLive : public ::testing::Test {
     listener_ = std::make_unique<Background>(
         bed_->exec_in(bed_->victim(),
                       {"python3", "-c",
-                       "import socket,time\ns=socket.socket()\ns.bind(('198.51.100.1'," + std::to_string(port) +
-                           "))\ns.listen(65535)\ntime.sleep(120)\n"}),
+                       "import socket,time\ns=socket.socket()\ns.bind(('198.51.100.1'," +
+                           std::to_string(port) + "))\ns.listen(65535)\ntime.sleep(120)\n"}),
         dir_.path() / "listener.out", dir_.path() / "listener.err");
     ASSERT_TRUE(eventually(5s, [&] {
-      return TestBed::in_out(bed_->victim(), "ss -Hltn").find(":" + std::to_string(port)) != std::string::npos;
+      return TestBed::in_out(bed_->victim(), "ss -Hltn").find(":" + std::to_string(port)) !=
+             std::string::npos;
     }));
   }
 
   ProcessResult flood(int port, int count, int rate) {
-    return run_process(bed_->exec_in(bed_->attacker(), {SYNWATCH_FLOOD, "--target", "198.51.100.1", "--port",
-                                                        std::to_string(port), "--count", std::to_string(count),
-                                                        "--rate", std::to_string(rate), "--sources",
-                                                        "198.18.0.0/15", "--max-seconds", "10"}));
+    return run_process(
+        bed_->exec_in(bed_->attacker(),
+                      {SYNWATCH_FLOOD, "--target", "198.51.100.1", "--port", std::to_string(port),
+                       "--count", std::to_string(count), "--rate", std::to_string(rate),
+                       "--sources", "198.18.0.0/15", "--max-seconds", "10"}));
   }
 
   std::string log() const { return read_file(dir_.path() / "daemon.err"); }
-  bool incident_started() const { return read_file(alerts_).find("\"event\":\"started\"") != std::string::npos; }
+  bool incident_started() const {
+    return read_file(alerts_).find("\"event\":\"started\"") != std::string::npos;
+  }
 
   TempDir dir_;
   std::unique_ptr<TestBed> bed_;
@@ -233,7 +243,8 @@ TEST_F(SystemdLive, NotifyProtocolReadyWatchdogStatusReloadStop) {
   const std::size_t before_reload = notify_->received().size();
   daemon_->signal(SIGHUP);
   ASSERT_TRUE(notify_->wait_for("RELOADING=1", before_reload, 5s)) << notify_->dump() << log();
-  const auto reloading_index = static_cast<std::size_t>(notify_->find("RELOADING=1", before_reload));
+  const auto reloading_index =
+      static_cast<std::size_t>(notify_->find("RELOADING=1", before_reload));
   EXPECT_FALSE(notify_->received().at(reloading_index).value("MONOTONIC_USEC").empty());
   ASSERT_TRUE(notify_->wait_for("READY=1", reloading_index + 1, 5s)) << notify_->dump() << log();
   EXPECT_NE(log().find("reload complete"), std::string::npos);
@@ -263,12 +274,15 @@ TEST_F(SystemdLive, UnprivilegedUserWithOnlyCapNetRawCaptures) {
   if (sh("command -v setpriv") != 0) GTEST_SKIP() << "setpriv not installed (package util-linux)";
   start_listener(8080);
   // As the unit runs it: an ordinary user, CAP_NET_RAW as its only (ambient) capability.
-  start({"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all,+net_raw",
-         "--ambient-caps=-all,+net_raw", "--bounding-set=-all,+net_raw", SYNWATCHD, "--config", config_.string()});
-  ASSERT_TRUE(eventually(10s, [&] { return log().find("watching") != std::string::npos; })) << log();
+  start({"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+         "--inh-caps=-all,+net_raw", "--ambient-caps=-all,+net_raw", "--bounding-set=-all,+net_raw",
+         SYNWATCHD, "--config", config_.string()});
+  ASSERT_TRUE(eventually(10s, [&] { return log().find("watching") != std::string::npos; }))
+      << log();
   EXPECT_NE(log().find("running as user 'nobody'"), std::string::npos) << log();
   const auto status = read_file("/proc/" + std::to_string(daemon_->pid()) + "/status");
-  EXPECT_NE(status.find("CapEff:\t0000000000002000"), std::string::npos) << "only CAP_NET_RAW:\n" << status;
+  EXPECT_NE(status.find("CapEff:\t0000000000002000"), std::string::npos) << "only CAP_NET_RAW:\n"
+                                                                         << status;
   const auto sent = flood(8080, 3000, 3000);
   ASSERT_EQ(sent.exit_code, 0) << sent.err;
   EXPECT_TRUE(eventually(5s, [&] { return incident_started(); })) << log();
@@ -278,10 +292,11 @@ TEST_F(SystemdLive, UnprivilegedUserWithOnlyCapNetRawCaptures) {
 
 TEST_F(SystemdLive, WithoutCapNetRawExitsWith77NamingTheCapability) {
   if (sh("command -v setpriv") != 0) GTEST_SKIP() << "setpriv not installed (package util-linux)";
-  const auto run = run_process(bed_->exec_in(
-      bed_->victim(), {"env", "-u", "JOURNAL_STREAM", "setpriv", "--reuid=nobody", "--regid=nogroup",
-                       "--clear-groups", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", SYNWATCHD,
-                       "--config", config_.string()}));
+  const auto run = run_process(
+      bed_->exec_in(bed_->victim(),
+                    {"env", "-u", "JOURNAL_STREAM", "setpriv", "--reuid=nobody", "--regid=nogroup",
+                     "--clear-groups", "--inh-caps=-all", "--ambient-caps=-all",
+                     "--bounding-set=-all", SYNWATCHD, "--config", config_.string()}));
   EXPECT_EQ(run.exit_code, 77) << run.err;
   EXPECT_NE(run.err.find("CAP_NET_RAW"), std::string::npos) << run.err;
 }

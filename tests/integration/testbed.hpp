@@ -121,13 +121,15 @@ class TestBed {
         attacker_("swa" + tag + std::to_string(::getpid() % 100000)) {
     teardown();
     ok_ = sh("ip netns add " + victim_) == 0 && sh("ip netns add " + attacker_) == 0 &&
-          sh("ip link add swv0 netns " + victim_ + " type veth peer name swa0 netns " + attacker_) == 0;
+          sh("ip link add swv0 netns " + victim_ + " type veth peer name swa0 netns " +
+             attacker_) == 0;
     for (const auto& [ns, dev, v4, v6] :
          {std::tuple{victim_, "swv0", "198.51.100.1/24", "2001:db8:51::1/64"},
           std::tuple{attacker_, "swa0", "198.51.100.2/24", "2001:db8:51::2/64"}}) {
       ok_ = ok_ && in(ns, std::string("ip addr add ") + v4 + " dev " + dev) == 0 &&
             in(ns, std::string("ip -6 addr add ") + v6 + " dev " + dev + " nodad") == 0 &&
-            in(ns, std::string("ip link set ") + dev + " up") == 0 && in(ns, "ip link set lo up") == 0;
+            in(ns, std::string("ip link set ") + dev + " up") == 0 &&
+            in(ns, "ip link set lo up") == 0;
     }
     ok_ = ok_ && in(victim_, "ip route add 198.18.0.0/15 via 198.51.100.2") == 0 &&
           in(victim_, "ip -6 route add 2001:db8:8000::/33 via 2001:db8:51::2") == 0;

@@ -35,7 +35,8 @@ class Traces : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (!std::filesystem::exists(trace(GetParam()))) {
-      GTEST_SKIP() << "public capture " << trace(GetParam()) << " not present (../shared/traces absent)";
+      GTEST_SKIP() << "public capture " << trace(GetParam())
+                   << " not present (../shared/traces absent)";
     }
   }
 };
@@ -79,7 +80,8 @@ INSTANTIATE_TEST_SUITE_P(Public, BenignTraces,
                                            "benign_p2p_unanswered_syns_gnutella_ndpi.pcap"));
 
 TEST(TracesDetail, Ipv6HandshakesAreTracked) {
-  if (!std::filesystem::exists(trace("benign_browsing_ipv6_reddit_ndpi.pcap"))) GTEST_SKIP() << "no traces";
+  if (!std::filesystem::exists(trace("benign_browsing_ipv6_reddit_ndpi.pcap")))
+    GTEST_SKIP() << "no traces";
   const auto a = analyse("benign_browsing_ipv6_reddit_ndpi.pcap");
   // 60 handshakes: 59 complete, one is answered and then reset by the client (port 36972).
   EXPECT_EQ(summary_figure(a.process.err, "started,"), 60) << a.process.err;
@@ -88,13 +90,15 @@ TEST(TracesDetail, Ipv6HandshakesAreTracked) {
 }
 
 TEST(TracesDetail, DualStackTracksBothFamilies) {
-  if (!std::filesystem::exists(trace("benign_dualstack_tiny_ppa.pcapng"))) GTEST_SKIP() << "no traces";
+  if (!std::filesystem::exists(trace("benign_dualstack_tiny_ppa.pcapng")))
+    GTEST_SKIP() << "no traces";
   const auto a = analyse("benign_dualstack_tiny_ppa.pcapng");
   EXPECT_EQ(summary_figure(a.process.err, "completed"), 2) << a.process.err;
 }
 
 TEST(TracesDetail, LoopbackBurstCompletesEveryHandshake) {
-  if (!std::filesystem::exists(trace("benign_burst500_loopback_zeek.pcap.gz"))) GTEST_SKIP() << "no traces";
+  if (!std::filesystem::exists(trace("benign_burst500_loopback_zeek.pcap.gz")))
+    GTEST_SKIP() << "no traces";
   const auto a = analyse("benign_burst500_loopback_zeek.pcap.gz");
   EXPECT_EQ(summary_figure(a.process.err, "completed"), 500) << a.process.err;
 }
@@ -107,7 +111,8 @@ TEST(TracesDetail, StopDdosFloodStartsWithinOneSecondOfItsFirstSyn) {
   const auto first = run_process({"tcpdump", "-nr", trace("flood_spoofed_stopddos.pcap").string(),
                                   "-c", "1", "--time-stamp-precision=nano", "-tt"});
   if (first.exit_code != 0) GTEST_SKIP() << "tcpdump unavailable: " << first.err;
-  const long long first_ns = std::llround(std::stod(first.out.substr(0, first.out.find(' '))) * 1e9);
+  const long long first_ns =
+      std::llround(std::stod(first.out.substr(0, first.out.find(' '))) * 1e9);
   const long long latency = parse_rfc3339_ns(a.events.front()["time"]) - first_ns;
   EXPECT_LE(latency, 1'000'000'000LL);
   EXPECT_GE(latency, 0);

@@ -20,7 +20,8 @@ namespace {
 using namespace std::chrono_literals;
 
 bool have_program(const std::string& name) {
-  return run_process({"sh", "-c", "command -v " + shell_quote(name) + " >/dev/null"}).exit_code == 0;
+  return run_process({"sh", "-c", "command -v " + shell_quote(name) + " >/dev/null"}).exit_code ==
+         0;
 }
 
 // A background process with stdout and stderr in files; killed (SIGKILL) when destroyed.
@@ -94,23 +95,28 @@ class WebhookE2E : public ::testing::Test {
   std::filesystem::path write_config(const std::string& name, const std::string& webhooks_yaml) {
     const auto path = dir_.path() / name;
     std::ofstream(path) << "state_dir: " << (dir_.path() / "state").string() << "\n"
-                        << "alerts:\n  webhooks:\n" << webhooks_yaml;
+                        << "alerts:\n  webhooks:\n"
+                        << webhooks_yaml;
     return path;
   }
-  std::filesystem::path write_secret(const std::string& name, const std::string& secret, mode_t mode) {
+  std::filesystem::path write_secret(const std::string& name, const std::string& secret,
+                                     mode_t mode) {
     const auto path = dir_.path() / name;
     std::ofstream(path) << secret << "\n";
     ::chmod(path.c_str(), mode);
     return path;
   }
-  static ProcessResult read_with(const std::filesystem::path& capture, const std::filesystem::path& config) {
+  static ProcessResult read_with(const std::filesystem::path& capture,
+                                 const std::filesystem::path& config) {
     return run_process({SYNWATCHD, "--read", capture.string(), "--config", config.string()});
   }
   // The signature the way a receiver in any language computes it: openssl on the command line.
-  std::string openssl_hmac(const std::string& secret, const std::string& timestamp, const std::string& body) {
+  std::string openssl_hmac(const std::string& secret, const std::string& timestamp,
+                           const std::string& body) {
     const auto message = dir_.path() / "message";
     std::ofstream(message, std::ios::binary) << timestamp << "." << body;
-    const auto r = run_process({"openssl", "dgst", "-sha256", "-hmac", secret, "-r", message.string()});
+    const auto r =
+        run_process({"openssl", "dgst", "-sha256", "-hmac", secret, "-r", message.string()});
     return r.out.substr(0, r.out.find(' '));
   }
 
@@ -128,9 +134,9 @@ TEST_F(WebhookE2E, ReadPostsEveryEventSignedAndUnchangedBeforeExiting) {
   TestHttpServer server;
   ASSERT_TRUE(server.ok());
   const auto secret = write_secret("secret", "e2e-secret", 0600);
-  const auto config = write_config(
-      "c.yaml", "    - name: hook\n      url: " + server.url("/synwatch") +
-                    "\n      secret_file: " + secret.string() + "\n");
+  const auto config =
+      write_config("c.yaml", "    - name: hook\n      url: " + server.url("/synwatch") +
+                                 "\n      secret_file: " + secret.string() + "\n");
   const auto r = read_with(generate("spoofed-flood"), config);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto lines = parse_json_lines(r.out);
@@ -185,17 +191,20 @@ TEST_F(WebhookE2E, AlertmanagerListsTheAlertActiveAfterStartedAndResolvedAfterEn
   std::ofstream(am_config) << "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n";
   const std::uint16_t port = unused_port();
   const std::string base = "http://127.0.0.1:" + std::to_string(port);
-  Background alertmanager({"prometheus-alertmanager", "--config.file=" + am_config.string(),
-                           "--storage.path=" + (dir_.path() / "am-data").string(),
-                           "--web.listen-address=127.0.0.1:" + std::to_string(port),
-                           "--cluster.listen-address="},
-                          dir_.path() / "am.out");
+  Background alertmanager(
+      {"prometheus-alertmanager", "--config.file=" + am_config.string(),
+       "--storage.path=" + (dir_.path() / "am-data").string(),
+       "--web.listen-address=127.0.0.1:" + std::to_string(port), "--cluster.listen-address="},
+      dir_.path() / "am.out");
   const auto get = [&](const std::string& path) {
-    return run_process({"python3", "-c",
-                        "import sys,urllib.request;print(urllib.request.urlopen(sys.argv[1],timeout=5).read().decode())",
-                        base + path});
+    return run_process(
+        {"python3", "-c",
+         "import "
+         "sys,urllib.request;print(urllib.request.urlopen(sys.argv[1],timeout=5).read().decode())",
+         base + path});
   };
-  ASSERT_TRUE(eventually([&] { return get("/-/ready").exit_code == 0; }, 20s)) << alertmanager.errors();
+  ASSERT_TRUE(eventually([&] { return get("/-/ready").exit_code == 0; }, 20s))
+      << alertmanager.errors();
 
   const auto flood = generate("spoofed-flood");
   const auto active_alerts = [&] {
@@ -207,11 +216,13 @@ TEST_F(WebhookE2E, AlertmanagerListsTheAlertActiveAfterStartedAndResolvedAfterEn
     }
     return found;
   };
-  const auto started = write_config("started.yaml", "    - name: am-started\n      url: " + base +
-                                                        "\n      format: alertmanager\n      events: [started]\n");
+  const auto started =
+      write_config("started.yaml", "    - name: am-started\n      url: " + base +
+                                       "\n      format: alertmanager\n      events: [started]\n");
   auto r = read_with(flood, started);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_TRUE(eventually([&] { return active_alerts().size() == 1; }, 10s)) << active_alerts().dump();
+  ASSERT_TRUE(eventually([&] { return active_alerts().size() == 1; }, 10s))
+      << active_alerts().dump();
   const auto alert = active_alerts()[0];
   EXPECT_EQ(alert["labels"]["target_address"], "198.51.100.10");
   EXPECT_EQ(alert["labels"]["target_port"], "80");
@@ -220,8 +231,9 @@ TEST_F(WebhookE2E, AlertmanagerListsTheAlertActiveAfterStartedAndResolvedAfterEn
   EXPECT_EQ(alert["status"]["state"], "active");
   EXPECT_FALSE(alert["annotations"].value("reason", "").empty());
 
-  const auto ended = write_config("ended.yaml", "    - name: am-ended\n      url: " + base +
-                                                    "/\n      format: alertmanager\n      events: [ended]\n");
+  const auto ended =
+      write_config("ended.yaml", "    - name: am-ended\n      url: " + base +
+                                     "/\n      format: alertmanager\n      events: [ended]\n");
   r = read_with(flood, ended);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(eventually([&] { return active_alerts().empty(); }, 10s))
@@ -229,12 +241,14 @@ TEST_F(WebhookE2E, AlertmanagerListsTheAlertActiveAfterStartedAndResolvedAfterEn
 }
 
 TEST_F(WebhookE2E, HttpsWithSelfSignedCertificateIsRefusedByDefaultAndAcceptedWithCaFile) {
-  if (!have_program("openssl") || !have_program("python3")) GTEST_SKIP() << "openssl or python3 not installed";
+  if (!have_program("openssl") || !have_program("python3"))
+    GTEST_SKIP() << "openssl or python3 not installed";
   const auto key = dir_.path() / "key.pem";
   const auto cert = dir_.path() / "cert.pem";
-  const auto made = run_process({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                                 key.string(), "-out", cert.string(), "-days", "1", "-subj", "/CN=127.0.0.1",
-                                 "-addext", "subjectAltName=IP:127.0.0.1"});
+  const auto made =
+      run_process({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                   key.string(), "-out", cert.string(), "-days", "1", "-subj", "/CN=127.0.0.1",
+                   "-addext", "subjectAltName=IP:127.0.0.1"});
   ASSERT_EQ(made.exit_code, 0) << made.err;
   const auto script = dir_.path() / "tls_server.py";
   const auto received = dir_.path() / "received";
@@ -259,25 +273,30 @@ server.serve_forever()
 )";
   Background tls({"python3", script.string(), cert.string(), key.string(), received.string()},
                  dir_.path() / "tls.out");
-  ASSERT_TRUE(eventually([&] { return tls.output().find('\n') != std::string::npos; }, 10s)) << tls.errors();
+  ASSERT_TRUE(eventually([&] { return tls.output().find('\n') != std::string::npos; }, 10s))
+      << tls.errors();
   const std::string url = "https://127.0.0.1:" + std::to_string(std::stoi(tls.output()));
   const auto flood = generate("spoofed-flood");
-  const auto lines = [&] { return parse_json_lines(std::filesystem::exists(received) ? [&] {
+  const auto lines = [&] {
+    return parse_json_lines(std::filesystem::exists(received) ? [&] {
                              std::ifstream in(received);
                              std::stringstream s;
                              s << in.rdbuf();
                              return s.str();
-                           }() : std::string()); };
+                           }() : std::string());
+  };
 
-  const auto refused = write_config("refused.yaml", "    - name: tls-default\n      url: " + url +
-                                                        "/\n      max_retries: 1\n      backoff: 10ms\n");
+  const auto refused =
+      write_config("refused.yaml", "    - name: tls-default\n      url: " + url +
+                                       "/\n      max_retries: 1\n      backoff: 10ms\n");
   auto r = read_with(flood, refused);
   EXPECT_EQ(r.exit_code, 75) << r.err;  // EX_TEMPFAIL: events given up
   EXPECT_NE(r.err.find("tls"), std::string::npos) << r.err;
   EXPECT_TRUE(lines().empty());
 
-  const auto trusted = write_config("trusted.yaml", "    - name: tls-ca\n      url: " + url +
-                                                        "/\n      ca_file: " + cert.string() + "\n");
+  const auto trusted =
+      write_config("trusted.yaml", "    - name: tls-ca\n      url: " + url +
+                                       "/\n      ca_file: " + cert.string() + "\n");
   r = read_with(flood, trusted);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(lines().size(), 3u);
@@ -287,19 +306,26 @@ server.serve_forever()
 TEST_F(WebhookE2E, BadSecretFilesAndUrlsAreReportedAtCheckConfigAndAtStart) {
   const auto loose = write_secret("loose.secret", "x", 0644);
   const auto config = write_config(
-      "bad.yaml",
-      "    - name: missing\n      url: http://127.0.0.1:1/\n      secret_file: " +
-          (dir_.path() / "absent.secret").string() +
-          "\n    - name: loose\n      url: http://127.0.0.1:1/\n      secret_file: " + loose.string() +
-          "\n    - name: typo\n      url: htps://example.com/\n");
+      "bad.yaml", "    - name: missing\n      url: http://127.0.0.1:1/\n      secret_file: " +
+                      (dir_.path() / "absent.secret").string() +
+                      "\n    - name: loose\n      url: http://127.0.0.1:1/\n      secret_file: " +
+                      loose.string() + "\n    - name: typo\n      url: htps://example.com/\n");
   const std::string file = config.string();
   const auto check = run_process({SYNWATCHD, "--check-config", "--config", file});
   EXPECT_EQ(check.exit_code, 78);
-  EXPECT_NE(check.err.find(file + ":6:20: alerts.webhooks[1].secret_file: cannot use secret file"), std::string::npos) << check.err;
+  EXPECT_NE(check.err.find(file + ":6:20: alerts.webhooks[1].secret_file: cannot use secret file"),
+            std::string::npos)
+      << check.err;
   EXPECT_NE(check.err.find("No such file or directory"), std::string::npos) << check.err;
-  EXPECT_NE(check.err.find(file + ":9:20: alerts.webhooks[2].secret_file: secret file '" + loose.string() +
-                           "' is readable or writable by group or others (mode 0644)"), std::string::npos) << check.err;
-  EXPECT_NE(check.err.find(file + ":11:12: alerts.webhooks[3].url: malformed URL 'htps://example.com/'"), std::string::npos) << check.err;
+  EXPECT_NE(
+      check.err.find(file + ":9:20: alerts.webhooks[2].secret_file: secret file '" +
+                     loose.string() + "' is readable or writable by group or others (mode 0644)"),
+      std::string::npos)
+      << check.err;
+  EXPECT_NE(
+      check.err.find(file + ":11:12: alerts.webhooks[3].url: malformed URL 'htps://example.com/'"),
+      std::string::npos)
+      << check.err;
   EXPECT_NE(check.err.find("(3 problems)"), std::string::npos) << check.err;
 
   const auto start = read_with(generate("legit-burst"), config);
@@ -307,7 +333,9 @@ TEST_F(WebhookE2E, BadSecretFilesAndUrlsAreReportedAtCheckConfigAndAtStart) {
   EXPECT_EQ(start.err, check.err);
 
   ::chmod(loose.c_str(), 0600);
-  const auto fixed = write_config("fixed.yaml", "    - name: loose\n      url: http://127.0.0.1:1/\n      secret_file: " + loose.string() + "\n");
+  const auto fixed = write_config(
+      "fixed.yaml", "    - name: loose\n      url: http://127.0.0.1:1/\n      secret_file: " +
+                        loose.string() + "\n");
   EXPECT_EQ(run_process({SYNWATCHD, "--check-config", "--config", fixed.string()}).exit_code, 0);
 }
 

@@ -25,8 +25,8 @@ void CaptureCounts::count(TimestampNs time, std::uint8_t flags, bool tcp_header_
 }
 
 std::expected<CaptureWriter, std::string> CaptureWriter::open(const std::string& path, Link link) {
-  pcap_t* dead = pcap_open_dead_with_tstamp_precision(dlt_of(link), kSnapLength,
-                                                      PCAP_TSTAMP_PRECISION_NANO);
+  pcap_t* dead =
+      pcap_open_dead_with_tstamp_precision(dlt_of(link), kSnapLength, PCAP_TSTAMP_PRECISION_NANO);
   if (dead == nullptr) return std::unexpected("pcap_open_dead failed");
   const std::string temporary = path + ".tmp";
   FILE* file = std::fopen(temporary.c_str(), "wb");

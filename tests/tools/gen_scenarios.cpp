@@ -17,15 +17,18 @@ void print_list() {
   std::cout << "scenarios (defaults in brackets; options not listed are rejected):\n";
   for (const auto& s : scenarios()) {
     std::cout << "  " << s.name;
-    if (s.rate) std::cout << "  [--rate " << std::fixed << std::setprecision(0) << *s.rate << " " << s.rate_unit << "]";
+    if (s.rate)
+      std::cout << "  [--rate " << std::fixed << std::setprecision(0) << *s.rate << " "
+                << s.rate_unit << "]";
     if (s.duration) std::cout << "  [--duration " << std::defaultfloat << *s.duration << " s]";
     if (s.count) std::cout << "  [--count " << *s.count << " " << s.count_unit << "]";
     std::cout << "\n      " << s.description << "\n";
   }
-  std::cout << "every scenario takes --seed (default 1), --target (default 198.51.100.10:80; ipv6-flood "
-               "[2001:db8::10]:443; an IPv6 target makes any scenario IPv6), --link "
-               "(ethernet|vlan|qinq|sll|sll2|raw) and --start (epoch seconds, default 1704067200 = "
-               "2024-01-01T00:00:00Z)\n";
+  std::cout
+      << "every scenario takes --seed (default 1), --target (default 198.51.100.10:80; ipv6-flood "
+         "[2001:db8::10]:443; an IPv6 target makes any scenario IPv6), --link "
+         "(ethernet|vlan|qinq|sll|sll2|raw) and --start (epoch seconds, default 1704067200 = "
+         "2024-01-01T00:00:00Z)\n";
 }
 
 }  // namespace
@@ -47,7 +50,8 @@ int main(int argc, char** argv) {
   app.add_option("--seed", options.seed, "random seed (default 1)");
   auto* rate_option = app.add_option("--rate", rate, "events per second (unit per scenario)");
   auto* duration_option = app.add_option("--duration", duration, "seconds of attack or traffic");
-  auto* count_option = app.add_option("--count", count, "number of packets, ports, clients... (per scenario)");
+  auto* count_option =
+      app.add_option("--count", count, "number of packets, ports, clients... (per scenario)");
   app.add_option("--target", target, "ADDR:PORT or [ADDR6]:PORT under attack");
   app.add_option("--link", link, "ethernet|vlan|qinq|sll|sll2|raw")
       ->check(CLI::IsMember({"ethernet", "vlan", "qinq", "sll", "sll2", "raw"}));
@@ -69,14 +73,16 @@ int main(int argc, char** argv) {
   if (!target.empty()) {
     options.target = parse_endpoint(target);
     if (!options.target) {
-      std::cerr << "synwatch-gen: --target must be ADDR:PORT or [ADDR6]:PORT, got '" << target << "'\n";
+      std::cerr << "synwatch-gen: --target must be ADDR:PORT or [ADDR6]:PORT, got '" << target
+                << "'\n";
       return 2;
     }
   }
   if (!start.empty()) {
     const auto parsed = parse_epoch_seconds(start);
     if (!parsed) {
-      std::cerr << "synwatch-gen: --start must be epoch seconds such as 1704067200.5, got '" << start << "'\n";
+      std::cerr << "synwatch-gen: --start must be epoch seconds such as 1704067200.5, got '"
+                << start << "'\n";
       return 2;
     }
     options.start = *parsed;

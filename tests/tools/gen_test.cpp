@@ -34,8 +34,10 @@ constexpr std::int64_t kSecond = 1'000'000'000LL;
 constexpr std::int64_t kMilli = 1'000'000LL;
 
 const std::vector<std::string> kScenarios = {
-    "spoofed-flood", "spoofed-flood-synack", "few-sources", "botnet",   "legit-burst",    "slow-legit",
-    "syn-scan",      "ipv6-flood",           "randdst",     "truncated", "mixed-families", "bench-flood"};
+    "spoofed-flood", "spoofed-flood-synack", "few-sources",
+    "botnet",        "legit-burst",          "slow-legit",
+    "syn-scan",      "ipv6-flood",           "randdst",
+    "truncated",     "mixed-families",       "bench-flood"};
 const std::vector<std::string> kLinks = {"ethernet", "vlan", "qinq", "sll", "sll2", "raw"};
 
 struct RunResult {
@@ -66,7 +68,8 @@ RunResult run_gen(std::vector<std::string> args) {
   }
   std::array<char, 4096> buffer{};
   ssize_t n = 0;
-  while ((n = ::read(pipe_fds[0], buffer.data(), buffer.size())) > 0) result.out.append(buffer.data(), static_cast<std::size_t>(n));
+  while ((n = ::read(pipe_fds[0], buffer.data(), buffer.size())) > 0)
+    result.out.append(buffer.data(), static_cast<std::size_t>(n));
   ::close(pipe_fds[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -77,7 +80,8 @@ RunResult run_gen(std::vector<std::string> args) {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "synwatch-gen-test-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "synwatch-gen-test-XXXXXX").string();
     path_ = ::mkdtemp(pattern.data());
   }
   ~TempDir() {
@@ -110,9 +114,11 @@ struct Capture {
 Capture read_capture(const std::filesystem::path& path) {
   Capture capture;
   const std::string head = file_bytes(path).substr(0, 4);
-  capture.nanosecond_magic = head == std::string("\x4d\x3c\xb2\xa1", 4) || head == std::string("\xa1\xb2\x3c\x4d", 4);
+  capture.nanosecond_magic =
+      head == std::string("\x4d\x3c\xb2\xa1", 4) || head == std::string("\xa1\xb2\x3c\x4d", 4);
   char error[PCAP_ERRBUF_SIZE] = {};
-  pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, error);
+  pcap_t* p =
+      pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, error);
   if (p == nullptr) {
     ADD_FAILURE() << path << ": " << error;
     return capture;
@@ -133,9 +139,12 @@ Capture read_capture(const std::filesystem::path& path) {
   return capture;
 }
 
-std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
+std::uint16_t be16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+}
 std::uint32_t be32(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         p[3];
 }
 
 std::uint16_t internet_checksum(const std::uint8_t* p, std::size_t n, std::uint32_t sum = 0) {
@@ -148,9 +157,9 @@ std::uint16_t internet_checksum(const std::uint8_t* p, std::size_t n, std::uint3
 // One frame as this test understands it.
 struct Parsed {
   int vlan_tags = 0;
-  bool full = false;             // caplen == len
-  bool ip_ok = false;            // well-formed IP header captured
-  bool tcp_readable = false;     // complete TCP header (per data offset) captured
+  bool full = false;          // caplen == len
+  bool ip_ok = false;         // well-formed IP header captured
+  bool tcp_readable = false;  // complete TCP header (per data offset) captured
   bool ipv4_checksum_ok = false;
   bool tcp_checksum_ok = false;
   bool malformed_ihl = false;
@@ -245,12 +254,15 @@ Parsed parse(const Frame& frame, int dlt) {
   r.flags = tcp[13];
   r.payload = segment - data_offset;
   if (n >= tcp_offset + segment) {
-    r.tcp_checksum_ok = internet_checksum(tcp, segment, pseudo + 6 + static_cast<std::uint32_t>(segment)) == 0;
+    r.tcp_checksum_ok =
+        internet_checksum(tcp, segment, pseudo + 6 + static_cast<std::uint32_t>(segment)) == 0;
   }
   return r;
 }
 
-std::string endpoint_text(const IpAddress& a, std::uint16_t port) { return Endpoint{a, port}.to_string(); }
+std::string endpoint_text(const IpAddress& a, std::uint16_t port) {
+  return Endpoint{a, port}.to_string();
+}
 
 struct Generated {
   nlohmann::json summary;
@@ -280,8 +292,10 @@ std::map<std::string, Handshake> track(const Generated& g) {
     const Parsed& p = g.parsed[i];
     const std::int64_t ts = g.capture.frames[i].ts;
     if (!p.tcp_readable) continue;
-    const std::string forward = tuple_key(p.source, p.source_port, p.destination, p.destination_port);
-    const std::string reverse = tuple_key(p.destination, p.destination_port, p.source, p.source_port);
+    const std::string forward =
+        tuple_key(p.source, p.source_port, p.destination, p.destination_port);
+    const std::string reverse =
+        tuple_key(p.destination, p.destination_port, p.source, p.source_port);
     if (p.syn()) {
       Handshake& h = flows[forward];
       h.syn_ts = ts;
@@ -296,7 +310,8 @@ std::map<std::string, Handshake> track(const Generated& g) {
       ++it->second.synacks;
     } else if (auto it = flows.find(forward); it != flows.end()) {  // client to server
       Handshake& h = it->second;
-      if (!h.completed && h.synacks > 0 && (p.flags & 0x10) != 0 && !p.rst() && p.ack == h.synack_seq + 1) {
+      if (!h.completed && h.synacks > 0 && (p.flags & 0x10) != 0 && !p.rst() &&
+          p.ack == h.synack_seq + 1) {
         h.completed = true;
         h.ack_ts = ts;
       }
@@ -333,8 +348,9 @@ std::vector<std::string> small_options(const std::string& scenario) {
 }
 
 // Every scenario on every link type: the structural promises of the generator.
-class EveryScenarioAndLink : public GenTest,
-                             public ::testing::WithParamInterface<std::tuple<std::string, std::string>> {};
+class EveryScenarioAndLink
+    : public GenTest,
+      public ::testing::WithParamInterface<std::tuple<std::string, std::string>> {};
 
 TEST_P(EveryScenarioAndLink, CaptureMatchesSummaryAndIsWellFormed) {
   const auto& [scenario, link] = GetParam();
@@ -385,7 +401,8 @@ TEST_P(EveryScenarioAndLink, CaptureMatchesSummaryAndIsWellFormed) {
     }
     if (p.synack()) {
       ++synacks;
-      const auto it = syn_seq.find(tuple_key(p.destination, p.destination_port, p.source, p.source_port));
+      const auto it =
+          syn_seq.find(tuple_key(p.destination, p.destination_port, p.source, p.source_port));
       if (it != syn_seq.end()) {
         EXPECT_EQ(p.ack, it->second + 1) << "frame " << i;
         ++synacks_matched;
@@ -407,10 +424,12 @@ TEST_P(EveryScenarioAndLink, CaptureMatchesSummaryAndIsWellFormed) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Gen, EveryScenarioAndLink, ::testing::Combine(::testing::ValuesIn(kScenarios),
-                                                                      ::testing::ValuesIn(kLinks)),
+INSTANTIATE_TEST_SUITE_P(Gen, EveryScenarioAndLink,
+                         ::testing::Combine(::testing::ValuesIn(kScenarios),
+                                            ::testing::ValuesIn(kLinks)),
                          [](const auto& param_info) {
-                           std::string name = std::get<0>(param_info.param) + "_" + std::get<1>(param_info.param);
+                           std::string name =
+                               std::get<0>(param_info.param) + "_" + std::get<1>(param_info.param);
                            std::replace(name.begin(), name.end(), '-', '_');
                            return name;
                          });
@@ -435,13 +454,16 @@ TEST_P(Determinism, SameSeedSameBytesOtherSeedOtherBytes) {
   EXPECT_FALSE(bytes_a == file_bytes(c.file));
 }
 
-INSTANTIATE_TEST_SUITE_P(Gen, Determinism, ::testing::ValuesIn(kScenarios), [](const auto& param_info) {
-  std::string name = param_info.param;
-  std::replace(name.begin(), name.end(), '-', '_');
-  return name;
-});
+INSTANTIATE_TEST_SUITE_P(Gen, Determinism, ::testing::ValuesIn(kScenarios),
+                         [](const auto& param_info) {
+                           std::string name = param_info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
-bool in_prefix(const IpAddress& a, const char* prefix) { return IpPrefix::parse(prefix)->contains(a); }
+bool in_prefix(const IpAddress& a, const char* prefix) {
+  return IpPrefix::parse(prefix)->contains(a);
+}
 
 TEST_F(GenTest, SpoofedFloodIsRandomSilentAndFollowedByQuietBackground) {
   const Generated g = generate("spoofed-flood");
@@ -537,7 +559,8 @@ TEST_F(GenTest, BotnetHasFiveHundredSourcesAtTwentyPerSecondRarelyCompleting) {
   const double completion = static_cast<double>(completed) / static_cast<double>(handshakes);
   EXPECT_GT(completion, 0.0);
   EXPECT_LT(completion, 0.05);
-  for (const auto& [source, syns] : per_source) EXPECT_LT(syns, 100u) << source.to_string();  // ~40 in 2 s
+  for (const auto& [source, syns] : per_source)
+    EXPECT_LT(syns, 100u) << source.to_string();  // ~40 in 2 s
 }
 
 TEST_F(GenTest, LegitBurstCompletesEveryHandshakeWithinOneMillisecondSteps) {
@@ -597,7 +620,8 @@ TEST_F(GenTest, SynScanProbesEveryPortOnceWithNmapStyleAnswers) {
   EXPECT_EQ(open, (std::set<std::uint16_t>{22, 80, 443}));
   EXPECT_EQ(rst_acks, 4997u);
   EXPECT_EQ(scanner_rsts, 3u);
-  EXPECT_NEAR(static_cast<double>(g.capture.frames.back().ts - kStart), 2.5 * kSecond, 0.1 * kSecond);
+  EXPECT_NEAR(static_cast<double>(g.capture.frames.back().ts - kStart), 2.5 * kSecond,
+              0.1 * kSecond);
 }
 
 TEST_F(GenTest, Ipv6FloodTargetsTheDocumentedAddress) {
@@ -669,7 +693,8 @@ TEST_F(GenTest, MixedFamiliesInterleavesCompleteIpv4AndIpv6Handshakes) {
   }
   EXPECT_EQ(v4, 100u);
   EXPECT_EQ(v6, 100u);
-  EXPECT_FALSE(g.parsed[0].v4 == g.parsed.back().v4 && g.parsed[0].v4 == g.parsed[g.parsed.size() / 2].v4);
+  EXPECT_FALSE(g.parsed[0].v4 == g.parsed.back().v4 &&
+               g.parsed[0].v4 == g.parsed[g.parsed.size() / 2].v4);
 }
 
 TEST_F(GenTest, BenchFloodHasUniqueTuplesHalfAnsweredAtLineRate) {
@@ -687,7 +712,8 @@ TEST_F(GenTest, BenchFloodHasUniqueTuplesHalfAnsweredAtLineRate) {
   EXPECT_EQ(syns, 20000u);
   EXPECT_EQ(g.summary["synacks"], 10000);
   // 14.88 Mpps: 30000 packets in about 2 ms.
-  EXPECT_NEAR(static_cast<double>(g.capture.frames.back().ts - kStart), 30000 / 14.88e6 * 1e9, 1000);
+  EXPECT_NEAR(static_cast<double>(g.capture.frames.back().ts - kStart), 30000 / 14.88e6 * 1e9,
+              1000);
 }
 
 TEST_F(GenTest, StartTakesFractionalEpochSeconds) {

@@ -86,7 +86,8 @@ void write_link_header(Link link, Direction direction, std::uint16_t ethertype,
 }  // namespace
 
 std::optional<Link> parse_link(std::string_view name) noexcept {
-  for (const Link link : {Link::kEthernet, Link::kVlan, Link::kQinQ, Link::kSll, Link::kSll2, Link::kRaw}) {
+  for (const Link link :
+       {Link::kEthernet, Link::kVlan, Link::kQinQ, Link::kSll, Link::kSll2, Link::kRaw}) {
     if (to_string(link) == name) return link;
   }
   return std::nullopt;
@@ -94,24 +95,36 @@ std::optional<Link> parse_link(std::string_view name) noexcept {
 
 std::string_view to_string(Link link) noexcept {
   switch (link) {
-    case Link::kEthernet: return "ethernet";
-    case Link::kVlan: return "vlan";
-    case Link::kQinQ: return "qinq";
-    case Link::kSll: return "sll";
-    case Link::kSll2: return "sll2";
-    case Link::kRaw: return "raw";
+    case Link::kEthernet:
+      return "ethernet";
+    case Link::kVlan:
+      return "vlan";
+    case Link::kQinQ:
+      return "qinq";
+    case Link::kSll:
+      return "sll";
+    case Link::kSll2:
+      return "sll2";
+    case Link::kRaw:
+      return "raw";
   }
   return "?";
 }
 
 std::size_t link_header_length(Link link) noexcept {
   switch (link) {
-    case Link::kEthernet: return 14;
-    case Link::kVlan: return 18;
-    case Link::kQinQ: return 22;
-    case Link::kSll: return 16;
-    case Link::kSll2: return 20;
-    case Link::kRaw: return 0;
+    case Link::kEthernet:
+      return 14;
+    case Link::kVlan:
+      return 18;
+    case Link::kQinQ:
+      return 22;
+    case Link::kSll:
+      return 16;
+    case Link::kSll2:
+      return 20;
+    case Link::kRaw:
+      return 0;
   }
   return 0;
 }
@@ -120,10 +133,14 @@ int dlt_of(Link link) noexcept {
   switch (link) {
     case Link::kEthernet:
     case Link::kVlan:
-    case Link::kQinQ: return DLT_EN10MB;
-    case Link::kSll: return DLT_LINUX_SLL;
-    case Link::kSll2: return DLT_LINUX_SLL2;
-    case Link::kRaw: return DLT_RAW;
+    case Link::kQinQ:
+      return DLT_EN10MB;
+    case Link::kSll:
+      return DLT_LINUX_SLL;
+    case Link::kSll2:
+      return DLT_LINUX_SLL2;
+    case Link::kRaw:
+      return DLT_RAW;
   }
   return DLT_EN10MB;
 }
@@ -163,7 +180,8 @@ TcpOptionBytes& TcpOptionBytes::eol() noexcept {
 
 std::uint32_t checksum_add(std::uint32_t sum, std::span<const std::uint8_t> data) noexcept {
   std::size_t i = 0;
-  for (; i + 1 < data.size(); i += 2) sum += static_cast<std::uint32_t>((data[i] << 8) | data[i + 1]);
+  for (; i + 1 < data.size(); i += 2)
+    sum += static_cast<std::uint32_t>((data[i] << 8) | data[i + 1]);
   if (i < data.size()) sum += static_cast<std::uint32_t>(data[i] << 8);
   return sum;
 }
@@ -183,7 +201,8 @@ BuiltFrame build_frame(const PacketSpec& spec, Link link, std::span<std::uint8_t
   const std::size_t ip_total = ip_length + tcp_length;
   const std::size_t frame_length = link_length + ip_total;
   std::size_t wire_length = frame_length;
-  if (is_ethernet(link)) wire_length = std::max(wire_length, kMinEthernetFrame + (link_length - 14));
+  if (is_ethernet(link))
+    wire_length = std::max(wire_length, kMinEthernetFrame + (link_length - 14));
   wire_length = std::min(wire_length, out.size());
   std::fill_n(out.begin(), wire_length, std::uint8_t{0});
 
@@ -214,8 +233,9 @@ BuiltFrame build_frame(const PacketSpec& spec, Link link, std::span<std::uint8_t
     pseudo = checksum_add(0, {ip + 8, 32}) + 6 + static_cast<std::uint32_t>(tcp_length);
   }
 
-  const std::uint8_t data_offset =
-      spec.tcp_data_offset != 0 ? spec.tcp_data_offset : static_cast<std::uint8_t>(tcp_header_length / 4);
+  const std::uint8_t data_offset = spec.tcp_data_offset != 0
+                                       ? spec.tcp_data_offset
+                                       : static_cast<std::uint8_t>(tcp_header_length / 4);
   put16(tcp, spec.source_port);
   put16(tcp + 2, spec.destination_port);
   put32(tcp + 4, spec.seq);
@@ -240,9 +260,8 @@ BuiltFrame build_frame(const PacketSpec& spec, Link link, std::span<std::uint8_t
   const bool tcp_ok = data_offset >= 5 && declared_tcp_header <= tcp_length;
   const std::size_t ip_header_declared =
       v4 ? std::size_t{spec.ipv4_ihl != 0 ? spec.ipv4_ihl : 5u} * 4 : ip_length;
-  built.tcp_header_readable =
-      ip_ok && tcp_ok && ip_header_declared == ip_length &&
-      built.capture_length >= link_length + ip_length + declared_tcp_header;
+  built.tcp_header_readable = ip_ok && tcp_ok && ip_header_declared == ip_length &&
+                              built.capture_length >= link_length + ip_length + declared_tcp_header;
   return built;
 }
 

@@ -42,12 +42,18 @@ constexpr DurationNs kMicro = 1'000;
 constexpr DurationNs kMilli = kNanosPerMilli;
 constexpr DurationNs kSecond = kNanosPerSecond;
 
-IpPrefix prefix(std::string_view text) { return *IpPrefix::parse(text); }
+IpPrefix prefix(std::string_view text) {
+  return *IpPrefix::parse(text);
+}
 
 // Attack sources (RFC 2544 benchmarking space, never routed) and legitimate clients
 // (documentation space), per family.
-IpPrefix spoof_prefix(bool v4) { return prefix(v4 ? "198.18.0.0/15" : "2001:db8:8000::/33"); }
-IpPrefix client_prefix(bool v4) { return prefix(v4 ? "203.0.113.0/24" : "2001:db8:1::/48"); }
+IpPrefix spoof_prefix(bool v4) {
+  return prefix(v4 ? "198.18.0.0/15" : "2001:db8:8000::/33");
+}
+IpPrefix client_prefix(bool v4) {
+  return prefix(v4 ? "203.0.113.0/24" : "2001:db8:1::/48");
+}
 
 IpAddress random_in(const IpPrefix& p, Random& rng) {
   IpAddress a = p.network;
@@ -82,8 +88,11 @@ std::vector<IpAddress> distinct_in(const IpPrefix& p, std::size_t count, Random&
 class Shuffle {
  public:
   Shuffle(unsigned bits, Random& rng)
-      : mask_(bits >= 64 ? ~0ULL : (1ULL << bits) - 1), shift_(bits / 2 + 1),
-        key_(rng.next()), odd1_(rng.next() | 1), odd2_(rng.next() | 1) {}
+      : mask_(bits >= 64 ? ~0ULL : (1ULL << bits) - 1),
+        shift_(bits / 2 + 1),
+        key_(rng.next()),
+        odd1_(rng.next() | 1),
+        odd2_(rng.next() | 1) {}
   std::uint64_t next() noexcept {
     std::uint64_t x = (counter_++ & mask_) ^ (key_ & mask_);
     x = (x * odd1_) & mask_;
@@ -163,11 +172,15 @@ Client flood_client(const IpAddress& address, Random& rng) {
   Client c;
   c.address = address;
   const double u = rng.unit();
-  c.stack = u < 0.45 ? Stack::kToolBare : u < 0.70 ? Stack::kToolMss : u < 0.85 ? Stack::kLinux : Stack::kWindows;
+  c.stack = u < 0.45   ? Stack::kToolBare
+            : u < 0.70 ? Stack::kToolMss
+            : u < 0.85 ? Stack::kLinux
+                       : Stack::kWindows;
   static constexpr std::uint8_t kInitialTtls[] = {64, 128, 255};
   const bool random_ttl = c.stack == Stack::kToolBare && rng.chance(0.5);
-  c.ttl = random_ttl ? static_cast<std::uint8_t>(rng.between(30, 255))
-                     : arrival_ttl(c.stack == Stack::kWindows ? 128 : kInitialTtls[rng.below(3)], rng);
+  c.ttl = random_ttl
+              ? static_cast<std::uint8_t>(rng.between(30, 255))
+              : arrival_ttl(c.stack == Stack::kWindows ? 128 : kInitialTtls[rng.below(3)], rng);
   c.ts_base = rng.u32();
   return c;
 }
@@ -197,8 +210,12 @@ struct Context {
   double damage_share = 0;  // truncated scenario: share of frames to damage
 
   [[nodiscard]] double rate() const { return options.rate.value_or(info.rate.value_or(1)); }
-  [[nodiscard]] double duration() const { return options.duration.value_or(info.duration.value_or(1)); }
-  [[nodiscard]] std::uint64_t count() const { return options.count.value_or(info.count.value_or(1)); }
+  [[nodiscard]] double duration() const {
+    return options.duration.value_or(info.duration.value_or(1));
+  }
+  [[nodiscard]] std::uint64_t count() const {
+    return options.count.value_or(info.count.value_or(1));
+  }
   [[nodiscard]] TimestampNs start() const { return options.start; }
   [[nodiscard]] bool v4() const { return target.address.is_v4(); }
 
@@ -214,7 +231,9 @@ struct Context {
     };
     const TimestampNs base = at(i);
     const DurationNs width = at(i + 1) - base;
-    return i == 0 || width <= 1 ? base : base + static_cast<DurationNs>(rng.below(static_cast<std::uint64_t>(width)));
+    return i == 0 || width <= 1
+               ? base
+               : base + static_cast<DurationNs>(rng.below(static_cast<std::uint64_t>(width)));
   }
   void emit(PacketSpec spec) {
     if (damage_share > 0) damage(spec);
@@ -227,21 +246,24 @@ void Context::damage(PacketSpec& spec) {
   const double u = rng.unit();
   if (u >= damage_share) return;
   const double kind = u / damage_share;
-  const std::size_t headers = link_header_length(options.link) + (spec.source.is_v4() ? 20 : 40) + 20 +
-                              ((spec.options.length + 3u) & ~3u);
+  const std::size_t headers = link_header_length(options.link) + (spec.source.is_v4() ? 20 : 40) +
+                              20 + ((spec.options.length + 3u) & ~3u);
   if (kind < 0.6) {
     spec.capture_length = static_cast<std::uint32_t>(1 + rng.below(headers - 1));  // snaplen cut
   } else if (kind < 0.8 && spec.source.is_v4()) {
     spec.ipv4_ihl = static_cast<std::uint8_t>(rng.below(5));
   } else {
-    spec.tcp_data_offset = rng.chance(0.5) ? static_cast<std::uint8_t>(rng.below(5)) : std::uint8_t{15};
+    spec.tcp_data_offset =
+        rng.chance(0.5) ? static_cast<std::uint8_t>(rng.below(5)) : std::uint8_t{15};
   }
 }
 
-std::uint32_t random_ip_id(Random& rng) { return rng.u16(); }
+std::uint32_t random_ip_id(Random& rng) {
+  return rng.u16();
+}
 
-PacketSpec make_syn(Context& c, const Client& client, std::uint16_t source_port, const Endpoint& server,
-                    std::uint32_t isn, TimestampNs t, SynShape& shape) {
+PacketSpec make_syn(Context& c, const Client& client, std::uint16_t source_port,
+                    const Endpoint& server, std::uint32_t isn, TimestampNs t, SynShape& shape) {
   Random& rng = c.rng;
   PacketSpec s;
   s.time = t;
@@ -271,7 +293,15 @@ PacketSpec make_syn(Context& c, const Client& client, std::uint16_t source_port,
       shape = {true, false, true, 0};
       break;
     case Stack::kMacos:
-      s.options.mss(mss).nop().window_scale(6).nop().nop().timestamps(shape.tsval, 0).sack_permitted().eol().eol();
+      s.options.mss(mss)
+          .nop()
+          .window_scale(6)
+          .nop()
+          .nop()
+          .timestamps(shape.tsval, 0)
+          .sack_permitted()
+          .eol()
+          .eol();
       s.window = 65535;
       shape = {true, true, true, shape.tsval};
       break;
@@ -305,8 +335,8 @@ PacketSpec make_syn(Context& c, const Client& client, std::uint16_t source_port,
 }
 
 // A Linux server's SYN-ACK (tcp_options_write order), `delay` after the SYN.
-PacketSpec make_synack(Context& c, const PacketSpec& syn, const SynShape& shape, std::uint32_t server_isn,
-                       TimestampNs t) {
+PacketSpec make_synack(Context& c, const PacketSpec& syn, const SynShape& shape,
+                       std::uint32_t server_isn, TimestampNs t) {
   PacketSpec s;
   s.time = t;
   s.source = syn.destination;
@@ -333,20 +363,22 @@ PacketSpec make_synack(Context& c, const PacketSpec& syn, const SynShape& shape,
   return s;
 }
 
-DurationNs server_delay(Random& rng) { return rng.between(60 * kMicro, 180 * kMicro); }
+DurationNs server_delay(Random& rng) {
+  return rng.between(60 * kMicro, 180 * kMicro);
+}
 
 struct ConnectionTiming {
   DurationNs server_delay = 100 * kMicro;  // packet in -> server's reply out
   DurationNs rtt = 20 * kMilli;            // server's packet out -> client's answer in
   std::uint16_t request_bytes = 0;         // 0 and 0: handshake then close, no data
   std::uint16_t response_bytes = 0;
-  DurationNs hold = 100 * kMilli;          // idle time before the client closes
-  bool close = true;                       // false: stop after the final ACK
+  DurationNs hold = 100 * kMilli;  // idle time before the client closes
+  bool close = true;               // false: stop after the final ACK
 };
 
 // A complete, well-behaved connection as seen on the server's interface.
-void schedule_connection(Context& c, const Client& client, std::uint16_t port, const Endpoint& server,
-                         TimestampNs t0, const ConnectionTiming& timing) {
+void schedule_connection(Context& c, const Client& client, std::uint16_t port,
+                         const Endpoint& server, TimestampNs t0, const ConnectionTiming& timing) {
   SynShape shape;
   const std::uint32_t client_isn = c.rng.u32();
   const std::uint32_t server_isn = c.rng.u32();
@@ -360,7 +392,8 @@ void schedule_connection(Context& c, const Client& client, std::uint16_t port, c
   std::uint32_t server_next = server_isn + 1;
   std::uint32_t client_ts = shape.tsval;
   std::uint32_t server_ts = c.clock_ms(c.server_ts_base, t);
-  const auto segment = [&](bool from_client, TimestampNs when, std::uint8_t flags, std::uint16_t payload) {
+  const auto segment = [&](bool from_client, TimestampNs when, std::uint8_t flags,
+                           std::uint16_t payload) {
     PacketSpec s;
     s.time = when;
     s.source = from_client ? syn.source : syn.destination;
@@ -389,7 +422,8 @@ void schedule_connection(Context& c, const Client& client, std::uint16_t port, c
         s.options.nop().nop().timestamps(server_ts, client_ts);
       }
     }
-    (from_client ? client_next : server_next) += payload + ((flags & tcp_flags::kFin) != 0 ? 1u : 0u);
+    (from_client ? client_next : server_next) +=
+        payload + ((flags & tcp_flags::kFin) != 0 ? 1u : 0u);
     c.emit(s);
   };
 
@@ -412,8 +446,12 @@ void schedule_connection(Context& c, const Client& client, std::uint16_t port, c
   segment(true, t, tcp_flags::kAck, 0);
 }
 
-std::uint16_t ephemeral_port(Random& rng) { return static_cast<std::uint16_t>(rng.between(32768, 60999)); }
-std::uint16_t any_high_port(Random& rng) { return static_cast<std::uint16_t>(rng.between(1024, 65535)); }
+std::uint16_t ephemeral_port(Random& rng) {
+  return static_cast<std::uint16_t>(rng.between(32768, 60999));
+}
+std::uint16_t any_high_port(Random& rng) {
+  return static_cast<std::uint16_t>(rng.between(1024, 65535));
+}
 
 // Real-looking clients from documentation space connecting now and then, so that time moves
 // on after an attack and a detector can see it end.
@@ -428,15 +466,15 @@ void background(Context& c, TimestampNs from, DurationNs length, DurationNs ever
     timing.request_bytes = static_cast<std::uint16_t>(c.rng.between(120, 480));
     timing.response_bytes = static_cast<std::uint16_t>(c.rng.between(300, 1400));
     timing.hold = c.rng.between(100 * kMilli, 900 * kMilli);
-    schedule_connection(c, os_client(random_in(clients, c.rng), c.rng), ephemeral_port(c.rng), c.target, at,
-                        timing);
+    schedule_connection(c, os_client(random_in(clients, c.rng), c.rng), ephemeral_port(c.rng),
+                        c.target, at, timing);
   }
 }
 
 enum class Answer : std::uint8_t {
-  kNone,         // server silent, or a one-way mirror of the inbound direction
-  kOnce,         // one SYN-ACK per SYN: Linux with SYN cookies keeps no state to retransmit
-  kRetransmit,   // SYN-ACK, then again at +1 s and +3 s (Linux SYN_RECV backoff)
+  kNone,        // server silent, or a one-way mirror of the inbound direction
+  kOnce,        // one SYN-ACK per SYN: Linux with SYN cookies keeps no state to retransmit
+  kRetransmit,  // SYN-ACK, then again at +1 s and +3 s (Linux SYN_RECV backoff)
 };
 
 void answer_syn(Context& c, const PacketSpec& syn, const SynShape& shape, Answer answer) {
@@ -446,7 +484,8 @@ void answer_syn(Context& c, const PacketSpec& syn, const SynShape& shape, Answer
   c.emit(make_synack(c, syn, shape, server_isn, first));
   if (answer == Answer::kRetransmit) {
     for (const DurationNs backoff : {1 * kSecond, 3 * kSecond}) {
-      c.emit(make_synack(c, syn, shape, server_isn, first + backoff + c.rng.between(0, 2 * kMilli)));
+      c.emit(
+          make_synack(c, syn, shape, server_isn, first + backoff + c.rng.between(0, 2 * kMilli)));
     }
   }
 }
@@ -489,7 +528,8 @@ void few_sources(Context& c) {
     const double u = c.rng.unit();
     const std::size_t which = u < 0.6 ? 0 : u < 0.8 ? 1 : 2;
     SynShape shape;
-    const PacketSpec syn = make_syn(c, hping[which], ports[which].next(), c.target, c.rng.u32(), t, shape);
+    const PacketSpec syn =
+        make_syn(c, hping[which], ports[which].next(), c.target, c.rng.u32(), t, shape);
     c.emit(syn);
     answer_syn(c, syn, shape, Answer::kOnce);
   }
@@ -537,7 +577,8 @@ void legit_burst(Context& c) {
   std::vector<std::pair<TimestampNs, std::size_t>> arrivals;
   const auto window = static_cast<std::uint64_t>(from_seconds(c.duration()));
   for (std::size_t i = 0; i < addresses.size(); ++i) {
-    arrivals.emplace_back(c.start() + (i == 0 ? 0 : static_cast<DurationNs>(c.rng.below(window))), i);
+    arrivals.emplace_back(c.start() + (i == 0 ? 0 : static_cast<DurationNs>(c.rng.below(window))),
+                          i);
   }
   std::sort(arrivals.begin(), arrivals.end());
   for (const auto& [t, index] : arrivals) {
@@ -546,7 +587,8 @@ void legit_burst(Context& c) {
     timing.server_delay = c.rng.between(30 * kMicro, 300 * kMicro);
     timing.rtt = c.rng.between(200 * kMicro, 999 * kMicro);
     timing.hold = c.rng.between(1 * kMilli, 20 * kMilli);
-    schedule_connection(c, os_client(addresses[index], c.rng), ephemeral_port(c.rng), c.target, t, timing);
+    schedule_connection(c, os_client(addresses[index], c.rng), ephemeral_port(c.rng), c.target, t,
+                        timing);
   }
 }
 
@@ -561,17 +603,20 @@ void slow_legit(Context& c) {
     ConnectionTiming timing;
     timing.server_delay = server_delay(c.rng);
     timing.rtt = c.rng.between(190 * kMilli, 210 * kMilli);
-    timing.request_bytes = static_cast<std::uint16_t>(c.rng.between(80, 300));   // small: file < 5 MB
+    timing.request_bytes =
+        static_cast<std::uint16_t>(c.rng.between(80, 300));  // small: file < 5 MB
     timing.response_bytes = static_cast<std::uint16_t>(c.rng.between(150, 700));
     timing.hold = c.rng.between(200 * kMilli, 2 * kSecond);
-    schedule_connection(c, clients[c.rng.below(clients.size())], ephemeral_port(c.rng), c.target, t, timing);
+    schedule_connection(c, clients[c.rng.below(clients.size())], ephemeral_port(c.rng), c.target, t,
+                        timing);
   }
 }
 
 void syn_scan(Context& c) {
   std::vector<std::uint16_t> ports(c.count());
   for (std::size_t i = 0; i < ports.size(); ++i) ports[i] = static_cast<std::uint16_t>(i + 1);
-  for (std::size_t i = ports.size(); i > 1; --i) std::swap(ports[i - 1], ports[c.rng.below(i)]);  // nmap order
+  for (std::size_t i = ports.size(); i > 1; --i)
+    std::swap(ports[i - 1], ports[c.rng.below(i)]);  // nmap order
   Client scanner;
   scanner.address = nth_in(client_prefix(c.v4()), 66);
   scanner.stack = Stack::kNmap;
@@ -582,7 +627,8 @@ void syn_scan(Context& c) {
     const TimestampNs t = c.slot(i, c.rate(), c.start());
     c.timeline.release_before(t);
     SynShape shape;
-    const PacketSpec syn = make_syn(c, scanner, source_port, {c.target.address, ports[i]}, c.rng.u32(), t, shape);
+    const PacketSpec syn =
+        make_syn(c, scanner, source_port, {c.target.address, ports[i]}, c.rng.u32(), t, shape);
     c.emit(syn);
     const TimestampNs reply_at = t + server_delay(c.rng);
     const bool open = ports[i] == 22 || ports[i] == 80 || ports[i] == 443;
@@ -608,7 +654,8 @@ void syn_scan(Context& c) {
 }
 
 void randdst(Context& c) {
-  const IpPrefix destinations = c.v4() ? IpPrefix{c.target.address, 96 + 24} : IpPrefix{c.target.address, 120};
+  const IpPrefix destinations =
+      c.v4() ? IpPrefix{c.target.address, 96 + 24} : IpPrefix{c.target.address, 120};
   IpPrefix masked = destinations;
   for (std::size_t bit = masked.length; bit < 128; ++bit) {
     masked.network.bytes[bit / 8] &= static_cast<std::uint8_t>(~(0x80u >> (bit % 8)));
@@ -623,7 +670,8 @@ void randdst(Context& c) {
     const Endpoint destination{random_in(masked, c.rng),
                                static_cast<std::uint16_t>(c.rng.between(1, 65535))};
     SynShape shape;
-    c.emit(make_syn(c, flood_client(source, c.rng), any_high_port(c.rng), destination, c.rng.u32(), t, shape));
+    c.emit(make_syn(c, flood_client(source, c.rng), any_high_port(c.rng), destination, c.rng.u32(),
+                    t, shape));
   }
 }
 
@@ -637,7 +685,8 @@ void truncated(Context& c) {
     timing.server_delay = server_delay(c.rng);
     timing.rtt = c.rng.between(5 * kMilli, 60 * kMilli);
     timing.close = false;
-    schedule_connection(c, os_client(random_in(clients, c.rng), c.rng), ephemeral_port(c.rng), c.target, t, timing);
+    schedule_connection(c, os_client(random_in(clients, c.rng), c.rng), ephemeral_port(c.rng),
+                        c.target, t, timing);
   }
 }
 
@@ -654,8 +703,8 @@ void mixed_families(Context& c) {
     timing.request_bytes = static_cast<std::uint16_t>(c.rng.between(100, 400));
     timing.response_bytes = static_cast<std::uint16_t>(c.rng.between(200, 1400));
     timing.hold = c.rng.between(50 * kMilli, 500 * kMilli);
-    schedule_connection(c, os_client(random_in(client_prefix(v4), c.rng), c.rng), ephemeral_port(c.rng),
-                        v4 ? v4_target : v6_target, t, timing);
+    schedule_connection(c, os_client(random_in(client_prefix(v4), c.rng), c.rng),
+                        ephemeral_port(c.rng), v4 ? v4_target : v6_target, t, timing);
   }
 }
 
@@ -672,12 +721,14 @@ std::uint32_t permute(std::uint32_t x) noexcept {
 // numbers change, the checksums are finished from sums precomputed over the constant bytes.
 class FrameTemplate {
  public:
-  FrameTemplate(const PacketSpec& spec, Link link, bool patch_destination) : v4_(spec.source.is_v4()) {
+  FrameTemplate(const PacketSpec& spec, Link link, bool patch_destination)
+      : v4_(spec.source.is_v4()) {
     PacketSpec zeroed = spec;
     const std::size_t address_offset = v4_ ? 12 : 0;
     // Zero the peer address and the fields patched per frame, so the sums cover constants only.
     IpAddress& peer = patch_destination ? zeroed.destination : zeroed.source;
-    std::fill(peer.bytes.begin() + static_cast<std::ptrdiff_t>(address_offset), peer.bytes.end(), std::uint8_t{0});
+    std::fill(peer.bytes.begin() + static_cast<std::ptrdiff_t>(address_offset), peer.bytes.end(),
+              std::uint8_t{0});
     (patch_destination ? zeroed.destination_port : zeroed.source_port) = 0;
     zeroed.seq = 0;
     zeroed.ack = 0;
@@ -702,15 +753,17 @@ class FrameTemplate {
                static_cast<std::uint32_t>(tcp_length);
   }
 
-  std::span<const std::uint8_t> patch(const IpAddress& peer, std::uint16_t peer_port, std::uint32_t seq,
-                                      std::uint32_t ack, std::uint16_t ip_id) noexcept {
+  std::span<const std::uint8_t> patch(const IpAddress& peer, std::uint16_t peer_port,
+                                      std::uint32_t seq, std::uint32_t ack,
+                                      std::uint16_t ip_id) noexcept {
     std::uint8_t* const b = bytes_.data();
     std::memcpy(b + peer_address_, peer.bytes.data() + (16 - address_length_), address_length_);
     put16(b + peer_port_, peer_port);
     put32(b + tcp_ + 4, seq);
     put32(b + tcp_ + 8, ack);
-    const std::uint32_t varying = checksum_add(0, {b + peer_address_, address_length_}) + peer_port +
-                                  (seq >> 16) + (seq & 0xffff) + (ack >> 16) + (ack & 0xffff);
+    const std::uint32_t varying = checksum_add(0, {b + peer_address_, address_length_}) +
+                                  peer_port + (seq >> 16) + (seq & 0xffff) + (ack >> 16) +
+                                  (ack & 0xffff);
     put16(b + tcp_ + 16, checksum_fold(tcp_sum_ + varying));
     if (v4_) {
       put16(b + ip_ + 4, ip_id);
@@ -768,7 +821,8 @@ void bench_flood(Context& c) {
     ++written;
     if (k % 2 == 0 && written < packets) {  // every other SYN is answered right away
       t = c.start() + static_cast<DurationNs>(static_cast<double>(written) * spacing);
-      c.writer.write_frame(t, synack.patch(source, port, c.rng.u32(), isn + 1, 0), synack.wire_length());
+      c.writer.write_frame(t, synack.patch(source, port, c.rng.u32(), isn + 1, 0),
+                           synack.wire_length());
       counts.count(t, tcp_flags::kSyn | tcp_flags::kAck, true);
       ++written;
     }
@@ -777,58 +831,75 @@ void bench_flood(Context& c) {
 
 constexpr ScenarioInfo kScenarios[] = {
     {"spoofed-flood",
-     "SYNs to the target, each from a new random source in 198.18.0.0/15 (IPv6: 2001:db8:8000::/33) with "
-     "random port and ISN, TTL/window/options mixed like flood tools; no SYN-ACKs (silent server or one-way "
+     "SYNs to the target, each from a new random source in 198.18.0.0/15 (IPv6: "
+     "2001:db8:8000::/33) with "
+     "random port and ISN, TTL/window/options mixed like flood tools; no SYN-ACKs (silent server "
+     "or one-way "
      "mirror). Then 30 s of quiet background: a completing client from 203.0.113.0/24 every 2 s.",
      20000, "SYN/s", 3, std::nullopt, "", false},
     {"spoofed-flood-synack",
-     "spoofed-flood, but the server answers every SYN with a SYN-ACK ~100 us later and retransmits it at "
+     "spoofed-flood, but the server answers every SYN with a SYN-ACK ~100 us later and retransmits "
+     "it at "
      "+1 s and +3 s; the final ACK never comes.",
      4000, "SYN/s", 3, std::nullopt, "", false},
     {"few-sources",
-     "hping3-style flood from 198.18.0.1 (60 %), .2 and .3 (20 % each), random source ports; answered by "
-     "one SYN-ACK each (SYN cookies), never completed (the sources' RSTs are dropped). Then background.",
+     "hping3-style flood from 198.18.0.1 (60 %), .2 and .3 (20 % each), random source ports; "
+     "answered by "
+     "one SYN-ACK each (SYN cookies), never completed (the sources' RSTs are dropped). Then "
+     "background.",
      5000, "SYN/s", 3, std::nullopt, "", false},
     {"botnet",
-     "--count bots (real-looking Linux/Windows stacks, distinct addresses in 198.18.0.0/15) share --rate "
+     "--count bots (real-looking Linux/Windows stacks, distinct addresses in 198.18.0.0/15) share "
+     "--rate "
      "(500 x 20/s), each answered by a SYN-ACK; 3 % complete the handshake. Then background.",
      10000, "SYN/s", 2, 500, "bots", false},
     {"legit-burst",
-     "--count clients from 198.18.0.0/15 connect within --duration; SYN-ACK within 1 ms, final ACK within "
+     "--count clients from 198.18.0.0/15 connect within --duration; SYN-ACK within 1 ms, final ACK "
+     "within "
      "1 ms, then a FIN exchange; every handshake completes.",
      std::nullopt, "", 1, 2000, "clients", false},
     {"slow-legit",
-     "a busy server: --rate connections/s from 1000 clients with 200 ms RTT, request, response and FIN; all "
+     "a busy server: --rate connections/s from 1000 clients with 200 ms RTT, request, response and "
+     "FIN; all "
      "complete (about 60 half-open at any instant).",
      300, "connections/s", 10, std::nullopt, "", false},
     {"syn-scan",
-     "nmap-style SYN scan of ports 1..--count of the target address from 203.0.113.66 (one source port); "
+     "nmap-style SYN scan of ports 1..--count of the target address from 203.0.113.66 (one source "
+     "port); "
      "closed ports answer RST-ACK, 22/80/443 answer SYN-ACK and the scanner resets.",
      2000, "probes/s", std::nullopt, 5000, "ports", false},
-    {"ipv6-flood", "spoofed-flood over IPv6 (target [2001:db8::10]:443, sources in 2001:db8:8000::/33).",
-     20000, "SYN/s", 2, std::nullopt, "", true},
+    {"ipv6-flood",
+     "spoofed-flood over IPv6 (target [2001:db8::10]:443, sources in 2001:db8:8000::/33).", 20000,
+     "SYN/s", 2, std::nullopt, "", true},
     {"randdst",
-     "--count SYNs from random public sources to random addresses of the target's /24 (IPv6: /120) and random "
+     "--count SYNs from random public sources to random addresses of the target's /24 (IPv6: /120) "
+     "and random "
      "ports: no destination gets many. The summary's target is only the anchor of that /24.",
      2000, "SYN/s", std::nullopt, 5000, "SYNs", false},
     {"truncated",
-     "--count frames of handshakes (SYN, SYN-ACK, ACK) where 40 % are damaged: cut at a random length "
+     "--count frames of handshakes (SYN, SYN-ACK, ACK) where 40 % are damaged: cut at a random "
+     "length "
      "(caplen < len), IPv4 IHL < 5, or a TCP data offset < 5 or past the segment.",
      std::nullopt, "", std::nullopt, 1000, "frames", false},
     {"mixed-families",
-     "--count complete connections (request, response, FIN) alternating IPv4 (198.51.100.10:80 or the IPv4 "
+     "--count complete connections (request, response, FIN) alternating IPv4 (198.51.100.10:80 or "
+     "the IPv4 "
      "--target) and IPv6 ([2001:db8::10]:443 or the IPv6 --target).",
      20, "connections/s", std::nullopt, 200, "connections", false},
     {"bench-flood",
-     "benchmark input: --count packets at --rate of minimum-size spoofed SYNs, each a new 4-tuple, every "
-     "other one answered by a SYN-ACK in the next slot. Written from patched templates with checksums "
+     "benchmark input: --count packets at --rate of minimum-size spoofed SYNs, each a new 4-tuple, "
+     "every "
+     "other one answered by a SYN-ACK in the next slot. Written from patched templates with "
+     "checksums "
      "finished from precomputed sums (always valid; nothing is skipped).",
      14'880'000, "packets/s", std::nullopt, 10'000'000, "packets", false},
 };
 
 }  // namespace
 
-std::span<const ScenarioInfo> scenarios() noexcept { return kScenarios; }
+std::span<const ScenarioInfo> scenarios() noexcept {
+  return kScenarios;
+}
 
 const ScenarioInfo* find_scenario(std::string_view name) noexcept {
   for (const ScenarioInfo& s : kScenarios) {
@@ -838,11 +909,12 @@ const ScenarioInfo* find_scenario(std::string_view name) noexcept {
 }
 
 std::string Summary::to_json() const {
-  std::string json = "{\"scenario\":\"" + scenario + "\",\"packets\":" + std::to_string(packets) +
-                     ",\"syns\":" + std::to_string(syns) + ",\"synacks\":" + std::to_string(synacks) +
-                     ",\"first_ts\":" + std::to_string(first_ts) + ",\"last_ts\":" + std::to_string(last_ts) +
-                     ",\"flood_start_ts\":" + (flood_start_ts ? std::to_string(*flood_start_ts) : "null") +
-                     ",\"target\":\"" + target.to_string() + "\"}";
+  std::string json =
+      "{\"scenario\":\"" + scenario + "\",\"packets\":" + std::to_string(packets) +
+      ",\"syns\":" + std::to_string(syns) + ",\"synacks\":" + std::to_string(synacks) +
+      ",\"first_ts\":" + std::to_string(first_ts) + ",\"last_ts\":" + std::to_string(last_ts) +
+      ",\"flood_start_ts\":" + (flood_start_ts ? std::to_string(*flood_start_ts) : "null") +
+      ",\"target\":\"" + target.to_string() + "\"}";
   return json;
 }
 
@@ -864,18 +936,22 @@ std::optional<Endpoint> parse_endpoint(std::string_view text) {
   if (!ip || (!text.starts_with('[') && !ip->is_v4())) return std::nullopt;
   unsigned value = 0;
   const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (error != std::errc{} || end != port.data() + port.size() || value == 0 || value > 65535) return std::nullopt;
+  if (error != std::errc{} || end != port.data() + port.size() || value == 0 || value > 65535)
+    return std::nullopt;
   return Endpoint{*ip, static_cast<std::uint16_t>(value)};
 }
 
 std::optional<TimestampNs> parse_epoch_seconds(std::string_view text) {
   const auto dot = text.find('.');
   const std::string_view whole = text.substr(0, dot);
-  const std::string_view fraction = dot == std::string_view::npos ? std::string_view{} : text.substr(dot + 1);
-  if (whole.empty() || fraction.size() > 9 || (dot != std::string_view::npos && fraction.empty())) return std::nullopt;
+  const std::string_view fraction =
+      dot == std::string_view::npos ? std::string_view{} : text.substr(dot + 1);
+  if (whole.empty() || fraction.size() > 9 || (dot != std::string_view::npos && fraction.empty()))
+    return std::nullopt;
   std::int64_t seconds = 0;
   auto [end, error] = std::from_chars(whole.data(), whole.data() + whole.size(), seconds);
-  if (error != std::errc{} || end != whole.data() + whole.size() || seconds < 0 || seconds > 4'000'000'000LL) {
+  if (error != std::errc{} || end != whole.data() + whole.size() || seconds < 0 ||
+      seconds > 4'000'000'000LL) {
     return std::nullopt;
   }
   std::int64_t nanos = 0;
@@ -889,17 +965,21 @@ std::optional<TimestampNs> parse_epoch_seconds(std::string_view text) {
 
 std::expected<Summary, std::string> run_scenario(const GeneratorOptions& options) {
   const ScenarioInfo* info = find_scenario(options.scenario);
-  if (info == nullptr) return std::unexpected("unknown scenario '" + options.scenario + "' (see --list)");
+  if (info == nullptr)
+    return std::unexpected("unknown scenario '" + options.scenario + "' (see --list)");
   const auto reject = [&](std::string_view option) {
-    return std::unexpected(options.scenario + " does not take " + std::string(option) + " (see --list)");
+    return std::unexpected(options.scenario + " does not take " + std::string(option) +
+                           " (see --list)");
   };
   if (options.rate && !info->rate) return reject("--rate");
   if (options.duration && !info->duration) return reject("--duration");
   if (options.count && !info->count) return reject("--count");
-  if (options.rate && !(std::isfinite(*options.rate) && *options.rate > 0 && *options.rate <= 1e9)) {
+  if (options.rate &&
+      !(std::isfinite(*options.rate) && *options.rate > 0 && *options.rate <= 1e9)) {
     return std::unexpected("--rate must be in (0, 1e9]");
   }
-  if (options.duration && !(std::isfinite(*options.duration) && *options.duration > 0 && *options.duration <= 86400)) {
+  if (options.duration &&
+      !(std::isfinite(*options.duration) && *options.duration > 0 && *options.duration <= 86400)) {
     return std::unexpected("--duration must be in (0, 86400] seconds");
   }
   if (options.count && *options.count == 0) return std::unexpected("--count must be at least 1");
@@ -913,8 +993,10 @@ std::expected<Summary, std::string> run_scenario(const GeneratorOptions& options
   if (options.count && options.scenario == "bench-flood" && *options.count > (1ULL << 32)) {
     return std::unexpected("bench-flood: --count at most 2^32 (unique 4-tuples)");
   }
-  const double events = options.rate.value_or(info->rate.value_or(1)) * options.duration.value_or(info->duration.value_or(1));
-  if (info->rate && info->duration && events > 1e8) return std::unexpected("--rate x --duration above 1e8 packets");
+  const double events = options.rate.value_or(info->rate.value_or(1)) *
+                        options.duration.value_or(info->duration.value_or(1));
+  if (info->rate && info->duration && events > 1e8)
+    return std::unexpected("--rate x --duration above 1e8 packets");
 
   const Endpoint default_target = info->ipv6_default_target
                                       ? Endpoint{*IpAddress::parse("2001:db8::10"), 443}
@@ -924,22 +1006,39 @@ std::expected<Summary, std::string> run_scenario(const GeneratorOptions& options
   const bool frame_limited = options.scenario == "truncated";
   Timeline timeline(*writer, frame_limited ? options.count.value_or(*info->count)
                                            : std::numeric_limits<std::uint64_t>::max());
-  Context c{options, *info, *writer, timeline, Random(options.seed), options.target.value_or(default_target), 0,
+  Context c{options,
+            *info,
+            *writer,
+            timeline,
+            Random(options.seed),
+            options.target.value_or(default_target),
+            0,
             std::nullopt};
   c.server_ts_base = c.rng.u32();
 
   const std::string_view name = info->name;
-  if (name == "spoofed-flood" || name == "ipv6-flood") spoofed_flood(c, Answer::kNone);
-  else if (name == "spoofed-flood-synack") spoofed_flood(c, Answer::kRetransmit);
-  else if (name == "few-sources") few_sources(c);
-  else if (name == "botnet") botnet(c);
-  else if (name == "legit-burst") legit_burst(c);
-  else if (name == "slow-legit") slow_legit(c);
-  else if (name == "syn-scan") syn_scan(c);
-  else if (name == "randdst") randdst(c);
-  else if (name == "truncated") truncated(c);
-  else if (name == "mixed-families") mixed_families(c);
-  else if (name == "bench-flood") bench_flood(c);
+  if (name == "spoofed-flood" || name == "ipv6-flood")
+    spoofed_flood(c, Answer::kNone);
+  else if (name == "spoofed-flood-synack")
+    spoofed_flood(c, Answer::kRetransmit);
+  else if (name == "few-sources")
+    few_sources(c);
+  else if (name == "botnet")
+    botnet(c);
+  else if (name == "legit-burst")
+    legit_burst(c);
+  else if (name == "slow-legit")
+    slow_legit(c);
+  else if (name == "syn-scan")
+    syn_scan(c);
+  else if (name == "randdst")
+    randdst(c);
+  else if (name == "truncated")
+    truncated(c);
+  else if (name == "mixed-families")
+    mixed_families(c);
+  else if (name == "bench-flood")
+    bench_flood(c);
   timeline.release_all();
 
   Summary summary;

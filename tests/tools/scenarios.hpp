@@ -24,8 +24,8 @@ struct GeneratorOptions {
   std::string scenario;
   std::string out;
   std::uint64_t seed = 1;
-  std::optional<double> rate;        // packets or connections per second (see ScenarioInfo)
-  std::optional<double> duration;    // seconds
+  std::optional<double> rate;      // packets or connections per second (see ScenarioInfo)
+  std::optional<double> duration;  // seconds
   std::optional<std::uint64_t> count;
   std::optional<Endpoint> target;
   Link link = Link::kEthernet;

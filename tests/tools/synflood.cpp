@@ -34,8 +34,14 @@ std::uint32_t sum_bytes(const std::uint8_t* p, std::size_t n, std::uint32_t sum 
   return sum;
 }
 
-void put16(std::uint8_t* p, std::uint16_t v) { p[0] = static_cast<std::uint8_t>(v >> 8); p[1] = static_cast<std::uint8_t>(v); }
-void put32(std::uint8_t* p, std::uint32_t v) { put16(p, static_cast<std::uint16_t>(v >> 16)); put16(p + 2, static_cast<std::uint16_t>(v)); }
+void put16(std::uint8_t* p, std::uint16_t v) {
+  p[0] = static_cast<std::uint8_t>(v >> 8);
+  p[1] = static_cast<std::uint8_t>(v);
+}
+void put32(std::uint8_t* p, std::uint32_t v) {
+  put16(p, static_cast<std::uint16_t>(v >> 16));
+  put16(p + 2, static_cast<std::uint16_t>(v));
+}
 
 // A 24-byte SYN header with an MSS option, checksummed over the pseudo-header.
 void build_tcp(std::uint8_t* tcp, const synwatch::IpAddress& src, const synwatch::IpAddress& dst,
@@ -47,7 +53,9 @@ void build_tcp(std::uint8_t* tcp, const synwatch::IpAddress& src, const synwatch
   tcp[12] = 6 << 4;  // data offset 6 words
   tcp[13] = 0x02;    // SYN
   put16(tcp + 14, 64240);
-  tcp[20] = 2; tcp[21] = 4; put16(tcp + 22, 1460);
+  tcp[20] = 2;
+  tcp[21] = 4;
+  put16(tcp + 22, 1460);
   std::uint32_t sum = 0;
   if (src.is_v4()) {
     sum = sum_bytes(src.bytes.data() + 12, 4, sum);
@@ -65,17 +73,20 @@ void build_tcp(std::uint8_t* tcp, const synwatch::IpAddress& src, const synwatch
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Bounded spoofed SYN flood for synwatch's network-namespace tests", "synwatch-flood"};
+  CLI::App app{"Bounded spoofed SYN flood for synwatch's network-namespace tests",
+               "synwatch-flood"};
   std::string target_text, sources_text = "198.18.0.0/15", port_range_text;
   std::uint16_t port = 0;
   std::uint64_t count = 1000, seed = 1;
   double rate = 1000, max_seconds = 30;
   app.add_option("--target", target_text, "Victim address")->required();
   auto* port_option = app.add_option("--port", port, "Victim TCP port");
-  auto* range_option = app.add_option("--port-range", port_range_text,
-                                      "LOW-HIGH: spread SYNs over these ports, each once per pass in random order");
+  auto* range_option =
+      app.add_option("--port-range", port_range_text,
+                     "LOW-HIGH: spread SYNs over these ports, each once per pass in random order");
   bool random_ports = false;
-  auto* random_option = app.add_flag("--random-ports", random_ports, "Same as --port-range 1024-65535");
+  auto* random_option =
+      app.add_flag("--random-ports", random_ports, "Same as --port-range 1024-65535");
   port_option->excludes(range_option)->excludes(random_option);
   range_option->excludes(random_option);
   app.add_option("--sources", sources_text, "Prefix to draw spoofed sources from");
@@ -86,15 +97,16 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (random_ports) port_range_text = "1024-65535";
   if (port_option->count() == 0 && port_range_text.empty()) {
-    std::fprintf(stderr, "synwatch-flood: one of --port, --port-range or --random-ports is required\n");
+    std::fprintf(stderr,
+                 "synwatch-flood: one of --port, --port-range or --random-ports is required\n");
     return 64;
   }
   std::vector<std::uint16_t> ports{port};
   if (!port_range_text.empty()) {
     unsigned low = 0, high = 0;
     char dash = 0, rest = 0;
-    if (std::sscanf(port_range_text.c_str(), "%u%c%u%c", &low, &dash, &high, &rest) != 3 || dash != '-' ||
-        low == 0 || low > high || high > 65535) {
+    if (std::sscanf(port_range_text.c_str(), "%u%c%u%c", &low, &dash, &high, &rest) != 3 ||
+        dash != '-' || low == 0 || low > high || high > 65535) {
       std::fprintf(stderr, "synwatch-flood: --port-range must be LOW-HIGH within 1-65535\n");
       return 64;
     }
@@ -108,8 +120,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "synwatch-flood: bad --target or --sources\n");
     return 64;
   }
-  const auto allowed_sources = {*synwatch::IpPrefix::parse("198.18.0.0/15"), *synwatch::IpPrefix::parse("2001:db8::/32")};
-  const auto allowed_targets = {*synwatch::IpPrefix::parse("127.0.0.0/8"), *synwatch::IpPrefix::parse("198.51.100.0/24"),
+  const auto allowed_sources = {*synwatch::IpPrefix::parse("198.18.0.0/15"),
+                                *synwatch::IpPrefix::parse("2001:db8::/32")};
+  const auto allowed_targets = {*synwatch::IpPrefix::parse("127.0.0.0/8"),
+                                *synwatch::IpPrefix::parse("198.51.100.0/24"),
                                 *synwatch::IpPrefix::parse("2001:db8::/32")};
   const auto within = [](const auto& list, const synwatch::IpPrefix& p) {
     for (const auto& a : list) {
@@ -117,9 +131,12 @@ int main(int argc, char** argv) {
     }
     return false;
   };
-  if (!within(allowed_sources, *sources) || !within(allowed_targets, synwatch::IpPrefix{*target, 128})) {
-    std::fprintf(stderr, "synwatch-flood: refusing: sources must be in 198.18.0.0/15 or 2001:db8::/32 and the "
-                         "target in 127.0.0.0/8, 198.51.100.0/24 or 2001:db8::/32\n");
+  if (!within(allowed_sources, *sources) ||
+      !within(allowed_targets, synwatch::IpPrefix{*target, 128})) {
+    std::fprintf(
+        stderr,
+        "synwatch-flood: refusing: sources must be in 198.18.0.0/15 or 2001:db8::/32 and the "
+        "target in 127.0.0.0/8, 198.51.100.0/24 or 2001:db8::/32\n");
     return 64;
   }
   const bool v4 = target->is_v4();
@@ -159,7 +176,8 @@ int main(int argc, char** argv) {
     synwatch::IpAddress src = sources->network;
     const std::uint64_t r = rng();
     for (unsigned bit = sources->length; bit < 128; ++bit) {
-      if ((r >> (bit % 64)) & 1) src.bytes[bit / 8] |= static_cast<std::uint8_t>(0x80u >> (bit % 8));
+      if ((r >> (bit % 64)) & 1)
+        src.bytes[bit / 8] |= static_cast<std::uint8_t>(0x80u >> (bit % 8));
     }
     const auto sport = static_cast<std::uint16_t>(1024 + rng() % 64000);
     const auto seq = static_cast<std::uint32_t>(rng());
@@ -189,7 +207,10 @@ int main(int argc, char** argv) {
       build_tcp(packet + 40, src, *target, sport, dport, seq);
       length = 64;
     }
-    if (::sendto(fd, packet, length, 0, reinterpret_cast<sockaddr*>(&to), to_length) < 0) ++failed; else ++sent;
+    if (::sendto(fd, packet, length, 0, reinterpret_cast<sockaddr*>(&to), to_length) < 0)
+      ++failed;
+    else
+      ++sent;
   }
   ::close(fd);
   std::printf("{\"sent\":%llu,\"failed\":%llu}\n", static_cast<unsigned long long>(sent),

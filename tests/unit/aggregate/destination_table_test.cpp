@@ -16,7 +16,8 @@ FlowUpdate syn_from(IpAddress client, Endpoint server = kServer) {
   return u;
 }
 
-FlowUpdate event(FlowEvent e, HandshakeState previous, IpAddress client, Endpoint server = kServer) {
+FlowUpdate event(FlowEvent e, HandshakeState previous, IpAddress client,
+                 Endpoint server = kServer) {
   FlowUpdate u = syn_from(client, server);
   u.event = e;
   u.previous_state = previous;
@@ -74,10 +75,12 @@ TEST(DestinationTable, WindowRatesAndSourceFigures) {
   // 2 seconds: 1000 SYNs per second from distinct sources, 10 % bogon, 100 completions.
   for (int i = 0; i < 2000; ++i) {
     const TimestampNs t = kT0 + i * (kNanosPerSecond / 1000);
-    const auto source = i % 10 == 0 ? IpAddress::from_v4(0x0a000000u + static_cast<std::uint32_t>(i))
-                                    : IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i));
+    const auto source = i % 10 == 0
+                            ? IpAddress::from_v4(0x0a000000u + static_cast<std::uint32_t>(i))
+                            : IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i));
     table.on_flow(syn_from(source), t);
-    if (i % 20 == 0) table.on_flow(event(FlowEvent::kCompleted, HandshakeState::kSynSeen, source), t);
+    if (i % 20 == 0)
+      table.on_flow(event(FlowEvent::kCompleted, HandshakeState::kSynSeen, source), t);
   }
   const Destination* d = table.find(kServer);
   ASSERT_NE(d, nullptr);
@@ -95,7 +98,8 @@ TEST(DestinationTable, WindowRatesAndSourceFigures) {
 
 TEST(DestinationTable, SlotsOlderThanTheWindowDropOut) {
   DestinationTable table(small_config(), kNanosPerSecond, 1000);
-  for (int i = 0; i < 100; ++i) table.on_flow(syn_from(IpAddress::from_v4(static_cast<std::uint32_t>(i))), kT0);
+  for (int i = 0; i < 100; ++i)
+    table.on_flow(syn_from(IpAddress::from_v4(static_cast<std::uint32_t>(i))), kT0);
   const Destination* d = table.find(kServer);
   // The 5 s window evaluated at +5 s is [+0 s, +5 s): it still holds the SYNs of +0 s.
   EXPECT_EQ(table.stats(*d, kT0 + 5 * kNanosPerSecond, 5).window.syns, 100u);
@@ -109,8 +113,10 @@ TEST(DestinationTable, ConcentratedSourcesAreTopFirst) {
   DestinationTable table(small_config(), kNanosPerSecond, 1000);
   const auto heavy = *IpAddress::parse("198.18.0.1");
   for (int i = 0; i < 3000; ++i) {
-    table.on_flow(syn_from(i % 3 == 0 ? IpAddress::from_v4(0xc6130000u + static_cast<std::uint32_t>(i)) : heavy),
-                  kT0 + i * 1000);
+    table.on_flow(
+        syn_from(i % 3 == 0 ? IpAddress::from_v4(0xc6130000u + static_cast<std::uint32_t>(i))
+                            : heavy),
+        kT0 + i * 1000);
   }
   const auto s = table.stats(*table.find(kServer), kT0 + kNanosPerSecond / 2, 3);
   ASSERT_FALSE(s.top_sources.empty());
@@ -134,8 +140,10 @@ TEST(DestinationTable, PoolIsBoundedRecyclesIdleAndNeverPinned) {
   EXPECT_NE(table.find({kServer.address, 1}), nullptr);
   EXPECT_EQ(table.find({kServer.address, 2}), nullptr);
   EXPECT_EQ(table.counters().recycled, 1u);
-  for (std::uint16_t port = 3; port <= 5; ++port) table.find({kServer.address, port})->pinned = true;
-  EXPECT_EQ(table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, 6}), kT0 + 11), nullptr);
+  for (std::uint16_t port = 3; port <= 5; ++port)
+    table.find({kServer.address, port})->pinned = true;
+  EXPECT_EQ(table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, 6}), kT0 + 11),
+            nullptr);
   EXPECT_EQ(table.counters().dropped, 1u);
   const std::size_t memory = table.memory_bytes();
   for (std::uint16_t port = 100; port < 1100; ++port) {
@@ -150,7 +158,8 @@ TEST(DestinationTable, ForgetsIdleDestinationsWithoutHalfOpen) {
   table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, 1}), kT0);
   table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, 2}), kT0);
   table.on_flow(event(FlowEvent::kCompleted, HandshakeState::kSynSeen, IpAddress::from_v4(1u),
-                      {kServer.address, 1}), kT0);
+                      {kServer.address, 1}),
+                kT0);
   table.forget_idle(kT0 + 9 * kNanosPerSecond);
   EXPECT_EQ(table.size(), 2u);
   table.forget_idle(kT0 + 10 * kNanosPerSecond);

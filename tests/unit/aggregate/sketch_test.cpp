@@ -25,7 +25,9 @@
 namespace synwatch {
 
 // Readable failure messages for addresses and counters.
-void PrintTo(const IpAddress& address, std::ostream* out) { *out << address.to_string(); }
+void PrintTo(const IpAddress& address, std::ostream* out) {
+  *out << address.to_string();
+}
 void PrintTo(const HeavySource& source, std::ostream* out) {
   *out << "{" << source.address.to_string() << " count " << source.count << " error "
        << source.error << "}";
@@ -98,7 +100,8 @@ INSTANTIATE_TEST_SUITE_P(
                       CardinalityCase{1'000, true}, CardinalityCase{10'000, true},
                       CardinalityCase{100'000, true}, CardinalityCase{1'000'000, true}),
     [](const ::testing::TestParamInfo<CardinalityCase>& case_info) {
-      return std::string(case_info.param.ipv6 ? "ipv6_" : "ipv4_") + std::to_string(case_info.param.sources);
+      return std::string(case_info.param.ipv6 ? "ipv6_" : "ipv4_") +
+             std::to_string(case_info.param.sources);
     });
 
 TEST(HyperLogLog, UnbiasedWithTheDocumentedSpread) {
@@ -158,8 +161,8 @@ TEST(HyperLogLog, UnionOfSketchesEqualsSketchOfAllKeys) {
       everything.add(a);
     }
   }
-  std::array<const SourceHll*, 6> pointers{&parts[0], &parts[1], nullptr, &parts[2], &parts[3],
-                                           &parts[4]};
+  std::array<const SourceHll*, 6> pointers{&parts[0], &parts[1], nullptr,
+                                           &parts[2], &parts[3], &parts[4]};
   const double union_estimate = estimate_union(std::span<const SourceHll* const>(pointers));
   EXPECT_EQ(union_estimate, everything.estimate());
   EXPECT_GT(union_estimate, parts[0].estimate() * 2);  // the union really is larger
@@ -326,8 +329,8 @@ TEST(SpaceSaving, NeverUnderCountsUnderAWeightedFlood) {
   Summary summary;
   Truth truth;
   for (int i = 0; i < 100'000; ++i) {
-    const IpAddress a = i % 4 == 0 ? heavy[static_cast<std::size_t>(i / 4) % heavy.size()]
-                                   : random_v4(rng);
+    const IpAddress a =
+        i % 4 == 0 ? heavy[static_cast<std::size_t>(i / 4) % heavy.size()] : random_v4(rng);
     const std::uint32_t w = weight(rng);
     summary.add(a, w);
     truth[a] += w;
@@ -460,7 +463,7 @@ TEST(SpaceSaving, MergeOfFullSummariesPadsWithTheOtherSidesMinimum) {
   Summary left;
   Summary right;
   for (std::uint32_t i = 0; i < Summary::kCapacity; ++i) {
-    left.add(IpAddress::from_v4(0x0a000000u + i), 10);       // minimum 10
+    left.add(IpAddress::from_v4(0x0a000000u + i), 10);        // minimum 10
     right.add(IpAddress::from_v4(0x0b000000u + i), 100 + i);  // minimum 100
   }
   left.merge_from(right);
@@ -596,8 +599,9 @@ TEST(SourceEntropy, DegenerateInputs) {
   EXPECT_NEAR(normalized_source_entropy({}, 1'000, 1'100.0), 1.0, 1e-12);
   EXPECT_EQ(normalized_source_entropy({}, 1'000, std::nan("")), 0.0);
   // Counts above N cannot produce a negative remainder or a result outside [0, 1].
-  const std::array<HeavySource, 2> inconsistent{HeavySource{*IpAddress::parse("192.0.2.1"), 900, 0},
-                                                HeavySource{*IpAddress::parse("192.0.2.2"), 900, 0}};
+  const std::array<HeavySource, 2> inconsistent{
+      HeavySource{*IpAddress::parse("192.0.2.1"), 900, 0},
+      HeavySource{*IpAddress::parse("192.0.2.2"), 900, 0}};
   const double clamped = normalized_source_entropy(inconsistent, 1'000, 2.0);
   EXPECT_GE(clamped, 0.0);
   EXPECT_LE(clamped, 1.0);

@@ -29,8 +29,8 @@ struct Record {
 class Collector final : public PacketHandler {
  public:
   void on_packet(const PacketView& packet) noexcept override {
-    records.push_back({packet.timestamp, Frame(packet.data.begin(), packet.data.end()),
-                       packet.wire_length});
+    records.push_back(
+        {packet.timestamp, Frame(packet.data.begin(), packet.data.end()), packet.wire_length});
   }
   std::vector<Record> records;
 };
@@ -147,10 +147,14 @@ TEST_F(PcapFileSourceTest, ScalesMicrosecondTimestampsToNanoseconds) {
 
 TEST_F(PcapFileSourceTest, MapsEverySupportedLinkType) {
   const std::map<int, LinkType> expected = {
-      {DLT_EN10MB, LinkType::kEthernet}, {DLT_NULL, LinkType::kNull},
-      {DLT_LOOP, LinkType::kNull},       {DLT_RAW, LinkType::kRaw},
-      {DLT_LINUX_SLL, LinkType::kLinuxSll}, {276, LinkType::kLinuxSll2},
-      {228, LinkType::kIpv4},            {229, LinkType::kIpv6},
+      {DLT_EN10MB, LinkType::kEthernet},
+      {DLT_NULL, LinkType::kNull},
+      {DLT_LOOP, LinkType::kNull},
+      {DLT_RAW, LinkType::kRaw},
+      {DLT_LINUX_SLL, LinkType::kLinuxSll},
+      {276, LinkType::kLinuxSll2},
+      {228, LinkType::kIpv4},
+      {229, LinkType::kIpv6},
   };
   for (const auto& [dlt, link] : expected) {
     const std::string file = path("dlt" + std::to_string(dlt) + ".pcap");
@@ -165,7 +169,8 @@ TEST_F(PcapFileSourceTest, RejectsUnsupportedLinkTypeNamingIt) {
   write_pcap(path("wifi.pcap"), DLT_IEEE802_11, {{1, Frame(30, 0), 0}});
   auto source = PcapFileSource::open(path("wifi.pcap"));
   ASSERT_FALSE(source);
-  EXPECT_EQ(source.error(), "unsupported link type 105 (IEEE802_11) in '" + path("wifi.pcap") + "'");
+  EXPECT_EQ(source.error(),
+            "unsupported link type 105 (IEEE802_11) in '" + path("wifi.pcap") + "'");
 }
 
 TEST_F(PcapFileSourceTest, ReadsGzipCompressedCapture) {
@@ -233,8 +238,8 @@ TEST_F(PcapFileSourceTest, MissingFileNamesTheFile) {
 }
 
 TEST_F(PcapFileSourceTest, NotACaptureNamesTheFile) {
-  for (const std::string& content : {std::string("hello, this is not a capture file\n"),
-                                    std::string()}) {
+  for (const std::string& content :
+       {std::string("hello, this is not a capture file\n"), std::string()}) {
     std::ofstream(path("text.pcap"), std::ios::binary | std::ios::trunc) << content;
     auto source = PcapFileSource::open(path("text.pcap"));
     ASSERT_FALSE(source);
@@ -258,20 +263,41 @@ TEST_F(PcapFileSourceTest, ReadsPcapngWithNanosecondResolution) {
     file.push_back(static_cast<std::uint8_t>(v >> 8));
   };
   // Section header block.
-  le32(0x0a0d0d0a); le32(28); le32(0x1a2b3c4d); le16(1); le16(0);
-  le32(0xffffffff); le32(0xffffffff); le32(28);
+  le32(0x0a0d0d0a);
+  le32(28);
+  le32(0x1a2b3c4d);
+  le16(1);
+  le16(0);
+  le32(0xffffffff);
+  le32(0xffffffff);
+  le32(28);
   // Interface description block: Ethernet, snaplen 0, if_tsresol=9, opt_endofopt.
-  le32(1); le32(32); le16(1); le16(0); le32(0);
-  le16(9); le16(1); file.push_back(9); file.push_back(0); file.push_back(0); file.push_back(0);
-  le16(0); le16(0); le32(32);
+  le32(1);
+  le32(32);
+  le16(1);
+  le16(0);
+  le32(0);
+  le16(9);
+  le16(1);
+  file.push_back(9);
+  file.push_back(0);
+  file.push_back(0);
+  file.push_back(0);
+  le16(0);
+  le16(0);
+  le32(32);
   // Enhanced packet block.
   const Frame frame = sample_records()[0].data;
   const std::uint64_t ns = 1'700'000'000'987'654'321ULL;
   const std::size_t padded = (frame.size() + 3) / 4 * 4;
   const auto block_length = static_cast<std::uint32_t>(32 + padded);
-  le32(6); le32(block_length); le32(0);
-  le32(static_cast<std::uint32_t>(ns >> 32)); le32(static_cast<std::uint32_t>(ns));
-  le32(static_cast<std::uint32_t>(frame.size())); le32(static_cast<std::uint32_t>(frame.size()));
+  le32(6);
+  le32(block_length);
+  le32(0);
+  le32(static_cast<std::uint32_t>(ns >> 32));
+  le32(static_cast<std::uint32_t>(ns));
+  le32(static_cast<std::uint32_t>(frame.size()));
+  le32(static_cast<std::uint32_t>(frame.size()));
   file.insert(file.end(), frame.begin(), frame.end());
   file.insert(file.end(), padded - frame.size(), 0);
   le32(block_length);

@@ -417,13 +417,12 @@ TEST(ConfigUnknownKey, NestedSuggestsAmongTheKeysOfItsSection) {
 }
 
 TEST(ConfigStructure, SectionsMustBeMappingsAndKeysUnique) {
-  EXPECT_EQ(errors_of("log: 5\n"),
-            Lines{"test.yaml:1:6: log: expected a section with keys level, file, file_max_bytes, file_max_files, got 5"});
+  EXPECT_EQ(errors_of("log: 5\n"), Lines{"test.yaml:1:6: log: expected a section with keys level, "
+                                         "file, file_max_bytes, file_max_files, got 5"});
   EXPECT_EQ(errors_of("log:\n  level: info\n  level: debug\n"),
             Lines{"test.yaml:3:3: log.level: duplicate key, first given at line 2, column 3"});
-  EXPECT_EQ(
-      errors_of("- a\n- b\n"),
-      Lines{"test.yaml:1:1: expected a mapping with keys " + top_level_keys() + ", got a list"});
+  EXPECT_EQ(errors_of("- a\n- b\n"), Lines{"test.yaml:1:1: expected a mapping with keys " +
+                                           top_level_keys() + ", got a list"});
   EXPECT_EQ(errors_of("log:\n  level: info\n---\nlog:\n  level: debug\n"),
             Lines{"test.yaml:4:1: a second YAML document; the configuration must be one document"});
 }

@@ -43,24 +43,34 @@ DecodeResult decode_once(LinkType link, const Frame& frame) {
 Frame wrap(LinkType link, bool is_v6, const Frame& ip) {
   const std::uint16_t type = is_v6 ? kEtherIpv6 : kEtherIpv4;
   switch (link) {
-    case LinkType::kEthernet: return test::ethernet(type, ip);
-    case LinkType::kLinuxSll: return test::linux_sll(type, ip);
-    case LinkType::kLinuxSll2: return test::linux_sll2(type, ip);
-    case LinkType::kNull: return test::null_link(is_v6 ? 30 : 2, false, ip);
+    case LinkType::kEthernet:
+      return test::ethernet(type, ip);
+    case LinkType::kLinuxSll:
+      return test::linux_sll(type, ip);
+    case LinkType::kLinuxSll2:
+      return test::linux_sll2(type, ip);
+    case LinkType::kNull:
+      return test::null_link(is_v6 ? 30 : 2, false, ip);
     case LinkType::kRaw:
     case LinkType::kIpv4:
-    case LinkType::kIpv6: return ip;
+    case LinkType::kIpv6:
+      return ip;
   }
   return ip;
 }
 
 std::size_t link_header_size(LinkType link) {
   switch (link) {
-    case LinkType::kEthernet: return 14;
-    case LinkType::kLinuxSll: return 16;
-    case LinkType::kLinuxSll2: return 20;
-    case LinkType::kNull: return 4;
-    default: return 0;
+    case LinkType::kEthernet:
+      return 14;
+    case LinkType::kLinuxSll:
+      return 16;
+    case LinkType::kLinuxSll2:
+      return 20;
+    case LinkType::kNull:
+      return 4;
+    default:
+      return 0;
   }
 }
 
@@ -68,8 +78,12 @@ const LinkType kAllLinks[] = {LinkType::kEthernet, LinkType::kLinuxSll, LinkType
                               LinkType::kRaw,      LinkType::kNull,     LinkType::kIpv4,
                               LinkType::kIpv6};
 
-bool carries_v4(LinkType link) { return link != LinkType::kIpv6; }
-bool carries_v6(LinkType link) { return link != LinkType::kIpv4; }
+bool carries_v4(LinkType link) {
+  return link != LinkType::kIpv6;
+}
+bool carries_v6(LinkType link) {
+  return link != LinkType::kIpv4;
+}
 
 TEST(Decoder, DecodesIpv4SynOnEveryLinkType) {
   test::TcpSpec tcp;
@@ -253,8 +267,8 @@ TEST(Decoder, Ipv6ExtensionHeaderChains) {
   ip.upper_protocol = 17;
   EXPECT_EQ(decode_once(LinkType::kRaw, syn_v6({}, ip)), DecodeResult::kNotTcp);
 
-  for (const std::uint8_t opaque : {std::uint8_t{50}, std::uint8_t{59}, std::uint8_t{17},
-                                    std::uint8_t{58}}) {
+  for (const std::uint8_t opaque :
+       {std::uint8_t{50}, std::uint8_t{59}, std::uint8_t{17}, std::uint8_t{58}}) {
     test::Ipv6Spec hidden;
     hidden.upper_protocol = opaque;
     hidden.extensions = {test::options_header(0)};
@@ -283,11 +297,11 @@ TEST(Decoder, Ipv6ExtensionChainIsBounded) {
 
 TEST(Decoder, EveryTcpOption) {
   test::TcpSpec tcp;
-  tcp.options = {1,  1,  2,  4,  0x23, 0x28,  // NOP NOP MSS 9000
-                 3,  3,  14,                  // window scale 14
-                 4,  2,                       // SACK permitted
-                 30, 6,  1,  2,    3,    4,   // unknown kind 30 (MPTCP), skipped by length
-                 8,  10, 0,  0,    0,    9, 0, 0, 0, 7,  // timestamps 9 / 7
+  tcp.options = {1,  1,  2,  4,    0x23, 0x28,  // NOP NOP MSS 9000
+                 3,  3,  14,                    // window scale 14
+                 4,  2,                         // SACK permitted
+                 30, 6,  1,  2,    3,    4,     // unknown kind 30 (MPTCP), skipped by length
+                 8,  10, 0,  0,    0,    9,    0, 0, 0, 7,  // timestamps 9 / 7
                  0,  2,  4,  0x99, 0x99};  // EOL, then garbage that must be ignored
   TcpSegment out;
   ASSERT_EQ(decode_once(LinkType::kRaw, syn_v4(tcp), out), DecodeResult::kTcp);
@@ -443,8 +457,8 @@ TEST(Decoder, EveryPrefixOfAValidFrameGivesATruncationReason) {
         } else if (is_v6 && length < l + v6_header + v6_extensions) {
           expected = DecodeResult::kBadExtensionHeader;
         }
-        EXPECT_EQ(result, expected) << "prefix of " << length << " bytes gave "
-                                    << to_string(result);
+        EXPECT_EQ(result, expected)
+            << "prefix of " << length << " bytes gave " << to_string(result);
       }
       EXPECT_EQ(decoder.counters().frames, full.size() + 1);
       EXPECT_EQ(decoder.counters().count(DecodeResult::kTcp), 1u);

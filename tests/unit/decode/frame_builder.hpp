@@ -22,7 +22,9 @@ inline void put32(Frame& f, std::uint32_t v) {
   put16(f, static_cast<std::uint16_t>(v >> 16));
   put16(f, static_cast<std::uint16_t>(v));
 }
-inline void append(Frame& f, const Frame& tail) { f.insert(f.end(), tail.begin(), tail.end()); }
+inline void append(Frame& f, const Frame& tail) {
+  f.insert(f.end(), tail.begin(), tail.end());
+}
 
 struct TcpSpec {
   std::uint16_t source_port = 40000;
@@ -31,8 +33,8 @@ struct TcpSpec {
   std::uint32_t ack = 0;
   std::uint8_t flags = 0x02;  // SYN
   std::uint16_t window = 64240;
-  Frame options;              // raw option bytes; padded with EOL to a multiple of 4
-  std::size_t payload = 0;    // payload bytes (0xab)
+  Frame options;            // raw option bytes; padded with EOL to a multiple of 4
+  std::size_t payload = 0;  // payload bytes (0xab)
   int data_offset_override = -1;
 };
 
@@ -191,9 +193,9 @@ inline Frame linux_sll(std::uint16_t protocol, const Frame& payload) {
 inline Frame linux_sll2(std::uint16_t protocol, const Frame& payload) {
   Frame f;
   put16(f, protocol);
-  put16(f, 0);  // reserved
-  put32(f, 2);  // interface index
-  put16(f, 1);  // ARPHRD_ETHER
+  put16(f, 0);     // reserved
+  put32(f, 2);     // interface index
+  put16(f, 1);     // ARPHRD_ETHER
   f.push_back(0);  // packet type
   f.push_back(6);  // address length
   for (int i = 0; i < 8; ++i) f.push_back(static_cast<std::uint8_t>(i));

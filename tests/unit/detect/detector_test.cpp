@@ -21,7 +21,8 @@ class DetectorTest : public ::testing::Test {
  protected:
   DetectorTest() { rebuild(); }
   void rebuild() {
-    table_ = std::make_unique<DestinationTable>(aggregation_, detection_.tick, detection_.half_open);
+    table_ =
+        std::make_unique<DestinationTable>(aggregation_, detection_.tick, detection_.half_open);
     detector_ = std::make_unique<Detector>(detection_, aggregation_.top_sources);
   }
   // A SYN from `source`; returns nothing, the handshake stays pending.
@@ -48,7 +49,8 @@ class DetectorTest : public ::testing::Test {
   // `rate` SYNs per second from random sources over [from, to).
   void spoofed(TimestampNs from, TimestampNs to, int rate) {
     const TimestampNs step = kNanosPerSecond / rate;
-    for (TimestampNs t = from; t < to; t += step) syn(t, IpAddress::from_v4(static_cast<std::uint32_t>(rng_())));
+    for (TimestampNs t = from; t < to; t += step)
+      syn(t, IpAddress::from_v4(static_cast<std::uint32_t>(rng_())));
   }
   void evaluate(TimestampNs t) { detector_->evaluate(t, *table_, sink_); }
   std::vector<IncidentEvent> of(EventType type) const {
@@ -149,7 +151,8 @@ TEST_F(DetectorTest, LegitimateBurstThatCompletesIsNotAnAttack) {
     const TimestampNs t = kT0 + i * 250'000;
     const auto source = IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i));
     syn(t, source);
-    if (i >= 600) complete(t, IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i - 600)));
+    if (i >= 600)
+      complete(t, IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i - 600)));
   }
   ASSERT_GE(table_->find(kServer)->half_open(), 256u);
   for (int k = 1; k <= 5; ++k) evaluate(kT0 + k * kNanosPerSecond);

@@ -45,10 +45,12 @@ Analysis analyse(const std::filesystem::path& file, bool batched) {
 class EngineOnCaptures : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(EngineOnCaptures, BatchedAndPerFrameDeliveryAgree) {
-  const auto dir = std::filesystem::temp_directory_path() / ("synwatch-engine-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("synwatch-engine-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const auto file = dir / (std::string(GetParam()) + ".pcap");
-  const std::string command = std::string(SYNWATCH_GEN) + " " + GetParam() + " --out " + file.string() + " >/dev/null";
+  const std::string command =
+      std::string(SYNWATCH_GEN) + " " + GetParam() + " --out " + file.string() + " >/dev/null";
   ASSERT_EQ(std::system(command.c_str()), 0);
   const Analysis batched = analyse(file, true);
   const Analysis single = analyse(file, false);
@@ -61,14 +63,16 @@ TEST_P(EngineOnCaptures, BatchedAndPerFrameDeliveryAgree) {
   EXPECT_EQ(batched.flows.completed, single.flows.completed);
   EXPECT_EQ(batched.flows.expired, single.flows.expired);
   EXPECT_GT(batched.counters.packets, 0u);
-  if (std::string(GetParam()).find("flood") != std::string::npos || std::string(GetParam()) == "few-sources") {
+  if (std::string(GetParam()).find("flood") != std::string::npos ||
+      std::string(GetParam()) == "few-sources") {
     EXPECT_FALSE(batched.events.empty());
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Scenarios, EngineOnCaptures,
-                         ::testing::Values("spoofed-flood", "spoofed-flood-synack", "few-sources", "legit-burst",
-                                           "syn-scan", "truncated", "mixed-families"));
+                         ::testing::Values("spoofed-flood", "spoofed-flood-synack", "few-sources",
+                                           "legit-burst", "syn-scan", "truncated",
+                                           "mixed-families"));
 
 }  // namespace
 }  // namespace synwatch

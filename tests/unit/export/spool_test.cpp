@@ -22,7 +22,8 @@ class SpoolTest : public ::testing::Test {
 TEST_F(SpoolTest, LoadsWhatWasAppendedInSequenceOrderAcrossReopen) {
   auto spool = Spool::open(root_ / "a" / "b");
   ASSERT_TRUE(spool) << spool.error();
-  for (std::uint64_t s : {5, 1, 12, 100}) ASSERT_TRUE(spool->append(s, "{\"n\":" + std::to_string(s) + "}"));
+  for (std::uint64_t s : {5, 1, 12, 100})
+    ASSERT_TRUE(spool->append(s, "{\"n\":" + std::to_string(s) + "}"));
   spool->remove(12);
   spool->remove(999);  // absent: no error
   auto reopened = Spool::open(root_ / "a" / "b");
@@ -54,7 +55,8 @@ TEST_F(SpoolTest, InterruptedWritesAndForeignFilesAreIgnored) {
 TEST_F(SpoolTest, UnwritableDirectoryIsReported) {
   if (::geteuid() == 0) GTEST_SKIP() << "root may write anywhere";
   std::filesystem::create_directories(root_ / "ro");
-  std::filesystem::permissions(root_ / "ro", std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
+  std::filesystem::permissions(
+      root_ / "ro", std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
   EXPECT_FALSE(Spool::open(root_ / "ro"));
 }
 

@@ -21,7 +21,8 @@ using testing::TestHttpServer;
 class TempDir {
  public:
   TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "synwatch-webhook-XXXXXX").string();
+    std::string templ =
+        (std::filesystem::temp_directory_path() / "synwatch-webhook-XXXXXX").string();
     path_ = ::mkdtemp(templ.data());
   }
   ~TempDir() { std::filesystem::remove_all(path_); }
@@ -31,7 +32,8 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-IncidentEvent make_event(EventType type, std::uint32_t sequence, const std::string& incident = "abc") {
+IncidentEvent make_event(EventType type, std::uint32_t sequence,
+                         const std::string& incident = "abc") {
   IncidentEvent event;
   event.type = type;
   event.incident_id = incident;
@@ -96,24 +98,26 @@ TEST(WebhookFormat, JsonIsTheEventObjectUnchanged) {
 }
 
 TEST(WebhookFormat, AlertmanagerCarriesLabelsAnnotationsAndEndsAtOnEnded) {
-  const auto started = nlohmann::json::parse(
-      render_webhook_body(WebhookFormat::kAlertmanager, to_json(make_event(EventType::kStarted, 0)), "host1"));
+  const auto started = nlohmann::json::parse(render_webhook_body(
+      WebhookFormat::kAlertmanager, to_json(make_event(EventType::kStarted, 0)), "host1"));
   ASSERT_TRUE(started.is_array());
   ASSERT_EQ(started.size(), 1u);
   const auto& alert = started[0];
   EXPECT_EQ(alert["labels"], (nlohmann::json{{"alertname", "SynFlood"},
-                                              {"target_address", "198.51.100.10"},
-                                              {"target_port", "80"},
-                                              {"kind", "spoofed_random"},
-                                              {"instance", "host1"}}));
+                                             {"target_address", "198.51.100.10"},
+                                             {"target_port", "80"},
+                                             {"kind", "spoofed_random"},
+                                             {"instance", "host1"}}));
   EXPECT_EQ(alert["startsAt"], "2024-01-01T00:00:00.000Z");
   EXPECT_FALSE(alert.contains("endsAt"));
-  EXPECT_NE(alert["annotations"]["summary"].get<std::string>().find("198.51.100.10:80"), std::string::npos);
+  EXPECT_NE(alert["annotations"]["summary"].get<std::string>().find("198.51.100.10:80"),
+            std::string::npos);
   EXPECT_EQ(alert["annotations"]["reason"], "test reason 0");
-  EXPECT_NE(alert["annotations"]["figures"].get<std::string>().find("half_open=1000"), std::string::npos);
+  EXPECT_NE(alert["annotations"]["figures"].get<std::string>().find("half_open=1000"),
+            std::string::npos);
 
-  const auto ended = nlohmann::json::parse(
-      render_webhook_body(WebhookFormat::kAlertmanager, to_json(make_event(EventType::kEnded, 3)), "host1"));
+  const auto ended = nlohmann::json::parse(render_webhook_body(
+      WebhookFormat::kAlertmanager, to_json(make_event(EventType::kEnded, 3)), "host1"));
   EXPECT_EQ(ended[0]["endsAt"], "2024-01-01T00:00:03.000Z");
   EXPECT_EQ(ended[0]["labels"], alert["labels"]);
 }
@@ -123,14 +127,18 @@ TEST(WebhookFormat, SlackIsOneTextField) {
       render_webhook_body(WebhookFormat::kSlack, to_json(make_event(EventType::kStarted, 0)), "h"));
   ASSERT_EQ(body.size(), 1u);
   const std::string text = body.at("text");
-  EXPECT_NE(text.find("SYN flood started on 198.51.100.10:80 (spoofed_random)"), std::string::npos) << text;
+  EXPECT_NE(text.find("SYN flood started on 198.51.100.10:80 (spoofed_random)"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("test reason 0"), std::string::npos);
 }
 
 TEST(WebhookFormat, AlertmanagerUrlGetsTheApiPathWhenItHasNone) {
-  EXPECT_EQ(effective_webhook_url(WebhookFormat::kAlertmanager, "http://am:9093"), "http://am:9093/api/v2/alerts");
-  EXPECT_EQ(effective_webhook_url(WebhookFormat::kAlertmanager, "http://am:9093/"), "http://am:9093/api/v2/alerts");
-  EXPECT_EQ(effective_webhook_url(WebhookFormat::kAlertmanager, "http://am/x/api/v2/alerts"), "http://am/x/api/v2/alerts");
+  EXPECT_EQ(effective_webhook_url(WebhookFormat::kAlertmanager, "http://am:9093"),
+            "http://am:9093/api/v2/alerts");
+  EXPECT_EQ(effective_webhook_url(WebhookFormat::kAlertmanager, "http://am:9093/"),
+            "http://am:9093/api/v2/alerts");
+  EXPECT_EQ(effective_webhook_url(WebhookFormat::kAlertmanager, "http://am/x/api/v2/alerts"),
+            "http://am/x/api/v2/alerts");
   EXPECT_EQ(effective_webhook_url(WebhookFormat::kJson, "http://h"), "http://h");
 }
 
@@ -167,8 +175,10 @@ TEST(WebhookDispatcher, PostsSignedBodyWithTimestampAndHeaders) {
   EXPECT_EQ(r.header("x-synwatch-event-id"), "abc-0");
   const long long timestamp = std::stoll(r.header("x-synwatch-timestamp"));
   EXPECT_LE(std::llabs(timestamp - static_cast<long long>(std::time(nullptr))), 60);
-  EXPECT_EQ(r.header("x-synwatch-signature"), "sha256=" + webhook_signature("s3cret", timestamp, r.body));
-  EXPECT_NE(r.header("x-synwatch-signature"), "sha256=" + webhook_signature("other", timestamp, r.body));
+  EXPECT_EQ(r.header("x-synwatch-signature"),
+            "sha256=" + webhook_signature("s3cret", timestamp, r.body));
+  EXPECT_NE(r.header("x-synwatch-signature"),
+            "sha256=" + webhook_signature("other", timestamp, r.body));
   EXPECT_EQ(event_ids(requests), (std::vector<std::string>{"abc-0", "abc-2"}));
 
   const auto stats = dispatcher->stats();
@@ -187,22 +197,29 @@ TEST(WebhookDispatcher, DownThen500sThenRecoveringDeliversEveryEventInOrderOnce)
   dispatcher->start();
   std::vector<std::string> expected;
   for (std::uint32_t i = 0; i < 6; ++i) {
-    const auto type = i == 0 ? EventType::kStarted : i == 5 ? EventType::kEnded : EventType::kUpdated;
+    const auto type = i == 0   ? EventType::kStarted
+                      : i == 5 ? EventType::kEnded
+                               : EventType::kUpdated;
     dispatcher->publish(make_event(type, i));
     expected.push_back("abc-" + std::to_string(i));
   }
   // Down: connection refused, retried with backoff.
-  for (int i = 0; i < 200 && dispatcher->stats().receivers[0].failures[0] < 3; ++i) std::this_thread::sleep_for(10ms);
-  EXPECT_GE(dispatcher->stats().receivers[0].failures[static_cast<int>(WebhookFailure::kConnect)], 3u);
+  for (int i = 0; i < 200 && dispatcher->stats().receivers[0].failures[0] < 3; ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_GE(dispatcher->stats().receivers[0].failures[static_cast<int>(WebhookFailure::kConnect)],
+            3u);
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path() / "webhooks" / "flaky"),
-                          std::filesystem::directory_iterator()), 6);
+                          std::filesystem::directory_iterator()),
+            6);
 
   // Up, but failing: every third request succeeds until 8 failures, then all succeed.
   std::atomic<int> calls{0};
-  TestHttpServer server([&](const HttpRequest&) {
-    const int n = calls++;
-    return n < 12 && n % 3 != 2 ? 500 : 200;
-  }, port);
+  TestHttpServer server(
+      [&](const HttpRequest&) {
+        const int n = calls++;
+        return n < 12 && n % 3 != 2 ? 500 : 200;
+      },
+      port);
   ASSERT_TRUE(server.ok()) << "port " << port << " was taken meanwhile";
   ASSERT_TRUE(dispatcher->flush(20s));
 
@@ -226,7 +243,8 @@ TEST(WebhookDispatcher, SpooledEventsAreRedeliveredByTheNextDispatcherInOrder) {
   {
     auto first = make_dispatcher(config_with(dir, {receiver("r", url)}));
     first->start();
-    for (std::uint32_t i = 0; i < 3; ++i) first->publish(make_event(i == 0 ? EventType::kStarted : EventType::kUpdated, i));
+    for (std::uint32_t i = 0; i < 3; ++i)
+      first->publish(make_event(i == 0 ? EventType::kStarted : EventType::kUpdated, i));
     EXPECT_FALSE(first->flush(100ms));
     first->stop();
   }
@@ -236,7 +254,8 @@ TEST(WebhookDispatcher, SpooledEventsAreRedeliveredByTheNextDispatcherInOrder) {
   second->publish(make_event(EventType::kEnded, 3));  // published before start: after the spool
   second->start();
   ASSERT_TRUE(second->flush(10s));
-  EXPECT_EQ(event_ids(server.requests()), (std::vector<std::string>{"abc-0", "abc-1", "abc-2", "abc-3"}));
+  EXPECT_EQ(event_ids(server.requests()),
+            (std::vector<std::string>{"abc-0", "abc-1", "abc-2", "abc-3"}));
 }
 
 TEST(WebhookDispatcher, FullSpoolDropsOldestUpdatedFirstAndCountsDrops) {
@@ -249,8 +268,8 @@ TEST(WebhookDispatcher, FullSpoolDropsOldestUpdatedFirstAndCountsDrops) {
   dispatcher->publish(make_event(EventType::kStarted, 0));
   dispatcher->publish(make_event(EventType::kUpdated, 1));
   dispatcher->publish(make_event(EventType::kUpdated, 2));
-  dispatcher->publish(make_event(EventType::kUpdated, 3));  // drops abc-1
-  dispatcher->publish(make_event(EventType::kEnded, 4));    // drops abc-2
+  dispatcher->publish(make_event(EventType::kUpdated, 3));         // drops abc-1
+  dispatcher->publish(make_event(EventType::kEnded, 4));           // drops abc-2
   dispatcher->publish(make_event(EventType::kStarted, 0, "def"));  // drops abc-3
   dispatcher->publish(make_event(EventType::kEnded, 1, "def"));    // drops abc-0 (oldest)
   EXPECT_EQ(dispatcher->stats().receivers[0].dropped, 4u);
@@ -290,7 +309,8 @@ TEST(WebhookDispatcher, SlowReceiverDelaysNeitherPublishNorOtherReceivers) {
   auto dispatcher = make_dispatcher(config_with(dir, {slow_hook, receiver("fast", fast.url())}));
   dispatcher->start();
   const auto begin = std::chrono::steady_clock::now();
-  for (std::uint32_t i = 0; i < 5; ++i) dispatcher->publish(make_event(i == 0 ? EventType::kStarted : EventType::kUpdated, i));
+  for (std::uint32_t i = 0; i < 5; ++i)
+    dispatcher->publish(make_event(i == 0 ? EventType::kStarted : EventType::kUpdated, i));
   const auto published = std::chrono::steady_clock::now() - begin;
   EXPECT_LT(published, 250ms) << "publish() waited";
   ASSERT_TRUE(fast.wait_for_accepted(5, 5s));

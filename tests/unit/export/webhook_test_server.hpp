@@ -139,14 +139,18 @@ class TestHttpServer {
       const std::string request_line = head.substr(0, line_end);
       request.method = request_line.substr(0, request_line.find(' '));
       const auto target_start = request_line.find(' ') + 1;
-      request.target = request_line.substr(target_start, request_line.find(' ', target_start) - target_start);
+      request.target =
+          request_line.substr(target_start, request_line.find(' ', target_start) - target_start);
       while (line_end != std::string::npos && line_end < head.size()) {
         const auto next = head.find("\r\n", line_end + 2);
-        const std::string line = head.substr(line_end + 2, next == std::string::npos ? std::string::npos : next - line_end - 2);
+        const std::string line = head.substr(
+            line_end + 2, next == std::string::npos ? std::string::npos : next - line_end - 2);
         const auto colon = line.find(':');
         if (colon != std::string::npos) {
           std::string name = line.substr(0, colon);
-          std::ranges::transform(name, name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+          std::ranges::transform(name, name.begin(), [](unsigned char c) {
+            return static_cast<char>(std::tolower(c));
+          });
           std::string value = line.substr(colon + 1);
           value.erase(0, value.find_first_not_of(' '));
           request.headers[name] = value;

@@ -76,7 +76,8 @@ TEST(DiagParser, RecordedIpv4SynRecvDumpMatchesWhatSsCounted) {
     EXPECT_EQ(s.state, TCP_SYN_RECV);
     EXPECT_EQ(s.local.address.to_string(), "198.51.100.1");
     EXPECT_EQ(s.local.port, 8080);
-    EXPECT_TRUE(IpPrefix::parse("198.18.0.0/15")->contains(s.remote.address)) << s.remote.to_string();
+    EXPECT_TRUE(IpPrefix::parse("198.18.0.0/15")->contains(s.remote.address))
+        << s.remote.to_string();
     ++syn_recv;
   }
   EXPECT_EQ(std::to_string(syn_recv), expected.at("syn_recv_v4"));
@@ -102,7 +103,8 @@ TEST(DiagParser, RecordedIpv6SynRecvDump) {
   for (const auto& s : p.sockets) {
     EXPECT_FALSE(s.local.address.is_v4());
     EXPECT_EQ(s.local.address.to_string(), "2001:db8:51::1");
-    EXPECT_TRUE(IpPrefix::parse("2001:db8:8000::/33")->contains(s.remote.address)) << s.remote.to_string();
+    EXPECT_TRUE(IpPrefix::parse("2001:db8:8000::/33")->contains(s.remote.address))
+        << s.remote.to_string();
   }
   ASSERT_FALSE(p.listeners.empty());
   EXPECT_TRUE(p.listeners[0].v6);
@@ -139,7 +141,8 @@ TEST(DiagParser, EveryTruncationIsMalformedOrShortNeverWrong) {
     // Whatever was parsed before the cut is exactly the start of the full result.
     for (std::size_t i = 0; i < p.sockets.size(); ++i) ASSERT_EQ(p.sockets[i], whole.sockets[i]);
     // A cut inside a message must be noticed; a cut between messages is a plain short read.
-    ASSERT_EQ(p.status, boundaries.contains(cut) ? DiagParseStatus::kMore : DiagParseStatus::kMalformed)
+    ASSERT_EQ(p.status,
+              boundaries.contains(cut) ? DiagParseStatus::kMore : DiagParseStatus::kMalformed)
         << "cut at " << cut;
   }
 }
@@ -299,10 +302,14 @@ TEST(TcpExt, MalformedInputIsAnErrorNamingTheProblem) {
   EXPECT_EQ(error("Ip: Forwarding\nIp: 1\n"), "no TcpExt lines");
   EXPECT_EQ(error(names), "TcpExt names line has no values line");
   EXPECT_EQ(error(names + "IpExt: 1 2\n"), "TcpExt names line has no values line");
-  EXPECT_NE(error(names + "TcpExt: 1 2 3 4 5 6\n").find("more names than values"), std::string::npos);
-  EXPECT_NE(error(names + "TcpExt: 1 2 3 4 5 6 7 8\n").find("more values than names"), std::string::npos);
-  EXPECT_NE(error(names + "TcpExt: 1 2 x 4 5 6 7\n").find("'x' of SyncookiesFailed"), std::string::npos);
-  EXPECT_NE(error(names + "TcpExt: 1 2 -3 4 5 6 7\n").find("not an unsigned integer"), std::string::npos);
+  EXPECT_NE(error(names + "TcpExt: 1 2 3 4 5 6\n").find("more names than values"),
+            std::string::npos);
+  EXPECT_NE(error(names + "TcpExt: 1 2 3 4 5 6 7 8\n").find("more values than names"),
+            std::string::npos);
+  EXPECT_NE(error(names + "TcpExt: 1 2 x 4 5 6 7\n").find("'x' of SyncookiesFailed"),
+            std::string::npos);
+  EXPECT_NE(error(names + "TcpExt: 1 2 -3 4 5 6 7\n").find("not an unsigned integer"),
+            std::string::npos);
   EXPECT_NE(error(names + "TcpExt: 1 2 99999999999999999999999 4 5 6 7\n").find("not an unsigned"),
             std::string::npos);
   EXPECT_EQ(error("TcpExt: SyncookiesSent\nTcpExt: 1\n"), "TcpExt lacks SyncookiesRecv");
@@ -349,7 +356,8 @@ std::vector<KernelSocket> random_syn_recv(std::size_t count, std::uint32_t seed)
   for (std::size_t i = 0; i < count; ++i) {
     KernelSocket s;
     s.local = kServer;
-    s.remote = {IpAddress::from_v4(0xc6120000u | (rng() & 0x1ffff)), static_cast<std::uint16_t>(1024 + rng() % 60000)};
+    s.remote = {IpAddress::from_v4(0xc6120000u | (rng() & 0x1ffff)),
+                static_cast<std::uint16_t>(1024 + rng() % 60000)};
     s.state = TCP_SYN_RECV;
     out.push_back(s);
   }
@@ -358,9 +366,9 @@ std::vector<KernelSocket> random_syn_recv(std::size_t count, std::uint32_t seed)
 
 constexpr TimestampNs kT0 = 1'700'000'000 * kNanosPerSecond;
 
-void poll(KernelView& view, std::span<const KernelSocket> syn_recv, std::span<const KernelListener> listeners,
-          const std::optional<TcpExtCounters>& counters, TimestampNs now, EventSink& sink,
-          std::vector<KernelSocket> completed = {}) {
+void poll(KernelView& view, std::span<const KernelSocket> syn_recv,
+          std::span<const KernelListener> listeners, const std::optional<TcpExtCounters>& counters,
+          TimestampNs now, EventSink& sink, std::vector<KernelSocket> completed = {}) {
   view.begin_poll(syn_recv);
   std::sort(completed.begin(), completed.end());
   view.finish_poll(completed, listeners, counters, now, sink);
@@ -503,8 +511,8 @@ TEST(KernelFiguresSink, AddsKernelFiguresToWireEvents) {
   ASSERT_EQ(collected.events.size(), 1u);
   EXPECT_FALSE(collected.events[0].kernel) << "no view attached";
   sink.attach(&view);
-  poll(view, random_syn_recv(50, 1), std::vector<KernelListener>{{kServer, false, 0, 511}}, std::nullopt, kT0,
-       collected);
+  poll(view, random_syn_recv(50, 1), std::vector<KernelListener>{{kServer, false, 0, 511}},
+       std::nullopt, kT0, collected);
   sink.publish(wire);
   ASSERT_EQ(collected.events.size(), 2u);
   ASSERT_TRUE(collected.events[1].kernel);
