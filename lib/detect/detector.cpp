@@ -55,8 +55,7 @@ AttackKind Detector::classify(const DestinationStats& stats) const noexcept {
   return AttackKind::kDistributed;
 }
 
-Detector::Verdict Detector::judge(const DestinationStats& stats, const Destination&,
-                                  TimestampNs) const noexcept {
+Detector::Verdict Detector::judge(const DestinationStats& stats) const noexcept {
   Verdict v;
   v.condition = stats.half_open >= config_.half_open && stats.window.syns > 0 &&
                 stats.completion_ratio <= config_.max_completion_ratio;
@@ -173,7 +172,7 @@ void Detector::evaluate(TimestampNs now, DestinationTable& destinations, EventSi
     if (open == incidents_.end() && !over) return;
 
     const DestinationStats stats = destinations.stats(d, now, top_sources_);
-    const Verdict verdict = judge(stats, d, now);
+    const Verdict verdict = judge(stats);
     const std::uint32_t peak = std::max(d.peak_half_open, d.half_open());
     d.peak_half_open = d.half_open();
 

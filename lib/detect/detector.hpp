@@ -71,8 +71,7 @@ class Detector {
     bool condition = false;
     AttackKind kind = AttackKind::kSpoofedRandom;
   };
-  [[nodiscard]] Verdict judge(const DestinationStats& stats, const Destination& d,
-                              TimestampNs now) const noexcept;
+  [[nodiscard]] Verdict judge(const DestinationStats& stats) const noexcept;
   [[nodiscard]] AttackKind classify(const DestinationStats& stats) const noexcept;
   [[nodiscard]] double heavy_share(const DestinationStats& stats) const noexcept;
   [[nodiscard]] std::string start_reason(const DestinationStats& stats, AttackKind kind) const;

@@ -77,18 +77,12 @@ class KernelNetns : public ::testing::Test {
     listener_ = std::make_unique<Background>(
         bed_->exec_in(bed_->victim(), {"python3", (dir_.path() / "listener.py").string()}),
         dir_.path() / "listener.out", dir_.path() / "listener.err");
-    ASSERT_TRUE(eventually(5s, [&] {
-      return TestBed::in_out(bed_->victim(), "ss -Hltn").find(":" + std::to_string(port)) !=
-             std::string::npos;
-    }));
+    ASSERT_TRUE(eventually(5s, [&] { return bed_->victim_listens_on(port); }));
   }
 
   ProcessResult flood(const std::string& target, int port, int count, int rate,
                       const std::string& sources = "198.18.0.0/15") {
-    return run_process(bed_->exec_in(
-        bed_->attacker(), {SYNWATCH_FLOOD, "--target", target, "--port", std::to_string(port),
-                           "--count", std::to_string(count), "--rate", std::to_string(rate),
-                           "--sources", sources, "--max-seconds", "20"}));
+    return bed_->flood(SYNWATCH_FLOOD, target, port, count, rate, sources);
   }
 
   // A daemon in the victim namespace. Kernel-only runs as 'nobody' from the start, with no

@@ -59,7 +59,7 @@ class LiveNetns : public ::testing::Test {
         << log();
   }
 
-  void start_listener(int port, int count = 1) {
+  void start_listener(int port) {
     // A listener with a deep backlog, so the kernel keeps every half-open connection; it
     // accepts and closes what completes.
     const std::string script =
@@ -83,23 +83,16 @@ class LiveNetns : public ::testing::Test {
         "      c.recv(4096); c.sendall(b'HTTP/1.0 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')\n"
         "    except OSError: pass\n"
         "    c.close()\n";
-    (void)count;
     std::ofstream(dir_.path() / "listener.py") << script;
     listener_ = std::make_unique<Background>(
         bed_->exec_in(bed_->victim(), {"python3", (dir_.path() / "listener.py").string()}),
         dir_.path() / "listener.out", dir_.path() / "listener.err");
-    ASSERT_TRUE(eventually(5s, [&] {
-      return TestBed::in_out(bed_->victim(), "ss -Hltn").find(":" + std::to_string(port)) !=
-             std::string::npos;
-    }));
+    ASSERT_TRUE(eventually(5s, [&] { return bed_->victim_listens_on(port); }));
   }
 
   ProcessResult flood(const std::string& target, int port, int count, int rate,
                       const std::string& sources = "198.18.0.0/15") {
-    return run_process(bed_->exec_in(
-        bed_->attacker(), {SYNWATCH_FLOOD, "--target", target, "--port", std::to_string(port),
-                           "--count", std::to_string(count), "--rate", std::to_string(rate),
-                           "--sources", sources, "--max-seconds", "20"}));
+    return bed_->flood(SYNWATCH_FLOOD, target, port, count, rate, sources);
   }
 
   std::string log() const { return read_file(dir_.path() / "daemon.err"); }

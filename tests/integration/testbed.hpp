@@ -157,6 +157,19 @@ class TestBed {
     argv.insert(argv.begin(), {"ip", "netns", "exec", ns});
     return argv;
   }
+  // A bounded spoofed flood from the attacker namespace, sent by synwatch-flood at `tool`.
+  [[nodiscard]] ProcessResult flood(const std::string& tool, const std::string& target, int port,
+                                    int count, int rate,
+                                    const std::string& sources = "198.18.0.0/15") const {
+    return run_process(exec_in(
+        attacker_,
+        {tool, "--target", target, "--port", std::to_string(port), "--count", std::to_string(count),
+         "--rate", std::to_string(rate), "--sources", sources, "--max-seconds", "20"}));
+  }
+  // True once something listens on TCP `port` in the victim namespace.
+  [[nodiscard]] bool victim_listens_on(int port) const {
+    return in_out(victim_, "ss -Hltn").find(":" + std::to_string(port) + " ") != std::string::npos;
+  }
   // Half-open connections the victim's kernel holds (ss, as an admin would count them).
   [[nodiscard]] long syn_recv_count() const {
     const std::string out = in_out(victim_, "ss -Htan state syn-recv");
