@@ -331,33 +331,48 @@ void DestinationTable::forget_idle(TimestampNs now) noexcept {
   }
 }
 
-DestinationStats DestinationTable::stats(const Destination& d, TimestampNs now,
-                                         std::size_t top_sources) const {
-  DestinationStats s;
-  s.target = d.target;
-  s.syn_seen = d.syn_seen;
-  s.syn_recv = d.syn_recv;
-  s.half_open = d.half_open();
-
+void DestinationTable::gather(const Destination& d, TimestampNs now,
+                              WindowAccumulator& gathered) const {
   const std::uint32_t index = index_of(d);
   // The window ends at `now`: an evaluation exactly on a tick boundary covers the tick that just
   // closed, not the one that has only begun.
   const std::int64_t current_tick = tick_of(now - 1, tick_);
   const auto slots = static_cast<std::int64_t>(slots_per_destination_);
-  std::array<const SourceHll*, 64> sketches{};
-  std::size_t sketch_count = 0;
-  SourceSummary heavy;
   for (std::size_t i = 0; i < slots_per_destination_; ++i) {
     const WindowSlot& slot = slots_[index * slots_per_destination_ + i];
     if (slot.tick > current_tick - slots && slot.tick <= current_tick) {
-      s.window.add(slot.counts);
-      if (sketch_count < sketches.size()) sketches[sketch_count++] = &slot.sources;
-      heavy.merge_from(slot.heavy);
+      gathered.window.add(slot.counts);
+      gathered.sketches.push_back(&slot.sources);
+      gathered.heavy.merge_from(slot.heavy);
     }
   }
+  gathered.first_seen = std::min(gathered.first_seen, d.first_seen);
+}
+
+DestinationStats DestinationTable::stats(const Destination& d, TimestampNs now,
+                                         std::size_t top_sources) const {
+  WindowAccumulator gathered;
+  gathered.sketches.reserve(slots_per_destination_);
+  gather(d, now, gathered);
+  return summarize_window(d.target, d.syn_seen, d.syn_recv, d.half_open(), gathered, now, tick_,
+                          slots_per_destination_, top_sources);
+}
+
+DestinationStats summarize_window(const Endpoint& target, std::uint32_t syn_seen,
+                                  std::uint32_t syn_recv, std::uint32_t half_open,
+                                  const WindowAccumulator& gathered, TimestampNs now,
+                                  DurationNs tick, std::size_t slots, std::size_t top_sources) {
+  DestinationStats s;
+  s.target = target;
+  s.syn_seen = syn_seen;
+  s.syn_recv = syn_recv;
+  s.half_open = half_open;
+  s.window = gathered.window;
+  const std::int64_t current_tick = tick_of(now - 1, tick);
   // The window covers at most `slots` ticks, and never reaches back before the destination
   // was first seen, so the first second of a flood is not diluted over the whole window.
-  const TimestampNs window_start = std::max((current_tick - slots + 1) * tick_, d.first_seen);
+  const TimestampNs window_start = std::max(
+      (current_tick - static_cast<std::int64_t>(slots) + 1) * tick, gathered.first_seen);
   s.window_span = std::max<DurationNs>(now - window_start, kNanosPerMilli);
   const double span_seconds = to_seconds(s.window_span);
   s.syn_rate = s.window.syns / span_seconds;
@@ -367,8 +382,7 @@ DestinationStats DestinationTable::stats(const Destination& d, TimestampNs now,
   s.expired_rate = s.window.expired / span_seconds;
   s.unanswered_rate = s.window.unanswered / span_seconds;
 
-  s.distinct_sources =
-      estimate_union(std::span<const SourceHll* const>(sketches.data(), sketch_count));
+  s.distinct_sources = estimate_union(std::span<const SourceHll* const>(gathered.sketches));
   const double syns = s.window.syns;
   const std::uint32_t sourced_syns =
       s.window.syns - std::min(s.window.syns, s.window.unsourced_syns);
@@ -381,7 +395,7 @@ DestinationStats DestinationTable::stats(const Destination& d, TimestampNs now,
   }
 
   std::array<HeavySource, kHeavySourcesPerSlot> heaviest{};
-  const std::size_t found = heavy.top(heaviest);
+  const std::size_t found = gathered.heavy.top(heaviest);
   s.source_entropy = normalized_source_entropy(std::span<const HeavySource>(heaviest.data(), found),
                                                sourced_syns, s.distinct_sources);
   for (std::size_t i = 0; i < found && s.top_sources.size() < top_sources; ++i) {

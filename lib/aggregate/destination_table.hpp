@@ -14,6 +14,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -25,6 +26,12 @@
 #include "flow/handshake_table.hpp"
 
 namespace synwatch {
+
+struct EndpointHash {
+  std::size_t operator()(const Endpoint& e) const noexcept {
+    return hash_bytes(e.address.bytes.data(), 16, e.port);
+  }
+};
 
 inline constexpr std::size_t kHeavySourcesPerSlot = 16;
 using SourceSummary = SpaceSaving<kHeavySourcesPerSlot>;
@@ -109,6 +116,36 @@ struct DestinationStats {
   std::vector<HeavySourceShare> top_sources;  // heaviest first
 };
 
+// The raw material of DestinationStats for one target: the window's slots gathered from one
+// table, or from several (one per capture worker) and merged: counts summed, distinct-source
+// sketches united, heavy-hitter summaries merged.
+struct WindowAccumulator {
+  WindowCounts window;
+  std::vector<const SourceHll*> sketches;
+  SourceSummary heavy;
+  TimestampNs first_seen = INT64_MAX;
+};
+
+// Turns gathered windows into figures. `half_open` etc. are the (summed) current counts;
+// `slots` and `tick` describe the window the accumulator covers.
+DestinationStats summarize_window(const Endpoint& target, std::uint32_t syn_seen,
+                                  std::uint32_t syn_recv, std::uint32_t half_open,
+                                  const WindowAccumulator& gathered, TimestampNs now,
+                                  DurationNs tick, std::size_t slots, std::size_t top_sources);
+
+// What the detector reads and marks: one DestinationTable, or the merge of several.
+class DestinationSet {
+ public:
+  DestinationSet() = default;
+  DestinationSet(const DestinationSet&) = default;
+  DestinationSet& operator=(const DestinationSet&) = default;
+  virtual ~DestinationSet() = default;
+  // Visits every destination; the visitor may update peak_half_open and pinned.
+  virtual void visit_all(const std::function<void(Destination&)>& visit) = 0;
+  [[nodiscard]] virtual DestinationStats stats(const Destination& destination, TimestampNs now,
+                                               std::size_t top_sources) const = 0;
+};
+
 struct DestinationTableCounters {
   std::uint64_t created = 0;
   std::uint64_t recycled = 0;   // least recently active destination reused for a new one
@@ -116,7 +153,7 @@ struct DestinationTableCounters {
   std::uint64_t forgotten = 0;  // removed after idle_timeout
 };
 
-class DestinationTable {
+class DestinationTable final : public DestinationSet {
  public:
   // `half_open_threshold` only drives above_threshold_since (the detector's hold timer).
   DestinationTable(const AggregationConfig& config, DurationNs tick,
@@ -136,7 +173,11 @@ class DestinationTable {
                              TimestampNs now) noexcept;
 
   [[nodiscard]] DestinationStats stats(const Destination& destination, TimestampNs now,
-                                       std::size_t top_sources) const;
+                                       std::size_t top_sources) const override;
+  // Adds this table's window for `destination` (one of its own) to `gathered`.
+  void gather(const Destination& destination, TimestampNs now, WindowAccumulator& gathered) const;
+  [[nodiscard]] std::size_t window_slots() const noexcept { return slots_per_destination_; }
+  [[nodiscard]] DurationNs tick() const noexcept { return tick_; }
 
   // Removes destinations with no half-open connections, not pinned, idle longer than the
   // configured idle timeout. Cost: O(tracked destinations).
@@ -147,7 +188,11 @@ class DestinationTable {
   void for_each(Visitor&& visit) {
     for (std::uint32_t i = lru_newest_; i != kNone; i = links_[i].older) visit(pool_[i]);
   }
+  void visit_all(const std::function<void(Destination&)>& visit) override { for_each(visit); }
   Destination* find(const Endpoint& target) noexcept;
+  [[nodiscard]] const Destination* find(const Endpoint& target) const noexcept {
+    return const_cast<DestinationTable*>(this)->find(target);
+  }
 
   // Changes the threshold and re-marks every destination against it (a config reload).
   void set_half_open_threshold(std::size_t threshold, TimestampNs now) noexcept;

@@ -164,9 +164,9 @@ IncidentEvent Detector::make_event(EventType type, const Incident& incident,
   return e;
 }
 
-void Detector::evaluate(TimestampNs now, DestinationTable& destinations, EventSink& sink) {
+void Detector::evaluate(TimestampNs now, DestinationSet& destinations, EventSink& sink) {
   ++counters_.evaluations;
-  destinations.for_each([&](Destination& d) {
+  destinations.visit_all([&](Destination& d) {
     const auto open = incidents_.find(d.target);
     const bool over = d.above_threshold_since != 0 && d.half_open() >= config_.half_open;
     if (open == incidents_.end() && !over) return;

@@ -24,12 +24,6 @@
 
 namespace synwatch {
 
-struct EndpointHash {
-  std::size_t operator()(const Endpoint& e) const noexcept {
-    return hash_bytes(e.address.bytes.data(), 16, e.port);
-  }
-};
-
 struct DetectorCounters {
   std::uint64_t evaluations = 0;
   std::uint64_t started[3] = {};  // by AttackKind
@@ -43,7 +37,7 @@ class Detector {
   // Evaluates every tracked destination at packet time `now` and publishes events to `sink`.
   // Cost: O(tracked destinations) cheap checks plus full statistics only for destinations over
   // the threshold or with an open incident.
-  void evaluate(TimestampNs now, DestinationTable& destinations, EventSink& sink);
+  void evaluate(TimestampNs now, DestinationSet& destinations, EventSink& sink);
 
   // Applies new thresholds; open incidents keep their id, kind and start time.
   void reconfigure(const DetectionConfig& config, std::size_t top_sources);

@@ -13,26 +13,15 @@
 #include <string>
 #include <vector>
 
-#include "aggregate/destination_table.hpp"
 #include "capture/packet_source.hpp"
 #include "config/config.hpp"
 #include "decode/decoder.hpp"
 #include "detect/detector.hpp"
-#include "flow/handshake_table.hpp"
+#include "engine/flow_shard.hpp"
 
 namespace synwatch {
 
-struct EngineCounters {
-  std::uint64_t packets = 0;
-  std::uint64_t tcp_segments = 0;
-  std::uint64_t unprotected_syns = 0;  // SYNs to destinations outside `protected`
-  std::uint64_t ticks = 0;
-  std::uint64_t early_evaluations = 0;
-  std::uint64_t time_regressions = 0;  // packets older than the newest seen (reordering)
-  std::uint64_t evaluation_failures = 0;
-};
-
-class Engine final : public PacketHandler {
+class Engine final : public PacketHandler, private FlowShard::Observer {
  public:
   Engine(const Config& config, LinkType link, EventSink& sink, std::uint64_t hash_seed = 0);
 
@@ -42,16 +31,18 @@ class Engine final : public PacketHandler {
   // A batch of frames, with the same result as on_packet() on each in turn, only faster: all
   // are decoded first and their handshake table slots prefetched, so that the cache misses of
   // a flood of new 4-tuples overlap instead of following one another.
-  void on_packets(std::span<const PacketView> packets, Decoder& decoder) noexcept;
+  void on_packets(std::span<const PacketView> packets, Decoder& decoder) noexcept {
+    shard_.on_packets(packets, decoder);
+  }
   void on_packets(std::span<const PacketView> packets) noexcept override {
     on_packets(packets, decoder_);
   }
   // For callers that already hold a decoded segment (tests, other front ends).
-  void on_segment(const TcpSegment& segment) noexcept;
+  void on_segment(const TcpSegment& segment) noexcept { shard_.on_segment(segment); }
 
   // Runs every tick boundary up to `now` (packet time). Live mode calls this from a timer so
   // incidents end even when packets stop entirely.
-  void advance_to(TimestampNs now) noexcept;
+  void advance_to(TimestampNs now) noexcept { shard_.advance_to(now); }
   // End of an offline capture: lets packet time run on, without packets, until every open
   // incident has ended (bounded by timeout + window + cooldown).
   void finish() noexcept;
@@ -61,47 +52,45 @@ class Engine final : public PacketHandler {
   // would need reallocation (flow.capacity, aggregation.max_destinations, aggregation.window,
   // detection.tick) are not changed; the returned list names the keys that differ and were kept.
   std::vector<std::string> reconfigure(const Config& config);
-  void set_protected(std::vector<IpPrefix> prefixes) { protected_ = std::move(prefixes); }
+  void set_protected(std::vector<IpPrefix> prefixes) { shard_.set_protected(std::move(prefixes)); }
   [[nodiscard]] const std::vector<IpPrefix>& protected_prefixes() const noexcept {
-    return protected_;
+    return shard_.protected_prefixes();
   }
 
-  [[nodiscard]] const EngineCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] const EngineCounters& counters() const noexcept { return shard_.counters(); }
   [[nodiscard]] const DecodeCounters& decode_counters() const noexcept {
     return decoder_.counters();
   }
-  [[nodiscard]] const HandshakeTable& handshakes() const noexcept { return handshakes_; }
-  [[nodiscard]] const DestinationTable& destinations() const noexcept { return destinations_; }
+  [[nodiscard]] const HandshakeTable& handshakes() const noexcept { return shard_.handshakes(); }
+  [[nodiscard]] const DestinationTable& destinations() const noexcept {
+    return shard_.destinations();
+  }
   [[nodiscard]] const Detector& detector() const noexcept { return detector_; }
   template <typename Visitor>
   void for_each_destination(Visitor&& visit) {
-    destinations_.for_each([&](const Destination& d) { visit(d); });
+    shard_.destinations().for_each([&](const Destination& d) { visit(d); });
   }
-  [[nodiscard]] TimestampNs newest_packet_time() const noexcept { return newest_; }
-  [[nodiscard]] bool has_seen_packets() const noexcept { return started_; }
+  [[nodiscard]] TimestampNs newest_packet_time() const noexcept {
+    return shard_.newest_packet_time();
+  }
+  [[nodiscard]] bool has_seen_packets() const noexcept { return shard_.has_seen_packets(); }
 
  private:
-  [[nodiscard]] bool is_protected(const IpAddress& address) const noexcept;
-  // A frame without a TCP segment still moves packet time on, so ticks keep their pace.
-  void on_frame_without_segment(TimestampNs timestamp) noexcept;
-  void run_tick(TimestampNs at) noexcept;
+  void on_tick(TimestampNs at) noexcept override { evaluate(at); }
+  void on_wake(TimestampNs now) noexcept override;
+  void on_threshold_crossed(TimestampNs at) noexcept override;
+  [[nodiscard]] bool may_skip_ticks() const noexcept override {
+    return detector_.open_incidents() == 0;
+  }
   void evaluate(TimestampNs at) noexcept;
 
   DetectionConfig detection_;
   AggregationConfig aggregation_;
   std::size_t flow_capacity_;
-  std::vector<IpPrefix> protected_;
   EventSink& sink_;
   Decoder decoder_;
-  HandshakeTable handshakes_;
-  DestinationTable destinations_;
+  FlowShard shard_;
   Detector detector_;
-  EngineCounters counters_;
-  TcpSegment segment_;
-  bool started_ = false;
-  TimestampNs newest_ = 0;
-  TimestampNs next_tick_ = 0;
-  TimestampNs early_deadline_ = INT64_MAX;
   DurationNs drain_limit_;
 };
 

@@ -1,0 +1,122 @@
+#include "aggregate/merged_destinations.hpp"
+
+#include <algorithm>
+
+namespace synwatch {
+
+namespace {
+
+void add_totals(DestinationTotals& sum, const DestinationTotals& part) noexcept {
+  sum.syns += part.syns;
+  sum.syn_retransmits += part.syn_retransmits;
+  sum.synacks += part.synacks;
+  sum.completed += part.completed;
+  sum.resets += part.resets;
+  sum.expired += part.expired;
+  sum.evicted += part.evicted;
+}
+
+}  // namespace
+
+MergedDestinations::MergedDestinations(std::vector<DestinationTable*> shards,
+                                       std::size_t half_open_threshold)
+    : shards_(std::move(shards)), threshold_(half_open_threshold) {}
+
+std::size_t MergedDestinations::refresh(TimestampNs now) {
+  for (auto& [target, record] : merged_) record.present = false;
+  for (DestinationTable* shard : shards_) {
+    shard->for_each([&](const Destination& part) {
+      Record& record = merged_[part.target];
+      Destination& m = record.merged;
+      if (!record.present) {
+        record.present = true;
+        m.target = part.target;
+        m.syn_seen = m.syn_recv = m.stateless = 0;
+        m.totals = {};
+        m.first_seen = part.first_seen;
+        m.last_activity = part.last_activity;
+      }
+      m.syn_seen += part.syn_seen;
+      m.syn_recv += part.syn_recv;
+      m.stateless += part.stateless;
+      add_totals(m.totals, part.totals);
+      m.first_seen = std::min(m.first_seen, part.first_seen);
+      m.last_activity = std::max(m.last_activity, part.last_activity);
+    });
+  }
+  std::size_t crossed = 0;
+  above_threshold_ = 0;
+  for (auto it = merged_.begin(); it != merged_.end();) {
+    Record& record = it->second;
+    Destination& m = record.merged;
+    if (!record.present) {
+      if (!m.pinned) {
+        it = merged_.erase(it);
+        continue;
+      }
+      // Every shard forgot it while an incident is open: it counts zero, so the incident ends.
+      m.syn_seen = m.syn_recv = m.stateless = 0;
+    }
+    const std::uint32_t half_open = m.half_open();
+    m.peak_half_open = std::max(m.peak_half_open, half_open);
+    if (half_open >= threshold_) {
+      ++above_threshold_;
+      if (m.above_threshold_since == 0) {
+        m.above_threshold_since = now == 0 ? 1 : now;
+        ++crossed;
+      }
+    } else {
+      m.above_threshold_since = 0;
+    }
+    ++it;
+  }
+  return crossed;
+}
+
+void MergedDestinations::pin_shards() noexcept {
+  for (const auto& [target, record] : merged_) {
+    for (DestinationTable* shard : shards_) {
+      if (Destination* part = shard->find(target)) part->pinned = record.merged.pinned;
+    }
+  }
+}
+
+void MergedDestinations::set_half_open_threshold(std::size_t threshold, TimestampNs now) noexcept {
+  threshold_ = threshold;
+  above_threshold_ = 0;
+  for (auto& [target, record] : merged_) {
+    Destination& m = record.merged;
+    if (m.half_open() >= threshold_) {
+      ++above_threshold_;
+      if (m.above_threshold_since == 0) m.above_threshold_since = now == 0 ? 1 : now;
+    } else {
+      m.above_threshold_since = 0;
+    }
+  }
+}
+
+void MergedDestinations::visit_all(const std::function<void(Destination&)>& visit) {
+  for (auto& [target, record] : merged_) visit(record.merged);
+}
+
+const Destination* MergedDestinations::find(const Endpoint& target) const noexcept {
+  const auto it = merged_.find(target);
+  return it == merged_.end() ? nullptr : &it->second.merged;
+}
+
+DestinationStats MergedDestinations::stats(const Destination& destination, TimestampNs now,
+                                           std::size_t top_sources) const {
+  WindowAccumulator gathered;
+  for (const DestinationTable* shard : shards_) {
+    if (const Destination* part = shard->find(destination.target)) {
+      shard->gather(*part, now, gathered);
+    }
+  }
+  if (gathered.first_seen == INT64_MAX) gathered.first_seen = destination.first_seen;
+  const DestinationTable& any = *shards_.front();
+  return summarize_window(destination.target, destination.syn_seen, destination.syn_recv,
+                          destination.half_open(), gathered, now, any.tick(), any.window_slots(),
+                          top_sources);
+}
+
+}  // namespace synwatch

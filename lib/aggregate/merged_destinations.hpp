@@ -1,0 +1,53 @@
+#pragma once
+// The per-destination view of several DestinationTables, one per capture worker, as the detector
+// needs it. The kernel's fanout sends both directions of a flow to the same worker, so workers see
+// disjoint sets of handshakes: half-open and window counts add up, distinct-source sketches unite
+// (HyperLogLog: register-wise maximum) and heavy-hitter summaries merge (Space-Saving merge).
+//
+// Merged records persist from one refresh to the next: they carry what only the sum can tell
+// (when it crossed the threshold, its peak) and what the detector marks (pinned while an incident
+// is open). pin_shards() pushes pins back so that no worker recycles a destination under attack.
+// Thread safety: none. refresh(), the detector's evaluation and pin_shards() must run while no
+// shard is being fed (the live pipeline pauses its workers for them).
+
+#include <cstddef>
+#include <unordered_map>
+#include <vector>
+
+#include "aggregate/destination_table.hpp"
+
+namespace synwatch {
+
+class MergedDestinations final : public DestinationSet {
+ public:
+  // `shards` must outlive this object; all must share window and tick.
+  MergedDestinations(std::vector<DestinationTable*> shards, std::size_t half_open_threshold);
+
+  // Rebuilds the merged counts from the shards as of `now`. Returns how many destinations rose to
+  // the threshold in this refresh (their above_threshold_since is `now`).
+  std::size_t refresh(TimestampNs now);
+  // Marks, in every shard, the destinations whose merged record is pinned (and unmarks the rest).
+  void pin_shards() noexcept;
+  void set_half_open_threshold(std::size_t threshold, TimestampNs now) noexcept;
+
+  void visit_all(const std::function<void(Destination&)>& visit) override;
+  [[nodiscard]] DestinationStats stats(const Destination& destination, TimestampNs now,
+                                       std::size_t top_sources) const override;
+
+  [[nodiscard]] std::size_t size() const noexcept { return merged_.size(); }
+  [[nodiscard]] std::size_t above_threshold() const noexcept { return above_threshold_; }
+  [[nodiscard]] const Destination* find(const Endpoint& target) const noexcept;
+
+ private:
+  struct Record {
+    Destination merged;
+    bool present = false;  // some shard tracks it (as of the last refresh)
+  };
+
+  std::vector<DestinationTable*> shards_;
+  std::size_t threshold_;
+  std::size_t above_threshold_ = 0;
+  std::unordered_map<Endpoint, Record, EndpointHash> merged_;
+};
+
+}  // namespace synwatch

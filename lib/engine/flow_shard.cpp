@@ -1,0 +1,125 @@
+#include "engine/flow_shard.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace synwatch {
+
+FlowShard::FlowShard(const Config& config, std::size_t flow_capacity,
+                     std::size_t half_open_threshold, std::uint64_t hash_seed)
+    : tick_(config.detection.tick),
+      protected_(config.protected_prefixes),
+      handshakes_(flow_capacity, config.flow.pending_timeout, hash_seed),
+      destinations_(config.aggregation, config.detection.tick, half_open_threshold,
+                    hash_seed ^ 0x5bd1e995u) {}
+
+bool FlowShard::is_protected(const IpAddress& address) const noexcept {
+  if (protected_.empty()) return true;
+  return std::any_of(protected_.begin(), protected_.end(),
+                     [&](const IpPrefix& p) { return p.contains(address); });
+}
+
+void FlowShard::on_packet(const PacketView& packet, Decoder& decoder) noexcept {
+  ++counters_.packets;
+  if (!has_segment(decoder.decode(packet.data, segment_))) {
+    on_frame_without_segment(packet.timestamp);
+    return;
+  }
+  segment_.timestamp = packet.timestamp;
+  on_segment(segment_);
+}
+
+void FlowShard::on_frame_without_segment(TimestampNs timestamp) noexcept {
+  if (started_ && timestamp > newest_) {
+    newest_ = timestamp;
+    if (newest_ >= std::min(next_tick_, wake_at_)) advance_to(newest_);
+  }
+}
+
+void FlowShard::on_packets(std::span<const PacketView> packets, Decoder& decoder) noexcept {
+  // 16 segments in flight hide most of a memory latency behind the work on the others, and
+  // stay on the stack (about 1.3 KiB).
+  constexpr std::size_t kBatch = 16;
+  std::array<TcpSegment, kBatch> segments;
+  std::array<bool, kBatch> decoded{};
+  while (!packets.empty()) {
+    const std::size_t n = std::min(kBatch, packets.size());
+    for (std::size_t i = 0; i < n; ++i) {
+      decoded[i] = has_segment(decoder.decode(packets[i].data, segments[i]));
+      if (decoded[i]) handshakes_.prefetch(segments[i]);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      ++counters_.packets;
+      if (!decoded[i]) {
+        on_frame_without_segment(packets[i].timestamp);
+        continue;
+      }
+      segments[i].timestamp = packets[i].timestamp;
+      on_segment(segments[i]);
+    }
+    packets = packets.subspan(n);
+  }
+}
+
+void FlowShard::on_segment(const TcpSegment& segment) noexcept {
+  ++counters_.tcp_segments;
+  TimestampNs now = segment.timestamp;
+  if (!started_) {
+    started_ = true;
+    newest_ = now;
+    next_tick_ = (tick_of(now, tick_) + 1) * tick_;
+  }
+  if (now < newest_) {
+    ++counters_.time_regressions;
+    now = newest_;
+  } else {
+    newest_ = now;
+  }
+  if (now >= std::min(next_tick_, wake_at_)) advance_to(now);
+
+  const bool accept = !segment.is_syn() || is_protected(segment.destination);
+  if (segment.is_syn() && !accept) ++counters_.unprotected_syns;
+  const FlowUpdate update = handshakes_.process(segment, accept);
+  if (update.event == FlowEvent::kNone && !update.evicted) return;
+  const Destination* d = destinations_.on_flow(update, now);
+  if (d != nullptr && d->above_threshold_since == now && !d->pinned && observer_ != nullptr) {
+    observer_->on_threshold_crossed(now);
+  }
+}
+
+void FlowShard::wake_at(TimestampNs at) noexcept {
+  wake_at_ = std::min(wake_at_, at);
+}
+
+void FlowShard::advance_to(TimestampNs now) noexcept {
+  if (!started_) return;
+  while (next_tick_ <= now) {
+    run_tick(next_tick_);
+    next_tick_ += tick_;
+    // Nothing to hold or end: jump over quiet stretches instead of ticking through them.
+    const bool quiet =
+        destinations_.above_threshold() == 0 && (observer_ == nullptr || observer_->may_skip_ticks());
+    if (quiet && next_tick_ + tick_ <= now) next_tick_ = tick_of(now, tick_) * tick_;
+  }
+  if (wake_at_ <= now) {
+    wake_at_ = INT64_MAX;
+    if (observer_ != nullptr) observer_->on_wake(now);
+  }
+}
+
+void FlowShard::run_tick(TimestampNs at) noexcept {
+  ++counters_.ticks;
+  handshakes_.expire(at, [&](const Endpoint& server, const IpAddress&, HandshakeState state) {
+    destinations_.on_expired(server, state, at);
+  });
+  destinations_.forget_idle(at);
+  if (observer_ != nullptr) observer_->on_tick(at);
+}
+
+void FlowShard::reconfigure(const Config& config, std::size_t half_open_threshold) noexcept {
+  protected_ = config.protected_prefixes;
+  handshakes_.set_pending_timeout(config.flow.pending_timeout);
+  destinations_.set_half_open_threshold(half_open_threshold, newest_);
+}
+
+}  // namespace synwatch

@@ -1,0 +1,104 @@
+#pragma once
+// The flow state of one stream of frames: decode -> handshake table -> per-destination
+// aggregation, with handshake expiry run on ticks of the stream's own packet time. A shard decides
+// nothing: an Engine runs the detector over one shard; a ShardedEngine merges several, one per
+// capture worker.
+//
+// Time: packet timestamps only. A frame older than the newest seen is applied at the newest time
+// (reordering between interfaces) and counted. advance_to() moves time on without packets.
+// Thread safety: none. One thread feeds a shard; anyone else may touch it only while that thread
+// is not feeding it (the live pipeline pauses its workers for that).
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "aggregate/destination_table.hpp"
+#include "capture/packet_source.hpp"
+#include "config/config.hpp"
+#include "decode/decoder.hpp"
+#include "flow/handshake_table.hpp"
+
+namespace synwatch {
+
+struct EngineCounters {
+  std::uint64_t packets = 0;
+  std::uint64_t tcp_segments = 0;
+  std::uint64_t unprotected_syns = 0;  // SYNs to destinations outside `protected`
+  std::uint64_t ticks = 0;
+  std::uint64_t early_evaluations = 0;
+  std::uint64_t time_regressions = 0;  // packets older than the newest seen (reordering)
+  std::uint64_t evaluation_failures = 0;
+
+};
+
+class FlowShard {
+ public:
+  // What the owner hears, on the feeding thread, as packet time passes.
+  class Observer {
+   public:
+    virtual ~Observer() = default;
+    // The shard has expired handshakes and forgotten idle destinations at tick boundary `at`.
+    virtual void on_tick(TimestampNs at) noexcept = 0;
+    // Packet time reached the time set with wake_at(); called before the frame at `now` applies.
+    virtual void on_wake(TimestampNs now) noexcept = 0;
+    // A destination's half-open count rose to the shard's threshold at `at` (packet time).
+    virtual void on_threshold_crossed(TimestampNs at) noexcept = 0;
+    // Whether ticks may be jumped over through a quiet stretch: nothing is held or open.
+    [[nodiscard]] virtual bool may_skip_ticks() const noexcept = 0;
+  };
+
+  // `flow_capacity` and `half_open_threshold` are this shard's share; the rest comes from config.
+  FlowShard(const Config& config, std::size_t flow_capacity, std::size_t half_open_threshold,
+            std::uint64_t hash_seed);
+
+  void set_observer(Observer* observer) noexcept { observer_ = observer; }
+
+  void on_packet(const PacketView& packet, Decoder& decoder) noexcept;
+  // A batch of frames, with the same result as on_packet() on each in turn, only faster: all are
+  // decoded first and their handshake table slots prefetched, so that the cache misses of a flood
+  // of new 4-tuples overlap instead of following one another.
+  void on_packets(std::span<const PacketView> packets, Decoder& decoder) noexcept;
+  void on_segment(const TcpSegment& segment) noexcept;
+
+  // Runs every tick boundary up to `now`, then the wake-up if it is due.
+  void advance_to(TimestampNs now) noexcept;
+  // Asks for Observer::on_wake once packet time reaches `at` (the earliest request wins).
+  void wake_at(TimestampNs at) noexcept;
+
+  // Reload: thresholds, timeouts and protected prefixes; sizes stay.
+  void reconfigure(const Config& config, std::size_t half_open_threshold) noexcept;
+  void set_protected(std::vector<IpPrefix> prefixes) { protected_ = std::move(prefixes); }
+  [[nodiscard]] const std::vector<IpPrefix>& protected_prefixes() const noexcept {
+    return protected_;
+  }
+
+  [[nodiscard]] const EngineCounters& counters() const noexcept { return counters_; }
+  EngineCounters& counters() noexcept { return counters_; }
+  [[nodiscard]] const HandshakeTable& handshakes() const noexcept { return handshakes_; }
+  [[nodiscard]] const DestinationTable& destinations() const noexcept { return destinations_; }
+  DestinationTable& destinations() noexcept { return destinations_; }
+  [[nodiscard]] TimestampNs newest_packet_time() const noexcept { return newest_; }
+  [[nodiscard]] bool has_seen_packets() const noexcept { return started_; }
+  [[nodiscard]] TimestampNs next_tick() const noexcept { return next_tick_; }
+
+ private:
+  [[nodiscard]] bool is_protected(const IpAddress& address) const noexcept;
+  // A frame without a TCP segment still moves packet time on, so ticks keep their pace.
+  void on_frame_without_segment(TimestampNs timestamp) noexcept;
+  void run_tick(TimestampNs at) noexcept;
+
+  DurationNs tick_;
+  std::vector<IpPrefix> protected_;
+  HandshakeTable handshakes_;
+  DestinationTable destinations_;
+  Observer* observer_ = nullptr;
+  EngineCounters counters_;
+  TcpSegment segment_;
+  bool started_ = false;
+  TimestampNs newest_ = 0;
+  TimestampNs next_tick_ = 0;
+  TimestampNs wake_at_ = INT64_MAX;
+};
+
+}  // namespace synwatch

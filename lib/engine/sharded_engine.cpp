@@ -1,0 +1,188 @@
+#include "engine/sharded_engine.hpp"
+
+#include <algorithm>
+
+namespace synwatch {
+
+namespace {
+
+std::vector<std::unique_ptr<FlowShard>> make_shards(const Config& config, std::size_t count,
+                                                    std::size_t capacity, std::size_t threshold,
+                                                    std::uint64_t hash_seed) {
+  std::vector<std::unique_ptr<FlowShard>> shards;
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, count); ++i) {
+    // One seed for all: HyperLogLog sketches of different shards must hash alike to unite.
+    shards.push_back(std::make_unique<FlowShard>(config, capacity, threshold, hash_seed));
+  }
+  return shards;
+}
+
+std::vector<DestinationTable*> tables_of(const std::vector<std::unique_ptr<FlowShard>>& shards) {
+  std::vector<DestinationTable*> tables;
+  for (const auto& shard : shards) tables.push_back(&shard->destinations());
+  return tables;
+}
+
+DurationNs drain_limit_of(const Config& config) {
+  return config.flow.pending_timeout + config.aggregation.window + config.detection.cooldown +
+         config.detection.hold_for + 2 * config.detection.tick;
+}
+
+}  // namespace
+
+ShardedEngine::ShardedEngine(const Config& config, std::size_t shards, EventSink& sink,
+                             std::uint64_t hash_seed)
+    : detection_(config.detection),
+      aggregation_(config.aggregation),
+      flow_capacity_(config.flow.capacity),
+      sink_(sink),
+      shards_(make_shards(config, shards, share(config.flow.capacity, std::max<std::size_t>(1, shards)),
+                          share(config.detection.half_open, std::max<std::size_t>(1, shards)),
+                          hash_seed)),
+      merged_(tables_of(shards_), config.detection.half_open),
+      detector_(config.detection, config.aggregation.top_sources),
+      drain_limit_(drain_limit_of(config)) {}
+
+bool ShardedEngine::has_seen_packets() const noexcept {
+  return std::any_of(shards_.begin(), shards_.end(),
+                     [](const auto& s) { return s->has_seen_packets(); });
+}
+
+TimestampNs ShardedEngine::newest_packet_time() const noexcept {
+  TimestampNs newest = INT64_MIN;
+  for (const auto& s : shards_) {
+    if (s->has_seen_packets()) newest = std::max(newest, s->newest_packet_time());
+  }
+  return newest == INT64_MIN ? 0 : newest;
+}
+
+void ShardedEngine::advance_to(TimestampNs now) noexcept {
+  if (!started_) {
+    if (!has_seen_packets()) return;
+    started_ = true;
+    next_tick_ = (tick_of(now, detection_.tick) + 1) * detection_.tick;
+  }
+  for (auto& s : shards_) s->advance_to(now);
+  std::size_t crossed = 0;
+  try {
+    crossed = merged_.refresh(now);
+  } catch (...) {
+    ++own_.evaluation_failures;  // out of memory for a merged record: try again next call
+    return;
+  }
+  if (crossed > 0) early_deadline_ = std::min(early_deadline_, now + detection_.hold_for);
+  if (now >= next_tick_) {
+    ++own_.ticks;
+    next_tick_ = (tick_of(now, detection_.tick) + 1) * detection_.tick;
+    if (early_deadline_ <= now) early_deadline_ = INT64_MAX;
+    evaluate(now);
+  } else if (early_deadline_ <= now) {
+    early_deadline_ = INT64_MAX;
+    ++own_.early_evaluations;
+    evaluate(now);
+  }
+}
+
+void ShardedEngine::evaluate(TimestampNs at) noexcept {
+  try {
+    detector_.evaluate(at, merged_, sink_);
+  } catch (...) {
+    // Out of memory or a failing sink must not take capture down; it is counted and exported.
+    ++own_.evaluation_failures;
+  }
+  merged_.pin_shards();
+}
+
+void ShardedEngine::finish() noexcept {
+  if (!started_) return;
+  const TimestampNs limit = newest_packet_time() + drain_limit_;
+  while ((detector_.open_incidents() > 0 || merged_.above_threshold() > 0) &&
+         next_tick_ <= limit) {
+    advance_to(next_tick_);
+  }
+}
+
+std::vector<std::string> ShardedEngine::reconfigure(const Config& config) {
+  std::vector<std::string> kept;
+  if (config.flow.capacity != flow_capacity_) kept.emplace_back("flow.capacity");
+  if (config.aggregation.max_destinations != aggregation_.max_destinations) {
+    kept.emplace_back("aggregation.max_destinations");
+  }
+  if (config.aggregation.window != aggregation_.window) kept.emplace_back("aggregation.window");
+  if (config.aggregation.idle_timeout != aggregation_.idle_timeout)
+    kept.emplace_back("aggregation.idle_timeout");
+  DetectionConfig detection = config.detection;
+  if (detection.tick != detection_.tick) {
+    kept.emplace_back("detection.tick");
+    detection.tick = detection_.tick;
+  }
+  detection_ = detection;
+  aggregation_.top_sources = config.aggregation.top_sources;
+  for (auto& s : shards_) s->reconfigure(config, share(detection_.half_open, shards_.size()));
+  merged_.set_half_open_threshold(detection_.half_open, newest_packet_time());
+  detector_.reconfigure(detection_, aggregation_.top_sources);
+  drain_limit_ = drain_limit_of(config);
+  return kept;
+}
+
+void ShardedEngine::set_protected(const std::vector<IpPrefix>& prefixes) {
+  for (auto& s : shards_) s->set_protected(prefixes);
+}
+
+EngineCounters ShardedEngine::counters() const noexcept {
+  EngineCounters sum;
+  for (const auto& s : shards_) {
+    sum.packets += s->counters().packets;
+    sum.tcp_segments += s->counters().tcp_segments;
+    sum.unprotected_syns += s->counters().unprotected_syns;
+    sum.time_regressions += s->counters().time_regressions;
+  }
+  sum.ticks = own_.ticks;
+  sum.early_evaluations = own_.early_evaluations;
+  sum.evaluation_failures = own_.evaluation_failures;
+  return sum;
+}
+
+HandshakeTableCounters ShardedEngine::handshake_counters() const noexcept {
+  HandshakeTableCounters sum;
+  for (const auto& s : shards_) {
+    const HandshakeTableCounters& c = s->handshakes().counters();
+    sum.inserted += c.inserted;
+    sum.completed += c.completed;
+    sum.reset += c.reset;
+    sum.expired += c.expired;
+    sum.evicted += c.evicted;
+    sum.syn_retransmits += c.syn_retransmits;
+    sum.mismatches += c.mismatches;
+    sum.unsolicited_synacks += c.unsolicited_synacks;
+    sum.synacks += c.synacks;
+    sum.synack_retransmits += c.synack_retransmits;
+  }
+  return sum;
+}
+
+std::size_t ShardedEngine::handshake_entries() const noexcept {
+  std::size_t n = 0;
+  for (const auto& s : shards_) n += s->handshakes().size();
+  return n;
+}
+
+std::size_t ShardedEngine::handshake_capacity() const noexcept {
+  std::size_t n = 0;
+  for (const auto& s : shards_) n += s->handshakes().capacity();
+  return n;
+}
+
+DestinationTableCounters ShardedEngine::destination_counters() const noexcept {
+  DestinationTableCounters sum;
+  for (const auto& s : shards_) {
+    const DestinationTableCounters& c = s->destinations().counters();
+    sum.created += c.created;
+    sum.recycled += c.recycled;
+    sum.dropped += c.dropped;
+    sum.forgotten += c.forgotten;
+  }
+  return sum;
+}
+
+}  // namespace synwatch

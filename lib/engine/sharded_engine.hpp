@@ -1,0 +1,82 @@
+#pragma once
+// Detection over several FlowShards, one per capture worker. Each worker feeds its own shard (its
+// own handshake table and per-destination windows: nothing shared, no cache line written by two
+// cores); the coordinator brings the shards' time up, merges their per-destination figures
+// (MergedDestinations) and runs one detector on the merged view.
+//
+// Evaluations happen inside advance_to(): at the first call at or after each tick boundary, and at
+// the first call `for` after the merged half-open count was seen at the threshold. Detection
+// latency is therefore `for` plus at most the interval between calls (the live pipeline calls it
+// every 100 ms or less); with one shard, Engine is exact to the packet instead.
+// Memory: flow.capacity is split evenly between the shards, so the handshake memory bound does
+// not depend on the number of workers; each shard has its own aggregation.max_destinations pool.
+// Thread safety: none. Workers feed shard(i) from their threads; everything else here, and any
+// other access to the shards, runs while no worker is feeding (the live pipeline pauses them).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aggregate/merged_destinations.hpp"
+#include "config/config.hpp"
+#include "detect/detector.hpp"
+#include "engine/flow_shard.hpp"
+
+namespace synwatch {
+
+class ShardedEngine {
+ public:
+  ShardedEngine(const Config& config, std::size_t shards, EventSink& sink,
+                std::uint64_t hash_seed = 0);
+
+  [[nodiscard]] std::size_t shard_count() const noexcept { return shards_.size(); }
+  FlowShard& shard(std::size_t index) noexcept { return *shards_[index]; }
+  [[nodiscard]] const FlowShard& shard(std::size_t index) const noexcept {
+    return *shards_[index];
+  }
+
+  // Brings every shard to `now` (expiring handshakes), merges, and evaluates when due.
+  void advance_to(TimestampNs now) noexcept;
+  // End of an offline capture: lets time run on until every open incident has ended.
+  void finish() noexcept;
+
+  // As Engine::reconfigure: returns the keys that differ but need a restart.
+  std::vector<std::string> reconfigure(const Config& config);
+  void set_protected(const std::vector<IpPrefix>& prefixes);
+  [[nodiscard]] const std::vector<IpPrefix>& protected_prefixes() const noexcept {
+    return shards_.front()->protected_prefixes();
+  }
+
+  // Sums over the shards; ticks and evaluations are the coordinator's.
+  [[nodiscard]] EngineCounters counters() const noexcept;
+  [[nodiscard]] HandshakeTableCounters handshake_counters() const noexcept;
+  [[nodiscard]] std::size_t handshake_entries() const noexcept;
+  [[nodiscard]] std::size_t handshake_capacity() const noexcept;
+  [[nodiscard]] DestinationTableCounters destination_counters() const noexcept;
+  [[nodiscard]] const MergedDestinations& destinations() const noexcept { return merged_; }
+  [[nodiscard]] const Detector& detector() const noexcept { return detector_; }
+  [[nodiscard]] TimestampNs newest_packet_time() const noexcept;
+  [[nodiscard]] bool has_seen_packets() const noexcept;
+
+ private:
+  static std::size_t share(std::size_t total, std::size_t shards) noexcept {
+    return std::max<std::size_t>(1, (total + shards - 1) / shards);
+  }
+  void evaluate(TimestampNs at) noexcept;
+
+  DetectionConfig detection_;
+  AggregationConfig aggregation_;
+  std::size_t flow_capacity_;
+  EventSink& sink_;
+  std::vector<std::unique_ptr<FlowShard>> shards_;
+  MergedDestinations merged_;
+  Detector detector_;
+  EngineCounters own_;  // ticks, early evaluations and failures of the merged detection
+  bool started_ = false;
+  TimestampNs next_tick_ = 0;
+  TimestampNs early_deadline_ = INT64_MAX;
+  DurationNs drain_limit_;
+};
+
+}  // namespace synwatch
