@@ -197,6 +197,20 @@ void DestinationTable::decrement(Destination& d, HandshakeState state) noexcept 
   }
 }
 
+void DestinationTable::move_state(Destination& d, HandshakeState from, HandshakeState to,
+                                  TimestampNs now) noexcept {
+  std::uint32_t& count = from == HandshakeState::kSynSeen ? d.syn_seen : d.syn_recv;
+  if (count == 0) {
+    // Recycled while pending: only the new state is ours to count.
+    increment(d, to, now);
+    return;
+  }
+  // The half-open total does not change, so the threshold timer must not restart (a decrement
+  // then an increment would dip below it for an instant when the count sits on the threshold).
+  --count;
+  ++(to == HandshakeState::kSynSeen ? d.syn_seen : d.syn_recv);
+}
+
 Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now) noexcept {
   if (update.evicted) {
     if (Destination* d = find(update.evicted_server)) {
@@ -235,13 +249,11 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
       ++d->totals.syn_retransmits;
       if (update.previous_state == HandshakeState::kSynRecv) {
         // A SYN with a new sequence number restarted a handshake in syn_recv.
-        decrement(*d, HandshakeState::kSynRecv);
-        increment(*d, HandshakeState::kSynSeen, now);
+        move_state(*d, HandshakeState::kSynRecv, HandshakeState::kSynSeen, now);
       }
       break;
     case FlowEvent::kSynAck:
-      decrement(*d, HandshakeState::kSynSeen);
-      increment(*d, HandshakeState::kSynRecv, now);
+      move_state(*d, HandshakeState::kSynSeen, HandshakeState::kSynRecv, now);
       ++current_slot(index, now).counts.synacks;
       ++d->totals.synacks;
       break;
@@ -371,8 +383,8 @@ DestinationStats summarize_window(const Endpoint& target, std::uint32_t syn_seen
   const std::int64_t current_tick = tick_of(now - 1, tick);
   // The window covers at most `slots` ticks, and never reaches back before the destination
   // was first seen, so the first second of a flood is not diluted over the whole window.
-  const TimestampNs window_start = std::max(
-      (current_tick - static_cast<std::int64_t>(slots) + 1) * tick, gathered.first_seen);
+  const TimestampNs window_start =
+      std::max((current_tick - static_cast<std::int64_t>(slots) + 1) * tick, gathered.first_seen);
   s.window_span = std::max<DurationNs>(now - window_start, kNanosPerMilli);
   const double span_seconds = to_seconds(s.window_span);
   s.syn_rate = s.window.syns / span_seconds;

@@ -215,6 +215,7 @@ class DestinationTable final : public DestinationSet {
   WindowSlot& current_slot(std::uint32_t index, TimestampNs now) noexcept;
   void increment(Destination& d, HandshakeState state, TimestampNs now) noexcept;
   void decrement(Destination& d, HandshakeState state) noexcept;
+  void move_state(Destination& d, HandshakeState from, HandshakeState to, TimestampNs now) noexcept;
   void touch(std::uint32_t index, TimestampNs now) noexcept;
   void unlink(std::uint32_t index) noexcept;
   void push_newest(std::uint32_t index) noexcept;

@@ -97,8 +97,8 @@ void FlowShard::advance_to(TimestampNs now) noexcept {
     run_tick(next_tick_);
     next_tick_ += tick_;
     // Nothing to hold or end: jump over quiet stretches instead of ticking through them.
-    const bool quiet =
-        destinations_.above_threshold() == 0 && (observer_ == nullptr || observer_->may_skip_ticks());
+    const bool quiet = destinations_.above_threshold() == 0 &&
+                       (observer_ == nullptr || observer_->may_skip_ticks());
     if (quiet && next_tick_ + tick_ <= now) next_tick_ = tick_of(now, tick_) * tick_;
   }
   if (wake_at_ <= now) {

@@ -29,7 +29,6 @@ struct EngineCounters {
   std::uint64_t early_evaluations = 0;
   std::uint64_t time_regressions = 0;  // packets older than the newest seen (reordering)
   std::uint64_t evaluation_failures = 0;
-
 };
 
 class FlowShard {

@@ -36,9 +36,9 @@ ShardedEngine::ShardedEngine(const Config& config, std::size_t shards, EventSink
       aggregation_(config.aggregation),
       flow_capacity_(config.flow.capacity),
       sink_(sink),
-      shards_(make_shards(config, shards, share(config.flow.capacity, std::max<std::size_t>(1, shards)),
-                          share(config.detection.half_open, std::max<std::size_t>(1, shards)),
-                          hash_seed)),
+      shards_(make_shards(
+          config, shards, share(config.flow.capacity, std::max<std::size_t>(1, shards)),
+          share(config.detection.half_open, std::max<std::size_t>(1, shards)), hash_seed)),
       merged_(tables_of(shards_), config.detection.half_open),
       detector_(config.detection, config.aggregation.top_sources),
       drain_limit_(drain_limit_of(config)) {}
@@ -62,24 +62,38 @@ void ShardedEngine::advance_to(TimestampNs now) noexcept {
     started_ = true;
     next_tick_ = (tick_of(now, detection_.tick) + 1) * detection_.tick;
   }
-  for (auto& s : shards_) s->advance_to(now);
-  std::size_t crossed = 0;
-  try {
-    crossed = merged_.refresh(now);
-  } catch (...) {
-    ++own_.evaluation_failures;  // out of memory for a merged record: try again next call
-    return;
-  }
-  if (crossed > 0) early_deadline_ = std::min(early_deadline_, now + detection_.hold_for);
-  if (now >= next_tick_) {
+  // Every tick boundary passed since the last call is evaluated at its own time, as Engine does,
+  // so a cooldown or `for` ends on the tick it would end on with one worker.
+  while (next_tick_ <= now) {
+    const TimestampNs at = next_tick_;
     ++own_.ticks;
-    next_tick_ = (tick_of(now, detection_.tick) + 1) * detection_.tick;
-    if (early_deadline_ <= now) early_deadline_ = INT64_MAX;
-    evaluate(now);
-  } else if (early_deadline_ <= now) {
+    if (early_deadline_ <= at) early_deadline_ = INT64_MAX;
+    if (!refresh(at)) return;
+    evaluate(at);
+    next_tick_ += detection_.tick;
+    // Nothing to hold or end: jump over quiet stretches instead of ticking through them.
+    if (detector_.open_incidents() == 0 && merged_.above_threshold() == 0 &&
+        next_tick_ + detection_.tick <= now) {
+      next_tick_ = tick_of(now, detection_.tick) * detection_.tick;
+    }
+  }
+  if (!refresh(now)) return;
+  if (early_deadline_ <= now) {
     early_deadline_ = INT64_MAX;
     ++own_.early_evaluations;
     evaluate(now);
+  }
+}
+
+bool ShardedEngine::refresh(TimestampNs at) noexcept {
+  for (auto& s : shards_) s->advance_to(at);
+  try {
+    if (merged_.refresh(at) > 0)
+      early_deadline_ = std::min(early_deadline_, at + detection_.hold_for);
+    return true;
+  } catch (...) {
+    ++own_.evaluation_failures;  // out of memory for a merged record: try again next call
+    return false;
   }
 }
 
@@ -96,8 +110,7 @@ void ShardedEngine::evaluate(TimestampNs at) noexcept {
 void ShardedEngine::finish() noexcept {
   if (!started_) return;
   const TimestampNs limit = newest_packet_time() + drain_limit_;
-  while ((detector_.open_incidents() > 0 || merged_.above_threshold() > 0) &&
-         next_tick_ <= limit) {
+  while ((detector_.open_incidents() > 0 || merged_.above_threshold() > 0) && next_tick_ <= limit) {
     advance_to(next_tick_);
   }
 }

@@ -4,10 +4,11 @@
 // cores); the coordinator brings the shards' time up, merges their per-destination figures
 // (MergedDestinations) and runs one detector on the merged view.
 //
-// Evaluations happen inside advance_to(): at the first call at or after each tick boundary, and at
-// the first call `for` after the merged half-open count was seen at the threshold. Detection
-// latency is therefore `for` plus at most the interval between calls (the live pipeline calls it
-// every 100 ms or less); with one shard, Engine is exact to the packet instead.
+// Evaluations happen inside advance_to(): at every tick boundary passed since the last call, and
+// at the first call `for` after the merged half-open count was seen at the threshold. The merged
+// count is only seen at calls, so detection latency is `for` plus at most the interval between
+// calls (the live pipeline calls it every 100 ms or less); Engine, with one shard, is exact to the
+// packet instead.
 // Memory: flow.capacity is split evenly between the shards, so the handshake memory bound does
 // not depend on the number of workers; each shard has its own aggregation.max_destinations pool.
 // Thread safety: none. Workers feed shard(i) from their threads; everything else here, and any
@@ -32,9 +33,7 @@ class ShardedEngine {
 
   [[nodiscard]] std::size_t shard_count() const noexcept { return shards_.size(); }
   FlowShard& shard(std::size_t index) noexcept { return *shards_[index]; }
-  [[nodiscard]] const FlowShard& shard(std::size_t index) const noexcept {
-    return *shards_[index];
-  }
+  [[nodiscard]] const FlowShard& shard(std::size_t index) const noexcept { return *shards_[index]; }
 
   // Brings every shard to `now` (expiring handshakes), merges, and evaluates when due.
   void advance_to(TimestampNs now) noexcept;
@@ -63,6 +62,8 @@ class ShardedEngine {
   static std::size_t share(std::size_t total, std::size_t shards) noexcept {
     return std::max<std::size_t>(1, (total + shards - 1) / shards);
   }
+  // Brings the shards to `at` and merges; false if merging failed (counted).
+  bool refresh(TimestampNs at) noexcept;
   void evaluate(TimestampNs at) noexcept;
 
   DetectionConfig detection_;

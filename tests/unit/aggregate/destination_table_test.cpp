@@ -183,3 +183,24 @@ TEST(DestinationTable, EvictionFromTheHandshakeTableDecrementsTheEvictedDestinat
 
 }  // namespace
 }  // namespace synwatch
+
+namespace synwatch {
+namespace {
+
+TEST(DestinationTable, ASynAckOnTheThresholdDoesNotRestartTheHoldTimer) {
+  DestinationTable table(small_config(), kNanosPerSecond, 2);
+  const auto a = IpAddress::from_v4(0xc6120001u);
+  const auto b = IpAddress::from_v4(0xc6120002u);
+  table.on_flow(syn_from(a), kT0);
+  const Destination* d = table.on_flow(syn_from(b), kT0 + 10);
+  ASSERT_EQ(d->above_threshold_since, kT0 + 10);
+  // Half-open stays at 2 (one moves from syn_seen to syn_recv): the timer keeps its start.
+  d = table.on_flow(event(FlowEvent::kSynAck, HandshakeState::kSynSeen, a), kT0 + 20);
+  EXPECT_EQ(d->half_open(), 2u);
+  EXPECT_EQ(d->syn_recv, 1u);
+  EXPECT_EQ(d->above_threshold_since, kT0 + 10);
+  EXPECT_EQ(table.above_threshold(), 1u);
+}
+
+}  // namespace
+}  // namespace synwatch
