@@ -107,6 +107,9 @@ class Service {
         "synwatchd watching {} ({}); half-open threshold {} per destination; protected: {}",
         config_->capture.enabled
             ? join(config_->capture.interfaces) +
+                  (pipeline_->workers() > 1
+                       ? fmt::format(" with {} capture workers", pipeline_->workers())
+                       : std::string()) +
                   (config_->kernel.enabled ? " and the kernel's SYN_RECV table" : "")
             : std::string(
                   "only the kernel's SYN_RECV table (kernel-only: capture.enabled is false)"),
@@ -165,8 +168,14 @@ class Service {
       webhooks_->stop();
     }
     const auto s = pipeline_->snapshot();
-    spdlog::info("stopped: {} packets, {} handshakes completed, {} open incidents at exit",
-                 s.engine.packets, s.handshakes.completed, s.open_incidents);
+    std::string per_worker;
+    if (s.worker_packets.size() > 1) {
+      for (const auto packets : s.worker_packets)
+        per_worker += (per_worker.empty() ? " (by worker: " : ", ") + std::to_string(packets);
+      per_worker += ")";
+    }
+    spdlog::info("stopped: {} packets{}, {} handshakes completed, {} open incidents at exit",
+                 s.engine.packets, per_worker, s.handshakes.completed, s.open_incidents);
     spdlog::default_logger()->flush();
     return exit_code;
   }

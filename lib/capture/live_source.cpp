@@ -1,5 +1,8 @@
 #include "capture/live_source.hpp"
 
+#include <linux/if_packet.h>
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -95,6 +98,33 @@ LivePcapSource::~LivePcapSource() {
 
 int LivePcapSource::selectable_fd() const noexcept {
   return pcap_get_selectable_fd(handle_);
+}
+
+std::expected<std::uint16_t, std::string> LivePcapSource::join_fanout(
+    std::optional<std::uint16_t> group) {
+  const int fd = pcap_fileno(handle_);
+  std::uint32_t argument = static_cast<std::uint32_t>(PACKET_FANOUT_HASH) << 16;
+  if (group) {
+    argument |= *group;
+  } else {
+    argument |= static_cast<std::uint32_t>(PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+  }
+  if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &argument, sizeof argument) != 0) {
+    const int error = errno;
+    return std::unexpected(
+        "cannot spread capture on '" + options_.interface + "' over workers (PACKET_FANOUT" +
+        (group ? " group " + std::to_string(*group) : std::string()) +
+        "): " + std::strerror(error) +
+        (error == EINVAL ? "; set capture.workers: 1 if the kernel lacks fanout" : ""));
+  }
+  if (group) return *group;
+  std::uint32_t assigned = 0;
+  socklen_t length = sizeof assigned;
+  if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &assigned, &length) != 0) {
+    return std::unexpected("cannot read the fanout group of '" + options_.interface +
+                           "': " + std::strerror(errno));
+  }
+  return static_cast<std::uint16_t>(assigned & 0xffffu);
 }
 
 void LivePcapSource::on_pcap_packet(u_char* user, const pcap_pkthdr* header, const u_char* bytes) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <pcap/pcap.h>
@@ -53,6 +54,12 @@ class LivePcapSource final : public PacketSource {
   [[nodiscard]] std::string error() const override { return error_; }
 
   [[nodiscard]] int selectable_fd() const noexcept;
+  // Joins this socket to a PACKET_FANOUT group with flow hashing, so that the kernel spreads the
+  // interface's packets over the group's sockets and sends both directions of a connection to the
+  // same one (the hash is symmetric). Without `group`, creates a new group with an id the kernel
+  // chooses (unique in the network namespace, so no other process's group is joined by accident).
+  // Returns the group id for the other sockets to join.
+  std::expected<std::uint16_t, std::string> join_fanout(std::optional<std::uint16_t> group);
   // pcap_stats counters are 32-bit and wrap; this widens them to 64-bit monotonic totals.
   std::expected<CaptureStats, std::string> stats();
   [[nodiscard]] const LiveCaptureOptions& options() const noexcept { return options_; }

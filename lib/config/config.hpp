@@ -74,11 +74,15 @@ struct CaptureConfig {
   // Ethernet 14 + one VLAN tag 4 + IPv6 40 + TCP with the longest options 60 = 118 bytes, plus
   // room for cooked-v2 headers and one IPv6 extension header: 160 is all the tracker ever reads.
   std::size_t snap_length = 160;
-  // Kernel ring per interface. At 1 Mpps of 160-byte captures (~230 bytes a slot in TPACKET_V3)
-  // 64 MiB absorbs a quarter of a second of stall without dropping.
+  // Kernel ring per interface and worker. At 1 Mpps of 160-byte captures (~230 bytes a slot in
+  // TPACKET_V3) 64 MiB absorbs a quarter of a second of stall without dropping.
   std::size_t buffer_size = 64u << 20;
   std::string filter;  // BPF; empty = the built-in filter (SYN, SYN-ACK, RST, FIN, bare ACK)
   bool promiscuous = false;
+  // Capture threads. Each opens its own socket on every interface, all joined in one
+  // PACKET_FANOUT group per interface that hashes by flow, and owns a share of flow.capacity;
+  // per-destination figures are merged for detection. 0 = one per CPU in the affinity mask.
+  std::size_t workers = 1;
 
   friend bool operator==(const CaptureConfig&, const CaptureConfig&) = default;
 };

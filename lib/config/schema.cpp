@@ -354,13 +354,17 @@ std::vector<ConfigKey> build_schema() {
       unsigned_key(
           "capture.buffer_size", 1u << 20, 1u << 30,
           [](auto& c) -> auto& { return c.capture.buffer_size; },
-          "Kernel capture ring per interface, in bytes."),
+          "Kernel capture ring per interface and worker, in bytes."),
       string_key(
           "capture.filter", [](auto& c) -> auto& { return c.capture.filter; },
           "BPF filter; empty uses the built-in one (SYN, SYN-ACK, RST, FIN, payload-free ACK)."),
       bool_key(
           "capture.promiscuous", [](auto& c) -> auto& { return c.capture.promiscuous; },
           "Put interfaces in promiscuous mode (for mirror ports)."),
+      unsigned_key(
+          "capture.workers", 0, 64, [](auto& c) -> auto& { return c.capture.workers; },
+          "Capture threads, each with its own share of the handshake table (PACKET_FANOUT by "
+          "flow); 0: one per CPU this process may run on."),
 
       string_key(
           "alerts.file", [](auto& c) -> auto& { return c.alerts.file; },

@@ -1,6 +1,7 @@
 #include "engine/live_pipeline.hpp"
 
 #include <poll.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -13,7 +14,10 @@ namespace synwatch {
 namespace {
 
 constexpr std::size_t kBatch = 1024;
+constexpr int kRoundsPerWakeup = 64;
 constexpr auto kMaxBackoff = std::chrono::milliseconds(30'000);
+// How often the coordinator of several workers merges and evaluates when nothing hints sooner.
+constexpr auto kCoordinatorPeriod = std::chrono::milliseconds(50);
 
 TimestampNs realtime_now() {
   timespec ts{};
@@ -38,14 +42,66 @@ bool same_capture(const Config& a, const Config& b) {
          a.capture.promiscuous == b.capture.promiscuous;
 }
 
+void add_stats(CaptureStats& sum, const CaptureStats& part) {
+  sum.received += part.received;
+  sum.dropped_kernel += part.dropped_kernel;
+  sum.dropped_interface += part.dropped_interface;
+}
+
+void add_decode(DecodeCounters& sum, const DecodeCounters& part) {
+  sum.frames += part.frames;
+  for (std::size_t i = 0; i < part.by_result.size(); ++i) sum.by_result[i] += part.by_result[i];
+}
+
+int eventfd_or_die() {
+  return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+void signal_fd(int fd) noexcept {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const auto n = ::write(fd, &one, sizeof one);
+}
+
+void drain_fd(int fd) noexcept {
+  std::uint64_t drained = 0;
+  [[maybe_unused]] const auto n = ::read(fd, &drained, sizeof drained);
+}
+
 }  // namespace
+
+// A capture thread with its own shard. Its observer only raises a hint: the merged count decides.
+struct LivePipeline::Worker final : FlowShard::Observer {
+  LivePipeline* pipeline = nullptr;
+  std::size_t index = 0;
+  int wake_fd = -1;
+  std::thread thread;
+
+  void on_tick(TimestampNs) noexcept override {}
+  void on_wake(TimestampNs) noexcept override {}
+  void on_threshold_crossed(TimestampNs) noexcept override {
+    if (!pipeline->crossing_hint_.exchange(true)) pipeline->wake();
+  }
+  [[nodiscard]] bool may_skip_ticks() const noexcept override { return true; }
+};
+
+std::size_t LivePipeline::resolve_workers(const Config& config) {
+  if (!config.capture.enabled) return 1;
+  if (config.capture.workers > 0) return config.capture.workers;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    return std::max(1, CPU_COUNT(&set));
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t hash_seed)
     : config_(std::make_shared<const Config>(config)),
       sink_(sink),
       figures_sink_(sink),
-      engine_(config, LinkType::kEthernet, figures_sink_, hash_seed) {
-  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      worker_count_(resolve_workers(config)),
+      engine_(config, worker_count_, figures_sink_, hash_seed) {
+  wake_fd_ = eventfd_or_die();
   if (config.kernel.enabled) {
     if (auto kernel = KernelSource::open(config, hash_seed ^ 0x6b65726e656cULL)) {
       kernel_ = std::move(*kernel);
@@ -54,25 +110,36 @@ LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t 
       spdlog::error("kernel view unavailable: {}", kernel.error());
     }
   }
+  {
+    // With one worker the pipeline thread captures itself; the Worker is then only the observer.
+    for (std::size_t i = 0; i < worker_count_; ++i) {
+      auto worker = std::make_unique<Worker>();
+      worker->pipeline = this;
+      worker->index = i;
+      worker->wake_fd = eventfd_or_die();
+      engine_.shard(i).set_observer(worker.get());
+      workers_.push_back(std::move(worker));
+    }
+  }
   build_interfaces(config);
 }
 
 LivePipeline::~LivePipeline() {
   stop();
+  for (auto& worker : workers_) {
+    if (worker->wake_fd >= 0) ::close(worker->wake_fd);
+  }
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void LivePipeline::retire_decoder(Interface& interface) {
-  if (!interface.decoder) return;
-  const DecodeCounters& c = interface.decoder->counters();
-  decode_retired_.frames += c.frames;
-  for (std::size_t i = 0; i < c.by_result.size(); ++i)
-    decode_retired_.by_result[i] += c.by_result[i];
-  interface.decoder.reset();
+void LivePipeline::retire_decoders(Interface& interface) {
+  for (auto& capture : interface.captures) {
+    if (capture.decoder) add_decode(decode_retired_, capture.decoder->counters());
+  }
 }
 
 void LivePipeline::build_interfaces(const Config& config) {
-  for (auto& interface : interfaces_) retire_decoder(interface);
+  for (auto& interface : interfaces_) retire_decoders(interface);
   interfaces_.clear();
   if (!config.capture.enabled) return;  // kernel-only mode
   for (const auto& name : config.capture.interfaces) {
@@ -85,34 +152,62 @@ void LivePipeline::build_interfaces(const Config& config) {
 
 bool LivePipeline::try_open(Interface& interface) {
   ++interface.health.reopen_attempts;
-  auto source = LivePcapSource::open(interface.options);
-  if (!source) {
-    interface.health.last_error = source.error();
+  std::vector<Capture> captures(worker_count_);
+  std::optional<std::uint16_t> group;
+  std::string error;
+  for (auto& capture : captures) {
+    auto source = LivePcapSource::open(interface.options);
+    if (!source) {
+      error = source.error();
+      break;
+    }
+    if (worker_count_ > 1) {
+      auto joined = (*source)->join_fanout(group);
+      if (!joined) {
+        error = joined.error();
+        break;
+      }
+      group = *joined;
+    }
+    capture.decoder = std::make_unique<Decoder>((*source)->link_type());
+    capture.source = std::move(*source);
+  }
+  if (!error.empty()) {
+    interface.health.last_error = error;
     interface.retry_at = std::chrono::steady_clock::now() + interface.backoff;
     interface.backoff = std::min(kMaxBackoff, interface.backoff * 2);
     return false;
   }
-  retire_decoder(interface);
-  interface.decoder = std::make_unique<Decoder>((*source)->link_type());
-  interface.source = std::move(*source);
+  retire_decoders(interface);
+  interface.captures = std::move(captures);
   interface.health.open = true;
   interface.health.last_error.clear();
   interface.backoff = std::chrono::milliseconds(1000);
   return true;
 }
 
-void LivePipeline::close_with_error(Interface& interface, const std::string& error) {
-  if (auto stats = interface.source->stats()) {
-    interface.stats_base.received += stats->received;
-    interface.stats_base.dropped_kernel += stats->dropped_kernel;
-    interface.stats_base.dropped_interface += stats->dropped_interface;
+void LivePipeline::close_interface(Interface& interface, const std::string& error) {
+  for (auto& capture : interface.captures) {
+    if (auto stats = capture.source->stats()) add_stats(interface.stats_base, *stats);
   }
-  interface.source.reset();
+  retire_decoders(interface);
+  interface.captures.clear();
   interface.health.open = false;
   interface.health.last_error = error;
   interface.retry_at = std::chrono::steady_clock::now() + interface.backoff;
   spdlog::error("{}; other interfaces keep running, retrying in {} s", error,
                 static_cast<double>(interface.backoff.count()) / 1000.0);
+}
+
+void LivePipeline::close_failed_captures() {
+  for (auto& interface : interfaces_) {
+    for (const auto& capture : interface.captures) {
+      if (capture.failed) {
+        close_interface(interface, capture.error);
+        break;
+      }
+    }
+  }
 }
 
 std::expected<std::vector<std::string>, std::string> LivePipeline::open_interfaces() {
@@ -124,7 +219,7 @@ std::expected<std::vector<std::string>, std::string> LivePipeline::open_interfac
   std::vector<std::string> errors;
   bool any = false;
   for (auto& interface : interfaces_) {
-    if (interface.source || try_open(interface)) {
+    if (!interface.captures.empty() || try_open(interface)) {
       any = true;
     } else {
       errors.push_back(interface.health.last_error);
@@ -142,6 +237,11 @@ void LivePipeline::start() {
   anchor_packet_time_ = realtime_now();
   anchor_monotonic_ = std::chrono::steady_clock::now();
   refresh_snapshot();
+  if (worker_count_ > 1) {
+    for (auto& worker : workers_) {
+      worker->thread = std::thread([this, index = worker->index] { run_worker(index); });
+    }
+  }
   thread_ = std::thread([this] { run(); });
 }
 
@@ -153,8 +253,7 @@ void LivePipeline::stop() {
 }
 
 void LivePipeline::wake() noexcept {
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
+  signal_fd(wake_fd_);
 }
 
 void LivePipeline::request_reconfigure(std::shared_ptr<const Config> config) {
@@ -178,6 +277,27 @@ PipelineSnapshot LivePipeline::snapshot() const {
   return snapshot_;
 }
 
+void LivePipeline::pause_workers() {
+  if (worker_count_ == 1) return;
+  {
+    std::lock_guard lock(park_mutex_);
+    pause_requested_.store(true, std::memory_order_release);
+  }
+  for (auto& worker : workers_) signal_fd(worker->wake_fd);
+  std::unique_lock lock(park_mutex_);
+  park_cv_.wait(lock, [&] { return parked_ == workers_.size(); });
+}
+
+void LivePipeline::resume_workers() {
+  if (worker_count_ == 1) return;
+  {
+    std::lock_guard lock(park_mutex_);
+    pause_requested_.store(false, std::memory_order_release);
+    ++park_generation_;
+  }
+  park_cv_.notify_all();
+}
+
 void LivePipeline::apply_pending() {
   std::shared_ptr<const Config> config;
   std::optional<std::vector<IpPrefix>> protected_prefixes;
@@ -190,11 +310,12 @@ void LivePipeline::apply_pending() {
   }
   const bool reconfigured = config != nullptr;
   if (config) {
-    const auto kept = engine_.reconfigure(*config);
+    auto kept = engine_.reconfigure(*config);
+    if (resolve_workers(*config) != worker_count_) kept.emplace_back("capture.workers");
     if (kernel_) kernel_->reconfigure(*config);
     for (const auto& key : kept) {
       spdlog::warn(
-          "reload: {} changed but takes effect only at restart (it sizes memory or the "
+          "reload: {} changed but takes effect only at restart (it sizes memory, threads or the "
           "window); the running value is kept",
           key);
     }
@@ -218,32 +339,25 @@ void LivePipeline::apply_pending() {
 
 void LivePipeline::refresh_snapshot() {
   PipelineSnapshot s;
+  s.decode = decode_retired_;
   for (auto& interface : interfaces_) {
     InterfaceHealth health = interface.health;
     health.stats = interface.stats_base;
-    if (interface.source) {
-      if (auto stats = interface.source->stats()) {
-        health.stats.received += stats->received;
-        health.stats.dropped_kernel += stats->dropped_kernel;
-        health.stats.dropped_interface += stats->dropped_interface;
-      }
+    for (auto& capture : interface.captures) {
+      if (auto stats = capture.source->stats()) add_stats(health.stats, *stats);
+      if (capture.decoder) add_decode(s.decode, capture.decoder->counters());
     }
     s.interfaces.push_back(std::move(health));
   }
-  s.engine = engine_.counters();
-  s.decode = decode_retired_;
-  for (const auto& interface : interfaces_) {
-    if (!interface.decoder) continue;
-    s.decode.frames += interface.decoder->counters().frames;
-    for (std::size_t i = 0; i < s.decode.by_result.size(); ++i) {
-      s.decode.by_result[i] += interface.decoder->counters().by_result[i];
-    }
+  for (std::size_t i = 0; i < engine_.shard_count(); ++i) {
+    s.worker_packets.push_back(engine_.shard(i).counters().packets);
   }
-  s.handshakes = engine_.handshakes().counters();
-  s.handshake_entries = engine_.handshakes().size();
-  s.handshake_capacity = engine_.handshakes().capacity();
+  s.engine = engine_.counters();
+  s.handshakes = engine_.handshake_counters();
+  s.handshake_entries = engine_.handshake_entries();
+  s.handshake_capacity = engine_.handshake_capacity();
   s.destinations = engine_.destinations().size();
-  s.destination_counters = engine_.destinations().counters();
+  s.destination_counters = engine_.destination_counters();
   s.open_incidents = engine_.detector().open_incidents();
   for (int k = 0; k < 3; ++k) s.incidents_started[k] = engine_.detector().counters().started[k];
   collect_destination_metrics(s);
@@ -262,8 +376,10 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
   // Choose cheaply (counts only), then compute window statistics for the chosen few: the cap
   // bounds both the work here and the number of series a scrape returns.
   const auto& incidents = engine_.detector().incidents();
+  const MergedDestinations& merged = engine_.destinations();
   std::vector<const Destination*> chosen;
-  engine_.for_each_destination([&](const Destination& d) { chosen.push_back(&d); });
+  const_cast<MergedDestinations&>(merged).visit_all(
+      [&](const Destination& d) { chosen.push_back(&d); });
   const std::size_t cap = config_->metrics.max_destinations;
   const auto rank = [&](const Destination* a, const Destination* b) {
     const bool a_open = incidents.contains(a->target);
@@ -279,7 +395,7 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
   }
   const TimestampNs now = engine_.newest_packet_time();
   for (const Destination* d : chosen) {
-    const DestinationStats stats = engine_.destinations().stats(*d, now, 0);
+    const DestinationStats stats = merged.stats(*d, now, 0);
     DestinationMetrics m;
     m.target = d->target;
     m.syn_seen = d->syn_seen;
@@ -295,80 +411,142 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
   }
 }
 
-void LivePipeline::run() {
+bool LivePipeline::read_captures(std::size_t worker_index, const std::vector<pollfd>& fds,
+                                 const std::vector<Capture*>& polled) {
+  struct Feed final : PacketHandler {
+    FlowShard* shard;
+    Decoder* decoder;
+    void on_packet(const PacketView& packet) noexcept override {
+      shard->on_packet(packet, *decoder);
+    }
+  } feed;
+  feed.shard = &engine_.shard(worker_index);
+  bool got_packets = false;
+  for (std::size_t i = 0; i < polled.size(); ++i) {
+    Capture& capture = *polled[i];
+    if (fds[i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+      // A vanished interface shows up here; dispatch() gives libpcap's reason.
+      struct Ignore final : PacketHandler {
+        void on_packet(const PacketView&) noexcept override {}
+      } ignore;
+      const auto result = capture.source->dispatch(1, ignore);
+      capture.failed = true;
+      capture.error =
+          result.status == DispatchStatus::kError
+              ? capture.source->error()
+              : "capture on '" + capture.source->name() + "' failed: the interface went away";
+      continue;
+    }
+    if (!(fds[i].revents & POLLIN)) continue;
+    feed.decoder = capture.decoder.get();
+    for (int rounds = 0; rounds < kRoundsPerWakeup; ++rounds) {
+      const auto result = capture.source->dispatch(kBatch, feed);
+      if (result.status == DispatchStatus::kError) {
+        capture.failed = true;
+        capture.error = capture.source->error();
+        break;
+      }
+      if (result.status != DispatchStatus::kPackets) break;
+      got_packets = true;
+      // A waiting coordinator must not wait for a whole burst.
+      if (pause_requested_.load(std::memory_order_relaxed)) break;
+    }
+  }
+  return got_packets;
+}
+
+void LivePipeline::run_worker(std::size_t index) {
+  Worker& self = *workers_[index];
   std::vector<pollfd> fds;
-  std::vector<Interface*> polled;
-  auto next_snapshot = std::chrono::steady_clock::now();
-  // Decoders persist across reopenings only through the snapshot sums; keep per-interface
-  // decode counters by folding them in before a decoder is replaced.
-  while (!stopping_.load()) {
-    apply_pending();
-    const auto now_mono = std::chrono::steady_clock::now();
+  std::vector<Capture*> polled;
+  for (;;) {
+    if (pause_requested_.load(std::memory_order_acquire)) {
+      std::unique_lock lock(park_mutex_);
+      ++parked_;
+      park_cv_.notify_all();
+      const std::uint64_t generation = park_generation_;
+      park_cv_.wait(lock, [&] { return park_generation_ != generation; });
+      --parked_;
+      continue;
+    }
+    if (workers_stopping_.load()) return;
+    // interfaces_ changes only while this worker is parked, so the pointers hold until then.
     fds.clear();
     polled.clear();
     for (auto& interface : interfaces_) {
-      if (!interface.source && now_mono >= interface.retry_at) {
-        if (try_open(interface)) {
-          spdlog::info("capture on '{}' resumed", interface.options.interface);
-        }
-      }
-      if (interface.source) {
-        fds.push_back({interface.source->selectable_fd(), POLLIN, 0});
-        polled.push_back(&interface);
+      if (interface.captures.size() <= index) continue;
+      Capture& capture = interface.captures[index];
+      if (capture.failed) continue;
+      fds.push_back({capture.source->selectable_fd(), POLLIN, 0});
+      polled.push_back(&capture);
+    }
+    fds.push_back({self.wake_fd, POLLIN, 0});
+    ::poll(fds.data(), fds.size(), 100);
+    if (fds.back().revents & POLLIN) drain_fd(self.wake_fd);
+    read_captures(index, fds, polled);
+  }
+}
+
+void LivePipeline::run() {
+  std::vector<pollfd> fds;
+  std::vector<Capture*> polled;
+  auto next_snapshot = std::chrono::steady_clock::now();
+  auto next_advance = next_snapshot;
+  const bool coordinator_only = worker_count_ > 1;
+  while (!stopping_.load()) {
+    fds.clear();
+    polled.clear();
+    if (!coordinator_only) {
+      for (auto& interface : interfaces_) {
+        if (interface.captures.empty() || interface.captures[0].failed) continue;
+        fds.push_back({interface.captures[0].source->selectable_fd(), POLLIN, 0});
+        polled.push_back(&interface.captures[0]);
       }
     }
     fds.push_back({wake_fd_, POLLIN, 0});
     const auto tick_ms = std::max<long long>(10, config_->detection.tick / kNanosPerMilli / 4);
-    ::poll(fds.data(), fds.size(), static_cast<int>(std::min<long long>(tick_ms, 100)));
+    const long long timeout_ms =
+        coordinator_only ? kCoordinatorPeriod.count() : std::min<long long>(tick_ms, 100);
+    ::poll(fds.data(), fds.size(), static_cast<int>(timeout_ms));
+    if (fds.back().revents & POLLIN) drain_fd(wake_fd_);
+    if (!coordinator_only) read_captures(0, fds, polled);
 
-    bool got_packets = false;
-    for (std::size_t i = 0; i < polled.size(); ++i) {
-      Interface& interface = *polled[i];
-      if (fds[i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-        // A vanished interface shows up here; dispatch() gives libpcap's reason.
-        struct Ignore final : PacketHandler {
-          void on_packet(const PacketView&) noexcept override {}
-        } ignore;
-        const auto result = interface.source->dispatch(1, ignore);
-        close_with_error(interface, result.status == DispatchStatus::kError
-                                        ? interface.source->error()
-                                        : "capture on '" + interface.options.interface +
-                                              "' failed: the interface went away");
-        continue;
-      }
-      if (!(fds[i].revents & POLLIN)) continue;
-      struct Feed final : PacketHandler {
-        Engine* engine;
-        Decoder* decoder;
-        void on_packet(const PacketView& packet) noexcept override {
-          engine->on_packet(packet, *decoder);
-        }
-      } feed;
-      feed.engine = &engine_;
-      feed.decoder = interface.decoder.get();
-      for (int rounds = 0; rounds < 64; ++rounds) {
-        const auto result = interface.source->dispatch(kBatch, feed);
-        if (result.status == DispatchStatus::kError) {
-          close_with_error(interface, interface.source->error());
-          break;
-        }
-        if (result.status != DispatchStatus::kPackets) break;
-        got_packets = true;
-      }
+    const auto woke = std::chrono::steady_clock::now();
+    // One worker calls here after every batch; merging that often would cost more than it tells.
+    if (!coordinator_only && woke < next_advance && !crossing_hint_.load() &&
+        !(fds.back().revents & POLLIN)) {
+      continue;
     }
-    if (fds.back().revents & POLLIN) {
-      std::uint64_t drained = 0;
-      [[maybe_unused]] const auto n = ::read(wake_fd_, &drained, sizeof drained);
+    next_advance = woke + std::chrono::milliseconds(10);
+    pause_workers();
+    crossing_hint_.store(false);
+    close_failed_captures();
+    apply_pending();
+    const auto now_mono = std::chrono::steady_clock::now();
+    for (auto& interface : interfaces_) {
+      if (interface.captures.empty() && now_mono >= interface.retry_at) {
+        if (try_open(interface)) {
+          spdlog::info("capture on '{}' resumed", interface.options.interface);
+        }
+      }
     }
     const auto after = std::chrono::steady_clock::now();
-    if (got_packets && engine_.has_seen_packets()) {
-      anchor_packet_time_ = engine_.newest_packet_time();
+    if (engine_.has_seen_packets() && engine_.newest_packet_time() != anchored_newest_) {
+      anchored_newest_ = engine_.newest_packet_time();
+      anchor_packet_time_ = anchored_newest_;
       anchor_monotonic_ = after;
     }
     const TimestampNs live_now =
         anchor_packet_time_ +
         std::chrono::duration_cast<std::chrono::nanoseconds>(after - anchor_monotonic_).count();
     engine_.advance_to(live_now);
+    const bool snapshot_due = after >= next_snapshot;
+    if (snapshot_due) {
+      refresh_snapshot();
+      next_snapshot = after + std::chrono::milliseconds(250);
+    }
+    resume_workers();
+
     if (kernel_ && after >= next_kernel_poll_) {
       // Kernel-only mode publishes the kernel view's incidents; with capture, the wire view
       // raises them and the kernel view adds stats.kernel.
@@ -377,12 +555,15 @@ void LivePipeline::run() {
       }
       next_kernel_poll_ = after + std::chrono::nanoseconds(config_->kernel.interval);
     }
-    if (after >= next_snapshot) {
-      refresh_snapshot();
-      next_snapshot = after + std::chrono::milliseconds(250);
-    }
   }
+  pause_workers();
   refresh_snapshot();
+  workers_stopping_.store(true);
+  resume_workers();
+  for (auto& worker : workers_) {
+    signal_fd(worker->wake_fd);
+    if (worker->thread.joinable()) worker->thread.join();
+  }
 }
 
 }  // namespace synwatch

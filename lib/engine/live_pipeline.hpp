@@ -1,15 +1,28 @@
 #pragma once
-// Live detection: captures on one or more interfaces and feeds one Engine, on a capture thread of
-// its own. The thread polls every interface's ring plus a wake-up eventfd; between batches it
-// ticks the engine by a monotonic clock (so incidents end even when packets stop dead), applies
-// reloaded configuration, and reopens interfaces that failed or vanished, with backoff.
+// Live detection: captures on one or more interfaces into a ShardedEngine, one shard per capture
+// worker (capture.workers).
 //
-// Threads: start() launches the capture thread; request_*(), snapshot() and stop() may be called
-// from any other thread. Events reach the EventSink on the capture thread: the sink must only
-// queue them (see daemon's EventQueue), never block on I/O.
+// One worker: the pipeline thread polls every interface's ring plus a wake-up eventfd and feeds
+// the single shard itself. Several: each worker thread owns one socket per interface, all of an
+// interface's sockets joined in one PACKET_FANOUT group hashed by flow, and feeds its own shard;
+// the pipeline thread coordinates. Either way the pipeline thread, between batches, advances the
+// engine by a monotonic clock anchored on the newest packet (so incidents end even when packets
+// stop dead), merges and evaluates, applies reloaded configuration, and reopens interfaces that
+// failed or vanished, with backoff.
+//
+// Workers and the coordinator share no lock on the packet path: the coordinator touches shards,
+// sockets and decoders only while every worker is parked (pause_workers(): a flag the workers
+// check between batches, an eventfd to cut their poll short, a condition variable to park on).
+// It pauses them every 50 ms, or sooner when a worker sees a destination rise past its share of
+// the threshold; a pause lasts as long as the merge and evaluation (microseconds to a few ms).
+//
+// Threads: start() launches the pipeline thread (and the workers); request_*(), snapshot() and
+// stop() may be called from any other thread. Events reach the EventSink on the pipeline thread:
+// the sink must only queue them (see daemon's EventQueue), never block on I/O.
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <expected>
 #include <cstdint>
 #include <memory>
@@ -19,9 +32,11 @@
 #include <thread>
 #include <vector>
 
+#include <poll.h>
+
 #include "capture/live_source.hpp"
 #include "config/config.hpp"
-#include "engine/engine.hpp"
+#include "engine/sharded_engine.hpp"
 #include "kernel/kernel_view.hpp"
 
 namespace synwatch {
@@ -50,6 +65,8 @@ struct DestinationMetrics {
 // A consistent copy of the pipeline's figures, refreshed by the capture thread every 250 ms.
 struct PipelineSnapshot {
   std::vector<InterfaceHealth> interfaces;
+  // Frames each capture worker handed to its shard (one entry per worker).
+  std::vector<std::uint64_t> worker_packets;
   EngineCounters engine;
   DecodeCounters decode;
   HandshakeTableCounters handshakes;
@@ -90,35 +107,64 @@ class LivePipeline {
   void request_protected(std::vector<IpPrefix> prefixes);
 
   [[nodiscard]] PipelineSnapshot snapshot() const;
+  [[nodiscard]] std::size_t workers() const noexcept { return worker_count_; }
+
+  // capture.workers resolved: 0 means one per CPU in this process's affinity mask.
+  static std::size_t resolve_workers(const Config& config);
 
  private:
-  struct Interface {
-    LiveCaptureOptions options;
+  // One socket of an interface, read by one thread (worker i reads captures[i]).
+  struct Capture {
     std::unique_ptr<LivePcapSource> source;
     std::unique_ptr<Decoder> decoder;
+    // Set by the reading thread when the socket failed; the coordinator closes the interface.
+    bool failed = false;
+    std::string error;
+  };
+  struct Interface {
+    LiveCaptureOptions options;
+    std::vector<Capture> captures;  // empty while closed
     InterfaceHealth health;
     CaptureStats stats_base;  // totals of earlier openings
     std::chrono::steady_clock::time_point retry_at{};
     std::chrono::milliseconds backoff{1000};
   };
+  struct Worker;
 
   void run();
+  void run_worker(std::size_t index);
+  // Reads every readable socket of `worker_index` into its shard; false if none had packets.
+  bool read_captures(std::size_t worker_index, const std::vector<pollfd>& fds,
+                     const std::vector<Capture*>& polled);
   bool try_open(Interface& interface);
-  void close_with_error(Interface& interface, const std::string& error);
+  void close_interface(Interface& interface, const std::string& error);
+  void close_failed_captures();
   void apply_pending();
   void refresh_snapshot();
   void collect_destination_metrics(PipelineSnapshot& s);
   void build_interfaces(const Config& config);
   void wake() noexcept;
-  void retire_decoder(Interface& interface);
+  void retire_decoders(Interface& interface);
+  void pause_workers();
+  void resume_workers();
 
   std::shared_ptr<const Config> config_;
   EventSink& sink_;
   KernelFiguresSink figures_sink_;  // the wire view's events, with stats.kernel added
-  Engine engine_;
+  std::size_t worker_count_;
+  ShardedEngine engine_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  // Parking: see the header comment. Guarded by park_mutex_, except the flag's fast check.
+  std::atomic<bool> pause_requested_{false};
+  std::atomic<bool> workers_stopping_{false};
+  std::atomic<bool> crossing_hint_{false};  // a worker saw a destination pass its share
+  std::mutex park_mutex_;
+  std::condition_variable park_cv_;
+  std::size_t parked_ = 0;
+  std::uint64_t park_generation_ = 0;
   std::unique_ptr<KernelSource> kernel_;  // capture thread only once started
   std::chrono::steady_clock::time_point next_kernel_poll_{};
-  std::vector<Interface> interfaces_;
+  std::vector<Interface> interfaces_;  // changed only by the coordinator, with workers parked
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   int wake_fd_ = -1;
@@ -128,6 +174,7 @@ class LivePipeline {
   std::optional<std::vector<IpPrefix>> pending_protected_;
   std::vector<IpPrefix> host_protected_;  // capture thread only
   DecodeCounters decode_retired_;         // counts of decoders replaced by reopening
+  TimestampNs anchored_newest_ = 0;       // the newest packet time the anchor was set from
 
   mutable std::mutex snapshot_mutex_;
   PipelineSnapshot snapshot_;

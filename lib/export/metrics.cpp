@@ -229,6 +229,15 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
   out.push_back(std::move(packets));
   out.push_back(std::move(dropped));
   out.push_back(std::move(up));
+  auto worker_packets = family(
+      "synwatch_capture_worker_packets_total",
+      "Frames each capture worker handed to its share of the handshake table (capture.workers; "
+      "an even spread means the flow hash balances).",
+      MetricType::Counter);
+  for (std::size_t w = 0; w < p.worker_packets.size(); ++w) {
+    add(worker_packets, {{"worker", std::to_string(w)}}, static_cast<double>(p.worker_packets[w]));
+  }
+  out.push_back(std::move(worker_packets));
   auto lag =
       family("synwatch_capture_lag_seconds",
              "Wall clock minus the newest packet's timestamp: how far processing trails capture.",

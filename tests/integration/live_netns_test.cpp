@@ -139,6 +139,56 @@ TEST_F(LiveNetns, SpoofedFloodStartsAgreesWithSsAndEndsWhenTheFloodStops) {
       << log();
 }
 
+TEST_F(LiveNetns, TwoWorkersSplitTheFlowsAndStillCountExactly) {
+  write_config("[swv0]\n  workers: 2");
+  start_listener(8080);
+  start_daemon();
+  EXPECT_NE(log().find("with 2 capture workers"), std::string::npos) << log();
+  // Completed connections first: if the two directions of a connection reached different
+  // workers, their SYNs would stay half-open on one worker and raise an incident.
+  const auto client = run_process(bed_->exec_in(
+      bed_->attacker(), {"python3", "-c",
+                         "import socket\n"
+                         "for i in range(400):\n"
+                         "  s=socket.create_connection(('198.51.100.1',8080),timeout=5)\n"
+                         "  s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); s.recv(100); s.close()\n"}));
+  ASSERT_EQ(client.exit_code, 0) << client.err;
+  std::this_thread::sleep_for(2s);
+  EXPECT_TRUE(events().empty()) << read_file(alerts_);
+
+  const auto sent = flood("198.51.100.1", 8080, 20000, 10000);
+  ASSERT_EQ(sent.exit_code, 0) << sent.err;
+  ASSERT_TRUE(eventually(5s, [&] { return !events_of(events(), "started").empty(); })) << log();
+  const auto started = events_of(events(), "started").at(0);
+  EXPECT_EQ(started["kind"], "spoofed_random") << started["reason"];
+  std::this_thread::sleep_for(500ms);
+  const long kernel = bed_->syn_recv_count();
+  const std::size_t seen = events().size();
+  ASSERT_TRUE(eventually(4s, [&] { return events().size() > seen; })) << log();
+  const long reported = events().back()["stats"]["half_open"];
+  std::cout << "two workers, half-open: ss counts " << kernel << ", synwatchd reports " << reported
+            << "\n";
+  EXPECT_GT(kernel, 15000);
+  EXPECT_NEAR(static_cast<double>(reported), static_cast<double>(kernel),
+              0.1 * static_cast<double>(kernel));
+  // The distinct-source estimate is the union of both workers' sketches, not one half.
+  EXPECT_GT(events().back()["stats"]["distinct_sources"].get<double>(), 0.8 * kernel);
+  ASSERT_TRUE(eventually(20s, [&] { return !events_of(events(), "ended").empty(); })) << log();
+
+  daemon_->signal(SIGTERM);
+  EXPECT_EQ(daemon_->wait_exit(5s), 0) << log();
+  // Both workers carried a fair share of the flows.
+  const std::regex by_worker(R"(by worker: (\d+), (\d+)\))");
+  std::smatch match;
+  const std::string text = log();
+  ASSERT_TRUE(std::regex_search(text, match, by_worker)) << text;
+  const double first = std::stod(match[1]);
+  const double second = std::stod(match[2]);
+  std::cout << "packets by worker: " << first << ", " << second << "\n";
+  EXPECT_GT(first, 0.3 * (first + second));
+  EXPECT_GT(second, 0.3 * (first + second));
+}
+
 TEST_F(LiveNetns, Ipv6SpoofedFlood) {
   write_config("[swv0]");
   start_listener(8443);

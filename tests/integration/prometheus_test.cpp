@@ -45,6 +45,7 @@ const std::set<std::string> kContractFamilies = {
     "synwatch_capture_packets_total",
     "synwatch_capture_dropped_packets_total",
     "synwatch_capture_interface_up",
+    "synwatch_capture_worker_packets_total",
     "synwatch_capture_lag_seconds",
     "synwatch_decode_errors_total",
     "synwatch_packets_processed_total",
