@@ -5,12 +5,14 @@
 #   offline   pcap_floor and `synwatchd --read` on the same file in the same run: ratio, pps
 #   micro     Google Benchmark: decode, handshake table at 10/50/90 % load, sketches,
 #             DestinationTable::stats, detector tick with 10,000 destinations, and the engine
-#             fed from memory with the same flood (target >= 14.88 Mpps)
+#             fed from memory with the same flood (target >= 14.88 Mpps), and the same flood
+#             through 1 and 2 worker threads (ShardedEngine): the multi-core scaling
 #   memory    peak RSS of --read under 10 M spoofed SYNs (each a new 4-tuple) against the cap
 #             (table + sketches + fixed overhead), and RSS growth from 5 M to 15 M packets
 #   idle      CPU of a live daemon with no traffic (root: network namespace)
 #   live      tcpreplay --topspeed onto a veth between two network namespaces, synwatchd
-#             capturing on the victim side: pps, kernel drops, CPU s per million packets (root)
+#             capturing on the victim side with capture.workers 1 and then 2: pps, kernel
+#             drops, CPU s per million packets, packets per worker (root)
 # and prints one table. Parts that need root or a missing tool say "skipped" with the reason.
 # Environment: BENCH_DIR (scratch, default /tmp/synwatch-bench), BENCH_PACKETS (10000000),
 # LIVE_PACKETS replayed (2000000), LIVE_SECONDS bound of the replay (60), SKIP_LIVE=1.
@@ -78,8 +80,18 @@ SYNWATCH_BENCH_FLOOD=$FLOOD "$MICRO" --benchmark_format=json --benchmark_out="$W
   --benchmark_out_format=json --benchmark_min_time=0.5 >/dev/null
 python3 - "$WORK/micro.json" >>"$RESULTS" <<'EOF'
 import json, sys
+sharded = {}
 for b in json.load(open(sys.argv[1]))["benchmarks"]:
     name = b["name"].replace("/iterations:3/real_time", "")
+    if name.startswith("BM_ShardedEngineFlood"):
+        workers = int(b["workers"])
+        sharded[workers] = b["items_per_second"] / 1e6
+        print(f"engine\tin-memory flood, {workers} worker thread{'s' if workers > 1 else ''}\t"
+              f"{sharded[workers]:.2f} Mpps wall\tShardedEngine, split by flow as PACKET_FANOUT does")
+        if workers > 1 and 1 in sharded:
+            print(f"engine\tscaling 1 -> {workers} workers\t{sharded[workers] / sharded[1]:.2f}x\t"
+                  f"ideal {workers}.00x")
+        continue
     if name.startswith("BM_EngineFlood"):
         mpps = b["items_per_second"] / 1e6
         cpu_mpps = b["packets"] / 1e6 / (b["cpu_time"] / 1e3)
@@ -146,6 +158,22 @@ elif ! command -v ip >/dev/null; then
   live_possible="ip (iproute2) missing"
 fi
 
+start_daemon() {  # start_daemon WORKERS
+  ip netns exec "$NS_VIC" "$SYNWATCHD" --set 'capture.interfaces=[swb-v]' \
+    --set "capture.workers=$1" --set metrics.listen=127.0.0.1:9474 \
+    --set "state_dir=$WORK/state" >"$WORK/live.out" 2>"$WORK/live-$1.err" &
+  DAEMON_PID=$!
+  sleep 2
+  if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+    live_possible="synwatchd did not start: $(tail -1 "$WORK/live-$1.err")"
+    DAEMON_PID=
+  fi
+}
+stop_daemon() {
+  if [[ -n ${DAEMON_PID:-} ]]; then kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true; fi
+  DAEMON_PID=
+}
+
 if [[ -z $live_possible ]]; then
   ip netns add "$NS_GEN"
   ip netns add "$NS_VIC"
@@ -155,15 +183,7 @@ if [[ -z $live_possible ]]; then
   for ns in "$NS_GEN" "$NS_VIC"; do ip -n "$ns" link set lo up; done
   ip -n "$NS_GEN" link set swb-g up
   ip -n "$NS_VIC" link set swb-v up
-  ip netns exec "$NS_VIC" "$SYNWATCHD" --set 'capture.interfaces=[swb-v]' \
-    --set metrics.listen=127.0.0.1:9474 --set "state_dir=$WORK/state" \
-    >"$WORK/live.out" 2>"$WORK/live.err" &
-  DAEMON_PID=$!
-  sleep 2
-  if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-    live_possible="synwatchd did not start: $(tail -1 "$WORK/live.err")"
-    DAEMON_PID=
-  fi
+  start_daemon 1
 fi
 
 if [[ -z $live_possible ]]; then
@@ -177,49 +197,58 @@ else
   result idle "CPU with no traffic" skipped "$live_possible"
 fi
 
-if [[ -z $live_possible && -z ${SKIP_LIVE:-} ]] && command -v tcpreplay >/dev/null; then
-  say "live: tcpreplay --topspeed onto the veth, synwatchd capturing on the victim side"
+live_replay() {  # live_replay WORKERS: the running daemon has that many capture workers
+  local workers=$1 hz p0 d0 c0 p1 d1 c1
+  say "live: tcpreplay --topspeed onto the veth, synwatchd capturing with $workers worker(s)"
   hz=$(getconf CLK_TCK)
   p0=$(metric synwatch_capture_packets_total)
   d0=$(metric synwatch_capture_dropped_packets_total)
   c0=$(cpu_ticks "$DAEMON_PID")
   # SIGINT, not SIGTERM: tcpreplay still prints its statistics when the bound cuts it short.
-  timeout -s INT "$LIVE_SECONDS" ip netns exec "$NS_GEN" tcpreplay --topspeed \
-    --limit="$LIVE_PACKETS" -i swb-g "$FLOOD" >"$WORK/tcpreplay.out" 2>&1 || true
+  timeout -s INT "$LIVE_SECONDS" ip netns exec "$NS_GEN" tcpreplay --topspeed --preload-pcap \
+    --limit="$LIVE_PACKETS" -i swb-g "$FLOOD" >"$WORK/tcpreplay-$workers.out" 2>&1 || true
   sleep 2  # let capture drain
   c1=$(cpu_ticks "$DAEMON_PID")
   p1=$(metric synwatch_capture_packets_total)
   d1=$(metric synwatch_capture_dropped_packets_total)
-  if [[ -z $p1 ]]; then
-    # No metrics endpoint: the daemon's exit line counts the packets it processed.
-    kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true; DAEMON_PID=
-    p0=0
-    p1=$(sed -n 's/.*stopped: \([0-9]*\) packets.*/\1/p' "$WORK/live.err" | tail -1)
-  fi
-  python3 - "$WORK/tcpreplay.out" "${p0:-}" "${p1:-}" "${d0:-}" "${d1:-}" "$c0" "$c1" "$hz" >>"$RESULTS" <<'EOF'
+  stop_daemon  # its exit line counts the packets of each worker
+  python3 - "$WORK/tcpreplay-$workers.out" "${p0:-}" "${p1:-}" "${d0:-}" "${d1:-}" "$c0" "$c1" "$hz" \
+    "$workers" "$WORK/live-$workers.err" >>"$RESULTS" <<'EOF'
 import re, sys
 out = open(sys.argv[1]).read()
 sent = re.search(r"Actual: (\d+) packets .* in ([\d.]+) seconds", out)
-rate = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", out)
 p0, p1, d0, d1 = sys.argv[2:6]
 cpu = (int(sys.argv[7]) - int(sys.argv[6])) / int(sys.argv[8])
+workers = int(sys.argv[9])
+w = f"{workers} worker{'s' if workers > 1 else ''}"
 if sent:
     packets, seconds = int(sent.group(1)), float(sent.group(2))
-    print(f"live\ttcpreplay --topspeed sent\t{packets / seconds / 1e6:.2f} Mpps ({packets} pkts, {seconds:.1f} s)\tone veth, one core")
+    print(f"live {w}\ttcpreplay --topspeed sent\t{packets / seconds / 1e6:.2f} Mpps ({packets} pkts, {seconds:.1f} s)\tone veth")
 else:
     packets = 0
     last = out.strip().splitlines()[-1] if out.strip() else "no output"
-    print(f"live\ttcpreplay\tfailed\t{last}")
+    print(f"live {w}\ttcpreplay\tfailed\t{last}")
 if p0 and p1 and packets:
     captured = int(p1) - int(p0)
-    print(f"live\tsynwatchd captured\t{captured / seconds / 1e6:.2f} Mpps ({captured} pkts)\t{captured / packets:.1%} of sent")
+    print(f"live {w}\tsynwatchd captured\t{captured / seconds / 1e6:.2f} Mpps ({captured} pkts)\t{captured / packets:.1%} of sent")
     drops = f"{int(d1) - int(d0)}" if d0 and d1 else "n/a"
-    print(f"live\tkernel drops\t{drops}\tdefault buffer{'' if d1 else '; no metrics endpoint to read them from'}")
+    print(f"live {w}\tkernel drops\t{drops}\tdefault buffer")
     if captured:
-        print(f"live\tsynwatchd CPU\t{cpu / (captured / 1e6):.3f} s per M packets\t{cpu:.2f} s in all")
+        print(f"live {w}\tsynwatchd CPU\t{cpu / (captured / 1e6):.3f} s per M packets\t{cpu:.2f} s in all")
 else:
-    print(f"live\tsynwatchd captured\tn/a\tno metrics at 127.0.0.1:9474 (CPU {cpu:.2f} s)")
+    print(f"live {w}\tsynwatchd captured\tn/a\tno metrics at 127.0.0.1:9474 (CPU {cpu:.2f} s)")
+by_worker = re.findall(r"by worker: ([\d, ]+)\)", open(sys.argv[10]).read())
+if by_worker:
+    counts = [int(x) for x in by_worker[-1].split(",")]
+    print(f"live {w}\tpackets by worker\t{' / '.join(str(c) for c in counts)}\t"
+          f"largest share {max(counts) / max(1, sum(counts)):.1%}")
 EOF
+}
+
+if [[ -z $live_possible && -z ${SKIP_LIVE:-} ]] && command -v tcpreplay >/dev/null; then
+  live_replay 1
+  start_daemon 2
+  [[ -n ${DAEMON_PID:-} ]] && live_replay 2
 elif [[ -n $live_possible ]]; then
   result live "tcpreplay onto veth" skipped "$live_possible"
 else
