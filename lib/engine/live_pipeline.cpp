@@ -169,7 +169,7 @@ bool LivePipeline::try_open(Interface& interface) {
       }
       group = *joined;
     }
-    capture.decoder = std::make_unique<Decoder>((*source)->link_type());
+    capture.decoder = std::make_unique<CaptureDecoder>((*source)->link_type());
     capture.source = std::move(*source);
   }
   if (!error.empty()) {

@@ -113,10 +113,14 @@ class LivePipeline {
   static std::size_t resolve_workers(const Config& config);
 
  private:
+  // A decoder on a cache line of its own: its counters are written for every frame.
+  struct alignas(64) CaptureDecoder : Decoder {
+    using Decoder::Decoder;
+  };
   // One socket of an interface, read by one thread (worker i reads captures[i]).
   struct Capture {
     std::unique_ptr<LivePcapSource> source;
-    std::unique_ptr<Decoder> decoder;
+    std::unique_ptr<CaptureDecoder> decoder;
     // Set by the reading thread when the socket failed; the coordinator closes the interface.
     bool failed = false;
     std::string error;
@@ -155,9 +159,10 @@ class LivePipeline {
   ShardedEngine engine_;
   std::vector<std::unique_ptr<Worker>> workers_;
   // Parking: see the header comment. Guarded by park_mutex_, except the flag's fast check.
-  std::atomic<bool> pause_requested_{false};
+  // Read by every worker after each batch: on a line of its own, written only to pause.
+  alignas(64) std::atomic<bool> pause_requested_{false};
   std::atomic<bool> workers_stopping_{false};
-  std::atomic<bool> crossing_hint_{false};  // a worker saw a destination pass its share
+  alignas(64) std::atomic<bool> crossing_hint_{false};  // a worker saw a destination pass its share
   std::mutex park_mutex_;
   std::condition_variable park_cv_;
   std::size_t parked_ = 0;
