@@ -186,13 +186,18 @@ if [[ -z $live_possible ]]; then
   start_daemon 1
 fi
 
-if [[ -z $live_possible ]]; then
-  say "idle: CPU of a live daemon with no traffic (10 s)"
+idle_cpu() {  # idle_cpu WORKERS: CPU of the running daemon over 10 s without traffic
+  local hz t0 t1
+  say "idle: CPU of a live daemon with $1 worker(s) and no traffic (10 s)"
   hz=$(getconf CLK_TCK)
   t0=$(cpu_ticks "$DAEMON_PID")
   sleep 10
   t1=$(cpu_ticks "$DAEMON_PID")
-  python3 -c "print(f'idle\tCPU with no traffic\t{($t1 - $t0) / $hz / 10 * 100:.2f} % of a core\t10 s, capturing on a veth')" >>"$RESULTS"
+  python3 -c "print(f'idle\tCPU with no traffic, $1 worker(s)\t{($t1 - $t0) / $hz / 10 * 100:.2f} % of a core\t10 s, capturing on a veth')" >>"$RESULTS"
+}
+
+if [[ -z $live_possible ]]; then
+  idle_cpu 1
 else
   result idle "CPU with no traffic" skipped "$live_possible"
 fi
@@ -205,8 +210,9 @@ live_replay() {  # live_replay WORKERS: the running daemon has that many capture
   d0=$(metric synwatch_capture_dropped_packets_total)
   c0=$(cpu_ticks "$DAEMON_PID")
   # SIGINT, not SIGTERM: tcpreplay still prints its statistics when the bound cuts it short.
+  # The replayed file is preloaded into memory, so tcpreplay does not wait on the disk.
   timeout -s INT "$LIVE_SECONDS" ip netns exec "$NS_GEN" tcpreplay --topspeed --preload-pcap \
-    --limit="$LIVE_PACKETS" -i swb-g "$FLOOD" >"$WORK/tcpreplay-$workers.out" 2>&1 || true
+    -i swb-g "$LIVE_FLOOD" >"$WORK/tcpreplay-$workers.out" 2>&1 || true
   sleep 2  # let capture drain
   c1=$(cpu_ticks "$DAEMON_PID")
   p1=$(metric synwatch_capture_packets_total)
@@ -246,9 +252,14 @@ EOF
 }
 
 if [[ -z $live_possible && -z ${SKIP_LIVE:-} ]] && command -v tcpreplay >/dev/null; then
+  LIVE_FLOOD=$WORK/flood-$LIVE_PACKETS.pcap
+  generate "$LIVE_FLOOD" "$LIVE_PACKETS"
   live_replay 1
   start_daemon 2
-  [[ -n ${DAEMON_PID:-} ]] && live_replay 2
+  if [[ -n ${DAEMON_PID:-} ]]; then
+    idle_cpu 2
+    live_replay 2
+  fi
 elif [[ -n $live_possible ]]; then
   result live "tcpreplay onto veth" skipped "$live_possible"
 else
