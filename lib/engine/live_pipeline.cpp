@@ -203,7 +203,8 @@ void LivePipeline::close_failed_captures() {
   for (auto& interface : interfaces_) {
     for (const auto& capture : interface.captures) {
       if (capture.failed) {
-        close_interface(interface, capture.error);
+        const std::string error = capture.error;  // closing destroys the capture
+        close_interface(interface, error);
         break;
       }
     }
