@@ -17,9 +17,10 @@ std::string format_rfc3339(TimestampNs t) {
   std::tm utc{};
   gmtime_r(&as_time, &utc);
   char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                static_cast<int>(nanos / kNanosPerMilli));
+  // The format has a fixed width that fits the buffer, so truncation is impossible.
+  (void)std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                      utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
+                      utc.tm_sec, static_cast<int>(nanos / kNanosPerMilli));
   return buffer;
 }
 

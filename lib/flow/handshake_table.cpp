@@ -56,14 +56,17 @@ void* map_huge(std::size_t bytes) {
   void* raw =
       mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) throw std::bad_alloc();
-  // Trim to a 2 MiB aligned range so every page of it can be a huge page.
-  const auto start = reinterpret_cast<std::uintptr_t>(raw);
-  const std::uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
-  if (aligned > start) munmap(raw, aligned - start);
-  const std::uintptr_t tail = start + size + kHugePage - (aligned + size);
-  if (tail > 0) munmap(reinterpret_cast<void*>(aligned + size), tail);
-  madvise(reinterpret_cast<void*>(aligned), size, MADV_HUGEPAGE);
-  return reinterpret_cast<void*>(aligned);
+  // Trim to a 2 MiB aligned range so every page of it can be a huge page. Pointer arithmetic
+  // on the mapping (not integer-to-pointer casts) keeps the pointer's provenance.
+  char* const base = static_cast<char*>(raw);
+  const std::size_t lead =
+      (kHugePage - reinterpret_cast<std::uintptr_t>(raw) % kHugePage) % kHugePage;
+  char* const aligned = base + lead;
+  if (lead > 0) munmap(base, lead);
+  const std::size_t tail = kHugePage - lead;  // never 0: lead < kHugePage
+  munmap(aligned + size, tail);
+  madvise(aligned, size, MADV_HUGEPAGE);
+  return aligned;
 }
 
 void prefetch_lines(const void* address, std::size_t bytes) noexcept {
@@ -231,8 +234,9 @@ std::uint32_t HandshakeTable::slot_value(std::uint32_t entry, std::size_t slot,
 
 std::size_t HandshakeTable::home_of_slot(std::size_t slot, std::uint32_t value) const noexcept {
   const std::uint32_t distance = (value >> entry_bits_) & distance_max_;
-  if (distance < distance_max_)
+  if (distance < distance_max_) {
     return slot >= distance ? slot - distance : slot + index_size_ - distance;
+  }
   return probe_of(entries_[(value & entry_mask_) - 1].key).home;
 }
 

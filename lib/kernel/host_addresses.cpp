@@ -29,8 +29,9 @@ std::expected<std::vector<IpPrefix>, std::string> host_addresses() {
       continue;
     }
     prefix.length = 128;
-    if (std::find(prefixes.begin(), prefixes.end(), prefix) == prefixes.end())
+    if (std::find(prefixes.begin(), prefixes.end(), prefix) == prefixes.end()) {
       prefixes.push_back(prefix);
+    }
   }
   freeifaddrs(list);
   std::sort(prefixes.begin(), prefixes.end(),

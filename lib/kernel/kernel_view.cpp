@@ -169,8 +169,9 @@ void KernelView::finish_poll(std::span<const KernelSocket> completed,
   previous_.swap(current_);
 
   listeners_.clear();
-  for (const auto& l : listeners)
+  for (const auto& l : listeners) {
     listeners_.push_back({l.local, l.v6, l.accept_queue, l.backlog, 0});
+  }
   std::sort(listeners_.begin(), listeners_.end(),
             [](const auto& a, const auto& b) { return a.local < b.local; });
   std::stable_sort(listeners_.begin(), listeners_.end(),
@@ -316,8 +317,9 @@ void KernelView::fill_snapshot(KernelViewSnapshot& out, std::size_t max_destinat
     f.stateless = d->stateless;
     f.distinct_sources = stats.distinct_sources;
     f.source_entropy = stats.source_entropy;
-    if (const auto open = incidents.find(d->target); open != incidents.end())
+    if (const auto open = incidents.find(d->target); open != incidents.end()) {
       f.attack = open->second.kind;
+    }
     out.destinations.push_back(f);
   }
 }

@@ -17,7 +17,7 @@ namespace synwatch {
 namespace {
 
 // A dump's datagrams are at most 32 KiB (the kernel's netlink dump skb); 64 KiB never truncates.
-constexpr std::size_t kReceiveBuffer = 64 * 1024;
+constexpr std::size_t kReceiveBuffer = std::size_t{64} * 1024;
 constexpr std::size_t kMaxFilterPorts = 256;
 
 constexpr std::uint32_t state_bit(int state) {
@@ -50,7 +50,7 @@ DiagParseStatus DiagParser::feed(std::span<const std::uint8_t> datagram) noexcep
       problem_ = "truncated netlink header";
       return DiagParseStatus::kMalformed;
     }
-    nlmsghdr header;
+    nlmsghdr header{};
     std::memcpy(&header, datagram.data() + offset, sizeof header);
     if (header.nlmsg_len < sizeof(nlmsghdr) || header.nlmsg_len > left) {
       problem_ = "netlink message length out of bounds";
@@ -67,7 +67,7 @@ DiagParseStatus DiagParser::feed(std::span<const std::uint8_t> datagram) noexcep
         problem_ = "truncated netlink error";
         return DiagParseStatus::kMalformed;
       }
-      nlmsgerr error;
+      nlmsgerr error{};
       std::memcpy(&error, payload, sizeof error);
       error_ = -error.error;
       return DiagParseStatus::kError;
@@ -77,7 +77,7 @@ DiagParseStatus DiagParser::feed(std::span<const std::uint8_t> datagram) noexcep
       problem_ = "truncated inet_diag message";
       return DiagParseStatus::kMalformed;
     }
-    inet_diag_msg message;
+    inet_diag_msg message{};
     std::memcpy(&message, payload, sizeof message);
     if (message.idiag_family != AF_INET && message.idiag_family != AF_INET6) {
       problem_ = "inet_diag message of an unknown address family";

@@ -10,6 +10,7 @@
 // Thread safety: none; one poller per thread. Buffer ownership: the poller owns its buffer and
 // result vectors; references returned stay valid until the next poll.
 
+#include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <expected>
@@ -31,7 +32,7 @@ struct KernelSocket {
   std::uint8_t retransmits = 0;  // SYN-ACKs retransmitted (request sockets)
 
   friend auto operator<=>(const KernelSocket& a, const KernelSocket& b) {
-    if (auto c = a.local <=> b.local; c != 0) return c;
+    if (auto c = a.local <=> b.local; std::is_neq(c)) return c;
     return a.remote <=> b.remote;
   }
   friend bool operator==(const KernelSocket& a, const KernelSocket& b) {

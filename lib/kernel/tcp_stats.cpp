@@ -75,8 +75,9 @@ std::expected<TcpExtCounters, std::string> parse_tcp_ext(std::string_view netsta
     if (!names.starts_with(kPrefix)) continue;
     if (at >= netstat.size()) return std::unexpected("TcpExt names line has no values line");
     const std::string_view values = next_line(netstat, at);
-    if (!values.starts_with(kPrefix))
+    if (!values.starts_with(kPrefix)) {
       return std::unexpected("TcpExt names line has no values line");
+    }
 
     TcpExtCounters counters;
     std::array<bool, kCounters.size()> found{};
@@ -141,7 +142,7 @@ TcpSysctls read_tcp_sysctls(const std::string& proc_root) {
 }
 
 TcpStatsReader::TcpStatsReader(std::string netstat_path) : path_(std::move(netstat_path)) {
-  text_.reserve(16 * 1024);
+  text_.reserve(std::size_t{16} * 1024);
 }
 
 std::expected<TcpExtCounters, std::string> TcpStatsReader::read() {
