@@ -14,9 +14,10 @@ namespace synwatch {
 
 std::expected<AlertFile, std::string> AlertFile::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0)
+  if (fd < 0) {
     return std::unexpected(
         fmt::format("cannot open alert file '{}': {}", path, std::strerror(errno)));
+  }
   return AlertFile(fd, path);
 }
 

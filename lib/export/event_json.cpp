@@ -59,9 +59,12 @@ nlohmann::json to_json(const IncidentEvent& event) {
 
 void JsonLinesSink::publish(const IncidentEvent& event) {
   const std::string line = to_json(event).dump() + "\n";
-  std::fwrite(line.data(), 1, line.size(), stream_);
-  std::fflush(stream_);
-  ++written_;
+  // A reader that went away (closed pipe, full disk) must not stop detection: the event is
+  // dropped for this stream and not counted as written.
+  if (std::fwrite(line.data(), 1, line.size(), stream_) == line.size() &&
+      std::fflush(stream_) == 0) {
+    ++written_;
+  }
 }
 
 }  // namespace synwatch

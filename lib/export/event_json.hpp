@@ -16,7 +16,8 @@ namespace synwatch {
 nlohmann::json to_json(const IncidentEvent& event);
 
 // Writes each event as one compact JSON line to a stdio stream and flushes it, so a reader
-// (a pipe, a log shipper) sees every event as soon as it is published.
+// (a pipe, a log shipper) sees every event as soon as it is published. written() counts only
+// the lines the stream accepted.
 class JsonLinesSink final : public EventSink {
  public:
   explicit JsonLinesSink(std::FILE* stream) : stream_(stream) {}

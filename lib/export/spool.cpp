@@ -60,9 +60,9 @@ std::expected<Spool, std::string> Spool::open(std::filesystem::path directory) {
 }
 
 std::filesystem::path Spool::path_of(std::uint64_t sequence) const {
-  // Zero-padded so that names sort like the numbers they hold.
+  // Zero-padded so that names sort like the numbers they hold. At most 20 digits: always fits.
   char name[32];
-  std::snprintf(name, sizeof name, "%020llu", static_cast<unsigned long long>(sequence));
+  (void)std::snprintf(name, sizeof name, "%020llu", static_cast<unsigned long long>(sequence));
   return directory_ / (std::string(name) + std::string(kSuffix));
 }
 
@@ -106,8 +106,9 @@ std::expected<void, std::string> Spool::append(std::uint64_t sequence, std::stri
   auto temporary = final_path;
   temporary += kTemporarySuffix;
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0)
+  if (fd < 0) {
     return std::unexpected("cannot create " + temporary.string() + ": " + errno_text(errno));
+  }
   std::string line(json);
   line += '\n';
   const bool written = write_all(fd, line) && ::fsync(fd) == 0;

@@ -1,6 +1,7 @@
 #include "export/webhook.hpp"
 
 #include <curl/curl.h>
+#include <fmt/format.h>
 #include <pwd.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -52,8 +53,9 @@ void global_curl_init() {
 
 std::expected<std::string, std::string> read_secret(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in)
+  if (!in) {
     return std::unexpected("cannot read secret file '" + path + "': " + std::strerror(errno));
+  }
   std::stringstream text;
   text << in.rdbuf();
   std::string secret = text.str();
@@ -149,12 +151,14 @@ std::string host_name() {
 }  // namespace
 
 struct WebhookDispatcher::Receiver {
+  explicit Receiver(Spool opened) : spool(std::move(opened)) {}
+
   WebhookConfig config;
   WebhookFormat format = WebhookFormat::kJson;
   std::string url;
   std::string secret;
   std::array<bool, 3> wants{};  // by EventType
-  std::optional<Spool> spool;
+  Spool spool;
   std::deque<Pending> queue;
   std::uint64_t next_sequence = 0;
   std::uint64_t first_own_sequence = 0;  // spool entries below it are from earlier runs
@@ -197,27 +201,29 @@ std::expected<std::unique_ptr<WebhookDispatcher>, std::string> WebhookDispatcher
   dispatcher->instance_ = options.instance.empty() ? host_name() : options.instance;
   const std::filesystem::path spool_root = std::filesystem::path(config.state_dir) / "webhooks";
   for (const auto& webhook : config.alerts.webhooks) {
-    auto receiver = std::make_unique<Receiver>();
     const std::string who = "webhook '" + webhook.name + "': ";
-    receiver->config = webhook;
     const auto format = parse_webhook_format(webhook.format);
     if (!format) return std::unexpected(who + "unknown format '" + webhook.format + "'");
-    receiver->format = *format;
-    receiver->url = effective_webhook_url(*format, webhook.url);
+    std::string secret;
     if (!webhook.secret_file.empty()) {
-      auto secret = read_secret(webhook.secret_file);
-      if (!secret) return std::unexpected(who + secret.error());
-      receiver->secret = std::move(*secret);
-    }
-    for (const auto& name : webhook.events) {
-      if (const auto type = event_type_of(name))
-        receiver->wants[static_cast<std::size_t>(*type)] = true;
+      auto read = read_secret(webhook.secret_file);
+      if (!read) return std::unexpected(who + read.error());
+      secret = std::move(*read);
     }
     auto spool = Spool::open(spool_root / webhook.name);
     if (!spool) return std::unexpected(who + spool.error());
-    receiver->next_sequence = next_sequence_in(spool->directory());
+    auto receiver = std::make_unique<Receiver>(std::move(*spool));
+    receiver->config = webhook;
+    receiver->format = *format;
+    receiver->url = effective_webhook_url(*format, webhook.url);
+    receiver->secret = std::move(secret);
+    for (const auto& name : webhook.events) {
+      if (const auto type = event_type_of(name)) {
+        receiver->wants[static_cast<std::size_t>(*type)] = true;
+      }
+    }
+    receiver->next_sequence = next_sequence_in(receiver->spool.directory());
     receiver->first_own_sequence = receiver->next_sequence;
-    receiver->spool.emplace(std::move(*spool));
     receiver->stats.name = webhook.name;
     dispatcher->receivers_.push_back(std::move(receiver));
   }
@@ -265,9 +271,10 @@ void WebhookDispatcher::start() {
   for (auto& receiver_ptr : receivers_) {
     Receiver& receiver = *receiver_ptr;
     std::vector<std::string> problems;
-    auto spooled = receiver.spool->load(problems);
-    for (const auto& problem : problems)
+    auto spooled = receiver.spool.load(problems);
+    for (const auto& problem : problems) {
       spdlog::error("webhook '{}': spool: {}", receiver.config.name, problem);
+    }
     std::deque<Pending> loaded;
     for (auto& entry : spooled) {
       // Only what was spooled before this dispatcher existed: its own events are queued already.
@@ -279,7 +286,7 @@ void WebhookDispatcher::start() {
       if (!type || !event.contains("event_id")) {
         spdlog::error("webhook '{}': spool entry {} is not an event; removed", receiver.config.name,
                       entry.sequence);
-        receiver.spool->remove(entry.sequence);
+        receiver.spool.remove(entry.sequence);
         continue;
       }
       Pending pending;
@@ -303,7 +310,7 @@ void WebhookDispatcher::start() {
         ++receiver.stats.dropped;
         spdlog::warn("webhook '{}': spool full ({} events), dropped {} event {}",
                      receiver.config.name, spool_max_events_, victim.event, victim.event_id);
-        if (victim.spooled) receiver.spool->remove(victim.sequence);
+        if (victim.spooled) receiver.spool.remove(victim.sequence);
       });
     }
   }
@@ -331,7 +338,7 @@ void WebhookDispatcher::publish(const IncidentEvent& event) {
     }
     // Only this thread appends, so the file can be written without the lock: delivery threads
     // are never held up by the disk.
-    if (auto written = receiver.spool->append(pending.sequence, json); written) {
+    if (auto written = receiver.spool.append(pending.sequence, json); written) {
       pending.spooled = true;
     } else {
       spdlog::error("webhook '{}': {}; event {} is kept in memory only", receiver.config.name,
@@ -343,13 +350,13 @@ void WebhookDispatcher::publish(const IncidentEvent& event) {
       ++receiver.stats.dropped;
       spdlog::warn("webhook '{}': spool full ({} events), dropped {} event {}",
                    receiver.config.name, spool_max_events_, victim.event, victim.event_id);
-      if (victim.spooled) receiver.spool->remove(victim.sequence);
+      if (victim.spooled) receiver.spool.remove(victim.sequence);
     });
     if (!room) {
       ++receiver.stats.dropped;
       spdlog::warn("webhook '{}': spool full ({} events), dropped {} event {}",
                    receiver.config.name, spool_max_events_, pending.event, pending.event_id);
-      if (pending.spooled) receiver.spool->remove(pending.sequence);
+      if (pending.spooled) receiver.spool.remove(pending.sequence);
       continue;
     }
     receiver.queue.push_back(std::move(pending));
@@ -427,7 +434,9 @@ void WebhookDispatcher::run_receiver(Receiver& receiver) {
       headers.add("X-Synwatch-Timestamp: " + std::to_string(now));
       headers.add("X-Synwatch-Signature: sha256=" + webhook_signature(receiver.secret, now, body));
     }
-    for (const auto& [name, value] : config.headers) headers.add(name + ": " + value);
+    for (const auto& [name, value] : config.headers) {
+      headers.add(fmt::format("{}: {}", name, value));
+    }
 
     CURL* handle = curl.get();
     const long timeout_ms =
@@ -484,7 +493,7 @@ void WebhookDispatcher::run_receiver(Receiver& receiver) {
                      head.attempts, head.attempts == 1 ? "" : "s");
         receiver.failing = false;
       }
-      if (head.spooled) receiver.spool->remove(head.sequence);
+      if (head.spooled) receiver.spool.remove(head.sequence);
       receiver.queue.pop_front();
       idle_.notify_all();
       continue;
@@ -497,7 +506,7 @@ void WebhookDispatcher::run_receiver(Receiver& receiver) {
       ++receiver.stats.given_up;
       spdlog::error("webhook '{}': gave up on {} event {} after {} attempts (last: {})",
                     config.name, head.event, head.event_id, head.attempts, result.detail);
-      if (head.spooled) receiver.spool->remove(head.sequence);
+      if (head.spooled) receiver.spool.remove(head.sequence);
       receiver.queue.pop_front();
       idle_.notify_all();
       continue;

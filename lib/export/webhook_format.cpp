@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 namespace synwatch {
@@ -16,7 +17,9 @@ std::string number(const nlohmann::json& value) {
   if (value.is_number_float()) {
     const double v = value.get<double>();
     char text[32];
-    std::snprintf(text, sizeof text, v == std::floor(v) ? "%.0f" : "%.3g", v);
+    const int length = std::snprintf(text, sizeof text, v == std::floor(v) ? "%.0f" : "%.3g", v);
+    // Whole numbers too large for the buffer (%.0f of 1e300) keep nlohmann's own spelling.
+    if (length < 0 || static_cast<std::size_t>(length) >= sizeof text) return value.dump();
     return text;
   }
   return value.is_string() ? value.get<std::string>() : value.dump();
@@ -122,7 +125,7 @@ std::string webhook_signature(std::string_view secret, std::int64_t timestamp,
        &length);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
-  hex.reserve(length * 2);
+  hex.reserve(std::size_t{length} * 2);
   for (unsigned int i = 0; i < length; ++i) {
     hex += kHex[digest[i] >> 4];
     hex += kHex[digest[i] & 0xf];
