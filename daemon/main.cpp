@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -16,11 +17,10 @@
 
 namespace {
 
-constexpr int kExitUsage = 64;  // sysexits EX_USAGE
+constexpr int kExitUsage = 64;     // sysexits EX_USAGE
+constexpr int kExitSoftware = 70;  // sysexits EX_SOFTWARE
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{
       "synwatchd: detects TCP SYN floods by tracking half-open connections per "
       "destination and judging how random their sources are.",
@@ -52,8 +52,7 @@ int main(int argc, char** argv) {
   }
 
   if (config_reference) {
-    std::fputs(synwatch::config_reference().c_str(), stdout);
-    return 0;
+    return std::fputs(synwatch::config_reference().c_str(), stdout) >= 0 ? 0 : kExitSoftware;
   }
 
   auto logger = spdlog::stderr_color_mt("synwatchd");
@@ -75,20 +74,36 @@ int main(int argc, char** argv) {
                     : std::expected<synwatch::Config, std::vector<synwatch::ConfigError>>(
                           std::unexpected(errors));
   if (!config) {
-    for (const auto& error : config.error())
-      std::fprintf(stderr, "%s\n", error.to_string().c_str());
-    std::fprintf(stderr, "synwatchd: configuration is invalid (%zu problem%s)\n",
-                 config.error().size(), config.error().size() == 1 ? "" : "s");
+    for (const auto& error : config.error()) {
+      (void)std::fprintf(stderr, "%s\n", error.to_string().c_str());
+    }
+    (void)std::fprintf(stderr, "synwatchd: configuration is invalid (%zu problem%s)\n",
+                       config.error().size(), config.error().size() == 1 ? "" : "s");
     return synwatch::kExitConfigError;
   }
   spdlog::set_level(spdlog::level::from_str(config->log.level));
 
   if (check_config) {
-    std::fprintf(stderr, "synwatchd: %s: configuration is valid\n",
-                 config_path.empty() ? "built-in defaults" : config_path.c_str());
+    (void)std::fprintf(stderr, "synwatchd: %s: configuration is valid\n",
+                       config_path.empty() ? "built-in defaults" : config_path.c_str());
     return 0;
   }
   if (!read_path.empty()) return synwatch::run_offline(*config, read_path);
 
   return synwatch::run_live(*config, {config_path, parsed_overrides});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Anything that escapes (a failed allocation, a library throwing) ends the process with a
+  // message and EX_SOFTWARE rather than std::terminate's abort.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    (void)std::fprintf(stderr, "synwatchd: internal error: %s\n", e.what());
+  } catch (...) {
+    (void)std::fprintf(stderr, "synwatchd: internal error: unknown exception\n");
+  }
+  return kExitSoftware;
 }

@@ -43,8 +43,9 @@ std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& 
   if (::geteuid() == 0) {
     const passwd* pw = ::getpwnam(preferred_user.c_str());
     if (pw == nullptr) pw = ::getpwnam("nobody");
-    if (pw == nullptr)
+    if (pw == nullptr) {
       return std::unexpected("neither user '" + preferred_user + "' nor 'nobody' exists");
+    }
     outcome.user = pw->pw_name;
     const uid_t uid = pw->pw_uid;
     const gid_t gid = pw->pw_gid;
@@ -52,8 +53,9 @@ std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& 
     for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
       if (cap != CAP_NET_RAW) ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
     }
-    if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0)
+    if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
       return std::unexpected("prctl(PR_SET_KEEPCAPS): " + errno_text());
+    }
     if (::setgroups(0, nullptr) != 0) return std::unexpected("setgroups: " + errno_text());
     if (::setresgid(gid, gid, gid) != 0) return std::unexpected("setresgid: " + errno_text());
     if (::setresuid(uid, uid, uid) != 0) return std::unexpected("setresuid: " + errno_text());
