@@ -14,10 +14,10 @@ using test::Frame;
 constexpr std::uint16_t kEtherIpv4 = 0x0800;
 constexpr std::uint16_t kEtherIpv6 = 0x86dd;
 
-Frame syn_v4(test::TcpSpec tcp = {}, test::Ipv4Spec ip = {}) {
+Frame syn_v4(const test::TcpSpec& tcp = {}, const test::Ipv4Spec& ip = {}) {
   return test::ipv4(ip, test::tcp_header(tcp));
 }
-Frame syn_v6(test::TcpSpec tcp = {}, test::Ipv6Spec ip = {}) {
+Frame syn_v6(const test::TcpSpec& tcp = {}, const test::Ipv6Spec& ip = {}) {
   return test::ipv6(ip, test::tcp_header(tcp));
 }
 
@@ -74,9 +74,9 @@ std::size_t link_header_size(LinkType link) {
   }
 }
 
-const LinkType kAllLinks[] = {LinkType::kEthernet, LinkType::kLinuxSll, LinkType::kLinuxSll2,
-                              LinkType::kRaw,      LinkType::kNull,     LinkType::kIpv4,
-                              LinkType::kIpv6};
+constexpr LinkType kAllLinks[] = {LinkType::kEthernet, LinkType::kLinuxSll, LinkType::kLinuxSll2,
+                                  LinkType::kRaw,      LinkType::kNull,     LinkType::kIpv4,
+                                  LinkType::kIpv6};
 
 bool carries_v4(LinkType link) {
   return link != LinkType::kIpv6;

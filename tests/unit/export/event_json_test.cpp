@@ -80,7 +80,7 @@ TEST(JsonLinesSink, WritesOneParsableLinePerEvent) {
     ++lines;
   }
   EXPECT_EQ(lines, 2);
-  std::fclose(f);
+  EXPECT_EQ(std::fclose(f), 0);
 }
 
 }  // namespace

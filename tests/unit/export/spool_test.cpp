@@ -22,8 +22,9 @@ class SpoolTest : public ::testing::Test {
 TEST_F(SpoolTest, LoadsWhatWasAppendedInSequenceOrderAcrossReopen) {
   auto spool = Spool::open(root_ / "a" / "b");
   ASSERT_TRUE(spool) << spool.error();
-  for (std::uint64_t s : {5, 1, 12, 100})
+  for (std::uint64_t s : {5, 1, 12, 100}) {
     ASSERT_TRUE(spool->append(s, "{\"n\":" + std::to_string(s) + "}"));
+  }
   spool->remove(12);
   spool->remove(999);  // absent: no error
   auto reopened = Spool::open(root_ / "a" / "b");

@@ -78,6 +78,7 @@ std::unique_ptr<WebhookDispatcher> make_dispatcher(const Config& config) {
 
 std::vector<std::string> event_ids(const std::vector<HttpRequest>& requests) {
   std::vector<std::string> ids;
+  ids.reserve(requests.size());
   for (const auto& r : requests) ids.push_back(nlohmann::json::parse(r.body).at("event_id"));
   return ids;
 }
@@ -204,8 +205,9 @@ TEST(WebhookDispatcher, DownThen500sThenRecoveringDeliversEveryEventInOrderOnce)
     expected.push_back("abc-" + std::to_string(i));
   }
   // Down: connection refused, retried with backoff.
-  for (int i = 0; i < 200 && dispatcher->stats().receivers[0].failures[0] < 3; ++i)
+  for (int i = 0; i < 200 && dispatcher->stats().receivers[0].failures[0] < 3; ++i) {
     std::this_thread::sleep_for(10ms);
+  }
   EXPECT_GE(dispatcher->stats().receivers[0].failures[static_cast<int>(WebhookFailure::kConnect)],
             3u);
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path() / "webhooks" / "flaky"),
@@ -243,8 +245,9 @@ TEST(WebhookDispatcher, SpooledEventsAreRedeliveredByTheNextDispatcherInOrder) {
   {
     auto first = make_dispatcher(config_with(dir, {receiver("r", url)}));
     first->start();
-    for (std::uint32_t i = 0; i < 3; ++i)
+    for (std::uint32_t i = 0; i < 3; ++i) {
       first->publish(make_event(i == 0 ? EventType::kStarted : EventType::kUpdated, i));
+    }
     EXPECT_FALSE(first->flush(100ms));
     first->stop();
   }
@@ -309,8 +312,9 @@ TEST(WebhookDispatcher, SlowReceiverDelaysNeitherPublishNorOtherReceivers) {
   auto dispatcher = make_dispatcher(config_with(dir, {slow_hook, receiver("fast", fast.url())}));
   dispatcher->start();
   const auto begin = std::chrono::steady_clock::now();
-  for (std::uint32_t i = 0; i < 5; ++i)
+  for (std::uint32_t i = 0; i < 5; ++i) {
     dispatcher->publish(make_event(i == 0 ? EventType::kStarted : EventType::kUpdated, i));
+  }
   const auto published = std::chrono::steady_clock::now() - begin;
   EXPECT_LT(published, 250ms) << "publish() waited";
   ASSERT_TRUE(fast.wait_for_accepted(5, 5s));

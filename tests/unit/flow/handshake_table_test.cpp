@@ -351,7 +351,7 @@ TEST(HandshakeTable, ZeroTimeoutExpiresImmediatelyAndLongTimeoutsAreClamped) {
   table.process(conversation4.syn(1, kT0));
   EXPECT_TRUE(expire_all(table, kT0 - 1).empty());
   EXPECT_EQ(expire_all(table, kT0).size(), 1u);
-  table.set_pending_timeout(400 * 24 * 3600 * kNanosPerSecond);
+  table.set_pending_timeout(DurationNs{400} * 24 * 3600 * kNanosPerSecond);
   EXPECT_EQ(table.pending_timeout(), HandshakeTable::kMaxPendingTimeout);
   table.set_pending_timeout(-5);
   EXPECT_EQ(table.pending_timeout(), 0);
@@ -503,8 +503,8 @@ constexpr DurationNs kDay = 86'400 * kNanosPerSecond;
 constexpr TimestampNs kWrap = (std::int64_t{1} << 32) * kNanosPerMilli;  // 49.7 days
 
 TEST(HandshakeTable, ExpiryIsExactAcrossTheMillisecondWrapOverSixtyDays) {
-  run_long(3600 * kNanosPerSecond, 7 * 60 * kNanosPerSecond + 13 * kNanosPerMilli, kWrap - kDay,
-           60 * kDay);
+  run_long(3600 * kNanosPerSecond, DurationNs{7} * 60 * kNanosPerSecond + 13 * kNanosPerMilli,
+           kWrap - kDay, 60 * kDay);
 }
 
 TEST(HandshakeTable, ExpiryIsExactWithTheLongestTimeoutOverThreeWraps) {
@@ -701,8 +701,9 @@ TEST(HandshakeTable, MatchesAReferenceModelOverRandomOperations) {
     } else {
       Packet p = tuples[rng() % tuples.size()];
       if (rng() % 2 == 0) std::swap(p.from, p.to);
-      if (rng() % 50 == 0)
+      if (rng() % 50 == 0) {
         p = {endpoints[rng() % endpoints.size()], endpoints[rng() % endpoints.size()]};
+      }
       const std::uint8_t flags = flag_choices[rng() % std::size(flag_choices)];
       const std::uint32_t seq = rng() % 2 == 0 ? numbers[0] : numbers[rng() % std::size(numbers)];
       const std::uint32_t ack = numbers[rng() % std::size(numbers)] + (rng() % 4 != 0 ? 1 : 0);

@@ -130,7 +130,7 @@ TEST(DiagParser, EveryTruncationIsMalformedOrShortNeverWrong) {
   std::set<std::size_t> boundaries;
   for (std::size_t at = 0; at < bytes.size();) {
     boundaries.insert(at);
-    nlmsghdr h;
+    nlmsghdr h{};
     std::memcpy(&h, bytes.data() + at, sizeof h);
     at += NLMSG_ALIGN(h.nlmsg_len);
   }
@@ -152,7 +152,7 @@ TEST(DiagParser, CorruptLengthsFamiliesAndErrorsAreReported) {
   ASSERT_GT(bytes.size(), sizeof(nlmsghdr) + sizeof(inet_diag_msg));
   {
     auto bad = bytes;
-    nlmsghdr h;
+    nlmsghdr h{};
     std::memcpy(&h, bad.data(), sizeof h);
     h.nlmsg_len = static_cast<std::uint32_t>(bad.size() + 4);  // longer than the datagram
     std::memcpy(bad.data(), &h, sizeof h);
@@ -199,13 +199,13 @@ TEST(LocalPortFilter, IsAChainOfPortConditionsEndingInAReject) {
   const std::uint16_t ports[] = {80, 443};
   build_local_port_filter(ports, filter);
   ASSERT_EQ(filter.size(), 2 * (sizeof(inet_diag_bc_op) * 2 + sizeof(inet_diag_hostcond)) + 4);
-  inet_diag_bc_op first;
+  inet_diag_bc_op first{};
   std::memcpy(&first, filter.data(), sizeof first);
   EXPECT_EQ(first.code, INET_DIAG_BC_S_COND);
-  inet_diag_hostcond host;
+  inet_diag_hostcond host{};
   std::memcpy(&host, filter.data() + sizeof first, sizeof host);
   EXPECT_EQ(host.port, 80);
-  inet_diag_bc_op last;
+  inet_diag_bc_op last{};
   std::memcpy(&last, filter.data() + filter.size() - 4, sizeof last);
   EXPECT_EQ(last.code, INET_DIAG_BC_JMP);
   EXPECT_EQ(last.no, 8) << "must jump past the end: reject";
