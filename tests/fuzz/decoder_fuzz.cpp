@@ -20,6 +20,7 @@ synwatch::LinkType link_for(std::uint8_t selector) {
 
 }  // namespace
 
+// NOLINTNEXTLINE(readability-identifier-naming): libFuzzer's entry point, its name is fixed
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const synwatch::LinkType link = link_for(data[0]);

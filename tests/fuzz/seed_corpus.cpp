@@ -30,7 +30,7 @@ bool write_seed(const std::string& directory, int index, Link link, const Frame&
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+    (void)std::fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
     return 2;
   }
   const std::string directory = argv[1];

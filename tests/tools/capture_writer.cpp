@@ -35,11 +35,12 @@ std::expected<CaptureWriter, std::string> CaptureWriter::open(const std::string&
     return std::unexpected(temporary + ": " + std::strerror(errno));
   }
   // The buffer must be set before the first write, i.e. before libpcap writes the file header.
-  std::setvbuf(file, nullptr, _IOFBF, kFileBuffer);
+  // A failure only costs speed: stdio keeps its default buffer.
+  (void)std::setvbuf(file, nullptr, _IOFBF, kFileBuffer);
   pcap_dumper_t* dumper = pcap_dump_fopen(dead, file);
   if (dumper == nullptr) {
     std::string error = pcap_geterr(dead);
-    std::fclose(file);
+    (void)std::fclose(file);  // already failing; the file is removed below
     pcap_close(dead);
     std::filesystem::remove(temporary);
     return std::unexpected(temporary + ": " + error);

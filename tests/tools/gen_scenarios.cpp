@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <exception>
 #include <iomanip>
 #include <iostream>
 #include <string>
@@ -17,9 +18,10 @@ void print_list() {
   std::cout << "scenarios (defaults in brackets; options not listed are rejected):\n";
   for (const auto& s : scenarios()) {
     std::cout << "  " << s.name;
-    if (s.rate)
+    if (s.rate) {
       std::cout << "  [--rate " << std::fixed << std::setprecision(0) << *s.rate << " "
                 << s.rate_unit << "]";
+    }
     if (s.duration) std::cout << "  [--duration " << std::defaultfloat << *s.duration << " s]";
     if (s.count) std::cout << "  [--count " << *s.count << " " << s.count_unit << "]";
     std::cout << "\n      " << s.description << "\n";
@@ -31,9 +33,7 @@ void print_list() {
          "2024-01-01T00:00:00Z)\n";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   using namespace synwatch::gen;
   CLI::App app{"synwatch-gen: deterministic SYN flood scenario captures (pcap, ns timestamps)"};
   GeneratorOptions options;
@@ -94,4 +94,19 @@ int main(int argc, char** argv) {
   }
   std::cout << summary->to_json() << std::endl;
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // An exception escaping run() (bad_alloc, a library throwing) is reported rather than
+  // aborting through std::terminate.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "synwatch-gen: internal error: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "synwatch-gen: internal error: unknown exception\n";
+  }
+  return 1;
 }

@@ -180,8 +180,9 @@ TcpOptionBytes& TcpOptionBytes::eol() noexcept {
 
 std::uint32_t checksum_add(std::uint32_t sum, std::span<const std::uint8_t> data) noexcept {
   std::size_t i = 0;
-  for (; i + 1 < data.size(); i += 2)
+  for (; i + 1 < data.size(); i += 2) {
     sum += static_cast<std::uint32_t>((data[i] << 8) | data[i + 1]);
+  }
   if (i < data.size()) sum += static_cast<std::uint32_t>(data[i] << 8);
   return sum;
 }
@@ -201,8 +202,9 @@ BuiltFrame build_frame(const PacketSpec& spec, Link link, std::span<std::uint8_t
   const std::size_t ip_total = ip_length + tcp_length;
   const std::size_t frame_length = link_length + ip_total;
   std::size_t wire_length = frame_length;
-  if (is_ethernet(link))
+  if (is_ethernet(link)) {
     wire_length = std::max(wire_length, kMinEthernetFrame + (link_length - 14));
+  }
   wire_length = std::min(wire_length, out.size());
   std::fill_n(out.begin(), wire_length, std::uint8_t{0});
 

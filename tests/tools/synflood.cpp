@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <numeric>
 #include <random>
 #include <thread>
@@ -70,9 +71,7 @@ void build_tcp(std::uint8_t* tcp, const synwatch::IpAddress& src, const synwatch
   put16(tcp + 16, checksum_fold(sum));
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"Bounded spoofed SYN flood for synwatch's network-namespace tests",
                "synwatch-flood"};
   std::string target_text, sources_text = "198.18.0.0/15", port_range_text;
@@ -97,8 +96,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (random_ports) port_range_text = "1024-65535";
   if (port_option->count() == 0 && port_range_text.empty()) {
-    std::fprintf(stderr,
-                 "synwatch-flood: one of --port, --port-range or --random-ports is required\n");
+    (void)std::fprintf(
+        stderr, "synwatch-flood: one of --port, --port-range or --random-ports is required\n");
     return 64;
   }
   std::vector<std::uint16_t> ports{port};
@@ -107,7 +106,7 @@ int main(int argc, char** argv) {
     char dash = 0, rest = 0;
     if (std::sscanf(port_range_text.c_str(), "%u%c%u%c", &low, &dash, &high, &rest) != 3 ||
         dash != '-' || low == 0 || low > high || high > 65535) {
-      std::fprintf(stderr, "synwatch-flood: --port-range must be LOW-HIGH within 1-65535\n");
+      (void)std::fprintf(stderr, "synwatch-flood: --port-range must be LOW-HIGH within 1-65535\n");
       return 64;
     }
     ports.resize(high - low + 1);
@@ -117,7 +116,7 @@ int main(int argc, char** argv) {
   const auto target = synwatch::IpAddress::parse(target_text);
   const auto sources = synwatch::IpPrefix::parse(sources_text);
   if (!target || !sources) {
-    std::fprintf(stderr, "synwatch-flood: bad --target or --sources\n");
+    (void)std::fprintf(stderr, "synwatch-flood: bad --target or --sources\n");
     return 64;
   }
   const auto allowed_sources = {*synwatch::IpPrefix::parse("198.18.0.0/15"),
@@ -133,7 +132,7 @@ int main(int argc, char** argv) {
   };
   if (!within(allowed_sources, *sources) ||
       !within(allowed_targets, synwatch::IpPrefix{*target, 128})) {
-    std::fprintf(
+    (void)std::fprintf(
         stderr,
         "synwatch-flood: refusing: sources must be in 198.18.0.0/15 or 2001:db8::/32 and the "
         "target in 127.0.0.0/8, 198.51.100.0/24 or 2001:db8::/32\n");
@@ -141,7 +140,7 @@ int main(int argc, char** argv) {
   }
   const bool v4 = target->is_v4();
   if (v4 != sources->network.is_v4()) {
-    std::fprintf(stderr, "synwatch-flood: --target and --sources must be the same family\n");
+    (void)std::fprintf(stderr, "synwatch-flood: --target and --sources must be the same family\n");
     return 64;
   }
   const int fd = ::socket(v4 ? AF_INET : AF_INET6, SOCK_RAW, IPPROTO_RAW);
@@ -176,8 +175,9 @@ int main(int argc, char** argv) {
     synwatch::IpAddress src = sources->network;
     const std::uint64_t r = rng();
     for (unsigned bit = sources->length; bit < 128; ++bit) {
-      if ((r >> (bit % 64)) & 1)
+      if ((r >> (bit % 64)) & 1) {
         src.bytes[bit / 8] |= static_cast<std::uint8_t>(0x80u >> (bit % 8));
+      }
     }
     const auto sport = static_cast<std::uint16_t>(1024 + rng() % 64000);
     const auto seq = static_cast<std::uint32_t>(rng());
@@ -207,13 +207,32 @@ int main(int argc, char** argv) {
       build_tcp(packet + 40, src, *target, sport, dport, seq);
       length = 64;
     }
-    if (::sendto(fd, packet, length, 0, reinterpret_cast<sockaddr*>(&to), to_length) < 0)
+    if (::sendto(fd, packet, length, 0, reinterpret_cast<sockaddr*>(&to), to_length) < 0) {
       ++failed;
-    else
+    } else {
       ++sent;
+    }
   }
   ::close(fd);
-  std::printf("{\"sent\":%llu,\"failed\":%llu}\n", static_cast<unsigned long long>(sent),
-              static_cast<unsigned long long>(failed));
+  // The tests read this line: failing to print it is a failure.
+  if (std::printf("{\"sent\":%llu,\"failed\":%llu}\n", static_cast<unsigned long long>(sent),
+                  static_cast<unsigned long long>(failed)) < 0) {
+    return 1;
+  }
   return failed > 0 && sent == 0 ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // An exception escaping run() (bad_alloc, a library throwing) is reported rather than
+  // aborting through std::terminate.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    (void)std::fprintf(stderr, "synwatch-flood: internal error: %s\n", e.what());
+  } catch (...) {
+    (void)std::fprintf(stderr, "synwatch-flood: internal error: unknown exception\n");
+  }
+  return 1;
 }
