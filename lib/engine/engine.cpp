@@ -3,16 +3,12 @@
 namespace synwatch {
 
 Engine::Engine(const Config& config, LinkType link, EventSink& sink, std::uint64_t hash_seed)
-    : detection_(config.detection),
-      aggregation_(config.aggregation),
-      flow_capacity_(config.flow.capacity),
+    : running_(config),
       sink_(sink),
       decoder_(link),
       shard_(config, config.flow.capacity, config.detection.half_open, hash_seed),
       detector_(config.detection, config.aggregation.top_sources),
-      drain_limit_(config.flow.pending_timeout + config.aggregation.window +
-                   config.detection.cooldown + config.detection.hold_for +
-                   2 * config.detection.tick) {
+      drain_limit_(drain_limit(config)) {
   shard_.set_observer(this);
 }
 
@@ -25,7 +21,7 @@ void Engine::on_packet(const PacketView& packet, Decoder& decoder) noexcept {
 }
 
 void Engine::on_threshold_crossed(TimestampNs at) noexcept {
-  shard_.wake_at(at + detection_.hold_for);
+  shard_.wake_at(at + running_.detection.hold_for);
 }
 
 void Engine::on_wake(TimestampNs now) noexcept {
@@ -43,25 +39,16 @@ void Engine::evaluate(TimestampNs at) noexcept {
 }
 
 std::vector<std::string> Engine::reconfigure(const Config& config) {
-  std::vector<std::string> kept;
-  if (config.flow.capacity != flow_capacity_) kept.emplace_back("flow.capacity");
-  if (config.aggregation.max_destinations != aggregation_.max_destinations) {
-    kept.emplace_back("aggregation.max_destinations");
-  }
-  if (config.aggregation.window != aggregation_.window) kept.emplace_back("aggregation.window");
-  if (config.aggregation.idle_timeout != aggregation_.idle_timeout)
-    kept.emplace_back("aggregation.idle_timeout");
-  DetectionConfig detection = config.detection;
-  if (detection.tick != detection_.tick) {
-    kept.emplace_back("detection.tick");
-    detection.tick = detection_.tick;
-  }
-  detection_ = detection;
-  aggregation_.top_sources = config.aggregation.top_sources;
-  shard_.reconfigure(config, detection_.half_open);
-  detector_.reconfigure(detection_, aggregation_.top_sources);
-  drain_limit_ = config.flow.pending_timeout + aggregation_.window + detection_.cooldown +
-                 detection_.hold_for + 2 * detection_.tick;
+  const std::vector<std::string> kept = keys_kept_until_restart(running_, config);
+  Config next = config;
+  next.flow.capacity = running_.flow.capacity;
+  next.aggregation = running_.aggregation;
+  next.aggregation.top_sources = config.aggregation.top_sources;
+  next.detection.tick = running_.detection.tick;
+  running_ = std::move(next);
+  shard_.reconfigure(running_, running_.detection.half_open);
+  detector_.reconfigure(running_.detection, running_.aggregation.top_sources);
+  drain_limit_ = drain_limit(running_);
   return kept;
 }
 

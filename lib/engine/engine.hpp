@@ -84,9 +84,7 @@ class Engine final : public PacketHandler, private FlowShard::Observer {
   }
   void evaluate(TimestampNs at) noexcept;
 
-  DetectionConfig detection_;
-  AggregationConfig aggregation_;
-  std::size_t flow_capacity_;
+  Config running_;  // as built, with reloads applied to what can change
   EventSink& sink_;
   Decoder decoder_;
   FlowShard shard_;

@@ -1,6 +1,9 @@
 #include "engine/sharded_engine.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
+#include <tuple>
 
 namespace synwatch {
 
@@ -23,25 +26,18 @@ std::vector<DestinationTable*> tables_of(const std::vector<std::unique_ptr<FlowS
   return tables;
 }
 
-DurationNs drain_limit_of(const Config& config) {
-  return config.flow.pending_timeout + config.aggregation.window + config.detection.cooldown +
-         config.detection.hold_for + 2 * config.detection.tick;
-}
-
 }  // namespace
 
 ShardedEngine::ShardedEngine(const Config& config, std::size_t shards, EventSink& sink,
                              std::uint64_t hash_seed)
-    : detection_(config.detection),
-      aggregation_(config.aggregation),
-      flow_capacity_(config.flow.capacity),
+    : running_(config),
       sink_(sink),
       shards_(make_shards(
           config, shards, share(config.flow.capacity, std::max<std::size_t>(1, shards)),
           share(config.detection.half_open, std::max<std::size_t>(1, shards)), hash_seed)),
       merged_(tables_of(shards_), config.detection.half_open),
       detector_(config.detection, config.aggregation.top_sources),
-      drain_limit_(drain_limit_of(config)) {}
+      drain_limit_(drain_limit(config)) {}
 
 bool ShardedEngine::has_seen_packets() const noexcept {
   return std::any_of(shards_.begin(), shards_.end(),
@@ -60,7 +56,7 @@ void ShardedEngine::advance_to(TimestampNs now) noexcept {
   if (!started_) {
     if (!has_seen_packets()) return;
     started_ = true;
-    next_tick_ = (tick_of(now, detection_.tick) + 1) * detection_.tick;
+    next_tick_ = (tick_of(now, running_.detection.tick) + 1) * running_.detection.tick;
   }
   // Every tick boundary passed since the last call is evaluated at its own time, as Engine does,
   // so a cooldown or `for` ends on the tick it would end on with one worker.
@@ -70,11 +66,11 @@ void ShardedEngine::advance_to(TimestampNs now) noexcept {
     if (early_deadline_ <= at) early_deadline_ = INT64_MAX;
     if (!refresh(at)) return;
     evaluate(at);
-    next_tick_ += detection_.tick;
+    next_tick_ += running_.detection.tick;
     // Nothing to hold or end: jump over quiet stretches instead of ticking through them.
     if (detector_.open_incidents() == 0 && merged_.above_threshold() == 0 &&
-        next_tick_ + detection_.tick <= now) {
-      next_tick_ = tick_of(now, detection_.tick) * detection_.tick;
+        next_tick_ + running_.detection.tick <= now) {
+      next_tick_ = tick_of(now, running_.detection.tick) * running_.detection.tick;
     }
   }
   if (!refresh(now)) return;
@@ -89,7 +85,7 @@ bool ShardedEngine::refresh(TimestampNs at) noexcept {
   for (auto& s : shards_) s->advance_to(at);
   try {
     if (merged_.refresh(at) > 0)
-      early_deadline_ = std::min(early_deadline_, at + detection_.hold_for);
+      early_deadline_ = std::min(early_deadline_, at + running_.detection.hold_for);
     return true;
   } catch (...) {
     ++own_.evaluation_failures;  // out of memory for a merged record: try again next call
@@ -116,26 +112,31 @@ void ShardedEngine::finish() noexcept {
 }
 
 std::vector<std::string> ShardedEngine::reconfigure(const Config& config) {
-  std::vector<std::string> kept;
-  if (config.flow.capacity != flow_capacity_) kept.emplace_back("flow.capacity");
-  if (config.aggregation.max_destinations != aggregation_.max_destinations) {
-    kept.emplace_back("aggregation.max_destinations");
-  }
-  if (config.aggregation.window != aggregation_.window) kept.emplace_back("aggregation.window");
-  if (config.aggregation.idle_timeout != aggregation_.idle_timeout)
-    kept.emplace_back("aggregation.idle_timeout");
-  DetectionConfig detection = config.detection;
-  if (detection.tick != detection_.tick) {
-    kept.emplace_back("detection.tick");
-    detection.tick = detection_.tick;
-  }
-  detection_ = detection;
-  aggregation_.top_sources = config.aggregation.top_sources;
-  for (auto& s : shards_) s->reconfigure(config, share(detection_.half_open, shards_.size()));
-  merged_.set_half_open_threshold(detection_.half_open, newest_packet_time());
-  detector_.reconfigure(detection_, aggregation_.top_sources);
-  drain_limit_ = drain_limit_of(config);
+  const std::vector<std::string> kept = keys_kept_until_restart(running_, config);
+  Config next = config;
+  next.flow.capacity = running_.flow.capacity;
+  next.aggregation = running_.aggregation;
+  next.aggregation.top_sources = config.aggregation.top_sources;
+  next.detection.tick = running_.detection.tick;
+  running_ = std::move(next);
+  for (auto& s : shards_)
+    s->reconfigure(running_, share(running_.detection.half_open, shards_.size()));
+  merged_.set_half_open_threshold(running_.detection.half_open, newest_packet_time());
+  detector_.reconfigure(running_.detection, running_.aggregation.top_sources);
+  drain_limit_ = drain_limit(running_);
   return kept;
+}
+
+std::size_t ShardedEngine::shard_of(const TcpSegment& segment, std::size_t shards) noexcept {
+  Endpoint a{segment.source, segment.source_port};
+  Endpoint b{segment.destination, segment.destination_port};
+  if (std::tie(b.address.bytes, b.port) < std::tie(a.address.bytes, a.port)) std::swap(a, b);
+  std::array<std::uint8_t, 36> key{};
+  std::memcpy(key.data(), a.address.bytes.data(), 16);
+  std::memcpy(key.data() + 16, b.address.bytes.data(), 16);
+  std::memcpy(key.data() + 32, &a.port, 2);
+  std::memcpy(key.data() + 34, &b.port, 2);
+  return hash_bytes(key.data(), key.size(), 0x66616e6f7574ULL) % std::max<std::size_t>(1, shards);
 }
 
 void ShardedEngine::set_protected(const std::vector<IpPrefix>& prefixes) {

@@ -32,6 +32,10 @@ class ShardedEngine {
                 std::uint64_t hash_seed = 0);
 
   [[nodiscard]] std::size_t shard_count() const noexcept { return shards_.size(); }
+  // The shard a segment belongs to when something other than the kernel spreads the packets
+  // (tests, benchmarks): a hash of the 4-tuple that is the same in both directions, as the
+  // kernel's PACKET_FANOUT_HASH is.
+  [[nodiscard]] static std::size_t shard_of(const TcpSegment& segment, std::size_t shards) noexcept;
   FlowShard& shard(std::size_t index) noexcept { return *shards_[index]; }
   [[nodiscard]] const FlowShard& shard(std::size_t index) const noexcept { return *shards_[index]; }
 
@@ -66,9 +70,7 @@ class ShardedEngine {
   bool refresh(TimestampNs at) noexcept;
   void evaluate(TimestampNs at) noexcept;
 
-  DetectionConfig detection_;
-  AggregationConfig aggregation_;
-  std::size_t flow_capacity_;
+  Config running_;  // as built, with reloads applied to what can change
   EventSink& sink_;
   std::vector<std::unique_ptr<FlowShard>> shards_;
   MergedDestinations merged_;

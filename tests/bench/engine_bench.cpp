@@ -11,7 +11,6 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
-#include <tuple>
 
 #include "bench_frames.hpp"
 #include "config/config.hpp"
@@ -77,25 +76,14 @@ void BM_EngineFlood(benchmark::State& state) {
 BENCHMARK(BM_EngineFlood)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 
 // The frames each of `workers` capture workers would get: PACKET_FANOUT_HASH sends both
-// directions of a flow to one socket; this splits by an equally symmetric hash of the 4-tuple.
+// directions of a flow to one socket; ShardedEngine::shard_of is an equally symmetric hash.
 std::vector<std::vector<PacketView>> split_by_flow(const FrameSet& frames, std::size_t workers) {
   std::vector<std::vector<PacketView>> shares(workers);
   Decoder decoder(frames.link);
   TcpSegment s;
   for (const PacketView& packet : frames.packets) {
-    std::size_t hash = 0;
-    if (has_segment(decoder.decode(packet.data, s))) {
-      Endpoint a{s.source, s.source_port};
-      Endpoint b{s.destination, s.destination_port};
-      if (std::tie(b.address.bytes, b.port) < std::tie(a.address.bytes, a.port)) std::swap(a, b);
-      std::uint8_t key[36];
-      std::memcpy(key, a.address.bytes.data(), 16);
-      std::memcpy(key + 16, b.address.bytes.data(), 16);
-      std::memcpy(key + 32, &a.port, 2);
-      std::memcpy(key + 34, &b.port, 2);
-      hash = hash_bytes(key, sizeof key, 1);
-    }
-    shares[hash % workers].push_back(packet);
+    const bool tcp = has_segment(decoder.decode(packet.data, s));
+    shares[tcp ? ShardedEngine::shard_of(s, workers) : 0].push_back(packet);
   }
   return shares;
 }

@@ -95,6 +95,19 @@ class LiveNetns : public ::testing::Test {
     return bed_->flood(SYNWATCH_FLOOD, target, port, count, rate, sources);
   }
 
+  // Real clients in the attacker namespace make `count` complete connections to port 8080.
+  ProcessResult complete_connections(int count) {
+    return run_process(bed_->exec_in(
+        bed_->attacker(),
+        {"python3", "-c",
+         "import socket\n"
+         "for i in range(" +
+             std::to_string(count) +
+             "):\n"
+             "  s=socket.create_connection(('198.51.100.1',8080),timeout=5)\n"
+             "  s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); s.recv(100); s.close()\n"}));
+  }
+
   std::string log() const { return read_file(dir_.path() / "daemon.err"); }
   std::vector<nlohmann::json> events() const { return read_events(alerts_); }
 
@@ -146,12 +159,7 @@ TEST_F(LiveNetns, TwoWorkersSplitTheFlowsAndStillCountExactly) {
   EXPECT_NE(log().find("with 2 capture workers"), std::string::npos) << log();
   // Completed connections first: if the two directions of a connection reached different
   // workers, their SYNs would stay half-open on one worker and raise an incident.
-  const auto client = run_process(bed_->exec_in(
-      bed_->attacker(), {"python3", "-c",
-                         "import socket\n"
-                         "for i in range(400):\n"
-                         "  s=socket.create_connection(('198.51.100.1',8080),timeout=5)\n"
-                         "  s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); s.recv(100); s.close()\n"}));
+  const auto client = complete_connections(400);
   ASSERT_EQ(client.exit_code, 0) << client.err;
   std::this_thread::sleep_for(2s);
   EXPECT_TRUE(events().empty()) << read_file(alerts_);
@@ -226,12 +234,7 @@ TEST_F(LiveNetns, BenignCompletedConnectionsRaiseNothing) {
   write_config("[swv0]");
   start_listener(8080);
   start_daemon();
-  const auto client = run_process(bed_->exec_in(
-      bed_->attacker(), {"python3", "-c",
-                         "import socket\n"
-                         "for i in range(400):\n"
-                         "  s=socket.create_connection(('198.51.100.1',8080),timeout=5)\n"
-                         "  s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); s.recv(100); s.close()\n"}));
+  const auto client = complete_connections(400);
   ASSERT_EQ(client.exit_code, 0) << client.err;
   std::this_thread::sleep_for(3s);
   EXPECT_TRUE(events().empty()) << read_file(alerts_);

@@ -17,20 +17,7 @@ struct Collect final : EventSink {
   void publish(const IncidentEvent& e) override { events.push_back(e); }
 };
 
-// Both directions of a connection give the same value, like the kernel's symmetric flow hash.
-std::size_t flow_hash(const TcpSegment& s) {
-  Endpoint a{s.source, s.source_port};
-  Endpoint b{s.destination, s.destination_port};
-  if (std::tie(b.address.bytes, b.port) < std::tie(a.address.bytes, a.port)) std::swap(a, b);
-  std::uint8_t key[36];
-  std::memcpy(key, a.address.bytes.data(), 16);
-  std::memcpy(key + 16, b.address.bytes.data(), 16);
-  std::memcpy(key + 32, &a.port, 2);
-  std::memcpy(key + 34, &b.port, 2);
-  return hash_bytes(key, sizeof key, 42);
-}
-
-// Feeds every TCP segment of the capture to shard flow_hash % N and advances after each.
+// Feeds every TCP segment of the capture to its shard and advances after each.
 struct ToShards final : PacketHandler {
   ShardedEngine* engine;
   Decoder decoder{LinkType::kEthernet};
@@ -38,7 +25,7 @@ struct ToShards final : PacketHandler {
   void on_packet(const PacketView& packet) noexcept override {
     if (!has_segment(decoder.decode(packet.data, segment))) return;
     segment.timestamp = packet.timestamp;
-    engine->shard(flow_hash(segment) % engine->shard_count()).on_segment(segment);
+    engine->shard(ShardedEngine::shard_of(segment, engine->shard_count())).on_segment(segment);
     engine->advance_to(packet.timestamp);
   }
 };
@@ -122,6 +109,25 @@ TEST_P(ShardedOnCaptures, FindTheSameIncidentsAsOneEngine) {
       EXPECT_NEAR(b[j].stats.completion_ratio, a[i].stats.completion_ratio, 0.05);
     }
   }
+}
+
+TEST(ShardedEngine, BothDirectionsOfAConnectionGoToOneShard) {
+  TcpSegment syn;
+  syn.source = *IpAddress::parse("198.18.3.4");
+  syn.destination = *IpAddress::parse("198.51.100.1");
+  syn.source_port = 40000;
+  syn.destination_port = 80;
+  TcpSegment synack = syn;
+  std::swap(synack.source, synack.destination);
+  std::swap(synack.source_port, synack.destination_port);
+  std::array<int, 4> per_shard{};
+  for (std::uint16_t port = 1000; port < 1400; ++port) {
+    syn.source_port = port;
+    synack.destination_port = port;
+    EXPECT_EQ(ShardedEngine::shard_of(syn, 4), ShardedEngine::shard_of(synack, 4));
+    ++per_shard[ShardedEngine::shard_of(syn, 4)];
+  }
+  for (const int n : per_shard) EXPECT_GT(n, 50);  // 100 each if perfectly even
 }
 
 INSTANTIATE_TEST_SUITE_P(Scenarios, ShardedOnCaptures,
