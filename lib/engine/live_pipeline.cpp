@@ -16,8 +16,10 @@ namespace {
 constexpr std::size_t kBatch = 1024;
 constexpr int kRoundsPerWakeup = 64;
 constexpr auto kMaxBackoff = std::chrono::milliseconds(30'000);
-// How often the coordinator of several workers merges and evaluates when nothing hints sooner.
-constexpr auto kCoordinatorPeriod = std::chrono::milliseconds(50);
+// How often the coordinator of several workers merges and evaluates when nothing hints sooner:
+// often while packets flow or an incident is open, rarely when idle (each pass wakes every worker).
+constexpr auto kCoordinatorPeriodBusy = std::chrono::milliseconds(50);
+constexpr auto kCoordinatorPeriodIdle = std::chrono::milliseconds(250);
 
 TimestampNs realtime_now() {
   timespec ts{};
@@ -482,7 +484,8 @@ void LivePipeline::run_worker(std::size_t index) {
       polled.push_back(&capture);
     }
     fds.push_back({self.wake_fd, POLLIN, 0});
-    ::poll(fds.data(), fds.size(), 100);
+    // The coordinator's eventfd cuts this short; the timeout is only a backstop.
+    ::poll(fds.data(), fds.size(), 1000);
     if (fds.back().revents & POLLIN) drain_fd(self.wake_fd);
     read_captures(index, fds, polled);
   }
@@ -494,6 +497,7 @@ void LivePipeline::run() {
   auto next_snapshot = std::chrono::steady_clock::now();
   auto next_advance = next_snapshot;
   const bool coordinator_only = worker_count_ > 1;
+  bool busy = false;  // packets since the last pass, or something over the threshold
   while (!stopping_.load()) {
     fds.clear();
     polled.clear();
@@ -507,7 +511,8 @@ void LivePipeline::run() {
     fds.push_back({wake_fd_, POLLIN, 0});
     const auto tick_ms = std::max<long long>(10, config_->detection.tick / kNanosPerMilli / 4);
     const long long timeout_ms =
-        coordinator_only ? kCoordinatorPeriod.count() : std::min<long long>(tick_ms, 100);
+        coordinator_only ? (busy ? kCoordinatorPeriodBusy : kCoordinatorPeriodIdle).count()
+                         : std::min<long long>(tick_ms, 100);
     ::poll(fds.data(), fds.size(), static_cast<int>(timeout_ms));
     if (fds.back().revents & POLLIN) drain_fd(wake_fd_);
     if (!coordinator_only) read_captures(0, fds, polled);
@@ -532,15 +537,19 @@ void LivePipeline::run() {
       }
     }
     const auto after = std::chrono::steady_clock::now();
+    busy = false;
     if (engine_.has_seen_packets() && engine_.newest_packet_time() != anchored_newest_) {
       anchored_newest_ = engine_.newest_packet_time();
       anchor_packet_time_ = anchored_newest_;
       anchor_monotonic_ = after;
+      busy = true;
     }
     const TimestampNs live_now =
         anchor_packet_time_ +
         std::chrono::duration_cast<std::chrono::nanoseconds>(after - anchor_monotonic_).count();
     engine_.advance_to(live_now);
+    busy = busy || engine_.detector().open_incidents() > 0 ||
+           engine_.destinations().above_threshold() > 0;
     const bool snapshot_due = after >= next_snapshot;
     if (snapshot_due) {
       refresh_snapshot();

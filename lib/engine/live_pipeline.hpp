@@ -13,8 +13,9 @@
 // Workers and the coordinator share no lock on the packet path: the coordinator touches shards,
 // sockets and decoders only while every worker is parked (pause_workers(): a flag the workers
 // check between batches, an eventfd to cut their poll short, a condition variable to park on).
-// It pauses them every 50 ms, or sooner when a worker sees a destination rise past its share of
-// the threshold; a pause lasts as long as the merge and evaluation (microseconds to a few ms).
+// It pauses them every 50 ms while packets flow or an incident is open (every 250 ms when idle),
+// and at once when a worker sees a destination rise past its share of the threshold; a pause
+// lasts as long as the merge and evaluation (microseconds to a few ms).
 //
 // Threads: start() launches the pipeline thread (and the workers); request_*(), snapshot() and
 // stop() may be called from any other thread. Events reach the EventSink on the pipeline thread:
