@@ -19,6 +19,23 @@ void WindowCounts::add(const WindowCounts& other) noexcept {
   unsourced_syns += other.unsourced_syns;
 }
 
+void DestinationTotals::add(const DestinationTotals& other) noexcept {
+  syns += other.syns;
+  syn_retransmits += other.syn_retransmits;
+  synacks += other.synacks;
+  completed += other.completed;
+  resets += other.resets;
+  expired += other.expired;
+  evicted += other.evicted;
+}
+
+void DestinationTableCounters::add(const DestinationTableCounters& other) noexcept {
+  created += other.created;
+  recycled += other.recycled;
+  dropped += other.dropped;
+  forgotten += other.forgotten;
+}
+
 DestinationTable::DestinationTable(const AggregationConfig& config, DurationNs tick,
                                    std::size_t half_open_threshold, std::uint64_t hash_seed)
     : config_(config),

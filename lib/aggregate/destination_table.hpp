@@ -62,6 +62,8 @@ struct DestinationTotals {
   std::uint64_t resets = 0;
   std::uint64_t expired = 0;
   std::uint64_t evicted = 0;
+
+  void add(const DestinationTotals& other) noexcept;
 };
 
 struct WindowSlot {
@@ -151,6 +153,8 @@ struct DestinationTableCounters {
   std::uint64_t recycled = 0;   // least recently active destination reused for a new one
   std::uint64_t dropped = 0;    // new destination not tracked: pool full of pinned ones
   std::uint64_t forgotten = 0;  // removed after idle_timeout
+
+  void add(const DestinationTableCounters& other) noexcept;
 };
 
 class DestinationTable final : public DestinationSet {

@@ -4,20 +4,6 @@
 
 namespace synwatch {
 
-namespace {
-
-void add_totals(DestinationTotals& sum, const DestinationTotals& part) noexcept {
-  sum.syns += part.syns;
-  sum.syn_retransmits += part.syn_retransmits;
-  sum.synacks += part.synacks;
-  sum.completed += part.completed;
-  sum.resets += part.resets;
-  sum.expired += part.expired;
-  sum.evicted += part.evicted;
-}
-
-}  // namespace
-
 MergedDestinations::MergedDestinations(std::vector<DestinationTable*> shards,
                                        std::size_t half_open_threshold)
     : shards_(std::move(shards)), threshold_(half_open_threshold) {}
@@ -39,7 +25,7 @@ std::size_t MergedDestinations::refresh(TimestampNs now) {
       m.syn_seen += part.syn_seen;
       m.syn_recv += part.syn_recv;
       m.stateless += part.stateless;
-      add_totals(m.totals, part.totals);
+      m.totals.add(part.totals);
       m.first_seen = std::min(m.first_seen, part.first_seen);
       m.last_activity = std::max(m.last_activity, part.last_activity);
     });

@@ -189,13 +189,7 @@ std::size_t ShardedEngine::handshake_capacity() const noexcept {
 
 DestinationTableCounters ShardedEngine::destination_counters() const noexcept {
   DestinationTableCounters sum;
-  for (const auto& s : shards_) {
-    const DestinationTableCounters& c = s->destinations().counters();
-    sum.created += c.created;
-    sum.recycled += c.recycled;
-    sum.dropped += c.dropped;
-    sum.forgotten += c.forgotten;
-  }
+  for (const auto& s : shards_) sum.add(s->destinations().counters());
   return sum;
 }
 
