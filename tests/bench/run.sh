@@ -143,6 +143,14 @@ cleanup() {
 trap cleanup EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+capture_thread_ticks() {  # capture_thread_ticks PID: "name=ticks ..." of the capture threads
+  local task
+  for task in /proc/"$1"/task/*; do
+    case $(cat "$task/comm") in
+      sw-capture | sw-worker-*) printf '%s=%s ' "$(cat "$task/comm")" "$(awk '{print $14 + $15}' "$task/stat")" ;;
+    esac
+  done
+}
 metric() {  # metric NAME: sum of a Prometheus counter scraped inside the victim namespace
   ip netns exec "$NS_VIC" python3 - "$1" <<'EOF' 2>/dev/null || echo ""
 import sys, urllib.request
@@ -203,23 +211,25 @@ else
 fi
 
 live_replay() {  # live_replay WORKERS: the running daemon has that many capture workers
-  local workers=$1 hz p0 d0 c0 p1 d1 c1
+  local workers=$1 hz p0 d0 c0 p1 d1 c1 t0 t1
   say "live: tcpreplay --topspeed onto the veth, synwatchd capturing with $workers worker(s)"
   hz=$(getconf CLK_TCK)
   p0=$(metric synwatch_capture_packets_total)
   d0=$(metric synwatch_capture_dropped_packets_total)
   c0=$(cpu_ticks "$DAEMON_PID")
+  t0=$(capture_thread_ticks "$DAEMON_PID")
   # SIGINT, not SIGTERM: tcpreplay still prints its statistics when the bound cuts it short.
   # The replayed file is preloaded into memory, so tcpreplay does not wait on the disk.
   timeout -s INT "$LIVE_SECONDS" ip netns exec "$NS_GEN" tcpreplay --topspeed --preload-pcap \
     -i swb-g "$LIVE_FLOOD" >"$WORK/tcpreplay-$workers.out" 2>&1 || true
   sleep 2  # let capture drain
   c1=$(cpu_ticks "$DAEMON_PID")
+  t1=$(capture_thread_ticks "$DAEMON_PID")
   p1=$(metric synwatch_capture_packets_total)
   d1=$(metric synwatch_capture_dropped_packets_total)
   stop_daemon  # its exit line counts the packets of each worker
   python3 - "$WORK/tcpreplay-$workers.out" "${p0:-}" "${p1:-}" "${d0:-}" "${d1:-}" "$c0" "$c1" "$hz" \
-    "$workers" "$WORK/live-$workers.err" >>"$RESULTS" <<'EOF'
+    "$workers" "$WORK/live-$workers.err" "$t0" "$t1" >>"$RESULTS" <<'EOF'
 import re, sys
 out = open(sys.argv[1]).read()
 sent = re.search(r"Actual: (\d+) packets .* in ([\d.]+) seconds", out)
@@ -241,6 +251,13 @@ if p0 and p1 and packets:
     print(f"live {w}\tkernel drops\t{drops}\tdefault buffer")
     if captured:
         print(f"live {w}\tsynwatchd CPU\t{cpu / (captured / 1e6):.3f} s per M packets\t{cpu:.2f} s in all")
+        before = dict(x.split("=") for x in sys.argv[11].split())
+        after = dict(x.split("=") for x in sys.argv[12].split())
+        busy = {name: (int(after[name]) - int(before.get(name, 0))) / int(sys.argv[8]) for name in after}
+        if busy:
+            name, seconds_busy = max(busy.items(), key=lambda kv: kv[1])
+            print(f"live {w}\tbusiest capture thread\t{seconds_busy / (captured / 1e6):.3f} s per M packets\t"
+                  f"{name}; capture capacity scales with 1 / this")
 else:
     print(f"live {w}\tsynwatchd captured\tn/a\tno metrics at 127.0.0.1:9474 (CPU {cpu:.2f} s)")
 by_worker = re.findall(r"by worker: ([\d, ]+)\)", open(sys.argv[10]).read())
@@ -259,6 +276,17 @@ if [[ -z $live_possible && -z ${SKIP_LIVE:-} ]] && command -v tcpreplay >/dev/nu
   if [[ -n ${DAEMON_PID:-} ]]; then
     idle_cpu 2
     live_replay 2
+    python3 - "$RESULTS" >>"$RESULTS" <<'EOF'
+import sys
+busiest = {}
+for line in open(sys.argv[1]):
+    part, figure, value = (line.rstrip("\n").split("\t") + [""] * 3)[:3]
+    if figure == "busiest capture thread":
+        busiest[part] = float(value.split()[0])
+if "live 1 worker" in busiest and "live 2 workers" in busiest and busiest["live 2 workers"] > 0:
+    ratio = busiest["live 1 worker"] / busiest["live 2 workers"]
+    print(f"live\tcapture scaling 1 -> 2 workers\t{ratio:.2f}x\tbusiest thread's CPU per packet; ideal 2.00x")
+EOF
   fi
 elif [[ -n $live_possible ]]; then
   result live "tcpreplay onto veth" skipped "$live_possible"
