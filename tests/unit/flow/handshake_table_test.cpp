@@ -67,11 +67,11 @@ struct Conversation {
   }
 };
 
-const Conversation conversation4{{v4(0xc6336407), 51000},
-                                 {v4(0x0a000001), 80}};  // 198.51.100.7 -> 10.0.0.1
+const Conversation kConversation4{{v4(0xc6336407), 51000},
+                                  {v4(0x0a000001), 80}};  // 198.51.100.7 -> 10.0.0.1
 // The client's (address, port) compares greater than the server's here, the opposite of
-// conversation4, so both canonical orders are exercised.
-const Conversation conversation6{{v6("2001:db8::99"), 40000}, {v6("2001:db8::1"), 443}};
+// kConversation4, so both canonical orders are exercised.
+const Conversation kConversation6{{v6("2001:db8::99"), 40000}, {v6("2001:db8::1"), 443}};
 
 void expect_describes(const FlowUpdate& u, const Conversation& c) {
   EXPECT_EQ(u.server, c.server);
@@ -109,45 +109,45 @@ void full_handshake(const Conversation& c) {
 }
 
 TEST(HandshakeTable, FullHandshakeIpv4) {
-  full_handshake(conversation4);
+  full_handshake(kConversation4);
 }
 TEST(HandshakeTable, FullHandshakeIpv6) {
-  full_handshake(conversation6);
+  full_handshake(kConversation6);
 }
 
 TEST(HandshakeTable, SynAckWithWrongAckIsAMismatchAndKeepsTheEntry) {
   HandshakeTable table(16, kTimeout);
-  table.process(conversation4.syn(1000));
-  FlowUpdate u = table.process(conversation4.syn_ack(5000, 1000));
+  table.process(kConversation4.syn(1000));
+  FlowUpdate u = table.process(kConversation4.syn_ack(5000, 1000));
   EXPECT_EQ(u.event, FlowEvent::kMismatch);
   EXPECT_EQ(u.previous_state, HandshakeState::kSynSeen);
-  expect_describes(u, conversation4);
+  expect_describes(u, kConversation4);
   EXPECT_EQ(table.counters().mismatches, 1u);
   EXPECT_EQ(table.count(HandshakeState::kSynSeen), 1u);
-  EXPECT_EQ(table.process(conversation4.syn_ack(5000, 1001)).event, FlowEvent::kSynAck);
+  EXPECT_EQ(table.process(kConversation4.syn_ack(5000, 1001)).event, FlowEvent::kSynAck);
 }
 
 TEST(HandshakeTable, WrongFinalAckIsAMismatchThenTheRightOneCompletes) {
   HandshakeTable table(16, kTimeout);
-  table.process(conversation6.syn(0xffffffff));  // syn_seq + 1 wraps to 0
-  ASSERT_EQ(table.process(conversation6.syn_ack(0xfffffffe, 0)).event, FlowEvent::kSynAck);
-  FlowUpdate u = table.process(conversation6.ack(0, 0));
+  table.process(kConversation6.syn(0xffffffff));  // syn_seq + 1 wraps to 0
+  ASSERT_EQ(table.process(kConversation6.syn_ack(0xfffffffe, 0)).event, FlowEvent::kSynAck);
+  FlowUpdate u = table.process(kConversation6.ack(0, 0));
   EXPECT_EQ(u.event, FlowEvent::kMismatch);
   EXPECT_EQ(u.previous_state, HandshakeState::kSynRecv);
   EXPECT_EQ(table.size(), 1u);
   EXPECT_EQ(table.counters().mismatches, 1u);
-  u = table.process(conversation6.ack(0, 0xffffffff));
+  u = table.process(kConversation6.ack(0, 0xffffffff));
   EXPECT_EQ(u.event, FlowEvent::kCompleted);
   EXPECT_EQ(table.size(), 0u);
 }
 
 TEST(HandshakeTable, RetransmittedSynIsNotCountedTwice) {
   HandshakeTable table(16, kTimeout);
-  table.process(conversation4.syn(1000));
-  FlowUpdate u = table.process(conversation4.syn(1000, kT0 + kNanosPerSecond));
+  table.process(kConversation4.syn(1000));
+  FlowUpdate u = table.process(kConversation4.syn(1000, kT0 + kNanosPerSecond));
   EXPECT_EQ(u.event, FlowEvent::kSynRetransmit);
   EXPECT_EQ(u.previous_state, HandshakeState::kSynSeen);
-  expect_describes(u, conversation4);
+  expect_describes(u, kConversation4);
   EXPECT_EQ(table.size(), 1u);
   EXPECT_EQ(table.counters().inserted, 1u);
   EXPECT_EQ(table.counters().syn_retransmits, 1u);
@@ -160,17 +160,17 @@ TEST(HandshakeTable, RetransmittedSynIsNotCountedTwice) {
 
 TEST(HandshakeTable, SynWithNewSeqRestartsTheHandshake) {
   HandshakeTable table(16, kTimeout);
-  table.process(conversation4.syn(1000));
-  table.process(conversation4.syn_ack(5000, 1001));
-  FlowUpdate u = table.process(conversation4.syn(2000, kT0 + 3 * kNanosPerSecond));
+  table.process(kConversation4.syn(1000));
+  table.process(kConversation4.syn_ack(5000, 1001));
+  FlowUpdate u = table.process(kConversation4.syn(2000, kT0 + 3 * kNanosPerSecond));
   EXPECT_EQ(u.event, FlowEvent::kSynRetransmit);
   EXPECT_EQ(u.previous_state, HandshakeState::kSynRecv);
   EXPECT_EQ(table.count(HandshakeState::kSynSeen), 1u);
   EXPECT_EQ(table.count(HandshakeState::kSynRecv), 0u);
   EXPECT_EQ(table.counters().inserted, 1u);
   // The old SYN-ACK no longer matches; the answer to the new SYN does.
-  EXPECT_EQ(table.process(conversation4.syn_ack(5000, 1001)).event, FlowEvent::kMismatch);
-  EXPECT_EQ(table.process(conversation4.syn_ack(6000, 2001)).event, FlowEvent::kSynAck);
+  EXPECT_EQ(table.process(kConversation4.syn_ack(5000, 1001)).event, FlowEvent::kMismatch);
+  EXPECT_EQ(table.process(kConversation4.syn_ack(6000, 2001)).event, FlowEvent::kSynAck);
   // The restart also restarted the age.
   int expired = 0;
   const auto count = [&](const Endpoint&, const IpAddress&, HandshakeState) { ++expired; };
@@ -182,16 +182,16 @@ TEST(HandshakeTable, SynWithNewSeqRestartsTheHandshake) {
 
 TEST(HandshakeTable, RetransmittedSynAckUpdatesTheExpectedFinalAck) {
   HandshakeTable table(16, kTimeout);
-  table.process(conversation6.syn(1000));
-  ASSERT_EQ(table.process(conversation6.syn_ack(5000, 1001)).event, FlowEvent::kSynAck);
-  FlowUpdate u = table.process(conversation6.syn_ack(7000, 1001));
+  table.process(kConversation6.syn(1000));
+  ASSERT_EQ(table.process(kConversation6.syn_ack(5000, 1001)).event, FlowEvent::kSynAck);
+  FlowUpdate u = table.process(kConversation6.syn_ack(7000, 1001));
   EXPECT_EQ(u.event, FlowEvent::kSynAckRetransmit);
   EXPECT_EQ(u.previous_state, HandshakeState::kSynRecv);
-  expect_describes(u, conversation6);
+  expect_describes(u, kConversation6);
   EXPECT_EQ(table.counters().synack_retransmits, 1u);
   EXPECT_EQ(table.count(HandshakeState::kSynRecv), 1u);
-  EXPECT_EQ(table.process(conversation6.ack(1001, 5001)).event, FlowEvent::kMismatch);
-  EXPECT_EQ(table.process(conversation6.ack(1001, 7001)).event, FlowEvent::kCompleted);
+  EXPECT_EQ(table.process(kConversation6.ack(1001, 5001)).event, FlowEvent::kMismatch);
+  EXPECT_EQ(table.process(kConversation6.ack(1001, 7001)).event, FlowEvent::kCompleted);
 }
 
 TEST(HandshakeTable, RstFromEitherSideInEitherStateResets) {
@@ -208,7 +208,7 @@ TEST(HandshakeTable, RstFromEitherSideInEitherStateResets) {
       {false, true, tcp_flag::kRst | tcp_flag::kAck},
   };
   for (const Case& c : cases) {
-    for (const Conversation* conv : {&conversation4, &conversation6}) {
+    for (const Conversation* conv : {&kConversation4, &kConversation6}) {
       SCOPED_TRACE(testing::Message() << "from_server=" << c.from_server << " after_synack="
                                       << c.after_synack << " flags=" << int{c.flags});
       HandshakeTable table(16, kTimeout);
@@ -232,34 +232,36 @@ TEST(HandshakeTable, RstFromEitherSideInEitherStateResets) {
 
 TEST(HandshakeTable, FinAndServerAcksOnAPendingEntryAreIgnored) {
   HandshakeTable table(16, kTimeout);
-  table.process(conversation4.syn(1000));
-  table.process(conversation4.syn_ack(5000, 1001));
-  EXPECT_EQ(table.process(conversation4.client_segment(tcp_flag::kFin | tcp_flag::kAck, 1001, 5001))
-                .event,
+  table.process(kConversation4.syn(1000));
+  table.process(kConversation4.syn_ack(5000, 1001));
+  EXPECT_EQ(
+      table.process(kConversation4.client_segment(tcp_flag::kFin | tcp_flag::kAck, 1001, 5001))
+          .event,
+      FlowEvent::kNone);
+  EXPECT_EQ(table.process(kConversation4.server_segment(tcp_flag::kAck, 5001, 1001)).event,
             FlowEvent::kNone);
-  EXPECT_EQ(table.process(conversation4.server_segment(tcp_flag::kAck, 5001, 1001)).event,
-            FlowEvent::kNone);
-  EXPECT_EQ(table.process(conversation4.client_segment(tcp_flag::kPsh, 1001)).event,
+  EXPECT_EQ(table.process(kConversation4.client_segment(tcp_flag::kPsh, 1001)).event,
             FlowEvent::kNone);
   // Wrong-way SYN and SYN-ACK (simultaneous open) leave the entry alone too.
-  EXPECT_EQ(table.process(conversation4.server_segment(tcp_flag::kSyn, 9)).event, FlowEvent::kNone);
+  EXPECT_EQ(table.process(kConversation4.server_segment(tcp_flag::kSyn, 9)).event,
+            FlowEvent::kNone);
   EXPECT_EQ(
-      table.process(conversation4.client_segment(tcp_flag::kSyn | tcp_flag::kAck, 9, 5001)).event,
+      table.process(kConversation4.client_segment(tcp_flag::kSyn | tcp_flag::kAck, 9, 5001)).event,
       FlowEvent::kNone);
   EXPECT_EQ(table.size(), 1u);
   EXPECT_EQ(table.count(HandshakeState::kSynRecv), 1u);
-  EXPECT_EQ(table.process(conversation4.ack(1001, 5001)).event, FlowEvent::kCompleted);
+  EXPECT_EQ(table.process(kConversation4.ack(1001, 5001)).event, FlowEvent::kCompleted);
 }
 
 TEST(HandshakeTable, OneWayCaptureCompletesOnTheClientsAck) {
   HandshakeTable table(16, kTimeout);
-  table.process(conversation6.syn(1000));
-  EXPECT_EQ(table.process(conversation6.server_segment(tcp_flag::kAck, 1, 1001)).event,
+  table.process(kConversation6.syn(1000));
+  EXPECT_EQ(table.process(kConversation6.server_segment(tcp_flag::kAck, 1, 1001)).event,
             FlowEvent::kNone);
-  const FlowUpdate u = table.process(conversation6.ack(1001, 424242));
+  const FlowUpdate u = table.process(kConversation6.ack(1001, 424242));
   EXPECT_EQ(u.event, FlowEvent::kCompleted);
   EXPECT_EQ(u.previous_state, HandshakeState::kSynSeen);
-  expect_describes(u, conversation6);
+  expect_describes(u, kConversation6);
   EXPECT_EQ(table.size(), 0u);
   EXPECT_EQ(table.count(HandshakeState::kSynSeen), 0u);
 }
@@ -267,11 +269,11 @@ TEST(HandshakeTable, OneWayCaptureCompletesOnTheClientsAck) {
 TEST(HandshakeTable, UnsolicitedSynAckNamesTheReflector) {
   HandshakeTable table(16, kTimeout);
   for (int round = 0; round < 2; ++round) {  // empty table, then a table holding another entry
-    const FlowUpdate u = table.process(conversation4.syn_ack(5000, 1001));
+    const FlowUpdate u = table.process(kConversation4.syn_ack(5000, 1001));
     EXPECT_EQ(u.event, FlowEvent::kUnsolicitedSynAck);
-    EXPECT_EQ(u.server, conversation4.server);
-    EXPECT_EQ(u.client, conversation4.client.address);
-    table.process(conversation6.syn(1));
+    EXPECT_EQ(u.server, kConversation4.server);
+    EXPECT_EQ(u.client, kConversation4.client.address);
+    table.process(kConversation6.syn(1));
   }
   EXPECT_EQ(table.counters().unsolicited_synacks, 2u);
   EXPECT_EQ(table.size(), 1u);
@@ -279,18 +281,18 @@ TEST(HandshakeTable, UnsolicitedSynAckNamesTheReflector) {
 
 TEST(HandshakeTable, UnprotectedSynsCreateNothingButKnownTuplesStillRetransmit) {
   HandshakeTable table(16, kTimeout);
-  EXPECT_EQ(table.process(conversation4.syn(1000), false).event, FlowEvent::kNone);
+  EXPECT_EQ(table.process(kConversation4.syn(1000), false).event, FlowEvent::kNone);
   EXPECT_EQ(table.size(), 0u);
   EXPECT_EQ(table.counters().inserted, 0u);
-  table.process(conversation6.syn(1000));
-  EXPECT_EQ(table.process(conversation6.syn(1000), false).event, FlowEvent::kSynRetransmit);
+  table.process(kConversation6.syn(1000));
+  EXPECT_EQ(table.process(kConversation6.syn(1000), false).event, FlowEvent::kSynRetransmit);
   EXPECT_EQ(table.size(), 1u);
 }
 
 TEST(HandshakeTable, SynWithEcnFlagsIsASyn) {
   HandshakeTable table(16, kTimeout);
   const TcpSegment s =
-      conversation4.client_segment(tcp_flag::kSyn | tcp_flag::kEce | tcp_flag::kCwr, 77);
+      kConversation4.client_segment(tcp_flag::kSyn | tcp_flag::kEce | tcp_flag::kCwr, 77);
   EXPECT_EQ(table.process(s).event, FlowEvent::kSyn);
 }
 
@@ -317,22 +319,22 @@ std::vector<Expired> expire_all(HandshakeTable& table, TimestampNs now) {
 
 TEST(HandshakeTable, ExpiresExactlyAtTheBoundaryOldestFirst) {
   HandshakeTable table(16, kTimeout);
-  table.process(conversation4.syn(1, kT0));
-  table.process(conversation6.syn(1, kT0 + kNanosPerMilli));
-  table.process(conversation6.syn_ack(9, 2, kT0 + 2 * kNanosPerMilli));
+  table.process(kConversation4.syn(1, kT0));
+  table.process(kConversation6.syn(1, kT0 + kNanosPerMilli));
+  table.process(kConversation6.syn_ack(9, 2, kT0 + 2 * kNanosPerMilli));
 
   EXPECT_TRUE(expire_all(table, kT0 + kTimeout - 1).empty());
   EXPECT_EQ(table.size(), 2u);
   auto expired = expire_all(table, kT0 + kTimeout);
   ASSERT_EQ(expired.size(), 1u);
-  EXPECT_EQ(expired[0],
-            Expired(conversation4.server, conversation4.client.address, HandshakeState::kSynSeen));
+  EXPECT_EQ(expired[0], Expired(kConversation4.server, kConversation4.client.address,
+                                HandshakeState::kSynSeen));
 
   EXPECT_TRUE(expire_all(table, kT0 + kNanosPerMilli + kTimeout - 1).empty());
   expired = expire_all(table, kT0 + kNanosPerMilli + kTimeout);
   ASSERT_EQ(expired.size(), 1u);
-  EXPECT_EQ(expired[0],
-            Expired(conversation6.server, conversation6.client.address, HandshakeState::kSynRecv));
+  EXPECT_EQ(expired[0], Expired(kConversation6.server, kConversation6.client.address,
+                                HandshakeState::kSynRecv));
   EXPECT_EQ(table.size(), 0u);
   EXPECT_EQ(table.count(HandshakeState::kSynRecv), 0u);
   EXPECT_EQ(table.counters().expired, 2u);
@@ -341,14 +343,14 @@ TEST(HandshakeTable, ExpiresExactlyAtTheBoundaryOldestFirst) {
 TEST(HandshakeTable, UnalignedTimestampsExpireNeverEarlyAtMostAMillisecondLate) {
   HandshakeTable table(16, kTimeout);
   const TimestampNs first = kT0 + 123'456;
-  table.process(conversation4.syn(1, first));
+  table.process(kConversation4.syn(1, first));
   EXPECT_TRUE(expire_all(table, first + kTimeout - 1).empty());
   EXPECT_EQ(expire_all(table, first + kTimeout + kNanosPerMilli).size(), 1u);
 }
 
 TEST(HandshakeTable, ZeroTimeoutExpiresImmediatelyAndLongTimeoutsAreClamped) {
   HandshakeTable table(16, 0);
-  table.process(conversation4.syn(1, kT0));
+  table.process(kConversation4.syn(1, kT0));
   EXPECT_TRUE(expire_all(table, kT0 - 1).empty());
   EXPECT_EQ(expire_all(table, kT0).size(), 1u);
   table.set_pending_timeout(DurationNs{400} * 24 * 3600 * kNanosPerSecond);
@@ -424,42 +426,42 @@ TEST(HandshakeTable, MemoryIsBoundedAndFixed) {
 
 TEST(HandshakeTable, TimeGoingBackwardsNeitherCrashesNorReordersExpiry) {
   HandshakeTable table(16, kTimeout);
-  table.process(conversation4.syn(1, kT0 + 5 * kNanosPerSecond));
+  table.process(kConversation4.syn(1, kT0 + 5 * kNanosPerSecond));
   // Created "in the past": it queues behind the younger entry and expires with it.
-  table.process(conversation6.syn(1, kT0));
+  table.process(kConversation6.syn(1, kT0));
   EXPECT_EQ(table.size(), 2u);
   EXPECT_TRUE(expire_all(table, kT0 + kTimeout).empty());
   const auto expired = expire_all(table, kT0 + 5 * kNanosPerSecond + kTimeout);
   ASSERT_EQ(expired.size(), 2u);
-  EXPECT_EQ(std::get<1>(expired[0]), conversation4.client.address);
-  EXPECT_EQ(std::get<1>(expired[1]), conversation6.client.address);
+  EXPECT_EQ(std::get<1>(expired[0]), kConversation4.client.address);
+  EXPECT_EQ(std::get<1>(expired[1]), kConversation6.client.address);
 
   // The clamp follows the youngest *live* entry: once it is gone, a late arrival keeps its own
   // time (only bounded by the entries still queued ahead of it).
-  table.process(conversation4.syn(1, kT0));
-  table.process(conversation6.syn(1, kT0 + 5 * kNanosPerSecond));
-  ASSERT_EQ(table.process(conversation6.client_segment(tcp_flag::kRst)).event, FlowEvent::kReset);
-  const Conversation late{{v4(0x01020304), 9999}, conversation4.server};
+  table.process(kConversation4.syn(1, kT0));
+  table.process(kConversation6.syn(1, kT0 + 5 * kNanosPerSecond));
+  ASSERT_EQ(table.process(kConversation6.client_segment(tcp_flag::kRst)).event, FlowEvent::kReset);
+  const Conversation late{{v4(0x01020304), 9999}, kConversation4.server};
   table.process(late.syn(1, kT0 + kNanosPerSecond));
   EXPECT_EQ(expire_all(table, kT0 + kTimeout).size(), 1u);
   EXPECT_TRUE(expire_all(table, kT0 + kNanosPerSecond + kTimeout - 1).empty());
   EXPECT_EQ(expire_all(table, kT0 + kNanosPerSecond + kTimeout).size(), 1u);
 
   // Wild timestamps and expiry times.
-  table.process(conversation4.syn(1, INT64_MAX));
-  table.process(conversation6.syn(1, INT64_MIN));
-  table.process(conversation6.syn_ack(1, 2, 0));
+  table.process(kConversation4.syn(1, INT64_MAX));
+  table.process(kConversation6.syn(1, INT64_MIN));
+  table.process(kConversation6.syn_ack(1, 2, 0));
   EXPECT_TRUE(expire_all(table, INT64_MIN).empty());
   EXPECT_TRUE(expire_all(table, 0).empty());
   EXPECT_EQ(table.size(), 2u);
-  table.process(conversation6.syn(1, -1));  // retransmission at a negative time
+  table.process(kConversation6.syn(1, -1));  // retransmission at a negative time
   table.set_pending_timeout(0);
   EXPECT_EQ(expire_all(table, INT64_MAX).size(), 2u);
   EXPECT_EQ(table.size(), 0u);
 
   // Negative timestamps (before 1970) behave like any others.
   table.set_pending_timeout(kTimeout);
-  table.process(conversation4.syn(1, -kTimeout - kNanosPerMilli));
+  table.process(kConversation4.syn(1, -kTimeout - kNanosPerMilli));
   EXPECT_TRUE(expire_all(table, -kNanosPerMilli - 1).empty());
   EXPECT_EQ(expire_all(table, -kNanosPerMilli).size(), 1u);
 }
