@@ -170,8 +170,9 @@ class Service {
     const auto s = pipeline_->snapshot();
     std::string per_worker;
     if (s.worker_packets.size() > 1) {
-      for (const auto packets : s.worker_packets)
+      for (const auto packets : s.worker_packets) {
         per_worker += (per_worker.empty() ? " (by worker: " : ", ") + std::to_string(packets);
+      }
       per_worker += ")";
     }
     spdlog::info("stopped: {} packets{}, {} handshakes completed, {} open incidents at exit",
@@ -191,7 +192,7 @@ class Service {
     return {};
   }
 
-  void deliver(std::deque<IncidentEvent> events) {
+  void deliver(const std::deque<IncidentEvent>& events) {
     for (const auto& event : events) {
       if (event.type == EventType::kUpdated) {
         spdlog::info("{}", describe_for_log(event));
@@ -203,10 +204,11 @@ class Service {
         const std::uint64_t failures = alert_file_->failures();
         alert_file_->publish(event);
         auto& counts = outputs_["alert_file"];
-        if (alert_file_->failures() == failures)
+        if (alert_file_->failures() == failures) {
           ++counts.success;
-        else
+        } else {
           ++counts.failure;
+        }
       }
       if (webhooks_) webhooks_->publish(event);  // spooled and queued; never waits on the network
     }

@@ -100,14 +100,16 @@ void DestinationTable::index_erase(std::uint32_t index) noexcept {
 
 void DestinationTable::unlink(std::uint32_t index) noexcept {
   Links& l = links_[index];
-  if (l.newer != kNone)
+  if (l.newer != kNone) {
     links_[l.newer].older = l.older;
-  else
+  } else {
     lru_newest_ = l.older;
-  if (l.older != kNone)
+  }
+  if (l.older != kNone) {
     links_[l.older].newer = l.newer;
-  else
+  } else {
     lru_oldest_ = l.newer;
+  }
   l.newer = l.older = kNone;
 }
 
@@ -190,10 +192,11 @@ WindowSlot& DestinationTable::current_slot(std::uint32_t index, TimestampNs now)
 }
 
 void DestinationTable::increment(Destination& d, HandshakeState state, TimestampNs now) noexcept {
-  if (state == HandshakeState::kSynSeen)
+  if (state == HandshakeState::kSynSeen) {
     ++d.syn_seen;
-  else
+  } else {
     ++d.syn_recv;
+  }
   const std::uint32_t half_open = d.half_open();
   d.peak_half_open = std::max(d.peak_half_open, half_open);
   if (half_open >= threshold_ && d.above_threshold_since == 0) {

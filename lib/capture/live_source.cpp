@@ -44,8 +44,9 @@ std::expected<std::unique_ptr<LivePcapSource>, std::string> LivePcapSource::open
     const LiveCaptureOptions& options) {
   char errbuf[PCAP_ERRBUF_SIZE] = {};
   pcap_t* handle = pcap_create(options.interface.c_str(), errbuf);
-  if (handle == nullptr)
+  if (handle == nullptr) {
     return std::unexpected("cannot capture on '" + options.interface + "': " + errbuf);
+  }
   pcap_set_snaplen(handle, options.snap_length);
   pcap_set_promisc(handle, options.promiscuous ? 1 : 0);
   pcap_set_timeout(handle, options.poll_timeout_ms);

@@ -57,7 +57,7 @@ std::expected<FILE*, std::string> open_capture_stream(const std::string& path, b
   const std::size_t got = std::fread(magic, 1, sizeof magic, file);
   if (got < sizeof magic && std::ferror(file) != 0) {
     const int error = errno;
-    std::fclose(file);
+    (void)std::fclose(file);  // read-only: nothing to lose on close
     return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
   }
   gzip = got == sizeof magic && magic[0] == 0x1f && magic[1] == 0x8b;
@@ -65,7 +65,7 @@ std::expected<FILE*, std::string> open_capture_stream(const std::string& path, b
     std::rewind(file);
     return file;
   }
-  std::fclose(file);
+  (void)std::fclose(file);  // reopened through zlib below
   gzFile compressed = gzopen(path.c_str(), "rb");
   if (compressed == nullptr) {
     return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(errno));
@@ -111,7 +111,7 @@ std::expected<std::unique_ptr<PcapFileSource>, std::string> PcapFileSource::open
     // On failure libpcap leaves the FILE* to us.
     std::string reason = message;
     if (gzip_stream != nullptr && !gzip_stream->error.empty()) reason = gzip_stream->error;
-    std::fclose(*file);
+    (void)std::fclose(*file);  // read-only: nothing to lose on close
     return std::unexpected("cannot open capture " + quoted(path) + ": " + reason);
   }
   const int dlt = pcap_datalink(handle);

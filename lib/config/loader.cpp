@@ -322,6 +322,7 @@ std::optional<ConfigValue> parse_mapping_list(const ConfigKey& key, const YAML::
                                               const Location& here, const Source& source,
                                               std::vector<ConfigError>& errors) {
   std::vector<std::string_view> field_names;
+  field_names.reserve(key.fields.size());
   for (const auto& field : key.fields) field_names.push_back(field.path);
   const std::string expected_element = "expected a mapping with fields " + join(field_names);
   if (!node.IsSequence()) {
@@ -357,7 +358,9 @@ std::optional<ConfigValue> parse_mapping_list(const ConfigKey& key, const YAML::
         continue;
       }
       const std::string& name = entry.first.Scalar();
-      const std::string path = element_path + "." + name;
+      std::string path = element_path;
+      path += '.';
+      path += name;
       const auto field = std::ranges::find(key.fields, std::string_view(name), &ConfigKey::path);
       if (field == key.fields.end()) {
         std::string message = "unknown field";
@@ -622,7 +625,7 @@ std::expected<Config, std::vector<ConfigError>> build(
   } else {
     builder.apply_read_error(text.error());
   }
-  for (const auto& override_ : overrides) builder.apply_override(override_);
+  for (const auto& given : overrides) builder.apply_override(given);
   return builder.finish(source_name);
 }
 

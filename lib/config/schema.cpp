@@ -89,11 +89,11 @@ ConfigKey string_key(std::string_view path, Field field, std::string_view doc) {
 }
 
 template <typename Field>
-ConfigKey enum_key(std::string_view path, std::vector<std::string_view> choices, Field field,
+ConfigKey enum_key(std::string_view path, const std::vector<std::string_view>& choices, Field field,
                    std::string_view doc) {
   static_assert(std::same_as<FieldType<Field>, std::string>);
   auto key = make_key<std::string>(path, ConfigKind::kEnum, field, doc);
-  key.choices = std::move(choices);
+  key.choices = choices;
   return key;
 }
 
@@ -188,7 +188,7 @@ std::optional<std::string> secret_file_problem(const std::string& path) {
   if (!S_ISREG(info.st_mode)) return "secret file '" + path + "' is not a regular file";
   if ((info.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) != 0) {
     char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
+    (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
     return "secret file '" + path + "' is readable or writable by group or others (mode " + mode +
            "); chmod 600 it";
   }
@@ -208,9 +208,10 @@ std::vector<ConfigFieldProblem> check_webhook(const ConfigRecord& record) {
                  c == '.' || c == '-' || c == '_';
         });
     // The name becomes a directory under state_dir and a metrics label.
-    if (!safe)
+    if (!safe) {
       problems.push_back(
           {"name", "expected letters, digits, '.', '-' or '_', got '" + *name + "'"});
+    }
   }
   if (const auto* url = text("url")) {
     if (auto problem = url_problem(*url)) problems.push_back({"url", std::move(*problem)});
@@ -254,28 +255,29 @@ std::vector<ConfigFieldProblem> check_webhook(const ConfigRecord& record) {
 void append_webhook(ConfigValue& list, const ConfigRecord& record) {
   WebhookConfig webhook;
   for (const auto& [field, value] : record) {
-    if (field == "name")
+    if (field == "name") {
       webhook.name = std::get<std::string>(value);
-    else if (field == "url")
+    } else if (field == "url") {
       webhook.url = std::get<std::string>(value);
-    else if (field == "headers")
+    } else if (field == "headers") {
       webhook.headers = std::get<std::map<std::string, std::string>>(value);
-    else if (field == "timeout")
+    } else if (field == "timeout") {
       webhook.timeout = std::get<DurationNs>(value);
-    else if (field == "events")
+    } else if (field == "events") {
       webhook.events = std::get<std::vector<std::string>>(value);
-    else if (field == "format")
+    } else if (field == "format") {
       webhook.format = std::get<std::string>(value);
-    else if (field == "secret_file")
+    } else if (field == "secret_file") {
       webhook.secret_file = std::get<std::string>(value);
-    else if (field == "ca_file")
+    } else if (field == "ca_file") {
       webhook.ca_file = std::get<std::string>(value);
-    else if (field == "max_retries")
+    } else if (field == "max_retries") {
       webhook.max_retries = static_cast<std::size_t>(std::get<std::uint64_t>(value));
-    else if (field == "backoff")
+    } else if (field == "backoff") {
       webhook.backoff = std::get<DurationNs>(value);
-    else if (field == "max_backoff")
+    } else if (field == "max_backoff") {
       webhook.max_backoff = std::get<DurationNs>(value);
+    }
   }
   std::get<std::vector<WebhookConfig>>(list).push_back(std::move(webhook));
 }
@@ -576,6 +578,7 @@ std::string ConfigKey::describe_type() const {
       return "a mapping of names to strings";
     case ConfigKind::kMappingList: {
       std::vector<std::string_view> names;
+      names.reserve(fields.size());
       for (const auto& field : fields) names.push_back(field.path);
       return "a list of mappings with fields " + join(names, ", ");
     }
@@ -660,7 +663,9 @@ std::string format_config_value(const ConfigKey& key, const ConfigValue& value) 
       std::string out = "{";
       for (const auto& [name, item] : std::get<std::map<std::string, std::string>>(value)) {
         if (out.size() > 1) out += ", ";
-        out += name + ": " + item;
+        out += name;
+        out += ": ";
+        out += item;
       }
       return out + "}";
     }

@@ -39,7 +39,7 @@ void Engine::evaluate(TimestampNs at) noexcept {
 }
 
 std::vector<std::string> Engine::reconfigure(const Config& config) {
-  const std::vector<std::string> kept = keys_kept_until_restart(running_, config);
+  std::vector<std::string> kept = keys_kept_until_restart(running_, config);
   Config next = config;
   next.flow.capacity = running_.flow.capacity;
   next.aggregation = running_.aggregation;

@@ -8,12 +8,15 @@ namespace synwatch {
 std::vector<std::string> keys_kept_until_restart(const Config& running, const Config& next) {
   std::vector<std::string> kept;
   if (next.flow.capacity != running.flow.capacity) kept.emplace_back("flow.capacity");
-  if (next.aggregation.max_destinations != running.aggregation.max_destinations)
+  if (next.aggregation.max_destinations != running.aggregation.max_destinations) {
     kept.emplace_back("aggregation.max_destinations");
-  if (next.aggregation.window != running.aggregation.window)
+  }
+  if (next.aggregation.window != running.aggregation.window) {
     kept.emplace_back("aggregation.window");
-  if (next.aggregation.idle_timeout != running.aggregation.idle_timeout)
+  }
+  if (next.aggregation.idle_timeout != running.aggregation.idle_timeout) {
     kept.emplace_back("aggregation.idle_timeout");
+  }
   if (next.detection.tick != running.detection.tick) kept.emplace_back("detection.tick");
   return kept;
 }

@@ -216,8 +216,9 @@ void LivePipeline::close_failed_captures() {
 
 std::expected<std::vector<std::string>, std::string> LivePipeline::open_interfaces() {
   if (!config_->capture.enabled) {
-    if (!kernel_)
+    if (!kernel_) {
       return std::unexpected("capture.enabled is false and the kernel view is unavailable");
+    }
     return std::vector<std::string>{};
   }
   std::vector<std::string> errors;
@@ -416,8 +417,9 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
     m.distinct_sources = stats.distinct_sources;
     m.source_entropy = stats.source_entropy;
     m.completion_ratio = stats.completion_ratio;
-    if (const auto open = incidents.find(d->target); open != incidents.end())
+    if (const auto open = incidents.find(d->target); open != incidents.end()) {
       m.attack = open->second.kind;
+    }
     s.destinations_exported.push_back(m);
   }
 }
@@ -425,8 +427,8 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
 bool LivePipeline::read_captures(std::size_t worker_index, const std::vector<pollfd>& fds,
                                  const std::vector<Capture*>& polled) {
   struct Feed final : PacketHandler {
-    FlowShard* shard;
-    Decoder* decoder;
+    FlowShard* shard = nullptr;
+    Decoder* decoder = nullptr;
     void on_packet(const PacketView& packet) noexcept override {
       shard->on_packet(packet, *decoder);
     }

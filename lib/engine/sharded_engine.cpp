@@ -13,6 +13,7 @@ std::vector<std::unique_ptr<FlowShard>> make_shards(const Config& config, std::s
                                                     std::size_t capacity, std::size_t threshold,
                                                     std::uint64_t hash_seed) {
   std::vector<std::unique_ptr<FlowShard>> shards;
+  shards.reserve(std::max<std::size_t>(1, count));
   for (std::size_t i = 0; i < std::max<std::size_t>(1, count); ++i) {
     // One seed for all: HyperLogLog sketches of different shards must hash alike to unite.
     shards.push_back(std::make_unique<FlowShard>(config, capacity, threshold, hash_seed));
@@ -22,6 +23,7 @@ std::vector<std::unique_ptr<FlowShard>> make_shards(const Config& config, std::s
 
 std::vector<DestinationTable*> tables_of(const std::vector<std::unique_ptr<FlowShard>>& shards) {
   std::vector<DestinationTable*> tables;
+  tables.reserve(shards.size());
   for (const auto& shard : shards) tables.push_back(&shard->destinations());
   return tables;
 }
@@ -84,8 +86,9 @@ void ShardedEngine::advance_to(TimestampNs now) noexcept {
 bool ShardedEngine::refresh(TimestampNs at) noexcept {
   for (auto& s : shards_) s->advance_to(at);
   try {
-    if (merged_.refresh(at) > 0)
+    if (merged_.refresh(at) > 0) {
       early_deadline_ = std::min(early_deadline_, at + running_.detection.hold_for);
+    }
     return true;
   } catch (...) {
     ++own_.evaluation_failures;  // out of memory for a merged record: try again next call
@@ -112,15 +115,16 @@ void ShardedEngine::finish() noexcept {
 }
 
 std::vector<std::string> ShardedEngine::reconfigure(const Config& config) {
-  const std::vector<std::string> kept = keys_kept_until_restart(running_, config);
+  std::vector<std::string> kept = keys_kept_until_restart(running_, config);
   Config next = config;
   next.flow.capacity = running_.flow.capacity;
   next.aggregation = running_.aggregation;
   next.aggregation.top_sources = config.aggregation.top_sources;
   next.detection.tick = running_.detection.tick;
   running_ = std::move(next);
-  for (auto& s : shards_)
+  for (auto& s : shards_) {
     s->reconfigure(running_, share(running_.detection.half_open, shards_.size()));
+  }
   merged_.set_half_open_threshold(running_.detection.half_open, newest_packet_time());
   detector_.reconfigure(running_.detection, running_.aggregation.top_sources);
   drain_limit_ = drain_limit(running_);
