@@ -40,12 +40,7 @@ void Engine::evaluate(TimestampNs at) noexcept {
 
 std::vector<std::string> Engine::reconfigure(const Config& config) {
   std::vector<std::string> kept = keys_kept_until_restart(running_, config);
-  Config next = config;
-  next.flow.capacity = running_.flow.capacity;
-  next.aggregation = running_.aggregation;
-  next.aggregation.top_sources = config.aggregation.top_sources;
-  next.detection.tick = running_.detection.tick;
-  running_ = std::move(next);
+  running_ = applied_on_reload(running_, config);
   shard_.reconfigure(running_, running_.detection.half_open);
   detector_.reconfigure(running_.detection, running_.aggregation.top_sources);
   drain_limit_ = drain_limit(running_);

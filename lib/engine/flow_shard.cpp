@@ -21,6 +21,15 @@ std::vector<std::string> keys_kept_until_restart(const Config& running, const Co
   return kept;
 }
 
+Config applied_on_reload(const Config& running, const Config& next) {
+  Config applied = next;
+  applied.flow.capacity = running.flow.capacity;
+  applied.aggregation = running.aggregation;
+  applied.aggregation.top_sources = next.aggregation.top_sources;
+  applied.detection.tick = running.detection.tick;
+  return applied;
+}
+
 DurationNs drain_limit(const Config& config) noexcept {
   return config.flow.pending_timeout + config.aggregation.window + config.detection.cooldown +
          config.detection.hold_for + 2 * config.detection.tick;

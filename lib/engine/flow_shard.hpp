@@ -37,6 +37,8 @@ struct EngineCounters {
 // aggregation.max_destinations, .window, .idle_timeout, detection.tick): a reload keeps their
 // running values until a restart.
 std::vector<std::string> keys_kept_until_restart(const Config& running, const Config& next);
+// `next` with those keys set back to their running values: what a reload runs with.
+Config applied_on_reload(const Config& running, const Config& next);
 
 // How long an offline capture's packet time may run on after its last packet, so that every open
 // incident can end: expiry, window, cooldown and hold, plus two ticks.

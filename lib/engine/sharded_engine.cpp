@@ -116,12 +116,7 @@ void ShardedEngine::finish() noexcept {
 
 std::vector<std::string> ShardedEngine::reconfigure(const Config& config) {
   std::vector<std::string> kept = keys_kept_until_restart(running_, config);
-  Config next = config;
-  next.flow.capacity = running_.flow.capacity;
-  next.aggregation = running_.aggregation;
-  next.aggregation.top_sources = config.aggregation.top_sources;
-  next.detection.tick = running_.detection.tick;
-  running_ = std::move(next);
+  running_ = applied_on_reload(running_, config);
   for (auto& s : shards_) {
     s->reconfigure(running_, share(running_.detection.half_open, shards_.size()));
   }

@@ -375,8 +375,9 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
     add(spool_dropped, {{"receiver", r.name}}, static_cast<double>(r.dropped));
     add(queued, {{"receiver", r.name}}, static_cast<double>(r.queue_depth));
   }
-  for (auto* f : {&delivered, &failed, &given_up, &spool_dropped, &queued})
+  for (auto* f : {&delivered, &failed, &given_up, &spool_dropped, &queued}) {
     out.push_back(std::move(*f));
+  }
 
   gauge("synwatch_config_last_reload_successful", "1 if the last configuration (re)load succeeded.",
         s.last_reload_successful ? 1 : 0);
