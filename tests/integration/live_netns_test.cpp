@@ -174,11 +174,15 @@ TEST_F(LiveNetns, TwoWorkersSplitTheFlowsAndStillCountExactly) {
   const std::size_t seen = events().size();
   ASSERT_TRUE(eventually(4s, [&] { return events().size() > seen; })) << log();
   const long reported = events().back()["stats"]["half_open"];
-  std::cout << "two workers, half-open: ss counts " << kernel << ", synwatchd reports " << reported
-            << "\n";
+  const long answered = events().back()["stats"]["syn_recv"];
+  std::cout << "two workers: ss counts " << kernel << " SYN_RECV, synwatchd reports " << answered
+            << " syn_recv of " << reported << " half-open\n";
   EXPECT_GT(kernel, 15000);
-  EXPECT_NEAR(static_cast<double>(reported), static_cast<double>(kernel),
-              0.1 * static_cast<double>(kernel));
+  // syn_recv is what ss counts: SYNs the kernel answered. A SYN the kernel dropped under load
+  // stays syn_seen on the wire, so half-open may exceed ss but never fall short of it.
+  EXPECT_NEAR(static_cast<double>(answered), static_cast<double>(kernel),
+              0.05 * static_cast<double>(kernel));
+  EXPECT_GE(static_cast<double>(reported), 0.95 * static_cast<double>(kernel));
   // The distinct-source estimate is the union of both workers' sketches, not one half.
   EXPECT_GT(events().back()["stats"]["distinct_sources"].get<double>(), 0.8 * kernel);
   ASSERT_TRUE(eventually(20s, [&] { return !events_of(events(), "ended").empty(); })) << log();
