@@ -34,6 +34,12 @@ class MergedDestinations final : public DestinationSet {
   [[nodiscard]] DestinationStats stats(const Destination& destination, TimestampNs now,
                                        std::size_t top_sources) const override;
 
+  // Read-only visit, for exporters.
+  template <typename Visitor>
+  void for_each(Visitor&& visit) const {
+    for (const auto& [target, record] : merged_) visit(record.merged);
+  }
+
   [[nodiscard]] std::size_t size() const noexcept { return merged_.size(); }
   [[nodiscard]] std::size_t above_threshold() const noexcept { return above_threshold_; }
   [[nodiscard]] const Destination* find(const Endpoint& target) const noexcept;

@@ -390,8 +390,7 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
   const auto& incidents = engine_.detector().incidents();
   const MergedDestinations& merged = engine_.destinations();
   std::vector<const Destination*> chosen;
-  const_cast<MergedDestinations&>(merged).visit_all(
-      [&](const Destination& d) { chosen.push_back(&d); });
+  merged.for_each([&](const Destination& d) { chosen.push_back(&d); });
   const std::size_t cap = config_->metrics.max_destinations;
   const auto rank = [&](const Destination* a, const Destination* b) {
     const bool a_open = incidents.contains(a->target);
