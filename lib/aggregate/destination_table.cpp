@@ -4,6 +4,7 @@
 #include <bit>
 
 #include "aggregate/source_entropy.hpp"
+#include "common/hash.hpp"
 
 namespace synwatch {
 
@@ -60,19 +61,36 @@ std::size_t DestinationTable::memory_bytes() const noexcept {
          free_.capacity() * sizeof(std::uint32_t);
 }
 
+namespace {
+
+// Fixed-size comparison the compiler inlines; the defaulted operator== calls memcmp.
+bool same_endpoint(const Endpoint& a, const Endpoint& b) noexcept {
+  std::uint64_t x[2];
+  std::uint64_t y[2];
+  std::memcpy(x, a.address.bytes.data(), sizeof x);
+  std::memcpy(y, b.address.bytes.data(), sizeof y);
+  return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | static_cast<std::uint64_t>(a.port ^ b.port)) == 0;
+}
+
+}  // namespace
+
 std::size_t DestinationTable::bucket_of(const Endpoint& target) const noexcept {
-  std::uint8_t key[18];
-  std::memcpy(key, target.address.bytes.data(), 16);
-  key[16] = static_cast<std::uint8_t>(target.port >> 8);
-  key[17] = static_cast<std::uint8_t>(target.port);
-  return hash_bytes(key, sizeof key, hash_seed_) & bucket_mask_;
+  return hash_16_bytes(target.address.bytes.data(), target.port, hash_seed_) & bucket_mask_;
 }
 
 Destination* DestinationTable::find(const Endpoint& target) noexcept {
+  // A flood hits one destination packet after packet: checking the last one found first saves
+  // the hash and the probe.
+  if (last_found_ != kNone && same_endpoint(pool_[last_found_].target, target)) {
+    return &pool_[last_found_];
+  }
   for (std::size_t b = bucket_of(target);; b = (b + 1) & bucket_mask_) {
     const std::uint32_t index = buckets_[b];
     if (index == kNone) return nullptr;
-    if (pool_[index].target == target) return &pool_[index];
+    if (same_endpoint(pool_[index].target, target)) {
+      last_found_ = index;
+      return &pool_[index];
+    }
   }
 }
 
@@ -130,6 +148,7 @@ void DestinationTable::touch(std::uint32_t index, TimestampNs now) noexcept {
 }
 
 void DestinationTable::release(std::uint32_t index) noexcept {
+  if (last_found_ == index) last_found_ = kNone;
   if (pool_[index].above_threshold_since != 0) --above_threshold_;
   index_erase(index);
   unlink(index);
@@ -173,12 +192,20 @@ Destination* DestinationTable::find_or_create(const Endpoint& target, TimestampN
 }
 
 WindowSlot& DestinationTable::current_slot(std::uint32_t index, TimestampNs now) noexcept {
-  const std::int64_t tick = tick_of(now, tick_);
-  const auto position =
-      static_cast<std::size_t>(((tick % static_cast<std::int64_t>(slots_per_destination_)) +
-                                static_cast<std::int64_t>(slots_per_destination_)) %
-                               static_cast<std::int64_t>(slots_per_destination_));
-  WindowSlot& slot = slots_[index * slots_per_destination_ + position];
+  if (now < slot_tick_begin_ || now >= slot_tick_end_) {
+    // Two 64-bit divisions, once per tick of packet time rather than once per packet.
+    slot_tick_ = tick_of(now, tick_);
+    slot_position_ =
+        static_cast<std::size_t>(((slot_tick_ % static_cast<std::int64_t>(slots_per_destination_)) +
+                                  static_cast<std::int64_t>(slots_per_destination_)) %
+                                 static_cast<std::int64_t>(slots_per_destination_));
+    // Ticks at the ends of the time range are recomputed every time rather than overflow.
+    const bool representable = slot_tick_ > INT64_MIN / tick_ && slot_tick_ < INT64_MAX / tick_ - 1;
+    slot_tick_begin_ = representable ? slot_tick_ * tick_ : INT64_MAX;
+    slot_tick_end_ = representable ? slot_tick_begin_ + tick_ : INT64_MIN;
+  }
+  const std::int64_t tick = slot_tick_;
+  WindowSlot& slot = slots_[index * slots_per_destination_ + slot_position_];
   if (slot.tick != tick) {
     // Late packets (time going backwards across a tick) land in the current slot rather
     // than wiping a newer one.

@@ -247,6 +247,12 @@ class DestinationTable final : public DestinationSet {
   std::size_t size_ = 0;
   std::size_t above_threshold_ = 0;
   DestinationTableCounters counters_;
+  std::uint32_t last_found_ = kNone;  // pool index find() returned last, if still in use
+  // The tick of packet time current_slot() computed last, valid for times in [begin, end).
+  std::int64_t slot_tick_ = 0;
+  std::size_t slot_position_ = 0;
+  TimestampNs slot_tick_begin_ = INT64_MAX;
+  TimestampNs slot_tick_end_ = INT64_MIN;
 };
 
 // Floor division of packet time into ticks (packet times may precede 1970).

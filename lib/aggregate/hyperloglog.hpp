@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <span>
 
+#include "common/hash.hpp"
 #include "common/ip_address.hpp"
 
 namespace synwatch {
@@ -74,9 +75,10 @@ class HyperLogLog {
   // Any fixed value works; it only has to be the same for every sketch that is merged.
   static constexpr std::uint64_t kDefaultHashSeed = 0x5e7c'a11e'd5ea'd1e5ULL;
 
+  // Runs for every SYN: two multiplies rather than the generic byte hash's five rounds.
   static std::uint64_t hash_address(const IpAddress& address,
                                     std::uint64_t seed = kDefaultHashSeed) noexcept {
-    return hash_bytes(address.bytes.data(), address.bytes.size(), seed);
+    return hash_16_bytes(address.bytes.data(), 0, seed);
   }
 
   void add_hash(std::uint64_t hash) noexcept {

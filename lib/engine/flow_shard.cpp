@@ -67,31 +67,39 @@ void FlowShard::on_frame_without_segment(TimestampNs timestamp) noexcept {
 }
 
 void FlowShard::on_packets(std::span<const PacketView> packets, Decoder& decoder) noexcept {
-  // 16 segments in flight hide most of a memory latency behind the work on the others, and
-  // stay on the stack (about 1.3 KiB).
-  constexpr std::size_t kBatch = 16;
-  std::array<TcpSegment, kBatch> segments;
-  std::array<bool, kBatch> decoded{};
-  while (!packets.empty()) {
-    const std::size_t n = std::min(kBatch, packets.size());
-    for (std::size_t i = 0; i < n; ++i) {
-      decoded[i] = has_segment(decoder.decode(packets[i].data, segments[i]));
-      if (decoded[i]) handshakes_.prefetch(segments[i]);
+  // Frame i + kAhead is decoded and its handshake table slot prefetched while frame i is
+  // applied: a steady number of cache misses in flight, each given the time of kAhead frames to
+  // arrive. 16 hide most of a memory latency and stay on the stack (about 2 KiB).
+  constexpr std::size_t kAhead = 16;
+  std::array<TcpSegment, kAhead> segments;
+  std::array<HandshakeTable::Prepared, kAhead> prepared;
+  std::array<bool, kAhead> decoded{};
+  const std::size_t count = packets.size();
+  const auto stage = [&](std::size_t i) noexcept {
+    const std::size_t at = i % kAhead;
+    decoded[at] = has_segment(decoder.decode(packets[i].data, segments[at]));
+    if (decoded[at]) prepared[at] = handshakes_.prepare(segments[at]);
+  };
+  for (std::size_t i = 0; i < std::min(kAhead, count); ++i) stage(i);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t at = i % kAhead;
+    ++counters_.packets;
+    if (decoded[at]) {
+      segments[at].timestamp = packets[i].timestamp;
+      on_segment(segments[at], prepared[at]);
+    } else {
+      on_frame_without_segment(packets[i].timestamp);
     }
-    for (std::size_t i = 0; i < n; ++i) {
-      ++counters_.packets;
-      if (!decoded[i]) {
-        on_frame_without_segment(packets[i].timestamp);
-        continue;
-      }
-      segments[i].timestamp = packets[i].timestamp;
-      on_segment(segments[i]);
-    }
-    packets = packets.subspan(n);
+    if (i + kAhead < count) stage(i + kAhead);
   }
 }
 
 void FlowShard::on_segment(const TcpSegment& segment) noexcept {
+  on_segment(segment, handshakes_.prepare(segment));
+}
+
+void FlowShard::on_segment(const TcpSegment& segment,
+                           const HandshakeTable::Prepared& prepared) noexcept {
   ++counters_.tcp_segments;
   TimestampNs now = segment.timestamp;
   if (!started_) {
@@ -109,7 +117,7 @@ void FlowShard::on_segment(const TcpSegment& segment) noexcept {
 
   const bool accept = !segment.is_syn() || is_protected(segment.destination);
   if (segment.is_syn() && !accept) ++counters_.unprotected_syns;
-  const FlowUpdate update = handshakes_.process(segment, accept);
+  const FlowUpdate update = handshakes_.process(segment, prepared, accept);
   if (update.event == FlowEvent::kNone && !update.evicted) return;
   const Destination* d = destinations_.on_flow(update, now);
   if (d != nullptr && d->above_threshold_since == now && !d->pinned && observer_ != nullptr) {

@@ -68,9 +68,9 @@ class alignas(64) FlowShard {
   void set_observer(Observer* observer) noexcept { observer_ = observer; }
 
   void on_packet(const PacketView& packet, Decoder& decoder) noexcept;
-  // A batch of frames, with the same result as on_packet() on each in turn, only faster: all are
-  // decoded first and their handshake table slots prefetched, so that the cache misses of a flood
-  // of new 4-tuples overlap instead of following one another.
+  // A batch of frames, with the same result as on_packet() on each in turn, only faster: each
+  // frame is decoded and its handshake table slot prefetched some frames before it is applied,
+  // so that the cache misses of a flood of new 4-tuples overlap instead of following one another.
   void on_packets(std::span<const PacketView> packets, Decoder& decoder) noexcept;
   void on_segment(const TcpSegment& segment) noexcept;
 
@@ -96,6 +96,7 @@ class alignas(64) FlowShard {
   [[nodiscard]] TimestampNs next_tick() const noexcept { return next_tick_; }
 
  private:
+  void on_segment(const TcpSegment& segment, const HandshakeTable::Prepared& prepared) noexcept;
   [[nodiscard]] bool is_protected(const IpAddress& address) const noexcept;
   // A frame without a TCP segment still moves packet time on, so ticks keep their pace.
   void on_frame_without_segment(TimestampNs timestamp) noexcept;

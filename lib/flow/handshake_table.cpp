@@ -9,6 +9,8 @@
 #include <new>
 #include <type_traits>
 
+#include "common/hash.hpp"
+
 namespace synwatch {
 
 namespace {
@@ -19,13 +21,6 @@ constexpr std::uint32_t kNil = (1u << 30) - 1;
 constexpr std::uint32_t kNextMask = kNil;
 constexpr std::uint32_t kSynRecvBit = 1u << 30;
 constexpr std::uint32_t kClientIsHighBit = 1u << 31;
-
-// 64 x 64 -> 128-bit multiply folded to 64 bits (the mixing step of wyhash).
-std::uint64_t fold_multiply(std::uint64_t a, std::uint64_t b) noexcept {
-  __extension__ using Uint128 = unsigned __int128;
-  const Uint128 product = static_cast<Uint128>(a) * b;
-  return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
-}
 
 std::uint64_t splitmix64(std::uint64_t& state) noexcept {
   std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
@@ -76,17 +71,6 @@ void prefetch_lines(const void* address, std::size_t bytes) noexcept {
 }
 
 }  // namespace
-
-// The canonical 4-tuple: the (address, port) that compares smaller is "low". Both directions
-// of a connection build the same key. No padding, so it can be hashed and compared as bytes.
-// Plain byte arrays rather than IpAddress keep Entry trivially constructible, so that the
-// entry array's pages are touched only as entries are first used.
-struct HandshakeTable::Key {
-  std::array<std::uint8_t, 16> low_address;
-  std::array<std::uint8_t, 16> high_address;
-  std::uint16_t low_port;
-  std::uint16_t high_port;
-};
 
 // One pending handshake, 56 bytes:
 //   bytes  0..15  key.low_address    IPv4 stored IPv4-mapped
@@ -166,8 +150,10 @@ HandshakeTable::HandshakeTable(std::size_t capacity, DurationNs pending_timeout,
       index_size_(2 * capacity_),
       free_head_(kNil),
       oldest_(kNil),
-      newest_(kNil) {
+      newest_(kNil),
+      lookahead_(kNil) {
   set_pending_timeout(pending_timeout);
+  victim_homes_.fill(VictimHome{kNil, 0});
   // Entry numbers + 1 go up to capacity_ <= 2^28, leaving at least 3 bits for the other fields.
   entry_bits_ = static_cast<unsigned>(std::bit_width(capacity_));
   const unsigned spare = 32 - entry_bits_;
@@ -218,8 +204,10 @@ std::size_t HandshakeTable::find_slot(const Key& key, const Probe& probe) const 
   }
 }
 
-std::size_t HandshakeTable::slot_of(std::uint32_t entry) const noexcept {
-  std::size_t slot = probe_of(entries_[entry].key).home;
+std::size_t HandshakeTable::slot_of_oldest() const noexcept {
+  const std::uint32_t entry = oldest_;
+  const VictimHome& cached = victim_homes_[entry % kVictimHomes];
+  std::size_t slot = cached.entry == entry ? cached.home : probe_of(entries_[entry].key).home;
   while ((index_[slot] & entry_mask_) != entry + 1) slot = slot + 1 == index_size_ ? 0 : slot + 1;
   return slot;
 }
@@ -318,6 +306,16 @@ std::uint32_t HandshakeTable::insert(const Key& key, std::size_t slot, const Pro
 }
 
 void HandshakeTable::remove(std::uint32_t entry, std::size_t slot) noexcept {
+  // The entry's number may come back with another key: forget what was worked out ahead for it.
+  if (VictimHome& cached = victim_homes_[entry % kVictimHomes]; cached.entry == entry) {
+    cached.entry = kNil;
+  }
+  if (entry == lookahead_) {
+    lookahead_ = kNil;
+    lookahead_count_ = 0;
+  } else if (entry == oldest_ && lookahead_count_ > 0) {
+    --lookahead_count_;
+  }
   erase_slot(slot);
   unlink(entry);
   Entry& e = entries_[entry];
@@ -365,12 +363,20 @@ HandshakeTable::Key HandshakeTable::make_key(const TcpSegment& segment, int& ord
              segment.destination_port};
 }
 
-void HandshakeTable::prefetch(const TcpSegment& segment) const noexcept {
-  int order = 0;
-  __builtin_prefetch(&index_[probe_of(make_key(segment, order)).home]);
+HandshakeTable::Prepared HandshakeTable::prepare(const TcpSegment& segment) const noexcept {
+  Prepared prepared;
+  prepared.key_ = make_key(segment, prepared.order_);
+  prepared.probe_ = probe_of(prepared.key_);
+  __builtin_prefetch(&index_[prepared.probe_.home]);
+  return prepared;
 }
 
 FlowUpdate HandshakeTable::process(const TcpSegment& segment, bool accept_new_syn) noexcept {
+  return process(segment, prepare(segment), accept_new_syn);
+}
+
+FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& prepared,
+                                   bool accept_new_syn) noexcept {
   FlowUpdate update;
   const bool is_syn = segment.is_syn();
   if (size_ == 0 && !is_syn) {
@@ -383,10 +389,10 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, bool accept_new_sy
     return update;
   }
 
-  int order = 0;
-  const Key key = make_key(segment, order);
+  const Key& key = prepared.key_;
+  const int order = prepared.order_;
   const bool source_is_high = order > 0;
-  const Probe probe = probe_of(key);
+  const Probe& probe = prepared.probe_;
   const std::size_t slot = find_slot(key, probe);
   const std::uint32_t found = index_[slot];
 
@@ -399,7 +405,7 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, bool accept_new_sy
         update.evicted = true;
         update.evicted_state = entries_[victim].state();
         describe(victim, update.evicted_server, update.evicted_client);
-        remove(victim, slot_of(victim));
+        remove(victim, slot_of_oldest());
         ++counters_.evicted;
         insert_at = find_slot(key, probe);  // the backward shift may have moved the empty slot
         prefetch_next_victims();
@@ -483,15 +489,35 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, bool accept_new_sy
   return update;
 }
 
-void HandshakeTable::prefetch_next_victims() const noexcept {
-  // Under a flood every new SYN evicts the oldest entry: a chain of dependent cache misses
-  // (entry, then its index slot) that is known ahead. The next victim's entry was prefetched
-  // by the previous eviction; fetch its index slot now, and the entry after it.
+void HandshakeTable::prefetch_next_victims() noexcept {
+  // Under a flood every new SYN evicts the oldest entry, and removing it needs its index slot:
+  // a cache miss at a place known long before. Work out the home slots of the next
+  // kVictimLookahead victims along the age list and start loading them, so that each has
+  // arrived by the time it is evicted.
   if (oldest_ == kNil) return;
-  const Entry& next_victim = entries_[oldest_];
-  __builtin_prefetch(&index_[probe_of(next_victim.key).home]);
-  const std::uint32_t after = next_victim.next();
-  if (after != kNil) prefetch_lines(&entries_[after], sizeof(Entry));
+  if (lookahead_ == kNil) {
+    lookahead_ = oldest_;
+    lookahead_count_ = 0;
+    remember_victim_home(oldest_);
+  }
+  while (lookahead_count_ < kVictimLookahead) {
+    const std::uint32_t next = entries_[lookahead_].next();
+    if (next == kNil) break;
+    lookahead_ = next;
+    ++lookahead_count_;
+    remember_victim_home(next);
+  }
+}
+
+void HandshakeTable::remember_victim_home(std::uint32_t entry) noexcept {
+  const Entry& e = entries_[entry];
+  const auto home = static_cast<std::uint32_t>(probe_of(e.key).home);
+  victim_homes_[entry % kVictimHomes] = VictimHome{entry, home};
+  __builtin_prefetch(&index_[home]);
+  // The walk reads the following entry next time.
+  if (const std::uint32_t after = e.next(); after != kNil) {
+    prefetch_lines(&entries_[after], sizeof(Entry));
+  }
 }
 
 bool HandshakeTable::pop_expired(TimestampNs now, Endpoint& server, IpAddress& client,
@@ -509,8 +535,9 @@ bool HandshakeTable::pop_expired(TimestampNs now, Endpoint& server, IpAddress& c
   const std::uint32_t entry = oldest_;
   state = e.state();
   describe(entry, server, client);
-  remove(entry, slot_of(entry));
+  remove(entry, slot_of_oldest());
   ++counters_.expired;
+  prefetch_next_victims();
   return true;
 }
 

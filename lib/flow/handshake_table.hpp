@@ -41,6 +41,7 @@
 // 56-byte entries plus an index of 2 x capacity 32-bit slots: 64 bytes per tracked handshake.
 // Thread safety: none; one table per capture worker.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -105,14 +106,20 @@ class HandshakeTable {
   HandshakeTable(const HandshakeTable&) = delete;
   HandshakeTable& operator=(const HandshakeTable&) = delete;
 
+  class Prepared;
+
   // Applies one segment observed at segment.timestamp. `accept_new_syn` is false when the
   // SYN's destination is not one the operator protects: then no entry is created (kNone).
   FlowUpdate process(const TcpSegment& segment, bool accept_new_syn = true) noexcept;
 
-  // Starts loading the index slot `segment` will probe, so that a caller holding a batch of
-  // segments can overlap their cache misses: call it a few segments ahead of process().
-  // Changes nothing; costs one hash.
-  void prefetch(const TcpSegment& segment) const noexcept;
+  // process() in two steps, for a caller holding a batch of segments. prepare() does the part
+  // that reads no table state (the canonical key and its hash) and starts loading the index
+  // slot the key will probe; preparing a few segments ahead of processing them overlaps their
+  // cache misses instead of paying them one after another. A Prepared belongs to the segment
+  // and the table it was made from.
+  [[nodiscard]] Prepared prepare(const TcpSegment& segment) const noexcept;
+  FlowUpdate process(const TcpSegment& segment, const Prepared& prepared,
+                     bool accept_new_syn = true) noexcept;
 
   // Removes every pending entry whose first SYN is older than now - pending_timeout and calls
   // on_expired(server, client, state) for each, oldest first. Cost: O(expired entries).
@@ -139,7 +146,17 @@ class HandshakeTable {
   struct Entry;  // defined in handshake_table.cpp; layout documented there
 
  private:
-  struct Key;  // canonical 4-tuple, the first 36 bytes of an Entry
+  // The canonical 4-tuple, the first 36 bytes of an Entry: the (address, port) that compares
+  // smaller is "low", so both directions of a connection build the same key. No padding, so it
+  // can be hashed and compared as bytes. Plain byte arrays rather than IpAddress keep Entry
+  // trivially constructible, so that the entry array's pages are touched only as entries are
+  // first used.
+  struct Key {
+    std::array<std::uint8_t, 16> low_address;
+    std::array<std::uint8_t, 16> high_address;
+    std::uint16_t low_port;
+    std::uint16_t high_port;
+  };
 
   // Pops the oldest entry if it expired by `now`; false when none did.
   bool pop_expired(TimestampNs now, Endpoint& server, IpAddress& client,
@@ -153,10 +170,22 @@ class HandshakeTable {
     std::size_t home;
     std::uint32_t tag;  // already shifted into place (see index_)
   };
+
+ public:
+  class Prepared {
+   private:
+    friend class HandshakeTable;
+    Key key_;
+    Probe probe_;
+    int order_;  // as make_key() returns it
+  };
+
+ private:
   [[nodiscard]] Probe probe_of(const Key& key) const noexcept;
   // Index slot holding `key`'s entry number, or the empty slot where it would go.
   [[nodiscard]] std::size_t find_slot(const Key& key, const Probe& probe) const noexcept;
-  [[nodiscard]] std::size_t slot_of(std::uint32_t entry) const noexcept;
+  // Index slot of the oldest entry (the next to expire or be evicted).
+  [[nodiscard]] std::size_t slot_of_oldest() const noexcept;
   [[nodiscard]] std::uint32_t slot_value(std::uint32_t entry, std::size_t slot,
                                          const Probe& probe) const noexcept;
   [[nodiscard]] std::size_t home_of_slot(std::size_t slot, std::uint32_t value) const noexcept;
@@ -164,7 +193,8 @@ class HandshakeTable {
   void remove(std::uint32_t entry, std::size_t slot) noexcept;
   std::uint32_t insert(const Key& key, std::size_t slot, const Probe& probe,
                        TimestampNs now) noexcept;
-  void prefetch_next_victims() const noexcept;
+  void prefetch_next_victims() noexcept;
+  void remember_victim_home(std::uint32_t entry) noexcept;
   void link_newest(std::uint32_t entry, TimestampNs now) noexcept;
   void unlink(std::uint32_t entry) noexcept;
   void describe(std::uint32_t entry, Endpoint& server, IpAddress& client) const noexcept;
@@ -203,6 +233,17 @@ class HandshakeTable {
   std::uint32_t never_used_ = 0;    // entries [never_used_, capacity_) were never handed out
   std::uint32_t oldest_;            // age list (by first SYN), doubly linked
   std::uint32_t newest_;
+  // The next victims' home slots, worked out ahead by prefetch_next_victims(): entries from
+  // oldest_ along the age list up to lookahead_ (lookahead_count_ steps after oldest_).
+  static constexpr std::uint32_t kVictimLookahead = 8;
+  static constexpr std::uint32_t kVictimHomes = 16;  // > kVictimLookahead, indexed by entry
+  struct VictimHome {
+    std::uint32_t entry;  // kNil when unused
+    std::uint32_t home;
+  };
+  std::array<VictimHome, kVictimHomes> victim_homes_;
+  std::uint32_t lookahead_;
+  std::uint32_t lookahead_count_ = 0;
   std::int64_t newest_ms_ = 0;  // full first-SYN time (ms) of newest_; entries keep low 32 bits
 };
 

@@ -656,14 +656,17 @@ void expect_same(const FlowUpdate& got, const FlowUpdate& want) {
   }
 }
 
-TEST(HandshakeTable, MatchesAReferenceModelOverRandomOperations) {
-  constexpr std::size_t kCapacity = 4;
-  std::mt19937_64 rng(20240501);
-  HandshakeTable table(kCapacity, kTimeout, rng());
-  Model model(kCapacity, kTimeout);
+// Random segments on `tuple_count` 4-tuples through a table of `capacity` and the model side by
+// side. Few tuples per slot, so that each lives through whole handshakes, yet the table fills,
+// evicts and expires all the time.
+// Packet time moves on by up to `step` per operation.
+void expect_matches_model(std::size_t capacity, std::size_t tuple_count, DurationNs step,
+                          std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  HandshakeTable table(capacity, kTimeout, rng());
+  Model model(capacity, kTimeout);
 
-  // Few tuples, so that each lives through whole handshakes; both families; a stray pair now and
-  // then (including an endpoint talking to itself).
+  // Both families; a stray pair now and then (including an endpoint talking to itself).
   std::vector<Endpoint> endpoints;
   for (const char* address : {"198.51.100.7", "2001:db8::99", "10.0.0.1", "2001:db8::1"}) {
     for (const int port : {80, 443}) {
@@ -671,7 +674,11 @@ TEST(HandshakeTable, MatchesAReferenceModelOverRandomOperations) {
     }
   }
   std::vector<Packet> tuples;
-  for (std::size_t i = 0; i < 6; ++i) tuples.push_back({endpoints[i], endpoints[(i * 3 + 2) % 8]});
+  for (std::size_t i = 0; i < tuple_count; ++i) {
+    Endpoint client = endpoints[i % 8];
+    client.port = static_cast<std::uint16_t>(client.port + i / 8);  // i < 8: the fixed eight
+    tuples.push_back({client, endpoints[(i * 3 + 2) % 8]});
+  }
   const std::uint8_t flag_choices[] = {tcp_flag::kSyn,
                                        tcp_flag::kSyn,
                                        tcp_flag::kSyn,
@@ -691,10 +698,10 @@ TEST(HandshakeTable, MatchesAReferenceModelOverRandomOperations) {
 
   TimestampNs now = kT0;
   std::size_t events[9] = {};
-  for (int op = 0; op < 100'000; ++op) {
+  for (int op = 0; op < 150'000; ++op) {
     SCOPED_TRACE(op);
     // Mostly forward, sometimes backwards, at ns resolution.
-    now += static_cast<DurationNs>(rng() % (300 * kNanosPerMilli)) - 20 * kNanosPerMilli;
+    now += static_cast<DurationNs>(rng() % static_cast<std::uint64_t>(step)) - step / 15;
     if (rng() % 8 == 0) {
       const TimestampNs at =
           now + static_cast<DurationNs>(rng() % kNanosPerSecond) - kNanosPerSecond / 2;
@@ -736,6 +743,16 @@ TEST(HandshakeTable, MatchesAReferenceModelOverRandomOperations) {
   EXPECT_EQ(c.inserted, c.completed + c.reset + c.expired + c.evicted + table.size());
   EXPECT_GT(table.counters().evicted, 100u);
   EXPECT_GT(table.counters().expired, 100u);
+}
+
+TEST(HandshakeTable, MatchesAReferenceModelOverRandomOperations) {
+  expect_matches_model(4, 6, 300 * kNanosPerMilli, 20240501);
+}
+
+// Larger than the eviction lookahead (the next victims' slots worked out ahead), so that
+// completions, resets and restarted SYNs land inside the stretch of the age list it covers.
+TEST(HandshakeTable, MatchesAReferenceModelWithATableLargerThanTheEvictionLookahead) {
+  expect_matches_model(40, 70, 30 * kNanosPerMilli, 20261124);
 }
 
 }  // namespace
