@@ -1,0 +1,89 @@
+#pragma once
+// Reads an offline source ahead on a thread of its own, so that reading (and decompressing) a
+// capture file overlaps with the work done on its frames: on two cores `synwatchd --read` then
+// costs about the larger of the two rather than their sum. The frames, their order, lengths and
+// timestamps are exactly those of the wrapped source, so results stay byte-for-byte the same;
+// only the thread that reads them changes.
+//
+// Buffer ownership: frames are copied from the wrapped source into one of kBlocks fixed blocks.
+// A PacketView handed out by dispatch() is valid only during the handler call that receives it;
+// after that call the block may be refilled.
+// Memory: kBlocks x (kBlockBytes + kBlockFrames views), allocated once at construction; arena
+// pages are touched only as frames fill them.
+// Thread safety: dispatch(), error() and the accessors are for one consumer thread. The reader
+// thread alone drives the wrapped source, from construction until it ends or the object is
+// destroyed.
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "capture/packet_source.hpp"
+
+namespace synwatch {
+
+class ReadAheadSource final : public PacketSource {
+ public:
+  static constexpr std::size_t kBlocks = 4;
+  static constexpr std::size_t kBlockFrames = 4096;
+  // A frame longer than a block's arena (libpcap delivers at most 256 KiB) is cut to it, with its
+  // wire length kept, as if captured with that snap length.
+  static constexpr std::size_t kBlockBytes = std::size_t{1} << 20;
+
+  // Starts the reader thread on `source`, which must be an offline source (one that never
+  // returns kIdle).
+  explicit ReadAheadSource(std::unique_ptr<PacketSource> source);
+  ~ReadAheadSource() override;  // stops the reader between two frames and joins it
+  ReadAheadSource(const ReadAheadSource&) = delete;
+  ReadAheadSource& operator=(const ReadAheadSource&) = delete;
+
+  // Delivers up to max_packets frames in the wrapped source's order, waiting for the reader when
+  // it is behind. Then kPackets; once every frame is delivered, the wrapped source's final status
+  // (kEnd or kError) with the frames delivered before it, on this and every later call.
+  DispatchResult dispatch(std::size_t max_packets, PacketHandler& handler) override;
+  [[nodiscard]] LinkType link_type() const override { return link_; }
+  [[nodiscard]] std::string name() const override { return name_; }
+  [[nodiscard]] std::string error() const override;
+
+ private:
+  struct Block {
+    std::unique_ptr<std::uint8_t[]> bytes;
+    std::unique_ptr<PacketView[]> frames;
+    std::size_t frame_count = 0;
+    std::size_t used_bytes = 0;
+  };
+  class Filler;
+
+  void read_all() noexcept;
+  // Reader side: waits until block number `sequence` may be filled; false when stopping.
+  bool wait_for_free_block(std::uint64_t sequence);
+  void publish_block();  // reader: block number filled_ is complete
+
+  std::unique_ptr<PacketSource> source_;
+  LinkType link_;
+  std::string name_;
+  std::array<Block, kBlocks> blocks_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  // Blocks are filled and consumed strictly in turn: block number n lives in blocks_[n % kBlocks].
+  std::uint64_t filled_ = 0;    // blocks the reader has completed
+  std::uint64_t consumed_ = 0;  // blocks the consumer has finished with
+  bool finished_ = false;       // the reader has published its last block
+  bool stopping_ = false;
+  DispatchStatus final_status_ = DispatchStatus::kEnd;
+  std::string final_error_;
+
+  // Consumer side only.
+  std::size_t position_ = 0;  // next frame of block consumed_
+
+  std::thread reader_;  // last: starts once everything above exists
+};
+
+}  // namespace synwatch
