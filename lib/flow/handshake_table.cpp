@@ -228,7 +228,7 @@ std::size_t HandshakeTable::home_of_slot(std::size_t slot, std::uint32_t value) 
   return probe_of(entries_[(value & entry_mask_) - 1].key).home;
 }
 
-void HandshakeTable::erase_slot(std::size_t hole) noexcept {
+std::size_t HandshakeTable::erase_slot(std::size_t hole) noexcept {
   std::size_t slot = hole;
   for (;;) {
     slot = slot + 1 == index_size_ ? 0 : slot + 1;
@@ -244,6 +244,7 @@ void HandshakeTable::erase_slot(std::size_t hole) noexcept {
     }
   }
   index_[hole] = 0;
+  return hole;
 }
 
 void HandshakeTable::link_newest(std::uint32_t entry, TimestampNs now) noexcept {
@@ -305,7 +306,7 @@ std::uint32_t HandshakeTable::insert(const Key& key, std::size_t slot, const Pro
   return entry;
 }
 
-void HandshakeTable::remove(std::uint32_t entry, std::size_t slot) noexcept {
+std::size_t HandshakeTable::remove(std::uint32_t entry, std::size_t slot) noexcept {
   // The entry's number may come back with another key: forget what was worked out ahead for it.
   if (VictimHome& cached = victim_homes_[entry % kVictimHomes]; cached.entry == entry) {
     cached.entry = kNil;
@@ -316,13 +317,14 @@ void HandshakeTable::remove(std::uint32_t entry, std::size_t slot) noexcept {
   } else if (entry == oldest_ && lookahead_count_ > 0) {
     --lookahead_count_;
   }
-  erase_slot(slot);
+  const std::size_t hole = erase_slot(slot);
   unlink(entry);
   Entry& e = entries_[entry];
   if (e.state() == HandshakeState::kSynSeen) --syn_seen_;
   --size_;
   e.next_and_flags = free_head_;  // also clears the flags
   free_head_ = entry;
+  return hole;
 }
 
 void HandshakeTable::describe(std::uint32_t entry, Endpoint& server,
@@ -363,16 +365,22 @@ HandshakeTable::Key HandshakeTable::make_key(const TcpSegment& segment, int& ord
              segment.destination_port};
 }
 
-HandshakeTable::Prepared HandshakeTable::prepare(const TcpSegment& segment) const noexcept {
+HandshakeTable::Prepared HandshakeTable::key_and_probe(const TcpSegment& segment) const noexcept {
   Prepared prepared;
   prepared.key_ = make_key(segment, prepared.order_);
   prepared.probe_ = probe_of(prepared.key_);
+  return prepared;
+}
+
+HandshakeTable::Prepared HandshakeTable::prepare(const TcpSegment& segment) const noexcept {
+  Prepared prepared = key_and_probe(segment);
   __builtin_prefetch(&index_[prepared.probe_.home]);
   return prepared;
 }
 
 FlowUpdate HandshakeTable::process(const TcpSegment& segment, bool accept_new_syn) noexcept {
-  return process(segment, prepare(segment), accept_new_syn);
+  // No prefetch: the slot is read at once, and a prefetch just before the load only delays it.
+  return process(segment, key_and_probe(segment), accept_new_syn);
 }
 
 FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& prepared,
@@ -405,9 +413,13 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
         update.evicted = true;
         update.evicted_state = entries_[victim].state();
         describe(victim, update.evicted_server, update.evicted_client);
-        remove(victim, slot_of_oldest());
+        const std::size_t hole = remove(victim, slot_of_oldest());
         ++counters_.evicted;
-        insert_at = find_slot(key, probe);  // the backward shift may have moved the empty slot
+        // Slots from the home to the empty one found were all taken. The backward shift left
+        // exactly one new empty slot; if it lies among them, the key belongs there instead.
+        const bool hole_on_path = probe.home <= slot ? probe.home <= hole && hole < slot
+                                                     : probe.home <= hole || hole < slot;
+        if (hole_on_path) insert_at = hole;
         prefetch_next_victims();
       }
       const std::uint32_t entry = insert(key, insert_at, probe, segment.timestamp);

@@ -182,6 +182,7 @@ class HandshakeTable {
 
  private:
   [[nodiscard]] Probe probe_of(const Key& key) const noexcept;
+  [[nodiscard]] Prepared key_and_probe(const TcpSegment& segment) const noexcept;
   // Index slot holding `key`'s entry number, or the empty slot where it would go.
   [[nodiscard]] std::size_t find_slot(const Key& key, const Probe& probe) const noexcept;
   // Index slot of the oldest entry (the next to expire or be evicted).
@@ -189,8 +190,9 @@ class HandshakeTable {
   [[nodiscard]] std::uint32_t slot_value(std::uint32_t entry, std::size_t slot,
                                          const Probe& probe) const noexcept;
   [[nodiscard]] std::size_t home_of_slot(std::size_t slot, std::uint32_t value) const noexcept;
-  void erase_slot(std::size_t slot) noexcept;  // backward-shift deletion
-  void remove(std::uint32_t entry, std::size_t slot) noexcept;
+  // Backward-shift deletion; returns the slot left empty in the end.
+  std::size_t erase_slot(std::size_t slot) noexcept;
+  std::size_t remove(std::uint32_t entry, std::size_t slot) noexcept;  // as erase_slot
   std::uint32_t insert(const Key& key, std::size_t slot, const Probe& probe,
                        TimestampNs now) noexcept;
   void prefetch_next_victims() noexcept;
