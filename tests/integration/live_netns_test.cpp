@@ -108,6 +108,8 @@ class LiveNetns : public ::testing::Test {
              "  s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); s.recv(100); s.close()\n"}));
   }
 
+  void expect_capture_to_resume_on_a_recreated_interface(const std::string& interfaces);
+
   std::string log() const { return read_file(dir_.path() / "daemon.err"); }
   std::vector<nlohmann::json> events() const { return read_events(alerts_); }
 
@@ -138,12 +140,16 @@ TEST_F(LiveNetns, SpoofedFloodStartsAgreesWithSsAndEndsWhenTheFloodStops) {
   ASSERT_TRUE(eventually(4s, [&] { return events().size() > seen; })) << log();
   const auto latest = events().back();
   const long reported = latest["stats"]["half_open"];
-  std::cout << "half-open: ss counts " << kernel << ", synwatchd reports " << reported << "\n";
+  const long answered = latest["stats"]["syn_recv"];
+  std::cout << "half-open: ss counts " << kernel << " SYN_RECV, synwatchd reports " << answered
+            << " syn_recv of " << reported << " half-open\n";
   EXPECT_GT(kernel, 15000) << "the victim's kernel did not keep the half-open connections";
-  EXPECT_NEAR(static_cast<double>(reported), static_cast<double>(kernel),
-              0.1 * static_cast<double>(kernel))
-      << "daemon " << reported << " vs ss " << kernel;
-  EXPECT_GT(latest["stats"]["syn_recv"].get<double>(), 0.9 * static_cast<double>(kernel));
+  // syn_recv is what ss counts: SYNs the kernel answered. A SYN the kernel dropped on a loaded
+  // machine stays syn_seen on the wire, so half-open may exceed ss but never fall short of it.
+  EXPECT_NEAR(static_cast<double>(answered), static_cast<double>(kernel),
+              0.05 * static_cast<double>(kernel))
+      << "daemon " << answered << " vs ss " << kernel;
+  EXPECT_GE(static_cast<double>(reported), 0.95 * static_cast<double>(kernel));
 
   // The flood stopped dead: no packets at all now, yet the incident must end.
   ASSERT_TRUE(eventually(20s, [&] { return !events_of(events(), "ended").empty(); })) << log();
@@ -184,7 +190,8 @@ TEST_F(LiveNetns, TwoWorkersSplitTheFlowsAndStillCountExactly) {
               0.05 * static_cast<double>(kernel));
   EXPECT_GE(static_cast<double>(reported), 0.95 * static_cast<double>(kernel));
   // The distinct-source estimate is the union of both workers' sketches, not one half.
-  EXPECT_GT(events().back()["stats"]["distinct_sources"].get<double>(), 0.8 * kernel);
+  EXPECT_GT(events().back()["stats"]["distinct_sources"].get<double>(),
+            0.8 * static_cast<double>(kernel));
   ASSERT_TRUE(eventually(20s, [&] { return !events_of(events(), "ended").empty(); })) << log();
 
   daemon_->signal(SIGTERM);
@@ -248,7 +255,9 @@ TEST_F(LiveNetns, BenignCompletedConnectionsRaiseNothing) {
   EXPECT_EQ(daemon_->wait_exit(5s), 0) << log();
 }
 
-TEST_F(LiveNetns, InterfaceRemovedAndRecreatedResumesCapture) {
+// A second veth pair that disappears while the daemon captures on it and comes back; `interfaces`
+// is the capture section's interfaces value (and any further capture keys).
+void LiveNetns::expect_capture_to_resume_on_a_recreated_interface(const std::string& interfaces) {
   ASSERT_EQ(sh("ip link add swx0 netns " + bed_->victim() + " type veth peer name swy0 netns " +
                bed_->attacker()),
             0);
@@ -260,7 +269,7 @@ TEST_F(LiveNetns, InterfaceRemovedAndRecreatedResumesCapture) {
     TestBed::in(bed_->victim(), "ip -6 route replace 2001:db8:4000::/34 via 2001:db8:52::2");
   };
   configure_second_pair();
-  write_config("[swv0, swx0]");
+  write_config(interfaces);
   start_listener(8080);
   start_daemon();
   TestBed::in(bed_->victim(), "ip link del swx0");
@@ -284,6 +293,15 @@ TEST_F(LiveNetns, InterfaceRemovedAndRecreatedResumesCapture) {
     }
     return false;
   })) << log();
+}
+
+TEST_F(LiveNetns, InterfaceRemovedAndRecreatedResumesCapture) {
+  expect_capture_to_resume_on_a_recreated_interface("[swv0, swx0]");
+}
+
+// With two workers the interface has two sockets in one fanout group, both re-created.
+TEST_F(LiveNetns, InterfaceRemovedAndRecreatedResumesCaptureWithTwoWorkers) {
+  expect_capture_to_resume_on_a_recreated_interface("[swv0, swx0]\n  workers: 2");
 }
 
 TEST_F(LiveNetns, ReloadAppliesAValidConfigAndKeepsTheOldOneOnABrokenFile) {
