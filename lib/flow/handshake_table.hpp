@@ -175,9 +175,9 @@ class HandshakeTable {
   class Prepared {
    private:
     friend class HandshakeTable;
-    Key key_;
-    Probe probe_;
-    int order_;  // as make_key() returns it
+    Key key_{};
+    Probe probe_{};
+    int order_ = 0;  // as make_key() returns it
   };
 
  private:
@@ -243,7 +243,7 @@ class HandshakeTable {
     std::uint32_t entry;  // kNil when unused
     std::uint32_t home;
   };
-  std::array<VictimHome, kVictimHomes> victim_homes_;
+  std::array<VictimHome, kVictimHomes> victim_homes_{};
   std::uint32_t lookahead_;
   std::uint32_t lookahead_count_ = 0;
   std::int64_t newest_ms_ = 0;  // full first-SYN time (ms) of newest_; entries keep low 32 bits

@@ -92,13 +92,14 @@ FrameSet generate_flood(std::size_t count) {
   };
   constexpr std::uint8_t kSyn = 0x02;
   constexpr std::uint8_t kSynAck = 0x12;
-  for (std::uint32_t k = 0; written < count; ++k) {
+  // Written counts through append(); the loop stops on what the frame set holds.
+  for (std::uint32_t k = 0; set.packets.size() < count; ++k) {
     std::uint32_t source = 0;
     std::uint16_t port = 0;
     flood_tuple(k, source, port);
     const auto isn = static_cast<std::uint32_t>(next_random(random));
     append(make_frame(source, port, kTargetV4, kTargetPort, isn, 0, kSyn));
-    if (k % 2 == 0 && written < count) {
+    if (k % 2 == 0 && set.packets.size() < count) {
       append(make_frame(kTargetV4, kTargetPort, source, port,
                         static_cast<std::uint32_t>(next_random(random)), isn + 1, kSynAck));
     }

@@ -33,14 +33,15 @@ const FrameSet& flood() {
     if (const char* path = std::getenv("SYNWATCH_BENCH_FLOOD"); path != nullptr && *path != 0) {
       auto loaded = load_capture(path);
       if (!loaded) {
-        std::fprintf(stderr, "engine_bench: %s\n", loaded.error().c_str());
+        (void)std::fprintf(stderr, "engine_bench: %s\n", loaded.error().c_str());
         std::exit(66);
       }
       return std::move(*loaded);
     }
     std::size_t count = 10'000'000;
-    if (const char* text = std::getenv("SYNWATCH_BENCH_PACKETS"))
+    if (const char* text = std::getenv("SYNWATCH_BENCH_PACKETS")) {
       count = std::strtoull(text, nullptr, 10);
+    }
     return generate_flood(count);
   }();
   return set;

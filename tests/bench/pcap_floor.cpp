@@ -12,7 +12,7 @@
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: %s FILE\n", argv[0]);
+    (void)std::fprintf(stderr, "usage: %s FILE\n", argv[0]);
     return 64;
   }
   char error[PCAP_ERRBUF_SIZE] = {};
@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
   pcap_t* handle =
       pcap_open_offline_with_tstamp_precision(argv[1], PCAP_TSTAMP_PRECISION_NANO, error);
   if (handle == nullptr) {
-    std::fprintf(stderr, "pcap_floor: %s\n", error);
+    (void)std::fprintf(stderr, "pcap_floor: %s\n", error);
     return 66;
   }
   std::uint64_t packets = 0;
@@ -33,12 +33,12 @@ int main(int argc, char** argv) {
     bytes += header->caplen;
   }
   const bool failed = rc == PCAP_ERROR;
-  if (failed) std::fprintf(stderr, "pcap_floor: %s\n", pcap_geterr(handle));
+  if (failed) (void)std::fprintf(stderr, "pcap_floor: %s\n", pcap_geterr(handle));
   pcap_close(handle);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("packets=%llu bytes=%llu seconds=%.3f pps=%.0f\n",
-              static_cast<unsigned long long>(packets), static_cast<unsigned long long>(bytes),
-              seconds, static_cast<double>(packets) / seconds);
+  (void)std::printf(
+      "packets=%llu bytes=%llu seconds=%.3f pps=%.0f\n", static_cast<unsigned long long>(packets),
+      static_cast<unsigned long long>(bytes), seconds, static_cast<double>(packets) / seconds);
   return failed ? 65 : 0;
 }

@@ -281,8 +281,9 @@ TEST_F(KernelNetns, RecordFixtures) {
   ASSERT_TRUE(poller->poll_completed(ports));
   std::size_t completed_v4 = 0;
   for (const auto& s : poller->completed()) completed_v4 += s.local.address.is_v4();
-  for (const auto& [name, bytes] : files)
+  for (const auto& [name, bytes] : files) {
     std::ofstream(dir / (name + ".bin"), std::ios::binary) << bytes;
+  }
   std::ofstream(dir / "expected.txt")
       << "syn_recv_v4 " << v4 << "\nsyn_recv_v6 " << v6 << "\nbacklog " << backlog
       << "\naccept_queue_v4 " << accept_queue << "\ncompleted_v4 " << completed_v4

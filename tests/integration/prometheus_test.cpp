@@ -79,8 +79,9 @@ std::vector<fs::path> files_in(const fs::path& dir, const std::string& suffix) {
   std::vector<fs::path> out;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (entry.is_regular_file() && name.size() > suffix.size() && name.ends_with(suffix))
+    if (entry.is_regular_file() && name.size() > suffix.size() && name.ends_with(suffix)) {
       out.push_back(entry.path());
+    }
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -215,8 +216,9 @@ TEST(PrometheusRules, EveryAlertAndRecordingRuleIsUnitTested) {
         const auto name = t["alertname"].as<std::string>();
         (t["exp_alerts"] && t["exp_alerts"].size() > 0 ? fires : silent).insert(name);
       }
-      for (const auto& t : test["promql_expr_test"])
+      for (const auto& t : test["promql_expr_test"]) {
         checked_exprs.insert(t["expr"].as<std::string>());
+      }
     }
   }
   for (const auto& [name, rule] : inv.alerts) {
@@ -257,8 +259,9 @@ std::vector<std::pair<std::string, std::string>> dashboard_queries(const nlohman
     }
   }
   for (const auto& a : dash["annotations"]["list"]) {
-    if (a.contains("expr"))
+    if (a.contains("expr")) {
       out.emplace_back("annotation " + a["name"].get<std::string>(), a["expr"]);
+    }
   }
   return out;
 }
@@ -285,8 +288,9 @@ TEST(GrafanaDashboard, IsValidAndShowsDestinationsIncidentsAndCaptureHealth) {
       }
     }
   }
-  for (const auto& name : used)
+  for (const auto& name : used) {
     EXPECT_TRUE(kContractFamilies.contains(name)) << "unknown metric " << name;
+  }
   for (const std::string name :
        {"synwatch_half_open_connections", "synwatch_attack_active",
         "synwatch_capture_packets_total", "synwatch_capture_dropped_packets_total",
@@ -446,8 +450,9 @@ bool has_series(const std::vector<Sample>& samples, const std::string& name,
 std::set<std::string> exported_destinations(const std::vector<Sample>& samples) {
   std::set<std::string> out;
   for (const auto& s : samples) {
-    if (kPerDestinationFamilies.contains(s.name))
+    if (kPerDestinationFamilies.contains(s.name)) {
       out.insert(s.labels.at("address") + ":" + s.labels.at("port"));
+    }
   }
   return out;
 }
@@ -627,8 +632,9 @@ TEST_F(PrometheusLive, MetricsPagePassesPromtoolCheckMetricsDuringAFlood) {
 
 TEST_F(PrometheusLive,
        PrometheusSeesHalfOpenAndAttackActiveRiseAndTheShippedRulesAndDashboardWork) {
-  if (!have("prometheus") || !have("promtool"))
+  if (!have("prometheus") || !have("promtool")) {
     GTEST_SKIP() << "prometheus not installed (Debian package prometheus)";
+  }
   start_listener(8080);
   start_daemon();
   start_prometheus();
@@ -692,8 +698,9 @@ TEST_F(PrometheusLive,
     for (const auto& [var, value] :
          {std::pair{"$job", ".*"}, std::pair{"$instance", ".*"},
           std::pair{"$__rate_interval", "5s"}, std::pair{"$__range", "1m"}}) {
-      for (std::size_t at; (at = promql.find(var)) != std::string::npos;)
+      for (std::size_t at; (at = promql.find(var)) != std::string::npos;) {
         promql.replace(at, std::strlen(var), value);
+      }
     }
     const auto data = query(promql);
     EXPECT_FALSE(data.is_null())
@@ -776,6 +783,7 @@ TEST_F(PrometheusLive, TwoHundredConcurrentScrapesDuringAFloodAllSucceedWithoutC
   std::mutex failures_mutex;
   std::vector<std::string> failures;
   std::vector<std::thread> clients;
+  clients.reserve(kClients);
   const std::string url = "http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics";
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&] {

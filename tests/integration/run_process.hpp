@@ -41,8 +41,9 @@ inline ProcessResult run_process(const std::vector<std::string>& argv) {
   if (pipe == nullptr) return result;
   std::array<char, 65536> buffer{};
   std::size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
     result.out.append(buffer.data(), n);
+  }
   const int status = ::pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   std::ifstream err(err_path);
@@ -68,8 +69,8 @@ inline std::vector<nlohmann::json> parse_json_lines(const std::string& text) {
 inline long long parse_rfc3339_ns(const std::string& text) {
   std::tm tm{};
   int millis = 0;
-  std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-              &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &millis);
+  (void)std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                    &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &millis);
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   return static_cast<long long>(::timegm(&tm)) * 1'000'000'000LL + millis * 1'000'000LL;

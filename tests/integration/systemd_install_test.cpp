@@ -83,7 +83,7 @@ TEST(SystemdUnit, KeepsWhatCaptureMetricsWebhooksAndNetlinkNeed) {
   // The kernel view reads net.ipv4.tcp_syncookies & co. under /proc/sys, which ProcSubset=pid
   // hides.
   EXPECT_EQ(unit.find("\nProcSubset="), std::string::npos);
-  EXPECT_EQ(unit.find("@"), unit.find("@system-service")) << "unsubstituted template variable";
+  EXPECT_EQ(unit.find('@'), unit.find("@system-service")) << "unsubstituted template variable";
 }
 
 // ---- install rules ---------------------------------------------------------------------------
@@ -106,8 +106,9 @@ TEST_F(Installed, FileList) {
       "usr/share/man/man8/synwatchd.8.gz", "usr/share/doc/synwatch/README.md"};
   std::set<std::string> unexpected;
   for (const auto& file : files) {
-    if (!expected.contains(file) && !file.starts_with("usr/share/synwatch/"))
+    if (!expected.contains(file) && !file.starts_with("usr/share/synwatch/")) {
       unexpected.insert(file);
+    }
   }
   for (const auto& file : expected) EXPECT_TRUE(files.contains(file)) << "not installed: " << file;
   for (const auto& file : unexpected) ADD_FAILURE() << "unexpected file installed: " << file;
@@ -211,36 +212,36 @@ class DebianPackage : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!have("cpack") || !have("dpkg-deb") || !have("dpkg-shlibdeps")) return;
-    dir_ = new TempDir();
+    package_dir = new TempDir();
     const auto built = run_process({CPACK_COMMAND, "--config",
                                     std::string(SYNWATCH_BINARY_DIR) + "/CPackConfig.cmake", "-G",
-                                    "DEB", "-B", dir_->path().string()});
-    build_log_ = built.out + built.err;
-    for (const auto& entry : fs::directory_iterator(dir_->path())) {
-      if (entry.path().extension() == ".deb") deb_ = entry.path();
+                                    "DEB", "-B", package_dir->path().string()});
+    build_log = built.out + built.err;
+    for (const auto& entry : fs::directory_iterator(package_dir->path())) {
+      if (entry.path().extension() == ".deb") deb = entry.path();
     }
   }
   static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
+    delete package_dir;
+    package_dir = nullptr;
   }
   void SetUp() override {
     if (!have("cpack") || !have("dpkg-deb") || !have("dpkg-shlibdeps")) {
       GTEST_SKIP() << "needs cpack, dpkg-deb and dpkg-shlibdeps (packages cmake, dpkg-dev)";
     }
-    ASSERT_FALSE(deb_.empty()) << "cpack -G DEB made no package:\n" << build_log_;
+    ASSERT_FALSE(deb.empty()) << "cpack -G DEB made no package:\n" << build_log;
   }
   static std::string field(const std::string& name) {
-    return run_process({"dpkg-deb", "-f", deb_.string(), name}).out;
+    return run_process({"dpkg-deb", "-f", deb.string(), name}).out;
   }
 
-  static inline TempDir* dir_ = nullptr;
-  static inline fs::path deb_;
-  static inline std::string build_log_;
+  static inline TempDir* package_dir = nullptr;
+  static inline fs::path deb;
+  static inline std::string build_log;
 };
 
 TEST_F(DebianPackage, ControlFields) {
-  const auto info = run_process({"dpkg-deb", "-I", deb_.string()});
+  const auto info = run_process({"dpkg-deb", "-I", deb.string()});
   ASSERT_EQ(info.exit_code, 0) << info.err;
   EXPECT_EQ(field("Package"), "synwatch\n");
   const std::string depends = field("Depends");
@@ -260,7 +261,7 @@ TEST_F(DebianPackage, ControlFields) {
 }
 
 TEST_F(DebianPackage, FileListAndConffile) {
-  const auto listing = run_process({"dpkg-deb", "-c", deb_.string()});
+  const auto listing = run_process({"dpkg-deb", "-c", deb.string()});
   ASSERT_EQ(listing.exit_code, 0) << listing.err;
   for (const char* path :
        {"./usr/sbin/synwatchd", "./etc/synwatch/synwatch.yaml",
@@ -274,7 +275,7 @@ TEST_F(DebianPackage, FileListAndConffile) {
   EXPECT_NE(listing.out.find("root/root"), std::string::npos);
 
   TempDir control;
-  ASSERT_EQ(run_process({"dpkg-deb", "-e", deb_.string(), control.path().string()}).exit_code, 0);
+  ASSERT_EQ(run_process({"dpkg-deb", "-e", deb.string(), control.path().string()}).exit_code, 0);
   EXPECT_EQ(read_file(control.path() / "conffiles"), "/etc/synwatch/synwatch.yaml\n");
   const std::string postinst = read_file(control.path() / "postinst");
   EXPECT_NE(postinst.find("adduser --system"), std::string::npos);
@@ -286,7 +287,7 @@ TEST_F(DebianPackage, FileListAndConffile) {
   }
 
   TempDir contents;
-  ASSERT_EQ(run_process({"dpkg-deb", "-x", deb_.string(), contents.path().string()}).exit_code, 0);
+  ASSERT_EQ(run_process({"dpkg-deb", "-x", deb.string(), contents.path().string()}).exit_code, 0);
   const std::string unit = read_file(contents.path() / "usr/lib/systemd/system/synwatch.service");
   EXPECT_NE(unit.find("\nExecStart=/usr/sbin/synwatchd --config /etc/synwatch/synwatch.yaml\n"),
             std::string::npos);
@@ -306,7 +307,7 @@ TEST_F(DebianPackage, InstallsRunsAndPurges) {
   if (::geteuid() != 0) GTEST_SKIP() << "dpkg -i needs root";
   const bool was_installed =
       sh("dpkg-query -W -f='${Status}' synwatch | grep -q 'install ok installed'") == 0;
-  auto installed = run_process({"dpkg", "-i", deb_.string()});
+  auto installed = run_process({"dpkg", "-i", deb.string()});
   if (installed.exit_code != 0) {
     // Missing dependencies: what the README tells a user to do.
     installed =

@@ -42,7 +42,7 @@ class NotifySocket {
     fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
-    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+    (void)std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
     const int on = 1;
     ok_ = fd_ >= 0 && ::setsockopt(fd_, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) == 0 &&
           ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
@@ -78,8 +78,9 @@ class NotifySocket {
   }
   std::string dump() const {
     std::string out;
-    for (const auto& n : received())
+    for (const auto& n : received()) {
       out += "[" + std::to_string(n.sender) + "] " + n.text + "\n---\n";
+    }
     return out;
   }
 

@@ -80,8 +80,9 @@ INSTANTIATE_TEST_SUITE_P(Public, BenignTraces,
                                            "benign_p2p_unanswered_syns_gnutella_ndpi.pcap"));
 
 TEST(TracesDetail, Ipv6HandshakesAreTracked) {
-  if (!std::filesystem::exists(trace("benign_browsing_ipv6_reddit_ndpi.pcap")))
+  if (!std::filesystem::exists(trace("benign_browsing_ipv6_reddit_ndpi.pcap"))) {
     GTEST_SKIP() << "no traces";
+  }
   const auto a = analyse("benign_browsing_ipv6_reddit_ndpi.pcap");
   // 60 handshakes: 59 complete, one is answered and then reset by the client (port 36972).
   EXPECT_EQ(summary_figure(a.process.err, "started,"), 60) << a.process.err;
@@ -90,15 +91,17 @@ TEST(TracesDetail, Ipv6HandshakesAreTracked) {
 }
 
 TEST(TracesDetail, DualStackTracksBothFamilies) {
-  if (!std::filesystem::exists(trace("benign_dualstack_tiny_ppa.pcapng")))
+  if (!std::filesystem::exists(trace("benign_dualstack_tiny_ppa.pcapng"))) {
     GTEST_SKIP() << "no traces";
+  }
   const auto a = analyse("benign_dualstack_tiny_ppa.pcapng");
   EXPECT_EQ(summary_figure(a.process.err, "completed"), 2) << a.process.err;
 }
 
 TEST(TracesDetail, LoopbackBurstCompletesEveryHandshake) {
-  if (!std::filesystem::exists(trace("benign_burst500_loopback_zeek.pcap.gz")))
+  if (!std::filesystem::exists(trace("benign_burst500_loopback_zeek.pcap.gz"))) {
     GTEST_SKIP() << "no traces";
+  }
   const auto a = analyse("benign_burst500_loopback_zeek.pcap.gz");
   EXPECT_EQ(summary_figure(a.process.err, "completed"), 500) << a.process.err;
 }

@@ -34,6 +34,7 @@ class Background {
     const auto err = out.string() + ".err";
     posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     std::vector<char*> args;
+    args.reserve(argv.size() + 1);
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     if (posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
@@ -87,13 +88,13 @@ std::size_t files_in(const std::filesystem::path& directory) {
 class WebhookE2E : public ::testing::Test {
  protected:
   std::filesystem::path generate(const std::string& scenario) {
-    const auto file = dir_.path() / (scenario + ".pcap");
+    auto file = dir_.path() / (scenario + ".pcap");
     const auto r = run_process({SYNWATCH_GEN, scenario, "--out", file.string()});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return file;
   }
   std::filesystem::path write_config(const std::string& name, const std::string& webhooks_yaml) {
-    const auto path = dir_.path() / name;
+    auto path = dir_.path() / name;
     std::ofstream(path) << "state_dir: " << (dir_.path() / "state").string() << "\n"
                         << "alerts:\n  webhooks:\n"
                         << webhooks_yaml;
@@ -101,7 +102,7 @@ class WebhookE2E : public ::testing::Test {
   }
   std::filesystem::path write_secret(const std::string& name, const std::string& secret,
                                      mode_t mode) {
-    const auto path = dir_.path() / name;
+    auto path = dir_.path() / name;
     std::ofstream(path) << secret << "\n";
     ::chmod(path.c_str(), mode);
     return path;
@@ -125,6 +126,7 @@ class WebhookE2E : public ::testing::Test {
 
 std::vector<std::string> ids_of(const std::vector<HttpRequest>& requests) {
   std::vector<std::string> ids;
+  ids.reserve(requests.size());
   for (const auto& r : requests) ids.push_back(nlohmann::json::parse(r.body).at("event_id"));
   return ids;
 }
@@ -175,6 +177,7 @@ TEST_F(WebhookE2E, SpooledEventsSurviveSigkillWhileTheReceiverIsDown) {
   const auto r = read_with(quiet, config);  // no incident of its own: only the spool is sent
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::vector<std::string> want;
+  want.reserve(expected.size());
   for (const auto& e : expected) want.push_back(e.at("event_id"));
   EXPECT_EQ(ids_of(server.accepted()), want);
   EXPECT_EQ(files_in(spool), 0u);
@@ -241,8 +244,9 @@ TEST_F(WebhookE2E, AlertmanagerListsTheAlertActiveAfterStartedAndResolvedAfterEn
 }
 
 TEST_F(WebhookE2E, HttpsWithSelfSignedCertificateIsRefusedByDefaultAndAcceptedWithCaFile) {
-  if (!have_program("openssl") || !have_program("python3"))
+  if (!have_program("openssl") || !have_program("python3")) {
     GTEST_SKIP() << "openssl or python3 not installed";
+  }
   const auto key = dir_.path() / "key.pem";
   const auto cert = dir_.path() / "cert.pem";
   const auto made =

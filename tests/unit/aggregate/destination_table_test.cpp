@@ -79,8 +79,9 @@ TEST(DestinationTable, WindowRatesAndSourceFigures) {
                             ? IpAddress::from_v4(0x0a000000u + static_cast<std::uint32_t>(i))
                             : IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i));
     table.on_flow(syn_from(source), t);
-    if (i % 20 == 0)
+    if (i % 20 == 0) {
       table.on_flow(event(FlowEvent::kCompleted, HandshakeState::kSynSeen, source), t);
+    }
   }
   const Destination* d = table.find(kServer);
   ASSERT_NE(d, nullptr);
@@ -98,8 +99,9 @@ TEST(DestinationTable, WindowRatesAndSourceFigures) {
 
 TEST(DestinationTable, SlotsOlderThanTheWindowDropOut) {
   DestinationTable table(small_config(), kNanosPerSecond, 1000);
-  for (int i = 0; i < 100; ++i)
+  for (int i = 0; i < 100; ++i) {
     table.on_flow(syn_from(IpAddress::from_v4(static_cast<std::uint32_t>(i))), kT0);
+  }
   const Destination* d = table.find(kServer);
   // The 5 s window evaluated at +5 s is [+0 s, +5 s): it still holds the SYNs of +0 s.
   EXPECT_EQ(table.stats(*d, kT0 + 5 * kNanosPerSecond, 5).window.syns, 100u);
@@ -116,7 +118,7 @@ TEST(DestinationTable, ConcentratedSourcesAreTopFirst) {
     table.on_flow(
         syn_from(i % 3 == 0 ? IpAddress::from_v4(0xc6130000u + static_cast<std::uint32_t>(i))
                             : heavy),
-        kT0 + i * 1000);
+        kT0 + TimestampNs{i} * 1000);
   }
   const auto s = table.stats(*table.find(kServer), kT0 + kNanosPerSecond / 2, 3);
   ASSERT_FALSE(s.top_sources.empty());
@@ -140,8 +142,9 @@ TEST(DestinationTable, PoolIsBoundedRecyclesIdleAndNeverPinned) {
   EXPECT_NE(table.find({kServer.address, 1}), nullptr);
   EXPECT_EQ(table.find({kServer.address, 2}), nullptr);
   EXPECT_EQ(table.counters().recycled, 1u);
-  for (std::uint16_t port = 3; port <= 5; ++port)
+  for (std::uint16_t port = 3; port <= 5; ++port) {
     table.find({kServer.address, port})->pinned = true;
+  }
   EXPECT_EQ(table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, 6}), kT0 + 11),
             nullptr);
   EXPECT_EQ(table.counters().dropped, 1u);

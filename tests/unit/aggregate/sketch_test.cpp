@@ -130,6 +130,7 @@ TEST(HyperLogLog, UnbiasedWithTheDocumentedSpread) {
 TEST(HyperLogLog, DuplicatesDoNotChangeTheSketch) {
   std::mt19937_64 rng(7);
   std::vector<IpAddress> addresses;
+  addresses.reserve(20'000);
   for (int i = 0; i < 20'000; ++i) addresses.push_back(random_v4(rng));
   SourceHll sketch;
   for (const auto& a : addresses) sketch.add(a);
@@ -150,6 +151,7 @@ TEST(HyperLogLog, DuplicatesDoNotChangeTheSketch) {
 TEST(HyperLogLog, UnionOfSketchesEqualsSketchOfAllKeys) {
   std::mt19937_64 rng(11);
   std::vector<IpAddress> pool;
+  pool.reserve(60'000);
   for (int i = 0; i < 60'000; ++i) pool.push_back(random_v6(rng));
   std::array<SourceHll, 5> parts{};
   SourceHll everything;
@@ -324,6 +326,7 @@ TEST(SpaceSaving, NeverUnderCountsUnderAWeightedFlood) {
   std::mt19937_64 rng(23);
   // Two sources with 1/8 of the SYNs each: above N / K = 1/16, so they must be tracked.
   std::vector<IpAddress> heavy;
+  heavy.reserve(2);
   for (int i = 0; i < 2; ++i) heavy.push_back(random_v6(rng));
   std::uniform_int_distribution<std::uint32_t> weight(1, 5);
   Summary summary;

@@ -268,9 +268,10 @@ TEST(ConfigUnsigned, TypeErrorsNameTheTypeAndWhatWasGiven) {
 
 TEST(ConfigUnsigned, RangeErrorsNameTheRangeAndWhatWasGiven) {
   for (const std::string given : {"0", "-3", "100000001", "99999999999999999999999"}) {
-    EXPECT_EQ(errors_of("detection:\n  half_open: " + given + "\n"),
-              Lines{"test.yaml:2:14: detection.half_open: out of range: " + kHalfOpenType +
-                    ", got " + given});
+    std::string expected = "test.yaml:2:14: detection.half_open: out of range: " + kHalfOpenType;
+    expected += ", got ";
+    expected += given;
+    EXPECT_EQ(errors_of("detection:\n  half_open: " + given + "\n"), Lines{expected});
   }
   EXPECT_EQ(load_ok("detection:\n  half_open: 100000000\n").detection.half_open, 100'000'000u);
   EXPECT_EQ(load_ok("detection:\n  half_open: 1\n").detection.half_open, 1u);
@@ -440,6 +441,7 @@ TEST(ConfigErrors, AllProblemsAreCollectedInDocumentOrder) {
       "  level: loud\n";
   EXPECT_EQ(
       errors_of(yaml, {{"detection.tick", "0"}}),
+      // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one message split over two lines.
       (Lines{"test.yaml:2:13: flow.capacity: out of range: expected an unsigned integer in [1, "
              "268435456], got 0",
              "test.yaml:3:3: flow.pending_timout: unknown key, did you mean 'pending_timeout'?",

@@ -49,8 +49,9 @@ class DetectorTest : public ::testing::Test {
   // `rate` SYNs per second from random sources over [from, to).
   void spoofed(TimestampNs from, TimestampNs to, int rate) {
     const TimestampNs step = kNanosPerSecond / rate;
-    for (TimestampNs t = from; t < to; t += step)
+    for (TimestampNs t = from; t < to; t += step) {
       syn(t, IpAddress::from_v4(static_cast<std::uint32_t>(rng_())));
+    }
   }
   void evaluate(TimestampNs t) { detector_->evaluate(t, *table_, sink_); }
   std::vector<IncidentEvent> of(EventType type) const {
@@ -148,11 +149,12 @@ TEST_F(DetectorTest, ShortClearDoesNotEndTheIncident) {
 
 TEST_F(DetectorTest, LegitimateBurstThatCompletesIsNotAnAttack) {
   for (int i = 0; i < 2000; ++i) {
-    const TimestampNs t = kT0 + i * 250'000;
+    const TimestampNs t = kT0 + TimestampNs{i} * 250'000;
     const auto source = IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i));
     syn(t, source);
-    if (i >= 600)
+    if (i >= 600) {
       complete(t, IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i - 600)));
+    }
   }
   ASSERT_GE(table_->find(kServer)->half_open(), 256u);
   for (int k = 1; k <= 5; ++k) evaluate(kT0 + k * kNanosPerSecond);
@@ -162,7 +164,7 @@ TEST_F(DetectorTest, LegitimateBurstThatCompletesIsNotAnAttack) {
 TEST_F(DetectorTest, FewSourcesAreConcentrated) {
   const auto a = *IpAddress::parse("198.18.0.1");
   const auto b = *IpAddress::parse("198.18.0.2");
-  for (int i = 0; i < 5000; ++i) syn(kT0 + i * 100'000, i % 3 == 0 ? b : a);
+  for (int i = 0; i < 5000; ++i) syn(kT0 + TimestampNs{i} * 100'000, i % 3 == 0 ? b : a);
   evaluate(kT0 + kNanosPerSecond);
   ASSERT_EQ(sink_.events.size(), 1u);
   EXPECT_EQ(sink_.events[0].kind, AttackKind::kConcentrated);
@@ -173,7 +175,8 @@ TEST_F(DetectorTest, FewSourcesAreConcentrated) {
 
 TEST_F(DetectorTest, ManyRepeatingSourcesAreDistributed) {
   for (int i = 0; i < 10000; ++i) {
-    syn(kT0 + i * 100'000, IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i % 500)));
+    syn(kT0 + TimestampNs{i} * 100'000,
+        IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i % 500)));
   }
   evaluate(kT0 + kNanosPerSecond);
   ASSERT_EQ(sink_.events.size(), 1u);

@@ -18,7 +18,7 @@ struct Collect final : EventSink {
 
 // Hands frames over one at a time, bypassing the engine's batch path.
 struct OneByOne final : PacketHandler {
-  Engine* engine;
+  Engine* engine = nullptr;
   void on_packet(const PacketView& packet) noexcept override { engine->on_packet(packet); }
 };
 

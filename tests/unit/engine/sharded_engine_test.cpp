@@ -19,7 +19,7 @@ struct Collect final : EventSink {
 
 // Feeds every TCP segment of the capture to its shard and advances after each.
 struct ToShards final : PacketHandler {
-  ShardedEngine* engine;
+  ShardedEngine* engine = nullptr;
   Decoder decoder{LinkType::kEthernet};
   TcpSegment segment;
   void on_packet(const PacketView& packet) noexcept override {
@@ -31,7 +31,7 @@ struct ToShards final : PacketHandler {
 };
 
 std::filesystem::path generate(const std::string& scenario, const std::filesystem::path& dir) {
-  const auto file = dir / (scenario + ".pcap");
+  auto file = dir / (scenario + ".pcap");
   const std::string command =
       std::string(SYNWATCH_GEN) + " " + scenario + " --out " + file.string() + " >/dev/null";
   EXPECT_EQ(std::system(command.c_str()), 0);
@@ -85,14 +85,16 @@ TEST_P(ShardedOnCaptures, FindTheSameIncidentsAsOneEngine) {
   std::vector<std::string> a_lifecycle;
   std::vector<std::string> b_lifecycle;
   for (const auto& e : a) {
-    if (e.type != EventType::kUpdated)
+    if (e.type != EventType::kUpdated) {
       a_lifecycle.push_back(std::string(to_string(e.type)) + " " + e.target.to_string() + " " +
                             std::string(to_string(e.kind)));
+    }
   }
   for (const auto& e : b) {
-    if (e.type != EventType::kUpdated)
+    if (e.type != EventType::kUpdated) {
       b_lifecycle.push_back(std::string(to_string(e.type)) + " " + e.target.to_string() + " " +
                             std::string(to_string(e.kind)));
+    }
   }
   EXPECT_EQ(a_lifecycle, b_lifecycle);
   const bool flood = std::string(scenario).find("flood") != std::string::npos ||
