@@ -267,6 +267,14 @@ void HandshakeTable::link_newest(std::uint32_t entry, TimestampNs now) noexcept 
 }
 
 void HandshakeTable::unlink(std::uint32_t entry) noexcept {
+  // Leaving the stretch of the age list the victim lookahead covers (removed, or moved to the
+  // young end by a restarted SYN).
+  if (entry == lookahead_) {
+    lookahead_ = kNil;
+    lookahead_count_ = 0;
+  } else if (entry == oldest_ && lookahead_count_ > 0) {
+    --lookahead_count_;
+  }
   const Entry& e = entries_[entry];
   const std::uint32_t prev = e.prev;
   const std::uint32_t next = e.next();
@@ -310,12 +318,6 @@ std::size_t HandshakeTable::remove(std::uint32_t entry, std::size_t slot) noexce
   // The entry's number may come back with another key: forget what was worked out ahead for it.
   if (VictimHome& cached = victim_homes_[entry % kVictimHomes]; cached.entry == entry) {
     cached.entry = kNil;
-  }
-  if (entry == lookahead_) {
-    lookahead_ = kNil;
-    lookahead_count_ = 0;
-  } else if (entry == oldest_ && lookahead_count_ > 0) {
-    --lookahead_count_;
   }
   const std::size_t hole = erase_slot(slot);
   unlink(entry);
