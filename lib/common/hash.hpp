@@ -1,6 +1,7 @@
 #pragma once
-// Fast keyed hashing of fixed-size keys on the packet path. Not for untrusted-collision
-// resistance beyond what a secret seed gives; not a cryptographic hash.
+// Fast keyed hashing of fixed-size keys on the packet path. Not a cryptographic hash: whoever
+// knows the seed can build colliding keys (as with any hash this fast), so tables keyed by
+// attacker-chosen addresses take a secret seed where they can.
 
 #include <cstdint>
 #include <cstring>
@@ -15,8 +16,7 @@ inline std::uint64_t fold_multiply(std::uint64_t a, std::uint64_t b) noexcept {
 }
 
 // A 16-byte key (an address) plus a 64-bit extra word (a port, or 0) and a seed, in two
-// dependent multiplies. The constants are wyhash's secrets: odd, with balanced bits, so that
-// no fixed input word can zero a product for every value of the other word.
+// dependent multiplies (wyhash's mixing, with its constants).
 inline std::uint64_t hash_16_bytes(const std::uint8_t* bytes, std::uint64_t extra,
                                    std::uint64_t seed) noexcept {
   std::uint64_t high;
