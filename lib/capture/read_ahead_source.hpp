@@ -15,7 +15,6 @@
 // destroyed.
 
 #include <array>
-#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
