@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "common/ip_address.hpp"
 #include "common/time.hpp"
 
@@ -56,6 +59,34 @@ TEST(Bogon, ClassifiesReservedRanges) {
   for (const char* a : {"1.1.1.1", "100.63.255.255", "100.128.0.0", "172.32.0.1", "198.18.0.1",
                         "2001:db8::1", "2a00::1"}) {
     EXPECT_FALSE(is_bogon(*IpAddress::parse(a))) << a;
+  }
+}
+
+TEST(Bogon, Ipv4AgreesWithThePrefixListAtEveryRangeEdge) {
+  // is_bogon decides most IPv4 addresses by the first octet; the list is the definition.
+  std::vector<IpPrefix> reserved;
+  for (const char* p : {"0.0.0.0/8", "10.0.0.0/8", "127.0.0.0/8", "100.64.0.0/10",
+                        "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4",
+                        "240.0.0.0/4"}) {
+    reserved.push_back(*IpPrefix::parse(p));
+  }
+  const auto listed = [&](const IpAddress& a) {
+    return std::any_of(reserved.begin(), reserved.end(),
+                       [&](const IpPrefix& p) { return p.contains(a); });
+  };
+  std::vector<std::uint32_t> probes;
+  for (const IpPrefix& p : reserved) {
+    const std::uint32_t first = p.network.v4();
+    const std::uint32_t last = first | (0xffffffffu >> (p.length - 96));
+    for (const std::uint32_t edge : {first, last}) {
+      probes.insert(probes.end(), {edge - 1, edge, edge + 1});
+    }
+  }
+  std::uint32_t x = 12345;
+  for (int i = 0; i < 100000; ++i) probes.push_back(x = x * 1664525u + 1013904223u);
+  for (std::uint32_t probe : probes) {
+    const IpAddress a = IpAddress::from_v4(probe);
+    ASSERT_EQ(is_bogon(a), listed(a)) << a.to_string();
   }
 }
 
