@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -465,6 +466,75 @@ TEST(Decoder, EveryPrefixOfAValidFrameGivesATruncationReason) {
       EXPECT_EQ(decoder.counters().errors(), full.size());
     }
   }
+}
+
+// Ethernet frames of the common shape take a shortcut in the decoder; the same IP packet on
+// the IPv4 link type takes the general path. Every field and every result must agree, for
+// frames of the shortcut's shape and for each way a frame can just miss it.
+TEST(Decoder, PlainEthernetShortcutAgreesWithTheGeneralPath) {
+  struct Variant {
+    const char* name;
+    std::size_t at;  // byte offset within the IP packet; SIZE_MAX: none
+    std::vector<std::uint8_t> values;
+  };
+  std::vector<Variant> variants = {
+      {"unchanged", SIZE_MAX, {0}},
+      {"version/IHL", 0, {0x45, 0x44, 0x46, 0x4f, 0x65, 0x35, 0x05}},
+      {"total length high", 2, {0x00, 0x01, 0xff}},
+      {"total length low", 3, {0x00, 0x13, 0x14, 0x27, 0x28, 0x29, 0x2c, 0x30, 0xff}},
+      {"fragment high", 6, {0x00, 0x20, 0x40, 0x60, 0x01, 0x1f, 0x80}},
+      {"fragment low", 7, {0x00, 0x01, 0xff}},
+      {"protocol", 9, {6, 17, 1, 0}},
+      {"TCP data offset", 32, {0x50, 0x40, 0x00, 0x60, 0xf0, 0x5f}},
+      {"TCP flags", 33, {0x02, 0x12, 0x10, 0x04, 0x14, 0x01, 0xff}},
+  };
+  test::TcpSpec tcp;
+  tcp.source_port = 51234;
+  tcp.destination_port = 443;
+  tcp.seq = 0xfedcba98;
+  tcp.ack = 0x01234567;
+  tcp.window = 1024;
+  tcp.payload = 6;
+  const Frame ip = syn_v4(tcp);
+  Decoder ethernet(LinkType::kEthernet);
+  Decoder general(LinkType::kIpv4);
+  std::size_t compared = 0;
+  for (const Variant& variant : variants) {
+    for (const std::uint8_t value : variant.values) {
+      Frame packet = ip;
+      if (variant.at != SIZE_MAX) packet[variant.at] = value;
+      // Cut captures and Ethernet padding after the packet too.
+      for (std::size_t size = 30; size <= packet.size() + 8; ++size) {
+        Frame cut = packet;
+        cut.resize(size, 0);
+        TcpSegment fast;
+        TcpSegment slow;
+        fast.hop_limit = slow.hop_limit = 7;  // untouched fields must not differ either
+        const DecodeResult fast_result =
+            decode_exact(ethernet, test::ethernet(kEtherIpv4, cut), fast);
+        const DecodeResult slow_result = decode_exact(general, cut, slow);
+        SCOPED_TRACE(std::string(variant.name) + " = " + std::to_string(value) + ", " +
+                     std::to_string(size) + " bytes");
+        ASSERT_EQ(fast_result, slow_result);
+        ++compared;
+        if (!has_segment(fast_result)) continue;
+        EXPECT_EQ(fast.source, slow.source);
+        EXPECT_EQ(fast.destination, slow.destination);
+        EXPECT_EQ(fast.source_port, slow.source_port);
+        EXPECT_EQ(fast.destination_port, slow.destination_port);
+        EXPECT_EQ(fast.seq, slow.seq);
+        EXPECT_EQ(fast.ack, slow.ack);
+        EXPECT_EQ(fast.flags, slow.flags);
+        EXPECT_EQ(fast.window, slow.window);
+        EXPECT_EQ(fast.hop_limit, slow.hop_limit);
+        EXPECT_EQ(fast.payload_length, slow.payload_length);
+        EXPECT_EQ(fast.options.has_mss, slow.options.has_mss);
+        EXPECT_EQ(fast.options.has_timestamps, slow.options.has_timestamps);
+      }
+    }
+  }
+  EXPECT_GT(compared, 1000u);
+  EXPECT_EQ(ethernet.counters().by_result, general.counters().by_result);
 }
 
 TEST(Decoder, CountsEveryFrameByResult) {
