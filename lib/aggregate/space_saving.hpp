@@ -17,9 +17,9 @@
 // counter stays <= (N_this + N_other) / K however many summaries are merged in sequence.
 //
 // Packet path: add() is noexcept and allocation free. The common flood case (nearly every
-// address new) costs one 32-bit fingerprint scan over K words (SSE2, four at a time) and one
-// sift-down in an indexed min-heap of counters (log2 K steps), never a full key comparison on a
-// fingerprint miss.
+// address new) costs one 32-bit fingerprint scan over K words (SSE2, four at a time), a
+// branch-free binary search of the counters (kept in ascending order, log2 K steps) and one
+// swap, never a full key comparison on a fingerprint miss.
 // Layout: fixed std::arrays only; trivially copyable, and the all-zero byte pattern is the empty
 // summary, so summaries live in preallocated pools and clear() is O(1).
 // Thread safety: none; a summary is a plain value owned by one thread at a time.
@@ -63,27 +63,24 @@ class SpaceSaving {
     const std::uint32_t print = fingerprint(address);
     const std::size_t found = find(address, print);
     if (found != kNotFound) {
-      counts_[found] += weight;
-      sift_down(positions_[found]);
+      const std::size_t position = positions_[found];
+      raise(position, counts_[position] + weight);
       return;
     }
     if (size_ < K) {
-      const auto slot = static_cast<std::uint8_t>(size_++);
+      const auto slot = static_cast<std::uint8_t>(size_);
       keys_[slot] = address;
       fingerprints_[slot] = print;
-      counts_[slot] = weight;
       errors_[slot] = 0;
-      heap_[slot] = slot;
-      positions_[slot] = slot;
-      sift_up(slot);
+      insert_position(slot, weight);
       return;
     }
-    const std::uint8_t slot = heap_[0];
+    // The smallest counter sits at position 0.
+    const std::uint8_t slot = order_[0];
     keys_[slot] = address;
     fingerprints_[slot] = print;
-    errors_[slot] = counts_[slot];
-    counts_[slot] += weight;
-    sift_down(0);
+    errors_[slot] = counts_[0];
+    raise(0, counts_[0] + weight);
   }
 
   void clear() noexcept {
@@ -97,14 +94,14 @@ class SpaceSaving {
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   // Upper bound of the true count of any untracked address (0 while not full).
   [[nodiscard]] std::uint64_t min_count() const noexcept {
-    return size_ < K ? 0 : counts_[heap_[0]];
+    return size_ < K ? 0 : counts_[0];
   }
 
   // Writes min(size(), out.size()) counters, highest count first (ties: smaller error first,
   // then by address, so the order is deterministic). Returns how many were written.
   std::size_t top(std::span<HeavySource> out) const noexcept {
     std::array<HeavySource, K> sorted{};
-    for (std::size_t i = 0; i < size_; ++i) sorted[i] = {keys_[i], counts_[i], errors_[i]};
+    for (std::size_t i = 0; i < size_; ++i) sorted[i] = {keys_[i], count_of(i), errors_[i]};
     const std::size_t written = std::min<std::size_t>(size_, out.size());
     std::partial_sort(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(written),
                       sorted.begin() + size_, ranks_higher);
@@ -123,13 +120,13 @@ class SpaceSaving {
     for (std::size_t i = 0; i < size_; ++i) {
       const std::size_t j = other.find(keys_[i], fingerprints_[i]);
       const bool shared = j != kNotFound;
-      candidates[count] = {keys_[i], counts_[i] + (shared ? other.counts_[j] : pad_other),
+      candidates[count] = {keys_[i], count_of(i) + (shared ? other.count_of(j) : pad_other),
                            errors_[i] + (shared ? other.errors_[j] : pad_other)};
       prints[count++] = fingerprints_[i];
     }
     for (std::size_t j = 0; j < other.size_; ++j) {
       if (find(other.keys_[j], other.fingerprints_[j]) != kNotFound) continue;
-      candidates[count] = {other.keys_[j], other.counts_[j] + pad_this,
+      candidates[count] = {other.keys_[j], other.count_of(j) + pad_this,
                            other.errors_[j] + pad_this};
       prints[count++] = other.fingerprints_[j];
     }
@@ -153,16 +150,13 @@ class SpaceSaving {
       prints = kept_prints;
     }
     total_ += other.total_;
-    size_ = static_cast<std::uint32_t>(kept);
+    size_ = 0;
     for (std::size_t i = 0; i < kept; ++i) {
       keys_[i] = candidates[i].address;
-      counts_[i] = candidates[i].count;
       errors_[i] = candidates[i].error;
       fingerprints_[i] = prints[i];
-      heap_[i] = static_cast<std::uint8_t>(i);
-      positions_[i] = static_cast<std::uint8_t>(i);
+      insert_position(static_cast<std::uint8_t>(i), candidates[i].count);
     }
-    for (std::size_t i = kept / 2; i-- > 0;) sift_down(i);
   }
 
   // Cheap 32-bit mix of the whole address. Only a filter before the full comparison, so it
@@ -219,41 +213,63 @@ class SpaceSaving {
     return matches;
   }
 
-  void swap_heap(std::size_t a, std::size_t b) noexcept {
-    std::swap(heap_[a], heap_[b]);
-    positions_[heap_[a]] = static_cast<std::uint8_t>(a);
-    positions_[heap_[b]] = static_cast<std::uint8_t>(b);
+  [[nodiscard]] std::uint64_t count_of(std::size_t slot) const noexcept {
+    return counts_[positions_[slot]];
   }
 
-  void sift_up(std::size_t position) noexcept {
-    while (position > 0) {
-      const std::size_t parent = (position - 1) / 2;
-      if (counts_[heap_[parent]] <= counts_[heap_[position]]) return;
-      swap_heap(parent, position);
-      position = parent;
+  // Positions in [begin, end) whose count is below `value` (counts_ ascends there), by a
+  // branch-free binary search: its steps depend on the length only, so they predict well.
+  [[nodiscard]] std::size_t count_below(std::size_t begin, std::size_t end,
+                                        std::uint64_t value) const noexcept {
+    if (begin >= end) return 0;
+    const std::uint64_t* const first = counts_.data() + begin;
+    const std::uint64_t* base = first;
+    std::size_t length = end - begin;
+    while (length > 1) {
+      const std::size_t half = length / 2;
+      base = base[half] < value ? base + half : base;
+      length -= half;
     }
+    return static_cast<std::size_t>(base - first) + (*base < value ? 1 : 0);
   }
 
-  void sift_down(std::size_t position) noexcept {
-    for (;;) {
-      const std::size_t left = 2 * position + 1;
-      if (left >= size_) return;
-      std::size_t smallest = left;
-      const std::size_t right = left + 1;
-      if (right < size_ && counts_[heap_[right]] < counts_[heap_[left]]) smallest = right;
-      if (counts_[heap_[position]] <= counts_[heap_[smallest]]) return;
-      swap_heap(position, smallest);
-      position = smallest;
+  void place(std::size_t position, std::uint8_t slot, std::uint64_t count) noexcept {
+    order_[position] = slot;
+    counts_[position] = count;
+    positions_[slot] = static_cast<std::uint8_t>(position);
+  }
+
+  // The counter at `position` grew to `count`: counters after it that are now smaller move
+  // one place towards the front. A unit add (every add on the packet path) passes only
+  // counters equal to its old count, so one swap does it.
+  void raise(std::size_t position, std::uint64_t count) noexcept {
+    const std::uint8_t slot = order_[position];
+    const std::size_t last = position + count_below(position + 1, size_, count);
+    if (counts_[last] == counts_[position]) {
+      place(position, order_[last], counts_[last]);
+    } else {
+      for (std::size_t p = position; p < last; ++p) place(p, order_[p + 1], counts_[p + 1]);
     }
+    place(last, slot, count);
   }
 
-  // Slots [0, size_) are live; heap_ is a min-heap of slot numbers by count and positions_ its
-  // inverse, so an incremented counter can be sifted from where it sits.
+  // A new counter `slot` with `count` joins the size_ live ones.
+  void insert_position(std::uint8_t slot, std::uint64_t count) noexcept {
+    std::size_t position = size_++;
+    for (; position > 0 && counts_[position - 1] > count; --position) {
+      place(position, order_[position - 1], counts_[position - 1]);
+    }
+    place(position, slot, count);
+  }
+
+  // Slots [0, size_) are live and hold the per-address fields; positions [0, size_) hold the
+  // counters in ascending order of count (order_: the slot at each position, counts_: its
+  // count) and positions_ is the inverse of order_. Position 0 is the minimum.
   std::array<std::uint32_t, K> fingerprints_{};
   std::array<IpAddress, K> keys_{};
-  std::array<std::uint64_t, K> counts_{};
   std::array<std::uint64_t, K> errors_{};
-  std::array<std::uint8_t, K> heap_{};
+  std::array<std::uint64_t, K> counts_{};
+  std::array<std::uint8_t, K> order_{};
   std::array<std::uint8_t, K> positions_{};
   std::uint32_t size_ = 0;
   std::uint64_t total_ = 0;

@@ -43,8 +43,7 @@ FlowShard::FlowShard(const Config& config, std::size_t flow_capacity,
       destinations_(config.aggregation, config.detection.tick, half_open_threshold,
                     hash_seed ^ 0x5bd1e995u) {}
 
-bool FlowShard::is_protected(const IpAddress& address) const noexcept {
-  if (protected_.empty()) return true;
+bool FlowShard::is_listed_as_protected(const IpAddress& address) const noexcept {
   return std::any_of(protected_.begin(), protected_.end(),
                      [&](const IpPrefix& p) { return p.contains(address); });
 }
@@ -78,7 +77,7 @@ void FlowShard::on_packets(std::span<const PacketView> packets, Decoder& decoder
   const auto stage = [&](std::size_t i) noexcept {
     const std::size_t at = i % kAhead;
     decoded[at] = has_segment(decoder.decode(packets[i].data, segments[at]));
-    if (decoded[at]) prepared[at] = handshakes_.prepare(segments[at]);
+    if (decoded[at]) handshakes_.prepare(segments[at], prepared[at]);
   };
   for (std::size_t i = 0; i < std::min(kAhead, count); ++i) stage(i);
   for (std::size_t i = 0; i < count; ++i) {
@@ -95,7 +94,9 @@ void FlowShard::on_packets(std::span<const PacketView> packets, Decoder& decoder
 }
 
 void FlowShard::on_segment(const TcpSegment& segment) noexcept {
-  on_segment(segment, handshakes_.prepare(segment));
+  HandshakeTable::Prepared prepared;
+  handshakes_.prepare(segment, prepared);
+  on_segment(segment, prepared);
 }
 
 void FlowShard::on_segment(const TcpSegment& segment,

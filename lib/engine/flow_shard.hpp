@@ -97,7 +97,11 @@ class alignas(64) FlowShard {
 
  private:
   void on_segment(const TcpSegment& segment, const HandshakeTable::Prepared& prepared) noexcept;
-  [[nodiscard]] bool is_protected(const IpAddress& address) const noexcept;
+  // Asked for every SYN; no list (the default) protects every destination.
+  [[nodiscard]] bool is_protected(const IpAddress& address) const noexcept {
+    return protected_.empty() || is_listed_as_protected(address);
+  }
+  [[nodiscard]] bool is_listed_as_protected(const IpAddress& address) const noexcept;
   // A frame without a TCP segment still moves packet time on, so ticks keep their pace.
   void on_frame_without_segment(TimestampNs timestamp) noexcept;
   void run_tick(TimestampNs at) noexcept;

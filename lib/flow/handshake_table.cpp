@@ -251,7 +251,16 @@ void HandshakeTable::link_newest(std::uint32_t entry, TimestampNs now) noexcept 
   // Never older than the youngest entry, so that the age list stays sorted by time even when
   // timestamps step backwards.
   // Capped so that a time within 1 ms of INT64_MAX still expires by INT64_MAX.
-  std::int64_t ms = std::min(ceil_ms(now), INT64_MAX / kNanosPerMilli);
+  if (now <= ms_of_now_.after || now > ms_of_now_.until) {
+    // A division per new SYN otherwise; a flood brings thousands per millisecond.
+    const std::int64_t rounded = ceil_ms(now);
+    ms_of_now_ = {rounded, now, now};
+    if (rounded > INT64_MIN / kNanosPerMilli + 1 && rounded < INT64_MAX / kNanosPerMilli) {
+      ms_of_now_.after = (rounded - 1) * kNanosPerMilli;
+      ms_of_now_.until = rounded * kNanosPerMilli;
+    }
+  }
+  std::int64_t ms = std::min(ms_of_now_.ms, INT64_MAX / kNanosPerMilli);
   if (newest_ != kNil) ms = std::max(ms, newest_ms_);
   newest_ms_ = ms;
   Entry& e = entries_[entry];
@@ -367,22 +376,21 @@ HandshakeTable::Key HandshakeTable::make_key(const TcpSegment& segment, int& ord
              segment.destination_port};
 }
 
-HandshakeTable::Prepared HandshakeTable::key_and_probe(const TcpSegment& segment) const noexcept {
-  Prepared prepared;
-  prepared.key_ = make_key(segment, prepared.order_);
-  prepared.probe_ = probe_of(prepared.key_);
-  return prepared;
+void HandshakeTable::key_and_probe(const TcpSegment& segment, Prepared& out) const noexcept {
+  out.key_ = make_key(segment, out.order_);
+  out.probe_ = probe_of(out.key_);
 }
 
-HandshakeTable::Prepared HandshakeTable::prepare(const TcpSegment& segment) const noexcept {
-  Prepared prepared = key_and_probe(segment);
-  __builtin_prefetch(&index_[prepared.probe_.home]);
-  return prepared;
+void HandshakeTable::prepare(const TcpSegment& segment, Prepared& out) const noexcept {
+  key_and_probe(segment, out);
+  __builtin_prefetch(&index_[out.probe_.home]);
 }
 
 FlowUpdate HandshakeTable::process(const TcpSegment& segment, bool accept_new_syn) noexcept {
   // No prefetch: the slot is read at once, and a prefetch just before the load only delays it.
-  return process(segment, key_and_probe(segment), accept_new_syn);
+  Prepared prepared;
+  key_and_probe(segment, prepared);
+  return process(segment, prepared, accept_new_syn);
 }
 
 FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& prepared,
