@@ -94,6 +94,13 @@ Destination* DestinationTable::find(const Endpoint& target) noexcept {
   }
 }
 
+inline Destination* DestinationTable::find_recent(const Endpoint& target) noexcept {
+  if (last_found_ != kNone && same_endpoint(pool_[last_found_].target, target)) {
+    return &pool_[last_found_];
+  }
+  return find(target);
+}
+
 void DestinationTable::index_insert(std::uint32_t index) noexcept {
   std::size_t b = bucket_of(pool_[index].target);
   while (buckets_[b] != kNone) b = (b + 1) & bucket_mask_;
@@ -140,7 +147,7 @@ void DestinationTable::push_newest(std::uint32_t index) noexcept {
   if (lru_oldest_ == kNone) lru_oldest_ = index;
 }
 
-void DestinationTable::touch(std::uint32_t index, TimestampNs now) noexcept {
+inline void DestinationTable::touch(std::uint32_t index, TimestampNs now) noexcept {
   pool_[index].last_activity = std::max(pool_[index].last_activity, now);
   if (lru_newest_ == index) return;
   unlink(index);
@@ -191,7 +198,7 @@ Destination* DestinationTable::find_or_create(const Endpoint& target, TimestampN
   return &pool_[index];
 }
 
-WindowSlot& DestinationTable::current_slot(std::uint32_t index, TimestampNs now) noexcept {
+inline WindowSlot& DestinationTable::current_slot(std::uint32_t index, TimestampNs now) noexcept {
   if (now < slot_tick_begin_ || now >= slot_tick_end_) {
     // Two 64-bit divisions, once per tick of packet time rather than once per packet.
     slot_tick_ = tick_of(now, tick_);
@@ -260,7 +267,7 @@ void DestinationTable::move_state(Destination& d, HandshakeState from, Handshake
 
 Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now) noexcept {
   if (update.evicted) {
-    if (Destination* d = find(update.evicted_server)) {
+    if (Destination* d = find_recent(update.evicted_server)) {
       decrement(*d, update.evicted_state);
       ++d->totals.evicted;
       ++current_slot(index_of(*d), now).counts.evicted;
@@ -272,7 +279,8 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
     case FlowEvent::kMismatch:
       return nullptr;
     case FlowEvent::kSyn: {
-      Destination* d = find_or_create(update.server, now);
+      Destination* d = find_recent(update.server);
+      if (d == nullptr) d = find_or_create(update.server, now);
       if (d == nullptr) return nullptr;
       const std::uint32_t index = index_of(*d);
       WindowSlot& slot = current_slot(index, now);
@@ -288,7 +296,7 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
     default:
       break;
   }
-  Destination* d = find(update.server);
+  Destination* d = find_recent(update.server);
   if (d == nullptr) return nullptr;
   const std::uint32_t index = index_of(*d);
   switch (update.event) {

@@ -216,11 +216,15 @@ class DestinationTable final : public DestinationSet {
   };
 
   Destination* find_or_create(const Endpoint& target, TimestampNs now) noexcept;
-  WindowSlot& current_slot(std::uint32_t index, TimestampNs now) noexcept;
+  // find() with its check of the last destination found inlined: the packet path asks for the
+  // same destination over and over during a flood. current_slot() and touch() run for nearly
+  // every packet too; a call costs as much as their work.
+  [[gnu::always_inline]] Destination* find_recent(const Endpoint& target) noexcept;
+  [[gnu::always_inline]] WindowSlot& current_slot(std::uint32_t index, TimestampNs now) noexcept;
   void increment(Destination& d, HandshakeState state, TimestampNs now) noexcept;
   void decrement(Destination& d, HandshakeState state) noexcept;
   void move_state(Destination& d, HandshakeState from, HandshakeState to, TimestampNs now) noexcept;
-  void touch(std::uint32_t index, TimestampNs now) noexcept;
+  [[gnu::always_inline]] void touch(std::uint32_t index, TimestampNs now) noexcept;
   void unlink(std::uint32_t index) noexcept;
   void push_newest(std::uint32_t index) noexcept;
   void index_insert(std::uint32_t index) noexcept;

@@ -93,9 +93,7 @@ class SpaceSaving {
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   // Upper bound of the true count of any untracked address (0 while not full).
-  [[nodiscard]] std::uint64_t min_count() const noexcept {
-    return size_ < K ? 0 : counts_[0];
-  }
+  [[nodiscard]] std::uint64_t min_count() const noexcept { return size_ < K ? 0 : counts_[0]; }
 
   // Writes min(size(), out.size()) counters, highest count first (ties: smaller error first,
   // then by address, so the order is deterministic). Returns how many were written.

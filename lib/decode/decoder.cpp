@@ -271,8 +271,7 @@ inline DecodeResult decode_null(Bytes data, std::size_t size, TcpSegment& out) n
 // not a fragment, TCP without options, length fields consistent with the capture. Decoded in
 // one straight run, with the result decode_frame's general path gives for it; false (and
 // `out` untouched) for anything else, which then takes the general path.
-inline bool decode_plain_ethernet_ipv4_tcp(Bytes data, std::size_t size,
-                                           TcpSegment& out) noexcept {
+inline bool decode_plain_ethernet_ipv4_tcp(Bytes data, std::size_t size, TcpSegment& out) noexcept {
   constexpr std::size_t kIp = kEthernetHeader;
   constexpr std::size_t kTcp = kEthernetHeader + kIpv4MinHeader;
   constexpr std::size_t kHeaders = kIpv4MinHeader + kTcpMinHeader;
@@ -294,7 +293,8 @@ inline bool decode_plain_ethernet_ipv4_tcp(Bytes data, std::size_t size,
   out.ack = load_be32(tcp + 8);
   out.flags = tcp[13];
   out.window = load_be16(tcp + 14);
-  out.payload_length = static_cast<std::uint16_t>(std::min<std::size_t>(total_length - kHeaders, 0xffff));
+  out.payload_length =
+      static_cast<std::uint16_t>(std::min<std::size_t>(total_length - kHeaders, 0xffff));
   out.options = TcpOptions{};
   return true;
 }

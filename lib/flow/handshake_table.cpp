@@ -190,7 +190,7 @@ HandshakeTable::Probe HandshakeTable::probe_of(const Key& key) const noexcept {
   return Probe{home, tag};
 }
 
-std::size_t HandshakeTable::find_slot(const Key& key, const Probe& probe) const noexcept {
+inline std::size_t HandshakeTable::find_slot(const Key& key, const Probe& probe) const noexcept {
   std::size_t slot = probe.home;
   // Load <= 0.5 guarantees an empty slot, so the probe ends.
   for (;;) {
@@ -304,8 +304,8 @@ void HandshakeTable::unlink(std::uint32_t entry) noexcept {
   }
 }
 
-std::uint32_t HandshakeTable::insert(const Key& key, std::size_t slot, const Probe& probe,
-                                     TimestampNs now) noexcept {
+inline std::uint32_t HandshakeTable::insert(const Key& key, std::size_t slot, const Probe& probe,
+                                            TimestampNs now) noexcept {
   std::uint32_t entry;
   if (free_head_ != kNil) {
     entry = free_head_;

@@ -185,7 +185,9 @@ class HandshakeTable {
   [[nodiscard]] Probe probe_of(const Key& key) const noexcept;
   void key_and_probe(const TcpSegment& segment, Prepared& out) const noexcept;
   // Index slot holding `key`'s entry number, or the empty slot where it would go.
-  [[nodiscard]] std::size_t find_slot(const Key& key, const Probe& probe) const noexcept;
+  // Inlined into process(): both run once per packet, and a call costs as much as the probe.
+  [[nodiscard, gnu::always_inline]] std::size_t find_slot(const Key& key,
+                                                          const Probe& probe) const noexcept;
   // Index slot of the oldest entry (the next to expire or be evicted).
   [[nodiscard]] std::size_t slot_of_oldest() const noexcept;
   [[nodiscard]] std::uint32_t slot_value(std::uint32_t entry, std::size_t slot,
@@ -194,8 +196,8 @@ class HandshakeTable {
   // Backward-shift deletion; returns the slot left empty in the end.
   std::size_t erase_slot(std::size_t slot) noexcept;
   std::size_t remove(std::uint32_t entry, std::size_t slot) noexcept;  // as erase_slot
-  std::uint32_t insert(const Key& key, std::size_t slot, const Probe& probe,
-                       TimestampNs now) noexcept;
+  [[gnu::always_inline]] std::uint32_t insert(const Key& key, std::size_t slot, const Probe& probe,
+                                              TimestampNs now) noexcept;
   void prefetch_next_victims() noexcept;
   void remember_victim_home(std::uint32_t entry) noexcept;
   void link_newest(std::uint32_t entry, TimestampNs now) noexcept;

@@ -65,9 +65,8 @@ TEST(Bogon, ClassifiesReservedRanges) {
 TEST(Bogon, Ipv4AgreesWithThePrefixListAtEveryRangeEdge) {
   // is_bogon decides most IPv4 addresses by the first octet; the list is the definition.
   std::vector<IpPrefix> reserved;
-  for (const char* p : {"0.0.0.0/8", "10.0.0.0/8", "127.0.0.0/8", "100.64.0.0/10",
-                        "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4",
-                        "240.0.0.0/4"}) {
+  for (const char* p : {"0.0.0.0/8", "10.0.0.0/8", "127.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16",
+                        "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4"}) {
     reserved.push_back(*IpPrefix::parse(p));
   }
   const auto listed = [&](const IpAddress& a) {
