@@ -80,7 +80,9 @@ class SpaceSaving {
     keys_[slot] = address;
     fingerprints_[slot] = print;
     errors_[slot] = counts_[0];
-    raise(0, counts_[0] + weight);
+    const std::uint64_t count = counts_[0] + weight;
+    // Full, so the search spans a fixed K - 1 positions and unrolls.
+    raise_to(0, count_below<K - 1>(1, count), count);
   }
 
   void clear() noexcept {
@@ -215,20 +217,23 @@ class SpaceSaving {
     return counts_[positions_[slot]];
   }
 
-  // Positions in [begin, end) whose count is below `value` (counts_ ascends there), by a
-  // branch-free binary search: its steps depend on the length only, so they predict well.
-  [[nodiscard]] std::size_t count_below(std::size_t begin, std::size_t end,
+  // Positions in [begin, begin + length) whose count is below `value` (counts_ ascends there),
+  // by a branch-free binary search: its steps depend on the length only, so they predict well.
+  [[nodiscard]] std::size_t count_below(std::size_t begin, std::size_t length,
                                         std::uint64_t value) const noexcept {
-    if (begin >= end) return 0;
+    if (length == 0) return 0;
     const std::uint64_t* const first = counts_.data() + begin;
     const std::uint64_t* base = first;
-    std::size_t length = end - begin;
     while (length > 1) {
       const std::size_t half = length / 2;
       base = base[half] < value ? base + half : base;
       length -= half;
     }
     return static_cast<std::size_t>(base - first) + (*base < value ? 1 : 0);
+  }
+  template <std::size_t Length>
+  [[nodiscard]] std::size_t count_below(std::size_t begin, std::uint64_t value) const noexcept {
+    return count_below(begin, Length, value);
   }
 
   void place(std::size_t position, std::uint8_t slot, std::uint64_t count) noexcept {
@@ -241,8 +246,12 @@ class SpaceSaving {
   // one place towards the front. A unit add (every add on the packet path) passes only
   // counters equal to its old count, so one swap does it.
   void raise(std::size_t position, std::uint64_t count) noexcept {
+    raise_to(position, count_below(position + 1, size_ - position - 1, count), count);
+  }
+  // raise() with the number of counters after `position` that are below `count` known.
+  void raise_to(std::size_t position, std::size_t passed, std::uint64_t count) noexcept {
     const std::uint8_t slot = order_[position];
-    const std::size_t last = position + count_below(position + 1, size_, count);
+    const std::size_t last = position + passed;
     if (counts_[last] == counts_[position]) {
       place(position, order_[last], counts_[last]);
     } else {

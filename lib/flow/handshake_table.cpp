@@ -137,7 +137,7 @@ static_assert(std::is_trivially_default_constructible_v<HandshakeTable::Entry>);
 static_assert(std::is_trivially_copyable_v<HandshakeTable::Entry>);
 
 HandshakeTable::HandshakeTable(std::size_t capacity, DurationNs pending_timeout,
-                               std::uint64_t hash_seed)
+                               std::uint64_t hash_seed, unsigned distance_bits)
     : capacity_(std::clamp<std::size_t>(capacity, 1, kMaxCapacity)),
       pending_timeout_(0),
       hash_seed_(hash_seed),
@@ -157,7 +157,7 @@ HandshakeTable::HandshakeTable(std::size_t capacity, DurationNs pending_timeout,
   // Entry numbers + 1 go up to capacity_ <= 2^28, leaving at least 3 bits for the other fields.
   entry_bits_ = static_cast<unsigned>(std::bit_width(capacity_));
   const unsigned spare = 32 - entry_bits_;
-  distance_bits_ = std::min(spare, 5u);
+  distance_bits_ = std::min({spare, distance_bits, 5u});
   entry_mask_ = (std::uint32_t{1} << entry_bits_) - 1;
   distance_max_ = (std::uint32_t{1} << distance_bits_) - 1;
   const unsigned tag_shift = entry_bits_ + distance_bits_;
@@ -230,17 +230,25 @@ std::size_t HandshakeTable::home_of_slot(std::size_t slot, std::uint32_t value) 
 
 std::size_t HandshakeTable::erase_slot(std::size_t hole) noexcept {
   std::size_t slot = hole;
+  std::size_t gap = 0;  // slots from the hole to `slot`
+  const std::uint32_t distance_field = distance_max_ << entry_bits_;
   for (;;) {
     slot = slot + 1 == index_size_ ? 0 : slot + 1;
+    ++gap;
     const std::uint32_t value = index_[slot];
     if (value == 0) break;
-    const std::size_t home = home_of_slot(slot, value);
-    // The entry may fill the hole unless its home lies cyclically in (hole, slot]: moving it
-    // before its home would make it unreachable.
-    const bool stays = hole <= slot ? (hole < home && home <= slot) : (hole < home || home <= slot);
-    if (!stays) {
-      index_[hole] = slot_value((value & entry_mask_) - 1, hole, Probe{home, value & tag_mask_});
+    std::size_t distance = (value & distance_field) >> entry_bits_;
+    if (distance == distance_max_) {
+      const std::size_t home = home_of_slot(slot, value);
+      distance = slot >= home ? slot - home : slot + index_size_ - home;
+    }
+    // The entry may fill the hole unless its home lies after the hole (distance < gap):
+    // moving it before its home would make it unreachable.
+    if (distance >= gap) {
+      const std::size_t moved = std::min<std::size_t>(distance - gap, distance_max_);
+      index_[hole] = (value & ~distance_field) | (static_cast<std::uint32_t>(moved) << entry_bits_);
       hole = slot;
+      gap = 0;
     }
   }
   index_[hole] = 0;

@@ -101,7 +101,11 @@ class HandshakeTable {
 
   // capacity: maximum tracked pending handshakes (>= 1, <= 2^28; clamped into that range).
   // pending_timeout: a pending entry older than this (from its first SYN) expires.
-  HandshakeTable(std::size_t capacity, DurationNs pending_timeout, std::uint64_t hash_seed = 0);
+  // distance_bits: bits of an index slot that keep the slot's distance from its home (at most
+  // 5, fewer when a large capacity needs them); a longer distance is looked up from the entry.
+  // Tests pass fewer so that the looked-up path runs all the time.
+  HandshakeTable(std::size_t capacity, DurationNs pending_timeout, std::uint64_t hash_seed = 0,
+                 unsigned distance_bits = 5);
   ~HandshakeTable();
   HandshakeTable(const HandshakeTable&) = delete;
   HandshakeTable& operator=(const HandshakeTable&) = delete;

@@ -660,10 +660,11 @@ void expect_same(const FlowUpdate& got, const FlowUpdate& want) {
 // side. Few tuples per slot, so that each lives through whole handshakes, yet the table fills,
 // evicts and expires all the time.
 // Packet time moves on by up to `step` per operation.
+// `distance_bits` as HandshakeTable takes it.
 void expect_matches_model(std::size_t capacity, std::size_t tuple_count, DurationNs step,
-                          std::uint64_t seed) {
+                          std::uint64_t seed, unsigned distance_bits = 5) {
   std::mt19937_64 rng(seed);
-  HandshakeTable table(capacity, kTimeout, rng());
+  HandshakeTable table(capacity, kTimeout, rng(), distance_bits);
   Model model(capacity, kTimeout);
 
   // Both families; a stray pair now and then (including an endpoint talking to itself).
@@ -753,6 +754,13 @@ TEST(HandshakeTable, MatchesAReferenceModelOverRandomOperations) {
 // completions, resets and restarted SYNs land inside the stretch of the age list it covers.
 TEST(HandshakeTable, MatchesAReferenceModelWithATableLargerThanTheEvictionLookahead) {
   expect_matches_model(40, 70, 30 * kNanosPerMilli, 20261124);
+}
+
+// Distances from the home slot too long for the bits a slot keeps are looked up from the entry
+// (deletions shift slots back by them); with 1 bit that is most slots, with 0 every slot.
+TEST(HandshakeTable, MatchesAReferenceModelWhenSlotsCannotHoldTheirDistance) {
+  expect_matches_model(40, 70, 30 * kNanosPerMilli, 20261125, 1);
+  expect_matches_model(40, 70, 30 * kNanosPerMilli, 20261126, 0);
 }
 
 }  // namespace
