@@ -267,45 +267,12 @@ inline DecodeResult decode_null(Bytes data, std::size_t size, TcpSegment& out) n
   }
 }
 
-// The frame nearly every packet of a flood is: Ethernet, no VLAN tag, IPv4 without options,
-// not a fragment, TCP without options, length fields consistent with the capture. Decoded in
-// one straight run, with the result decode_frame's general path gives for it; false (and
-// `out` untouched) for anything else, which then takes the general path.
-inline bool decode_plain_ethernet_ipv4_tcp(Bytes data, std::size_t size, TcpSegment& out) noexcept {
-  constexpr std::size_t kIp = kEthernetHeader;
-  constexpr std::size_t kTcp = kEthernetHeader + kIpv4MinHeader;
-  constexpr std::size_t kHeaders = kIpv4MinHeader + kTcpMinHeader;
-  if (size < kTcp + kTcpMinHeader) return false;
-  const Bytes ip = data + kIp;
-  const Bytes tcp = data + kTcp;
-  std::size_t total_length = load_be16(ip + 2);
-  if (total_length == 0) total_length = size - kIp;  // as decode_ipv4 takes it
-  const bool plain = load_be16(data + 12) == ethertype::kIpv4 && ip[0] == 0x45 &&
-                     ip[9] == ip_proto::kTcp && (load_be16(ip + 6) & 0x1fff) == 0 &&
-                     (tcp[12] >> 4) == 5 && total_length >= kHeaders;
-  if (!plain) return false;
-  out.hop_limit = ip[8];
-  out.source = IpAddress::from_v4(ip + 12);
-  out.destination = IpAddress::from_v4(ip + 16);
-  out.source_port = load_be16(tcp);
-  out.destination_port = load_be16(tcp + 2);
-  out.seq = load_be32(tcp + 4);
-  out.ack = load_be32(tcp + 8);
-  out.flags = tcp[13];
-  out.window = load_be16(tcp + 14);
-  out.payload_length =
-      static_cast<std::uint16_t>(std::min<std::size_t>(total_length - kHeaders, 0xffff));
-  out.options = TcpOptions{};
-  return true;
-}
-
 inline DecodeResult decode_frame(LinkType link, std::span<const std::uint8_t> frame,
                                  TcpSegment& out) noexcept {
   const Bytes data = frame.data();
   const std::size_t size = frame.size();
   switch (link) {
     case LinkType::kEthernet:
-      if (decode_plain_ethernet_ipv4_tcp(data, size, out)) return DecodeResult::kTcp;
       if (size < kEthernetHeader) return DecodeResult::kTruncatedLink;
       return decode_ethertype(data, kEthernetHeader, size, load_be16(data + 12), out);
     case LinkType::kLinuxSll:
@@ -417,7 +384,8 @@ std::uint64_t DecodeCounters::errors() const noexcept {
   return total;
 }
 
-DecodeResult Decoder::decode(std::span<const std::uint8_t> frame, TcpSegment& out) noexcept {
+DecodeResult Decoder::decode_in_general(std::span<const std::uint8_t> frame,
+                                        TcpSegment& out) noexcept {
   const DecodeResult result = decode_frame(link_, frame, out);
   ++counters_.frames;
   ++counters_.by_result[static_cast<std::size_t>(result)];
