@@ -231,9 +231,23 @@ class SpaceSaving {
     }
     return static_cast<std::size_t>(base - first) + (*base < value ? 1 : 0);
   }
+  // The same over a length known at compile time: the steps unroll.
   template <std::size_t Length>
   [[nodiscard]] std::size_t count_below(std::size_t begin, std::uint64_t value) const noexcept {
-    return count_below(begin, Length, value);
+    return count_below_from<Length>(counts_.data() + begin, value);
+  }
+  template <std::size_t Length>
+  [[nodiscard]] static std::size_t count_below_from(const std::uint64_t* base,
+                                                    std::uint64_t value) noexcept {
+    if constexpr (Length == 0) {
+      return 0;
+    } else if constexpr (Length == 1) {
+      return *base < value ? 1 : 0;
+    } else {
+      constexpr std::size_t kHalf = Length / 2;
+      const std::size_t skipped = base[kHalf] < value ? kHalf : 0;
+      return skipped + count_below_from<Length - kHalf>(base + skipped, value);
+    }
   }
 
   void place(std::size_t position, std::uint8_t slot, std::uint64_t count) noexcept {
