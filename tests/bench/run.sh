@@ -7,6 +7,7 @@
 #             DestinationTable::stats, detector tick with 10,000 destinations, and the engine
 #             fed from memory with the same flood (target >= 14.88 Mpps), and the same flood
 #             through 1 and 2 worker threads (ShardedEngine): the multi-core scaling
+#   instructions  the engine's instructions per packet (callgrind; skipped without valgrind)
 #   memory    peak RSS of --read under 10 M spoofed SYNs (each a new 4-tuple) against the cap
 #             (table + sketches + fixed overhead), and RSS growth from 5 M to 15 M packets
 #   idle      CPU of a live daemon with no traffic (root: network namespace)
@@ -15,7 +16,8 @@
 #             drops, CPU s per million packets, packets per worker (root)
 # and prints one table. Parts that need root or a missing tool say "skipped" with the reason.
 # Environment: BENCH_DIR (scratch, default /tmp/synwatch-bench), BENCH_PACKETS (10000000),
-# LIVE_PACKETS replayed (2000000), LIVE_SECONDS bound of the replay (60), SKIP_LIVE=1.
+# LIVE_PACKETS replayed (2000000), LIVE_SECONDS bound of the replay (60), SKIP_LIVE=1,
+# SKIP_INSTRUCTIONS=1 (the callgrind count of instructions per packet, about 2 minutes).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -80,7 +82,7 @@ EOF
 say "micro-benchmarks (engine flood read from $FLOOD)"
 SYNWATCH_BENCH_FLOOD=$FLOOD "$MICRO" --benchmark_format=json --benchmark_out="$WORK/micro.json" \
   --benchmark_out_format=json --benchmark_min_time=0.5 >/dev/null
-# The single-core engine figure is memory-bound and this kind of VM is noisy: best and median of 5.
+# This kind of VM's speed drifts by tens of percent from minute to minute: best and median of 5.
 say "engine flood, 5 repetitions"
 SYNWATCH_BENCH_FLOOD=$FLOOD "$MICRO" --benchmark_filter='^BM_EngineFlood' --benchmark_repetitions=5 \
   --benchmark_format=json --benchmark_out="$WORK/engine.json" --benchmark_out_format=json >/dev/null
@@ -113,6 +115,31 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
     scale = {"ns": 1, "us": 1e3, "ms": 1e6}[unit]
     print(f"micro\t{name}\t{b['cpu_time'] * scale:,.1f} ns/op\t")
 EOF
+
+# ---- instructions per packet: the engine's work, independent of the machine's drift ----------
+# callgrind counts the instructions retired inside FlowShard::on_packets for a 3 M-packet flood
+# (the 2^20-entry table fills after 2 M packets, so a third of the SYNs evict). Deterministic:
+# it moves only when the code does, which wall-clock figures on this VM cannot show.
+INSTRUCTION_PACKETS=3000000
+if [[ -n ${SKIP_INSTRUCTIONS:-} ]]; then
+  result instructions "engine, per packet" "skipped" "SKIP_INSTRUCTIONS set"
+elif ! command -v valgrind >/dev/null; then
+  result instructions "engine, per packet" "skipped" "valgrind not installed"
+else
+  say "instructions per packet (callgrind, $INSTRUCTION_PACKETS packets)"
+  SYNWATCH_BENCH_PACKETS=$INSTRUCTION_PACKETS valgrind --tool=callgrind --collect-atstart=no \
+    --toggle-collect='synwatch::FlowShard::on_packets*' --callgrind-out-file="$WORK/callgrind.out" \
+    "$MICRO" --benchmark_filter='^BM_EngineFlood' >/dev/null 2>"$WORK/callgrind.err" || true
+  # BM_EngineFlood runs the flood 3 times.
+  instructions=$(sed -n 's/.*Collected : *\([0-9]*\).*/\1/p' "$WORK/callgrind.err" | head -1)
+  if [[ -n $instructions ]]; then
+    result instructions "engine, per packet" \
+      "$(awk -v i="$instructions" -v n="$INSTRUCTION_PACKETS" 'BEGIN { printf "%.0f", i / (3 * n) }') instructions" \
+      "decode, table, aggregation, ticks; callgrind, ${INSTRUCTION_PACKETS} pkts"
+  else
+    result instructions "engine, per packet" "failed" "see $WORK/callgrind.err"
+  fi
+fi
 
 # ---- memory: peak RSS under 10 M spoofed SYNs, and no growth once the table is full ----------
 say "memory: peak RSS of --read"
