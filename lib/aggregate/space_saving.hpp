@@ -17,9 +17,9 @@
 // counter stays <= (N_this + N_other) / K however many summaries are merged in sequence.
 //
 // Packet path: add() is noexcept and allocation free. The common flood case (nearly every
-// address new) costs one 32-bit fingerprint scan over K words (SSE2, four at a time), a
-// branch-free binary search of the counters (kept in ascending order, log2 K steps) and one
-// swap, never a full key comparison on a fingerprint miss.
+// address new) costs one 32-bit fingerprint scan over K words (SSE2, four at a time), a scan
+// of the counters (kept in ascending order) past those equal to the smallest, and one swap;
+// never a full key comparison on a fingerprint miss.
 // Layout: fixed std::arrays only; trivially copyable, and the all-zero byte pattern is the empty
 // summary, so summaries live in preallocated pools and clear() is O(1).
 // Thread safety: none; a summary is a plain value owned by one thread at a time.
@@ -81,8 +81,7 @@ class SpaceSaving {
     fingerprints_[slot] = print;
     errors_[slot] = counts_[0];
     const std::uint64_t count = counts_[0] + weight;
-    // Full, so the search spans a fixed K - 1 positions and unrolls.
-    raise_to(0, count_below<K - 1>(1, count), count);
+    raise(0, count);
   }
 
   void clear() noexcept {
@@ -217,39 +216,6 @@ class SpaceSaving {
     return counts_[positions_[slot]];
   }
 
-  // Positions in [begin, begin + length) whose count is below `value` (counts_ ascends there),
-  // by a branch-free binary search: its steps depend on the length only, so they predict well.
-  [[nodiscard]] std::size_t count_below(std::size_t begin, std::size_t length,
-                                        std::uint64_t value) const noexcept {
-    if (length == 0) return 0;
-    const std::uint64_t* const first = counts_.data() + begin;
-    const std::uint64_t* base = first;
-    while (length > 1) {
-      const std::size_t half = length / 2;
-      base = base[half] < value ? base + half : base;
-      length -= half;
-    }
-    return static_cast<std::size_t>(base - first) + (*base < value ? 1 : 0);
-  }
-  // The same over a length known at compile time: the steps unroll.
-  template <std::size_t Length>
-  [[nodiscard]] std::size_t count_below(std::size_t begin, std::uint64_t value) const noexcept {
-    return count_below_from<Length>(counts_.data() + begin, value);
-  }
-  template <std::size_t Length>
-  [[nodiscard]] static std::size_t count_below_from(const std::uint64_t* base,
-                                                    std::uint64_t value) noexcept {
-    if constexpr (Length == 0) {
-      return 0;
-    } else if constexpr (Length == 1) {
-      return *base < value ? 1 : 0;
-    } else {
-      constexpr std::size_t kHalf = Length / 2;
-      const std::size_t skipped = base[kHalf] < value ? kHalf : 0;
-      return skipped + count_below_from<Length - kHalf>(base + skipped, value);
-    }
-  }
-
   void place(std::size_t position, std::uint8_t slot, std::uint64_t count) noexcept {
     order_[position] = slot;
     counts_[position] = count;
@@ -258,14 +224,13 @@ class SpaceSaving {
 
   // The counter at `position` grew to `count`: counters after it that are now smaller move
   // one place towards the front. A unit add (every add on the packet path) passes only
-  // counters equal to its old count, so one swap does it.
+  // counters equal to its old count, so one swap does it. The scan is linear: K is small, its
+  // loads are independent and its branch predictable, where a branch-free binary search is a
+  // chain of dependent loads (measured slower, 17 against 8 ns per new address at K = 16).
   void raise(std::size_t position, std::uint64_t count) noexcept {
-    raise_to(position, count_below(position + 1, size_ - position - 1, count), count);
-  }
-  // raise() with the number of counters after `position` that are below `count` known.
-  void raise_to(std::size_t position, std::size_t passed, std::uint64_t count) noexcept {
     const std::uint8_t slot = order_[position];
-    const std::size_t last = position + passed;
+    std::size_t last = position;
+    while (last + 1 < size_ && counts_[last + 1] < count) ++last;
     if (counts_[last] == counts_[position]) {
       place(position, order_[last], counts_[last]);
     } else {
