@@ -12,14 +12,8 @@ namespace {
 
 using Bytes = const std::uint8_t*;
 
-inline std::uint16_t load_be16(Bytes p) noexcept {
-  return static_cast<std::uint16_t>((std::uint16_t{p[0]} << 8) | std::uint16_t{p[1]});
-}
-
-inline std::uint32_t load_be32(Bytes p) noexcept {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-         std::uint32_t{p[3]};
-}
+using decode_detail::be16;
+using decode_detail::be32;
 
 inline std::uint32_t load_le32(Bytes p) noexcept {
   return (std::uint32_t{p[3]} << 24) | (std::uint32_t{p[2]} << 16) | (std::uint32_t{p[1]} << 8) |
@@ -92,7 +86,7 @@ inline DecodeResult decode_tcp_options(Bytes data, std::size_t begin, std::size_
     switch (kind) {
       case 2:  // maximum segment size
         if (length != 4) return DecodeResult::kBadTcpOptions;
-        options.mss = load_be16(value);
+        options.mss = be16(value);
         options.has_mss = true;
         break;
       case 3:  // window scale
@@ -106,8 +100,8 @@ inline DecodeResult decode_tcp_options(Bytes data, std::size_t begin, std::size_
         break;
       case 8:  // timestamps
         if (length != 10) return DecodeResult::kBadTcpOptions;
-        options.timestamp_value = load_be32(value);
-        options.timestamp_echo = load_be32(value + 4);
+        options.timestamp_value = be32(value);
+        options.timestamp_echo = be32(value + 4);
         options.has_timestamps = true;
         break;
       default:  // SACK blocks, MD5, TFO, MPTCP, ...: not needed, skipped by length
@@ -130,12 +124,7 @@ inline DecodeResult decode_tcp(Bytes data, std::size_t offset, std::size_t avail
   if (header_length < kTcpMinHeader) return DecodeResult::kBadTcpHeader;
   if (available_end - offset < header_length) return DecodeResult::kTruncatedTcp;
 
-  out.source_port = load_be16(tcp);
-  out.destination_port = load_be16(tcp + 2);
-  out.seq = load_be32(tcp + 4);
-  out.ack = load_be32(tcp + 8);
-  out.flags = tcp[13];
-  out.window = load_be16(tcp + 14);
+  decode_detail::read_tcp_fixed_fields(tcp, out);
   const std::size_t payload_begin = offset + header_length;
   const std::size_t payload =
       declared_end > payload_begin ? declared_end - payload_begin : std::size_t{0};
@@ -154,7 +143,7 @@ inline DecodeResult decode_ipv4(Bytes data, std::size_t offset, std::size_t size
   if (header_length < kIpv4MinHeader) return DecodeResult::kBadIpHeader;
   if (size - offset < header_length) return DecodeResult::kTruncatedIp;
 
-  std::size_t total_length = load_be16(ip + 2);
+  std::size_t total_length = be16(ip + 2);
   // A total length of 0 is what TCP segmentation offload leaves in captures taken on the
   // sending host; as Wireshark does, take the captured length then.
   if (total_length == 0) total_length = size - offset;
@@ -164,7 +153,7 @@ inline DecodeResult decode_ipv4(Bytes data, std::size_t offset, std::size_t size
   out.source = IpAddress::from_v4(ip + 12);
   out.destination = IpAddress::from_v4(ip + 16);
   if (ip[9] != ip_proto::kTcp) return DecodeResult::kNotTcp;
-  const std::uint16_t fragment_offset = load_be16(ip + 6) & 0x1fff;
+  const std::uint16_t fragment_offset = be16(ip + 6) & 0x1fff;
   if (fragment_offset != 0) return DecodeResult::kLaterFragment;
 
   // Reads stop at the declared end so that Ethernet padding is never taken for TCP bytes,
@@ -178,7 +167,7 @@ inline DecodeResult decode_ipv6(Bytes data, std::size_t offset, std::size_t size
   if (size < offset || size - offset < kIpv6Header) return DecodeResult::kTruncatedIp;
   const Bytes ip = data + offset;
   if ((ip[0] >> 4) != 6) return DecodeResult::kBadIpVersion;
-  std::size_t payload_length = load_be16(ip + 4);
+  std::size_t payload_length = be16(ip + 4);
   // 0 means a jumbogram (RFC 2675) or an offloaded segment: the capture is all there is.
   if (payload_length == 0) payload_length = size - offset - kIpv6Header;
   const std::size_t declared_end = offset + kIpv6Header + payload_length;
@@ -204,7 +193,7 @@ inline DecodeResult decode_ipv6(Bytes data, std::size_t offset, std::size_t size
     } else if (next_header == ip_proto::kFragment) {
       if (end < at || end - at < 8) return DecodeResult::kBadExtensionHeader;
       next_header = data[at];
-      const std::uint16_t fragment_offset = load_be16(data + at + 2) >> 3;
+      const std::uint16_t fragment_offset = be16(data + at + 2) >> 3;
       at += 8;
       if (fragment_offset != 0) {
         // The fragment header names the first header of the fragmentable part; if that is
@@ -227,7 +216,7 @@ inline DecodeResult decode_ethertype(Bytes data, std::size_t offset, std::size_t
                                      std::uint16_t type, TcpSegment& out) noexcept {
   while (type == ethertype::kVlan || type == ethertype::kQinQ || type == ethertype::kQinQLegacy) {
     if (size - offset < kVlanTag) return DecodeResult::kTruncatedLink;
-    type = load_be16(data + offset + 2);
+    type = be16(data + offset + 2);
     offset += kVlanTag;
   }
   if (type == ethertype::kIpv4) return decode_ipv4(data, offset, size, out);
@@ -253,7 +242,7 @@ inline DecodeResult decode_null(Bytes data, std::size_t size, TcpSegment& out) n
   // DLT_NULL stores the family in the writer's byte order, DLT_LOOP in network order.
   // Families are small, so whichever reading is below 256 is the right one.
   const std::uint32_t little = load_le32(data);
-  const std::uint32_t family = little < 256 ? little : load_be32(data);
+  const std::uint32_t family = little < 256 ? little : be32(data);
   switch (family) {
     case 2:  // AF_INET everywhere
       return decode_ipv4(data, kNullHeader, size, out);
@@ -274,13 +263,13 @@ inline DecodeResult decode_frame(LinkType link, std::span<const std::uint8_t> fr
   switch (link) {
     case LinkType::kEthernet:
       if (size < kEthernetHeader) return DecodeResult::kTruncatedLink;
-      return decode_ethertype(data, kEthernetHeader, size, load_be16(data + 12), out);
+      return decode_ethertype(data, kEthernetHeader, size, be16(data + 12), out);
     case LinkType::kLinuxSll:
       if (size < kSllHeader) return DecodeResult::kTruncatedLink;
-      return decode_ethertype(data, kSllHeader, size, load_be16(data + 14), out);
+      return decode_ethertype(data, kSllHeader, size, be16(data + 14), out);
     case LinkType::kLinuxSll2:
       if (size < kSll2Header) return DecodeResult::kTruncatedLink;
-      return decode_ethertype(data, kSll2Header, size, load_be16(data), out);
+      return decode_ethertype(data, kSll2Header, size, be16(data), out);
     case LinkType::kRaw:
       return decode_by_version(data, 0, size, out);
     case LinkType::kNull:

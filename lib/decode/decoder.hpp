@@ -67,6 +67,26 @@ struct DecodeCounters {
   [[nodiscard]] std::uint64_t errors() const noexcept;
 };
 
+namespace decode_detail {
+// Big-endian loads; the caller has checked the bytes are there.
+inline std::uint16_t be16(const std::uint8_t* p) noexcept {
+  return static_cast<std::uint16_t>((std::uint16_t{p[0]} << 8) | std::uint16_t{p[1]});
+}
+inline std::uint32_t be32(const std::uint8_t* p) noexcept {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         std::uint32_t{p[3]};
+}
+// Ports, numbers, flags and window from the 20 bytes every TCP header starts with.
+inline void read_tcp_fixed_fields(const std::uint8_t* tcp, TcpSegment& out) noexcept {
+  out.source_port = be16(tcp);
+  out.destination_port = be16(tcp + 2);
+  out.seq = be32(tcp + 4);
+  out.ack = be32(tcp + 8);
+  out.flags = tcp[13];
+  out.window = be16(tcp + 14);
+}
+}  // namespace decode_detail
+
 class Decoder {
  public:
   explicit Decoder(LinkType link) noexcept : link_(link) {}
@@ -111,13 +131,7 @@ inline bool Decoder::decode_plain_ethernet_ipv4_tcp(std::span<const std::uint8_t
   const std::uint8_t* const data = frame.data();
   const std::size_t size = frame.size();
   if (size < kTcp + 20) return false;
-  const auto be16 = [](const std::uint8_t* p) noexcept {
-    return static_cast<std::uint16_t>((std::uint16_t{p[0]} << 8) | std::uint16_t{p[1]});
-  };
-  const auto be32 = [](const std::uint8_t* p) noexcept {
-    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-           std::uint32_t{p[3]};
-  };
+  using decode_detail::be16;
   const std::uint8_t* const ip = data + kIp;
   const std::uint8_t* const tcp = data + kTcp;
   std::size_t total_length = be16(ip + 2);
@@ -131,12 +145,7 @@ inline bool Decoder::decode_plain_ethernet_ipv4_tcp(std::span<const std::uint8_t
   out.hop_limit = ip[8];
   out.source = IpAddress::from_v4(ip + 12);
   out.destination = IpAddress::from_v4(ip + 16);
-  out.source_port = be16(tcp);
-  out.destination_port = be16(tcp + 2);
-  out.seq = be32(tcp + 4);
-  out.ack = be32(tcp + 8);
-  out.flags = tcp[13];
-  out.window = be16(tcp + 14);
+  decode_detail::read_tcp_fixed_fields(tcp, out);
   out.payload_length = static_cast<std::uint16_t>(
       total_length - kHeaders > 0xffff ? 0xffff : total_length - kHeaders);
   out.options = TcpOptions{};
