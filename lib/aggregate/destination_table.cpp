@@ -78,12 +78,7 @@ std::size_t DestinationTable::bucket_of(const Endpoint& target) const noexcept {
   return hash_16_bytes(target.address.bytes.data(), target.port, hash_seed_) & bucket_mask_;
 }
 
-Destination* DestinationTable::find(const Endpoint& target) noexcept {
-  // A flood hits one destination packet after packet: checking the last one found first saves
-  // the hash and the probe.
-  if (last_found_ != kNone && same_endpoint(pool_[last_found_].target, target)) {
-    return &pool_[last_found_];
-  }
+Destination* DestinationTable::find_in_index(const Endpoint& target) noexcept {
   for (std::size_t b = bucket_of(target);; b = (b + 1) & bucket_mask_) {
     const std::uint32_t index = buckets_[b];
     if (index == kNone) return nullptr;
@@ -95,10 +90,16 @@ Destination* DestinationTable::find(const Endpoint& target) noexcept {
 }
 
 inline Destination* DestinationTable::find_recent(const Endpoint& target) noexcept {
+  // A flood hits one destination packet after packet: checking the last one found first saves
+  // the hash and the probe.
   if (last_found_ != kNone && same_endpoint(pool_[last_found_].target, target)) {
     return &pool_[last_found_];
   }
-  return find(target);
+  return find_in_index(target);
+}
+
+Destination* DestinationTable::find(const Endpoint& target) noexcept {
+  return find_recent(target);
 }
 
 void DestinationTable::index_insert(std::uint32_t index) noexcept {
@@ -165,7 +166,11 @@ void DestinationTable::release(std::uint32_t index) noexcept {
 }
 
 Destination* DestinationTable::find_or_create(const Endpoint& target, TimestampNs now) noexcept {
-  if (Destination* existing = find(target)) return existing;
+  if (Destination* existing = find_recent(target)) return existing;
+  return create(target, now);
+}
+
+Destination* DestinationTable::create(const Endpoint& target, TimestampNs now) noexcept {
   if (free_.empty()) {
     // Recycle the least recently active destination; pinned ones (open incidents) are
     // skipped, a bounded number of times so a pool full of incidents costs O(1) per SYN.
@@ -280,7 +285,7 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
       return nullptr;
     case FlowEvent::kSyn: {
       Destination* d = find_recent(update.server);
-      if (d == nullptr) d = find_or_create(update.server, now);
+      if (d == nullptr) d = create(update.server, now);
       if (d == nullptr) return nullptr;
       const std::uint32_t index = index_of(*d);
       WindowSlot& slot = current_slot(index, now);

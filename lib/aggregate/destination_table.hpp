@@ -216,10 +216,15 @@ class DestinationTable final : public DestinationSet {
   };
 
   Destination* find_or_create(const Endpoint& target, TimestampNs now) noexcept;
+  // A new destination for a target not tracked yet, recycling the least recently active
+  // unpinned one when the pool is full; nullptr (counted as dropped) when the 8 least recently
+  // active are all pinned.
+  Destination* create(const Endpoint& target, TimestampNs now) noexcept;
   // find() with its check of the last destination found inlined: the packet path asks for the
   // same destination over and over during a flood. current_slot() and touch() run for nearly
   // every packet too; a call costs as much as their work.
   [[gnu::always_inline]] Destination* find_recent(const Endpoint& target) noexcept;
+  Destination* find_in_index(const Endpoint& target) noexcept;  // the hash and the probe
   [[gnu::always_inline]] WindowSlot& current_slot(std::uint32_t index, TimestampNs now) noexcept;
   void increment(Destination& d, HandshakeState state, TimestampNs now) noexcept;
   void decrement(Destination& d, HandshakeState state) noexcept;
