@@ -109,14 +109,13 @@ class Decoder {
   [[nodiscard]] const DecodeCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] LinkType link_type() const noexcept { return link_; }
 
+ private:
   // The frame nearly every packet of a flood is: Ethernet, no VLAN tag, IPv4 without options,
   // not a fragment, TCP without options, length fields consistent with the capture. Decoded in
   // one straight run, with the result the general path gives for it; false (and `out`
   // untouched) for anything else, which then takes the general path.
   static bool decode_plain_ethernet_ipv4_tcp(std::span<const std::uint8_t> frame,
                                              TcpSegment& out) noexcept;
-
- private:
   DecodeResult decode_in_general(std::span<const std::uint8_t> frame, TcpSegment& out) noexcept;
 
   LinkType link_;
