@@ -368,6 +368,73 @@ TEST(SpaceSaving, NeverUnderCountsUnderAWeightedFlood) {
   EXPECT_EQ(summary.total(), before_zero_weight.total());
 }
 
+TEST(SpaceSaving, SmallestCounterStaysRightThroughEveryKindOfAdd) {
+  // The summary remembers how many counters share the smallest count, so that a flood's adds
+  // skip the scan past them. Every kind of add moves that run: new addresses (unit and
+  // weighted), hits on counters inside it, on it and above it, clears. After each add the
+  // counter replaced next must still be a smallest one and the counts must add up.
+  std::mt19937_64 rng(53);
+  std::vector<IpAddress> heavy;
+  for (int i = 0; i < 5; ++i) heavy.push_back(random_v4(rng));
+  std::vector<IpAddress> recent;
+  Summary summary;
+  Truth truth;
+  std::uniform_int_distribution<int> kind(0, 99);
+  for (int i = 0; i < 30'000; ++i) {
+    const int k = kind(rng);
+    IpAddress a;
+    if (k < 60 || recent.empty()) {
+      a = random_v4(rng);
+      recent.push_back(a);
+      if (recent.size() > 24) recent.erase(recent.begin());
+    } else if (k < 80) {
+      a = recent[static_cast<std::size_t>(k) % recent.size()];  // likely in or near the run
+    } else {
+      a = heavy[static_cast<std::size_t>(k) % heavy.size()];
+    }
+    const std::uint32_t weight = k % 7 == 0 ? 1 + static_cast<std::uint32_t>(k % 3) : 1;
+    summary.add(a, weight);
+    truth[a] += weight;
+    const auto top = top_of(summary);
+    std::uint64_t counted = 0;
+    for (const auto& entry : top) counted += entry.count;
+    if (top.size() == Summary::kCapacity) {
+      ASSERT_EQ(summary.min_count(), top.back().count) << "after add " << i;
+      ASSERT_EQ(counted, summary.total()) << "after add " << i;
+    }
+    if (i % 5'000 == 4'999) {
+      SCOPED_TRACE(i);
+      expect_guarantees(summary, truth);
+    }
+    if (i % 9'000 == 8'999) {
+      summary.clear();
+      truth.clear();
+    }
+  }
+}
+
+TEST(SpaceSaving, NewCounterBelowTheSmallestWhileFilling) {
+  // Before the summary is full a new address may start below every counter; the remembered run
+  // of smallest counters must not carry over past it.
+  std::mt19937_64 rng(59);
+  std::vector<IpAddress> a;
+  for (std::size_t i = 0; i < Summary::kCapacity; ++i) a.push_back(random_v4(rng));
+  Summary summary;
+  summary.add(a[0], 3);
+  summary.add(a[1], 3);
+  summary.add(a[2], 3);
+  summary.add(a[0]);     // 3 -> 4 past the two other 3s
+  summary.add(a[3], 1);  // below them all
+  summary.add(a[3]);     // 1 -> 2: still the smallest
+  for (std::size_t i = 4; i < Summary::kCapacity; ++i) summary.add(a[i], 10);
+  const auto top = top_of(summary);
+  ASSERT_EQ(top.size(), Summary::kCapacity);
+  EXPECT_EQ(top.back(), (HeavySource{a[3], 2, 0}));
+  EXPECT_EQ(summary.min_count(), 2u);
+  summary.add(random_v4(rng));  // takes over a[3]'s counter, the smallest
+  EXPECT_EQ(summary.min_count(), 3u);
+}
+
 TEST(SpaceSaving, FingerprintCollisionsKeepAddressesApart) {
   // Birthday search for two IPv6 addresses with the same 32-bit fingerprint (~80 k tries;
   // IPv4 addresses cannot collide, their fingerprint is a bijection of the 32 address bits).
