@@ -65,42 +65,11 @@ void FlowShard::on_frame_without_segment(TimestampNs timestamp) noexcept {
   }
 }
 
-void FlowShard::on_packets(std::span<const PacketView> packets, Decoder& decoder) noexcept {
-  // Frame i + kAhead is decoded and its handshake table slot prefetched while frame i is
-  // applied: a steady number of cache misses in flight, each given the time of kAhead frames to
-  // arrive. 16 hide most of a memory latency and stay on the stack (about 2 KiB).
-  constexpr std::size_t kAhead = 16;
-  std::array<TcpSegment, kAhead> segments;
-  std::array<HandshakeTable::Prepared, kAhead> prepared;
-  std::array<bool, kAhead> decoded{};
-  const std::size_t count = packets.size();
-  const auto stage = [&](std::size_t i) noexcept {
-    const std::size_t at = i % kAhead;
-    decoded[at] = has_segment(decoder.decode(packets[i].data, segments[at]));
-    if (decoded[at]) handshakes_.prepare(segments[at], prepared[at]);
-  };
-  for (std::size_t i = 0; i < std::min(kAhead, count); ++i) stage(i);
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::size_t at = i % kAhead;
-    ++counters_.packets;
-    if (decoded[at]) {
-      segments[at].timestamp = packets[i].timestamp;
-      on_segment(segments[at], prepared[at]);
-    } else {
-      on_frame_without_segment(packets[i].timestamp);
-    }
-    if (i + kAhead < count) stage(i + kAhead);
-  }
-}
-
-void FlowShard::on_segment(const TcpSegment& segment) noexcept {
-  HandshakeTable::Prepared prepared;
-  handshakes_.prepare(segment, prepared);
-  on_segment(segment, prepared);
-}
-
-void FlowShard::on_segment(const TcpSegment& segment,
-                           const HandshakeTable::Prepared& prepared) noexcept {
+// Defined ahead of its callers so that it inlines into on_packets(): it runs once per packet,
+// and a call with the update in memory cost as much as the shard's own part of the work.
+inline void FlowShard::on_segment(const TcpSegment& segment,
+                                  const HandshakeTable::Prepared& prepared,
+                                  FlowUpdate& update) noexcept {
   ++counters_.tcp_segments;
   TimestampNs now = segment.timestamp;
   if (!started_) {
@@ -118,12 +87,48 @@ void FlowShard::on_segment(const TcpSegment& segment,
 
   const bool accept = !segment.is_syn() || is_protected(segment.destination);
   if (segment.is_syn() && !accept) ++counters_.unprotected_syns;
-  const FlowUpdate update = handshakes_.process(segment, prepared, accept);
+  handshakes_.process(segment, prepared, accept, update);
   if (update.event == FlowEvent::kNone && !update.evicted) return;
   const Destination* d = destinations_.on_flow(update, now);
   if (d != nullptr && d->above_threshold_since == now && !d->pinned && observer_ != nullptr) {
     observer_->on_threshold_crossed(now);
   }
+}
+
+void FlowShard::on_packets(std::span<const PacketView> packets, Decoder& decoder) noexcept {
+  // Frame i + kAhead is decoded and its handshake table slot prefetched while frame i is
+  // applied: a steady number of cache misses in flight, each given the time of kAhead frames to
+  // arrive. 16 hide most of a memory latency and stay on the stack (about 2 KiB).
+  constexpr std::size_t kAhead = 16;
+  std::array<TcpSegment, kAhead> segments;
+  std::array<HandshakeTable::Prepared, kAhead> prepared;
+  std::array<bool, kAhead> decoded{};
+  FlowUpdate update;
+  const std::size_t count = packets.size();
+  const auto stage = [&](std::size_t i) noexcept {
+    const std::size_t at = i % kAhead;
+    decoded[at] = has_segment(decoder.decode(packets[i].data, segments[at]));
+    if (decoded[at]) handshakes_.prepare(segments[at], prepared[at]);
+  };
+  for (std::size_t i = 0; i < std::min(kAhead, count); ++i) stage(i);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t at = i % kAhead;
+    ++counters_.packets;
+    if (decoded[at]) {
+      segments[at].timestamp = packets[i].timestamp;
+      on_segment(segments[at], prepared[at], update);
+    } else {
+      on_frame_without_segment(packets[i].timestamp);
+    }
+    if (i + kAhead < count) stage(i + kAhead);
+  }
+}
+
+void FlowShard::on_segment(const TcpSegment& segment) noexcept {
+  HandshakeTable::Prepared prepared;
+  handshakes_.prepare(segment, prepared);
+  FlowUpdate update;
+  on_segment(segment, prepared, update);
 }
 
 void FlowShard::wake_at(TimestampNs at) noexcept {

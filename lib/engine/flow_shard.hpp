@@ -96,7 +96,10 @@ class alignas(64) FlowShard {
   [[nodiscard]] TimestampNs next_tick() const noexcept { return next_tick_; }
 
  private:
-  void on_segment(const TcpSegment& segment, const HandshakeTable::Prepared& prepared) noexcept;
+  // `update` is scratch space the caller keeps (see HandshakeTable::process).
+  [[gnu::always_inline]] void on_segment(const TcpSegment& segment,
+                                         const HandshakeTable::Prepared& prepared,
+                                         FlowUpdate& update) noexcept;
   // Asked for every SYN; no list (the default) protects every destination.
   [[nodiscard]] bool is_protected(const IpAddress& address) const noexcept {
     return protected_.empty() || is_listed_as_protected(address);

@@ -160,8 +160,8 @@ HandshakeTable::HandshakeTable(std::size_t capacity, DurationNs pending_timeout,
   distance_bits_ = std::min({spare, distance_bits, 5u});
   entry_mask_ = (std::uint32_t{1} << entry_bits_) - 1;
   distance_max_ = (std::uint32_t{1} << distance_bits_) - 1;
-  const unsigned tag_shift = entry_bits_ + distance_bits_;
-  tag_mask_ = tag_shift >= 32 ? 0 : ~std::uint32_t{0} << tag_shift;
+  tag_shift_ = entry_bits_ + distance_bits_;  // <= 32
+  tag_mask_ = tag_shift_ >= 32 ? 0 : ~std::uint32_t{0} << tag_shift_;
   std::uint64_t state = hash_seed_;
   for (std::uint64_t& key : hash_keys_) key = splitmix64(state);
 }
@@ -185,8 +185,8 @@ HandshakeTable::Probe HandshakeTable::probe_of(const Key& key) const noexcept {
   // Multiply-shift maps the top 32 hash bits onto [0, index_size_) without a division; the
   // tag comes from the low bits, independent of the home slot.
   const auto home = static_cast<std::size_t>(((hash >> 32) * index_size_) >> 32);
-  const std::uint32_t tag =
-      tag_mask_ == 0 ? 0 : (static_cast<std::uint32_t>(hash) << (entry_bits_ + distance_bits_));
+  // A 64-bit shift by at most 32: no tag bits (tag_shift_ == 32) leaves 0.
+  const auto tag = static_cast<std::uint32_t>(hash << tag_shift_);
   return Probe{home, tag};
 }
 
@@ -404,6 +404,14 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, bool accept_new_sy
 FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& prepared,
                                    bool accept_new_syn) noexcept {
   FlowUpdate update;
+  process(segment, prepared, accept_new_syn, update);
+  return update;
+}
+
+void HandshakeTable::process(const TcpSegment& segment, const Prepared& prepared,
+                             bool accept_new_syn, FlowUpdate& update) noexcept {
+  update.event = FlowEvent::kNone;
+  update.evicted = false;
   const bool is_syn = segment.is_syn();
   if (size_ == 0 && !is_syn) {
     if (segment.is_syn_ack()) {
@@ -412,7 +420,7 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
       update.server = Endpoint{segment.source, segment.source_port};
       update.client = segment.destination;
     }
-    return update;
+    return;
   }
 
   const Key& key = prepared.key_;
@@ -424,7 +432,7 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
 
   if (found == 0) {
     if (is_syn) {
-      if (!accept_new_syn) return update;
+      if (!accept_new_syn) return;
       std::size_t insert_at = slot;
       if (size_ == capacity_) {
         const std::uint32_t victim = oldest_;
@@ -455,7 +463,7 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
       update.server = Endpoint{segment.source, segment.source_port};
       update.client = segment.destination;
     }
-    return update;
+    return;
   }
 
   const std::uint32_t entry = (found & entry_mask_) - 1;
@@ -476,7 +484,7 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
     remove(entry, slot);
     ++counters_.reset;
   } else if (is_syn) {
-    if (!from_client) return update;
+    if (!from_client) return;
     report(FlowEvent::kSynRetransmit);
     ++counters_.syn_retransmits;
     if (segment.seq != e.syn_seq) {
@@ -490,7 +498,7 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
       link_newest(entry, segment.timestamp);
     }
   } else if (segment.is_syn_ack()) {
-    if (!from_server) return update;
+    if (!from_server) return;
     if (segment.ack != e.syn_seq + 1) {
       report(FlowEvent::kMismatch);
       ++counters_.mismatches;
@@ -506,7 +514,7 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
       --syn_seen_;
     }
   } else if (segment.has(tcp_flag::kFin) || !segment.has(tcp_flag::kAck) || !from_client) {
-    return update;
+    return;
   } else if (state == HandshakeState::kSynRecv && segment.ack != e.synack_seq + 1) {
     report(FlowEvent::kMismatch);
     ++counters_.mismatches;
@@ -516,7 +524,7 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
     remove(entry, slot);
     ++counters_.completed;
   }
-  return update;
+  return;
 }
 
 void HandshakeTable::prefetch_next_victims() noexcept {

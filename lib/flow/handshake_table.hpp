@@ -125,6 +125,12 @@ class HandshakeTable {
   void prepare(const TcpSegment& segment, Prepared& out) const noexcept;
   FlowUpdate process(const TcpSegment& segment, const Prepared& prepared,
                      bool accept_new_syn = true) noexcept;
+  // The same into `update`, for a caller that keeps one FlowUpdate for segment after segment:
+  // `event` and `evicted` are always written, every other field only when they say it means
+  // something (see FlowUpdate), so the rest may still hold an earlier segment's values. Saves
+  // clearing a 90-byte struct per packet.
+  void process(const TcpSegment& segment, const Prepared& prepared, bool accept_new_syn,
+               FlowUpdate& update) noexcept;
 
   // Removes every pending entry whose first SYN is older than now - pending_timeout and calls
   // on_expired(server, client, state) for each, oldest first. Cost: O(expired entries).
@@ -238,6 +244,7 @@ class HandshakeTable {
   std::uint32_t entry_mask_ = 0;
   std::uint32_t distance_max_ = 0;  // saturated value: distance not stored
   std::uint32_t tag_mask_ = 0;      // in place (shifted)
+  unsigned tag_shift_ = 0;          // entry_bits_ + distance_bits_
   std::uint32_t free_head_;         // free list through Entry's next field
   std::uint32_t never_used_ = 0;    // entries [never_used_, capacity_) were never handed out
   std::uint32_t oldest_;            // age list (by first SYN), doubly linked
