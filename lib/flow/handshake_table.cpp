@@ -408,8 +408,10 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
   return update;
 }
 
-void HandshakeTable::process(const TcpSegment& segment, const Prepared& prepared,
-                             bool accept_new_syn, FlowUpdate& update) noexcept {
+// Flattened: the removal, insertion and age-list steps it calls are the rest of the per-packet
+// work, and their calls (register saves, arguments through memory) cost as much as some of them.
+[[gnu::flatten]] void HandshakeTable::process(const TcpSegment& segment, const Prepared& prepared,
+                                              bool accept_new_syn, FlowUpdate& update) noexcept {
   update.event = FlowEvent::kNone;
   update.evicted = false;
   const bool is_syn = segment.is_syn();
