@@ -271,7 +271,12 @@ void DestinationTable::move_state(Destination& d, HandshakeState from, Handshake
 }
 
 Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now) noexcept {
-  if (update.evicted) {
+  // A full handshake table under a flood: every SYN evicts the oldest handshake, nearly always
+  // one of the same destination. That replacement is counted in one step with the SYN (below),
+  // which also keeps the half-open count from dipping below the threshold between the two.
+  const bool replaces_own = update.evicted && update.event == FlowEvent::kSyn &&
+                            same_endpoint(update.evicted_server, update.server);
+  if (update.evicted && !replaces_own) {
     if (Destination* d = find_recent(update.evicted_server)) {
       decrement(*d, update.evicted_state);
       ++d->totals.evicted;
@@ -285,6 +290,8 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
       return nullptr;
     case FlowEvent::kSyn: {
       Destination* d = find_recent(update.server);
+      // A destination created now was not tracked when the evicted handshake began (recycled).
+      const bool replaced_here = replaces_own && d != nullptr;
       if (d == nullptr) d = create(update.server, now);
       if (d == nullptr) return nullptr;
       const std::uint32_t index = index_of(*d);
@@ -294,7 +301,18 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
       slot.sources.add_hash(SourceHll::hash_address(update.client));
       slot.heavy.add(update.client);
       ++d->totals.syns;
-      increment(*d, HandshakeState::kSynSeen, now);
+      if (!replaced_here) {
+        increment(*d, HandshakeState::kSynSeen, now);
+      } else {
+        ++d->totals.evicted;
+        ++slot.counts.evicted;
+        if (update.evicted_state == HandshakeState::kSynRecv) {
+          move_state(*d, HandshakeState::kSynRecv, HandshakeState::kSynSeen, now);
+        } else if (d->syn_seen == 0) {
+          increment(*d, HandshakeState::kSynSeen, now);  // recycled while pending: only ours
+        }
+        // Otherwise one pending handshake took another's place: the counts stand.
+      }
       touch(index, now);
       return d;
     }

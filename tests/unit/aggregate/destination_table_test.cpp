@@ -190,6 +190,67 @@ TEST(DestinationTable, EvictionFromTheHandshakeTableDecrementsTheEvictedDestinat
 namespace synwatch {
 namespace {
 
+TEST(DestinationTable, ASynEvictingAHandshakeOfItsOwnDestinationReplacesIt) {
+  // A full handshake table under a flood: each SYN evicts the oldest handshake, of the same
+  // destination. Half-open stays on the threshold and its timer keeps its start.
+  DestinationTable table(small_config(), kNanosPerSecond, 2);
+  const auto a = IpAddress::from_v4(0xc6120001u);
+  const auto b = IpAddress::from_v4(0xc6120002u);
+  table.on_flow(syn_from(a), kT0);
+  const Destination* d = table.on_flow(syn_from(b), kT0 + 10);
+  ASSERT_EQ(d->above_threshold_since, kT0 + 10);
+  table.on_flow(event(FlowEvent::kSynAck, HandshakeState::kSynSeen, a), kT0 + 15);
+  ASSERT_EQ(d->syn_recv, 1u);
+
+  FlowUpdate replace_seen = syn_from(IpAddress::from_v4(0xc6120003u));
+  replace_seen.evicted = true;
+  replace_seen.evicted_server = kServer;
+  replace_seen.evicted_state = HandshakeState::kSynSeen;  // b's
+  d = table.on_flow(replace_seen, kT0 + 20);
+  EXPECT_EQ(d->syn_seen, 1u);
+  EXPECT_EQ(d->syn_recv, 1u);
+  EXPECT_EQ(d->above_threshold_since, kT0 + 10);
+
+  FlowUpdate replace_recv = syn_from(IpAddress::from_v4(0xc6120004u));
+  replace_recv.evicted = true;
+  replace_recv.evicted_server = kServer;
+  replace_recv.evicted_state = HandshakeState::kSynRecv;  // a's
+  d = table.on_flow(replace_recv, kT0 + 30);
+  EXPECT_EQ(d->syn_seen, 2u);
+  EXPECT_EQ(d->syn_recv, 0u);
+  EXPECT_EQ(d->above_threshold_since, kT0 + 10);
+  EXPECT_EQ(table.above_threshold(), 1u);
+  EXPECT_EQ(d->totals.syns, 4u);
+  EXPECT_EQ(d->totals.evicted, 2u);
+  EXPECT_EQ(d->peak_half_open, 2u);
+  const auto stats = table.stats(*d, kT0 + 30, 5);
+  EXPECT_EQ(stats.window.evicted, 2u);
+  EXPECT_EQ(stats.window.syns, 4u);
+  EXPECT_EQ(stats.half_open, 2u);
+}
+
+TEST(DestinationTable, ASynEvictingItsOwnDestinationsHandshakeAfterARecycleCountsOnlyItself) {
+  // The destination was recycled (counts lost) while its handshakes stayed pending: the
+  // evicted one is no longer counted anywhere, the new SYN is.
+  DestinationTable table(small_config(), kNanosPerSecond, 1000);
+  FlowUpdate u = syn_from(IpAddress::from_v4(5u));
+  u.evicted = true;
+  u.evicted_server = kServer;
+  u.evicted_state = HandshakeState::kSynRecv;
+  const Destination* d = table.on_flow(u, kT0);  // created now
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->syn_seen, 1u);
+  EXPECT_EQ(d->syn_recv, 0u);
+  EXPECT_EQ(d->totals.evicted, 0u);
+  // Tracked, but its counts were lost: the replaced handshake is not subtracted below zero.
+  u.client = IpAddress::from_v4(6u);
+  u.evicted_state = HandshakeState::kSynRecv;
+  d = table.on_flow(u, kT0 + 1);
+  EXPECT_EQ(d->syn_seen, 2u);
+  EXPECT_EQ(d->syn_recv, 0u);
+  EXPECT_EQ(d->totals.evicted, 1u);
+}
+
 TEST(DestinationTable, ASynAckOnTheThresholdDoesNotRestartTheHoldTimer) {
   DestinationTable table(small_config(), kNanosPerSecond, 2);
   const auto a = IpAddress::from_v4(0xc6120001u);
