@@ -78,10 +78,10 @@ std::string IpPrefix::to_string() const {
   return text;
 }
 
-bool is_bogon(const IpAddress& address) noexcept {
+bool is_bogon_in_general(const IpAddress& address) noexcept {
   if (address.is_v4()) {
-    // Asked for every SYN: decided by the first octet alone except for the four octets whose
-    // reserved ranges are narrower than a /8.
+    // Decided by the first octet alone except for the four octets whose reserved ranges are
+    // narrower than a /8.
     const std::uint32_t a = address.v4();
     switch (a >> 24) {
       case 0:    // 0.0.0.0/8 "this network"

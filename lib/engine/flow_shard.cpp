@@ -100,23 +100,27 @@ void FlowShard::on_packets(std::span<const PacketView> packets, Decoder& decoder
   // applied: a steady number of cache misses in flight, each given the time of kAhead frames to
   // arrive. 16 hide most of a memory latency and stay on the stack (about 2 KiB).
   constexpr std::size_t kAhead = 16;
-  std::array<TcpSegment, kAhead> segments;
-  std::array<HandshakeTable::Prepared, kAhead> prepared;
-  std::array<bool, kAhead> decoded{};
+  // One ring of everything staged per frame: one address computation per frame, not three.
+  struct Staged {
+    TcpSegment segment;
+    HandshakeTable::Prepared prepared;
+    bool decoded = false;
+  };
+  std::array<Staged, kAhead> ring;
   FlowUpdate update;
   const std::size_t count = packets.size();
   const auto stage = [&](std::size_t i) noexcept {
-    const std::size_t at = i % kAhead;
-    decoded[at] = has_segment(decoder.decode(packets[i].data, segments[at]));
-    if (decoded[at]) handshakes_.prepare(segments[at], prepared[at]);
+    Staged& staged = ring[i % kAhead];
+    staged.decoded = has_segment(decoder.decode(packets[i].data, staged.segment));
+    if (staged.decoded) handshakes_.prepare(staged.segment, staged.prepared);
   };
   for (std::size_t i = 0; i < std::min(kAhead, count); ++i) stage(i);
   for (std::size_t i = 0; i < count; ++i) {
-    const std::size_t at = i % kAhead;
+    Staged& staged = ring[i % kAhead];
     ++counters_.packets;
-    if (decoded[at]) {
-      segments[at].timestamp = packets[i].timestamp;
-      on_segment(segments[at], prepared[at], update);
+    if (staged.decoded) {
+      staged.segment.timestamp = packets[i].timestamp;
+      on_segment(staged.segment, staged.prepared, update);
     } else {
       on_frame_without_segment(packets[i].timestamp);
     }

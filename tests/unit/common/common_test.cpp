@@ -83,9 +83,18 @@ TEST(Bogon, Ipv4AgreesWithThePrefixListAtEveryRangeEdge) {
   }
   std::uint32_t x = 12345;
   for (int i = 0; i < 100000; ++i) probes.push_back(x = x * 1664525u + 1013904223u);
+  // Every first octet at both ends and in between: the inline first-octet shortcut.
+  for (std::uint32_t octet = 0; octet < 256; ++octet) {
+    // x.0.0.0, x.255.255.255, and the second octets of the ranges narrower than a /8.
+    for (const std::uint32_t rest :
+         {0x000000u, 0xffffffu, 0xfe0000u, 0x100000u, 0xa80101u, 0x400000u}) {
+      probes.push_back(octet << 24 | rest);
+    }
+  }
   for (std::uint32_t probe : probes) {
     const IpAddress a = IpAddress::from_v4(probe);
     ASSERT_EQ(is_bogon(a), listed(a)) << a.to_string();
+    ASSERT_EQ(is_bogon_in_general(a), listed(a)) << a.to_string();
   }
 }
 
