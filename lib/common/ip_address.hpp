@@ -30,6 +30,14 @@ struct IpAddress {
         static_cast<std::uint8_t>(host_order >> 8), static_cast<std::uint8_t>(host_order)};
     return from_v4(b);
   }
+  // from_v4() in place: the decoder fills a segment's addresses for every packet, and a
+  // temporary to copy from cost as much again.
+  void assign_v4(const std::uint8_t* network_order_4_bytes) noexcept {
+    static constexpr std::array<std::uint8_t, 12> kMappedPrefix{0, 0, 0, 0, 0,    0,
+                                                                0, 0, 0, 0, 0xff, 0xff};
+    std::memcpy(bytes.data(), kMappedPrefix.data(), kMappedPrefix.size());
+    std::memcpy(bytes.data() + 12, network_order_4_bytes, 4);
+  }
   static IpAddress from_v6(const std::uint8_t* network_order_16_bytes) noexcept {
     IpAddress a;
     std::memcpy(a.bytes.data(), network_order_16_bytes, 16);
@@ -85,7 +93,7 @@ bool is_bogon_in_general(const IpAddress& address) noexcept;
 inline bool is_bogon(const IpAddress& address) noexcept {
   // Bit o set: no reserved IPv4 range starts with octet o (so not 0, 10, 100, 127, 169, 172,
   // 192, 224-255). Checked against the full test in the tests, at every octet.
-  constexpr std::array<std::uint64_t, 4> kNeverReservedFirstOctet = [] {
+  static constexpr std::array<std::uint64_t, 4> kNeverReservedFirstOctet = [] {
     std::array<std::uint64_t, 4> bits{};
     for (unsigned octet = 1; octet < 224; ++octet) {
       if (octet == 10 || octet == 100 || octet == 127 || octet == 169 || octet == 172 ||

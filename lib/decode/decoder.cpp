@@ -150,8 +150,8 @@ inline DecodeResult decode_ipv4(Bytes data, std::size_t offset, std::size_t size
   if (total_length < header_length) return DecodeResult::kBadIpHeader;
 
   out.hop_limit = ip[8];
-  out.source = IpAddress::from_v4(ip + 12);
-  out.destination = IpAddress::from_v4(ip + 16);
+  out.source.assign_v4(ip + 12);
+  out.destination.assign_v4(ip + 16);
   if (ip[9] != ip_proto::kTcp) return DecodeResult::kNotTcp;
   const std::uint16_t fragment_offset = be16(ip + 6) & 0x1fff;
   if (fragment_offset != 0) return DecodeResult::kLaterFragment;

@@ -142,8 +142,8 @@ inline bool Decoder::decode_plain_ethernet_ipv4_tcp(std::span<const std::uint8_t
                      total_length >= kHeaders;
   if (!plain) return false;
   out.hop_limit = ip[8];
-  out.source = IpAddress::from_v4(ip + 12);
-  out.destination = IpAddress::from_v4(ip + 16);
+  out.source.assign_v4(ip + 12);
+  out.destination.assign_v4(ip + 16);
   decode_detail::read_tcp_fixed_fields(tcp, out);
   out.payload_length = static_cast<std::uint16_t>(
       total_length - kHeaders > 0xffff ? 0xffff : total_length - kHeaders);

@@ -9,6 +9,15 @@
 namespace synwatch {
 namespace {
 
+TEST(IpAddress, AssignV4OverwritesAnyEarlierAddress) {
+  IpAddress a = *IpAddress::parse("2001:db8::ffff:1");
+  const std::uint8_t octets[4] = {198, 51, 100, 7};
+  a.assign_v4(octets);
+  EXPECT_EQ(a, IpAddress::from_v4(octets));
+  EXPECT_EQ(a, *IpAddress::parse("198.51.100.7"));
+  EXPECT_TRUE(a.is_v4());
+}
+
 TEST(IpAddress, ParsesAndFormatsBothFamilies) {
   const auto v4 = IpAddress::parse("198.51.100.7");
   ASSERT_TRUE(v4);
