@@ -304,6 +304,45 @@ TEST(SpaceSaving, ExactWhenDistinctSourcesFitInTheSummary) {
   EXPECT_EQ(three[2], top[2]);
 }
 
+// The fingerprint scan has a form per K (16 at a time, 4 at a time, one by one): each must find
+// an address in every position.
+template <std::size_t K>
+void expect_exact_while_distinct_addresses_fit() {
+  SCOPED_TRACE(K);
+  std::mt19937_64 rng(61 + K);
+  std::vector<IpAddress> addresses;
+  std::vector<IpAddress> stream;
+  for (std::size_t i = 0; i < K; ++i) {
+    addresses.push_back(i % 3 == 0 ? random_v6(rng) : random_v4(rng));
+    for (std::size_t n = 0; n <= i; ++n) stream.push_back(addresses.back());
+  }
+  std::shuffle(stream.begin(), stream.end(), rng);
+  SpaceSaving<K> summary;
+  for (const IpAddress& a : stream) summary.add(a);
+  std::array<HeavySource, K> top{};
+  ASSERT_EQ(summary.top(top), K);
+  for (std::size_t i = 0; i < K; ++i) {
+    EXPECT_EQ(top[i].address, addresses[K - 1 - i]);
+    EXPECT_EQ(top[i].count, K - i);
+    EXPECT_EQ(top[i].error, 0u);
+  }
+  // Full now: a new address takes over the counter at 1, then addresses[0] (no longer
+  // tracked) one of the two at 2, leaving the other as the smallest.
+  summary.add(random_v4(rng));
+  summary.add(addresses[0]);
+  ASSERT_EQ(summary.top(top), K);
+  EXPECT_EQ(summary.min_count(), 2u);
+  EXPECT_EQ(summary.total(), stream.size() + 2);
+}
+
+TEST(SpaceSaving, EveryCounterCountIsFoundAgain) {
+  expect_exact_while_distinct_addresses_fit<5>();
+  expect_exact_while_distinct_addresses_fit<12>();
+  expect_exact_while_distinct_addresses_fit<16>();
+  expect_exact_while_distinct_addresses_fit<32>();
+  expect_exact_while_distinct_addresses_fit<64>();
+}
+
 TEST(SpaceSaving, FindsTheTrueTopSourcesOfAZipfStream) {
   std::mt19937_64 rng(19);
   ZipfStream zipf(rng, 1'000, 1.5);
