@@ -414,6 +414,7 @@ TEST(SpaceSaving, SmallestCounterStaysRightThroughEveryKindOfAdd) {
   // counter replaced next must still be a smallest one and the counts must add up.
   std::mt19937_64 rng(53);
   std::vector<IpAddress> heavy;
+  heavy.reserve(5);
   for (int i = 0; i < 5; ++i) heavy.push_back(random_v4(rng));
   std::vector<IpAddress> recent;
   Summary summary;
