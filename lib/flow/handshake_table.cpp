@@ -1,15 +1,13 @@
 #include "flow/handshake_table.hpp"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <array>
 #include <bit>
 #include <cstring>
-#include <new>
 #include <type_traits>
 
 #include "common/hash.hpp"
+#include "common/huge_pages.hpp"
 
 namespace synwatch {
 
@@ -36,32 +34,6 @@ constexpr std::int64_t ceil_ms(TimestampNs t) noexcept {
 }
 constexpr std::int64_t floor_ms(TimestampNs t) noexcept {
   return t / kNanosPerMilli - (t % kNanosPerMilli < 0 ? 1 : 0);
-}
-
-constexpr std::size_t kHugePage = std::size_t{2} << 20;
-
-std::size_t mapped_bytes(std::size_t bytes) noexcept {
-  return (std::max<std::size_t>(bytes, 1) + kHugePage - 1) / kHugePage * kHugePage;
-}
-
-// Zeroed, huge-page aligned anonymous memory of mapped_bytes(bytes), advised to use
-// transparent huge pages (best effort: without THP it is ordinary lazily zeroed memory).
-void* map_huge(std::size_t bytes) {
-  const std::size_t size = mapped_bytes(bytes);
-  void* raw =
-      mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) throw std::bad_alloc();
-  // Trim to a 2 MiB aligned range so every page of it can be a huge page. Pointer arithmetic
-  // on the mapping (not integer-to-pointer casts) keeps the pointer's provenance.
-  char* const base = static_cast<char*>(raw);
-  const std::size_t lead =
-      (kHugePage - reinterpret_cast<std::uintptr_t>(raw) % kHugePage) % kHugePage;
-  char* const aligned = base + lead;
-  if (lead > 0) munmap(base, lead);
-  const std::size_t tail = kHugePage - lead;  // never 0: lead < kHugePage
-  munmap(aligned + size, tail);
-  madvise(aligned, size, MADV_HUGEPAGE);
-  return aligned;
 }
 
 void prefetch_lines(const void* address, std::size_t bytes) noexcept {
@@ -131,7 +103,7 @@ bool keys_equal(const void* a, const void* b) noexcept {
 }  // namespace
 
 void HandshakeTable::Unmap::operator()(void* memory) const noexcept {
-  if (memory != nullptr) munmap(memory, mapped_bytes(bytes));
+  unmap_huge_pages(memory, bytes);
 }
 static_assert(std::is_trivially_default_constructible_v<HandshakeTable::Entry>);
 static_assert(std::is_trivially_copyable_v<HandshakeTable::Entry>);
@@ -143,9 +115,9 @@ HandshakeTable::HandshakeTable(std::size_t capacity, DurationNs pending_timeout,
       hash_seed_(hash_seed),
       hash_keys_(),
       // Pages are touched only as entries are first used.
-      entries_(static_cast<Entry*>(map_huge(capacity_ * sizeof(Entry))),
+      entries_(static_cast<Entry*>(map_huge_pages(capacity_ * sizeof(Entry))),
                Unmap{capacity_ * sizeof(Entry)}),
-      index_(static_cast<std::uint32_t*>(map_huge(2 * capacity_ * sizeof(std::uint32_t))),
+      index_(static_cast<std::uint32_t*>(map_huge_pages(2 * capacity_ * sizeof(std::uint32_t))),
              Unmap{2 * capacity_ * sizeof(std::uint32_t)}),
       index_size_(2 * capacity_),
       free_head_(kNil),

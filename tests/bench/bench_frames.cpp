@@ -1,11 +1,7 @@
 #include "bench_frames.hpp"
 
-#include <sys/mman.h>
-
-#include <algorithm>
 #include <array>
 #include <cstring>
-#include <new>
 
 #include "capture/pcap_file_source.hpp"
 
@@ -78,32 +74,6 @@ void flood_tuple(std::uint32_t k, std::uint32_t& source, std::uint16_t& port) no
   x ^= x >> 13;
   source = kSpoofBaseV4 + (x >> 15);
   port = static_cast<std::uint16_t>(32768 + (x & 0x7fff));
-}
-
-namespace {
-constexpr std::size_t kHugePage = std::size_t{2} << 20;
-std::size_t huge_mapping_bytes(std::size_t bytes) noexcept {
-  return (std::max<std::size_t>(bytes, 1) + kHugePage - 1) / kHugePage * kHugePage;
-}
-}  // namespace
-
-void* map_huge_pages(std::size_t bytes) {
-  const std::size_t size = huge_mapping_bytes(bytes);
-  void* raw =
-      mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) throw std::bad_alloc();
-  // Trimmed to a 2 MiB aligned range: only aligned 2 MiB stretches can be huge pages.
-  char* const base = static_cast<char*>(raw);
-  const std::size_t lead =
-      (kHugePage - reinterpret_cast<std::uintptr_t>(raw) % kHugePage) % kHugePage;
-  if (lead > 0) munmap(base, lead);
-  munmap(base + lead + size, kHugePage - lead);
-  madvise(base + lead, size, MADV_HUGEPAGE);
-  return base + lead;
-}
-
-void unmap_huge_pages(void* memory, std::size_t bytes) noexcept {
-  if (memory != nullptr) munmap(memory, huge_mapping_bytes(bytes));
 }
 
 FrameSet generate_flood(std::size_t count) {

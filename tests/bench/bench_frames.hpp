@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "capture/packet_source.hpp"
+#include "common/huge_pages.hpp"
 #include "common/ip_address.hpp"
 #include "decode/decoder.hpp"
 
@@ -22,12 +23,10 @@ inline constexpr std::uint32_t kTargetV4 = 0xc633640a;  // 198.51.100.10
 inline constexpr std::uint16_t kTargetPort = 80;
 inline constexpr std::uint32_t kSpoofBaseV4 = 0xc6120000;  // 198.18.0.0/15
 
-// Memory on transparent huge pages where the kernel gives them (best effort), the way a
-// capture ring's frames sit in few large pages: with 4 KiB pages the gigabyte of frames costs a
-// TLB miss, and a restart of the hardware prefetcher, every 75 frames, and how much that costs
-// varied from process to process (the same binary measured 6 and 12 Mpps).
-void* map_huge_pages(std::size_t bytes);
-void unmap_huge_pages(void* memory, std::size_t bytes) noexcept;
+// Frames on transparent huge pages where the kernel gives them (best effort), the way a capture
+// ring's frames sit in few large pages: with 4 KiB pages the gigabyte of frames costs a TLB
+// miss, and a restart of the hardware prefetcher, every 75 frames, and how much that cost
+// varied from process to process.
 
 template <typename T>
 struct HugePageAllocator {

@@ -190,32 +190,42 @@ TEST(DestinationTable, EvictionFromTheHandshakeTableDecrementsTheEvictedDestinat
 namespace synwatch {
 namespace {
 
-TEST(DestinationTable, ASynEvictingAHandshakeOfItsOwnDestinationReplacesIt) {
+// A table with threshold 2 whose destination kServer reached it at kT0 + 10 with SYNs from
+// `a` and `b`, both still in syn_seen.
+class OnTheThreshold : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    table.on_flow(syn_from(a), kT0);
+    d = table.on_flow(syn_from(b), kT0 + 10);
+    ASSERT_EQ(d->above_threshold_since, kT0 + 10);
+  }
+  DestinationTable table{small_config(), kNanosPerSecond, 2};
+  IpAddress a = IpAddress::from_v4(0xc6120001u);
+  IpAddress b = IpAddress::from_v4(0xc6120002u);
+  const Destination* d = nullptr;
+};
+
+// A new SYN to kServer that evicted a handshake of kServer in `state`.
+FlowUpdate syn_replacing(std::uint32_t client, HandshakeState state) {
+  FlowUpdate u = syn_from(IpAddress::from_v4(client));
+  u.evicted = true;
+  u.evicted_server = kServer;
+  u.evicted_state = state;
+  return u;
+}
+
+TEST_F(OnTheThreshold, ASynEvictingAHandshakeOfItsOwnDestinationReplacesIt) {
   // A full handshake table under a flood: each SYN evicts the oldest handshake, of the same
   // destination. Half-open stays on the threshold and its timer keeps its start.
-  DestinationTable table(small_config(), kNanosPerSecond, 2);
-  const auto a = IpAddress::from_v4(0xc6120001u);
-  const auto b = IpAddress::from_v4(0xc6120002u);
-  table.on_flow(syn_from(a), kT0);
-  const Destination* d = table.on_flow(syn_from(b), kT0 + 10);
-  ASSERT_EQ(d->above_threshold_since, kT0 + 10);
   table.on_flow(event(FlowEvent::kSynAck, HandshakeState::kSynSeen, a), kT0 + 15);
   ASSERT_EQ(d->syn_recv, 1u);
 
-  FlowUpdate replace_seen = syn_from(IpAddress::from_v4(0xc6120003u));
-  replace_seen.evicted = true;
-  replace_seen.evicted_server = kServer;
-  replace_seen.evicted_state = HandshakeState::kSynSeen;  // b's
-  d = table.on_flow(replace_seen, kT0 + 20);
+  d = table.on_flow(syn_replacing(0xc6120003u, HandshakeState::kSynSeen), kT0 + 20);  // b's
   EXPECT_EQ(d->syn_seen, 1u);
   EXPECT_EQ(d->syn_recv, 1u);
   EXPECT_EQ(d->above_threshold_since, kT0 + 10);
 
-  FlowUpdate replace_recv = syn_from(IpAddress::from_v4(0xc6120004u));
-  replace_recv.evicted = true;
-  replace_recv.evicted_server = kServer;
-  replace_recv.evicted_state = HandshakeState::kSynRecv;  // a's
-  d = table.on_flow(replace_recv, kT0 + 30);
+  d = table.on_flow(syn_replacing(0xc6120004u, HandshakeState::kSynRecv), kT0 + 30);  // a's
   EXPECT_EQ(d->syn_seen, 2u);
   EXPECT_EQ(d->syn_recv, 0u);
   EXPECT_EQ(d->above_threshold_since, kT0 + 10);
@@ -233,10 +243,7 @@ TEST(DestinationTable, ASynEvictingItsOwnDestinationsHandshakeAfterARecycleCount
   // The destination was recycled (counts lost) while its handshakes stayed pending: the
   // evicted one is no longer counted anywhere, the new SYN is.
   DestinationTable table(small_config(), kNanosPerSecond, 1000);
-  FlowUpdate u = syn_from(IpAddress::from_v4(5u));
-  u.evicted = true;
-  u.evicted_server = kServer;
-  u.evicted_state = HandshakeState::kSynRecv;
+  FlowUpdate u = syn_replacing(5u, HandshakeState::kSynRecv);
   const Destination* d = table.on_flow(u, kT0);  // created now
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(d->syn_seen, 1u);
@@ -251,13 +258,7 @@ TEST(DestinationTable, ASynEvictingItsOwnDestinationsHandshakeAfterARecycleCount
   EXPECT_EQ(d->totals.evicted, 1u);
 }
 
-TEST(DestinationTable, ASynAckOnTheThresholdDoesNotRestartTheHoldTimer) {
-  DestinationTable table(small_config(), kNanosPerSecond, 2);
-  const auto a = IpAddress::from_v4(0xc6120001u);
-  const auto b = IpAddress::from_v4(0xc6120002u);
-  table.on_flow(syn_from(a), kT0);
-  const Destination* d = table.on_flow(syn_from(b), kT0 + 10);
-  ASSERT_EQ(d->above_threshold_since, kT0 + 10);
+TEST_F(OnTheThreshold, ASynAckDoesNotRestartTheHoldTimer) {
   // Half-open stays at 2 (one moves from syn_seen to syn_recv): the timer keeps its start.
   d = table.on_flow(event(FlowEvent::kSynAck, HandshakeState::kSynSeen, a), kT0 + 20);
   EXPECT_EQ(d->half_open(), 2u);
