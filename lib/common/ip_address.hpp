@@ -17,11 +17,13 @@ namespace synwatch {
 struct IpAddress {
   std::array<std::uint8_t, 16> bytes{};
 
+  // The first 12 bytes of every IPv4 address (::ffff:0:0/96).
+  static constexpr std::array<std::uint8_t, 12> kV4MappedPrefix{0, 0, 0, 0, 0,    0,
+                                                                0, 0, 0, 0, 0xff, 0xff};
+
   static IpAddress from_v4(const std::uint8_t* network_order_4_bytes) noexcept {
     IpAddress a;
-    a.bytes[10] = 0xff;
-    a.bytes[11] = 0xff;
-    std::memcpy(a.bytes.data() + 12, network_order_4_bytes, 4);
+    a.assign_v4(network_order_4_bytes);
     return a;
   }
   static IpAddress from_v4(std::uint32_t host_order) noexcept {
@@ -33,9 +35,7 @@ struct IpAddress {
   // from_v4() in place: the decoder fills a segment's addresses for every packet, and a
   // temporary to copy from cost as much again.
   void assign_v4(const std::uint8_t* network_order_4_bytes) noexcept {
-    static constexpr std::array<std::uint8_t, 12> kMappedPrefix{0, 0, 0, 0, 0,    0,
-                                                                0, 0, 0, 0, 0xff, 0xff};
-    std::memcpy(bytes.data(), kMappedPrefix.data(), kMappedPrefix.size());
+    std::memcpy(bytes.data(), kV4MappedPrefix.data(), kV4MappedPrefix.size());
     std::memcpy(bytes.data() + 12, network_order_4_bytes, 4);
   }
   static IpAddress from_v6(const std::uint8_t* network_order_16_bytes) noexcept {
@@ -47,9 +47,7 @@ struct IpAddress {
   static std::optional<IpAddress> parse(std::string_view text);
 
   [[nodiscard]] bool is_v4() const noexcept {
-    static constexpr std::array<std::uint8_t, 12> kMappedPrefix{0, 0, 0, 0, 0,    0,
-                                                                0, 0, 0, 0, 0xff, 0xff};
-    return std::memcmp(bytes.data(), kMappedPrefix.data(), kMappedPrefix.size()) == 0;
+    return std::memcmp(bytes.data(), kV4MappedPrefix.data(), kV4MappedPrefix.size()) == 0;
   }
   // Host-order IPv4 value; only meaningful when is_v4().
   [[nodiscard]] std::uint32_t v4() const noexcept {
