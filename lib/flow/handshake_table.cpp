@@ -145,15 +145,27 @@ std::size_t HandshakeTable::memory_bytes() const noexcept {
 }
 
 HandshakeTable::Probe HandshakeTable::probe_of(const Key& key) const noexcept {
-  // A specialised form of hash_bytes for the 36-byte key: three independent multiplies instead
-  // of five chained rounds, keyed by secrets derived from the seed.
   std::uint64_t words[4];
   std::uint32_t ports;
   std::memcpy(words, &key, sizeof(words));
   std::memcpy(&ports, &key.low_port, sizeof(ports));
-  const std::uint64_t low = fold_multiply(words[0] ^ hash_keys_[0], words[1] ^ hash_keys_[1]);
-  const std::uint64_t high = fold_multiply(words[2] ^ hash_keys_[2], words[3] ^ hash_keys_[3]);
-  const std::uint64_t hash = fold_multiply(low ^ ports ^ hash_keys_[4], high ^ hash_keys_[5]);
+  std::uint64_t hash;
+  if ((words[0] | words[2]) == 0) {
+    // Both addresses in ::/64, which in practice means IPv4 (stored IPv4-mapped: every packet
+    // of an IPv4 flood). Their low words hold the IPv4 addresses in the high halves and the
+    // same constant (bytes 00 00 ff ff) in the low halves, so one word made of both still
+    // tells every IPv4 key apart, and a single keyed multiply of it and the ports covers the
+    // key. (Two addresses in ::/64 that are not IPv4 may share a hash: only slower, and no
+    // server listens in ::/64.)
+    const std::uint64_t addresses = words[1] ^ std::rotl(words[3], 32);
+    hash = fold_multiply(addresses ^ hash_keys_[0], ports ^ hash_keys_[1]);
+  } else {
+    // A specialised form of hash_bytes for the 36-byte key: three independent multiplies
+    // instead of five chained rounds, keyed by secrets derived from the seed.
+    const std::uint64_t low = fold_multiply(words[0] ^ hash_keys_[0], words[1] ^ hash_keys_[1]);
+    const std::uint64_t high = fold_multiply(words[2] ^ hash_keys_[2], words[3] ^ hash_keys_[3]);
+    hash = fold_multiply(low ^ ports ^ hash_keys_[4], high ^ hash_keys_[5]);
+  }
   // Multiply-shift maps the top 32 hash bits onto [0, index_size_) without a division; the
   // tag comes from the low bits, independent of the home slot.
   const auto home = static_cast<std::size_t>(((hash >> 32) * index_size_) >> 32);
@@ -330,7 +342,7 @@ void HandshakeTable::describe(std::uint32_t entry, Endpoint& server,
   }
 }
 
-HandshakeTable::Key HandshakeTable::make_key(const TcpSegment& segment, int& order) noexcept {
+void HandshakeTable::make_key(const TcpSegment& segment, Key& key, int& order) noexcept {
   // Addresses compare as big-endian numbers (the order memcmp gives), without a library call.
   std::uint64_t source[2];
   std::uint64_t destination[2];
@@ -348,16 +360,22 @@ HandshakeTable::Key HandshakeTable::make_key(const TcpSegment& segment, int& ord
             : segment.source_port > segment.destination_port ? 1
                                                              : 0;
   }
+  // Written in place: a returned key is built on the stack and then copied (36 bytes a packet).
   if (order > 0) {
-    return Key{segment.destination.bytes, segment.source.bytes, segment.destination_port,
-               segment.source_port};
+    key.low_address = segment.destination.bytes;
+    key.high_address = segment.source.bytes;
+    key.low_port = segment.destination_port;
+    key.high_port = segment.source_port;
+  } else {
+    key.low_address = segment.source.bytes;
+    key.high_address = segment.destination.bytes;
+    key.low_port = segment.source_port;
+    key.high_port = segment.destination_port;
   }
-  return Key{segment.source.bytes, segment.destination.bytes, segment.source_port,
-             segment.destination_port};
 }
 
 void HandshakeTable::key_and_probe(const TcpSegment& segment, Prepared& out) const noexcept {
-  out.key_ = make_key(segment, out.order_);
+  make_key(segment, out.key_, out.order_);
   out.probe_ = probe_of(out.key_);
 }
 

@@ -173,9 +173,9 @@ class HandshakeTable {
   bool pop_expired(TimestampNs now, Endpoint& server, IpAddress& client,
                    HandshakeState& state) noexcept;
 
-  // The canonical key of a segment; `order` < 0 when the source is the low side, > 0 when it
-  // is the high side, 0 for a connection from an endpoint to itself.
-  static Key make_key(const TcpSegment& segment, int& order) noexcept;
+  // The canonical key of a segment into `key`; `order` < 0 when the source is the low side,
+  // > 0 when it is the high side, 0 for a connection from an endpoint to itself.
+  static void make_key(const TcpSegment& segment, Key& key, int& order) noexcept;
   // Where a key lives in the index: its home slot and the tag bits its slot value carries.
   struct Probe {
     std::size_t home;
@@ -188,7 +188,7 @@ class HandshakeTable {
     friend class HandshakeTable;
     Key key_{};
     Probe probe_{};
-    int order_ = 0;  // as make_key() returns it
+    int order_ = 0;  // as make_key() sets it
   };
 
  private:
