@@ -155,8 +155,9 @@ HandshakeTable::Probe HandshakeTable::probe_of(const Key& key) const noexcept {
     // of an IPv4 flood). Their low words hold the IPv4 addresses in the high halves and the
     // same constant (bytes 00 00 ff ff) in the low halves, so one word made of both still
     // tells every IPv4 key apart, and a single keyed multiply of it and the ports covers the
-    // key. (Two addresses in ::/64 that are not IPv4 may share a hash: only slower, and no
-    // server listens in ::/64.)
+    // key. (Other pairs of ::/64 addresses, such as ::1 with itself, take this path too; two
+    // such pairs can share a hash only when their addresses differ, which costs a longer
+    // probe, never a wrong answer.)
     const std::uint64_t addresses = words[1] ^ std::rotl(words[3], 32);
     hash = fold_multiply(addresses ^ hash_keys_[0], ports ^ hash_keys_[1]);
   } else {
