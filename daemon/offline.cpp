@@ -61,8 +61,8 @@ void print_summary(const std::string& path, const Engine& engine, std::uint64_t 
       "{} ended, {} events\n",
       path, engine.counters().packets, engine.counters().tcp_segments, decode.errors(), errors,
       flows.inserted, flows.completed, flows.reset, flows.expired, flows.evicted,
-      engine.handshakes().size(), detector.started[0] + detector.started[1] + detector.started[2],
-      detector.started[0], detector.started[1], detector.started[2], detector.ended, events);
+      engine.handshakes().size(), detector.total_started(), detector.started[0],
+      detector.started[1], detector.started[2], detector.ended, events);
 }
 
 }  // namespace

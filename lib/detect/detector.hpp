@@ -28,6 +28,10 @@ struct DetectorCounters {
   std::uint64_t evaluations = 0;
   std::uint64_t started[3] = {};  // by AttackKind
   std::uint64_t ended = 0;
+
+  [[nodiscard]] std::uint64_t total_started() const noexcept {
+    return started[0] + started[1] + started[2];
+  }
 };
 
 class Detector {
