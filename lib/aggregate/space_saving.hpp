@@ -17,9 +17,10 @@
 // counter stays <= (N_this + N_other) / K however many summaries are merged in sequence.
 //
 // Packet path: add() is noexcept and allocation free. The common flood case (nearly every
-// address new) costs one 32-bit fingerprint scan over K words (SSE2, four at a time), a scan
-// of the counters (kept in ascending order) past those equal to the smallest, and one swap;
-// never a full key comparison on a fingerprint miss.
+// address new) costs one 32-bit fingerprint scan over K words (SSE2), never a full key
+// comparison on a fingerprint miss, and takes over a counter from a bit mask of the counters
+// holding the smallest count; the mask is rebuilt by a scan of the K counts only when the last
+// of them has grown (in a flood, once per K new addresses).
 // Layout: fixed std::arrays only; trivially copyable, and the all-zero byte pattern is the empty
 // summary, so summaries live in preallocated pools and clear() is O(1).
 // Thread safety: none; a summary is a plain value owned by one thread at a time.
@@ -63,30 +64,25 @@ class SpaceSaving {
     const std::uint32_t print = fingerprint(address);
     const std::size_t found = find(address, print);
     if (found != kNotFound) {
-      const std::size_t position = positions_[found];
-      raise(position, counts_[position] + weight);
+      counts_[found] += weight;
+      if (size_ == K) grew_from_smallest(found);
       return;
     }
     if (size_ < K) {
-      const auto slot = static_cast<std::uint8_t>(size_);
-      keys_[slot] = address;
-      fingerprints_[slot] = print;
-      errors_[slot] = 0;
-      insert_position(slot, weight);
+      set(size_++, address, print, 0, weight);
+      if (size_ == K) find_smallest();
       return;
     }
-    // The smallest counter sits at position 0.
-    const std::uint8_t slot = order_[0];
-    keys_[slot] = address;
-    fingerprints_[slot] = print;
-    errors_[slot] = counts_[0];
-    const std::uint64_t count = counts_[0] + weight;
-    raise(0, count);
+    // Any counter with the smallest count may be taken over.
+    const auto slot = static_cast<std::size_t>(std::countr_zero(smallest_));
+    const std::uint64_t error = counts_[slot];
+    set(slot, address, print, error, error + weight);
+    grew_from_smallest(slot);
   }
 
   void clear() noexcept {
     size_ = 0;
-    min_run_ = 0;
+    smallest_ = 0;
     total_ = 0;
   }
 
@@ -95,13 +91,15 @@ class SpaceSaving {
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   // Upper bound of the true count of any untracked address (0 while not full).
-  [[nodiscard]] std::uint64_t min_count() const noexcept { return size_ < K ? 0 : counts_[0]; }
+  [[nodiscard]] std::uint64_t min_count() const noexcept {
+    return size_ < K ? 0 : counts_[static_cast<std::size_t>(std::countr_zero(smallest_))];
+  }
 
   // Writes min(size(), out.size()) counters, highest count first (ties: smaller error first,
   // then by address, so the order is deterministic). Returns how many were written.
   std::size_t top(std::span<HeavySource> out) const noexcept {
     std::array<HeavySource, K> sorted{};
-    for (std::size_t i = 0; i < size_; ++i) sorted[i] = {keys_[i], count_of(i), errors_[i]};
+    for (std::size_t i = 0; i < size_; ++i) sorted[i] = {keys_[i], counts_[i], errors_[i]};
     const std::size_t written = std::min<std::size_t>(size_, out.size());
     std::partial_sort(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(written),
                       sorted.begin() + size_, ranks_higher);
@@ -120,13 +118,13 @@ class SpaceSaving {
     for (std::size_t i = 0; i < size_; ++i) {
       const std::size_t j = other.find(keys_[i], fingerprints_[i]);
       const bool shared = j != kNotFound;
-      candidates[count] = {keys_[i], count_of(i) + (shared ? other.count_of(j) : pad_other),
+      candidates[count] = {keys_[i], counts_[i] + (shared ? other.counts_[j] : pad_other),
                            errors_[i] + (shared ? other.errors_[j] : pad_other)};
       prints[count++] = fingerprints_[i];
     }
     for (std::size_t j = 0; j < other.size_; ++j) {
       if (find(other.keys_[j], other.fingerprints_[j]) != kNotFound) continue;
-      candidates[count] = {other.keys_[j], other.count_of(j) + pad_this,
+      candidates[count] = {other.keys_[j], other.counts_[j] + pad_this,
                            other.errors_[j] + pad_this};
       prints[count++] = other.fingerprints_[j];
     }
@@ -150,13 +148,12 @@ class SpaceSaving {
       prints = kept_prints;
     }
     total_ += other.total_;
-    size_ = 0;
     for (std::size_t i = 0; i < kept; ++i) {
-      keys_[i] = candidates[i].address;
-      errors_[i] = candidates[i].error;
-      fingerprints_[i] = prints[i];
-      insert_position(static_cast<std::uint8_t>(i), candidates[i].count);
+      set(i, candidates[i].address, prints[i], candidates[i].error, candidates[i].count);
     }
+    size_ = static_cast<std::uint32_t>(kept);
+    smallest_ = 0;
+    if (size_ == K) find_smallest();
   }
 
   // Cheap 32-bit mix of the whole address. Only a filter before the full comparison, so it
@@ -228,70 +225,37 @@ class SpaceSaving {
     return matches;
   }
 
-  [[nodiscard]] std::uint64_t count_of(std::size_t slot) const noexcept {
-    return counts_[positions_[slot]];
+  void set(std::size_t slot, const IpAddress& address, std::uint32_t print, std::uint64_t error,
+           std::uint64_t count) noexcept {
+    keys_[slot] = address;
+    fingerprints_[slot] = print;
+    errors_[slot] = error;
+    counts_[slot] = count;
   }
 
-  void place(std::size_t position, std::uint8_t slot, std::uint64_t count) noexcept {
-    order_[position] = slot;
-    counts_[position] = count;
-    positions_[slot] = static_cast<std::uint8_t>(position);
+  // Counter `slot` of a full summary grew: it no longer holds the smallest count. Once none
+  // does, the smallest is whatever is smallest now.
+  void grew_from_smallest(std::size_t slot) noexcept {
+    smallest_ &= ~(std::uint64_t{1} << slot);
+    if (smallest_ == 0) find_smallest();
   }
 
-  // The counter at `position` grew to `count`: counters after it that are now smaller move
-  // one place towards the front. A unit add (every add on the packet path) passes only
-  // counters equal to its old count, so one swap does it. The scan is linear: K is small, its
-  // loads are independent and its branch predictable, where a branch-free binary search is a
-  // chain of dependent loads (measured slower, 17 against 8 ns per new address at K = 16).
-  //
-  // Under a flood of new addresses every add raises the smallest counter by one, and the
-  // counters equal to it are most of the K: min_run_ remembers how many there are, so that the
-  // scan starts at the run's end. Known or not (0), it never needs a scan of its own: a raise
-  // from inside the run shortens it by one, and a unit raise of the smallest counter that had to
-  // scan has just measured it.
-  void raise(std::size_t position, std::uint64_t count) noexcept {
-    const std::uint8_t slot = order_[position];
-    const std::uint64_t old_count = counts_[position];
-    std::size_t last = position;
-    const bool run_known = min_run_ != 0;
-    if (position < min_run_) last = min_run_ - 1;  // all equal to old_count, below `count`
-    while (last + 1 < size_ && counts_[last + 1] < count) ++last;
-    if (run_known) {
-      if (position < min_run_) --min_run_;
-    } else if (old_count == counts_[0] && count == old_count + 1) {
-      // Every counter passed held old_count, the smallest: they now fill positions [0, last).
-      min_run_ = static_cast<std::uint8_t>(last);
-    }
-    if (counts_[last] == counts_[position]) {
-      place(position, order_[last], counts_[last]);
-    } else {
-      for (std::size_t p = position; p < last; ++p) place(p, order_[p + 1], counts_[p + 1]);
-    }
-    place(last, slot, count);
+  // Rebuilds smallest_ from the counts of a full summary.
+  void find_smallest() noexcept {
+    const std::uint64_t least = *std::min_element(counts_.begin(), counts_.end());
+    std::uint64_t mask = 0;
+    for (std::size_t i = 0; i < K; ++i) mask |= std::uint64_t{counts_[i] == least} << i;
+    smallest_ = mask;
   }
 
-  // A new counter `slot` with `count` joins the size_ live ones.
-  void insert_position(std::uint8_t slot, std::uint64_t count) noexcept {
-    min_run_ = 0;
-    std::size_t position = size_++;
-    for (; position > 0 && counts_[position - 1] > count; --position) {
-      place(position, order_[position - 1], counts_[position - 1]);
-    }
-    place(position, slot, count);
-  }
-
-  // Slots [0, size_) are live and hold the per-address fields; positions [0, size_) hold the
-  // counters in ascending order of count (order_: the slot at each position, counts_: its
-  // count) and positions_ is the inverse of order_. Position 0 is the minimum.
+  // Slots [0, size_) are live. When the summary is full, bit i of smallest_ is set iff counter
+  // i holds the smallest count (never 0 then); otherwise smallest_ is unused.
   std::array<std::uint32_t, K> fingerprints_{};
   std::array<IpAddress, K> keys_{};
   std::array<std::uint64_t, K> errors_{};
   std::array<std::uint64_t, K> counts_{};
-  std::array<std::uint8_t, K> order_{};
-  std::array<std::uint8_t, K> positions_{};
+  std::uint64_t smallest_ = 0;
   std::uint32_t size_ = 0;
-  // Positions [0, min_run_) hold the smallest count and min_run_ holds it; 0 when not known.
-  std::uint8_t min_run_ = 0;
   std::uint64_t total_ = 0;
 };
 

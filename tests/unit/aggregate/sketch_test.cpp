@@ -408,10 +408,10 @@ TEST(SpaceSaving, NeverUnderCountsUnderAWeightedFlood) {
 }
 
 TEST(SpaceSaving, SmallestCounterStaysRightThroughEveryKindOfAdd) {
-  // The summary remembers how many counters share the smallest count, so that a flood's adds
-  // skip the scan past them. Every kind of add moves that run: new addresses (unit and
-  // weighted), hits on counters inside it, on it and above it, clears. After each add the
-  // counter replaced next must still be a smallest one and the counts must add up.
+  // The summary keeps a mask of the counters holding the smallest count, so that a flood's adds
+  // need no scan. Every kind of add changes that set: new addresses (unit and weighted), hits
+  // on counters inside it and above it, clears. After each add the counter replaced next must
+  // still be a smallest one and the counts must add up.
   std::mt19937_64 rng(53);
   std::vector<IpAddress> heavy;
   heavy.reserve(5);
@@ -454,8 +454,8 @@ TEST(SpaceSaving, SmallestCounterStaysRightThroughEveryKindOfAdd) {
 }
 
 TEST(SpaceSaving, NewCounterBelowTheSmallestWhileFilling) {
-  // Before the summary is full a new address may start below every counter; the remembered run
-  // of smallest counters must not carry over past it.
+  // Before the summary is full a new address may start below every counter; the set of
+  // smallest counters is worked out when it fills, not carried over from before.
   std::mt19937_64 rng(59);
   std::vector<IpAddress> a;
   for (std::size_t i = 0; i < Summary::kCapacity; ++i) a.push_back(random_v4(rng));
