@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "background.hpp"
 #include "run_process.hpp"
 
 extern char** environ;
@@ -37,73 +38,11 @@ inline std::string sh_out(const std::string& command) {
   return r.out;
 }
 
-// A background process (posix_spawn) with stdout/stderr to files; killed on destruction.
-class Background {
- public:
-  Background(const std::vector<std::string>& argv, const std::filesystem::path& out,
-             const std::filesystem::path& err) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<char*> args;
-    args.reserve(argv.size() + 1);
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    if (posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Background() {
-    if (pid_ > 0 && !exited_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  Background(const Background&) = delete;
-  Background& operator=(const Background&) = delete;
-
-  [[nodiscard]] pid_t pid() const { return pid_; }
-  void signal(int sig) const { ::kill(pid_, sig); }
-  [[nodiscard]] bool running() {
-    if (exited_) return false;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      exited_ = true;
-      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    return !exited_;
-  }
-  // Waits up to `limit` for exit; returns the exit code or -1 on timeout.
-  int wait_exit(std::chrono::milliseconds limit) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (running() && std::chrono::steady_clock::now() < end) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return exited_ ? exit_code_ : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int exit_code_ = -1;
-};
-
 inline std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// Polls `predicate` every 50 ms until true or `limit` passes.
-template <typename Predicate>
-bool eventually(std::chrono::milliseconds limit, Predicate&& predicate) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return predicate();
 }
 
 class TestBed {

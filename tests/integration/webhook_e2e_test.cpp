@@ -1,18 +1,13 @@
 // Webhooks end to end: the real synwatchd --read on generated captures posting to real receivers
 // on 127.0.0.1 (an in-test HTTP server, a Python TLS server, a real Alertmanager).
 #include <gtest/gtest.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 
 #include <chrono>
-#include <thread>
 
 #include "../unit/export/webhook_test_server.hpp"
+#include "background.hpp"
 #include "run_process.hpp"
-
-extern char** environ;
 
 namespace synwatch::testing {
 namespace {
@@ -22,58 +17,6 @@ using namespace std::chrono_literals;
 bool have_program(const std::string& name) {
   return run_process({"sh", "-c", "command -v " + shell_quote(name) + " >/dev/null"}).exit_code ==
          0;
-}
-
-// A background process with stdout and stderr in files; killed (SIGKILL) when destroyed.
-class Background {
- public:
-  Background(const std::vector<std::string>& argv, const std::filesystem::path& out) : out_(out) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const auto err = out.string() + ".err";
-    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<char*> args;
-    args.reserve(argv.size() + 1);
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    if (posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Background() { kill(); }
-  void kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  [[nodiscard]] bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
-  [[nodiscard]] std::string output() const {
-    std::ifstream in(out_);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-  [[nodiscard]] std::string errors() const {
-    std::ifstream in(out_.string() + ".err");
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-
- private:
-  std::filesystem::path out_;
-  pid_t pid_ = -1;
-};
-
-template <typename Predicate>
-bool eventually(Predicate predicate, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return predicate();
 }
 
 std::size_t files_in(const std::filesystem::path& directory) {
@@ -168,7 +111,7 @@ TEST_F(WebhookE2E, SpooledEventsSurviveSigkillWhileTheReceiverIsDown) {
   {
     Background daemon({SYNWATCHD, "--read", flood.string(), "--config", config.string()},
                       dir_.path() / "first.out");
-    ASSERT_TRUE(eventually([&] { return files_in(spool) == 3; }, 30s)) << daemon.errors();
+    ASSERT_TRUE(eventually(30s, [&] { return files_in(spool) == 3; })) << daemon.errors();
     EXPECT_TRUE(daemon.running()) << "--read must wait for delivery";
     daemon.kill();  // SIGKILL: no chance to clean up
   }
@@ -206,7 +149,7 @@ TEST_F(WebhookE2E, AlertmanagerListsTheAlertActiveAfterStartedAndResolvedAfterEn
          "sys,urllib.request;print(urllib.request.urlopen(sys.argv[1],timeout=5).read().decode())",
          base + path});
   };
-  ASSERT_TRUE(eventually([&] { return get("/-/ready").exit_code == 0; }, 20s))
+  ASSERT_TRUE(eventually(20s, [&] { return get("/-/ready").exit_code == 0; }))
       << alertmanager.errors();
 
   const auto flood = generate("spoofed-flood");
@@ -224,7 +167,7 @@ TEST_F(WebhookE2E, AlertmanagerListsTheAlertActiveAfterStartedAndResolvedAfterEn
                                        "\n      format: alertmanager\n      events: [started]\n");
   auto r = read_with(flood, started);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_TRUE(eventually([&] { return active_alerts().size() == 1; }, 10s))
+  ASSERT_TRUE(eventually(10s, [&] { return active_alerts().size() == 1; }))
       << active_alerts().dump();
   const auto alert = active_alerts()[0];
   EXPECT_EQ(alert["labels"]["target_address"], "198.51.100.10");
@@ -239,7 +182,7 @@ TEST_F(WebhookE2E, AlertmanagerListsTheAlertActiveAfterStartedAndResolvedAfterEn
                                      "/\n      format: alertmanager\n      events: [ended]\n");
   r = read_with(flood, ended);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(eventually([&] { return active_alerts().empty(); }, 10s))
+  EXPECT_TRUE(eventually(10s, [&] { return active_alerts().empty(); }))
       << "still active after ended: " << active_alerts().dump();
 }
 
@@ -277,7 +220,7 @@ server.serve_forever()
 )";
   Background tls({"python3", script.string(), cert.string(), key.string(), received.string()},
                  dir_.path() / "tls.out");
-  ASSERT_TRUE(eventually([&] { return tls.output().find('\n') != std::string::npos; }, 10s))
+  ASSERT_TRUE(eventually(10s, [&] { return tls.output().find('\n') != std::string::npos; }))
       << tls.errors();
   const std::string url = "https://127.0.0.1:" + std::to_string(std::stoi(tls.output()));
   const auto flood = generate("spoofed-flood");
