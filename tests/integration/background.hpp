@@ -46,7 +46,10 @@ class Background {
   Background& operator=(const Background&) = delete;
 
   [[nodiscard]] pid_t pid() const { return pid_; }
-  void signal(int sig) const { ::kill(pid_, sig); }
+  // Never kill(-1, ...) when the spawn failed: that signals every process we may signal.
+  void signal(int sig) const {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
   [[nodiscard]] bool running() {
     if (pid_ <= 0 || exited_) return false;
     int status = 0;
