@@ -111,9 +111,9 @@ class Decoder {
 
  private:
   // The frame nearly every packet of a flood is: Ethernet, no VLAN tag, IPv4 without options,
-  // not a fragment, TCP without options, length fields consistent with the capture. Decoded in
-  // one straight run, with the result the general path gives for it; false (and `out`
-  // untouched) for anything else, which then takes the general path.
+  // not a fragment, TCP without options, a nonzero IP total length covering both headers.
+  // Decoded in one straight run, with the result the general path gives for it; false (and
+  // `out` untouched) for anything else, which then takes the general path.
   static bool decode_plain_ethernet_ipv4_tcp(std::span<const std::uint8_t> frame,
                                              TcpSegment& out) noexcept;
   DecodeResult decode_in_general(std::span<const std::uint8_t> frame, TcpSegment& out) noexcept;
@@ -133,8 +133,9 @@ inline bool Decoder::decode_plain_ethernet_ipv4_tcp(std::span<const std::uint8_t
   using decode_detail::be16;
   const std::uint8_t* const ip = data + kIp;
   const std::uint8_t* const tcp = data + kTcp;
-  std::size_t total_length = be16(ip + 2);
-  if (total_length == 0) total_length = size - kIp;  // as the general path takes it
+  // 0 (a segmentation-offloaded capture) fails the length test below and takes the general
+  // path; any other value fits a 16-bit payload length once the headers are taken off.
+  const std::size_t total_length = be16(ip + 2);
   constexpr std::uint16_t kEthertypeIpv4 = 0x0800;
   constexpr std::uint8_t kProtocolTcp = 6;
   const bool plain = be16(data + 12) == kEthertypeIpv4 && ip[0] == 0x45 && ip[9] == kProtocolTcp &&
@@ -145,8 +146,7 @@ inline bool Decoder::decode_plain_ethernet_ipv4_tcp(std::span<const std::uint8_t
   out.source.assign_v4(ip + 12);
   out.destination.assign_v4(ip + 16);
   decode_detail::read_tcp_fixed_fields(tcp, out);
-  out.payload_length = static_cast<std::uint16_t>(
-      total_length - kHeaders > 0xffff ? 0xffff : total_length - kHeaders);
+  out.payload_length = static_cast<std::uint16_t>(total_length - kHeaders);
   out.options = TcpOptions{};
   return true;
 }
