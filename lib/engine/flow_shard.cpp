@@ -61,7 +61,7 @@ void FlowShard::on_packet(const PacketView& packet, Decoder& decoder) noexcept {
 void FlowShard::on_frame_without_segment(TimestampNs timestamp) noexcept {
   if (started_ && timestamp > newest_) {
     newest_ = timestamp;
-    if (newest_ >= std::min(next_tick_, wake_at_)) advance_to(newest_);
+    if (newest_ >= due_) advance_to(newest_);
   }
 }
 
@@ -72,18 +72,13 @@ inline void FlowShard::on_segment(const TcpSegment& segment,
                                   FlowUpdate& update) noexcept {
   ++counters_.tcp_segments;
   TimestampNs now = segment.timestamp;
-  if (!started_) {
-    started_ = true;
-    newest_ = now;
-    next_tick_ = (tick_of(now, tick_) + 1) * tick_;
-  }
   if (now < newest_) {
     ++counters_.time_regressions;
     now = newest_;
   } else {
     newest_ = now;
   }
-  if (now >= std::min(next_tick_, wake_at_)) advance_to(now);
+  if (now >= due_) on_due(now);
 
   const bool accept = !segment.is_syn() || is_protected(segment.destination);
   if (segment.is_syn() && !accept) ++counters_.unprotected_syns;
@@ -135,8 +130,17 @@ void FlowShard::on_segment(const TcpSegment& segment) noexcept {
   on_segment(segment, prepared, update);
 }
 
+void FlowShard::on_due(TimestampNs now) noexcept {
+  if (!started_) {
+    started_ = true;
+    next_tick_ = (tick_of(now, tick_) + 1) * tick_;
+  }
+  advance_to(now);
+}
+
 void FlowShard::wake_at(TimestampNs at) noexcept {
   wake_at_ = std::min(wake_at_, at);
+  if (started_) due_ = std::min(next_tick_, wake_at_);
 }
 
 void FlowShard::advance_to(TimestampNs now) noexcept {
@@ -153,6 +157,7 @@ void FlowShard::advance_to(TimestampNs now) noexcept {
     wake_at_ = INT64_MAX;
     if (observer_ != nullptr) observer_->on_wake(now);
   }
+  due_ = std::min(next_tick_, wake_at_);
 }
 
 void FlowShard::run_tick(TimestampNs at) noexcept {
@@ -167,7 +172,7 @@ void FlowShard::run_tick(TimestampNs at) noexcept {
 void FlowShard::reconfigure(const Config& config, std::size_t half_open_threshold) noexcept {
   protected_ = config.protected_prefixes;
   handshakes_.set_pending_timeout(config.flow.pending_timeout);
-  destinations_.set_half_open_threshold(half_open_threshold, newest_);
+  destinations_.set_half_open_threshold(half_open_threshold, newest_packet_time());
 }
 
 }  // namespace synwatch
