@@ -242,6 +242,7 @@ void DestinationTable::increment(Destination& d, HandshakeState state, Timestamp
     // Packet time 0 is a valid timestamp in old captures; 1 ns later keeps "0 = below" unambiguous.
     d.above_threshold_since = now == 0 ? 1 : now;
     ++above_threshold_;
+    if (!d.pinned) ++unpinned_crossings_;
   }
 }
 

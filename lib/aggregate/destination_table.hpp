@@ -203,6 +203,10 @@ class DestinationTable final : public DestinationSet {
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   // Destinations whose half-open count is at or above the threshold right now.
   [[nodiscard]] std::size_t above_threshold() const noexcept { return above_threshold_; }
+  // How many times a handshake (on_flow) raised a destination not pinned by an open incident to
+  // the threshold. An owner compares it after on_flow() to hear of a crossing without looking
+  // at the destination.
+  [[nodiscard]] std::uint64_t unpinned_crossings() const noexcept { return unpinned_crossings_; }
   [[nodiscard]] std::size_t capacity() const noexcept { return pool_.size(); }
   [[nodiscard]] const DestinationTableCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] std::size_t memory_bytes() const noexcept;
@@ -255,6 +259,7 @@ class DestinationTable final : public DestinationSet {
   std::uint32_t lru_oldest_ = kNone;
   std::size_t size_ = 0;
   std::size_t above_threshold_ = 0;
+  std::uint64_t unpinned_crossings_ = 0;
   DestinationTableCounters counters_;
   std::uint32_t last_found_ = kNone;  // pool index find() returned last, if still in use
   // The tick of packet time current_slot() computed last, valid for times in [begin, end).

@@ -84,9 +84,10 @@ inline void FlowShard::on_segment(const TcpSegment& segment,
   if (segment.is_syn() && !accept) ++counters_.unprotected_syns;
   handshakes_.process(segment, prepared, accept, update);
   if (update.event == FlowEvent::kNone && !update.evicted) return;
-  const Destination* d = destinations_.on_flow(update, now);
-  if (d != nullptr && d->above_threshold_since == now && !d->pinned && observer_ != nullptr) {
-    observer_->on_threshold_crossed(now);
+  destinations_.on_flow(update, now);
+  if (destinations_.unpinned_crossings() != crossings_heard_) {
+    crossings_heard_ = destinations_.unpinned_crossings();
+    if (observer_ != nullptr) observer_->on_threshold_crossed(now);
   }
 }
 

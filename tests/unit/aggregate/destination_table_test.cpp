@@ -68,6 +68,26 @@ TEST(DestinationTable, ThresholdCrossingIsTimedAndCleared) {
   table.on_expired(kServer, HandshakeState::kSynSeen, kT0 + 11);
   EXPECT_EQ(d->above_threshold_since, 0);
   EXPECT_EQ(table.above_threshold(), 0u);
+  EXPECT_EQ(table.unpinned_crossings(), 1u);  // once, at kT0 + 5
+}
+
+TEST(DestinationTable, CrossingsAreCountedOncePerRiseAndNotForPinnedDestinations) {
+  DestinationTable table(small_config(), kNanosPerSecond, 2);
+  table.on_flow(syn_from(IpAddress::from_v4(1u)), kT0);
+  table.on_flow(syn_from(IpAddress::from_v4(2u)), kT0 + 1);
+  table.on_flow(syn_from(IpAddress::from_v4(3u)), kT0 + 2);
+  EXPECT_EQ(table.unpinned_crossings(), 1u);
+  // Below and up again: a second rise.
+  table.on_expired(kServer, HandshakeState::kSynSeen, kT0 + 3);
+  table.on_expired(kServer, HandshakeState::kSynSeen, kT0 + 3);
+  table.on_flow(syn_from(IpAddress::from_v4(4u)), kT0 + 4);
+  EXPECT_EQ(table.unpinned_crossings(), 2u);
+  // An open incident pins the destination: its owner already knows.
+  table.on_expired(kServer, HandshakeState::kSynSeen, kT0 + 5);
+  table.find(kServer)->pinned = true;
+  table.on_flow(syn_from(IpAddress::from_v4(5u)), kT0 + 6);
+  EXPECT_GT(table.find(kServer)->above_threshold_since, 0);
+  EXPECT_EQ(table.unpinned_crossings(), 2u);
 }
 
 TEST(DestinationTable, WindowRatesAndSourceFigures) {

@@ -16,9 +16,10 @@ constexpr TimestampNs kMilli = kNanosPerMilli;
 struct Recorder final : FlowShard::Observer {
   std::vector<TimestampNs> ticks;
   std::vector<TimestampNs> wakes;
+  std::vector<TimestampNs> crossings;
   void on_tick(TimestampNs at) noexcept override { ticks.push_back(at); }
   void on_wake(TimestampNs now) noexcept override { wakes.push_back(now); }
-  void on_threshold_crossed(TimestampNs) noexcept override {}
+  void on_threshold_crossed(TimestampNs at) noexcept override { crossings.push_back(at); }
   [[nodiscard]] bool may_skip_ticks() const noexcept override { return true; }
 };
 
@@ -112,6 +113,20 @@ TEST_F(FlowShardClock, FramesWithoutASegmentMoveTimeOnlyOnceStarted) {
   EXPECT_EQ(recorder_.ticks, (std::vector<TimestampNs>{51 * kSecond, 52 * kSecond}));
   EXPECT_EQ(recorder_.wakes.size(), 2u);
   EXPECT_EQ(shard_.newest_packet_time(), 52 * kSecond + 1);
+}
+
+TEST(FlowShard, TellsItsObserverOnceWhenADestinationRisesToTheThreshold) {
+  FlowShard shard(Config{}, 1024, 3, 1);
+  Recorder recorder;
+  shard.set_observer(&recorder);
+  shard.on_segment(syn_at(0, 40000));  // packet time 0 is a valid time too
+  shard.on_segment(syn_at(0, 40001));
+  EXPECT_TRUE(recorder.crossings.empty());
+  shard.on_segment(syn_at(0, 40002));
+  EXPECT_EQ(recorder.crossings, std::vector<TimestampNs>{0});
+  shard.on_segment(syn_at(0, 40003));
+  shard.on_segment(syn_at(kMilli, 40004));
+  EXPECT_EQ(recorder.crossings.size(), 1u);
 }
 
 }  // namespace
