@@ -349,14 +349,16 @@ void HandshakeTable::make_key(const TcpSegment& segment, Key& key, int& order) n
   std::uint64_t destination[2];
   std::memcpy(source, segment.source.bytes.data(), 16);
   std::memcpy(destination, segment.destination.bytes.data(), 16);
-  const auto compare = [](std::uint64_t a, std::uint64_t b) noexcept {
-    a = __builtin_bswap64(a);
-    b = __builtin_bswap64(b);
-    return a < b ? -1 : a > b ? 1 : 0;
+  // Equality needs no byte swap: only the first differing word is swapped and ordered (for
+  // IPv4 the first words are both zero, so that is the second).
+  const auto less = [](std::uint64_t a, std::uint64_t b) noexcept {
+    return __builtin_bswap64(a) < __builtin_bswap64(b);
   };
-  order = compare(source[0], destination[0]);
-  if (order == 0) order = compare(source[1], destination[1]);
-  if (order == 0) {
+  if (source[0] != destination[0]) {
+    order = less(source[0], destination[0]) ? -1 : 1;
+  } else if (source[1] != destination[1]) {
+    order = less(source[1], destination[1]) ? -1 : 1;
+  } else {
     order = segment.source_port < segment.destination_port   ? -1
             : segment.source_port > segment.destination_port ? 1
                                                              : 0;
