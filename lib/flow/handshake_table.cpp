@@ -408,16 +408,6 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
   update.event = FlowEvent::kNone;
   update.evicted = false;
   const bool is_syn = segment.is_syn();
-  if (size_ == 0 && !is_syn) {
-    if (segment.is_syn_ack()) {
-      ++counters_.unsolicited_synacks;
-      update.event = FlowEvent::kUnsolicitedSynAck;
-      update.server = Endpoint{segment.source, segment.source_port};
-      update.client = segment.destination;
-    }
-    return;
-  }
-
   const Key& key = prepared.key_;
   const int order = prepared.order_;
   const bool source_is_high = order > 0;
