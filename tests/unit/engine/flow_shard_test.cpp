@@ -38,6 +38,16 @@ TcpSegment syn_at(TimestampNs at, std::uint16_t source_port = 40000) {
 class FlowShardClock : public ::testing::Test {
  protected:
   FlowShardClock() : shard_(Config{}, 1024, 100, 1) { shard_.set_observer(&recorder_); }
+  // Segments just before `due`, at it and after it: exactly one wake-up, at `due`.
+  void expect_one_wake_at(TimestampNs due) {
+    shard_.on_segment(syn_at(due - 1, 40001));
+    EXPECT_TRUE(recorder_.wakes.empty());
+    shard_.on_segment(syn_at(due, 40002));
+    EXPECT_EQ(recorder_.wakes, std::vector<TimestampNs>{due});
+    shard_.on_segment(syn_at(due + 100 * kMilli, 40003));
+    EXPECT_EQ(recorder_.wakes.size(), 1u);
+  }
+
   FlowShard shard_;
   Recorder recorder_;
 };
@@ -71,13 +81,7 @@ TEST_F(FlowShardClock, OlderSegmentsApplyAtTheNewestTimeAndAreCounted) {
 TEST_F(FlowShardClock, WakeUpAskedBeforeTheFirstSegmentFiresOnceWhenTimeReachesIt) {
   shard_.wake_at(20 * kSecond + 100 * kMilli);
   shard_.on_segment(syn_at(20 * kSecond));
-  EXPECT_TRUE(recorder_.wakes.empty());
-  shard_.on_segment(syn_at(20 * kSecond + 100 * kMilli - 1, 40001));
-  EXPECT_TRUE(recorder_.wakes.empty());
-  shard_.on_segment(syn_at(20 * kSecond + 100 * kMilli, 40002));
-  EXPECT_EQ(recorder_.wakes, std::vector<TimestampNs>{20 * kSecond + 100 * kMilli});
-  shard_.on_segment(syn_at(20 * kSecond + 200 * kMilli, 40003));
-  EXPECT_EQ(recorder_.wakes.size(), 1u);
+  expect_one_wake_at(20 * kSecond + 100 * kMilli);
 }
 
 TEST_F(FlowShardClock, WakeUpInThePastFiresWithTheFirstSegment) {
@@ -90,12 +94,7 @@ TEST_F(FlowShardClock, WakeUpAskedAfterTheStartFiresAtItsTimeAndTheEarliestReque
   shard_.on_segment(syn_at(40 * kSecond));
   shard_.wake_at(40 * kSecond + 80 * kMilli);
   shard_.wake_at(40 * kSecond + 50 * kMilli);
-  shard_.on_segment(syn_at(40 * kSecond + 49 * kMilli, 40001));
-  EXPECT_TRUE(recorder_.wakes.empty());
-  shard_.on_segment(syn_at(40 * kSecond + 50 * kMilli, 40002));
-  EXPECT_EQ(recorder_.wakes, std::vector<TimestampNs>{40 * kSecond + 50 * kMilli});
-  shard_.on_segment(syn_at(40 * kSecond + 90 * kMilli, 40003));
-  EXPECT_EQ(recorder_.wakes.size(), 1u);
+  expect_one_wake_at(40 * kSecond + 50 * kMilli);
 }
 
 TEST_F(FlowShardClock, FramesWithoutASegmentMoveTimeOnlyOnceStarted) {
