@@ -98,17 +98,17 @@ TEST_F(FlowShardClock, WakeUpAskedAfterTheStartFiresAtItsTimeAndTheEarliestReque
 }
 
 TEST_F(FlowShardClock, FramesWithoutASegmentMoveTimeOnlyOnceStarted) {
-  const std::vector<std::uint8_t> arp(60, 0);  // ethertype 0: not IP
+  const std::vector<std::uint8_t> not_ip(60, 0);  // ethertype 0
   Decoder decoder(LinkType::kEthernet);
   shard_.wake_at(kSecond);
-  shard_.on_packet(PacketView{arp, 60, 50 * kSecond}, decoder);
+  shard_.on_packet(PacketView{not_ip, 60, 50 * kSecond}, decoder);
   EXPECT_FALSE(shard_.has_seen_packets());
   EXPECT_TRUE(recorder_.wakes.empty());
 
   shard_.on_segment(syn_at(50 * kSecond + 500 * kMilli));
   EXPECT_EQ(recorder_.wakes.size(), 1u);
   shard_.wake_at(52 * kSecond);
-  shard_.on_packet(PacketView{arp, 60, 52 * kSecond + 1}, decoder);
+  shard_.on_packet(PacketView{not_ip, 60, 52 * kSecond + 1}, decoder);
   EXPECT_EQ(recorder_.ticks, (std::vector<TimestampNs>{51 * kSecond, 52 * kSecond}));
   EXPECT_EQ(recorder_.wakes.size(), 2u);
   EXPECT_EQ(shard_.newest_packet_time(), 52 * kSecond + 1);
