@@ -6,6 +6,10 @@
 #include <cstring>
 #include <type_traits>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "common/hash.hpp"
 #include "common/huge_pages.hpp"
 
@@ -55,7 +59,7 @@ void prefetch_lines(const void* address, std::size_t bytes) noexcept {
 //   bytes 48..51  prev               age list, towards the oldest; kNil at the end
 //   bytes 52..55  next_and_flags     bits 0..29: next (towards the newest, or the free list),
 //                                    bit 30: state is kSynRecv, bit 31: client is the high side
-// With the index's 2 slots x 4 bytes per entry: 64 bytes per tracked handshake.
+// With the index's 8 bytes per entry (see index_): 64 bytes per tracked handshake.
 struct HandshakeTable::Entry {
   static_assert(sizeof(Key) == 36);
   static_assert(std::has_unique_object_representations_v<Key>);
@@ -108,8 +112,23 @@ void HandshakeTable::Unmap::operator()(void* memory) const noexcept {
 static_assert(std::is_trivially_default_constructible_v<HandshakeTable::Entry>);
 static_assert(std::is_trivially_copyable_v<HandshakeTable::Entry>);
 
+namespace {
+
+// Buckets for `capacity` entries in buckets of `slots` usable slots: at least one slot more than
+// the capacity (a search for a new key always finds a free slot, even in a full table), and
+// otherwise capacity / 8 buckets of 15 slots (load about 0.53, 8 bytes of index per entry),
+// or as many more as fewer slots per bucket need for the same number of slots.
+std::size_t buckets_for(std::size_t capacity, unsigned slots) noexcept {
+  const std::size_t enough = capacity / slots + 1;
+  const std::size_t same_slots =
+      capacity / 8 * HandshakeTable::kBucketSlots / slots;  // capacity / 8 at full buckets
+  return std::max(enough, same_slots);
+}
+
+}  // namespace
+
 HandshakeTable::HandshakeTable(std::size_t capacity, DurationNs pending_timeout,
-                               std::uint64_t hash_seed, unsigned distance_bits)
+                               std::uint64_t hash_seed, unsigned bucket_slots)
     : capacity_(std::clamp<std::size_t>(capacity, 1, kMaxCapacity)),
       pending_timeout_(0),
       hash_seed_(hash_seed),
@@ -117,23 +136,23 @@ HandshakeTable::HandshakeTable(std::size_t capacity, DurationNs pending_timeout,
       // Pages are touched only as entries are first used.
       entries_(static_cast<Entry*>(map_huge_pages(capacity_ * sizeof(Entry))),
                Unmap{capacity_ * sizeof(Entry)}),
-      index_(static_cast<std::uint32_t*>(map_huge_pages(2 * capacity_ * sizeof(std::uint32_t))),
-             Unmap{2 * capacity_ * sizeof(std::uint32_t)}),
-      index_size_(2 * capacity_),
+      bucket_count_(buckets_for(capacity_, std::clamp(bucket_slots, 1u, kBucketSlots))),
       free_head_(kNil),
       oldest_(kNil),
       newest_(kNil),
       lookahead_(kNil) {
+  static_assert(kBucketSlots < kBucketWords && kBucketSlots <= kOverflowShift);
+  const std::size_t index_bytes = bucket_count_ * kBucketWords * sizeof(std::uint32_t);
+  // 2 MiB aligned, so every bucket is one cache line.
+  index_ = std::unique_ptr<std::uint32_t[], Unmap>(
+      static_cast<std::uint32_t*>(map_huge_pages(index_bytes)), Unmap{index_bytes});
+  slot_bits_ = (std::uint32_t{1} << std::clamp(bucket_slots, 1u, kBucketSlots)) - 1;
   set_pending_timeout(pending_timeout);
   victim_homes_.fill(VictimHome{kNil, 0});
-  // Entry numbers + 1 go up to capacity_ <= 2^28, leaving at least 3 bits for the other fields.
+  // Entry numbers + 1 go up to capacity_ <= 2^28, leaving at least 3 bits for the tag.
   entry_bits_ = static_cast<unsigned>(std::bit_width(capacity_));
-  const unsigned spare = 32 - entry_bits_;
-  distance_bits_ = std::min({spare, distance_bits, 5u});
   entry_mask_ = (std::uint32_t{1} << entry_bits_) - 1;
-  distance_max_ = (std::uint32_t{1} << distance_bits_) - 1;
-  tag_shift_ = entry_bits_ + distance_bits_;  // <= 32
-  tag_mask_ = tag_shift_ >= 32 ? 0 : ~std::uint32_t{0} << tag_shift_;
+  tag_mask_ = ~entry_mask_;
   std::uint64_t state = hash_seed_;
   for (std::uint64_t& key : hash_keys_) key = splitmix64(state);
 }
@@ -141,7 +160,15 @@ HandshakeTable::HandshakeTable(std::size_t capacity, DurationNs pending_timeout,
 HandshakeTable::~HandshakeTable() = default;
 
 std::size_t HandshakeTable::memory_bytes() const noexcept {
-  return capacity_ * sizeof(Entry) + index_size_ * sizeof(std::uint32_t);
+  return capacity_ * sizeof(Entry) + bucket_count_ * kBucketWords * sizeof(std::uint32_t);
+}
+
+std::size_t HandshakeTable::overflowing_buckets() const noexcept {
+  std::size_t overflowing = 0;
+  for (std::size_t bucket = 0; bucket < bucket_count_; ++bucket) {
+    if (index_[bucket * kBucketWords + kStateWord] >= kOverflowOne) ++overflowing;
+  }
+  return overflowing;
 }
 
 HandshakeTable::Probe HandshakeTable::probe_of(const Key& key) const noexcept {
@@ -167,77 +194,100 @@ HandshakeTable::Probe HandshakeTable::probe_of(const Key& key) const noexcept {
     const std::uint64_t high = fold_multiply(words[2] ^ hash_keys_[2], words[3] ^ hash_keys_[3]);
     hash = fold_multiply(low ^ ports ^ hash_keys_[4], high ^ hash_keys_[5]);
   }
-  // Multiply-shift maps the top 32 hash bits onto [0, index_size_) without a division; the
-  // tag comes from the low bits, independent of the home slot.
-  const auto home = static_cast<std::size_t>(((hash >> 32) * index_size_) >> 32);
-  // A 64-bit shift by at most 32: no tag bits (tag_shift_ == 32) leaves 0.
-  const auto tag = static_cast<std::uint32_t>(hash << tag_shift_);
+  // Multiply-shift maps the top 32 hash bits onto [0, bucket_count_) without a division; the
+  // tag comes from the low bits, independent of the home bucket.
+  const auto home = static_cast<std::size_t>(((hash >> 32) * bucket_count_) >> 32);
+  const auto tag = static_cast<std::uint32_t>(hash << entry_bits_);
   return Probe{home, tag};
 }
 
-inline std::size_t HandshakeTable::find_slot(const Key& key, const Probe& probe) const noexcept {
-  std::size_t slot = probe.home;
-  // Load <= 0.5 guarantees an empty slot, so the probe ends.
+namespace {
+
+// Bit i set when (bucket[i] & mask) == pattern, for the 16 words of a bucket.
+std::uint32_t matching_words(const std::uint32_t* bucket, std::uint32_t mask,
+                             std::uint32_t pattern) noexcept {
+#if defined(__SSE2__)
+  const __m128i wanted = _mm_set1_epi32(static_cast<int>(pattern));
+  const __m128i masked = _mm_set1_epi32(static_cast<int>(mask));
+  const auto equal = [&](std::size_t i) noexcept {
+    const __m128i words = _mm_load_si128(reinterpret_cast<const __m128i*>(bucket + i));
+    return _mm_cmpeq_epi32(_mm_and_si128(words, masked), wanted);
+  };
+  // Four compares packed down to one byte mask (the -1/0 lanes survive signed saturation).
+  const __m128i low = _mm_packs_epi32(equal(0), equal(4));
+  const __m128i high = _mm_packs_epi32(equal(8), equal(12));
+  return static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_packs_epi16(low, high)));
+#else
+  std::uint32_t matches = 0;
+  for (std::size_t i = 0; i < 16; ++i) matches |= std::uint32_t{(bucket[i] & mask) == pattern} << i;
+  return matches;
+#endif
+}
+
+}  // namespace
+
+inline HandshakeTable::Search HandshakeTable::search(const Key& key,
+                                                     const Probe& probe) const noexcept {
+  std::size_t bucket = probe.home;
+  std::size_t free = kNoSlot;
   for (;;) {
-    const std::uint32_t value = index_[slot];
-    if (value == 0) return slot;
-    if ((value & tag_mask_) == probe.tag &&
-        keys_equal(&entries_[(value & entry_mask_) - 1].key, &key)) {
-      return slot;
+    const std::uint32_t* words = &index_[bucket * kBucketWords];
+    const std::uint32_t state = words[kStateWord];
+    for (std::uint32_t candidates =
+             matching_words(words, tag_mask_, probe.tag) & state & slot_bits_;
+         candidates != 0; candidates &= candidates - 1) {
+      const auto i = static_cast<std::size_t>(std::countr_zero(candidates));
+      if (keys_equal(&entries_[(words[i] & entry_mask_) - 1].key, &key)) {
+        return Search{bucket * kBucketWords + i, kNoSlot};
+      }
     }
-    slot = slot + 1 == index_size_ ? 0 : slot + 1;
+    const std::uint32_t empty = ~state & slot_bits_;
+    if (free == kNoSlot && empty != 0) {
+      free = bucket * kBucketWords + static_cast<std::size_t>(std::countr_zero(empty));
+    }
+    // Nothing was pushed past this bucket: the key is nowhere further.
+    if (state < kOverflowOne) return Search{kNoSlot, free};
+    bucket = bucket + 1 == bucket_count_ ? 0 : bucket + 1;
   }
 }
 
-std::size_t HandshakeTable::slot_of_oldest() const noexcept {
+std::size_t HandshakeTable::buckets_from(std::size_t home, std::size_t slot) const noexcept {
+  const std::size_t bucket = slot / kBucketWords;
+  return bucket >= home ? bucket - home : bucket + bucket_count_ - home;
+}
+
+std::size_t HandshakeTable::first_free(std::size_t bucket) const noexcept {
+  // There are more slots than entries, so some bucket has one.
+  for (;;) {
+    const std::uint32_t empty = ~index_[bucket * kBucketWords + kStateWord] & slot_bits_;
+    if (empty != 0)
+      return bucket * kBucketWords + static_cast<std::size_t>(std::countr_zero(empty));
+    bucket = bucket + 1 == bucket_count_ ? 0 : bucket + 1;
+  }
+}
+
+HandshakeTable::Located HandshakeTable::locate_oldest() const noexcept {
   const std::uint32_t entry = oldest_;
   const VictimHome& cached = victim_homes_[entry % kVictimHomes];
-  std::size_t slot = cached.entry == entry ? cached.home : probe_of(entries_[entry].key).home;
-  while ((index_[slot] & entry_mask_) != entry + 1) slot = slot + 1 == index_size_ ? 0 : slot + 1;
-  return slot;
-}
-
-std::uint32_t HandshakeTable::slot_value(std::uint32_t entry, std::size_t slot,
-                                         const Probe& probe) const noexcept {
-  const std::size_t distance =
-      slot >= probe.home ? slot - probe.home : slot + index_size_ - probe.home;
-  const auto stored = static_cast<std::uint32_t>(std::min<std::size_t>(distance, distance_max_));
-  return (entry + 1) | (stored << entry_bits_) | probe.tag;
-}
-
-std::size_t HandshakeTable::home_of_slot(std::size_t slot, std::uint32_t value) const noexcept {
-  const std::uint32_t distance = (value >> entry_bits_) & distance_max_;
-  if (distance < distance_max_) {
-    return slot >= distance ? slot - distance : slot + index_size_ - distance;
-  }
-  return probe_of(entries_[(value & entry_mask_) - 1].key).home;
-}
-
-std::size_t HandshakeTable::erase_slot(std::size_t hole) noexcept {
-  std::size_t slot = hole;
-  std::size_t gap = 0;  // slots from the hole to `slot`
-  const std::uint32_t distance_field = distance_max_ << entry_bits_;
-  for (;;) {
-    slot = slot + 1 == index_size_ ? 0 : slot + 1;
-    ++gap;
-    const std::uint32_t value = index_[slot];
-    if (value == 0) break;
-    std::size_t distance = (value & distance_field) >> entry_bits_;
-    if (distance == distance_max_) {
-      const std::size_t home = home_of_slot(slot, value);
-      distance = slot >= home ? slot - home : slot + index_size_ - home;
-    }
-    // The entry may fill the hole unless its home lies after the hole (distance < gap):
-    // moving it before its home would make it unreachable.
-    if (distance >= gap) {
-      const std::size_t moved = std::min<std::size_t>(distance - gap, distance_max_);
-      index_[hole] = (value & ~distance_field) | (static_cast<std::uint32_t>(moved) << entry_bits_);
-      hole = slot;
-      gap = 0;
+  const std::size_t home = cached.entry == entry ? cached.home : probe_of(entries_[entry].key).home;
+  for (std::size_t bucket = home;; bucket = bucket + 1 == bucket_count_ ? 0 : bucket + 1) {
+    const std::uint32_t* words = &index_[bucket * kBucketWords];
+    const std::uint32_t at =
+        matching_words(words, entry_mask_, entry + 1) & words[kStateWord] & slot_bits_;
+    if (at != 0) {
+      return Located{bucket * kBucketWords + static_cast<std::size_t>(std::countr_zero(at)), home};
     }
   }
-  index_[hole] = 0;
-  return hole;
+}
+
+void HandshakeTable::count_overflow(std::size_t home, std::size_t slot,
+                                    std::uint32_t step) noexcept {
+  const std::size_t last = slot / kBucketWords;
+  for (std::size_t bucket = home; bucket != last;
+       bucket = bucket + 1 == bucket_count_ ? 0 : bucket + 1) {
+    std::uint32_t& state = index_[bucket * kBucketWords + kStateWord];
+    if ((state >> kOverflowShift) != kOverflowSaturated) state += step;
+  }
 }
 
 void HandshakeTable::link_newest(std::uint32_t entry, TimestampNs now) noexcept {
@@ -309,26 +359,31 @@ inline std::uint32_t HandshakeTable::insert(const Key& key, std::size_t slot, co
   Entry& e = entries_[entry];
   e.key = key;
   e.next_and_flags = 0;
-  index_[slot] = slot_value(entry, slot, probe);
+  index_[slot] = (entry + 1) | probe.tag;
+  index_[slot | kStateWord] |= std::uint32_t{1} << (slot % kBucketWords);
+  if (slot / kBucketWords != probe.home) count_overflow(probe.home, slot, kOverflowOne);
   link_newest(entry, now);
   ++size_;
   ++syn_seen_;
   return entry;
 }
 
-std::size_t HandshakeTable::remove(std::uint32_t entry, std::size_t slot) noexcept {
+void HandshakeTable::remove(std::uint32_t entry, const Located& where) noexcept {
   // The entry's number may come back with another key: forget what was worked out ahead for it.
   if (VictimHome& cached = victim_homes_[entry % kVictimHomes]; cached.entry == entry) {
     cached.entry = kNil;
   }
-  const std::size_t hole = erase_slot(slot);
+  index_[where.slot] = 0;
+  index_[where.slot | kStateWord] &= ~(std::uint32_t{1} << (where.slot % kBucketWords));
+  if (where.slot / kBucketWords != where.home) {
+    count_overflow(where.home, where.slot, ~kOverflowOne + 1);  // minus one
+  }
   unlink(entry);
   Entry& e = entries_[entry];
   if (e.state() == HandshakeState::kSynSeen) --syn_seen_;
   --size_;
   e.next_and_flags = free_head_;  // also clears the flags
   free_head_ = entry;
-  return hole;
 }
 
 void HandshakeTable::describe(std::uint32_t entry, Endpoint& server,
@@ -384,7 +439,7 @@ void HandshakeTable::key_and_probe(const TcpSegment& segment, Prepared& out) con
 
 void HandshakeTable::prepare(const TcpSegment& segment, Prepared& out) const noexcept {
   key_and_probe(segment, out);
-  __builtin_prefetch(&index_[out.probe_.home]);
+  __builtin_prefetch(&index_[out.probe_.home * kBucketWords]);
 }
 
 FlowUpdate HandshakeTable::process(const TcpSegment& segment, bool accept_new_syn) noexcept {
@@ -412,27 +467,28 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
   const int order = prepared.order_;
   const bool source_is_high = order > 0;
   const Probe& probe = prepared.probe_;
-  const std::size_t slot = find_slot(key, probe);
-  const std::uint32_t found = index_[slot];
+  const Search found = search(key, probe);
 
-  if (found == 0) {
+  if (found.found == kNoSlot) {
     if (is_syn) {
       if (!accept_new_syn) return;
-      std::size_t insert_at = slot;
+      std::size_t insert_at = found.free;
       if (size_ == capacity_) {
         const std::uint32_t victim = oldest_;
         update.evicted = true;
         update.evicted_state = entries_[victim].state();
         describe(victim, update.evicted_server, update.evicted_client);
-        const std::size_t hole = remove(victim, slot_of_oldest());
+        const Located where = locate_oldest();
+        remove(victim, where);
         ++counters_.evicted;
-        // Slots from the home to the empty one found were all taken. The backward shift left
-        // exactly one new empty slot; if it lies among them, the key belongs there instead.
-        const bool hole_on_path = probe.home <= slot ? probe.home <= hole && hole < slot
-                                                     : probe.home <= hole || hole < slot;
-        if (hole_on_path) insert_at = hole;
+        // The slot it left may now be the nearest free one on the key's path.
+        if (insert_at != kNoSlot &&
+            buckets_from(probe.home, where.slot) < buckets_from(probe.home, insert_at)) {
+          insert_at = where.slot;
+        }
         prefetch_next_victims();
       }
+      if (insert_at == kNoSlot) insert_at = first_free(probe.home);
       const std::uint32_t entry = insert(key, insert_at, probe, segment.timestamp);
       Entry& e = entries_[entry];
       e.syn_seq = segment.seq;
@@ -451,7 +507,8 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
     return;
   }
 
-  const std::uint32_t entry = (found & entry_mask_) - 1;
+  const std::size_t slot = found.found;
+  const std::uint32_t entry = (index_[slot] & entry_mask_) - 1;
   Entry& e = entries_[entry];
   const HandshakeState state = e.state();
   // A connection to itself (same address and port: a LAND attack) has no direction; then a
@@ -466,7 +523,7 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
 
   if (segment.has(tcp_flag::kRst)) {
     report(FlowEvent::kReset);
-    remove(entry, slot);
+    remove(entry, Located{slot, probe.home});
     ++counters_.reset;
   } else if (is_syn) {
     if (!from_client) return;
@@ -506,7 +563,7 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
   } else {
     // In kSynSeen the SYN-ACK went unseen; the client's ACK proves there was one.
     report(FlowEvent::kCompleted);
-    remove(entry, slot);
+    remove(entry, Located{slot, probe.home});
     ++counters_.completed;
   }
   return;
@@ -514,7 +571,7 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
 
 void HandshakeTable::prefetch_next_victims() noexcept {
   // Under a flood every new SYN evicts the oldest entry, and removing it needs its index slot:
-  // a cache miss at a place known long before. Work out the home slots of the next
+  // a cache miss at a place known long before. Work out the home buckets of the next
   // kVictimLookahead victims along the age list and start loading them, so that each has
   // arrived by the time it is evicted.
   if (oldest_ == kNil) return;
@@ -536,7 +593,7 @@ void HandshakeTable::remember_victim_home(std::uint32_t entry) noexcept {
   const Entry& e = entries_[entry];
   const auto home = static_cast<std::uint32_t>(probe_of(e.key).home);
   victim_homes_[entry % kVictimHomes] = VictimHome{entry, home};
-  __builtin_prefetch(&index_[home]);
+  __builtin_prefetch(&index_[home * kBucketWords]);
   // The walk reads the following entry next time.
   if (const std::uint32_t after = e.next(); after != kNil) {
     prefetch_lines(&entries_[after], sizeof(Entry));
@@ -558,7 +615,7 @@ bool HandshakeTable::pop_expired(TimestampNs now, Endpoint& server, IpAddress& c
   const std::uint32_t entry = oldest_;
   state = e.state();
   describe(entry, server, client);
-  remove(entry, slot_of_oldest());
+  remove(entry, locate_oldest());
   ++counters_.expired;
   prefetch_next_victims();
   return true;

@@ -38,7 +38,8 @@
 //
 // Memory: exactly `capacity` entries are allocated up front; nothing is allocated per packet.
 // When the table is full, a new SYN evicts the oldest pending entry (reported in the update).
-// 56-byte entries plus an index of 2 x capacity 32-bit slots: 64 bytes per tracked handshake.
+// 56-byte entries plus an index of capacity / 8 buckets of 64 bytes: 64 bytes per tracked
+// handshake (tables of fewer than 16 may take one bucket more).
 // Thread safety: none; one table per capture worker.
 
 #include <array>
@@ -101,11 +102,11 @@ class HandshakeTable {
 
   // capacity: maximum tracked pending handshakes (>= 1, <= 2^28; clamped into that range).
   // pending_timeout: a pending entry older than this (from its first SYN) expires.
-  // distance_bits: bits of an index slot that keep the slot's distance from its home (at most
-  // 5, fewer when a large capacity needs them); a longer distance is looked up from the entry.
-  // Tests pass fewer so that the looked-up path runs all the time.
+  // bucket_slots: slots of each index bucket that hold entries (1 to kBucketSlots; the index
+  // grows to keep the same load). Tests pass fewer so that buckets overflow all the time.
+  static constexpr unsigned kBucketSlots = 15;
   HandshakeTable(std::size_t capacity, DurationNs pending_timeout, std::uint64_t hash_seed = 0,
-                 unsigned distance_bits = 5);
+                 unsigned bucket_slots = kBucketSlots);
   ~HandshakeTable();
   HandshakeTable(const HandshakeTable&) = delete;
   HandshakeTable& operator=(const HandshakeTable&) = delete;
@@ -148,6 +149,9 @@ class HandshakeTable {
   [[nodiscard]] const HandshakeTableCounters& counters() const noexcept { return counters_; }
   // Bytes of preallocated memory (entries plus index), for the memory bound.
   [[nodiscard]] std::size_t memory_bytes() const noexcept;
+  // Index buckets with keys stored past them (see index_), which searches walk through. For
+  // tests and diagnostics: O(buckets). 0 whenever the table is empty.
+  [[nodiscard]] std::size_t overflowing_buckets() const noexcept;
 
   // Pending entries by state, maintained incrementally.
   [[nodiscard]] std::size_t count(HandshakeState state) const noexcept {
@@ -176,10 +180,23 @@ class HandshakeTable {
   // The canonical key of a segment into `key`; `order` < 0 when the source is the low side,
   // > 0 when it is the high side, 0 for a connection from an endpoint to itself.
   static void make_key(const TcpSegment& segment, Key& key, int& order) noexcept;
-  // Where a key lives in the index: its home slot and the tag bits its slot value carries.
+  // Where a key lives in the index: its home bucket and the tag bits its slot value carries.
   struct Probe {
-    std::size_t home;
+    std::size_t home;   // bucket
     std::uint32_t tag;  // already shifted into place (see index_)
+  };
+  static constexpr std::size_t kNoSlot = SIZE_MAX;
+  // What a search of the index found: the slot holding the key's entry number (kNoSlot if
+  // none), and the first empty slot on the key's probe path (kNoSlot if every bucket on the
+  // path is full: then first_free() finds one after it).
+  struct Search {
+    std::size_t found;
+    std::size_t free;
+  };
+  // Index slot of an entry and the home bucket of its key.
+  struct Located {
+    std::size_t slot;
+    std::size_t home;
   };
 
  public:
@@ -194,18 +211,19 @@ class HandshakeTable {
  private:
   [[nodiscard]] Probe probe_of(const Key& key) const noexcept;
   void key_and_probe(const TcpSegment& segment, Prepared& out) const noexcept;
-  // Index slot holding `key`'s entry number, or the empty slot where it would go.
-  // Inlined into process(): both run once per packet, and a call costs as much as the probe.
-  [[nodiscard, gnu::always_inline]] std::size_t find_slot(const Key& key,
-                                                          const Probe& probe) const noexcept;
-  // Index slot of the oldest entry (the next to expire or be evicted).
-  [[nodiscard]] std::size_t slot_of_oldest() const noexcept;
-  [[nodiscard]] std::uint32_t slot_value(std::uint32_t entry, std::size_t slot,
-                                         const Probe& probe) const noexcept;
-  [[nodiscard]] std::size_t home_of_slot(std::size_t slot, std::uint32_t value) const noexcept;
-  // Backward-shift deletion; returns the slot left empty in the end.
-  std::size_t erase_slot(std::size_t slot) noexcept;
-  std::size_t remove(std::uint32_t entry, std::size_t slot) noexcept;  // as erase_slot
+  // Inlined into process(): both run once per packet, and a call costs as much as the search.
+  [[nodiscard, gnu::always_inline]] Search search(const Key& key,
+                                                  const Probe& probe) const noexcept;
+  // How many buckets the bucket of `slot` lies after bucket `home`, wrapping around.
+  [[nodiscard]] std::size_t buckets_from(std::size_t home, std::size_t slot) const noexcept;
+  // The first empty slot in the buckets from `bucket` on.
+  [[nodiscard]] std::size_t first_free(std::size_t bucket) const noexcept;
+  // Where the oldest entry (the next to expire or be evicted) is.
+  [[nodiscard]] Located locate_oldest() const noexcept;
+  // Adds 1 (or -1) to the overflow count of every bucket from `home` up to, not including,
+  // the bucket of `slot`: the buckets a key stored there was pushed past.
+  void count_overflow(std::size_t home, std::size_t slot, std::uint32_t step) noexcept;
+  void remove(std::uint32_t entry, const Located& where) noexcept;
   [[gnu::always_inline]] std::uint32_t insert(const Key& key, std::size_t slot, const Probe& probe,
                                               TimestampNs now) noexcept;
   void prefetch_next_victims() noexcept;
@@ -229,27 +247,35 @@ class HandshakeTable {
     void operator()(void* memory) const noexcept;
   };
   std::unique_ptr<Entry[], Unmap> entries_;
-  // Open addressing, linear probing. Exactly 2 x capacity slots (load <= 0.5) picked by
-  // multiply-shift rather than a power-of-two mask, because rounding up to a power of two
-  // would cost up to 16 bytes per entry and break the 64-byte budget. A slot value is 0 when
-  // empty, else three fields, low to high: entry number + 1 (entry_bits_), the distance from
-  // the key's home slot (distance_bits_, all ones = "look it up"), and a tag of hash bits (the
-  // rest). The tag lets a probe skip slots of other keys without reading their entry, and the
-  // distance lets a deletion shift entries back without rehashing their keys: both save a
-  // cache miss into the entry array.
+  // Open addressing over buckets of one cache line: 16 words, of which the first kBucketSlots
+  // are slots and the last is the bucket's state. A key's home bucket is picked by
+  // multiply-shift (no power-of-two rounding, which would cost up to 8 bytes per entry); it
+  // lives in the first bucket from there with a free slot. About 2 x capacity slots of 4 bytes
+  // (capacity / 8 buckets, load about 0.53), so 8 bytes per entry.
+  // A slot is 0 when empty, else the entry number + 1 (entry_bits_) and above it a tag of hash
+  // bits, so a search compares the tags of a whole bucket at once and reads only the entries
+  // whose tag matches. The state word: bit i set when slot i is taken, and from bit
+  // kOverflowShift up the number of keys stored past this bucket whose path led through it
+  // (saturating: a saturated count stays, so searches go on one bucket further than they need
+  // to, never less). A search ends at the first bucket nothing overflowed from; deleting a key
+  // clears its slot and takes it off the counts on its path, without moving any other key.
+  static constexpr std::size_t kBucketWords = 16;
+  static constexpr std::size_t kStateWord = kBucketWords - 1;
+  static constexpr unsigned kOverflowShift = 15;
+  static constexpr std::uint32_t kOverflowOne = std::uint32_t{1} << kOverflowShift;
+  static constexpr std::uint32_t kOverflowSaturated = ~std::uint32_t{0} >> kOverflowShift;
   std::unique_ptr<std::uint32_t[], Unmap> index_;
-  std::size_t index_size_ = 0;
+  std::size_t bucket_count_ = 0;
+  std::uint32_t slot_bits_ =
+      0;  // state bits of the slots in use (bucket_slots from the constructor)
   unsigned entry_bits_ = 0;
-  unsigned distance_bits_ = 0;
   std::uint32_t entry_mask_ = 0;
-  std::uint32_t distance_max_ = 0;  // saturated value: distance not stored
-  std::uint32_t tag_mask_ = 0;      // in place (shifted)
-  unsigned tag_shift_ = 0;          // entry_bits_ + distance_bits_
-  std::uint32_t free_head_;         // free list through Entry's next field
-  std::uint32_t never_used_ = 0;    // entries [never_used_, capacity_) were never handed out
-  std::uint32_t oldest_;            // age list (by first SYN), doubly linked
+  std::uint32_t tag_mask_ = 0;    // in place (shifted by entry_bits_)
+  std::uint32_t free_head_;       // free list through Entry's next field
+  std::uint32_t never_used_ = 0;  // entries [never_used_, capacity_) were never handed out
+  std::uint32_t oldest_;          // age list (by first SYN), doubly linked
   std::uint32_t newest_;
-  // The next victims' home slots, worked out ahead by prefetch_next_victims(): entries from
+  // The next victims' home buckets, worked out ahead by prefetch_next_victims(): entries from
   // oldest_ along the age list up to lookahead_ (lookahead_count_ steps after oldest_).
   static constexpr std::uint32_t kVictimLookahead = 8;
   static constexpr std::uint32_t kVictimHomes = 16;  // > kVictimLookahead, indexed by entry
