@@ -260,8 +260,9 @@ std::size_t HandshakeTable::first_free(std::size_t bucket) const noexcept {
   // There are more slots than entries, so some bucket has one.
   for (;;) {
     const std::uint32_t empty = ~index_[bucket * kBucketWords + kStateWord] & slot_bits_;
-    if (empty != 0)
+    if (empty != 0) {
       return bucket * kBucketWords + static_cast<std::size_t>(std::countr_zero(empty));
+    }
     bucket = bucket + 1 == bucket_count_ ? 0 : bucket + 1;
   }
 }
