@@ -266,8 +266,8 @@ class HandshakeTable {
   static constexpr std::uint32_t kOverflowSaturated = ~std::uint32_t{0} >> kOverflowShift;
   std::unique_ptr<std::uint32_t[], Unmap> index_;
   std::size_t bucket_count_ = 0;
-  std::uint32_t slot_bits_ =
-      0;  // state bits of the slots in use (bucket_slots from the constructor)
+  // State-word bits of the slots in use (the constructor's bucket_slots of them).
+  std::uint32_t slot_bits_ = 0;
   unsigned entry_bits_ = 0;
   std::uint32_t entry_mask_ = 0;
   std::uint32_t tag_mask_ = 0;    // in place (shifted by entry_bits_)
