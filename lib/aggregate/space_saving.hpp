@@ -38,6 +38,7 @@
 #endif
 
 #include "common/ip_address.hpp"
+#include "common/word_match.hpp"
 
 namespace synwatch {
 
@@ -191,23 +192,14 @@ class SpaceSaving {
   // Bit i set when fingerprints_[i] == print, over all K words (slots past size_ included).
   [[nodiscard]] std::uint64_t fingerprint_matches(std::uint32_t print) const noexcept {
     std::uint64_t matches = 0;
-#if defined(__SSE2__)
     if constexpr (K % 16 == 0) {
-      // Sixteen words per step: four compares packed down to one byte mask (the -1/0 lanes
-      // survive the signed saturation), one movemask instead of four.
-      const __m128i wanted = _mm_set1_epi32(static_cast<int>(print));
-      const auto equal = [&](std::size_t i) noexcept {
-        return _mm_cmpeq_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(&fingerprints_[i])),
-                               wanted);
-      };
       for (std::size_t i = 0; i < K; i += 16) {
-        const __m128i low = _mm_packs_epi32(equal(i), equal(i + 4));
-        const __m128i high = _mm_packs_epi32(equal(i + 8), equal(i + 12));
-        const int mask = _mm_movemask_epi8(_mm_packs_epi16(low, high));
-        matches |= static_cast<std::uint64_t>(static_cast<unsigned>(mask)) << i;
+        matches |= std::uint64_t{match_16_words(&fingerprints_[i], print)} << i;
       }
       return matches;
-    } else if constexpr (K % 4 == 0) {
+    }
+#if defined(__SSE2__)
+    if constexpr (K % 4 == 0) {
       // Every SYN of a flood comes from a new source and scans all K words: four at a time,
       // the scan is a few instructions instead of a few per word.
       const __m128i wanted = _mm_set1_epi32(static_cast<int>(print));

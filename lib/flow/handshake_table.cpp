@@ -6,12 +6,9 @@
 #include <cstring>
 #include <type_traits>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "common/hash.hpp"
 #include "common/huge_pages.hpp"
+#include "common/word_match.hpp"
 
 namespace synwatch {
 
@@ -201,31 +198,6 @@ HandshakeTable::Probe HandshakeTable::probe_of(const Key& key) const noexcept {
   return Probe{home, tag};
 }
 
-namespace {
-
-// Bit i set when (bucket[i] & mask) == pattern, for the 16 words of a bucket.
-std::uint32_t matching_words(const std::uint32_t* bucket, std::uint32_t mask,
-                             std::uint32_t pattern) noexcept {
-#if defined(__SSE2__)
-  const __m128i wanted = _mm_set1_epi32(static_cast<int>(pattern));
-  const __m128i masked = _mm_set1_epi32(static_cast<int>(mask));
-  const auto equal = [&](std::size_t i) noexcept {
-    const __m128i words = _mm_load_si128(reinterpret_cast<const __m128i*>(bucket + i));
-    return _mm_cmpeq_epi32(_mm_and_si128(words, masked), wanted);
-  };
-  // Four compares packed down to one byte mask (the -1/0 lanes survive signed saturation).
-  const __m128i low = _mm_packs_epi32(equal(0), equal(4));
-  const __m128i high = _mm_packs_epi32(equal(8), equal(12));
-  return static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_packs_epi16(low, high)));
-#else
-  std::uint32_t matches = 0;
-  for (std::size_t i = 0; i < 16; ++i) matches |= std::uint32_t{(bucket[i] & mask) == pattern} << i;
-  return matches;
-#endif
-}
-
-}  // namespace
-
 inline HandshakeTable::Search HandshakeTable::search(const Key& key,
                                                      const Probe& probe) const noexcept {
   std::size_t bucket = probe.home;
@@ -234,7 +206,7 @@ inline HandshakeTable::Search HandshakeTable::search(const Key& key,
     const std::uint32_t* words = &index_[bucket * kBucketWords];
     const std::uint32_t state = words[kStateWord];
     for (std::uint32_t candidates =
-             matching_words(words, tag_mask_, probe.tag) & state & slot_bits_;
+             match_16_words(words, probe.tag, tag_mask_) & state & slot_bits_;
          candidates != 0; candidates &= candidates - 1) {
       const auto i = static_cast<std::size_t>(std::countr_zero(candidates));
       if (keys_equal(&entries_[(words[i] & entry_mask_) - 1].key, &key)) {
@@ -274,7 +246,7 @@ HandshakeTable::Located HandshakeTable::locate_oldest() const noexcept {
   for (std::size_t bucket = home;; bucket = bucket + 1 == bucket_count_ ? 0 : bucket + 1) {
     const std::uint32_t* words = &index_[bucket * kBucketWords];
     const std::uint32_t at =
-        matching_words(words, entry_mask_, entry + 1) & words[kStateWord] & slot_bits_;
+        match_16_words(words, entry + 1, entry_mask_) & words[kStateWord] & slot_bits_;
     if (at != 0) {
       return Located{bucket * kBucketWords + static_cast<std::size_t>(std::countr_zero(at)), home};
     }
