@@ -103,7 +103,7 @@ class HandshakeTable {
   // capacity: maximum tracked pending handshakes (>= 1, <= 2^28; clamped into that range).
   // pending_timeout: a pending entry older than this (from its first SYN) expires.
   // bucket_slots: slots of each index bucket that hold entries (1 to kBucketSlots; the index
-  // grows to keep the same load). Tests pass fewer so that buckets overflow all the time.
+  // grows to keep the same load). Tests pass fewer so that buckets overflow often.
   static constexpr unsigned kBucketSlots = 15;
   HandshakeTable(std::size_t capacity, DurationNs pending_timeout, std::uint64_t hash_seed = 0,
                  unsigned bucket_slots = kBucketSlots);

@@ -750,7 +750,7 @@ void expect_matches_model(std::size_t capacity, std::size_t tuple_count, Duratio
   EXPECT_EQ(c.inserted, c.completed + c.reset + c.expired + c.evicted + table.size());
   EXPECT_GT(table.counters().evicted, 100u);
   EXPECT_GT(table.counters().expired, 100u);
-  // Small buckets overflow all the time; every key leaving takes itself off the counts.
+  // Small buckets overflow often; every key leaving takes itself off the counts.
   if (bucket_slots < 4) {
     EXPECT_GT(overflowing, 0u);
   }
@@ -769,8 +769,9 @@ TEST(HandshakeTable, MatchesAReferenceModelWithATableLargerThanTheEvictionLookah
   expect_matches_model(40, 70, 30 * kNanosPerMilli, 20261124);
 }
 
-// Buckets of one or two slots overflow at nearly every insertion, so searches walk chains of
-// buckets and every removal takes a key off the overflow counts of the buckets it passed.
+// Buckets of one or two slots overflow often (with one slot, about every other insertion finds
+// its home bucket taken), so searches walk chains of buckets and removals take keys off the
+// overflow counts of the buckets they passed.
 TEST(HandshakeTable, MatchesAReferenceModelWhenBucketsOverflow) {
   expect_matches_model(40, 70, 30 * kNanosPerMilli, 20261125, 1);
   expect_matches_model(40, 70, 30 * kNanosPerMilli, 20261126, 2);
