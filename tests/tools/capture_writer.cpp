@@ -24,7 +24,8 @@ void CaptureCounts::count(TimestampNs time, std::uint8_t flags, bool tcp_header_
   if (handshake == (tcp_flags::kSyn | tcp_flags::kAck)) ++synacks;
 }
 
-std::expected<CaptureWriter, std::string> CaptureWriter::open(const std::string& path, Link link) {
+std::expected<CaptureWriter, std::string> CaptureWriter::open(const std::string& path, Link link,
+                                                              bool duplicate) {
   pcap_t* dead =
       pcap_open_dead_with_tstamp_precision(dlt_of(link), kSnapLength, PCAP_TSTAMP_PRECISION_NANO);
   if (dead == nullptr) return std::unexpected("pcap_open_dead failed");
@@ -45,17 +46,24 @@ std::expected<CaptureWriter, std::string> CaptureWriter::open(const std::string&
     std::filesystem::remove(temporary);
     return std::unexpected(temporary + ": " + error);
   }
-  return CaptureWriter(dead, dumper, path, link);
+  return CaptureWriter(dead, dumper, path, link, duplicate);
 }
 
-CaptureWriter::CaptureWriter(pcap_t* dead, pcap_dumper_t* dumper, std::string path, Link link)
-    : dead_(dead), dumper_(dumper), path_(std::move(path)), link_(link), frame_(kMaxFrameLength) {}
+CaptureWriter::CaptureWriter(pcap_t* dead, pcap_dumper_t* dumper, std::string path, Link link,
+                             bool duplicate)
+    : dead_(dead),
+      dumper_(dumper),
+      path_(std::move(path)),
+      link_(link),
+      duplicate_(duplicate),
+      frame_(kMaxFrameLength) {}
 
 CaptureWriter::CaptureWriter(CaptureWriter&& other) noexcept
     : dead_(std::exchange(other.dead_, nullptr)),
       dumper_(std::exchange(other.dumper_, nullptr)),
       path_(std::move(other.path_)),
       link_(other.link_),
+      duplicate_(other.duplicate_),
       counts_(other.counts_),
       out_of_order_(other.out_of_order_),
       frame_(std::move(other.frame_)) {}
@@ -78,12 +86,13 @@ void CaptureWriter::close() noexcept {
 
 void CaptureWriter::write(const PacketSpec& spec) noexcept {
   const BuiltFrame built = build_frame(spec, link_, frame_);
-  write_frame(spec.time, {frame_.data(), built.capture_length}, built.wire_length);
-  counts_.count(spec.time, spec.flags, built.tcp_header_readable);
+  write_frame(spec.time, {frame_.data(), built.capture_length}, built.wire_length, spec.flags,
+              built.tcp_header_readable);
 }
 
 void CaptureWriter::write_frame(TimestampNs time, std::span<const std::uint8_t> captured,
-                                std::uint32_t wire_length) noexcept {
+                                std::uint32_t wire_length, std::uint8_t flags,
+                                bool tcp_header_readable) noexcept {
   if (counts_.packets > 0 && time < counts_.last_ts) out_of_order_ = true;
   pcap_pkthdr header{};
   // With nanosecond precision libpcap stores tv_usec as nanoseconds.
@@ -91,7 +100,10 @@ void CaptureWriter::write_frame(TimestampNs time, std::span<const std::uint8_t> 
   header.ts.tv_usec = static_cast<suseconds_t>(time % kNanosPerSecond);
   header.caplen = static_cast<bpf_u_int32>(captured.size());
   header.len = wire_length;
-  pcap_dump(reinterpret_cast<u_char*>(dumper_), &header, captured.data());
+  for (int copy = 0; copy < (duplicate_ ? 2 : 1); ++copy) {
+    pcap_dump(reinterpret_cast<u_char*>(dumper_), &header, captured.data());
+    counts_.count(time, flags, tcp_header_readable);
+  }
 }
 
 std::expected<void, std::string> CaptureWriter::finish() {

@@ -36,7 +36,10 @@ struct CaptureCounts {
 
 class CaptureWriter {
  public:
-  static std::expected<CaptureWriter, std::string> open(const std::string& path, Link link);
+  // With `duplicate`, every frame is written twice, back to back with the same timestamp, as a
+  // span port that sees both sides of a link delivers it; both copies are counted.
+  static std::expected<CaptureWriter, std::string> open(const std::string& path, Link link,
+                                                        bool duplicate = false);
   CaptureWriter(CaptureWriter&& other) noexcept;
   CaptureWriter& operator=(CaptureWriter&&) = delete;
   CaptureWriter(const CaptureWriter&) = delete;
@@ -46,9 +49,11 @@ class CaptureWriter {
   // Builds the frame for `spec` and appends it. Times must not decrease (the Timeline sees
   // to that); a decreasing time is recorded and reported by finish().
   void write(const PacketSpec& spec) noexcept;
-  // Appends an already built frame (the benchmark scenario patches templates itself).
+  // Appends an already built frame (the benchmark scenario patches templates itself) and
+  // counts it with its TCP `flags`.
   void write_frame(TimestampNs time, std::span<const std::uint8_t> captured,
-                   std::uint32_t wire_length) noexcept;
+                   std::uint32_t wire_length, std::uint8_t flags,
+                   bool tcp_header_readable) noexcept;
   // Flushes, closes and renames the file into place.
   std::expected<void, std::string> finish();
 
@@ -57,13 +62,14 @@ class CaptureWriter {
   [[nodiscard]] const CaptureCounts& counts() const noexcept { return counts_; }
 
  private:
-  CaptureWriter(pcap_t* dead, pcap_dumper_t* dumper, std::string path, Link link);
+  CaptureWriter(pcap_t* dead, pcap_dumper_t* dumper, std::string path, Link link, bool duplicate);
   void close() noexcept;
 
   pcap_t* dead_ = nullptr;
   pcap_dumper_t* dumper_ = nullptr;
   std::string path_;
   Link link_;
+  bool duplicate_ = false;
   CaptureCounts counts_;
   bool out_of_order_ = false;
   std::vector<std::uint8_t> frame_;

@@ -15,6 +15,7 @@ namespace {
 
 void print_list() {
   using synwatch::gen::scenarios;
+  using synwatch::gen::to_string;
   std::cout << "scenarios (defaults in brackets; options not listed are rejected):\n";
   for (const auto& s : scenarios()) {
     std::cout << "  " << s.name;
@@ -22,15 +23,24 @@ void print_list() {
       std::cout << "  [--rate " << std::fixed << std::setprecision(0) << *s.rate << " "
                 << s.rate_unit << "]";
     }
-    if (s.duration) std::cout << "  [--duration " << std::defaultfloat << *s.duration << " s]";
+    // Shortest form (10, 0.5), whatever precision the rate above left behind.
+    std::cout << std::defaultfloat << std::setprecision(6);
+    if (s.duration) std::cout << "  [--duration " << *s.duration << " s]";
     if (s.count) std::cout << "  [--count " << *s.count << " " << s.count_unit << "]";
+    if (s.legit_rate) {
+      std::cout << "  [--legit-rate " << *s.legit_rate << " connections/s]";
+    }
+    if (s.history) std::cout << "  [--history " << *s.history << " s]";
+    if (s.answer) std::cout << "  [--answer " << to_string(*s.answer) << ": none|synack|rst]";
     std::cout << "\n      " << s.description << "\n";
   }
   std::cout
       << "every scenario takes --seed (default 1), --target (default 198.51.100.10:80; ipv6-flood "
          "[2001:db8::10]:443; an IPv6 target makes any scenario IPv6), --link "
-         "(ethernet|vlan|qinq|sll|sll2|raw) and --start (epoch seconds, default 1704067200 = "
-         "2024-01-01T00:00:00Z)\n";
+         "(ethernet|vlan|qinq|sll|sll2|raw), --start (epoch seconds, default 1704067200 = "
+         "2024-01-01T00:00:00Z) and --duplicate (every frame written twice, back to back with the "
+         "same timestamp, as a span port seeing both sides delivers it; summary counts include "
+         "both copies)\n";
 }
 
 int run(int argc, char** argv) {
@@ -41,6 +51,9 @@ int run(int argc, char** argv) {
   double rate = 0;
   double duration = 0;
   std::uint64_t count = 0;
+  double legit_rate = 0;
+  double history = 0;
+  std::string answer;
   std::string target;
   std::string link = "ethernet";
   std::string start;
@@ -52,6 +65,14 @@ int run(int argc, char** argv) {
   auto* duration_option = app.add_option("--duration", duration, "seconds of attack or traffic");
   auto* count_option =
       app.add_option("--count", count, "number of packets, ports, clients... (per scenario)");
+  auto* legit_rate_option = app.add_option("--legit-rate", legit_rate,
+                                           "legitimate connections per second beside the attack");
+  auto* history_option = app.add_option(
+      "--history", history, "seconds of legitimate load alone before the attack starts");
+  app.add_option("--answer", answer, "the server's answer to the attack's SYNs: none|synack|rst")
+      ->check(CLI::IsMember({"none", "synack", "rst"}));
+  app.add_flag("--duplicate", options.duplicate,
+               "write every frame twice, back to back with the same timestamp");
   app.add_option("--target", target, "ADDR:PORT or [ADDR6]:PORT under attack");
   app.add_option("--link", link, "ethernet|vlan|qinq|sll|sll2|raw")
       ->check(CLI::IsMember({"ethernet", "vlan", "qinq", "sll", "sll2", "raw"}));
@@ -69,6 +90,9 @@ int run(int argc, char** argv) {
   if (*rate_option) options.rate = rate;
   if (*duration_option) options.duration = duration;
   if (*count_option) options.count = count;
+  if (*legit_rate_option) options.legit_rate = legit_rate;
+  if (*history_option) options.history = history;
+  if (!answer.empty()) options.answer = parse_syn_reply(answer);
   options.link = *parse_link(link);
   if (!target.empty()) {
     options.target = parse_endpoint(target);

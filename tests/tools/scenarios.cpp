@@ -219,6 +219,15 @@ struct Context {  // NOLINT(cppcoreguidelines-pro-type-member-init)
   [[nodiscard]] std::uint64_t count() const {
     return options.count.value_or(info.count.value_or(1));
   }
+  [[nodiscard]] double legit_rate() const {
+    return options.legit_rate.value_or(info.legit_rate.value_or(1));
+  }
+  [[nodiscard]] double history() const {
+    return options.history.value_or(info.history.value_or(0));
+  }
+  [[nodiscard]] SynReply answer() const {
+    return options.answer.value_or(info.answer.value_or(SynReply::kNone));
+  }
   [[nodiscard]] TimestampNs start() const { return options.start; }
   [[nodiscard]] bool v4() const { return target.address.is_v4(); }
 
@@ -377,6 +386,9 @@ struct ConnectionTiming {
   std::uint16_t response_bytes = 0;
   DurationNs hold = 100 * kMilli;  // idle time before the client closes
   bool close = true;               // false: stop after the final ACK
+  // Above zero: the first SYN-ACK is lost on its way to the client, whose SYN timer sends the
+  // SYN again this long after the first one.
+  DurationNs syn_retry_after = 0;
 };
 
 // A complete, well-behaved connection as seen on the server's interface.
@@ -390,6 +402,15 @@ void schedule_connection(Context& c, const Client& client, std::uint16_t port,
   TimestampNs t = t0 + timing.server_delay;
   const PacketSpec synack = make_synack(c, syn, shape, server_isn, t);
   c.emit(synack);
+  if (timing.syn_retry_after > 0) {
+    // The same SYN (same ISN, a fresh timestamp); the server, still in SYN_RECV, answers it
+    // with a SYN-ACK carrying its original ISN.
+    const PacketSpec retry =
+        make_syn(c, client, port, server, client_isn, t0 + timing.syn_retry_after, shape);
+    c.emit(retry);
+    t = retry.time + timing.server_delay;
+    c.emit(make_synack(c, retry, shape, server_isn, t));
+  }
 
   std::uint32_t client_next = client_isn + 1;
   std::uint32_t server_next = server_isn + 1;
@@ -456,6 +477,17 @@ std::uint16_t any_high_port(Random& rng) {
   return static_cast<std::uint16_t>(rng.between(1024, 65535));
 }
 
+// A web client's connection: a request, a response, a pause, then the client closes.
+ConnectionTiming web_request(Random& rng, DurationNs min_rtt, DurationNs max_rtt) {
+  ConnectionTiming timing;
+  timing.server_delay = server_delay(rng);
+  timing.rtt = rng.between(min_rtt, max_rtt);
+  timing.request_bytes = static_cast<std::uint16_t>(rng.between(120, 480));
+  timing.response_bytes = static_cast<std::uint16_t>(rng.between(300, 1400));
+  timing.hold = rng.between(100 * kMilli, 900 * kMilli);
+  return timing;
+}
+
 // Real-looking clients from documentation space connecting now and then, so that time moves
 // on after an attack and a detector can see it end.
 void background(Context& c, TimestampNs from, DurationNs length, DurationNs every) {
@@ -463,25 +495,63 @@ void background(Context& c, TimestampNs from, DurationNs length, DurationNs ever
   for (TimestampNs t = from + every / 2; t < from + length; t += every) {
     const TimestampNs at = t + c.rng.between(0, 50 * kMilli);
     c.timeline.release_before(at);
-    ConnectionTiming timing;
-    timing.server_delay = server_delay(c.rng);
-    timing.rtt = c.rng.between(15 * kMilli, 120 * kMilli);
-    timing.request_bytes = static_cast<std::uint16_t>(c.rng.between(120, 480));
-    timing.response_bytes = static_cast<std::uint16_t>(c.rng.between(300, 1400));
-    timing.hold = c.rng.between(100 * kMilli, 900 * kMilli);
+    const ConnectionTiming timing = web_request(c.rng, 15 * kMilli, 120 * kMilli);
     schedule_connection(c, os_client(random_in(clients, c.rng), c.rng), ephemeral_port(c.rng),
                         c.target, at, timing);
   }
+}
+
+// A client that connects again and again; like a stack's port allocator it takes the next
+// ephemeral port each time, so two of its connections never share a 4-tuple.
+struct RegularClient {
+  Client client;
+  std::uint16_t next_port = 32768;
+
+  std::uint16_t take_port() noexcept {
+    const std::uint16_t port = next_port;
+    next_port = next_port >= 60999 ? 32768 : static_cast<std::uint16_t>(next_port + 1);
+    return port;
+  }
+};
+
+std::vector<RegularClient> regular_clients(Context& c, const IpPrefix& p, std::size_t count) {
+  std::vector<RegularClient> clients;
+  clients.reserve(count);
+  for (const IpAddress& a : distinct_in(p, count, c.rng)) {
+    clients.push_back({os_client(a, c.rng), ephemeral_port(c.rng)});
+  }
+  return clients;
 }
 
 enum class Answer : std::uint8_t {
   kNone,        // server silent, or a one-way mirror of the inbound direction
   kOnce,        // one SYN-ACK per SYN: Linux with SYN cookies keeps no state to retransmit
   kRetransmit,  // SYN-ACK, then again at +1 s and +3 s (Linux SYN_RECV backoff)
+  kReset,       // RST-ACK, seq 0, ack = SYN's seq + 1: nothing listens on the port
 };
+
+Answer answer_for(SynReply reply) {
+  switch (reply) {
+    case SynReply::kNone:
+      return Answer::kNone;
+    case SynReply::kSynAck:
+      return Answer::kOnce;
+    case SynReply::kRst:
+      return Answer::kReset;
+  }
+  return Answer::kNone;
+}
 
 void answer_syn(Context& c, const PacketSpec& syn, const SynShape& shape, Answer answer) {
   if (answer == Answer::kNone) return;
+  if (answer == Answer::kReset) {
+    PacketSpec reset = make_synack(c, syn, shape, 0, syn.time + server_delay(c.rng));
+    reset.flags = tcp_flags::kRst | tcp_flags::kAck;
+    reset.window = 0;
+    reset.options = {};
+    c.emit(reset);
+    return;
+  }
   const std::uint32_t server_isn = c.rng.u32();
   const TimestampNs first = syn.time + server_delay(c.rng);
   c.emit(make_synack(c, syn, shape, server_isn, first));
@@ -511,6 +581,123 @@ void spoofed_flood(Context& c, Answer answer) {
     answer_syn(c, syn, shape, answer);
   }
   background(c, c.start() + from_seconds(c.duration()), 30 * kSecond, 2 * kSecond);
+}
+
+// The attack's SYNs and the legitimate clients' connections are two streams of evenly spaced
+// arrivals (Context::slot) merged in time order, since the timeline only takes packets at or
+// after the last release.
+void flood_beside_legit(Context& c) {
+  constexpr TimestampNs kNever = std::numeric_limits<TimestampNs>::max();
+  constexpr std::size_t kLegitClients = 250;  // nearly all of 203.0.113.0/24
+  const TimestampNs attack_start = c.start() + from_seconds(c.history());
+  const double legit_seconds = c.history() + c.duration() + 5;
+  const std::uint64_t flood_syns = event_count(c);
+  const auto legit_connections =
+      static_cast<std::uint64_t>(std::llround(c.legit_rate() * legit_seconds));
+  AddressSampler sources(spoof_prefix(c.v4()), c.rng);
+  std::vector<RegularClient> clients = regular_clients(c, client_prefix(c.v4()), kLegitClients);
+
+  std::uint64_t flood_sent = 0;
+  std::uint64_t legit_sent = 0;
+  TimestampNs next_flood = flood_syns > 0 ? c.slot(0, c.rate(), attack_start) : kNever;
+  TimestampNs next_legit = legit_connections > 0 ? c.slot(0, c.legit_rate(), c.start()) : kNever;
+  while (next_flood != kNever || next_legit != kNever) {
+    if (next_flood <= next_legit) {
+      const TimestampNs t = next_flood;
+      c.timeline.release_before(t);
+      if (flood_sent == 0) c.flood_start = t;
+      SynShape shape;
+      const Client tool = flood_client(sources.next(c.rng), c.rng);
+      const PacketSpec syn =
+          make_syn(c, tool, any_high_port(c.rng), c.target, c.rng.u32(), t, shape);
+      c.emit(syn);
+      answer_syn(c, syn, shape, Answer::kOnce);
+      ++flood_sent;
+      next_flood = flood_sent < flood_syns ? c.slot(flood_sent, c.rate(), attack_start) : kNever;
+    } else {
+      const TimestampNs t = next_legit;
+      c.timeline.release_before(t);
+      RegularClient& client = clients[c.rng.below(clients.size())];
+      const ConnectionTiming timing = web_request(c.rng, 10 * kMilli, 80 * kMilli);
+      schedule_connection(c, client.client, client.take_port(), c.target, t, timing);
+      ++legit_sent;
+      next_legit =
+          legit_sent < legit_connections ? c.slot(legit_sent, c.legit_rate(), c.start()) : kNever;
+    }
+  }
+  background(c, c.start() + from_seconds(legit_seconds), 30 * kSecond, 2 * kSecond);
+}
+
+// Many new clients at once (a sale, a news link): every one from its own address, slow
+// networks, a few that give up after the SYN-ACK.
+void flash_crowd(Context& c) {
+  AddressSampler addresses(spoof_prefix(c.v4()), c.rng);
+  const std::uint64_t clients = event_count(c);
+  for (std::uint64_t i = 0; i < clients; ++i) {
+    const TimestampNs t = c.slot(i, c.rate(), c.start());
+    c.timeline.release_before(t);
+    const Client client = os_client(addresses.next(c.rng), c.rng);
+    const std::uint16_t port = ephemeral_port(c.rng);
+    if (c.rng.chance(0.02)) {
+      // The client is gone before its ACK: the server retransmits from SYN_RECV in vain.
+      SynShape shape;
+      const PacketSpec syn = make_syn(c, client, port, c.target, c.rng.u32(), t, shape);
+      c.emit(syn);
+      answer_syn(c, syn, shape, Answer::kRetransmit);
+      continue;
+    }
+    const ConnectionTiming timing = web_request(c.rng, 200 * kMilli, 1000 * kMilli);
+    schedule_connection(c, client, port, c.target, t, timing);
+  }
+  background(c, c.start() + from_seconds(c.duration()), 30 * kSecond, 2 * kSecond);
+}
+
+// A busy server behind a lossy path: a few SYN-ACKs never reach their client, which sends its
+// SYN again after its initial 1 s retransmission timeout. Connections are short and carry no
+// data, so that 100,000 of them stay a small file.
+void lossy_busy(Context& c) {
+  constexpr std::size_t kClients = 20000;
+  std::vector<RegularClient> clients = regular_clients(c, spoof_prefix(c.v4()), kClients);
+  const std::uint64_t connections = event_count(c);
+  for (std::uint64_t i = 0; i < connections; ++i) {
+    const TimestampNs t = c.slot(i, c.rate(), c.start());
+    c.timeline.release_before(t);
+    RegularClient& client = clients[c.rng.below(clients.size())];
+    ConnectionTiming timing;
+    timing.server_delay = server_delay(c.rng);
+    timing.rtt = c.rng.between(5 * kMilli, 60 * kMilli);
+    timing.hold = c.rng.between(10 * kMilli, 300 * kMilli);
+    if (c.rng.chance(0.02)) timing.syn_retry_after = 1 * kSecond;
+    schedule_connection(c, client.client, client.take_port(), c.target, t, timing);
+  }
+  background(c, c.start() + from_seconds(c.duration()), 30 * kSecond, 2 * kSecond);
+}
+
+// SYNs to random ports (1..65535, repeats allowed) of the target's address: each port gets
+// few, the address gets them all. From a new spoofed source each time, or from one source.
+void random_ports(Context& c, bool one_source) {
+  AddressSampler spoofed(spoof_prefix(c.v4()), c.rng);
+  Client single;
+  single.address = *IpAddress::parse(c.v4() ? "203.0.113.77" : "2001:db8::77");
+  single.stack = Stack::kHping3;
+  single.ttl = arrival_ttl(64, c.rng);
+  const Answer answer = answer_for(c.answer());
+  const std::uint64_t syns = c.count();
+  for (std::uint64_t i = 0; i < syns; ++i) {
+    const TimestampNs t = c.slot(i, c.rate(), c.start());
+    c.timeline.release_before(t);
+    if (i == 0) c.flood_start = t;
+    const Client client = one_source ? single : flood_client(spoofed.next(c.rng), c.rng);
+    const Endpoint destination{c.target.address,
+                               static_cast<std::uint16_t>(c.rng.between(1, 65535))};
+    SynShape shape;
+    const PacketSpec syn =
+        make_syn(c, client, any_high_port(c.rng), destination, c.rng.u32(), t, shape);
+    c.emit(syn);
+    answer_syn(c, syn, shape, answer);
+  }
+  const auto attack = static_cast<DurationNs>(static_cast<double>(syns) * 1e9 / c.rate());
+  background(c, c.start() + attack, 30 * kSecond, 2 * kSecond);
 }
 
 void few_sources(Context& c) {
@@ -813,7 +1000,6 @@ void bench_flood(Context& c) {
   const std::uint64_t packets = c.count();
   const double spacing = 1e9 / c.rate();
   const std::uint32_t offset = c.rng.u32();
-  CaptureCounts& counts = c.writer.counts();
   c.flood_start = c.start();
   std::uint64_t written = 0;
   for (std::uint32_t k = 0; written < packets; ++k) {
@@ -822,14 +1008,13 @@ void bench_flood(Context& c) {
     const auto port = static_cast<std::uint16_t>(32768 + (tuple & 0x7fff));
     const std::uint32_t isn = c.rng.u32();
     TimestampNs t = c.start() + static_cast<DurationNs>(static_cast<double>(written) * spacing);
-    c.writer.write_frame(t, syn.patch(source, port, isn, 0, c.rng.u16()), syn.wire_length());
-    counts.count(t, tcp_flags::kSyn, true);
+    c.writer.write_frame(t, syn.patch(source, port, isn, 0, c.rng.u16()), syn.wire_length(),
+                         tcp_flags::kSyn, true);
     ++written;
     if (k % 2 == 0 && written < packets) {  // every other SYN is answered right away
       t = c.start() + static_cast<DurationNs>(static_cast<double>(written) * spacing);
       c.writer.write_frame(t, synack.patch(source, port, c.rng.u32(), isn + 1, 0),
-                           synack.wire_length());
-      counts.count(t, tcp_flags::kSyn | tcp_flags::kAck, true);
+                           synack.wire_length(), tcp_flags::kSyn | tcp_flags::kAck, true);
       ++written;
     }
   }
@@ -899,6 +1084,34 @@ constexpr ScenarioInfo kScenarios[] = {
      "checksums "
      "finished from precomputed sums (always valid; nothing is skipped).",
      14'880'000, "packets/s", std::nullopt, 10'000'000, "packets", false},
+    {"flood-beside-legit",
+     "spoofed-flood answered by one SYN-ACK each (SYN cookies), starting --history s into the "
+     "capture, while real clients (250 addresses of 203.0.113.0/24; IPv6 2001:db8:1::/48) open "
+     "--legit-rate complete connections/s to the same target from the start until 5 s after the "
+     "flood: RTT 10-80 ms, request, response, FIN. Then 30 s of background.",
+     500, "SYN/s", 10, std::nullopt, "", false, 1550, 0, std::nullopt},
+    {"flash-crowd",
+     "--rate new clients/s, each from its own address in 198.18.0.0/15 (at most 131072), RTT "
+     "0.2-1.0 s, request, response, FIN; 2 % never send the final ACK and get the SYN-ACK again "
+     "at +1 s and +3 s. Then 30 s of background.",
+     2000, "clients/s", 20, std::nullopt, "", false},
+    {"lossy-busy",
+     "--rate short connections/s (handshake, FIN, no data) from 20000 clients in 198.18.0.0/15, "
+     "RTT 5-60 ms; for 2 % the first SYN-ACK is lost: the client sends the same SYN again 1 s "
+     "later, the "
+     "server answers again and the handshake completes. Then 30 s of background.",
+     5000, "connections/s", 20, std::nullopt, "", false},
+    {"random-ports",
+     "--count SYNs to random ports (1..65535, repeats allowed) of the target's address, each from "
+     "a new spoofed source as in spoofed-flood; --answer none (dropped), rst (RST-ACK) or synack "
+     "(one SYN-ACK). Then 30 s of background to the target.",
+     5000, "SYN/s", std::nullopt, 20000, "SYNs", false, std::nullopt, std::nullopt,
+     SynReply::kNone},
+    {"random-ports-one-source",
+     "random-ports, but every SYN comes from 203.0.113.77 (IPv6 2001:db8::77), hping3-style, "
+     "from random source ports.",
+     5000, "SYN/s", std::nullopt, 20000, "SYNs", false, std::nullopt, std::nullopt,
+     SynReply::kNone},
 };
 
 }  // namespace
@@ -912,6 +1125,25 @@ const ScenarioInfo* find_scenario(std::string_view name) noexcept {
     if (s.name == name) return &s;
   }
   return nullptr;
+}
+
+std::optional<SynReply> parse_syn_reply(std::string_view name) noexcept {
+  for (const SynReply reply : {SynReply::kNone, SynReply::kSynAck, SynReply::kRst}) {
+    if (to_string(reply) == name) return reply;
+  }
+  return std::nullopt;
+}
+
+std::string_view to_string(SynReply reply) noexcept {
+  switch (reply) {
+    case SynReply::kNone:
+      return "none";
+    case SynReply::kSynAck:
+      return "synack";
+    case SynReply::kRst:
+      return "rst";
+  }
+  return "none";
 }
 
 std::string Summary::to_json() const {
@@ -983,6 +1215,17 @@ std::expected<Summary, std::string> run_scenario(const GeneratorOptions& options
   if (options.rate && !info->rate) return reject("--rate");
   if (options.duration && !info->duration) return reject("--duration");
   if (options.count && !info->count) return reject("--count");
+  if (options.legit_rate && !info->legit_rate) return reject("--legit-rate");
+  if (options.history && !info->history) return reject("--history");
+  if (options.answer && !info->answer) return reject("--answer");
+  if (options.legit_rate && !(std::isfinite(*options.legit_rate) && *options.legit_rate > 0 &&
+                              *options.legit_rate <= 1e6)) {
+    return std::unexpected("--legit-rate must be in (0, 1e6] connections per second");
+  }
+  if (options.history &&
+      !(std::isfinite(*options.history) && *options.history >= 0 && *options.history <= 3600)) {
+    return std::unexpected("--history must be in [0, 3600] seconds");
+  }
   if (options.rate &&
       !(std::isfinite(*options.rate) && *options.rate > 0 && *options.rate <= 1e9)) {
     return std::unexpected("--rate must be in (0, 1e9]");
@@ -1007,11 +1250,25 @@ std::expected<Summary, std::string> run_scenario(const GeneratorOptions& options
   if (info->rate && info->duration && events > 1e8) {
     return std::unexpected("--rate x --duration above 1e8 packets");
   }
+  if (info->legit_rate) {
+    const double legit = options.legit_rate.value_or(*info->legit_rate) *
+                         (options.history.value_or(info->history.value_or(0)) +
+                          options.duration.value_or(info->duration.value_or(1)) + 5);
+    if (legit > 1e7) {
+      return std::unexpected("--legit-rate x (--history + --duration + 5) above 1e7 connections");
+    }
+  }
+  const bool ipv4_target = !options.target || options.target->address.is_v4();
+  if (options.scenario == "flash-crowd" && ipv4_target && std::llround(events) > 131072) {
+    return std::unexpected(
+        "flash-crowd: --rate x --duration at most 131072 clients (one address each in "
+        "198.18.0.0/15)");
+  }
 
   const Endpoint default_target = info->ipv6_default_target
                                       ? Endpoint{*IpAddress::parse("2001:db8::10"), 443}
                                       : Endpoint{*IpAddress::parse("198.51.100.10"), 80};
-  auto writer = CaptureWriter::open(options.out, options.link);
+  auto writer = CaptureWriter::open(options.out, options.link, options.duplicate);
   if (!writer) return std::unexpected(writer.error());
   const bool frame_limited = options.scenario == "truncated";
   Timeline timeline(*writer, frame_limited ? options.count.value_or(*info->count)
@@ -1049,6 +1306,16 @@ std::expected<Summary, std::string> run_scenario(const GeneratorOptions& options
     mixed_families(c);
   } else if (name == "bench-flood") {
     bench_flood(c);
+  } else if (name == "flood-beside-legit") {
+    flood_beside_legit(c);
+  } else if (name == "flash-crowd") {
+    flash_crowd(c);
+  } else if (name == "lossy-busy") {
+    lossy_busy(c);
+  } else if (name == "random-ports") {
+    random_ports(c, false);
+  } else if (name == "random-ports-one-source") {
+    random_ports(c, true);
   }
   timeline.release_all();
 

@@ -20,6 +20,16 @@ namespace synwatch::gen {
 // 2024-01-01T00:00:00Z: packet times start here unless --start says otherwise.
 inline constexpr TimestampNs kDefaultStart = 1'704'067'200LL * kNanosPerSecond;
 
+// How the server answers the attack's SYNs, for the scenarios that take --answer.
+enum class SynReply : std::uint8_t {
+  kNone,    // unanswered: a firewall drops SYNs to closed ports
+  kSynAck,  // one SYN-ACK per SYN (SYN cookies keep no state to retransmit)
+  kRst,     // RST-ACK (seq 0, ack = SYN's seq + 1): nothing listens on the port
+};
+
+std::optional<SynReply> parse_syn_reply(std::string_view name) noexcept;
+std::string_view to_string(SynReply reply) noexcept;
+
 struct GeneratorOptions {
   std::string scenario;
   std::string out;
@@ -27,6 +37,12 @@ struct GeneratorOptions {
   std::optional<double> rate;      // packets or connections per second (see ScenarioInfo)
   std::optional<double> duration;  // seconds
   std::optional<std::uint64_t> count;
+  std::optional<double> legit_rate;  // legitimate connections per second beside the attack
+  std::optional<double> history;     // seconds of legitimate load alone before the attack
+  std::optional<SynReply> answer;
+  // Every frame written twice, back to back with the same timestamp (a span port that copies
+  // both directions of a link it also sees directly). Counts in the summary are frames written.
+  bool duplicate = false;
   std::optional<Endpoint> target;
   Link link = Link::kEthernet;
   TimestampNs start = kDefaultStart;
@@ -42,6 +58,9 @@ struct ScenarioInfo {
   std::optional<std::uint64_t> count;
   std::string_view count_unit;
   bool ipv6_default_target = false;
+  std::optional<double> legit_rate = std::nullopt;  // connections/s
+  std::optional<double> history = std::nullopt;     // seconds
+  std::optional<SynReply> answer = std::nullopt;
 };
 
 std::span<const ScenarioInfo> scenarios() noexcept;
