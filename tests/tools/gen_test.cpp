@@ -33,11 +33,23 @@ constexpr std::int64_t kStart = 1'704'067'200LL * 1'000'000'000LL;
 constexpr std::int64_t kSecond = 1'000'000'000LL;
 constexpr std::int64_t kMilli = 1'000'000LL;
 
-const std::vector<std::string> kScenarios = {
-    "spoofed-flood", "spoofed-flood-synack", "few-sources",
-    "botnet",        "legit-burst",          "slow-legit",
-    "syn-scan",      "ipv6-flood",           "randdst",
-    "truncated",     "mixed-families",       "bench-flood"};
+const std::vector<std::string> kScenarios = {"spoofed-flood",
+                                             "spoofed-flood-synack",
+                                             "few-sources",
+                                             "botnet",
+                                             "legit-burst",
+                                             "slow-legit",
+                                             "syn-scan",
+                                             "ipv6-flood",
+                                             "randdst",
+                                             "truncated",
+                                             "mixed-families",
+                                             "bench-flood",
+                                             "flash-crowd",
+                                             "lossy-busy",
+                                             "flood-beside-legit",
+                                             "random-ports",
+                                             "random-ports-one-source"};
 const std::vector<std::string> kLinks = {"ethernet", "vlan", "qinq", "sll", "sll2", "raw"};
 
 struct RunResult {
@@ -277,9 +289,12 @@ struct Generated {  // NOLINT(bugprone-exception-escape)
 
 // Follows handshakes by 4-tuple the way a passive observer would.
 struct Handshake {
-  std::int64_t syn_ts = 0, synack_ts = 0, ack_ts = -1;
+  std::int64_t syn_ts = 0, synack_ts = 0, ack_ts = -1;  // first SYN and first SYN-ACK
+  std::int64_t last_syn_ts = 0, last_synack_ts = 0;
   std::uint32_t syn_seq = 0, synack_seq = 0;
+  int syns = 0;
   int synacks = 0;
+  bool seq_changed = false;  // a later SYN or SYN-ACK of the tuple had another sequence number
   bool completed = false;
   bool fin_from_client = false, fin_from_server = false;
   IpAddress client;
@@ -302,16 +317,24 @@ std::map<std::string, Handshake> track(const Generated& g) {
         tuple_key(p.destination, p.destination_port, p.source, p.source_port);
     if (p.syn()) {
       Handshake& h = flows[forward];
-      h.syn_ts = ts;
-      h.syn_seq = p.seq;
+      if (h.syns++ == 0) {
+        h.syn_ts = ts;
+        h.syn_seq = p.seq;
+      }
+      h.seq_changed = h.seq_changed || p.seq != h.syn_seq;
+      h.last_syn_ts = ts;
       h.client = p.source;
       h.server_port = p.destination_port;
     } else if (p.synack()) {
       auto it = flows.find(reverse);
       if (it == flows.end()) continue;
-      it->second.synack_ts = it->second.synacks == 0 ? ts : it->second.synack_ts;
-      it->second.synack_seq = p.seq;
-      ++it->second.synacks;
+      Handshake& h = it->second;
+      if (h.synacks++ == 0) {
+        h.synack_ts = ts;
+        h.synack_seq = p.seq;
+      }
+      h.seq_changed = h.seq_changed || p.seq != h.synack_seq;
+      h.last_synack_ts = ts;
     } else if (auto it = flows.find(forward); it != flows.end()) {  // client to server
       Handshake& h = it->second;
       if (!h.completed && h.synacks > 0 && (p.flags & 0x10) != 0 && !p.rst() &&
@@ -346,8 +369,17 @@ class GenTest : public ::testing::Test {
   int files_ = 0;
 };
 
+// Scenarios whose defaults are large run smaller where every link type and seed is checked.
 std::vector<std::string> small_options(const std::string& scenario) {
   if (scenario == "bench-flood") return {"--count", "30000"};
+  if (scenario == "flood-beside-legit") {
+    return {"--rate", "500", "--legit-rate", "300", "--duration", "2", "--history", "1"};
+  }
+  if (scenario == "flash-crowd") return {"--rate", "1000", "--duration", "2"};
+  if (scenario == "lossy-busy") return {"--rate", "2000", "--duration", "2"};
+  if (scenario == "random-ports" || scenario == "random-ports-one-source") {
+    return {"--count", "5000", "--answer", "synack"};
+  }
   return {};
 }
 
@@ -733,6 +765,256 @@ TEST_F(GenTest, RateAndDurationScaleTheFlood) {
   EXPECT_EQ(g.summary["syns"].get<std::size_t>(), 2000u + 15u);
 }
 
+TEST_F(GenTest, DuplicateWritesEveryFrameTwiceBackToBackWithItsTimestamp) {
+  const std::vector<std::vector<std::string>> runs = {
+      {"spoofed-flood", "--duration", "0.5"},
+      {"spoofed-flood-synack", "--duration", "0.5", "--link", "sll2"},
+      {"bench-flood", "--count", "3000"},
+      {"truncated"},
+      {"flood-beside-legit", "--rate", "200", "--legit-rate", "100", "--duration", "1"},
+      {"random-ports", "--count", "1000", "--answer", "rst", "--target", "[2001:db8::10]:443"}};
+  for (const auto& run : runs) {
+    const std::string& scenario = run.front();
+    const std::vector<std::string> options(run.begin() + 1, run.end());
+    std::vector<std::string> duplicated = options;
+    duplicated.emplace_back("--duplicate");
+    const Generated once = generate(scenario, options);
+    const Generated twice = generate(scenario, duplicated);
+    ASSERT_FALSE(once.capture.frames.empty()) << scenario;
+    ASSERT_EQ(twice.capture.frames.size(), 2 * once.capture.frames.size()) << scenario;
+    for (std::size_t i = 0; i < once.capture.frames.size(); ++i) {
+      const Frame& original = once.capture.frames[i];
+      for (const Frame* copy : {&twice.capture.frames[2 * i], &twice.capture.frames[2 * i + 1]}) {
+        ASSERT_EQ(copy->ts, original.ts) << scenario << " frame " << i;
+        ASSERT_EQ(copy->wire_length, original.wire_length) << scenario << " frame " << i;
+        ASSERT_TRUE(copy->data == original.data) << scenario << " frame " << i;
+      }
+    }
+    EXPECT_GT(once.summary["syns"].get<std::uint64_t>(), 0u) << scenario;
+    for (const char* counted : {"packets", "syns", "synacks"}) {
+      EXPECT_EQ(twice.summary[counted].get<std::uint64_t>(),
+                2 * once.summary[counted].get<std::uint64_t>())
+          << scenario << " " << counted;
+    }
+    for (const char* same : {"scenario", "first_ts", "last_ts", "flood_start_ts", "target"}) {
+      EXPECT_EQ(twice.summary[same], once.summary[same]) << scenario << " " << same;
+    }
+  }
+}
+
+TEST_F(GenTest, FloodBesideLegitRunsTheFloodAfterTheHistoryWhileRealClientsComplete) {
+  const Generated g = generate("flood-beside-legit", {"--rate", "1000", "--legit-rate", "400",
+                                                      "--duration", "3", "--history", "2"});
+  const std::int64_t attack_start = kStart + 2 * kSecond;
+  const std::int64_t legit_end = kStart + 10 * kSecond;  // history + duration + 5 s
+  EXPECT_EQ(g.summary["flood_start_ts"].get<std::int64_t>(), attack_start);
+  EXPECT_EQ(g.summary["target"], "198.51.100.10:80");
+  std::set<IpAddress> flood_sources, legit_clients;
+  std::size_t flood = 0, legit = 0, legit_before_attack = 0, background = 0;
+  std::int64_t first_flood_syn = 0;
+  for (const auto& [key, h] : track(g)) {
+    EXPECT_EQ(h.syns, 1) << key;
+    EXPECT_EQ(h.server_port, 80) << key;
+    if (in_prefix(h.client, "198.18.0.0/15")) {
+      ++flood;
+      flood_sources.insert(h.client);
+      first_flood_syn = first_flood_syn == 0 ? h.syn_ts : std::min(first_flood_syn, h.syn_ts);
+      EXPECT_GE(h.syn_ts, attack_start) << key;
+      EXPECT_LT(h.syn_ts, attack_start + 3 * kSecond) << key;
+      EXPECT_EQ(h.synacks, 1) << key;  // SYN cookies: one SYN-ACK, never retransmitted
+      EXPECT_LT(h.synack_ts - h.syn_ts, kMilli) << key;
+      EXPECT_FALSE(h.completed) << key;
+      continue;
+    }
+    ASSERT_TRUE(in_prefix(h.client, "203.0.113.0/24")) << key;
+    EXPECT_TRUE(h.completed && h.fin_from_client && h.fin_from_server) << key;
+    if (h.syn_ts >= legit_end) {
+      ++background;
+      continue;
+    }
+    ++legit;
+    legit_clients.insert(h.client);
+    legit_before_attack += h.syn_ts < attack_start ? 1 : 0;
+    EXPECT_GE(h.ack_ts - h.synack_ts, 10 * kMilli) << key;
+    EXPECT_LE(h.ack_ts - h.synack_ts, 80 * kMilli) << key;
+  }
+  EXPECT_EQ(flood, 3000u);
+  EXPECT_EQ(flood_sources.size(), 3000u);
+  EXPECT_EQ(first_flood_syn, attack_start);
+  EXPECT_EQ(legit, 4000u);  // 400/s for 10 s
+  EXPECT_EQ(legit_before_attack, 800u);
+  EXPECT_GT(legit_clients.size(), 200u);
+  EXPECT_EQ(background, 15u);
+  EXPECT_GE(g.summary["last_ts"].get<std::int64_t>(), legit_end + 28 * kSecond);
+}
+
+TEST_F(GenTest, HistoryShiftsTheFloodStartAndAnIpv6TargetMakesItIpv6) {
+  const Generated g =
+      generate("flood-beside-legit", {"--history", "3.5", "--duration", "1", "--legit-rate", "200",
+                                      "--target", "[2001:db8::10]:443"});
+  const std::int64_t attack_start = kStart + 3500 * kMilli;
+  EXPECT_EQ(g.summary["flood_start_ts"].get<std::int64_t>(), attack_start);
+  EXPECT_EQ(g.summary["first_ts"].get<std::int64_t>(), kStart);
+  std::size_t flood = 0, legit = 0;
+  for (std::size_t i = 0; i < g.parsed.size(); ++i) {
+    const Parsed& p = g.parsed[i];
+    ASSERT_FALSE(p.v4);
+    if (!p.syn()) continue;
+    if (in_prefix(p.source, "2001:db8:8000::/33")) {
+      ++flood;
+      EXPECT_GE(g.capture.frames[i].ts, attack_start);
+    } else {
+      EXPECT_TRUE(in_prefix(p.source, "2001:db8:1::/48")) << p.source.to_string();
+      ++legit;
+    }
+  }
+  EXPECT_EQ(flood, 500u);
+  EXPECT_EQ(legit, 1900u + 15u);  // 200/s for 3.5 + 1 + 5 s, then background
+}
+
+TEST_F(GenTest, FlashCrowdComesFromDistinctSlowClientsAndTwoPercentNeverComplete) {
+  const Generated g = generate("flash-crowd", {"--duration", "5"});
+  EXPECT_TRUE(g.summary["flood_start_ts"].is_null());
+  std::set<IpAddress> clients;
+  std::size_t crowd = 0, incomplete = 0;
+  for (const auto& [key, h] : track(g)) {
+    if (!in_prefix(h.client, "198.18.0.0/15")) continue;
+    ++crowd;
+    clients.insert(h.client);
+    EXPECT_EQ(h.syns, 1) << key;
+    EXPECT_LT(h.syn_ts, kStart + 5 * kSecond) << key;
+    EXPECT_GT(h.synack_ts - h.syn_ts, 0) << key;
+    EXPECT_LT(h.synack_ts - h.syn_ts, kMilli) << key;
+    if (!h.completed) {
+      ++incomplete;
+      EXPECT_EQ(h.synacks, 3) << key;  // again at +1 s and +3 s
+      EXPECT_NEAR(static_cast<double>(h.last_synack_ts - h.synack_ts), 3.0 * kSecond, 3.0 * kMilli)
+          << key;
+      EXPECT_FALSE(h.seq_changed) << key;
+      continue;
+    }
+    EXPECT_EQ(h.synacks, 1) << key;
+    EXPECT_GE(h.ack_ts - h.synack_ts, 200 * kMilli) << key;
+    EXPECT_LE(h.ack_ts - h.synack_ts, 1000 * kMilli) << key;
+    EXPECT_TRUE(h.fin_from_client && h.fin_from_server) << key;
+  }
+  EXPECT_EQ(crowd, 10000u);
+  EXPECT_EQ(clients.size(), crowd);  // every client its own address
+  EXPECT_NEAR(static_cast<double>(incomplete) / static_cast<double>(crowd), 0.02, 0.005);
+  EXPECT_GE(g.summary["last_ts"].get<std::int64_t>(), kStart + 33 * kSecond);
+}
+
+TEST_F(GenTest, LossyBusyRetransmitsTwoPercentOfSynsOneSecondLaterAndCompletesAll) {
+  const Generated g = generate("lossy-busy", {"--duration", "4"});
+  std::set<IpAddress> clients;
+  std::size_t connections = 0, retried = 0;
+  for (const auto& [key, h] : track(g)) {
+    if (!in_prefix(h.client, "198.18.0.0/15")) continue;
+    ++connections;
+    clients.insert(h.client);
+    ASSERT_TRUE(h.completed) << key;
+    EXPECT_FALSE(h.seq_changed) << key;  // the same SYN again, the same SYN-ACK again
+    EXPECT_EQ(h.synacks, h.syns) << key;
+    if (h.syns == 1) {
+      EXPECT_GE(h.ack_ts - h.synack_ts, 5 * kMilli) << key;
+      EXPECT_LE(h.ack_ts - h.synack_ts, 60 * kMilli) << key;
+      continue;
+    }
+    ASSERT_EQ(h.syns, 2) << key;
+    ++retried;
+    EXPECT_EQ(h.last_syn_ts - h.syn_ts, kSecond) << key;
+    EXPECT_LT(h.synack_ts - h.syn_ts, kMilli) << key;
+    EXPECT_GT(h.last_synack_ts, h.last_syn_ts) << key;
+    EXPECT_LT(h.last_synack_ts - h.last_syn_ts, kMilli) << key;
+    EXPECT_GE(h.ack_ts - h.last_synack_ts, 5 * kMilli) << key;
+    EXPECT_LE(h.ack_ts - h.last_synack_ts, 60 * kMilli) << key;
+  }
+  EXPECT_EQ(connections, 20000u);  // 5000/s for 4 s, no 4-tuple used twice
+  EXPECT_LE(clients.size(), 20000u);
+  EXPECT_GT(clients.size(), 12000u);
+  EXPECT_NEAR(static_cast<double>(retried) / static_cast<double>(connections), 0.02, 0.005);
+}
+
+// The attack phase of random-ports and random-ports-one-source: 20000 SYNs at 5000/s.
+struct PortSweep {
+  std::size_t syns = 0, synacks = 0, resets = 0, answered_correctly = 0;
+  std::set<IpAddress> sources;
+  std::set<std::uint16_t> source_ports, destination_ports;
+  std::set<IpAddress> destinations;
+};
+
+PortSweep port_sweep(const Generated& g) {
+  PortSweep sweep;
+  // 4 s of SYNs, their answers within a millisecond; background starts 1 s after the last SYN.
+  const std::int64_t attack_end = kStart + 4500 * kMilli;
+  std::map<std::string, std::uint32_t> syn_seq;
+  for (std::size_t i = 0; i < g.parsed.size(); ++i) {
+    const Parsed& p = g.parsed[i];
+    if (g.capture.frames[i].ts >= attack_end) break;
+    if (p.syn()) {
+      ++sweep.syns;
+      sweep.sources.insert(p.source);
+      sweep.source_ports.insert(p.source_port);
+      sweep.destination_ports.insert(p.destination_port);
+      sweep.destinations.insert(p.destination);
+      syn_seq[tuple_key(p.source, p.source_port, p.destination, p.destination_port)] = p.seq;
+      continue;
+    }
+    const auto it =
+        syn_seq.find(tuple_key(p.destination, p.destination_port, p.source, p.source_port));
+    const bool answers = it != syn_seq.end() && p.ack == it->second + 1;
+    if (p.synack()) {
+      ++sweep.synacks;
+      sweep.answered_correctly += answers ? 1 : 0;
+    } else if (p.rst() && (p.flags & 0x10) != 0) {
+      ++sweep.resets;
+      sweep.answered_correctly += answers && p.seq == 0 ? 1 : 0;
+    }
+  }
+  return sweep;
+}
+
+TEST_F(GenTest, RandomPortsSpreadsSpoofedSynsOverEveryPortOfOneAddress) {
+  for (const char* answer : {"none", "rst", "synack"}) {
+    const Generated g = generate("random-ports", {"--answer", answer});
+    EXPECT_EQ(g.summary["flood_start_ts"].get<std::int64_t>(), kStart) << answer;
+    const PortSweep sweep = port_sweep(g);
+    EXPECT_EQ(sweep.syns, 20000u) << answer;
+    EXPECT_EQ(sweep.destinations, (std::set<IpAddress>{*IpAddress::parse("198.51.100.10")}));
+    EXPECT_EQ(sweep.sources.size(), 20000u) << answer;
+    for (const IpAddress& source : sweep.sources) {
+      ASSERT_TRUE(in_prefix(source, "198.18.0.0/15")) << source.to_string();
+    }
+    // 20000 uniform draws from 65535 ports hit about 17150 distinct ones, low and high alike.
+    EXPECT_GT(sweep.destination_ports.size(), 16500u) << answer;
+    EXPECT_LT(*sweep.destination_ports.begin(), 100) << answer;
+    EXPECT_GT(*sweep.destination_ports.rbegin(), 65435) << answer;
+    const std::string expected = answer;
+    EXPECT_EQ(sweep.resets, expected == "rst" ? 20000u : 0u) << answer;
+    EXPECT_EQ(sweep.synacks, expected == "synack" ? 20000u : 0u) << answer;
+    EXPECT_EQ(sweep.answered_correctly, expected == "none" ? 0u : 20000u) << answer;
+  }
+}
+
+TEST_F(GenTest, RandomPortsOneSourceSendsEverySynFromOneAddress) {
+  const Generated v4 = generate("random-ports-one-source");
+  const PortSweep sweep = port_sweep(v4);
+  EXPECT_EQ(sweep.syns, 20000u);
+  EXPECT_EQ(sweep.sources, (std::set<IpAddress>{*IpAddress::parse("203.0.113.77")}));
+  EXPECT_GT(sweep.source_ports.size(), 10000u);
+  EXPECT_GT(sweep.destination_ports.size(), 16500u);
+  EXPECT_EQ(sweep.synacks + sweep.resets, 0u);
+
+  const Generated v6 =
+      generate("random-ports-one-source", {"--answer", "rst", "--target", "[2001:db8::10]:443"});
+  const PortSweep sweep6 = port_sweep(v6);
+  EXPECT_EQ(sweep6.syns, 20000u);
+  EXPECT_EQ(sweep6.sources, (std::set<IpAddress>{*IpAddress::parse("2001:db8::77")}));
+  EXPECT_EQ(sweep6.destinations, (std::set<IpAddress>{*IpAddress::parse("2001:db8::10")}));
+  EXPECT_EQ(sweep6.answered_correctly, 20000u);
+  EXPECT_EQ(v6.summary["target"], "[2001:db8::10]:443");
+}
+
 TEST(GenCli, ListDescribesEveryScenario) {
   const RunResult r = run_gen({"--list"});
   ASSERT_EQ(r.exit_code, 0);
@@ -751,6 +1033,47 @@ TEST(GenCli, RejectsBadInputWithoutWritingAFile) {
   EXPECT_NE(run_gen({"spoofed-flood"}).exit_code, 0);
   EXPECT_FALSE(std::filesystem::exists(out));
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+TEST(GenCli, ListShowsTheNewOptionsAndTheirDefaults) {
+  const RunResult r = run_gen({"--list"});
+  ASSERT_EQ(r.exit_code, 0);
+  for (const char* shown : {"[--legit-rate 1550 connections/s]", "[--history 0 s]",
+                            "[--answer none: none|synack|rst]", "--duplicate"}) {
+    EXPECT_NE(r.out.find(shown), std::string::npos) << shown;
+  }
+}
+
+TEST(GenCli, RejectsNewOptionsWhereTheyDoNotApplyOrAreOutOfRange) {
+  TempDir dir;
+  const std::string out = (dir.path() / "x.pcap").string();
+  const std::vector<std::vector<std::string>> rejected = {
+      {"spoofed-flood", "--legit-rate", "100"},
+      {"spoofed-flood", "--history", "1"},
+      {"spoofed-flood", "--answer", "rst"},
+      {"flood-beside-legit", "--answer", "none"},
+      {"flood-beside-legit", "--count", "5"},
+      {"random-ports", "--history", "1"},
+      {"random-ports", "--duration", "1"},
+      {"random-ports-one-source", "--legit-rate", "10"},
+      {"flash-crowd", "--answer", "synack"},
+      {"flood-beside-legit", "--legit-rate", "0"},
+      {"flood-beside-legit", "--history", "-1"},
+      {"flood-beside-legit", "--history", "nan"},
+      {"flash-crowd", "--rate", "10000", "--duration", "20"},  // 200000 > 131072 addresses
+  };
+  for (auto args : rejected) {
+    const std::string what = args[0] + " " + args[1] + " " + args[2];
+    args.insert(args.begin() + 1, {"--out", out});
+    EXPECT_EQ(run_gen(args).exit_code, 2) << what;
+  }
+  EXPECT_NE(run_gen({"random-ports", "--out", out, "--answer", "maybe"}).exit_code, 0);
+  EXPECT_FALSE(std::filesystem::exists(out));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+  EXPECT_EQ(run_gen({"flood-beside-legit", "--out", out, "--history", "0", "--duration", "0.1",
+                     "--legit-rate", "10"})
+                .exit_code,
+            0);
 }
 
 }  // namespace
