@@ -16,7 +16,10 @@ void WindowCounts::add(const WindowCounts& other) noexcept {
   expired += other.expired;
   unanswered += other.unanswered;
   evicted += other.evicted;
-  bogon_syns += other.bogon_syns;
+  stale += other.stale;
+  failed += other.failed;
+  late_completed += other.late_completed;
+  stale_bogon += other.stale_bogon;
   unsourced_syns += other.unsourced_syns;
 }
 
@@ -28,6 +31,38 @@ void DestinationTotals::add(const DestinationTotals& other) noexcept {
   resets += other.resets;
   expired += other.expired;
   evicted += other.evicted;
+  stale += other.stale;
+}
+
+StaleJudgement StaleJudgement::from(const DetectionConfig& detection) {
+  // The ages a destination's normal is rounded up to: fine steps where round trips usually lie,
+  // up to 3 s, the initial SYN-ACK timeout of older kernels (RFC 1122).
+  static constexpr DurationNs kLadder[] = {
+      50 * kNanosPerMilli,  100 * kNanosPerMilli, 200 * kNanosPerMilli,
+      300 * kNanosPerMilli, 500 * kNanosPerMilli, 750 * kNanosPerMilli,
+      kNanosPerSecond,      2 * kNanosPerSecond,  3 * kNanosPerSecond};
+  const StaleConfig& stale = detection.stale;
+  StaleJudgement j;
+  j.ages.push_back(stale.floor);
+  for (const DurationNs age : kLadder) {
+    if (age > stale.floor) j.ages.push_back(age);
+  }
+  if (stale.no_history > stale.floor) j.ages.push_back(stale.no_history);
+  std::sort(j.ages.begin(), j.ages.end());
+  j.ages.erase(std::unique(j.ages.begin(), j.ages.end()), j.ages.end());
+  // At most kJudgeRungsMax rungs: keep the floor and the no-history age, drop the longest others.
+  while (j.ages.size() > kJudgeRungsMax) {
+    auto last = std::prev(j.ages.end());
+    if (*last == stale.no_history) --last;
+    j.ages.erase(last);
+  }
+  j.no_history_rung = static_cast<std::size_t>(
+      std::find(j.ages.begin(), j.ages.end(), std::max(stale.no_history, stale.floor)) -
+      j.ages.begin());
+  j.percentile = stale.percentile;
+  j.history_epoch = std::max<DurationNs>(1, stale.history / 2);
+  j.baseline_time_constant_s = to_seconds(detection.baseline.time_constant);
+  return j;
 }
 
 void DestinationTableCounters::add(const DestinationTableCounters& other) noexcept {
@@ -38,8 +73,14 @@ void DestinationTableCounters::add(const DestinationTableCounters& other) noexce
 }
 
 DestinationTable::DestinationTable(const AggregationConfig& config, DurationNs tick,
-                                   std::size_t half_open_threshold, std::uint64_t hash_seed)
+                                   std::size_t half_open_threshold, std::uint64_t hash_seed,
+                                   StaleJudgement judgement, Scope scope)
     : config_(config),
+      judgement_(std::move(judgement)),
+      scope_(scope),
+      port_mask_(scope == Scope::kHost ? 0 : 0xffff),
+      baseline_decay_per_tick_(
+          std::exp(-to_seconds(tick) / std::max(1e-3, judgement_.baseline_time_constant_s))),
       tick_(tick),
       slots_per_destination_(
           static_cast<std::size_t>(std::max<DurationNs>(1, config.window / tick))),
@@ -99,7 +140,7 @@ inline Destination* DestinationTable::find_recent(const Endpoint& target) noexce
 }
 
 Destination* DestinationTable::find(const Endpoint& target) noexcept {
-  return find_recent(target);
+  return find_recent(key_of(target));
 }
 
 void DestinationTable::index_insert(std::uint32_t index) noexcept {
@@ -166,8 +207,9 @@ void DestinationTable::release(std::uint32_t index) noexcept {
 }
 
 Destination* DestinationTable::find_or_create(const Endpoint& target, TimestampNs now) noexcept {
-  if (Destination* existing = find_recent(target)) return existing;
-  return create(target, now);
+  const Endpoint key = key_of(target);
+  if (Destination* existing = find_recent(key)) return existing;
+  return create(key, now);
 }
 
 Destination* DestinationTable::create(const Endpoint& target, TimestampNs now) noexcept {
@@ -222,6 +264,12 @@ inline WindowSlot& DestinationTable::current_slot(std::uint32_t index, Timestamp
     // Late packets (time going backwards across a tick) land in the current slot rather
     // than wiping a newer one.
     if (slot.tick > tick) return slot;
+    if (slot.tick != INT64_MIN) {
+      // Leaving the window: its stale handshakes leave the level and join the baseline.
+      Destination& d = pool_[index];
+      fold_baseline(d, slot.tick, slot.counts.stale);
+      d.stale_level -= std::min(d.stale_level, slot.counts.stale);
+    }
     slot.tick = tick;
     slot.counts = WindowCounts{};
     slot.sources.clear();
@@ -230,20 +278,13 @@ inline WindowSlot& DestinationTable::current_slot(std::uint32_t index, Timestamp
   return slot;
 }
 
-void DestinationTable::increment(Destination& d, HandshakeState state, TimestampNs now) noexcept {
+void DestinationTable::increment(Destination& d, HandshakeState state) noexcept {
   if (state == HandshakeState::kSynSeen) {
     ++d.syn_seen;
   } else {
     ++d.syn_recv;
   }
-  const std::uint32_t half_open = d.half_open();
-  d.peak_half_open = std::max(d.peak_half_open, half_open);
-  if (half_open >= threshold_ && d.above_threshold_since == 0) {
-    // Packet time 0 is a valid timestamp in old captures; 1 ns later keeps "0 = below" unambiguous.
-    d.above_threshold_since = now == 0 ? 1 : now;
-    ++above_threshold_;
-    if (!d.pinned) ++unpinned_crossings_;
-  }
+  d.peak_half_open = std::max(d.peak_half_open, d.half_open());
 }
 
 void DestinationTable::decrement(Destination& d, HandshakeState state) noexcept {
@@ -251,37 +292,195 @@ void DestinationTable::decrement(Destination& d, HandshakeState state) noexcept 
   // pending; never wrap around.
   std::uint32_t& count = state == HandshakeState::kSynSeen ? d.syn_seen : d.syn_recv;
   if (count > 0) --count;
-  if (d.half_open() < threshold_ && d.above_threshold_since != 0) {
+}
+
+void DestinationTable::move_state(Destination& d, HandshakeState from, HandshakeState to,
+                                  TimestampNs /*now*/) noexcept {
+  std::uint32_t& count = from == HandshakeState::kSynSeen ? d.syn_seen : d.syn_recv;
+  if (count == 0) {
+    // Recycled while pending: only the new state is ours to count.
+    increment(d, to);
+    return;
+  }
+  --count;
+  ++(to == HandshakeState::kSynSeen ? d.syn_seen : d.syn_recv);
+}
+
+void DestinationTable::set_level(Destination& d, std::uint32_t level, TimestampNs now) noexcept {
+  d.stale_level = level;
+  const std::uint32_t flood_level = d.flood_level();
+  if (flood_level >= threshold_ && d.above_threshold_since == 0) {
+    // Packet time 0 is a valid timestamp in old captures; 1 ns later keeps "0 = below" unambiguous.
+    d.above_threshold_since = now == 0 ? 1 : now;
+    ++above_threshold_;
+    if (!d.pinned) ++unpinned_crossings_;
+  } else if (flood_level < threshold_ && d.above_threshold_since != 0) {
     d.above_threshold_since = 0;
     --above_threshold_;
   }
 }
 
-void DestinationTable::move_state(Destination& d, HandshakeState from, HandshakeState to,
-                                  TimestampNs now) noexcept {
-  std::uint32_t& count = from == HandshakeState::kSynSeen ? d.syn_seen : d.syn_recv;
-  if (count == 0) {
-    // Recycled while pending: only the new state is ours to count.
-    increment(d, to, now);
+void DestinationTable::count_stale(Destination& d, const IpAddress& client, bool failed,
+                                   TimestampNs now) noexcept {
+  WindowSlot& slot = current_slot(index_of(d), now);
+  ++slot.counts.stale;
+  if (failed) ++slot.counts.failed;
+  if (is_bogon(client)) ++slot.counts.stale_bogon;
+  slot.sources.add_hash(SourceHll::hash_address(client));
+  slot.heavy.add(client);
+  ++d.totals.stale;
+  set_level(d, d.stale_level + 1, now);
+}
+
+void DestinationTable::count_late_completion(Destination& d, const FlowUpdate& update,
+                                             TimestampNs now) noexcept {
+  if (judgement_.ages.empty()) return;
+  const std::uint32_t index = index_of(d);
+  ++current_slot(index, now).counts.late_completed;
+  // It was counted in the tick it went stale, which its rung's age after its first SYN tells.
+  const DurationNs rung_age =
+      judgement_.ages[std::min<std::size_t>(update.rung, judgement_.ages.size() - 1)];
+  const std::int64_t judged_tick = tick_of(now - update.age + rung_age, tick_);
+  const auto slots = static_cast<std::int64_t>(slots_per_destination_);
+  WindowSlot& slot = slots_[index * slots_per_destination_ +
+                            static_cast<std::size_t>(((judged_tick % slots) + slots) % slots)];
+  if (slot.tick != judged_tick || slot.counts.stale == 0) return;  // left the window already
+  --slot.counts.stale;
+  set_level(d, d.stale_level - std::min<std::uint32_t>(d.stale_level, 1), now);
+}
+
+void DestinationTable::record_completion(Destination& d, DurationNs age, TimestampNs now) noexcept {
+  const auto& ages = judgement_.ages;
+  if (ages.empty()) return;
+  const std::int64_t epoch = tick_of(now, judgement_.history_epoch);
+  auto& times = d.completion_times[static_cast<std::size_t>(epoch & 1)];
+  std::int64_t& times_epoch = d.completion_epoch[static_cast<std::size_t>(epoch & 1)];
+  if (times_epoch != epoch) {
+    if (times_epoch > epoch) return;  // late packet from an epoch already overwritten
+    times.fill(0);
+    times_epoch = epoch;
+  }
+  const auto bucket =
+      static_cast<std::size_t>(std::lower_bound(ages.begin(), ages.end(), age) - ages.begin());
+  ++times[bucket];
+  d.judge_rung_tick = INT64_MIN;
+}
+
+namespace {
+
+struct Normal {
+  std::size_t rung;
+  bool learned;
+};
+
+Normal normal_of(const Destination& d, const StaleJudgement& judgement, TimestampNs now) noexcept {
+  const std::int64_t epoch = tick_of(now, judgement.history_epoch);
+  std::array<std::uint64_t, kJudgeRungsMax + 1> times{};
+  std::uint64_t total = 0;
+  for (std::size_t e = 0; e < 2; ++e) {
+    if (d.completion_epoch[e] != epoch && d.completion_epoch[e] != epoch - 1) continue;
+    for (std::size_t b = 0; b < times.size(); ++b) {
+      times[b] += d.completion_times[e][b];
+      total += d.completion_times[e][b];
+    }
+  }
+  if (total < kMinCompletionsForNormal) return {judgement.no_history_rung, false};
+  const double wanted = judgement.percentile * static_cast<double>(total);
+  std::uint64_t below = 0;
+  std::size_t bucket = 0;
+  for (; bucket + 1 < times.size(); ++bucket) {
+    below += times[bucket];
+    if (static_cast<double>(below) >= wanted) break;
+  }
+  return {std::min(bucket, judgement.ages.size() - 1), true};
+}
+
+}  // namespace
+
+unsigned DestinationTable::judge_rung(const Endpoint& server, TimestampNs now) noexcept {
+  if (judgement_.ages.empty()) return 0;
+  Destination* d = find_recent(key_of(server));
+  if (d == nullptr) return static_cast<unsigned>(judgement_.no_history_rung);
+  const std::int64_t tick = tick_of(now, tick_);
+  if (d->judge_rung_tick != tick) {
+    d->judge_rung = static_cast<std::uint8_t>(normal_of(*d, judgement_, now).rung);
+    d->judge_rung_tick = tick;
+  }
+  return d->judge_rung;
+}
+
+void DestinationTable::fold_baseline(Destination& d, std::int64_t tick,
+                                     std::uint32_t stale) const noexcept {
+  if (d.pinned) {
+    // Frozen: an incident's own stale handshakes must not become its normal.
+    d.baseline_tick = std::max(d.baseline_tick, tick);
     return;
   }
-  // The half-open total does not change, so the threshold timer must not restart (a decrement
-  // then an increment would dip below it for an instant when the count sits on the threshold).
-  --count;
-  ++(to == HandshakeState::kSynSeen ? d.syn_seen : d.syn_recv);
+  const double alpha = baseline_decay_per_tick_;
+  const double sample = (1 - alpha) * stale;
+  if (d.baseline_tick == INT64_MIN) {
+    d.baseline = sample;
+    d.baseline_tick = tick;
+  } else if (tick >= d.baseline_tick) {
+    d.baseline = d.baseline * std::pow(alpha, static_cast<double>(tick - d.baseline_tick)) + sample;
+    d.baseline_tick = tick;
+  } else {
+    d.baseline += sample * std::pow(alpha, static_cast<double>(d.baseline_tick - tick));
+  }
+}
+
+double DestinationTable::baseline_at(const Destination& d, TimestampNs now) const noexcept {
+  if (d.baseline_tick == INT64_MIN) return 0;
+  const auto slots = static_cast<double>(slots_per_destination_);
+  // The newest tick that has left the window.
+  const std::int64_t left =
+      tick_of(now - 1, tick_) - static_cast<std::int64_t>(slots_per_destination_);
+  if (d.pinned || left <= d.baseline_tick) return d.baseline * slots;
+  return d.baseline *
+         std::pow(baseline_decay_per_tick_, static_cast<double>(left - d.baseline_tick)) * slots;
+}
+
+std::uint32_t DestinationTable::window_stale(const Destination& d, TimestampNs now) const noexcept {
+  const std::uint32_t index = index_of(d);
+  const std::int64_t current_tick = tick_of(now - 1, tick_);
+  const auto slots = static_cast<std::int64_t>(slots_per_destination_);
+  std::uint32_t stale = 0;
+  for (std::size_t i = 0; i < slots_per_destination_; ++i) {
+    const WindowSlot& slot = slots_[index * slots_per_destination_ + i];
+    if (slot.tick > current_tick - slots && slot.tick <= current_tick) stale += slot.counts.stale;
+  }
+  return stale;
+}
+
+void DestinationTable::settle(TimestampNs now) noexcept {
+  const std::int64_t current_tick = tick_of(now - 1, tick_);
+  const auto slots = static_cast<std::int64_t>(slots_per_destination_);
+  for_each([&](Destination& d) {
+    const std::uint32_t index = index_of(d);
+    for (std::size_t i = 0; i < slots_per_destination_; ++i) {
+      WindowSlot& slot = slots_[index * slots_per_destination_ + i];
+      if (slot.tick != INT64_MIN && slot.tick <= current_tick - slots) {
+        fold_baseline(d, slot.tick, slot.counts.stale);
+        slot.tick = INT64_MIN;  // folded; current_slot() clears it when it is next used
+      }
+    }
+    set_level(d, window_stale(d, now), now);
+  });
 }
 
 Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now) noexcept {
+  const Endpoint server = key_of(update.server);
   // A full handshake table under a flood: every SYN evicts the oldest handshake, nearly always
-  // one of the same destination. That replacement is counted in one step with the SYN (below),
-  // which also keeps the half-open count from dipping below the threshold between the two.
+  // one of the same destination. That replacement is counted in one step with the SYN (below).
   const bool replaces_own = update.evicted && update.event == FlowEvent::kSyn &&
-                            same_endpoint(update.evicted_server, update.server);
+                            same_endpoint(key_of(update.evicted_server), server);
   if (update.evicted && !replaces_own) {
-    if (Destination* d = find_recent(update.evicted_server)) {
+    if (Destination* d = find_recent(key_of(update.evicted_server))) {
       decrement(*d, update.evicted_state);
       ++d->totals.evicted;
       ++current_slot(index_of(*d), now).counts.evicted;
+      // Pushed out before it could be judged: a failed handshake.
+      if (!update.evicted_stale) count_stale(*d, update.evicted_client, true, now);
     }
   }
   switch (update.event) {
@@ -290,29 +489,27 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
     case FlowEvent::kMismatch:
       return nullptr;
     case FlowEvent::kSyn: {
-      Destination* d = find_recent(update.server);
+      Destination* d = find_recent(server);
       // A destination created now was not tracked when the evicted handshake began (recycled).
       const bool replaced_here = replaces_own && d != nullptr;
-      if (d == nullptr) d = create(update.server, now);
+      if (d == nullptr) d = create(server, now);
       if (d == nullptr) return nullptr;
       const std::uint32_t index = index_of(*d);
       WindowSlot& slot = current_slot(index, now);
       ++slot.counts.syns;
-      if (is_bogon(update.client)) ++slot.counts.bogon_syns;
-      slot.sources.add_hash(SourceHll::hash_address(update.client));
-      slot.heavy.add(update.client);
       ++d->totals.syns;
       if (!replaced_here) {
-        increment(*d, HandshakeState::kSynSeen, now);
+        increment(*d, HandshakeState::kSynSeen);
       } else {
         ++d->totals.evicted;
         ++slot.counts.evicted;
         if (update.evicted_state == HandshakeState::kSynRecv) {
           move_state(*d, HandshakeState::kSynRecv, HandshakeState::kSynSeen, now);
         } else if (d->syn_seen == 0) {
-          increment(*d, HandshakeState::kSynSeen, now);  // recycled while pending: only ours
+          increment(*d, HandshakeState::kSynSeen);  // recycled while pending: only ours
         }
         // Otherwise one pending handshake took another's place: the counts stand.
+        if (!update.evicted_stale) count_stale(*d, update.evicted_client, true, now);
       }
       touch(index, now);
       return d;
@@ -320,7 +517,7 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
     default:
       break;
   }
-  Destination* d = find_recent(update.server);
+  Destination* d = find_recent(server);
   if (d == nullptr) return nullptr;
   const std::uint32_t index = index_of(*d);
   switch (update.event) {
@@ -330,6 +527,8 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
         // A SYN with a new sequence number restarted a handshake in syn_recv.
         move_state(*d, HandshakeState::kSynRecv, HandshakeState::kSynSeen, now);
       }
+      // A restarted stale handshake is a new attempt: the old one leaves the stale count.
+      if (update.was_stale) count_late_completion(*d, update, now);
       break;
     case FlowEvent::kSynAck:
       move_state(*d, HandshakeState::kSynSeen, HandshakeState::kSynRecv, now);
@@ -340,11 +539,15 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
       decrement(*d, update.previous_state);
       ++current_slot(index, now).counts.completed;
       ++d->totals.completed;
+      record_completion(*d, update.age, now);
+      if (update.was_stale) count_late_completion(*d, update, now);
       break;
     case FlowEvent::kReset:
       decrement(*d, update.previous_state);
       ++current_slot(index, now).counts.resets;
       ++d->totals.resets;
+      // Refused (a closed port answers RST) or aborted before it could be judged: failed.
+      if (!update.was_stale) count_stale(*d, update.client, true, now);
       break;
     default:
       break;
@@ -353,8 +556,8 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
   return d;
 }
 
-void DestinationTable::on_expired(const Endpoint& server, HandshakeState state,
-                                  TimestampNs now) noexcept {
+void DestinationTable::on_expired(const Endpoint& server, const IpAddress& client,
+                                  HandshakeState state, bool was_stale, TimestampNs now) noexcept {
   Destination* d = find(server);
   if (d == nullptr) return;
   decrement(*d, state);
@@ -362,6 +565,15 @@ void DestinationTable::on_expired(const Endpoint& server, HandshakeState state,
   ++counts.expired;
   if (state == HandshakeState::kSynSeen) ++counts.unanswered;
   ++d->totals.expired;
+  if (!was_stale) count_stale(*d, client, true, now);
+}
+
+void DestinationTable::on_stale(const Endpoint& server, const IpAddress& client,
+                                TimestampNs now) noexcept {
+  Destination* d = find_or_create(server, now);
+  if (d == nullptr) return;
+  count_stale(*d, client, false, now);
+  touch(index_of(*d), now);
 }
 
 Destination* DestinationTable::set_stateless(const Endpoint& target, std::uint32_t stateless,
@@ -382,15 +594,8 @@ Destination* DestinationTable::set_stateless(const Endpoint& target, std::uint32
     touch(index, now);
   }
   d->stateless = stateless;
-  const std::uint32_t half_open = d->half_open();
-  d->peak_half_open = std::max(d->peak_half_open, half_open);
-  if (half_open >= threshold_ && d->above_threshold_since == 0) {
-    d->above_threshold_since = now == 0 ? 1 : now;
-    ++above_threshold_;
-  } else if (half_open < threshold_ && d->above_threshold_since != 0) {
-    d->above_threshold_since = 0;
-    --above_threshold_;
-  }
+  d->peak_half_open = std::max(d->peak_half_open, d->half_open());
+  set_level(*d, d->stale_level, now);
   return d;
 }
 
@@ -398,7 +603,7 @@ void DestinationTable::set_half_open_threshold(std::size_t threshold, TimestampN
   threshold_ = threshold;
   above_threshold_ = 0;
   for_each([&](Destination& d) {
-    if (d.half_open() >= threshold_) {
+    if (d.flood_level() >= threshold_) {
       if (d.above_threshold_since == 0) d.above_threshold_since = now == 0 ? 1 : now;
       ++above_threshold_;
     } else {
@@ -438,6 +643,12 @@ void DestinationTable::gather(const Destination& d, TimestampNs now,
     }
   }
   gathered.first_seen = std::min(gathered.first_seen, d.first_seen);
+  gathered.baseline += baseline_at(d, now);
+  if (!judgement_.ages.empty()) {
+    const Normal normal = normal_of(d, judgement_, now);
+    gathered.judge_age = std::max(gathered.judge_age, judgement_.ages[normal.rung]);
+    gathered.learned_normal = gathered.learned_normal || normal.learned;
+  }
 }
 
 DestinationStats DestinationTable::stats(const Destination& d, TimestampNs now,
@@ -473,13 +684,22 @@ DestinationStats summarize_window(const Endpoint& target, std::uint32_t syn_seen
   s.expired_rate = s.window.expired / span_seconds;
   s.unanswered_rate = s.window.unanswered / span_seconds;
 
+  // The kernel view's SYN-cookie answered handshakes have no source and never complete.
+  const std::uint32_t stateless = half_open - std::min(half_open, syn_seen + syn_recv);
+  s.stale = s.window.stale + stateless;
+  s.baseline = gathered.baseline;
+  s.judge_age = gathered.judge_age;
+  s.learned_normal = gathered.learned_normal;
   s.distinct_sources = estimate_union(std::span<const SourceHll* const>(gathered.sketches));
   const double syns = s.window.syns;
-  const std::uint32_t sourced_syns =
-      s.window.syns - std::min(s.window.syns, s.window.unsourced_syns);
+  // Source figures are over the handshakes judged bad, so that legitimate handshakes beside a
+  // flood neither dilute nor skew them.
+  const std::uint32_t judged = s.window.stale;
+  if (judged > 0) {
+    s.distinct_ratio = std::min(1.0, s.distinct_sources / judged);
+    s.bogon_share = std::min(1.0, static_cast<double>(s.window.stale_bogon) / judged);
+  }
   if (syns > 0) {
-    s.distinct_ratio = sourced_syns > 0 ? std::min(1.0, s.distinct_sources / sourced_syns) : 0.0;
-    s.bogon_share = s.window.bogon_syns / syns;
     s.completion_ratio = std::min(1.0, s.window.completed / syns);
   } else {
     s.completion_ratio = s.window.completed > 0 ? 1.0 : 0.0;
@@ -488,7 +708,7 @@ DestinationStats summarize_window(const Endpoint& target, std::uint32_t syn_seen
   std::array<HeavySource, kHeavySourcesPerSlot> heaviest{};
   const std::size_t found = gathered.heavy.top(heaviest);
   s.source_entropy = normalized_source_entropy(std::span<const HeavySource>(heaviest.data(), found),
-                                               sourced_syns, s.distinct_sources);
+                                               judged, s.distinct_sources);
   for (std::size_t i = 0; i < found && s.top_sources.size() < top_sources; ++i) {
     const std::uint64_t lower_bound = heaviest[i].count - heaviest[i].error;
     if (lower_bound == 0) continue;

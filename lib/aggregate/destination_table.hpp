@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <cmath>
 #include <span>
 #include <vector>
 
@@ -45,7 +46,13 @@ struct WindowCounts {
   std::uint32_t expired = 0;     // pending entries that timed out (either state)
   std::uint32_t unanswered = 0;  // expired without ever seeing a SYN-ACK
   std::uint32_t evicted = 0;     // pushed out of a full handshake table
-  std::uint32_t bogon_syns = 0;  // SYNs from reserved source ranges
+  // Handshakes judged bad in this tick: gone stale (pending past the destination's judgement
+  // age), or failed before it (reset, evicted, expired), less those of them that completed late.
+  // The flood condition and every source figure are over these, never over all SYNs.
+  std::uint32_t stale = 0;
+  std::uint32_t failed = 0;          // of `stale`: failed before they could be judged
+  std::uint32_t late_completed = 0;  // stale handshakes that completed after all
+  std::uint32_t stale_bogon = 0;     // of `stale`: sources in reserved ranges
   // Of `syns`, those whose source is unknown: the kernel view's SYN cookies (the kernel kept no
   // request socket). Source figures (distinct ratio, entropy) are over the other SYNs.
   std::uint32_t unsourced_syns = 0;
@@ -62,9 +69,26 @@ struct DestinationTotals {
   std::uint64_t resets = 0;
   std::uint64_t expired = 0;
   std::uint64_t evicted = 0;
+  std::uint64_t stale = 0;  // judged stale or failed (late completions not taken back)
 
   void add(const DestinationTotals& other) noexcept;
 };
+
+// How pending handshakes are judged (config detection.stale and .baseline), as the tables use it.
+struct StaleJudgement {
+  // The judgement ladder handed to the handshake table: ascending ages, the first the floor.
+  std::vector<DurationNs> ages;
+  std::size_t no_history_rung = 0;  // the rung of detection.stale.no_history
+  double percentile = 0.95;
+  DurationNs history_epoch = 30 * kNanosPerSecond;  // the history is two epochs
+  double baseline_time_constant_s = 600;
+
+  static StaleJudgement from(const DetectionConfig& detection);
+};
+
+// Completed handshakes need this many in the history before their percentile is trusted.
+inline constexpr std::uint32_t kMinCompletionsForNormal = 20;
+inline constexpr std::size_t kJudgeRungsMax = 7;
 
 struct WindowSlot {
   std::int64_t tick = INT64_MIN;  // which tick of packet time this slot holds
@@ -74,7 +98,7 @@ struct WindowSlot {
 };
 
 struct Destination {
-  Endpoint target;
+  Endpoint target;  // port 0 in a host table (all ports of the address)
   std::uint32_t syn_seen = 0;
   std::uint32_t syn_recv = 0;
   std::uint32_t peak_half_open = 0;  // since the last take_peak()
@@ -87,8 +111,24 @@ struct Destination {
   // Half-open connections the kernel answered statelessly (SYN cookies), as the kernel view
   // estimates them; always 0 in the wire view. See set_stateless().
   std::uint32_t stateless = 0;
+  // Stale handshakes counted in the window (WindowCounts::stale summed), kept as they are counted
+  // so that a crossing of the threshold is seen on the packet; settle() makes it exact again.
+  std::uint32_t stale_level = 0;
+  // The destination's normal: completed handshakes' times by judgement rung (the last bucket:
+  // past every rung), for two epochs of the history. judge_rung caches the rung they give.
+  std::array<std::array<std::uint32_t, kJudgeRungsMax + 1>, 2> completion_times{};
+  std::array<std::int64_t, 2> completion_epoch{INT64_MIN, INT64_MIN};
+  std::uint8_t judge_rung = 0;
+  std::int64_t judge_rung_tick = INT64_MIN;
+  // Exponential average of the stale count per tick, over ticks that have left the window, as
+  // of tick `baseline_tick`. Frozen (neither fed nor decayed) while pinned.
+  double baseline = 0;
+  std::int64_t baseline_tick = INT64_MIN;
 
   [[nodiscard]] std::uint32_t half_open() const noexcept { return syn_seen + syn_recv + stateless; }
+  // What the threshold applies to: stale half-open handshakes in the window, and the kernel
+  // view's SYN-cookie answered ones, which never complete in its eyes.
+  [[nodiscard]] std::uint32_t flood_level() const noexcept { return stale_level + stateless; }
 };
 
 // Figures over the sliding window, computed at evaluation time (not per packet).
@@ -115,6 +155,12 @@ struct DestinationStats {
   double source_entropy = 0;    // normalised to [0, 1]
   double bogon_share = 0;       // share of SYNs from reserved ranges
   double completion_ratio = 0;  // completed / SYNs, capped at 1
+  // Stale half-open handshakes in the window (plus the kernel view's SYN cookies): what the
+  // threshold applies to. Source figures (distinct, entropy, bogon, top) are over these.
+  std::uint32_t stale = 0;
+  double baseline = 0;          // the destination's normal stale level, in the same units
+  DurationNs judge_age = 0;     // age at which its pending handshakes are judged stale
+  bool learned_normal = false;  // judge_age from its completed handshakes, not the default
   std::vector<HeavySourceShare> top_sources;  // heaviest first
 };
 
@@ -126,6 +172,9 @@ struct WindowAccumulator {
   std::vector<const SourceHll*> sketches;
   SourceSummary heavy;
   TimestampNs first_seen = INT64_MAX;
+  double baseline = 0;       // summed
+  DurationNs judge_age = 0;  // the longest
+  bool learned_normal = false;
 };
 
 // Turns gathered windows into figures. `half_open` etc. are the (summed) current counts;
@@ -159,15 +208,31 @@ struct DestinationTableCounters {
 
 class DestinationTable final : public DestinationSet {
  public:
-  // `half_open_threshold` only drives above_threshold_since (the detector's hold timer).
+  // `half_open_threshold` only drives above_threshold_since (the detector's hold timer), on
+  // Destination::flood_level(). A host table (`hosts`) keys destinations by address alone: every
+  // port of an address is one destination, with target port 0.
+  enum class Scope : std::uint8_t { kPort, kHost };
   DestinationTable(const AggregationConfig& config, DurationNs tick,
-                   std::size_t half_open_threshold, std::uint64_t hash_seed = 0);
+                   std::size_t half_open_threshold, std::uint64_t hash_seed = 0,
+                   StaleJudgement judgement = {}, Scope scope = Scope::kPort);
 
   // Applies one handshake table update observed at `now`. Returns the destination it touched
   // (nullptr if none), so the caller can react to threshold crossings without a second lookup.
   Destination* on_flow(const FlowUpdate& update, TimestampNs now) noexcept;
-  // Applies one expired pending handshake.
-  void on_expired(const Endpoint& server, HandshakeState state, TimestampNs now) noexcept;
+  // Applies one expired pending handshake (from `client`; stale if it was judged so).
+  void on_expired(const Endpoint& server, const IpAddress& client, HandshakeState state,
+                  bool was_stale, TimestampNs now) noexcept;
+  // A pending handshake of `server` from `client` was judged stale at `now`.
+  void on_stale(const Endpoint& server, const IpAddress& client, TimestampNs now) noexcept;
+  // The judgement rung for handshakes to `server` reaching the floor at `now`: the smallest rung
+  // at least the destination's normal (StaleJudgement::percentile of its completed handshakes'
+  // times), or the no-history rung until it has kMinCompletionsForNormal of them.
+  [[nodiscard]] unsigned judge_rung(const Endpoint& server, TimestampNs now) noexcept;
+  // Makes every destination's stale_level exact as of `now` (slots that left the window) and
+  // its threshold mark with it. Cost: O(tracked destinations); run once per evaluation.
+  void settle(TimestampNs now) noexcept;
+  [[nodiscard]] const StaleJudgement& judgement() const noexcept { return judgement_; }
+  [[nodiscard]] Scope scope() const noexcept { return scope_; }
   // Kernel view: `target` now has `stateless` half-open connections answered with SYN cookies,
   // `new_syns` more such SYNs arrived (counted as unsourced, unanswered SYNs in the window) and
   // `new_completed` cookies were validated by the client's ACK (completed handshakes).
@@ -230,8 +295,22 @@ class DestinationTable final : public DestinationSet {
   [[gnu::always_inline]] Destination* find_recent(const Endpoint& target) noexcept;
   Destination* find_in_index(const Endpoint& target) noexcept;  // the hash and the probe
   [[gnu::always_inline]] WindowSlot& current_slot(std::uint32_t index, TimestampNs now) noexcept;
-  void increment(Destination& d, HandshakeState state, TimestampNs now) noexcept;
+  void increment(Destination& d, HandshakeState state) noexcept;
   void decrement(Destination& d, HandshakeState state) noexcept;
+  // A handshake of `d` from `client` judged bad (stale, or `failed` before its judgement).
+  void count_stale(Destination& d, const IpAddress& client, bool failed, TimestampNs now) noexcept;
+  // A stale handshake of `d` completed after all: off the slot it was counted in.
+  void count_late_completion(Destination& d, const FlowUpdate& update, TimestampNs now) noexcept;
+  void record_completion(Destination& d, DurationNs age, TimestampNs now) noexcept;
+  // Sets d.stale_level and the threshold mark that goes with it.
+  void set_level(Destination& d, std::uint32_t level, TimestampNs now) noexcept;
+  // Folds a slot leaving the window (tick `tick`, `stale` handshakes) into d's baseline.
+  void fold_baseline(Destination& d, std::int64_t tick, std::uint32_t stale) const noexcept;
+  [[nodiscard]] double baseline_at(const Destination& d, TimestampNs now) const noexcept;
+  [[nodiscard]] std::uint32_t window_stale(const Destination& d, TimestampNs now) const noexcept;
+  [[nodiscard]] Endpoint key_of(const Endpoint& server) const noexcept {
+    return Endpoint{server.address, static_cast<std::uint16_t>(server.port & port_mask_)};
+  }
   void move_state(Destination& d, HandshakeState from, HandshakeState to, TimestampNs now) noexcept;
   [[gnu::always_inline]] void touch(std::uint32_t index, TimestampNs now) noexcept;
   void unlink(std::uint32_t index) noexcept;
@@ -245,6 +324,10 @@ class DestinationTable final : public DestinationSet {
   }
 
   AggregationConfig config_;
+  StaleJudgement judgement_;
+  Scope scope_;
+  std::uint16_t port_mask_;  // 0 in a host table
+  double baseline_decay_per_tick_;
   DurationNs tick_;
   std::size_t slots_per_destination_;
   std::size_t threshold_;

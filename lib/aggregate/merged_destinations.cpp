@@ -17,7 +17,7 @@ std::size_t MergedDestinations::refresh(TimestampNs now) {
       if (!record.present) {
         record.present = true;
         m.target = part.target;
-        m.syn_seen = m.syn_recv = m.stateless = 0;
+        m.syn_seen = m.syn_recv = m.stateless = m.stale_level = 0;
         m.totals = {};
         m.first_seen = part.first_seen;
         m.last_activity = part.last_activity;
@@ -25,6 +25,7 @@ std::size_t MergedDestinations::refresh(TimestampNs now) {
       m.syn_seen += part.syn_seen;
       m.syn_recv += part.syn_recv;
       m.stateless += part.stateless;
+      m.stale_level += part.stale_level;
       m.totals.add(part.totals);
       m.first_seen = std::min(m.first_seen, part.first_seen);
       m.last_activity = std::max(m.last_activity, part.last_activity);
@@ -41,11 +42,10 @@ std::size_t MergedDestinations::refresh(TimestampNs now) {
         continue;
       }
       // Every shard forgot it while an incident is open: it counts zero, so the incident ends.
-      m.syn_seen = m.syn_recv = m.stateless = 0;
+      m.syn_seen = m.syn_recv = m.stateless = m.stale_level = 0;
     }
-    const std::uint32_t half_open = m.half_open();
-    m.peak_half_open = std::max(m.peak_half_open, half_open);
-    if (half_open >= threshold_) {
+    m.peak_half_open = std::max(m.peak_half_open, m.half_open());
+    if (m.flood_level() >= threshold_) {
       ++above_threshold_;
       if (m.above_threshold_since == 0) {
         m.above_threshold_since = now == 0 ? 1 : now;
@@ -72,7 +72,7 @@ void MergedDestinations::set_half_open_threshold(std::size_t threshold, Timestam
   above_threshold_ = 0;
   for (auto& [target, record] : merged_) {
     Destination& m = record.merged;
-    if (m.half_open() >= threshold_) {
+    if (m.flood_level() >= threshold_) {
       ++above_threshold_;
       if (m.above_threshold_since == 0) m.above_threshold_since = now == 0 ? 1 : now;
     } else {

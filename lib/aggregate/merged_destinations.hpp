@@ -1,7 +1,8 @@
 #pragma once
 // The per-destination view of several DestinationTables, one per capture worker, as the detector
 // needs it. The kernel's fanout sends both directions of a flow to the same worker, so workers see
-// disjoint sets of handshakes: half-open and window counts add up, distinct-source sketches unite
+// disjoint sets of handshakes: half-open, stale and window counts and baselines add up (each
+// shard's stale_level must be settled first), distinct-source sketches unite
 // (HyperLogLog: register-wise maximum) and heavy-hitter summaries merge (Space-Saving merge).
 //
 // Merged records persist from one refresh to the next: they carry what only the sum can tell

@@ -51,15 +51,45 @@ struct ConcentratedConfig {
   friend bool operator==(const ConcentratedConfig&, const ConcentratedConfig&) = default;
 };
 
+// When a pending handshake counts as stale (see README "How detection works").
+struct StaleConfig {
+  // Shortest age at which a pending handshake can be judged stale, however fast its destination
+  // normally completes: a spoofed flood is judged this long after its first SYN at the earliest.
+  DurationNs floor = 200 * kNanosPerMilli;
+  // Judgement age for a destination with no history yet: Linux's initial SYN-ACK retransmission
+  // timeout (TCP_TIMEOUT_INIT, 1 s). A client that has not answered by then lost a round trip.
+  DurationNs no_history = kNanosPerSecond;
+  // The destination's normal: this percentile of its completed handshakes' times (SYN to final
+  // ACK) over `history`.
+  double percentile = 0.95;
+  DurationNs history = 60 * kNanosPerSecond;
+
+  friend bool operator==(const StaleConfig&, const StaleConfig&) = default;
+};
+
+// Each destination's normal level of stale handshakes, learned while no incident is open.
+struct BaselineConfig {
+  double multiple = 3;  // the stale level must exceed this many times the baseline
+  DurationNs time_constant = 600 * kNanosPerSecond;  // of the exponential average
+
+  friend bool operator==(const BaselineConfig&, const BaselineConfig&) = default;
+};
+
 struct DetectionConfig {
   DurationNs tick = kNanosPerSecond;  // evaluation and sub-window period, in packet time
-  // Half-open connections (syn_seen + syn_recv) to one destination. 256 is half of the
-  // 511 backlog nginx and Apache request, so the alert comes before the SYN queue overflows.
+  // Stale half-open connections (handshakes that went stale or failed within the window and
+  // have not completed since) to one address:port. 256 is half of the 511 backlog nginx and
+  // Apache request, so the alert comes before the SYN queue overflows.
   std::size_t half_open = 256;
+  // The same for one address across all its ports (SYNs to random ports). Higher, because a
+  // port scan fails a handshake per port too: 8192 within the 5 s window is over 1,600 failed
+  // handshakes a second, above what nmap's fast timings send.
+  std::size_t host_half_open = 8192;
+  StaleConfig stale;
+  BaselineConfig baseline;
   DurationNs hold_for = 500 * kNanosPerMilli;  // YAML key "for"
   DurationNs cooldown = 10 * kNanosPerSecond;  // clear this long before "ended"
   DurationNs update_interval = 10 * kNanosPerSecond;
-  double max_completion_ratio = 0.2;  // completed / SYNs in the window; above it: legitimate
   SpoofedRandomConfig spoofed;
   ConcentratedConfig concentrated;
 

@@ -422,11 +422,37 @@ std::vector<ConfigKey> build_schema() {
           "detection.update_interval", 10 * kMilli, kDay,
           [](auto& c) -> auto& { return c.detection.update_interval; },
           "Period of updates about an ongoing incident; at least detection.tick."),
+      unsigned_key(
+          "detection.host_half_open", 1, 100'000'000,
+          [](auto& c) -> auto& { return c.detection.host_half_open; },
+          "Stale half-open connections to one address across all its ports that signal a flood "
+          "to random ports; above what a port scan fails."),
+      duration_key(
+          "detection.stale.floor", 50 * kMilli, 3 * kSecond,
+          [](auto& c) -> auto& { return c.detection.stale.floor; },
+          "Shortest age at which a pending handshake can be judged stale."),
+      duration_key(
+          "detection.stale.no_history", 50 * kMilli, 3 * kSecond,
+          [](auto& c) -> auto& { return c.detection.stale.no_history; },
+          "Age at which a pending handshake is stale while its destination has no history; 1s = "
+          "Linux's initial SYN-ACK retransmission timeout."),
       double_key(
-          "detection.max_completion_ratio", 0.0, 1.0,
-          [](auto& c) -> auto& { return c.detection.max_completion_ratio; },
-          "Completed handshakes / SYNs in the window above which the traffic counts as "
-          "legitimate."),
+          "detection.stale.percentile", 0.5, 1.0,
+          [](auto& c) -> auto& { return c.detection.stale.percentile; },
+          "Percentile of a destination's completed handshake times taken as its normal."),
+      duration_key(
+          "detection.stale.history", 2 * kSecond, kDay,
+          [](auto& c) -> auto& { return c.detection.stale.history; },
+          "How far back completed handshakes count towards the normal."),
+      double_key(
+          "detection.baseline.multiple", 1.0, 1000.0,
+          [](auto& c) -> auto& { return c.detection.baseline.multiple; },
+          "The stale level must exceed this many times the destination's baseline."),
+      duration_key(
+          "detection.baseline.time_constant", 10 * kSecond, kDay,
+          [](auto& c) -> auto& { return c.detection.baseline.time_constant; },
+          "Time constant of the baseline's exponential average of the stale level (frozen while "
+          "an incident is open)."),
       double_key(
           "detection.spoofed.min_distinct_ratio", 0.0, 1.0,
           [](auto& c) -> auto& { return c.detection.spoofed.min_distinct_ratio; },
@@ -504,6 +530,16 @@ std::optional<std::string> check_update_interval_against_tick(const Config& conf
   return std::nullopt;
 }
 
+std::optional<std::string> check_no_history_against_floor(const Config& config) {
+  // No handshake is judged before the floor, so a shorter no-history age would not take effect.
+  if (config.detection.stale.no_history < config.detection.stale.floor) {
+    return "must be at least detection.stale.floor (" +
+           format_duration(config.detection.stale.floor) + "), got " +
+           format_duration(config.detection.stale.no_history);
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> check_concentrated_against_top_sources(const Config& config) {
   // The detector can only judge concentration among the sources the aggregator ranks.
   if (config.detection.concentrated.max_sources > config.aggregation.top_sources) {
@@ -546,6 +582,7 @@ std::span<const ConfigCrossCheck> config_cross_checks() {
   static const std::vector<ConfigCrossCheck> checks = {
       {"aggregation.window", {"detection.tick"}, check_window_against_tick},
       {"detection.update_interval", {"detection.tick"}, check_update_interval_against_tick},
+      {"detection.stale.no_history", {"detection.stale.floor"}, check_no_history_against_floor},
       {"detection.concentrated.max_sources",
        {"aggregation.top_sources"},
        check_concentrated_against_top_sources},

@@ -39,11 +39,11 @@ void Detector::reconfigure(const DetectionConfig& config, std::size_t top_source
 }
 
 double Detector::heavy_share(const DestinationStats& stats) const noexcept {
-  if (stats.window.syns == 0) return 0;
+  if (stats.window.stale == 0) return 0;
   std::uint64_t heavy = 0;
   const std::size_t n = std::min(stats.top_sources.size(), config_.concentrated.max_sources);
   for (std::size_t i = 0; i < n; ++i) heavy += stats.top_sources[i].syns;
-  return std::min(1.0, static_cast<double>(heavy) / stats.window.syns);
+  return std::min(1.0, static_cast<double>(heavy) / stats.window.stale);
 }
 
 AttackKind Detector::classify(const DestinationStats& stats) const noexcept {
@@ -55,10 +55,11 @@ AttackKind Detector::classify(const DestinationStats& stats) const noexcept {
   return AttackKind::kDistributed;
 }
 
-Detector::Verdict Detector::judge(const DestinationStats& stats) const noexcept {
+Detector::Verdict Detector::judge(const DestinationStats& stats,
+                                  const Scope& scope) const noexcept {
   Verdict v;
-  v.condition = stats.half_open >= config_.half_open && stats.window.syns > 0 &&
-                stats.completion_ratio <= config_.max_completion_ratio;
+  v.condition = stats.stale >= scope.threshold &&
+                static_cast<double>(stats.stale) > config_.baseline.multiple * stats.baseline;
   if (v.condition) v.kind = classify(stats);
   return v;
 }
@@ -81,36 +82,43 @@ double percent(double ratio) {
 
 }  // namespace
 
-std::string Detector::start_reason(const DestinationStats& s, AttackKind kind) const {
+std::string Detector::start_reason(const DestinationStats& s, AttackKind kind,
+                                   const Scope& scope) const {
+  const std::string target =
+      scope.host ? s.target.address.to_string() + " (all ports)" : s.target.to_string();
   std::string reason = fmt::format(
-      "{} half-open connections to {} reached the threshold of {} ({:.1f}x) with {:.1f}% of "
-      "{} SYNs in the last {:.1f} s completing (max {:.0f}%)",
-      s.half_open, s.target.to_string(), config_.half_open,
-      static_cast<double>(s.half_open) / static_cast<double>(config_.half_open),
-      percent(s.completion_ratio), s.window.syns, to_seconds(s.window_span),
-      percent(config_.max_completion_ratio));
+      "{} stale half-open connections to {} reached the threshold of {} ({:.1f}x): handshakes "
+      "not completed within {} ms ({}){}; the baseline is {:.1f} (max {:.0f}x); {:.1f}% of {} "
+      "SYNs in the last {:.1f} s completed",
+      s.stale, target, scope.threshold,
+      static_cast<double>(s.stale) / static_cast<double>(scope.threshold),
+      s.judge_age / kNanosPerMilli,
+      s.learned_normal ? "the target's normal" : "no history yet, the initial SYN-ACK timeout",
+      s.window.failed > 0 ? fmt::format(" or failed before ({})", s.window.failed) : "", s.baseline,
+      config_.baseline.multiple, percent(s.completion_ratio), s.window.syns,
+      to_seconds(s.window_span));
   switch (kind) {
     case AttackKind::kSpoofedRandom:
       reason += fmt::format(
-          "; {:.1f}% of SYNs came from distinct sources (min {:.0f}%) and source entropy is {:.2f} "
-          "(min {:.2f}): random, likely spoofed sources",
+          "; {:.1f}% of the stale handshakes came from distinct sources (min {:.0f}%) and their "
+          "source entropy is {:.2f} (min {:.2f}): random, likely spoofed sources",
           percent(s.distinct_ratio), percent(config_.spoofed.min_distinct_ratio), s.source_entropy,
           config_.spoofed.min_entropy);
       break;
     case AttackKind::kConcentrated:
-      reason += fmt::format("; the {} heaviest sources sent {:.1f}% of SYNs (min {:.0f}%)",
+      reason += fmt::format("; the {} heaviest sources hold {:.1f}% of them (min {:.0f}%)",
                             std::min(s.top_sources.size(), config_.concentrated.max_sources),
                             percent(heavy_share(s)), percent(config_.concentrated.min_share));
       if (!s.top_sources.empty()) {
-        reason +=
-            fmt::format(", heaviest {} with {} SYNs", s.top_sources.front().address.to_string(),
-                        s.top_sources.front().syns);
+        reason += fmt::format(", heaviest {} with {}", s.top_sources.front().address.to_string(),
+                              s.top_sources.front().syns);
       }
       break;
     case AttackKind::kDistributed:
       reason += fmt::format(
-          "; {:.0f} distinct sources, {:.1f}% of SYNs from distinct sources (below {:.0f}% for "
-          "spoofed) and the {} heaviest sources sent only {:.1f}% of SYNs: many real sources",
+          "; {:.0f} distinct sources, {:.1f}% of the stale handshakes from distinct sources "
+          "(below {:.0f}% for spoofed) and the {} heaviest sources hold only {:.1f}%: many real "
+          "sources",
           s.distinct_sources, percent(s.distinct_ratio),
           percent(config_.spoofed.min_distinct_ratio), config_.concentrated.max_sources,
           percent(heavy_share(s)));
@@ -120,16 +128,14 @@ std::string Detector::start_reason(const DestinationStats& s, AttackKind kind) c
 }
 
 std::string Detector::end_reason(const DestinationStats& s, const Incident& incident,
-                                 TimestampNs now) const {
+                                 TimestampNs now, const Scope& scope) const {
   std::string why;
-  if (s.half_open < config_.half_open) {
-    why = fmt::format("half-open connections fell to {} (threshold {})", s.half_open,
-                      config_.half_open);
-  } else if (s.window.syns == 0) {
-    why = fmt::format("no new SYNs arrived in the last {:.1f} s", to_seconds(s.window_span));
+  if (s.stale < scope.threshold) {
+    why = fmt::format("stale half-open connections fell to {} (threshold {})", s.stale,
+                      scope.threshold);
   } else {
-    why = fmt::format("{:.1f}% of handshakes now complete (max {:.0f}%)",
-                      percent(s.completion_ratio), percent(config_.max_completion_ratio));
+    why = fmt::format("{} stale half-open connections are within {:.0f}x of the baseline {:.1f}",
+                      s.stale, config_.baseline.multiple, s.baseline);
   }
   return fmt::format(
       "{} and the condition stayed clear for {:.1f} s; peak {} half-open, lasted {:.1f} s", why,
@@ -138,8 +144,10 @@ std::string Detector::end_reason(const DestinationStats& s, const Incident& inci
 }
 
 IncidentEvent Detector::make_event(EventType type, const Incident& incident,
-                                   const DestinationStats& s, TimestampNs now) const {
+                                   const DestinationStats& s, TimestampNs now,
+                                   const Scope& scope) const {
   IncidentEvent e;
+  e.host_scope = scope.host;
   e.type = type;
   e.incident_id = incident.id;
   e.sequence = incident.sequence;
@@ -160,23 +168,49 @@ IncidentEvent Detector::make_event(EventType type, const Incident& incident,
   e.stats.source_entropy = s.source_entropy;
   e.stats.bogon_share = s.bogon_share;
   e.stats.completion_ratio = s.completion_ratio;
+  e.stats.stale = s.stale;
+  e.stats.failed = s.window.failed;
+  e.stats.baseline = s.baseline;
+  e.stats.stale_after = s.judge_age;
+  e.stats.normal_learned = s.learned_normal;
   for (const auto& source : s.top_sources) e.top_sources.push_back({source.address, source.syns});
   return e;
 }
 
-void Detector::evaluate(TimestampNs now, DestinationSet& destinations, EventSink& sink) {
+void Detector::evaluate(TimestampNs now, DestinationSet& destinations, EventSink& sink,
+                        DestinationSet* hosts) {
   ++counters_.evaluations;
+  std::vector<IpAddress> busy;
+  evaluate_set(now, destinations, sink, Scope{false, config_.half_open}, incidents_, busy);
+  if (hosts != nullptr) {
+    std::sort(busy.begin(), busy.end());
+    busy.erase(std::unique(busy.begin(), busy.end()), busy.end());
+    // Addresses with a port over its threshold or under an incident are that port's business.
+    evaluate_set(now, *hosts, sink, Scope{true, config_.host_half_open}, host_incidents_, busy);
+  }
+}
+
+void Detector::evaluate_set(TimestampNs now, DestinationSet& destinations, EventSink& sink,
+                            const Scope& scope, Incidents& incidents,
+                            std::vector<IpAddress>& busy_addresses) {
   destinations.visit_all([&](Destination& d) {
-    const auto open = incidents_.find(d.target);
-    const bool over = d.above_threshold_since != 0 && d.half_open() >= config_.half_open;
-    if (open == incidents_.end() && !over) return;
+    const auto open = incidents.find(d.target);
+    const bool over = d.above_threshold_since != 0 && d.flood_level() >= scope.threshold;
+    if (!scope.host && (over || open != incidents.end())) {
+      busy_addresses.push_back(d.target.address);
+    }
+    if (open == incidents.end() && !over) return;
+    if (scope.host && open == incidents.end() &&
+        std::binary_search(busy_addresses.begin(), busy_addresses.end(), d.target.address)) {
+      return;
+    }
 
     const DestinationStats stats = destinations.stats(d, now, top_sources_);
-    const Verdict verdict = judge(stats);
+    const Verdict verdict = judge(stats, scope);
     const std::uint32_t peak = std::max(d.peak_half_open, d.half_open());
     d.peak_half_open = d.half_open();
 
-    if (open == incidents_.end()) {
+    if (open == incidents.end()) {
       if (!verdict.condition || now - d.above_threshold_since < config_.hold_for) return;
       Incident incident;
       incident.started_at = now;
@@ -186,10 +220,10 @@ void Detector::evaluate(TimestampNs now, DestinationSet& destinations, EventSink
       incident.peak_half_open = peak;
       d.pinned = true;
       ++counters_.started[static_cast<int>(incident.kind)];
-      IncidentEvent e = make_event(EventType::kStarted, incident, stats, now);
-      e.reason = start_reason(stats, incident.kind);
+      IncidentEvent e = make_event(EventType::kStarted, incident, stats, now, scope);
+      e.reason = start_reason(stats, incident.kind, scope);
       sink.publish(e);
-      incidents_.emplace(d.target, std::move(incident));
+      incidents.emplace(d.target, std::move(incident));
       return;
     }
 
@@ -202,21 +236,21 @@ void Detector::evaluate(TimestampNs now, DestinationSet& destinations, EventSink
     }
     if (incident.clear_since != 0 && now - incident.clear_since >= config_.cooldown) {
       ++incident.sequence;
-      IncidentEvent e = make_event(EventType::kEnded, incident, stats, now);
-      e.reason = end_reason(stats, incident, now);
+      IncidentEvent e = make_event(EventType::kEnded, incident, stats, now, scope);
+      e.reason = end_reason(stats, incident, now, scope);
       sink.publish(e);
       ++counters_.ended;
       d.pinned = false;
-      incidents_.erase(open);
+      incidents.erase(open);
       return;
     }
     if (now - incident.last_event_at >= config_.update_interval) {
       ++incident.sequence;
       incident.last_event_at = now;
-      IncidentEvent e = make_event(EventType::kUpdated, incident, stats, now);
+      IncidentEvent e = make_event(EventType::kUpdated, incident, stats, now, scope);
       e.reason =
           verdict.condition
-              ? start_reason(stats, incident.kind)
+              ? start_reason(stats, incident.kind, scope)
               : fmt::format("condition clear for {:.1f} s of the {:.1f} s cooldown",
                             to_seconds(now - incident.clear_since), to_seconds(config_.cooldown));
       sink.publish(e);

@@ -3,14 +3,18 @@
 // and turns that into an incident lifecycle: started -> updated ... -> ended.
 //
 // Condition for one destination (all must hold at an evaluation):
-//   half_open >= detection.half_open, and has been since `for` ago (timed in packet time from the
-//   moment the count crossed the threshold), new SYNs arrived within the window, and
-//   completion_ratio <= detection.max_completion_ratio (legitimate bursts complete).
-// Kind, decided when the incident starts:
-//   concentrated    the heaviest `concentrated.max_sources` sources send >= min_share of SYNs;
-//   spoofed_random  distinct sources / SYNs >= spoofed.min_distinct_ratio and normalised source
+//   its stale half-open handshakes in the window (DestinationStats::stale: gone stale past the
+//   destination's judgement age, or failed, and not completed since) >= detection.half_open
+//   (detection.host_half_open for a whole address), and have been since `for` ago (timed in
+//   packet time from the moment the count crossed the threshold), and exceed
+//   detection.baseline.multiple times the destination's baseline.
+// Kind, decided when the incident starts, from the sources of those stale handshakes:
+//   concentrated    the heaviest `concentrated.max_sources` sources hold >= min_share of them;
+//   spoofed_random  distinct sources / stale >= spoofed.min_distinct_ratio and normalised source
 //                   entropy >= spoofed.min_entropy;
-//   distributed     otherwise: many real sources, few completions.
+//   distributed     otherwise: many real sources that do not complete.
+// A whole address (the host table) is judged only while none of its ports is over its own
+// threshold or under an incident: a flood to one port is that port's incident, not the host's.
 // An incident ends once the condition has been false for `cooldown`.
 // Thread safety: none; driven by the engine's thread.
 
@@ -38,15 +42,19 @@ class Detector {
  public:
   explicit Detector(const DetectionConfig& config, std::size_t top_sources);
 
-  // Evaluates every tracked destination at packet time `now` and publishes events to `sink`.
+  // Evaluates every tracked destination (address:port) and, if given, every tracked address
+  // (`hosts`, targets with port 0) at packet time `now` and publishes events to `sink`.
   // Cost: O(tracked destinations) cheap checks plus full statistics only for destinations over
   // the threshold or with an open incident.
-  void evaluate(TimestampNs now, DestinationSet& destinations, EventSink& sink);
+  void evaluate(TimestampNs now, DestinationSet& destinations, EventSink& sink,
+                DestinationSet* hosts = nullptr);
 
   // Applies new thresholds; open incidents keep their id, kind and start time.
   void reconfigure(const DetectionConfig& config, std::size_t top_sources);
 
-  [[nodiscard]] std::size_t open_incidents() const noexcept { return incidents_.size(); }
+  [[nodiscard]] std::size_t open_incidents() const noexcept {
+    return incidents_.size() + host_incidents_.size();
+  }
   [[nodiscard]] const DetectorCounters& counters() const noexcept { return counters_; }
 
   struct Incident {
@@ -58,29 +66,38 @@ class Detector {
     std::uint32_t sequence = 0;
     std::uint32_t peak_half_open = 0;
   };
-  // Open incidents by target, for status lines and metrics.
-  [[nodiscard]] const std::unordered_map<Endpoint, Incident, EndpointHash>& incidents()
-      const noexcept {
-    return incidents_;
-  }
+  using Incidents = std::unordered_map<Endpoint, Incident, EndpointHash>;
+  // Open incidents by target, for status lines and metrics: per address:port, and per whole
+  // address (target port 0).
+  [[nodiscard]] const Incidents& incidents() const noexcept { return incidents_; }
+  [[nodiscard]] const Incidents& host_incidents() const noexcept { return host_incidents_; }
 
  private:
   struct Verdict {
     bool condition = false;
     AttackKind kind = AttackKind::kSpoofedRandom;
   };
-  [[nodiscard]] Verdict judge(const DestinationStats& stats) const noexcept;
+  struct Scope {
+    bool host = false;
+    std::size_t threshold = 0;
+  };
+  void evaluate_set(TimestampNs now, DestinationSet& destinations, EventSink& sink,
+                    const Scope& scope, Incidents& incidents,
+                    std::vector<IpAddress>& busy_addresses);
+  [[nodiscard]] Verdict judge(const DestinationStats& stats, const Scope& scope) const noexcept;
   [[nodiscard]] AttackKind classify(const DestinationStats& stats) const noexcept;
   [[nodiscard]] double heavy_share(const DestinationStats& stats) const noexcept;
-  [[nodiscard]] std::string start_reason(const DestinationStats& stats, AttackKind kind) const;
+  [[nodiscard]] std::string start_reason(const DestinationStats& stats, AttackKind kind,
+                                         const Scope& scope) const;
   [[nodiscard]] std::string end_reason(const DestinationStats& stats, const Incident& incident,
-                                       TimestampNs now) const;
+                                       TimestampNs now, const Scope& scope) const;
   IncidentEvent make_event(EventType type, const Incident& incident, const DestinationStats& stats,
-                           TimestampNs now) const;
+                           TimestampNs now, const Scope& scope) const;
 
   DetectionConfig config_;
   std::size_t top_sources_;
-  std::unordered_map<Endpoint, Incident, EndpointHash> incidents_;
+  Incidents incidents_;
+  Incidents host_incidents_;
   DetectorCounters counters_;
 };
 

@@ -14,7 +14,9 @@
 
 namespace synwatch {
 
-inline constexpr int kEventFormatVersion = 1;
+// 2: the flood condition is over stale handshakes (stats.stale, .baseline, .stale_after_ms,
+// .normal_learned), and target.scope tells a port from a whole host (target.port null).
+inline constexpr int kEventFormatVersion = 2;
 
 enum class EventType : std::uint8_t { kStarted, kUpdated, kEnded };
 enum class AttackKind : std::uint8_t { kSpoofedRandom, kConcentrated, kDistributed };
@@ -34,6 +36,11 @@ struct IncidentStats {
   double source_entropy = 0;
   double bogon_share = 0;
   double completion_ratio = 0;
+  std::uint32_t stale = 0;      // stale half-open handshakes in the window: what is judged
+  std::uint32_t failed = 0;     // of them: failed (reset, evicted, expired) before judgement
+  double baseline = 0;          // the target's normal stale level
+  DurationNs stale_after = 0;   // age at which its pending handshakes count as stale
+  bool normal_learned = false;  // stale_after learned from its completions (else the default)
 };
 
 // The kernel's figures for an incident's target (`stats.kernel`), present when the kernel view
@@ -61,6 +68,7 @@ struct IncidentEvent {
   std::string event_id;        // unique per event: incident_id + "-" + sequence number
   std::uint32_t sequence = 0;  // 0 for started, then 1, 2, ...
   Endpoint target;
+  bool host_scope = false;  // the target is the whole address (SYNs spread over its ports)
   AttackKind kind = AttackKind::kSpoofedRandom;
   TimestampNs time = 0;  // packet time of the evaluation that emitted it
   TimestampNs started_at = 0;

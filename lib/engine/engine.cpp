@@ -6,7 +6,8 @@ Engine::Engine(const Config& config, LinkType link, EventSink& sink, std::uint64
     : running_(config),
       sink_(sink),
       decoder_(link),
-      shard_(config, config.flow.capacity, config.detection.half_open, hash_seed),
+      shard_(config, config.flow.capacity, config.detection.half_open,
+             config.detection.host_half_open, hash_seed),
       detector_(config.detection, config.aggregation.top_sources),
       drain_limit_(drain_limit(config)) {
   shard_.set_observer(this);
@@ -31,7 +32,8 @@ void Engine::on_wake(TimestampNs now) noexcept {
 
 void Engine::evaluate(TimestampNs at) noexcept {
   try {
-    detector_.evaluate(at, shard_.destinations(), sink_);
+    shard_.settle(at);
+    detector_.evaluate(at, shard_.destinations(), sink_, &shard_.hosts());
   } catch (...) {
     // Out of memory or a failing sink must not take capture down; it is counted and exported.
     ++shard_.counters().evaluation_failures;
@@ -41,7 +43,7 @@ void Engine::evaluate(TimestampNs at) noexcept {
 std::vector<std::string> Engine::reconfigure(const Config& config) {
   std::vector<std::string> kept = keys_kept_until_restart(running_, config);
   running_ = applied_on_reload(running_, config);
-  shard_.reconfigure(running_, running_.detection.half_open);
+  shard_.reconfigure(running_, running_.detection.half_open, running_.detection.host_half_open);
   detector_.reconfigure(running_.detection, running_.aggregation.top_sources);
   drain_limit_ = drain_limit(running_);
   return kept;
@@ -50,7 +52,10 @@ std::vector<std::string> Engine::reconfigure(const Config& config) {
 void Engine::finish() noexcept {
   if (!shard_.has_seen_packets()) return;
   const TimestampNs limit = shard_.newest_packet_time() + drain_limit_;
-  while ((detector_.open_incidents() > 0 || shard_.destinations().above_threshold() > 0) &&
+  // Pending handshakes are judged first (a burst at the very end of the file still gets its
+  // verdict), then open incidents run to their end.
+  while ((detector_.open_incidents() > 0 || shard_.destinations().above_threshold() > 0 ||
+          shard_.hosts().above_threshold() > 0 || shard_.judgements_pending()) &&
          shard_.next_tick() <= limit) {
     shard_.advance_to(shard_.next_tick());
   }

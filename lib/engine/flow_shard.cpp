@@ -18,6 +18,7 @@ std::vector<std::string> keys_kept_until_restart(const Config& running, const Co
     kept.emplace_back("aggregation.idle_timeout");
   }
   if (next.detection.tick != running.detection.tick) kept.emplace_back("detection.tick");
+  if (next.detection.stale != running.detection.stale) kept.emplace_back("detection.stale");
   return kept;
 }
 
@@ -27,21 +28,42 @@ Config applied_on_reload(const Config& running, const Config& next) {
   applied.aggregation = running.aggregation;
   applied.aggregation.top_sources = next.aggregation.top_sources;
   applied.detection.tick = running.detection.tick;
+  // The judgement ladder and the normal learned on it are the handshake table's and the
+  // destinations' running state.
+  applied.detection.stale = running.detection.stale;
   return applied;
 }
 
 DurationNs drain_limit(const Config& config) noexcept {
-  return config.flow.pending_timeout + config.aggregation.window + config.detection.cooldown +
-         config.detection.hold_for + 2 * config.detection.tick;
+  const StaleJudgement judgement = StaleJudgement::from(config.detection);
+  return config.flow.pending_timeout + judgement.ages.back() + config.aggregation.window +
+         config.detection.cooldown + config.detection.hold_for + 2 * config.detection.tick;
 }
 
+namespace {
+
+// Hosts are fewer than their ports: an eighth of the destinations' pool, within the same bound.
+AggregationConfig host_aggregation(const AggregationConfig& aggregation) {
+  AggregationConfig hosts = aggregation;
+  hosts.max_destinations = std::max<std::size_t>(1, aggregation.max_destinations / 8);
+  return hosts;
+}
+
+}  // namespace
+
 FlowShard::FlowShard(const Config& config, std::size_t flow_capacity,
-                     std::size_t half_open_threshold, std::uint64_t hash_seed)
+                     std::size_t half_open_threshold, std::size_t host_half_open_threshold,
+                     std::uint64_t hash_seed)
     : tick_(config.detection.tick),
       protected_(config.protected_prefixes),
       handshakes_(flow_capacity, config.flow.pending_timeout, hash_seed),
       destinations_(config.aggregation, config.detection.tick, half_open_threshold,
-                    hash_seed ^ 0x5bd1e995u) {}
+                    hash_seed ^ 0x5bd1e995u, StaleJudgement::from(config.detection)),
+      hosts_(host_aggregation(config.aggregation), config.detection.tick, host_half_open_threshold,
+             hash_seed ^ 0x27d4eb2fu, StaleJudgement::from(config.detection),
+             DestinationTable::Scope::kHost) {
+  handshakes_.set_judge_ages(destinations_.judgement().ages);
+}
 
 bool FlowShard::is_listed_as_protected(const IpAddress& address) const noexcept {
   return std::any_of(protected_.begin(), protected_.end(),
@@ -61,7 +83,7 @@ void FlowShard::on_packet(const PacketView& packet, Decoder& decoder) noexcept {
 void FlowShard::on_frame_without_segment(TimestampNs timestamp) noexcept {
   if (started_ && timestamp > newest_) {
     newest_ = timestamp;
-    if (newest_ >= due_) advance_to(newest_);
+    if (newest_ >= due_ || newest_ >= handshakes_.judge_due()) advance_to(newest_);
   }
 }
 
@@ -78,17 +100,33 @@ inline void FlowShard::on_segment(const TcpSegment& segment,
   } else {
     newest_ = now;
   }
-  if (now >= due_) on_due(now);
+  if (now >= due_ || now >= handshakes_.judge_due()) on_due(now);
 
   const bool accept = !segment.is_syn() || is_protected(segment.destination);
   if (segment.is_syn() && !accept) ++counters_.unprotected_syns;
   handshakes_.process(segment, prepared, accept, update);
   if (update.event == FlowEvent::kNone && !update.evicted) return;
   destinations_.on_flow(update, now);
-  if (destinations_.unpinned_crossings() != crossings_heard_) {
-    crossings_heard_ = destinations_.unpinned_crossings();
-    if (observer_ != nullptr) observer_->on_threshold_crossed(now);
+  hosts_.on_flow(update, now);
+  hear_crossings(now);
+}
+
+void FlowShard::hear_crossings(TimestampNs at) noexcept {
+  const std::uint64_t crossings = destinations_.unpinned_crossings() + hosts_.unpinned_crossings();
+  if (crossings != crossings_heard_) {
+    crossings_heard_ = crossings;
+    if (observer_ != nullptr) observer_->on_threshold_crossed(at);
   }
+}
+
+void FlowShard::run_judgement(TimestampNs at) noexcept {
+  handshakes_.judge(
+      at, [&](const Endpoint& server) noexcept { return destinations_.judge_rung(server, at); },
+      [&](const Endpoint& server, const IpAddress& client, HandshakeState) noexcept {
+        destinations_.on_stale(server, client, at);
+        hosts_.on_stale(server, client, at);
+      });
+  hear_crossings(at);
 }
 
 void FlowShard::on_packets(std::span<const PacketView> packets, Decoder& decoder) noexcept {
@@ -146,34 +184,48 @@ void FlowShard::wake_at(TimestampNs at) noexcept {
 
 void FlowShard::advance_to(TimestampNs now) noexcept {
   if (!started_) return;
-  while (next_tick_ <= now) {
-    run_tick(next_tick_);
-    next_tick_ += tick_;
-    // Nothing to hold or end: jump over quiet stretches instead of ticking through them.
-    const bool quiet = destinations_.above_threshold() == 0 &&
-                       (observer_ == nullptr || observer_->may_skip_ticks());
-    if (quiet && next_tick_ + tick_ <= now) next_tick_ = tick_of(now, tick_) * tick_;
-  }
-  if (wake_at_ <= now) {
-    wake_at_ = INT64_MAX;
-    if (observer_ != nullptr) observer_->on_wake(now);
+  // Judgements, wake-ups and ticks in the order of their times, judgements first at equal
+  // times: across a gap in packet time a handshake is judged stale (and its incident raised)
+  // before the tick that would expire it.
+  for (;;) {
+    const TimestampNs judge_at = handshakes_.judge_due();
+    const TimestampNs next = std::min({judge_at, wake_at_, next_tick_});
+    if (next > now) break;
+    if (judge_at == next) {
+      run_judgement(judge_at);
+    } else if (wake_at_ == next) {
+      wake_at_ = INT64_MAX;
+      if (observer_ != nullptr) observer_->on_wake(next);
+    } else {
+      run_tick(next_tick_);
+      next_tick_ += tick_;
+      // Nothing to hold or end: jump over quiet stretches instead of ticking through them.
+      const bool quiet = destinations_.above_threshold() == 0 && hosts_.above_threshold() == 0 &&
+                         (observer_ == nullptr || observer_->may_skip_ticks());
+      if (quiet && next_tick_ + tick_ <= now) next_tick_ = tick_of(now, tick_) * tick_;
+    }
   }
   due_ = std::min(next_tick_, wake_at_);
 }
 
 void FlowShard::run_tick(TimestampNs at) noexcept {
   ++counters_.ticks;
-  handshakes_.expire(at, [&](const Endpoint& server, const IpAddress&, HandshakeState state) {
-    destinations_.on_expired(server, state, at);
-  });
+  handshakes_.expire(
+      at, [&](const Endpoint& server, const IpAddress& client, HandshakeState state, bool stale) {
+        destinations_.on_expired(server, client, state, stale, at);
+        hosts_.on_expired(server, client, state, stale, at);
+      });
   destinations_.forget_idle(at);
+  hosts_.forget_idle(at);
   if (observer_ != nullptr) observer_->on_tick(at);
 }
 
-void FlowShard::reconfigure(const Config& config, std::size_t half_open_threshold) noexcept {
+void FlowShard::reconfigure(const Config& config, std::size_t half_open_threshold,
+                            std::size_t host_half_open_threshold) noexcept {
   protected_ = config.protected_prefixes;
   handshakes_.set_pending_timeout(config.flow.pending_timeout);
   destinations_.set_half_open_threshold(half_open_threshold, newest_packet_time());
+  hosts_.set_half_open_threshold(host_half_open_threshold, newest_packet_time());
 }
 
 }  // namespace synwatch

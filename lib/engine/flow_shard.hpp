@@ -61,9 +61,9 @@ class alignas(64) FlowShard {
     [[nodiscard]] virtual bool may_skip_ticks() const noexcept = 0;
   };
 
-  // `flow_capacity` and `half_open_threshold` are this shard's share; the rest comes from config.
+  // `flow_capacity` and the thresholds are this shard's share; the rest comes from config.
   FlowShard(const Config& config, std::size_t flow_capacity, std::size_t half_open_threshold,
-            std::uint64_t hash_seed);
+            std::size_t host_half_open_threshold, std::uint64_t hash_seed);
 
   void set_observer(Observer* observer) noexcept { observer_ = observer; }
 
@@ -79,8 +79,14 @@ class alignas(64) FlowShard {
   // Asks for Observer::on_wake once packet time reaches `at` (the earliest request wins).
   void wake_at(TimestampNs at) noexcept;
 
-  // Reload: thresholds, timeouts and protected prefixes; sizes stay.
-  void reconfigure(const Config& config, std::size_t half_open_threshold) noexcept;
+  // Reload: thresholds, timeouts, judgement and protected prefixes; sizes stay.
+  void reconfigure(const Config& config, std::size_t half_open_threshold,
+                   std::size_t host_half_open_threshold) noexcept;
+  // Makes both tables' stale levels exact as of `now` (before an evaluation).
+  void settle(TimestampNs now) noexcept {
+    destinations_.settle(now);
+    hosts_.settle(now);
+  }
   void set_protected(std::vector<IpPrefix> prefixes) { protected_ = std::move(prefixes); }
   [[nodiscard]] const std::vector<IpPrefix>& protected_prefixes() const noexcept {
     return protected_;
@@ -91,6 +97,13 @@ class alignas(64) FlowShard {
   [[nodiscard]] const HandshakeTable& handshakes() const noexcept { return handshakes_; }
   [[nodiscard]] const DestinationTable& destinations() const noexcept { return destinations_; }
   DestinationTable& destinations() noexcept { return destinations_; }
+  // Per address across all its ports (target port 0): SYNs to random ports.
+  [[nodiscard]] const DestinationTable& hosts() const noexcept { return hosts_; }
+  DestinationTable& hosts() noexcept { return hosts_; }
+  // Whether some handshake still waits for its judgement (an offline drain runs until none does).
+  [[nodiscard]] bool judgements_pending() const noexcept {
+    return handshakes_.judge_due() != INT64_MAX;
+  }
   // 0 until the first segment.
   [[nodiscard]] TimestampNs newest_packet_time() const noexcept { return started_ ? newest_ : 0; }
   [[nodiscard]] bool has_seen_packets() const noexcept { return started_; }
@@ -109,6 +122,9 @@ class alignas(64) FlowShard {
   // A frame without a TCP segment still moves packet time on, so ticks keep their pace.
   void on_frame_without_segment(TimestampNs timestamp) noexcept;
   void run_tick(TimestampNs at) noexcept;
+  // Judges the handshakes due at `at` (HandshakeTable::judge) into both tables.
+  void run_judgement(TimestampNs at) noexcept;
+  void hear_crossings(TimestampNs at) noexcept;
   // Starts the clock on the first segment, then advance_to(now).
   [[gnu::noinline]] void on_due(TimestampNs now) noexcept;
 
@@ -116,6 +132,7 @@ class alignas(64) FlowShard {
   std::vector<IpPrefix> protected_;
   HandshakeTable handshakes_;
   DestinationTable destinations_;
+  DestinationTable hosts_;
   Observer* observer_ = nullptr;
   EngineCounters counters_;
   TcpSegment segment_;
@@ -126,7 +143,8 @@ class alignas(64) FlowShard {
   // What each segment compares its time with: min(next_tick_, wake_at_) once started, and
   // INT64_MIN before, so that the first segment starts the clock. One test instead of three.
   TimestampNs due_ = INT64_MIN;
-  std::uint64_t crossings_heard_ = 0;  // DestinationTable::unpinned_crossings() last passed on
+  // DestinationTable::unpinned_crossings() of both tables, summed, as last passed on.
+  std::uint64_t crossings_heard_ = 0;
 };
 
 }  // namespace synwatch

@@ -11,20 +11,25 @@ namespace {
 
 std::vector<std::unique_ptr<FlowShard>> make_shards(const Config& config, std::size_t count,
                                                     std::size_t capacity, std::size_t threshold,
+                                                    std::size_t host_threshold,
                                                     std::uint64_t hash_seed) {
   std::vector<std::unique_ptr<FlowShard>> shards;
   shards.reserve(std::max<std::size_t>(1, count));
   for (std::size_t i = 0; i < std::max<std::size_t>(1, count); ++i) {
     // One seed for all: HyperLogLog sketches of different shards must hash alike to unite.
-    shards.push_back(std::make_unique<FlowShard>(config, capacity, threshold, hash_seed));
+    shards.push_back(
+        std::make_unique<FlowShard>(config, capacity, threshold, host_threshold, hash_seed));
   }
   return shards;
 }
 
-std::vector<DestinationTable*> tables_of(const std::vector<std::unique_ptr<FlowShard>>& shards) {
+std::vector<DestinationTable*> tables_of(const std::vector<std::unique_ptr<FlowShard>>& shards,
+                                         bool hosts) {
   std::vector<DestinationTable*> tables;
   tables.reserve(shards.size());
-  for (const auto& shard : shards) tables.push_back(&shard->destinations());
+  for (const auto& shard : shards) {
+    tables.push_back(hosts ? &shard->hosts() : &shard->destinations());
+  }
   return tables;
 }
 
@@ -36,8 +41,10 @@ ShardedEngine::ShardedEngine(const Config& config, std::size_t shards, EventSink
       sink_(sink),
       shards_(make_shards(
           config, shards, share(config.flow.capacity, std::max<std::size_t>(1, shards)),
-          share(config.detection.half_open, std::max<std::size_t>(1, shards)), hash_seed)),
-      merged_(tables_of(shards_), config.detection.half_open),
+          share(config.detection.half_open, std::max<std::size_t>(1, shards)),
+          share(config.detection.host_half_open, std::max<std::size_t>(1, shards)), hash_seed)),
+      merged_(tables_of(shards_, false), config.detection.half_open),
+      merged_hosts_(tables_of(shards_, true), config.detection.host_half_open),
       detector_(config.detection, config.aggregation.top_sources),
       drain_limit_(drain_limit(config)) {}
 
@@ -71,7 +78,7 @@ void ShardedEngine::advance_to(TimestampNs now) noexcept {
     next_tick_ += running_.detection.tick;
     // Nothing to hold or end: jump over quiet stretches instead of ticking through them.
     if (detector_.open_incidents() == 0 && merged_.above_threshold() == 0 &&
-        next_tick_ + running_.detection.tick <= now) {
+        merged_hosts_.above_threshold() == 0 && next_tick_ + running_.detection.tick <= now) {
       next_tick_ = tick_of(now, running_.detection.tick) * running_.detection.tick;
     }
   }
@@ -84,9 +91,12 @@ void ShardedEngine::advance_to(TimestampNs now) noexcept {
 }
 
 bool ShardedEngine::refresh(TimestampNs at) noexcept {
-  for (auto& s : shards_) s->advance_to(at);
+  for (auto& s : shards_) {
+    s->advance_to(at);
+    s->settle(at);
+  }
   try {
-    if (merged_.refresh(at) > 0) {
+    if (merged_.refresh(at) + merged_hosts_.refresh(at) > 0) {
       early_deadline_ = std::min(early_deadline_, at + running_.detection.hold_for);
     }
     return true;
@@ -98,18 +108,25 @@ bool ShardedEngine::refresh(TimestampNs at) noexcept {
 
 void ShardedEngine::evaluate(TimestampNs at) noexcept {
   try {
-    detector_.evaluate(at, merged_, sink_);
+    detector_.evaluate(at, merged_, sink_, &merged_hosts_);
   } catch (...) {
     // Out of memory or a failing sink must not take capture down; it is counted and exported.
     ++own_.evaluation_failures;
   }
   merged_.pin_shards();
+  merged_hosts_.pin_shards();
 }
 
 void ShardedEngine::finish() noexcept {
   if (!started_) return;
   const TimestampNs limit = newest_packet_time() + drain_limit_;
-  while ((detector_.open_incidents() > 0 || merged_.above_threshold() > 0) && next_tick_ <= limit) {
+  const auto judging = [&] {
+    return std::any_of(shards_.begin(), shards_.end(),
+                       [](const auto& s) { return s->judgements_pending(); });
+  };
+  while ((detector_.open_incidents() > 0 || merged_.above_threshold() > 0 ||
+          merged_hosts_.above_threshold() > 0 || judging()) &&
+         next_tick_ <= limit) {
     advance_to(next_tick_);
   }
 }
@@ -118,9 +135,11 @@ std::vector<std::string> ShardedEngine::reconfigure(const Config& config) {
   std::vector<std::string> kept = keys_kept_until_restart(running_, config);
   running_ = applied_on_reload(running_, config);
   for (auto& s : shards_) {
-    s->reconfigure(running_, share(running_.detection.half_open, shards_.size()));
+    s->reconfigure(running_, share(running_.detection.half_open, shards_.size()),
+                   share(running_.detection.host_half_open, shards_.size()));
   }
   merged_.set_half_open_threshold(running_.detection.half_open, newest_packet_time());
+  merged_hosts_.set_half_open_threshold(running_.detection.host_half_open, newest_packet_time());
   detector_.reconfigure(running_.detection, running_.aggregation.top_sources);
   drain_limit_ = drain_limit(running_);
   return kept;

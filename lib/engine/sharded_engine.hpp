@@ -58,6 +58,7 @@ class ShardedEngine {
   [[nodiscard]] std::size_t handshake_capacity() const noexcept;
   [[nodiscard]] DestinationTableCounters destination_counters() const noexcept;
   [[nodiscard]] const MergedDestinations& destinations() const noexcept { return merged_; }
+  [[nodiscard]] const MergedDestinations& hosts() const noexcept { return merged_hosts_; }
   [[nodiscard]] const Detector& detector() const noexcept { return detector_; }
   [[nodiscard]] TimestampNs newest_packet_time() const noexcept;
   [[nodiscard]] bool has_seen_packets() const noexcept;
@@ -74,6 +75,7 @@ class ShardedEngine {
   EventSink& sink_;
   std::vector<std::unique_ptr<FlowShard>> shards_;
   MergedDestinations merged_;
+  MergedDestinations merged_hosts_;
   Detector detector_;
   EngineCounters own_;  // ticks, early evaluations and failures of the merged detection
   bool started_ = false;

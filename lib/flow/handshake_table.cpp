@@ -15,11 +15,13 @@ namespace synwatch {
 namespace {
 
 // Link value meaning "no entry". Entry numbers are < kMaxCapacity = 2^28 < kNil, and kNil
-// fits the 30 link bits of Entry::next_and_flags.
-constexpr std::uint32_t kNil = (1u << 30) - 1;
-constexpr std::uint32_t kNextMask = kNil;
+// fits the 29 link bits of Entry::next_and_flags and Entry::prev_and_rung.
+constexpr std::uint32_t kNil = (1u << 29) - 1;
+constexpr std::uint32_t kLinkMask = kNil;
+constexpr std::uint32_t kStaleBit = 1u << 29;
 constexpr std::uint32_t kSynRecvBit = 1u << 30;
 constexpr std::uint32_t kClientIsHighBit = 1u << 31;
+constexpr unsigned kRungShift = 29;  // prev_and_rung: judgement rung + 1, 0 = not given one yet
 
 std::uint64_t splitmix64(std::uint64_t& state) noexcept {
   std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
@@ -53,9 +55,11 @@ void prefetch_lines(const void* address, std::size_t bytes) noexcept {
 //   bytes 36..39  syn_seq            seq of the (latest) SYN from the client
 //   bytes 40..43  synack_seq         seq of the latest SYN-ACK; meaningful in kSynRecv only
 //   bytes 44..47  first_syn_ms       low 32 bits of the first-SYN time in ms (see newest_ms_)
-//   bytes 48..51  prev               age list, towards the oldest; kNil at the end
-//   bytes 52..55  next_and_flags     bits 0..29: next (towards the newest, or the free list),
-//                                    bit 30: state is kSynRecv, bit 31: client is the high side
+//   bytes 48..51  prev_and_rung      bits 0..28: prev (age list, towards the oldest; kNil at
+//                                    the end), bits 29..31: judgement rung + 1 (0: none yet)
+//   bytes 52..55  next_and_flags     bits 0..28: next (towards the newest, or the free list),
+//                                    bit 29: judged stale, bit 30: state is kSynRecv,
+//                                    bit 31: client is the high side
 // With the index's 8 bytes per entry (see index_): 64 bytes per tracked handshake.
 struct HandshakeTable::Entry {
   static_assert(sizeof(Key) == 36);
@@ -65,13 +69,23 @@ struct HandshakeTable::Entry {
   std::uint32_t syn_seq;
   std::uint32_t synack_seq;
   std::uint32_t first_syn_ms;
-  std::uint32_t prev;
+  std::uint32_t prev_and_rung;
   std::uint32_t next_and_flags;
 
-  [[nodiscard]] std::uint32_t next() const noexcept { return next_and_flags & kNextMask; }
+  [[nodiscard]] std::uint32_t next() const noexcept { return next_and_flags & kLinkMask; }
   void set_next(std::uint32_t next) noexcept {
-    next_and_flags = (next_and_flags & ~kNextMask) | next;
+    next_and_flags = (next_and_flags & ~kLinkMask) | next;
   }
+  [[nodiscard]] std::uint32_t prev() const noexcept { return prev_and_rung & kLinkMask; }
+  void set_prev(std::uint32_t prev) noexcept {
+    prev_and_rung = (prev_and_rung & ~kLinkMask) | prev;
+  }
+  // 0: not yet judged at the floor; else the rung + 1.
+  [[nodiscard]] unsigned rung_plus_one() const noexcept { return prev_and_rung >> kRungShift; }
+  void set_rung(unsigned rung) noexcept {
+    prev_and_rung = (prev_and_rung & kLinkMask) | ((rung + 1) << kRungShift);
+  }
+  [[nodiscard]] bool stale() const noexcept { return (next_and_flags & kStaleBit) != 0; }
   [[nodiscard]] HandshakeState state() const noexcept {
     return (next_and_flags & kSynRecvBit) != 0 ? HandshakeState::kSynRecv
                                                : HandshakeState::kSynSeen;
@@ -281,7 +295,7 @@ void HandshakeTable::link_newest(std::uint32_t entry, TimestampNs now) noexcept 
   newest_ms_ = ms;
   Entry& e = entries_[entry];
   e.first_syn_ms = static_cast<std::uint32_t>(ms);
-  e.prev = newest_;
+  e.prev_and_rung = newest_;  // no rung: it is judged afresh
   e.set_next(kNil);
   if (newest_ == kNil) {
     oldest_ = entry;
@@ -289,6 +303,17 @@ void HandshakeTable::link_newest(std::uint32_t entry, TimestampNs now) noexcept 
     entries_[newest_].set_next(entry);
   }
   newest_ = entry;
+  if (caught_up_cursors_ != 0) [[unlikely]] {
+    // Cursors that had looked at every entry look at this one next.
+    for (std::uint32_t bits = caught_up_cursors_; bits != 0; bits &= bits - 1) {
+      judge_cursor_[static_cast<std::size_t>(std::countr_zero(bits))] = entry;
+    }
+    if ((caught_up_cursors_ & 1u) != 0) {
+      const std::int64_t due_ms = std::min(ms, (INT64_MAX - judge_ages_[0]) / kNanosPerMilli);
+      judge_due_ = std::min(judge_due_, due_ms * kNanosPerMilli + judge_ages_[0]);
+    }
+    caught_up_cursors_ = 0;
+  }
 }
 
 void HandshakeTable::unlink(std::uint32_t entry) noexcept {
@@ -301,8 +326,14 @@ void HandshakeTable::unlink(std::uint32_t entry) noexcept {
     --lookahead_count_;
   }
   const Entry& e = entries_[entry];
-  const std::uint32_t prev = e.prev;
+  const std::uint32_t prev = e.prev();
   const std::uint32_t next = e.next();
+  for (std::size_t rung = 0; rung < judge_rungs_; ++rung) {
+    if (judge_cursor_[rung] == entry) {
+      judge_cursor_[rung] = next;
+      if (next == kNil) caught_up_cursors_ |= 1u << rung;
+    }
+  }
   if (prev == kNil) {
     oldest_ = next;
   } else {
@@ -316,7 +347,7 @@ void HandshakeTable::unlink(std::uint32_t entry) noexcept {
                                                entries_[prev].first_syn_ms);
     }
   } else {
-    entries_[next].prev = prev;
+    entries_[next].set_prev(prev);
   }
 }
 
@@ -353,6 +384,7 @@ void HandshakeTable::remove(std::uint32_t entry, const Located& where) noexcept 
   }
   unlink(entry);
   Entry& e = entries_[entry];
+  forget_judgement(e);
   if (e.state() == HandshakeState::kSynSeen) --syn_seen_;
   --size_;
   e.next_and_flags = free_head_;  // also clears the flags
@@ -450,6 +482,7 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
         const std::uint32_t victim = oldest_;
         update.evicted = true;
         update.evicted_state = entries_[victim].state();
+        update.evicted_stale = entries_[victim].stale();
         describe(victim, update.evicted_server, update.evicted_client);
         const Located where = locate_oldest();
         remove(victim, where);
@@ -491,6 +524,10 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
   const auto report = [&](FlowEvent event) noexcept {
     update.event = event;
     update.previous_state = state;
+    update.was_stale = e.stale();
+    const unsigned rung = e.rung_plus_one();
+    update.rung = static_cast<std::uint8_t>(rung == 0 ? 0 : rung - 1);
+    update.age = std::max<DurationNs>(0, segment.timestamp - first_syn_ms(entry) * kNanosPerMilli);
     describe(entry, update.server, update.client);
   };
 
@@ -503,12 +540,14 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
     report(FlowEvent::kSynRetransmit);
     ++counters_.syn_retransmits;
     if (segment.seq != e.syn_seq) {
-      // Port reuse: a new attempt replaces the old one, with its own age.
+      // Port reuse: a new attempt replaces the old one, with its own age and judgement.
       e.syn_seq = segment.seq;
       if (state == HandshakeState::kSynRecv) {
         e.set_state(HandshakeState::kSynSeen);
         ++syn_seen_;
       }
+      forget_judgement(e);
+      e.next_and_flags &= ~kStaleBit;
       unlink(entry);
       link_newest(entry, segment.timestamp);
     }
@@ -573,25 +612,134 @@ void HandshakeTable::remember_victim_home(std::uint32_t entry) noexcept {
   }
 }
 
+std::int64_t HandshakeTable::first_syn_ms(std::uint32_t entry) const noexcept {
+  // Every live entry is at most 2^32 ms older than the youngest (see the header), so its full
+  // time is recovered from the difference of the low 32 bits.
+  return newest_ms_ - static_cast<std::uint32_t>(static_cast<std::uint32_t>(newest_ms_) -
+                                                 entries_[entry].first_syn_ms);
+}
+
+namespace {
+
+// The last whole millisecond a handshake may have started in to be `age` old at `now`, computed
+// without overflow.
+std::int64_t started_by_ms(TimestampNs now, DurationNs age) noexcept {
+  return floor_ms(now < INT64_MIN + age ? INT64_MIN : now - age);
+}
+
+}  // namespace
+
 bool HandshakeTable::pop_expired(TimestampNs now, Endpoint& server, IpAddress& client,
-                                 HandshakeState& state) noexcept {
+                                 HandshakeState& state, bool& was_stale) noexcept {
   if (oldest_ == kNil) return false;
   const Entry& e = entries_[oldest_];
-  // Every live entry is at most 2^32 ms older than the youngest (see the header), so the
-  // oldest's full time is recovered from the difference of the low 32 bits.
-  const std::int64_t first_syn_ms =
-      newest_ms_ -
-      static_cast<std::uint32_t>(static_cast<std::uint32_t>(newest_ms_) - e.first_syn_ms);
-  // Expired iff first_syn_ms * 1 ms + timeout <= now, computed without overflow.
-  const TimestampNs limit = now < INT64_MIN + pending_timeout_ ? INT64_MIN : now - pending_timeout_;
-  if (first_syn_ms > floor_ms(limit)) return false;
+  if (first_syn_ms(oldest_) > started_by_ms(now, pending_timeout_)) return false;
   const std::uint32_t entry = oldest_;
   state = e.state();
+  was_stale = e.stale();
   describe(entry, server, client);
   remove(entry, locate_oldest());
   ++counters_.expired;
   prefetch_next_victims();
   return true;
+}
+
+}  // namespace synwatch
+
+namespace synwatch {
+
+void HandshakeTable::forget_judgement(const Entry& e) noexcept {
+  if (e.stale()) {
+    --stale_;
+  } else if (const unsigned rung = e.rung_plus_one(); rung != 0 && judge_rungs_ > 0) {
+    --waiting_at_rung_[std::min<std::size_t>(rung - 1, judge_rungs_ - 1)];
+  }
+}
+
+void HandshakeTable::set_judge_ages(std::span<const DurationNs> ages) noexcept {
+  const std::size_t before = judge_rungs_;
+  const std::size_t rungs = std::min(ages.size(), kMaxJudgeRungs);
+  // Handshakes waiting at rungs the new ladder lacks wait at its last rung.
+  for (std::size_t rung = rungs; rung < before && rungs > 0; ++rung) {
+    waiting_at_rung_[rungs - 1] += waiting_at_rung_[rung];
+    waiting_at_rung_[rung] = 0;
+  }
+  for (std::size_t rung = 0; rung < rungs; ++rung) {
+    judge_ages_[rung] = std::max<DurationNs>(0, ages[rung]);
+    if (rung >= before) {
+      // A new cursor starts where the floor cursor is (every entry before it has its rung), or,
+      // with no ladder before, at the oldest entry.
+      judge_cursor_[rung] = before > 0 ? judge_cursor_[0] : oldest_;
+      const bool caught_up = judge_cursor_[rung] == kNil;
+      caught_up_cursors_ = (caught_up_cursors_ & ~(1u << rung)) | (caught_up ? 1u << rung : 0u);
+      waiting_at_rung_[rung] = 0;
+    }
+  }
+  caught_up_cursors_ &= (1u << rungs) - 1;
+  if (rungs == 0) {
+    // No judging: the waiting handshakes keep their marks but nobody walks for them.
+    waiting_at_rung_.fill(0);
+  }
+  judge_rungs_ = rungs;
+  recompute_judge_due();
+}
+
+std::uint32_t HandshakeTable::next_due(std::size_t rung, TimestampNs now) noexcept {
+  const std::uint32_t entry = judge_cursor_[rung];
+  if (entry == kNil || first_syn_ms(entry) > started_by_ms(now, judge_ages_[rung])) {
+    return kNoEntry;
+  }
+  const std::uint32_t next = entries_[entry].next();
+  judge_cursor_[rung] = next;
+  if (next == kNil) caught_up_cursors_ |= 1u << rung;
+  return entry;
+}
+
+bool HandshakeTable::assign_rung(std::uint32_t entry, unsigned rung) noexcept {
+  Entry& e = entries_[entry];
+  const auto last = static_cast<unsigned>(judge_rungs_ - 1);
+  const unsigned given = std::min(rung, last);
+  if (given == 0) {
+    e.set_rung(0);
+    e.next_and_flags |= kStaleBit;
+    ++stale_;
+    ++counters_.judged_stale;
+    return true;
+  }
+  e.set_rung(given);
+  ++waiting_at_rung_[given];
+  return false;
+}
+
+bool HandshakeTable::due_at_rung(std::uint32_t entry, std::size_t rung) noexcept {
+  Entry& e = entries_[entry];
+  const unsigned given = e.rung_plus_one();
+  if (e.stale() || given == 0) return false;
+  const std::size_t waiting = std::min<std::size_t>(given - 1, judge_rungs_ - 1);
+  if (waiting > rung) return false;
+  --waiting_at_rung_[waiting];
+  e.next_and_flags |= kStaleBit;
+  ++stale_;
+  ++counters_.judged_stale;
+  return true;
+}
+
+void HandshakeTable::describe_judged(std::uint32_t entry, Endpoint& server, IpAddress& client,
+                                     HandshakeState& state) const noexcept {
+  describe(entry, server, client);
+  state = entries_[entry].state();
+}
+
+void HandshakeTable::recompute_judge_due() noexcept {
+  TimestampNs due = INT64_MAX;
+  for (std::size_t rung = 0; rung < judge_rungs_; ++rung) {
+    const std::uint32_t entry = judge_cursor_[rung];
+    if (entry == kNil || (rung > 0 && waiting_at_rung_[rung] == 0)) continue;
+    const std::int64_t ms =
+        std::min(first_syn_ms(entry), (INT64_MAX - judge_ages_[rung]) / kNanosPerMilli);
+    due = std::min(due, ms * kNanosPerMilli + judge_ages_[rung]);
+  }
+  judge_due_ = due;
 }
 
 }  // namespace synwatch

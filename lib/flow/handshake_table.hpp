@@ -36,6 +36,16 @@
 // stays sorted and expiry stays O(expired). Ages are recovered modulo 2^32 ms (49.7 days), so
 // expire() must run at least once per ~48 days of packet time (the engine runs it every tick).
 //
+// Judgement (stale handshakes): a pending handshake that has not completed by the age its
+// destination normally completes within is *stale*. The table knows nothing of destinations;
+// the owner gives it a ladder of judgement ages (set_judge_ages: ascending, rung 0 the floor) and,
+// in judge(), maps each handshake reaching the floor to the rung of its destination. One cursor
+// per rung walks the age list, so each handshake is looked at when it reaches the floor and when
+// it reaches its own rung's age: O(handshakes that turn stale) per call, never a scan. A cursor
+// with no handshake of its rung waiting jumps to the floor cursor instead of walking. A stale
+// handshake stays in the table (it may still complete: a retransmitted SYN-ACK); updates say
+// whether the handshake they end was stale (`was_stale`, `evicted_stale`) and how old it was.
+//
 // Memory: exactly `capacity` entries are allocated up front; nothing is allocated per packet.
 // When the table is full, a new SYN evicts the oldest pending entry (reported in the update).
 // 56-byte entries plus an index of capacity / 8 buckets of 64 bytes: 64 bytes per tracked
@@ -46,6 +56,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "common/ip_address.hpp"
@@ -68,15 +79,19 @@ enum class FlowEvent : std::uint8_t {
   kUnsolicitedSynAck,  // SYN-ACK with no pending SYN (reflection backscatter, or one-way capture)
 };
 
-// What one segment did to the table. `server`/`client`/`previous_state` are set for every
-// event other than kNone and kUnsolicitedSynAck. If inserting a new SYN evicted an entry,
-// `evicted` is true and the evicted_* fields describe it.
+// What one segment did to the table. `server`/`client`/`previous_state`/`was_stale`/`age` are set
+// for every event other than kNone and kUnsolicitedSynAck. If inserting a new SYN evicted an
+// entry, `evicted` is true and the evicted_* fields describe it.
 struct FlowUpdate {
   FlowEvent event = FlowEvent::kNone;
   HandshakeState previous_state = HandshakeState::kSynSeen;  // state before this segment
-  Endpoint server;   // the side that received the SYN (address:port being connected to)
-  IpAddress client;  // the side that sent the SYN
+  bool was_stale = false;  // judged stale before this segment (see judge())
+  std::uint8_t rung = 0;   // judgement rung it was given at the floor (0 if not reached)
+  DurationNs age = 0;      // time since the handshake's first SYN, at this segment
+  Endpoint server;         // the side that received the SYN (address:port being connected to)
+  IpAddress client;        // the side that sent the SYN
   bool evicted = false;
+  bool evicted_stale = false;
   HandshakeState evicted_state = HandshakeState::kSynSeen;
   Endpoint evicted_server;
   IpAddress evicted_client;
@@ -93,6 +108,7 @@ struct HandshakeTableCounters {
   std::uint64_t unsolicited_synacks = 0;
   std::uint64_t synacks = 0;             // kSynAck
   std::uint64_t synack_retransmits = 0;  // kSynAckRetransmit
+  std::uint64_t judged_stale = 0;        // handshakes that reached their judgement age pending
 };
 
 class HandshakeTable {
@@ -134,9 +150,30 @@ class HandshakeTable {
                FlowUpdate& update) noexcept;
 
   // Removes every pending entry whose first SYN is older than now - pending_timeout and calls
-  // on_expired(server, client, state) for each, oldest first. Cost: O(expired entries).
+  // on_expired(server, client, state, was_stale) for each, oldest first. Cost: O(expired).
   template <typename OnExpired>
   void expire(TimestampNs now, OnExpired&& on_expired) noexcept;
+
+  // The judgement ladder: ascending ages, at most kMaxJudgeRungs; empty (the default) judges
+  // nothing. Handshakes already given a rung keep it (a rung past the new ladder's end counts as
+  // its last).
+  static constexpr std::size_t kMaxJudgeRungs = 7;
+  void set_judge_ages(std::span<const DurationNs> ages) noexcept;
+  [[nodiscard]] std::span<const DurationNs> judge_ages() const noexcept {
+    return {judge_ages_.data(), judge_rungs_};
+  }
+  // Judges every handshake due by `now`, oldest first: at the floor age, rung_of(server) (an
+  // unsigned rung, clamped to the ladder) is asked once per handshake; rung 0 is stale at once,
+  // others when they reach their rung's age. on_stale(server, client, state) is called for each
+  // handshake judged stale. Call it whenever packet time reaches judge_due(), and before
+  // expire() for the same time, so that a handshake is judged before it can expire.
+  template <typename RungOf, typename OnStale>
+  void judge(TimestampNs now, RungOf&& rung_of, OnStale&& on_stale) noexcept;
+  // Packet time from which judge() has work (never later than the real next judgement; it may
+  // be earlier, then judge() finds nothing due and moves it on). INT64_MAX when nothing waits.
+  [[nodiscard]] TimestampNs judge_due() const noexcept { return judge_due_; }
+  // Pending handshakes judged stale right now.
+  [[nodiscard]] std::size_t stale() const noexcept { return stale_; }
 
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
@@ -174,8 +211,23 @@ class HandshakeTable {
   };
 
   // Pops the oldest entry if it expired by `now`; false when none did.
-  bool pop_expired(TimestampNs now, Endpoint& server, IpAddress& client,
-                   HandshakeState& state) noexcept;
+  bool pop_expired(TimestampNs now, Endpoint& server, IpAddress& client, HandshakeState& state,
+                   bool& was_stale) noexcept;
+
+  // One step of judge(): the entry under rung `rung`'s cursor if it is due by `now`; kNoEntry
+  // when the cursor has nothing due. Moves the cursor past it.
+  static constexpr std::uint32_t kNoEntry = UINT32_MAX;
+  std::uint32_t next_due(std::size_t rung, TimestampNs now) noexcept;
+  // At the floor: gives the entry its rung (true: stale at once). Past it: whether it is stale
+  // now. Both mark it and count it.
+  bool assign_rung(std::uint32_t entry, unsigned rung) noexcept;
+  bool due_at_rung(std::uint32_t entry, std::size_t rung) noexcept;
+  void describe_judged(std::uint32_t entry, Endpoint& server, IpAddress& client,
+                       HandshakeState& state) const noexcept;
+  void recompute_judge_due() noexcept;
+  // Takes a handshake that leaves the table (or starts over) off the judgement counts.
+  void forget_judgement(const Entry& e) noexcept;
+  [[nodiscard]] std::int64_t first_syn_ms(std::uint32_t entry) const noexcept;
 
   // The canonical key of a segment into `key`; `order` < 0 when the source is the low side,
   // > 0 when it is the high side, 0 for a connection from an endpoint to itself.
@@ -287,6 +339,16 @@ class HandshakeTable {
   std::uint32_t lookahead_;
   std::uint32_t lookahead_count_ = 0;
   std::int64_t newest_ms_ = 0;  // full first-SYN time (ms) of newest_; entries keep low 32 bits
+  // Judgement: one cursor per rung of the ladder, each the next entry it has to look at
+  // (kNil: it has looked at every entry; the next one inserted becomes its entry). Entries
+  // before the floor cursor (rung 0) all have a rung; a later rung's cursor is never past it.
+  std::array<DurationNs, kMaxJudgeRungs> judge_ages_{};
+  std::size_t judge_rungs_ = 0;
+  std::array<std::uint32_t, kMaxJudgeRungs> judge_cursor_{};
+  std::array<std::size_t, kMaxJudgeRungs> waiting_at_rung_{};  // given the rung, not yet stale
+  std::uint32_t caught_up_cursors_ = 0;                        // bit k: judge_cursor_[k] is kNil
+  TimestampNs judge_due_ = INT64_MAX;
+  std::size_t stale_ = 0;
   // ceil_ms() of the times in (after, until]: the last millisecond a new SYN was stamped with.
   struct MillisecondOfNow {
     std::int64_t ms = 0;
@@ -301,7 +363,42 @@ void HandshakeTable::expire(TimestampNs now, OnExpired&& on_expired) noexcept {
   Endpoint server;
   IpAddress client;
   HandshakeState state{};
-  while (pop_expired(now, server, client, state)) on_expired(server, client, state);
+  bool was_stale = false;
+  while (pop_expired(now, server, client, state, was_stale)) {
+    on_expired(server, client, state, was_stale);
+  }
+}
+
+template <typename RungOf, typename OnStale>
+void HandshakeTable::judge(TimestampNs now, RungOf&& rung_of, OnStale&& on_stale) noexcept {
+  if (judge_rungs_ == 0 || now < judge_due_) return;
+  Endpoint server;
+  IpAddress client;
+  HandshakeState state{};
+  // The floor first: a handshake given a later rung in this call may be due at it already (a
+  // gap in packet time), and its cursor comes after.
+  for (std::uint32_t entry = next_due(0, now); entry != kNoEntry; entry = next_due(0, now)) {
+    describe_judged(entry, server, client, state);
+    if (assign_rung(entry, static_cast<unsigned>(rung_of(static_cast<const Endpoint&>(server))))) {
+      on_stale(static_cast<const Endpoint&>(server), static_cast<const IpAddress&>(client), state);
+    }
+  }
+  for (std::size_t rung = 1; rung < judge_rungs_; ++rung) {
+    if (waiting_at_rung_[rung] == 0) {
+      // Nothing of this rung waits: everything before the floor cursor is of other rungs.
+      judge_cursor_[rung] = judge_cursor_[0];
+      caught_up_cursors_ = (caught_up_cursors_ & ~(1u << rung)) |
+                           (((caught_up_cursors_ & 1u) != 0 ? 1u : 0u) << rung);
+      continue;
+    }
+    for (std::uint32_t entry = next_due(rung, now); entry != kNoEntry;
+         entry = next_due(rung, now)) {
+      if (!due_at_rung(entry, rung)) continue;
+      describe_judged(entry, server, client, state);
+      on_stale(static_cast<const Endpoint&>(server), static_cast<const IpAddress&>(client), state);
+    }
+  }
+  recompute_judge_due();
 }
 
 }  // namespace synwatch

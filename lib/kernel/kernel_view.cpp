@@ -56,8 +56,10 @@ KernelView::KernelView(const Config& config, DurationNs interval, std::uint64_t 
           std::max<DurationNs>(1, config.aggregation.window / std::max<DurationNs>(1, interval)))),
       handshakes_(config.flow.capacity, HandshakeTable::kMaxPendingTimeout, hash_seed),
       destinations_(config.aggregation, config.detection.tick, config.detection.half_open,
-                    hash_seed ^ 0x5bd1e995u),
-      detector_(config.detection, config.aggregation.top_sources) {}
+                    hash_seed ^ 0x5bd1e995u, StaleJudgement::from(config.detection)),
+      detector_(config.detection, config.aggregation.top_sources) {
+  handshakes_.set_judge_ages(destinations_.judgement().ages);
+}
 
 bool KernelView::is_protected(const IpAddress& address) const noexcept {
   if (protected_.empty()) return true;
@@ -94,7 +96,8 @@ void KernelView::feed(const TcpSegment& segment, bool as_expiry) {
   const bool accept = !segment.is_syn() || is_protected(segment.destination);
   const FlowUpdate update = handshakes_.process(segment, accept);
   if (as_expiry && update.event == FlowEvent::kReset) {
-    destinations_.on_expired(update.server, update.previous_state, now_);
+    destinations_.on_expired(update.server, update.client, update.previous_state, update.was_stale,
+                             now_);
     return;
   }
   if (update.event == FlowEvent::kNone && !update.evicted) return;
@@ -203,7 +206,17 @@ void KernelView::finish_poll(std::span<const KernelSocket> completed,
     attribute_cookies(0, 0);
   }
 
+  // A request socket is stale once it is older than the initial SYN-ACK timeout, which is also
+  // when the kernel retransmits its SYN-ACK: the kernel keeps no completion times to learn a
+  // normal from, and a poll sees a socket only to the poll interval's precision.
+  const unsigned no_history = static_cast<unsigned>(destinations_.judgement().no_history_rung);
+  handshakes_.judge(
+      now_, [&](const Endpoint&) noexcept { return no_history; },
+      [&](const Endpoint& server, const IpAddress& client, HandshakeState) noexcept {
+        destinations_.on_stale(server, client, now_);
+      });
   destinations_.forget_idle(now_);
+  destinations_.settle(now_);
   FiguresSink figures(*this, sink);
   detector_.evaluate(now_, destinations_, figures);
 }
