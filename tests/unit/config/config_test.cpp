@@ -282,21 +282,39 @@ TEST(ConfigUnsigned, RangeErrorsNameTheRangeAndWhatWasGiven) {
 }
 
 TEST(ConfigDouble, TypeAndRangeErrors) {
-  EXPECT_DOUBLE_EQ(
-      load_ok("detection:\n  max_completion_ratio: 0.25\n").detection.max_completion_ratio, 0.25);
-  EXPECT_DOUBLE_EQ(
-      load_ok("detection:\n  max_completion_ratio: 1\n").detection.max_completion_ratio, 1.0);
-  EXPECT_DOUBLE_EQ(
-      load_ok("detection:\n  max_completion_ratio: 0\n").detection.max_completion_ratio, 0.0);
-  const std::string where = "test.yaml:2:25: detection.max_completion_ratio: ";
-  EXPECT_EQ(errors_of("detection:\n  max_completion_ratio: high\n"),
-            Lines{where + "expected a number in [0, 1], got high"});
-  EXPECT_EQ(errors_of("detection:\n  max_completion_ratio: .inf\n"),
-            Lines{where + "expected a number in [0, 1], got .inf"});
-  EXPECT_EQ(errors_of("detection:\n  max_completion_ratio: 1.5\n"),
+  const auto ratio = [](const std::string& value) {
+    return "detection:\n  spoofed:\n    min_distinct_ratio: " + value + "\n";
+  };
+  EXPECT_DOUBLE_EQ(load_ok(ratio("0.25")).detection.spoofed.min_distinct_ratio, 0.25);
+  EXPECT_DOUBLE_EQ(load_ok(ratio("1")).detection.spoofed.min_distinct_ratio, 1.0);
+  EXPECT_DOUBLE_EQ(load_ok(ratio("0")).detection.spoofed.min_distinct_ratio, 0.0);
+  const std::string where = "test.yaml:3:25: detection.spoofed.min_distinct_ratio: ";
+  EXPECT_EQ(errors_of(ratio("high")), Lines{where + "expected a number in [0, 1], got high"});
+  EXPECT_EQ(errors_of(ratio(".inf")), Lines{where + "expected a number in [0, 1], got .inf"});
+  EXPECT_EQ(errors_of(ratio("1.5")),
             Lines{where + "out of range: expected a number in [0, 1], got 1.5"});
-  EXPECT_EQ(errors_of("detection:\n  max_completion_ratio: -0.1\n"),
+  EXPECT_EQ(errors_of(ratio("-0.1")),
             Lines{where + "out of range: expected a number in [0, 1], got -0.1"});
+}
+
+TEST(ConfigStale, JudgementKeysAndTheirCrossCheck) {
+  const Config c = load_ok(
+      "detection:\n  host_half_open: 5000\n  stale:\n    floor: 100ms\n    no_history: 2s\n"
+      "    percentile: 0.99\n    history: 5m\n  baseline:\n    multiple: 4\n"
+      "    time_constant: 1h\n");
+  EXPECT_EQ(c.detection.host_half_open, 5000u);
+  EXPECT_EQ(c.detection.stale.floor, 100 * kNanosPerMilli);
+  EXPECT_EQ(c.detection.stale.no_history, 2 * kNanosPerSecond);
+  EXPECT_DOUBLE_EQ(c.detection.stale.percentile, 0.99);
+  EXPECT_EQ(c.detection.stale.history, 300 * kNanosPerSecond);
+  EXPECT_DOUBLE_EQ(c.detection.baseline.multiple, 4.0);
+  EXPECT_EQ(c.detection.baseline.time_constant, 3600 * kNanosPerSecond);
+  EXPECT_EQ(errors_of("detection:\n  stale:\n    floor: 500ms\n    no_history: 300ms\n"),
+            Lines{"test.yaml:4:5: detection.stale.no_history: must be at least "
+                  "detection.stale.floor (500ms), got 300ms"});
+  EXPECT_EQ(errors_of("detection:\n  stale:\n    floor: 10ms\n"),
+            Lines{"test.yaml:3:12: detection.stale.floor: out of range: expected a duration in "
+                  "[50ms, 3s], got 10ms"});
 }
 
 TEST(ConfigDuration, AcceptsNumbersOfSecondsAndUnits) {
@@ -413,8 +431,8 @@ TEST(ConfigUnknownKey, NestedSuggestsAmongTheKeysOfItsSection) {
   // "capacity" is a key, but of flow, not of detection: no suggestion from another section.
   EXPECT_EQ(errors_of("detection:\n  capacity: 5\n"),
             Lines{"test.yaml:2:3: detection.capacity: unknown key; valid keys in detection: tick, "
-                  "half_open, "
-                  "for, cooldown, update_interval, max_completion_ratio, spoofed, concentrated"});
+                  "half_open, for, cooldown, update_interval, host_half_open, stale, baseline, "
+                  "spoofed, concentrated"});
 }
 
 TEST(ConfigStructure, SectionsMustBeMappingsAndKeysUnique) {

@@ -154,7 +154,7 @@ TEST(HandshakeTable, RetransmittedSynIsNotCountedTwice) {
   // A retransmission keeps the first SYN's age.
   int expired = 0;
   table.expire(kT0 + kTimeout,
-               [&](const Endpoint&, const IpAddress&, HandshakeState) { ++expired; });
+               [&](const Endpoint&, const IpAddress&, HandshakeState, bool) { ++expired; });
   EXPECT_EQ(expired, 1);
 }
 
@@ -173,7 +173,7 @@ TEST(HandshakeTable, SynWithNewSeqRestartsTheHandshake) {
   EXPECT_EQ(table.process(kConversation4.syn_ack(6000, 2001)).event, FlowEvent::kSynAck);
   // The restart also restarted the age.
   int expired = 0;
-  const auto count = [&](const Endpoint&, const IpAddress&, HandshakeState) { ++expired; };
+  const auto count = [&](const Endpoint&, const IpAddress&, HandshakeState, bool) { ++expired; };
   table.expire(kT0 + kTimeout, count);
   EXPECT_EQ(expired, 0);
   table.expire(kT0 + 3 * kNanosPerSecond + kTimeout, count);
@@ -309,11 +309,33 @@ TEST(HandshakeTable, ConnectionToItselfDoesNotConfuseTheTable) {
 
 using Expired = std::tuple<Endpoint, IpAddress, HandshakeState>;
 
-std::vector<Expired> expire_all(HandshakeTable& table, TimestampNs now) {
+std::vector<Expired> expire_all(HandshakeTable& table, TimestampNs now,
+                                std::vector<bool>* stale = nullptr) {
   std::vector<Expired> out;
-  table.expire(now, [&](const Endpoint& server, const IpAddress& client, HandshakeState state) {
+  table.expire(now, [&](const Endpoint& server, const IpAddress& client, HandshakeState state,
+                        bool was_stale) {
     out.emplace_back(server, client, state);
+    if (stale != nullptr) stale->push_back(was_stale);
   });
+  return out;
+}
+
+using Judged = std::pair<Endpoint, IpAddress>;
+
+// The judgement ladder of the tests and a rung per server port, so that rungs mix in one table
+// (and a rung past the ladder's end, which counts as its last).
+constexpr DurationNs kJudgeAges[] = {100 * kNanosPerMilli, 300 * kNanosPerMilli,
+                                     1000 * kNanosPerMilli};
+unsigned rung_of_port(const Endpoint& server) {
+  return server.port % 5 == 4 ? 9u : server.port % 3;
+}
+
+std::vector<Judged> judge_all(HandshakeTable& table, TimestampNs now) {
+  std::vector<Judged> out;
+  table.judge(now, rung_of_port,
+              [&](const Endpoint& server, const IpAddress& client, HandshakeState) {
+                out.emplace_back(server, client);
+              });
   return out;
 }
 
@@ -531,6 +553,7 @@ class Model {
     const auto report = [&](FlowEvent event) {
       u.event = event;
       u.previous_state = it->second.state;
+      u.was_stale = it->second.stale;
       u.server = it->second.server;
       u.client = it->second.client.address;
     };
@@ -550,6 +573,7 @@ class Model {
           u.evicted_state = victim->second.state;
           u.evicted_server = victim->second.server;
           u.evicted_client = victim->second.client.address;
+          u.evicted_stale = victim->second.stale;
           erase(victim);
         }
         it = entries_.emplace(key, Entry{from, to, s.seq, 0, HandshakeState::kSynSeen, 0, 0}).first;
@@ -560,6 +584,8 @@ class Model {
         if (s.seq != it->second.syn_seq) {
           it->second.syn_seq = s.seq;
           it->second.state = HandshakeState::kSynSeen;
+          it->second.rung = -1;
+          it->second.stale = false;
           age_.erase(it->second.order);
           link(it, s.timestamp);
         }
@@ -592,15 +618,55 @@ class Model {
     return u;
   }
 
-  std::vector<Expired> expire(TimestampNs now) {
+  std::vector<Expired> expire(TimestampNs now, std::vector<bool>* stale = nullptr) {
     std::vector<Expired> out;
     while (!age_.empty()) {
       auto it = entries_.find(age_.begin()->second);
       if (it->second.first_syn_ms * kNanosPerMilli + timeout_ > now) break;
       out.emplace_back(it->second.server, it->second.client.address, it->second.state);
+      if (stale != nullptr) stale->push_back(it->second.stale);
       erase(it);
     }
     return out;
+  }
+
+  // The documented judgement: at the floor age each handshake gets its server's rung (clamped
+  // to the ladder); it is stale once it is as old as its rung's age. Reported rung by rung, in
+  // age order within a rung, the floor's first.
+  std::vector<Judged> judge(TimestampNs now) {
+    std::vector<Judged> out;
+    const auto rungs = static_cast<int>(std::size(kJudgeAges));
+    const auto due = [&](const Entry& e, int rung) {
+      return e.first_syn_ms * kNanosPerMilli + kJudgeAges[rung] <= now;
+    };
+    for (int rung = 0; rung < rungs; ++rung) {
+      for (const auto& [order, key] : age_) {
+        Entry& e = entries_.at(key);
+        if (rung == 0 && e.rung < 0 && due(e, 0)) {
+          e.rung = std::min(static_cast<int>(rung_of_port(e.server)), rungs - 1);
+        }
+        if (!e.stale && e.rung == rung && due(e, rung)) {
+          e.stale = true;
+          out.emplace_back(e.server, e.client.address);
+        }
+      }
+    }
+    return out;
+  }
+  [[nodiscard]] std::size_t stale() const {
+    std::size_t n = 0;
+    for (const auto& [key, e] : entries_) n += e.stale ? 1 : 0;
+    return n;
+  }
+  // When the next handshake is due for judgement (INT64_MAX: none).
+  [[nodiscard]] TimestampNs next_due() const {
+    TimestampNs next = INT64_MAX;
+    for (const auto& [key, e] : entries_) {
+      if (e.stale) continue;
+      const auto rung = static_cast<std::size_t>(std::max(e.rung, 0));
+      next = std::min(next, e.first_syn_ms * kNanosPerMilli + kJudgeAges[rung]);
+    }
+    return next;
   }
 
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
@@ -619,6 +685,8 @@ class Model {
     HandshakeState state;
     std::int64_t first_syn_ms;
     std::uint64_t order;
+    int rung = -1;  // not yet judged at the floor
+    bool stale = false;
   };
   using Map = std::map<std::pair<Endpoint, Endpoint>, Entry>;
 
@@ -645,6 +713,10 @@ class Model {
 void expect_same(const FlowUpdate& got, const FlowUpdate& want) {
   EXPECT_EQ(got.event, want.event);
   EXPECT_EQ(got.evicted, want.evicted);
+  if (want.event != FlowEvent::kNone && want.event != FlowEvent::kUnsolicitedSynAck) {
+    EXPECT_EQ(got.was_stale, want.was_stale);
+  }
+  if (want.evicted) EXPECT_EQ(got.evicted_stale, want.evicted_stale);
   if (want.event != FlowEvent::kNone) {
     EXPECT_EQ(got.server, want.server);
     EXPECT_EQ(got.client, want.client);
@@ -669,7 +741,9 @@ void expect_matches_model(std::size_t capacity, std::size_t tuple_count, Duratio
                           unsigned bucket_slots = HandshakeTable::kBucketSlots) {
   std::mt19937_64 rng(seed);
   HandshakeTable table(capacity, kTimeout, rng(), bucket_slots);
+  table.set_judge_ages(kJudgeAges);
   Model model(capacity, kTimeout);
+  std::size_t judged = 0;
 
   // Both families; a stray pair now and then (including an endpoint talking to itself).
   std::vector<Endpoint> endpoints;
@@ -708,11 +782,19 @@ void expect_matches_model(std::size_t capacity, std::size_t tuple_count, Duratio
     SCOPED_TRACE(op);
     // Mostly forward, sometimes backwards, at ns resolution.
     now += static_cast<DurationNs>(rng() % static_cast<std::uint64_t>(step)) - step / 15;
+    ASSERT_LE(table.judge_due(), model.next_due());
     if (rng() % 8 == 0) {
       const TimestampNs at =
           now + static_cast<DurationNs>(rng() % kNanosPerSecond) - kNanosPerSecond / 2;
-      const auto got = expire_all(table, at);
-      ASSERT_EQ(got, model.expire(at));
+      // Judgement before expiry at the same time, as the engine runs them.
+      const auto judged_now = judge_all(table, at);
+      ASSERT_EQ(judged_now, model.judge(at));
+      judged += judged_now.size();
+      std::vector<bool> got_stale;
+      std::vector<bool> want_stale;
+      const auto got = expire_all(table, at, &got_stale);
+      ASSERT_EQ(got, model.expire(at, &want_stale));
+      ASSERT_EQ(got_stale, want_stale);
     } else {
       Packet p = tuples[rng() % tuples.size()];
       if (rng() % 2 == 0) std::swap(p.from, p.to);
@@ -734,7 +816,10 @@ void expect_matches_model(std::size_t capacity, std::size_t tuple_count, Duratio
     ASSERT_EQ(table.size(), model.size());
     ASSERT_EQ(table.count(HandshakeState::kSynSeen), model.count(HandshakeState::kSynSeen));
     ASSERT_EQ(table.count(HandshakeState::kSynRecv), model.count(HandshakeState::kSynRecv));
+    ASSERT_EQ(table.stale(), model.stale());
   }
+  EXPECT_GT(judged, 100u);
+  EXPECT_EQ(table.counters().judged_stale, judged);
   // The run must have reached every kind of outcome to mean anything.
   for (std::size_t e = 0; e < std::size(events); ++e) EXPECT_GT(events[e], 100u) << "event " << e;
   // Every outcome is counted.
