@@ -1089,7 +1089,7 @@ constexpr ScenarioInfo kScenarios[] = {
      "capture, while real clients (250 addresses of 203.0.113.0/24; IPv6 2001:db8:1::/48) open "
      "--legit-rate complete connections/s to the same target from the start until 5 s after the "
      "flood: RTT 10-80 ms, request, response, FIN. Then 30 s of background.",
-     500, "SYN/s", 10, std::nullopt, "", false, 1550, 0, std::nullopt},
+     500, "SYN/s", 10, std::nullopt, "", false, std::nullopt, 1550, 0},
     {"flash-crowd",
      "--rate new clients/s, each from its own address in 198.18.0.0/15 (at most 131072), RTT "
      "0.2-1.0 s, request, response, FIN; 2 % never send the final ACK and get the SYN-ACK again "
@@ -1105,13 +1105,11 @@ constexpr ScenarioInfo kScenarios[] = {
      "--count SYNs to random ports (1..65535, repeats allowed) of the target's address, each from "
      "a new spoofed source as in spoofed-flood; --answer none (dropped), rst (RST-ACK) or synack "
      "(one SYN-ACK). Then 30 s of background to the target.",
-     5000, "SYN/s", std::nullopt, 20000, "SYNs", false, std::nullopt, std::nullopt,
-     SynReply::kNone},
+     5000, "SYN/s", std::nullopt, 20000, "SYNs", false, SynReply::kNone},
     {"random-ports-one-source",
      "random-ports, but every SYN comes from 203.0.113.77 (IPv6 2001:db8::77), hping3-style, "
      "from random source ports.",
-     5000, "SYN/s", std::nullopt, 20000, "SYNs", false, std::nullopt, std::nullopt,
-     SynReply::kNone},
+     5000, "SYN/s", std::nullopt, 20000, "SYNs", false, SynReply::kNone},
 };
 
 }  // namespace

@@ -58,9 +58,9 @@ struct ScenarioInfo {
   std::optional<std::uint64_t> count;
   std::string_view count_unit;
   bool ipv6_default_target = false;
+  std::optional<SynReply> answer = std::nullopt;
   std::optional<double> legit_rate = std::nullopt;  // connections/s
   std::optional<double> history = std::nullopt;     // seconds
-  std::optional<SynReply> answer = std::nullopt;
 };
 
 std::span<const ScenarioInfo> scenarios() noexcept;
