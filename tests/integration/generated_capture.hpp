@@ -22,6 +22,10 @@ struct Generated {
   nlohmann::json summary;  // synwatch-gen's one-line JSON summary
 };
 
+// The event format synwatchd writes (lib/detect/incident.hpp: kEventFormatVersion); format 2
+// added the host scope (port null) and the stale figures.
+inline constexpr int kEventFormatVersion = 2;
+
 class GeneratedCaptureTest : public ::testing::Test {
  protected:
   Generated generate(const std::string& scenario, std::vector<std::string> extra = {}) {
@@ -52,7 +56,7 @@ class GeneratedCaptureTest : public ::testing::Test {
         ASSERT_TRUE(last.contains(id)) << type << " before started: " << e.dump();
         EXPECT_NE(last[id], "ended") << "event after ended: " << e.dump();
       }
-      EXPECT_EQ(e.at("version"), 1);
+      EXPECT_EQ(e.at("version"), kEventFormatVersion);
       last[id] = type;
     }
     for (const auto& [id, type] : last) EXPECT_EQ(type, "ended") << id << " never ended";
