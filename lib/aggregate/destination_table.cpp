@@ -464,6 +464,10 @@ void DestinationTable::settle(TimestampNs now) noexcept {
         slot.tick = INT64_MIN;  // folded; current_slot() clears it when it is next used
       }
     }
+    // Frozen while an incident is open: time passes without decay too.
+    if (d.pinned && d.baseline_tick != INT64_MIN) {
+      d.baseline_tick = std::max(d.baseline_tick, current_tick - slots);
+    }
     set_level(d, window_stale(d, now), now);
   });
 }

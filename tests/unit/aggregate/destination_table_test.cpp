@@ -2,6 +2,8 @@
 
 #include "aggregate/destination_table.hpp"
 
+#include <cmath>
+
 namespace synwatch {
 namespace {
 
@@ -55,66 +57,209 @@ TEST(DestinationTable, CountsHalfOpenByStateThroughTheLifecycle) {
   EXPECT_EQ(d->totals.resets, 2u);
 }
 
-TEST(DestinationTable, ThresholdCrossingIsTimedAndCleared) {
+TEST(DestinationTable, ThresholdCrossingOfTheStaleCountIsTimedAndCleared) {
   DestinationTable table(small_config(), kNanosPerSecond, 2);
-  const Destination* d = table.on_flow(syn_from(IpAddress::from_v4(1u)), kT0);
+  // Pending handshakes alone do not count: only stale ones do.
+  for (std::uint32_t i = 1; i <= 5; ++i) table.on_flow(syn_from(IpAddress::from_v4(i)), kT0);
+  const Destination* d = table.find(kServer);
+  EXPECT_EQ(d->half_open(), 5u);
   EXPECT_EQ(d->above_threshold_since, 0);
-  table.on_flow(syn_from(IpAddress::from_v4(2u)), kT0 + 5);
+  table.on_stale(kServer, IpAddress::from_v4(1u), kT0 + 1);
+  EXPECT_EQ(d->above_threshold_since, 0);
+  table.on_stale(kServer, IpAddress::from_v4(2u), kT0 + 5);
   EXPECT_EQ(d->above_threshold_since, kT0 + 5);
   EXPECT_EQ(table.above_threshold(), 1u);
-  table.on_flow(syn_from(IpAddress::from_v4(3u)), kT0 + 9);
+  table.on_stale(kServer, IpAddress::from_v4(3u), kT0 + 9);
   EXPECT_EQ(d->above_threshold_since, kT0 + 5);
-  table.on_expired(kServer, HandshakeState::kSynSeen, kT0 + 10);
-  table.on_expired(kServer, HandshakeState::kSynSeen, kT0 + 11);
+  // The stale handshakes leave the level with their slot, once the window has passed it.
+  table.settle(kT0 + 5 * kNanosPerSecond);
+  EXPECT_EQ(d->stale_level, 3u);
+  table.settle(kT0 + 5 * kNanosPerSecond + 1);
+  EXPECT_EQ(d->stale_level, 0u);
   EXPECT_EQ(d->above_threshold_since, 0);
   EXPECT_EQ(table.above_threshold(), 0u);
   EXPECT_EQ(table.unpinned_crossings(), 1u);  // once, at kT0 + 5
+  EXPECT_EQ(d->half_open(), 5u);              // still pending: the handshake table decides that
 }
 
 TEST(DestinationTable, CrossingsAreCountedOncePerRiseAndNotForPinnedDestinations) {
   DestinationTable table(small_config(), kNanosPerSecond, 2);
-  table.on_flow(syn_from(IpAddress::from_v4(1u)), kT0);
-  table.on_flow(syn_from(IpAddress::from_v4(2u)), kT0 + 1);
-  table.on_flow(syn_from(IpAddress::from_v4(3u)), kT0 + 2);
+  table.on_stale(kServer, IpAddress::from_v4(1u), kT0);
+  table.on_stale(kServer, IpAddress::from_v4(2u), kT0 + 1);
+  table.on_stale(kServer, IpAddress::from_v4(3u), kT0 + 2);
   EXPECT_EQ(table.unpinned_crossings(), 1u);
   // Below and up again: a second rise.
-  table.on_expired(kServer, HandshakeState::kSynSeen, kT0 + 3);
-  table.on_expired(kServer, HandshakeState::kSynSeen, kT0 + 3);
-  table.on_flow(syn_from(IpAddress::from_v4(4u)), kT0 + 4);
+  const TimestampNs later = kT0 + 6 * kNanosPerSecond;
+  table.settle(later);
+  table.on_stale(kServer, IpAddress::from_v4(4u), later);
+  table.on_stale(kServer, IpAddress::from_v4(5u), later);
   EXPECT_EQ(table.unpinned_crossings(), 2u);
   // An open incident pins the destination: its owner already knows.
-  table.on_expired(kServer, HandshakeState::kSynSeen, kT0 + 5);
+  const TimestampNs again = later + 6 * kNanosPerSecond;
+  table.settle(again);
   table.find(kServer)->pinned = true;
-  table.on_flow(syn_from(IpAddress::from_v4(5u)), kT0 + 6);
+  table.on_stale(kServer, IpAddress::from_v4(6u), again);
+  table.on_stale(kServer, IpAddress::from_v4(7u), again);
   EXPECT_GT(table.find(kServer)->above_threshold_since, 0);
   EXPECT_EQ(table.unpinned_crossings(), 2u);
 }
 
-TEST(DestinationTable, WindowRatesAndSourceFigures) {
+TEST(DestinationTable, SourceFiguresAreOverStaleHandshakesOnly) {
   DestinationTable table(small_config(), kNanosPerSecond, 1000);
-  // 2 seconds: 1000 SYNs per second from distinct sources, 10 % bogon, 100 completions.
+  // 2 seconds: 1000 legitimate connections per second from 50 clients, all completing, beside
+  // 250 stale handshakes per second from distinct spoofed sources, 10 % of them bogons.
   for (int i = 0; i < 2000; ++i) {
     const TimestampNs t = kT0 + i * (kNanosPerSecond / 1000);
-    const auto source = i % 10 == 0
-                            ? IpAddress::from_v4(0x0a000000u + static_cast<std::uint32_t>(i))
-                            : IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i));
-    table.on_flow(syn_from(source), t);
-    if (i % 20 == 0) {
-      table.on_flow(event(FlowEvent::kCompleted, HandshakeState::kSynSeen, source), t);
+    const auto client = IpAddress::from_v4(0xcb007100u + static_cast<std::uint32_t>(i % 50));
+    table.on_flow(syn_from(client), t);
+    FlowUpdate done = event(FlowEvent::kCompleted, HandshakeState::kSynSeen, client);
+    done.age = 20 * kNanosPerMilli;
+    table.on_flow(done, t);
+    if (i % 4 == 0) {
+      const auto spoofed = i % 40 == 0
+                               ? IpAddress::from_v4(0x0a000000u + static_cast<std::uint32_t>(i))
+                               : IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i));
+      table.on_flow(syn_from(spoofed), t);
+      table.on_stale(kServer, spoofed, t);
     }
   }
   const Destination* d = table.find(kServer);
   ASSERT_NE(d, nullptr);
   const auto s = table.stats(*d, kT0 + 2 * kNanosPerSecond, 5);
-  EXPECT_EQ(s.window.syns, 2000u);
-  EXPECT_NEAR(s.syn_rate, 1000, 5);
-  EXPECT_NEAR(s.completed_rate, 50, 1);
-  EXPECT_NEAR(s.distinct_sources, 2000, 2000 * 0.1);
+  EXPECT_EQ(s.window.syns, 2500u);
+  EXPECT_EQ(s.stale, 500u);
+  EXPECT_NEAR(s.syn_rate, 1250, 5);
+  EXPECT_NEAR(s.completed_rate, 1000, 5);
+  // The 50 legitimate clients neither dilute nor skew what is judged: every stale handshake
+  // came from a source of its own.
+  EXPECT_NEAR(s.distinct_sources, 500, 500 * 0.1);
   EXPECT_GT(s.distinct_ratio, 0.9);
   EXPECT_NEAR(s.bogon_share, 0.1, 0.001);
-  EXPECT_NEAR(s.completion_ratio, 0.05, 0.001);
   EXPECT_GT(s.source_entropy, 0.9);
-  EXPECT_EQ(s.half_open, 1900u);
+  EXPECT_NEAR(s.completion_ratio, 0.8, 0.001);
+  EXPECT_EQ(s.half_open, 500u);
+}
+
+TEST(DestinationTable, FailedHandshakesCountAsStaleAndLateCompletionsLeave) {
+  StaleJudgement judgement = StaleJudgement::from(DetectionConfig{});
+  DestinationTable table(small_config(), kNanosPerSecond, 1000, 0, judgement);
+  const auto a = IpAddress::from_v4(0xc6120001u);
+  const auto b = IpAddress::from_v4(0xc6120002u);
+  const auto c = IpAddress::from_v4(0xc6120003u);
+  table.on_flow(syn_from(a), kT0);
+  table.on_flow(syn_from(b), kT0);
+  table.on_flow(syn_from(c), kT0);
+  // Refused (RST) before judgement, and expired unjudged: failed.
+  table.on_flow(event(FlowEvent::kReset, HandshakeState::kSynSeen, a), kT0 + kNanosPerMilli);
+  table.on_expired(kServer, b, HandshakeState::kSynSeen, false, kT0 + 2 * kNanosPerMilli);
+  // c goes stale at the no-history age (1 s) and completes late, at 1.2 s.
+  const TimestampNs judged = kT0 + judgement.ages[judgement.no_history_rung];
+  table.on_stale(kServer, c, judged);
+  const Destination* d = table.find(kServer);
+  EXPECT_EQ(d->stale_level, 3u);
+  auto s = table.stats(*d, judged + 1, 5);
+  EXPECT_EQ(s.stale, 3u);
+  EXPECT_EQ(s.window.failed, 2u);
+  FlowUpdate late = event(FlowEvent::kCompleted, HandshakeState::kSynRecv, c);
+  late.was_stale = true;
+  late.rung = static_cast<std::uint8_t>(judgement.no_history_rung);
+  late.age = 1200 * kNanosPerMilli;
+  table.on_flow(late, kT0 + late.age);
+  EXPECT_EQ(d->stale_level, 2u);
+  s = table.stats(*d, kT0 + late.age, 5);
+  EXPECT_EQ(s.stale, 2u);
+  EXPECT_EQ(s.window.late_completed, 1u);
+  // Judged stale a second time is not possible; already stale, a reset changes nothing.
+  FlowUpdate stale_reset = event(FlowEvent::kReset, HandshakeState::kSynSeen, a);
+  stale_reset.was_stale = true;
+  table.on_flow(syn_from(a), kT0 + late.age);
+  table.on_flow(stale_reset, kT0 + late.age);
+  EXPECT_EQ(d->stale_level, 2u);
+}
+
+TEST(DestinationTable, LearnsEachDestinationsNormalHandshakeTime) {
+  const StaleJudgement judgement = StaleJudgement::from(DetectionConfig{});
+  ASSERT_EQ(judgement.ages.front(), 200 * kNanosPerMilli);
+  ASSERT_EQ(judgement.ages[judgement.no_history_rung], kNanosPerSecond);
+  DestinationTable table(small_config(), kNanosPerSecond, 1000, 0, judgement);
+  const Endpoint fast{kServer.address, 80};
+  const Endpoint far{kServer.address, 443};
+  // Unknown, then known without history: the initial SYN-ACK timeout.
+  EXPECT_EQ(table.judge_rung(fast, kT0), judgement.no_history_rung);
+  const auto complete = [&](const Endpoint& server, DurationNs age, TimestampNs at) {
+    const auto client = IpAddress::from_v4(0xcb007100u);
+    table.on_flow(syn_from(client, server), at - age);
+    FlowUpdate done = event(FlowEvent::kCompleted, HandshakeState::kSynRecv, client, server);
+    done.age = age;
+    table.on_flow(done, at);
+  };
+  for (int i = 0; i < static_cast<int>(kMinCompletionsForNormal) - 1; ++i) {
+    complete(fast, 3 * kNanosPerMilli, kT0 + i * kNanosPerMilli);
+  }
+  EXPECT_EQ(table.judge_rung(fast, kT0 + 2 * kNanosPerSecond), judgement.no_history_rung);
+  complete(fast, 3 * kNanosPerMilli, kT0 + 3 * kNanosPerSecond);
+  EXPECT_EQ(table.judge_rung(fast, kT0 + 3 * kNanosPerSecond), 0u);  // the floor
+  // Far-away clients: 95 % within 600 ms, the rest after a lost SYN-ACK (1.3 s).
+  for (int i = 0; i < 100; ++i) {
+    complete(far, i < 95 ? 600 * kNanosPerMilli : 1300 * kNanosPerMilli,
+             kT0 + i * 10 * kNanosPerMilli);
+  }
+  const auto rung = table.judge_rung(far, kT0 + 3 * kNanosPerSecond);
+  EXPECT_EQ(judgement.ages[rung], 750 * kNanosPerMilli);
+  const auto s = table.stats(*table.find(far), kT0 + 3 * kNanosPerSecond, 5);
+  EXPECT_TRUE(s.learned_normal);
+  EXPECT_EQ(s.judge_age, 750 * kNanosPerMilli);
+  // The history is two epochs of half of detection.stale.history (60 s): after them, nothing.
+  EXPECT_EQ(table.judge_rung(far, kT0 + 95 * kNanosPerSecond), judgement.no_history_rung);
+}
+
+TEST(DestinationTable, BaselineLearnsTheNormalStaleLevelAndFreezesWhilePinned) {
+  DetectionConfig detection;
+  detection.baseline.time_constant = 20 * kNanosPerSecond;
+  DestinationTable table(small_config(), kNanosPerSecond, 1000, 0, StaleJudgement::from(detection));
+  // 10 stale handshakes every second (clients that never answer), for two minutes.
+  TimestampNs t = kT0;
+  std::uint32_t client = 1;
+  for (int second = 0; second < 120; ++second, t += kNanosPerSecond) {
+    for (int i = 0; i < 10; ++i) table.on_stale(kServer, IpAddress::from_v4(client++), t);
+  }
+  table.settle(t);
+  const Destination* d = table.find(kServer);
+  // In window units: 10 a tick over 5 ticks.
+  EXPECT_NEAR(table.stats(*d, t, 5).baseline, 50, 2);
+  EXPECT_EQ(d->stale_level, 50u);
+  // A flood while pinned (an incident is open) does not become the normal.
+  table.find(kServer)->pinned = true;
+  for (int second = 0; second < 60; ++second, t += kNanosPerSecond) {
+    for (int i = 0; i < 1000; ++i) table.on_stale(kServer, IpAddress::from_v4(client++), t);
+  }
+  // The incident ends a cooldown after the flood, when the flood's ticks have left the window.
+  t += 10 * kNanosPerSecond;
+  table.settle(t);
+  EXPECT_NEAR(table.stats(*d, t, 5).baseline, 50, 2);
+  table.find(kServer)->pinned = false;
+  // Quiet afterwards: it decays with the time constant from when the incident ended.
+  t += 20 * kNanosPerSecond;
+  table.settle(t);
+  EXPECT_NEAR(table.stats(*d, t, 5).baseline, 50 / std::exp(1.0), 3);
+}
+
+TEST(DestinationTable, AHostTableJoinsEveryPortOfAnAddress) {
+  DestinationTable hosts(small_config(), kNanosPerSecond, 100, 0, {},
+                         DestinationTable::Scope::kHost);
+  for (std::uint16_t port = 1; port <= 300; ++port) {
+    const Endpoint server{kServer.address, port};
+    hosts.on_flow(syn_from(IpAddress::from_v4(port), server), kT0);
+    hosts.on_stale(server, IpAddress::from_v4(port), kT0 + kNanosPerSecond / 2);
+  }
+  EXPECT_EQ(hosts.size(), 1u);
+  const Destination* d = hosts.find({kServer.address, 12345});
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->target, (Endpoint{kServer.address, 0}));
+  EXPECT_EQ(d->syn_seen, 300u);
+  EXPECT_EQ(d->stale_level, 300u);
+  EXPECT_GT(d->above_threshold_since, 0);
+  EXPECT_EQ(hosts.scope(), DestinationTable::Scope::kHost);
 }
 
 TEST(DestinationTable, SlotsOlderThanTheWindowDropOut) {
@@ -135,10 +280,10 @@ TEST(DestinationTable, ConcentratedSourcesAreTopFirst) {
   DestinationTable table(small_config(), kNanosPerSecond, 1000);
   const auto heavy = *IpAddress::parse("198.18.0.1");
   for (int i = 0; i < 3000; ++i) {
-    table.on_flow(
-        syn_from(i % 3 == 0 ? IpAddress::from_v4(0xc6130000u + static_cast<std::uint32_t>(i))
-                            : heavy),
-        kT0 + TimestampNs{i} * 1000);
+    const auto source =
+        i % 3 == 0 ? IpAddress::from_v4(0xc6130000u + static_cast<std::uint32_t>(i)) : heavy;
+    table.on_flow(syn_from(source), kT0 + TimestampNs{i} * 1000);
+    table.on_stale(kServer, source, kT0 + TimestampNs{i} * 1000);
   }
   const auto s = table.stats(*table.find(kServer), kT0 + kNanosPerSecond / 2, 3);
   ASSERT_FALSE(s.top_sources.empty());
@@ -202,6 +347,15 @@ TEST(DestinationTable, EvictionFromTheHandshakeTableDecrementsTheEvictedDestinat
   EXPECT_EQ(table.find(other)->half_open(), 0u);
   EXPECT_EQ(table.find(other)->totals.evicted, 1u);
   EXPECT_EQ(table.find(kServer)->half_open(), 1u);
+  // Pushed out before its judgement: a failed handshake of its destination.
+  EXPECT_EQ(table.find(other)->stale_level, 1u);
+  EXPECT_EQ(table.stats(*table.find(other), kT0 + 1, 5).window.failed, 1u);
+  // Already judged stale: counted once, when it went stale.
+  table.on_flow(syn_from(IpAddress::from_v4(3u), other), kT0 + 2);
+  u.client = IpAddress::from_v4(4u);
+  u.evicted_stale = true;
+  table.on_flow(u, kT0 + 3);
+  EXPECT_EQ(table.find(other)->stale_level, 1u);
 }
 
 }  // namespace
@@ -210,13 +364,16 @@ TEST(DestinationTable, EvictionFromTheHandshakeTableDecrementsTheEvictedDestinat
 namespace synwatch {
 namespace {
 
-// A table with threshold 2 whose destination kServer reached it at kT0 + 10 with SYNs from
-// `a` and `b`, both still in syn_seen.
+// A table with threshold 2 whose destination kServer reached it at kT0 + 10 with stale
+// handshakes from `a` and `b`, both still in syn_seen.
 class OnTheThreshold : public ::testing::Test {
  protected:
   void SetUp() override {
     table.on_flow(syn_from(a), kT0);
-    d = table.on_flow(syn_from(b), kT0 + 10);
+    table.on_flow(syn_from(b), kT0 + 10);
+    table.on_stale(kServer, a, kT0);
+    table.on_stale(kServer, b, kT0 + 10);
+    d = table.find(kServer);
     ASSERT_EQ(d->above_threshold_since, kT0 + 10);
   }
   DestinationTable table{small_config(), kNanosPerSecond, 2};
@@ -231,6 +388,7 @@ FlowUpdate syn_replacing(std::uint32_t client, HandshakeState state) {
   u.evicted = true;
   u.evicted_server = kServer;
   u.evicted_state = state;
+  u.evicted_stale = true;  // judged already: the eviction changes no stale count
   return u;
 }
 
