@@ -32,20 +32,27 @@ IpAddress spoofed(std::uint32_t i) {
   return IpAddress::from_v4(0xc6120000u + i);  // 198.18.0.0/15
 }
 
-TEST(MergedDestinations, HalfOpenCountsAddAcrossShardsAndCrossTheThresholdOnce) {
-  DestinationTable a(config(), kNanosPerSecond, 3);
-  DestinationTable b(config(), kNanosPerSecond, 3);
+TEST(MergedDestinations, CountsAddAcrossShardsAndTheStaleLevelCrossesTheThresholdOnce) {
+  const StaleJudgement judgement = StaleJudgement::from(DetectionConfig{});
+  DestinationTable a(config(), kNanosPerSecond, 3, 0, judgement);
+  DestinationTable b(config(), kNanosPerSecond, 3, 0, judgement);
   MergedDestinations merged({&a, &b}, 5);
-  for (std::uint32_t i = 0; i < 3; ++i) a.on_flow(update(FlowEvent::kSyn, spoofed(i)), kT0);
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    a.on_flow(update(FlowEvent::kSyn, spoofed(i)), kT0);
+    a.on_stale(kServer, spoofed(i), kT0);
+  }
   b.on_flow(update(FlowEvent::kSyn, spoofed(100)), kT0);
+  b.on_stale(kServer, spoofed(100), kT0);
   EXPECT_EQ(merged.refresh(kT0), 0u);
   const Destination* d = merged.find(kServer);
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(d->half_open(), 4u);
+  EXPECT_EQ(d->stale_level, 4u);
   EXPECT_EQ(d->above_threshold_since, 0);
 
   b.on_flow(update(FlowEvent::kSyn, spoofed(101)), kT0 + 10);
   b.on_flow(update(FlowEvent::kSynAck, spoofed(101)), kT0 + 20);
+  b.on_stale(kServer, spoofed(101), kT0 + 20);
   EXPECT_EQ(merged.refresh(kT0 + 30), 1u);
   d = merged.find(kServer);
   EXPECT_EQ(d->half_open(), 5u);
@@ -58,9 +65,14 @@ TEST(MergedDestinations, HalfOpenCountsAddAcrossShardsAndCrossTheThresholdOnce) 
   EXPECT_EQ(merged.refresh(kT0 + 40), 0u);
   EXPECT_EQ(merged.find(kServer)->above_threshold_since, kT0 + 30);
 
-  a.on_flow(update(FlowEvent::kReset, spoofed(0)), kT0 + 50);
+  // A stale handshake completes late: the merged level falls below the threshold.
+  FlowUpdate late = update(FlowEvent::kCompleted, spoofed(0));
+  late.was_stale = true;
+  late.age = 50;
+  a.on_flow(late, kT0 + 50);
   merged.refresh(kT0 + 60);
   EXPECT_EQ(merged.find(kServer)->half_open(), 4u);
+  EXPECT_EQ(merged.find(kServer)->stale_level, 4u);
   EXPECT_EQ(merged.find(kServer)->above_threshold_since, 0);
   EXPECT_EQ(merged.find(kServer)->peak_half_open, 5u);
 }
@@ -70,16 +82,20 @@ TEST(MergedDestinations, WindowStatisticsEqualThoseOfOneTableFedEverything) {
   DestinationTable b(config(), kNanosPerSecond, 1000);
   DestinationTable whole(config(), kNanosPerSecond, 1000);
   MergedDestinations merged({&a, &b}, 1000);
-  // 3000 distinct spoofed sources split by parity, one heavy source (600 SYNs) seen by both.
+  // 3000 distinct spoofed sources split by parity, one heavy source (600 SYNs) seen by both;
+  // every handshake goes stale.
+  const auto feed = [](DestinationTable& table, IpAddress source, TimestampNs t) {
+    table.on_flow(update(FlowEvent::kSyn, source), t);
+    table.on_stale(kServer, source, t);
+  };
   for (std::uint32_t i = 0; i < 3000; ++i) {
     const TimestampNs t = kT0 + static_cast<TimestampNs>(i) * kNanosPerMilli;
-    const FlowUpdate u = update(FlowEvent::kSyn, spoofed(i));
-    (i % 2 == 0 ? a : b).on_flow(u, t);
-    whole.on_flow(u, t);
+    feed(i % 2 == 0 ? a : b, spoofed(i), t);
+    feed(whole, spoofed(i), t);
     if (i % 5 == 0) {
-      const FlowUpdate heavy = update(FlowEvent::kSyn, *IpAddress::parse("198.19.0.1"));
-      (i % 10 == 0 ? a : b).on_flow(heavy, t);
-      whole.on_flow(heavy, t);
+      const IpAddress heavy = *IpAddress::parse("198.19.0.1");
+      feed(i % 10 == 0 ? a : b, heavy, t);
+      feed(whole, heavy, t);
     }
   }
   const TimestampNs now = kT0 + 3 * kNanosPerSecond;
@@ -89,6 +105,8 @@ TEST(MergedDestinations, WindowStatisticsEqualThoseOfOneTableFedEverything) {
   EXPECT_EQ(m.half_open, w.half_open);
   EXPECT_EQ(m.window.syns, w.window.syns);
   EXPECT_EQ(m.window.syns, 3600u);
+  EXPECT_EQ(m.stale, w.stale);
+  EXPECT_EQ(m.stale, 3600u);
   EXPECT_EQ(m.window_span, w.window_span);
   // Register-wise maximum of the halves is exactly the sketch of the whole.
   EXPECT_DOUBLE_EQ(m.distinct_sources, w.distinct_sources);
