@@ -21,17 +21,26 @@ class DetectorTest : public ::testing::Test {
  protected:
   DetectorTest() { rebuild(); }
   void rebuild() {
-    table_ =
-        std::make_unique<DestinationTable>(aggregation_, detection_.tick, detection_.half_open);
+    table_ = std::make_unique<DestinationTable>(aggregation_, detection_.tick, detection_.half_open,
+                                                0, StaleJudgement::from(detection_));
+    hosts_ = std::make_unique<DestinationTable>(
+        aggregation_, detection_.tick, detection_.host_half_open, 0,
+        StaleJudgement::from(detection_), DestinationTable::Scope::kHost);
     detector_ = std::make_unique<Detector>(detection_, aggregation_.top_sources);
   }
-  // A SYN from `source`; returns nothing, the handshake stays pending.
-  void syn(TimestampNs t, IpAddress source) {
+  // A SYN from `source` whose handshake stays pending; `stale`: and is judged stale at once
+  // (the handshake table's judgement is not part of these tests).
+  void syn(TimestampNs t, IpAddress source, bool stale = true, const Endpoint& server = kServer) {
     FlowUpdate u;
     u.event = FlowEvent::kSyn;
-    u.server = kServer;
+    u.server = server;
     u.client = source;
     table_->on_flow(u, t);
+    hosts_->on_flow(u, t);
+    if (stale) {
+      table_->on_stale(server, source, t);
+      hosts_->on_stale(server, source, t);
+    }
   }
   void complete(TimestampNs t, IpAddress source) {
     FlowUpdate u;
@@ -41,11 +50,6 @@ class DetectorTest : public ::testing::Test {
     u.client = source;
     table_->on_flow(u, t);
   }
-  void expire_all(TimestampNs t) {
-    while (table_->find(kServer) && table_->find(kServer)->half_open() > 0) {
-      table_->on_expired(kServer, HandshakeState::kSynSeen, t);
-    }
-  }
   // `rate` SYNs per second from random sources over [from, to).
   void spoofed(TimestampNs from, TimestampNs to, int rate) {
     const TimestampNs step = kNanosPerSecond / rate;
@@ -53,7 +57,12 @@ class DetectorTest : public ::testing::Test {
       syn(t, IpAddress::from_v4(static_cast<std::uint32_t>(rng_())));
     }
   }
-  void evaluate(TimestampNs t) { detector_->evaluate(t, *table_, sink_); }
+  // As the engine does: stale levels made exact, then the detector, ports and hosts.
+  void evaluate(TimestampNs t) {
+    table_->settle(t);
+    hosts_->settle(t);
+    detector_->evaluate(t, *table_, sink_, hosts_.get());
+  }
   std::vector<IncidentEvent> of(EventType type) const {
     std::vector<IncidentEvent> out;
     for (const auto& e : sink_.events) {
@@ -65,6 +74,7 @@ class DetectorTest : public ::testing::Test {
   AggregationConfig aggregation_;
   DetectionConfig detection_;
   std::unique_ptr<DestinationTable> table_;
+  std::unique_ptr<DestinationTable> hosts_;
   std::unique_ptr<Detector> detector_;
   CollectingSink sink_;
   std::mt19937 rng_{42};
@@ -86,6 +96,8 @@ TEST_F(DetectorTest, StartsOnlyAfterTheConditionHeldFor) {
   EXPECT_EQ(e.sequence, 0u);
   EXPECT_EQ(e.event_id, e.incident_id + "-0");
   EXPECT_EQ(e.stats.half_open, 4000u);
+  EXPECT_EQ(e.stats.stale, 4000u);
+  EXPECT_FALSE(e.host_scope);
   EXPECT_NE(e.reason.find("threshold of 256"), std::string::npos) << e.reason;
   EXPECT_NE(e.reason.find("distinct sources"), std::string::npos) << e.reason;
   EXPECT_TRUE(table_->find(kServer)->pinned);
@@ -93,10 +105,81 @@ TEST_F(DetectorTest, StartsOnlyAfterTheConditionHeldFor) {
 
 TEST_F(DetectorTest, DipBelowThresholdRestartsTheHoldTimer) {
   spoofed(kT0, kT0 + 100 * kMs, 10000);
-  expire_all(kT0 + 200 * kMs);
-  spoofed(kT0 + 300 * kMs, kT0 + 400 * kMs, 10000);
-  evaluate(kT0 + 600 * kMs);  // 0.5 s after the first crossing, but only ~0.3 s since the second
+  // The first burst's stale handshakes leave the 5 s window.
+  table_->settle(kT0 + 5200 * kMs);
+  ASSERT_EQ(table_->find(kServer)->above_threshold_since, 0);
+  spoofed(kT0 + 5300 * kMs, kT0 + 5400 * kMs, 10000);
+  evaluate(kT0 + 5600 * kMs);  // long after the first crossing, but only ~0.3 s since the second
   EXPECT_TRUE(sink_.events.empty());
+}
+
+TEST_F(DetectorTest, PendingHandshakesThatAreNotStaleAreNotAFlood) {
+  // Many half-open handshakes, none judged stale yet (slow clients still within their time).
+  for (int i = 0; i < 5000; ++i) {
+    syn(kT0 + TimestampNs{i} * 100'000, IpAddress::from_v4(0xc6120000u + i), false);
+  }
+  ASSERT_EQ(table_->find(kServer)->half_open(), 5000u);
+  for (int k = 1; k <= 3; ++k) evaluate(kT0 + k * kNanosPerSecond);
+  EXPECT_TRUE(sink_.events.empty());
+}
+
+TEST_F(DetectorTest, TheBaselineRaisesTheBarForADestinationThatIsAlwaysALittleStale) {
+  detection_.baseline.time_constant = 30 * kNanosPerSecond;
+  rebuild();
+  // Ten minutes of 40 stale handshakes a second (clients that never answer): 200 in the window,
+  // below the threshold of 256, and its normal.
+  TimestampNs t = kT0;
+  const auto run = [&](int seconds, int rate) {
+    for (int second = 0; second < seconds; ++second, t += kNanosPerSecond) {
+      spoofed(t, t + kNanosPerSecond, rate);
+      evaluate(t + kNanosPerSecond);
+    }
+  };
+  run(600, 40);
+  EXPECT_TRUE(sink_.events.empty());
+  // Twice the normal (400, above the threshold) stays quiet: within 3x the baseline.
+  run(10, 80);
+  EXPECT_TRUE(sink_.events.empty());
+  // Four times the normal is a flood.
+  run(5, 160);
+  ASSERT_EQ(of(EventType::kStarted).size(), 1u);
+  // The normal, raised a little by the ten seconds at twice it (time constant 30 s).
+  EXPECT_GT(of(EventType::kStarted)[0].stats.baseline, 200);
+  EXPECT_LT(of(EventType::kStarted)[0].stats.baseline, 300);
+  EXPECT_NE(of(EventType::kStarted)[0].reason.find("the baseline is"), std::string::npos);
+  // Back to twice the normal: over the threshold, but no longer over 3x the (frozen) baseline.
+  run(20, 80);
+  ASSERT_EQ(of(EventType::kEnded).size(), 1u);
+  EXPECT_NE(of(EventType::kEnded)[0].reason.find("of the baseline"), std::string::npos)
+      << of(EventType::kEnded)[0].reason;
+}
+
+TEST_F(DetectorTest, SynsSpreadOverThePortsOfOneAddressAreAHostIncident) {
+  // 20,000 stale handshakes over random ports of one address within 4 s: no port has many.
+  for (int i = 0; i < 20000; ++i) {
+    const Endpoint port{kServer.address, static_cast<std::uint16_t>(1 + rng_() % 65535)};
+    syn(kT0 + TimestampNs{i} * 200'000, IpAddress::from_v4(static_cast<std::uint32_t>(rng_())),
+        true, port);
+  }
+  evaluate(kT0 + 4 * kNanosPerSecond);
+  ASSERT_EQ(sink_.events.size(), 1u);
+  const auto& e = sink_.events[0];
+  EXPECT_TRUE(e.host_scope);
+  EXPECT_EQ(e.target, (Endpoint{kServer.address, 0}));
+  EXPECT_EQ(e.kind, AttackKind::kSpoofedRandom);
+  EXPECT_NE(e.reason.find("(all ports)"), std::string::npos) << e.reason;
+  EXPECT_EQ(detector_->host_incidents().size(), 1u);
+  EXPECT_EQ(detector_->incidents().size(), 0u);
+}
+
+TEST_F(DetectorTest, AFloodOnOnePortIsThatPortsIncidentNotTheHosts) {
+  detection_.host_half_open = 1000;
+  rebuild();
+  spoofed(kT0, kT0 + kNanosPerSecond, 5000);
+  evaluate(kT0 + kNanosPerSecond);
+  ASSERT_EQ(sink_.events.size(), 1u);
+  EXPECT_FALSE(sink_.events[0].host_scope);
+  EXPECT_EQ(detector_->host_incidents().size(), 0u);
 }
 
 TEST_F(DetectorTest, UpdatesAtTheIntervalAndEndsAfterCooldown) {
@@ -125,7 +208,8 @@ TEST_F(DetectorTest, UpdatesAtTheIntervalAndEndsAfterCooldown) {
   EXPECT_EQ(ended.incident_id, of(EventType::kStarted)[0].incident_id);
   EXPECT_EQ(ended.sequence, 4u);
   EXPECT_GE(ended.stats.peak_half_open, 100000u);
-  EXPECT_NE(ended.reason.find("no new SYNs"), std::string::npos) << ended.reason;
+  EXPECT_NE(ended.reason.find("stale half-open connections fell to 0"), std::string::npos)
+      << ended.reason;
   EXPECT_FALSE(table_->find(kServer)->pinned);
   EXPECT_EQ(detector_->open_incidents(), 0u);
 }
@@ -151,7 +235,7 @@ TEST_F(DetectorTest, LegitimateBurstThatCompletesIsNotAnAttack) {
   for (int i = 0; i < 2000; ++i) {
     const TimestampNs t = kT0 + TimestampNs{i} * 250'000;
     const auto source = IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i));
-    syn(t, source);
+    syn(t, source, false);
     if (i >= 600) {
       complete(t, IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i - 600)));
     }

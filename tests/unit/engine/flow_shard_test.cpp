@@ -37,7 +37,7 @@ TcpSegment syn_at(TimestampNs at, std::uint16_t source_port = 40000) {
 
 class FlowShardClock : public ::testing::Test {
  protected:
-  FlowShardClock() : shard_(Config{}, 1024, 100, 1) { shard_.set_observer(&recorder_); }
+  FlowShardClock() : shard_(Config{}, 1024, 100, 100, 1) { shard_.set_observer(&recorder_); }
   // Segments just before `due`, at it and after it: exactly one wake-up, at `due`.
   void expect_one_wake_at(TimestampNs due) {
     shard_.on_segment(syn_at(due - 1, 40001));
@@ -115,7 +115,7 @@ TEST_F(FlowShardClock, FramesWithoutASegmentMoveTimeOnlyOnceStarted) {
 }
 
 TEST(FlowShard, TellsItsObserverOnceWhenADestinationRisesToTheThreshold) {
-  FlowShard shard(Config{}, 1024, 3, 1);
+  FlowShard shard(Config{}, 1024, 3, 1000, 1);
   Recorder recorder;
   shard.set_observer(&recorder);
   shard.on_segment(syn_at(0, 40000));  // packet time 0 is a valid time too
