@@ -442,7 +442,9 @@ double DestinationTable::baseline_at(const Destination& d, TimestampNs now) cons
 
 std::uint32_t DestinationTable::window_stale(const Destination& d, TimestampNs now) const noexcept {
   const std::uint32_t index = index_of(d);
-  const std::int64_t current_tick = tick_of(now - 1, tick_);
+  // Unlike gather(), the tick that begins at `now` counts: what has been counted by now stays in
+  // the running level, so that the next increment crosses the threshold when it should.
+  const std::int64_t current_tick = tick_of(now, tick_);
   const auto slots = static_cast<std::int64_t>(slots_per_destination_);
   std::uint32_t stale = 0;
   for (std::size_t i = 0; i < slots_per_destination_; ++i) {
@@ -453,7 +455,7 @@ std::uint32_t DestinationTable::window_stale(const Destination& d, TimestampNs n
 }
 
 void DestinationTable::settle(TimestampNs now) noexcept {
-  const std::int64_t current_tick = tick_of(now - 1, tick_);
+  const std::int64_t current_tick = tick_of(now, tick_);
   const auto slots = static_cast<std::int64_t>(slots_per_destination_);
   for_each([&](Destination& d) {
     const std::uint32_t index = index_of(d);

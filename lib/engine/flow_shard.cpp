@@ -173,6 +173,8 @@ void FlowShard::on_due(TimestampNs now) noexcept {
   if (!started_) {
     started_ = true;
     next_tick_ = (tick_of(now, tick_) + 1) * tick_;
+    // A wake-up asked for before packet time began happens when it begins.
+    if (wake_at_ != INT64_MAX) wake_at_ = std::max(wake_at_, now);
   }
   advance_to(now);
 }
@@ -200,7 +202,9 @@ void FlowShard::advance_to(TimestampNs now) noexcept {
       run_tick(next_tick_);
       next_tick_ += tick_;
       // Nothing to hold or end: jump over quiet stretches instead of ticking through them.
+      // A judgement due within the stretch may raise an incident: tick through it instead.
       const bool quiet = destinations_.above_threshold() == 0 && hosts_.above_threshold() == 0 &&
+                         handshakes_.judge_due() > now &&
                          (observer_ == nullptr || observer_->may_skip_ticks());
       if (quiet && next_tick_ + tick_ <= now) next_tick_ = tick_of(now, tick_) * tick_;
     }

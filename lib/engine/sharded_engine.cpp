@@ -77,8 +77,12 @@ void ShardedEngine::advance_to(TimestampNs now) noexcept {
     evaluate(at);
     next_tick_ += running_.detection.tick;
     // Nothing to hold or end: jump over quiet stretches instead of ticking through them.
+    const bool judging = std::any_of(shards_.begin(), shards_.end(), [&](const auto& s) {
+      return s->handshakes().judge_due() <= now;
+    });
     if (detector_.open_incidents() == 0 && merged_.above_threshold() == 0 &&
-        merged_hosts_.above_threshold() == 0 && next_tick_ + running_.detection.tick <= now) {
+        merged_hosts_.above_threshold() == 0 && !judging &&
+        next_tick_ + running_.detection.tick <= now) {
       next_tick_ = tick_of(now, running_.detection.tick) * running_.detection.tick;
     }
   }

@@ -6,6 +6,7 @@
 
 #include "capture/pcap_file_source.hpp"
 #include "engine/engine.hpp"
+#include "decode/tcp_segment.hpp"
 #include "export/event_json.hpp"
 
 namespace synwatch {
@@ -67,6 +68,61 @@ TEST_P(EngineOnCaptures, BatchedAndPerFrameDeliveryAgree) {
       std::string(GetParam()) == "few-sources") {
     EXPECT_FALSE(batched.events.empty());
   }
+}
+
+// A burst of spoofed SYNs to one destination, `count` of them over `length` from `start`.
+void burst(Engine& engine, TimestampNs start, DurationNs length, int count) {
+  for (int i = 0; i < count; ++i) {
+    TcpSegment s;
+    s.timestamp = start + length * i / count;
+    s.source = IpAddress::from_v4(0xc6120000u + static_cast<std::uint32_t>(i));
+    s.destination = IpAddress::from_v4(0xc6336402u);
+    s.source_port = static_cast<std::uint16_t>(1024 + i % 60000);
+    s.destination_port = 80;
+    s.seq = static_cast<std::uint32_t>(i);
+    s.flags = tcp_flag::kSyn;
+    engine.on_segment(s);
+  }
+}
+
+std::vector<nlohmann::json> parsed(const Collect& sink) {
+  std::vector<nlohmann::json> events;
+  for (const auto& line : sink.lines) events.push_back(nlohmann::json::parse(line));
+  return events;
+}
+
+constexpr TimestampNs kStart = 1'704'067'200LL * kNanosPerSecond;
+
+TEST(Engine, ACaptureEndingBeforeItsHandshakesCouldBeJudgedStillGetsItsVerdict) {
+  // 0.2 s of 3,000 SYNs, then the file ends: nothing could be judged before its end.
+  Collect sink;
+  Engine engine(Config{}, LinkType::kEthernet, sink, 7);
+  burst(engine, kStart, 200 * kNanosPerMilli, 3000);
+  EXPECT_TRUE(sink.lines.empty());
+  engine.finish();
+  const auto events = parsed(sink);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events.front()["event"], "started");
+  EXPECT_EQ(events.front()["kind"], "spoofed_random");
+  EXPECT_EQ(events.front()["stats"]["stale"], 3000);
+  EXPECT_EQ(events.back()["event"], "ended");
+}
+
+TEST(Engine, AGapOfHoursRaisesTheIncidentBeforeItsHandshakesExpire) {
+  Collect sink;
+  Engine engine(Config{}, LinkType::kEthernet, sink, 7);
+  burst(engine, kStart, 200 * kNanosPerMilli, 3000);
+  // The next capture, concatenated: a packet five hours later.
+  burst(engine, kStart + 5 * 3600 * kNanosPerSecond, kNanosPerMilli, 1);
+  const auto events = parsed(sink);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events[0]["event"], "started");
+  // The 256th SYN came at 17 ms: judged stale 1 s later (no history), held for 0.5 s. Counted
+  // once: stale, not failed again when they expired.
+  EXPECT_EQ(events[0]["time"], "2024-01-01T00:00:01.517Z");
+  EXPECT_EQ(events[0]["stats"]["stale"], 3000);
+  EXPECT_EQ(events.back()["event"], "ended");
+  EXPECT_EQ(engine.handshakes().counters().expired, 3000u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Scenarios, EngineOnCaptures,

@@ -84,7 +84,7 @@ TEST_F(FlowShardClock, WakeUpAskedBeforeTheFirstSegmentFiresOnceWhenTimeReachesI
   expect_one_wake_at(20 * kSecond + 100 * kMilli);
 }
 
-TEST_F(FlowShardClock, WakeUpInThePastFiresWithTheFirstSegment) {
+TEST_F(FlowShardClock, AWakeUpBeforeTheFirstSegmentFiresWithIt) {
   shard_.wake_at(kSecond);
   shard_.on_segment(syn_at(30 * kSecond));
   EXPECT_EQ(recorder_.wakes, std::vector<TimestampNs>{30 * kSecond});
@@ -114,18 +114,38 @@ TEST_F(FlowShardClock, FramesWithoutASegmentMoveTimeOnlyOnceStarted) {
   EXPECT_EQ(shard_.newest_packet_time(), 52 * kSecond + 1);
 }
 
-TEST(FlowShard, TellsItsObserverOnceWhenADestinationRisesToTheThreshold) {
+TEST(FlowShard, TellsItsObserverOnceWhenADestinationsStaleCountRisesToTheThreshold) {
   FlowShard shard(Config{}, 1024, 3, 1000, 1);
   Recorder recorder;
   shard.set_observer(&recorder);
   shard.on_segment(syn_at(0, 40000));  // packet time 0 is a valid time too
   shard.on_segment(syn_at(0, 40001));
-  EXPECT_TRUE(recorder.crossings.empty());
   shard.on_segment(syn_at(0, 40002));
-  EXPECT_EQ(recorder.crossings, std::vector<TimestampNs>{0});
   shard.on_segment(syn_at(0, 40003));
-  shard.on_segment(syn_at(kMilli, 40004));
+  // Pending, not yet stale: no history, so they are judged at 1 s (the initial SYN-ACK timeout).
+  shard.on_segment(syn_at(kSecond - 1, 40004));
+  EXPECT_TRUE(recorder.crossings.empty());
+  EXPECT_EQ(shard.handshakes().stale(), 0u);
+  shard.on_segment(syn_at(kSecond + 5 * kMilli, 40005));
+  EXPECT_EQ(recorder.crossings, std::vector<TimestampNs>{kSecond});
+  EXPECT_EQ(shard.handshakes().stale(), 4u);
+  shard.on_segment(syn_at(2 * kSecond + 5 * kMilli, 40006));
   EXPECT_EQ(recorder.crossings.size(), 1u);
+  EXPECT_EQ(shard.handshakes().stale(), 6u);
+}
+
+TEST(FlowShard, AGapInPacketTimeJudgesHandshakesBeforeTheyExpire) {
+  FlowShard shard(Config{}, 1024, 3, 1000, 1);
+  Recorder recorder;
+  shard.set_observer(&recorder);
+  for (std::uint16_t port = 40000; port < 40010; ++port) shard.on_segment(syn_at(kSecond, port));
+  // The next packet comes three hours later (concatenated captures): the ten SYNs went stale
+  // (at 2 s) long before they expired (at 64 s), and the threshold crossing is told at its time.
+  shard.on_segment(syn_at(3 * 3600 * kSecond, 50000));
+  EXPECT_EQ(recorder.crossings, std::vector<TimestampNs>{2 * kSecond});
+  EXPECT_EQ(shard.handshakes().counters().judged_stale, 10u);
+  EXPECT_EQ(shard.handshakes().counters().expired, 10u);
+  EXPECT_LT(recorder.crossings.front(), recorder.ticks.back());
 }
 
 }  // namespace
