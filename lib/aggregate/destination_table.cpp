@@ -442,20 +442,22 @@ double DestinationTable::baseline_at(const Destination& d, TimestampNs now) cons
 
 std::uint32_t DestinationTable::window_stale(const Destination& d, TimestampNs now) const noexcept {
   const std::uint32_t index = index_of(d);
-  // Unlike gather(), the tick that begins at `now` counts: what has been counted by now stays in
-  // the running level, so that the next increment crosses the threshold when it should.
-  const std::int64_t current_tick = tick_of(now, tick_);
-  const auto slots = static_cast<std::int64_t>(slots_per_destination_);
+  // The window gather() sees (ending with the tick that closed at `now` when `now` is on a tick
+  // boundary), and the tick that begins at `now` too: what has been counted by now stays in the
+  // running level, so that the next increment crosses the threshold when it should.
+  const std::int64_t newest = tick_of(now, tick_);
+  const std::int64_t oldest =
+      tick_of(now - 1, tick_) - static_cast<std::int64_t>(slots_per_destination_) + 1;
   std::uint32_t stale = 0;
   for (std::size_t i = 0; i < slots_per_destination_; ++i) {
     const WindowSlot& slot = slots_[index * slots_per_destination_ + i];
-    if (slot.tick > current_tick - slots && slot.tick <= current_tick) stale += slot.counts.stale;
+    if (slot.tick >= oldest && slot.tick <= newest) stale += slot.counts.stale;
   }
   return stale;
 }
 
 void DestinationTable::settle(TimestampNs now) noexcept {
-  const std::int64_t current_tick = tick_of(now, tick_);
+  const std::int64_t current_tick = tick_of(now - 1, tick_);
   const auto slots = static_cast<std::int64_t>(slots_per_destination_);
   for_each([&](Destination& d) {
     const std::uint32_t index = index_of(d);

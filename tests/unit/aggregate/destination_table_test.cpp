@@ -72,9 +72,9 @@ TEST(DestinationTable, ThresholdCrossingOfTheStaleCountIsTimedAndCleared) {
   table.on_stale(kServer, IpAddress::from_v4(3u), kT0 + 9);
   EXPECT_EQ(d->above_threshold_since, kT0 + 5);
   // The stale handshakes leave the level with their slot, once the window has passed it.
-  table.settle(kT0 + 5 * kNanosPerSecond - 1);
-  EXPECT_EQ(d->stale_level, 3u);
   table.settle(kT0 + 5 * kNanosPerSecond);
+  EXPECT_EQ(d->stale_level, 3u);
+  table.settle(kT0 + 5 * kNanosPerSecond + 1);
   EXPECT_EQ(d->stale_level, 0u);
   EXPECT_EQ(d->above_threshold_since, 0);
   EXPECT_EQ(table.above_threshold(), 0u);
@@ -227,7 +227,7 @@ TEST(DestinationTable, BaselineLearnsTheNormalStaleLevelAndFreezesWhilePinned) {
   const Destination* d = table.find(kServer);
   // In window units: 10 a tick over 5 ticks.
   EXPECT_NEAR(table.stats(*d, t, 5).baseline, 50, 2);
-  EXPECT_EQ(d->stale_level, 40u);  // the tick that begins at t is in the level, still empty
+  EXPECT_EQ(d->stale_level, 50u);
   // A flood while pinned (an incident is open) does not become the normal.
   table.find(kServer)->pinned = true;
   for (int second = 0; second < 60; ++second, t += kNanosPerSecond) {
