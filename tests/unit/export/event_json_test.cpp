@@ -25,6 +25,11 @@ IncidentEvent sample(EventType type) {
   e.stats.syn_rate = 1234.56789;
   e.stats.distinct_sources = 2.6;
   e.stats.source_entropy = 0.123456;
+  e.stats.stale = 280;
+  e.stats.failed = 30;
+  e.stats.baseline = 12.34567;
+  e.stats.stale_after = 300 * kNanosPerMilli;
+  e.stats.normal_learned = true;
   e.top_sources = {{*IpAddress::parse("198.18.0.1"), 900}};
   e.reason = "because";
   return e;
@@ -32,12 +37,13 @@ IncidentEvent sample(EventType type) {
 
 TEST(EventJson, CarriesTheDocumentedFields) {
   const auto j = to_json(sample(EventType::kStarted));
-  EXPECT_EQ(j["version"], 1);
+  EXPECT_EQ(j["version"], 2);
   EXPECT_EQ(j["event"], "started");
   EXPECT_EQ(j["incident_id"], "00112233aabbccdd");
   EXPECT_EQ(j["event_id"], "00112233aabbccdd-0");
   EXPECT_EQ(j["target"]["address"], "2001:db8::10");
   EXPECT_EQ(j["target"]["port"], 443);
+  EXPECT_EQ(j["target"]["scope"], "port");
   EXPECT_EQ(j["kind"], "concentrated");
   EXPECT_EQ(j["started_at"], "2024-01-01T00:00:00.000Z");
   EXPECT_EQ(j["time"], "2024-01-01T00:00:01.500Z");
@@ -49,6 +55,11 @@ TEST(EventJson, CarriesTheDocumentedFields) {
   EXPECT_DOUBLE_EQ(j["stats"]["syn_rate"].get<double>(), 1234.568);
   EXPECT_EQ(j["stats"]["distinct_sources"], 3);
   EXPECT_DOUBLE_EQ(j["stats"]["source_entropy"].get<double>(), 0.123);
+  EXPECT_EQ(j["stats"]["stale"], 280);
+  EXPECT_EQ(j["stats"]["failed"], 30);
+  EXPECT_DOUBLE_EQ(j["stats"]["baseline"].get<double>(), 12.346);
+  EXPECT_EQ(j["stats"]["stale_after_ms"], 300);
+  EXPECT_EQ(j["stats"]["normal_learned"], true);
   for (const char* key : {"synack_rate", "completed_rate", "bogon_share", "completion_ratio"}) {
     EXPECT_TRUE(j["stats"].contains(key)) << key;
   }
@@ -56,6 +67,16 @@ TEST(EventJson, CarriesTheDocumentedFields) {
   EXPECT_EQ(j["top_sources"][0]["address"], "198.18.0.1");
   EXPECT_EQ(j["top_sources"][0]["syns"], 900);
   EXPECT_EQ(j["reason"], "because");
+}
+
+TEST(EventJson, AHostTargetHasNoPort) {
+  IncidentEvent e = sample(EventType::kStarted);
+  e.host_scope = true;
+  e.target.port = 0;
+  const auto j = to_json(e);
+  EXPECT_EQ(j["target"]["address"], "2001:db8::10");
+  EXPECT_TRUE(j["target"]["port"].is_null());
+  EXPECT_EQ(j["target"]["scope"], "host");
 }
 
 TEST(EventJson, EndedCarriesEndedAt) {
@@ -76,7 +97,7 @@ TEST(JsonLinesSink, WritesOneParsableLinePerEvent) {
   int lines = 0;
   while (std::fgets(line, sizeof line, f) != nullptr) {
     const auto j = nlohmann::json::parse(line);
-    EXPECT_EQ(j["version"], 1);
+    EXPECT_EQ(j["version"], kEventFormatVersion);
     ++lines;
   }
   EXPECT_EQ(lines, 2);

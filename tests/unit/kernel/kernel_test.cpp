@@ -390,11 +390,13 @@ TEST(KernelView, ManySynRecvFromRandomSourcesIsSpoofedRandom) {
   EXPECT_EQ(e.type, EventType::kStarted);
   EXPECT_EQ(e.kind, AttackKind::kSpoofedRandom) << e.reason;
   EXPECT_EQ(e.target, kServer);
-  // Crossed 256 at the second poll (400), held for `for` by the third (600): started there.
-  EXPECT_EQ(e.stats.syn_recv, 600u);
-  EXPECT_EQ(e.time, kT0 + 2 * kNanosPerSecond);
+  // A request socket is stale once it is 1 s old (the initial SYN-ACK timeout): 200 stale at
+  // the second poll, 400 at the third (crossed 256), held for `for` by the fourth: started there.
+  EXPECT_EQ(e.stats.syn_recv, 800u);
+  EXPECT_EQ(e.stats.stale, 400u);  // the window ends with the tick this poll closed
+  EXPECT_EQ(e.time, kT0 + 3 * kNanosPerSecond);
   ASSERT_TRUE(e.kernel);
-  EXPECT_EQ(e.kernel->syn_recv, 600u);
+  EXPECT_EQ(e.kernel->syn_recv, 800u);
   EXPECT_EQ(e.kernel->backlog, 4096u);
   EXPECT_GT(e.kernel->source_entropy, 0.9);
   EXPECT_EQ(view.syn_recv_total(), 800u);
