@@ -25,15 +25,23 @@ std::string number(const nlohmann::json& value) {
   return value.is_string() ? value.get<std::string>() : value.dump();
 }
 
+bool is_host_target(const nlohmann::json& event) {
+  return event.at("target").at("port").is_null();
+}
+
+// "198.51.100.10:80", "[2001:db8::10]:443", or for a whole host "198.51.100.10 (all ports)".
 std::string target_of(const nlohmann::json& event) {
   const std::string address = event.at("target").at("address").get<std::string>();
+  if (is_host_target(event)) return address + " (all ports)";
   const std::string port = event.at("target").at("port").dump();
   return address.contains(':') ? "[" + address + "]:" + port : address + ":" + port;
 }
 
 std::string figures_of(const nlohmann::json& event) {
   const auto& stats = event.at("stats");
-  return "half_open=" + number(stats.at("half_open")) +
+  return "stale=" + number(stats.at("stale")) + " baseline=" + number(stats.at("baseline")) +
+         " stale_after_ms=" + number(stats.at("stale_after_ms")) +
+         " half_open=" + number(stats.at("half_open")) +
          " peak_half_open=" + number(stats.at("peak_half_open")) +
          " syn_rate=" + number(stats.at("syn_rate")) +
          " distinct_sources=" + number(stats.at("distinct_sources")) +
@@ -46,7 +54,8 @@ nlohmann::json alertmanager_alert(const nlohmann::json& event, std::string_view 
       {"labels",
        {{"alertname", "SynFlood"},
         {"target_address", event.at("target").at("address")},
-        {"target_port", event.at("target").at("port").dump()},
+        // A whole host has no port: "all", so the label stays a string and groups apart.
+        {"target_port", is_host_target(event) ? "all" : event.at("target").at("port").dump()},
         {"kind", event.at("kind")},
         {"instance", std::string(instance)}}},
       {"annotations",
@@ -79,7 +88,8 @@ std::string summarize_event(const nlohmann::json& event) {
                                                : "SYN flood ended";
   const auto& stats = event.at("stats");
   std::string text = what + " on " + target_of(event) + " (" + event.at("kind").get<std::string>() +
-                     "): " + number(stats.at("half_open")) + " half-open, peak " +
+                     "): " + number(stats.at("stale")) + " stale half-open, " +
+                     number(stats.at("half_open")) + " half-open, peak " +
                      number(stats.at("peak_half_open")) + ", " + number(stats.at("syn_rate")) +
                      " SYN/s from ~" + number(stats.at("distinct_sources")) + " sources";
   if (type == "ended" && event.contains("ended_at")) {
