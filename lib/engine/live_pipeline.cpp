@@ -405,6 +405,30 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
     chosen.resize(cap);
   }
   const TimestampNs now = engine_.newest_packet_time();
+  const auto fill = [&](const DestinationStats& stats, const Destination& d,
+                        DestinationMetrics& m) {
+    m.target = d.target;
+    m.syn_seen = d.syn_seen;
+    m.syn_recv = d.syn_recv;
+    m.totals = d.totals;
+    m.syn_rate = stats.syn_rate;
+    m.distinct_sources = stats.distinct_sources;
+    m.source_entropy = stats.source_entropy;
+    m.completion_ratio = stats.completion_ratio;
+    m.stale = stats.stale;
+    m.baseline = stats.baseline;
+  };
+  // Whole hosts only while they have an incident: their ports are exported as destinations.
+  const auto& host_incidents = engine_.detector().host_incidents();
+  for (const auto& [target, incident] : host_incidents) {
+    const Destination* d = engine_.hosts().find(target);
+    if (d == nullptr) continue;
+    DestinationMetrics m;
+    fill(engine_.hosts().stats(*d, now, 0), *d, m);
+    m.host = true;
+    m.attack = incident.kind;
+    s.destinations_exported.push_back(m);
+  }
   for (const Destination* d : chosen) {
     const DestinationStats stats = merged.stats(*d, now, 0);
     DestinationMetrics m;
@@ -416,6 +440,8 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
     m.distinct_sources = stats.distinct_sources;
     m.source_entropy = stats.source_entropy;
     m.completion_ratio = stats.completion_ratio;
+    m.stale = stats.stale;
+    m.baseline = stats.baseline;
     if (const auto open = incidents.find(d->target); open != incidents.end()) {
       m.attack = open->second.kind;
     }

@@ -53,6 +53,7 @@ struct InterfaceHealth {
 // Per-destination figures for metrics, computed off the packet path when the snapshot refreshes.
 struct DestinationMetrics {
   Endpoint target;
+  bool host = false;  // the whole address (port 0): an incident over its ports
   std::uint32_t syn_seen = 0;
   std::uint32_t syn_recv = 0;
   DestinationTotals totals;
@@ -60,6 +61,8 @@ struct DestinationMetrics {
   double distinct_sources = 0;
   double source_entropy = 0;
   double completion_ratio = 0;
+  std::uint32_t stale = 0;  // stale half-open handshakes in the window (the flood condition's)
+  double baseline = 0;
   std::optional<AttackKind> attack;  // set while an incident is open on this destination
 };
 

@@ -37,8 +37,10 @@ void add(MetricFamily& f, Labels labels, double value) {
   f.metric.push_back(std::move(m));
 }
 
-Labels destination_labels(const Endpoint& target) {
-  return {{"address", target.address.to_string()}, {"port", std::to_string(target.port)}};
+// A whole host (an incident over its ports) has port "all".
+Labels destination_labels(const Endpoint& target, bool host = false) {
+  return {{"address", target.address.to_string()},
+          {"port", host ? std::string("all") : std::to_string(target.port)}};
 }
 
 Labels with(Labels labels, std::string name, std::string value) {
@@ -174,12 +176,19 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
                            "Completed handshakes / new SYNs in the window.", MetricType::Gauge);
   auto syn_rate =
       family("synwatch_syn_rate", "New SYNs per second over the window.", MetricType::Gauge);
+  auto stale = family("synwatch_stale_half_open",
+                      "Stale half-open handshakes in the window: pending past the destination's "
+                      "normal handshake time, or failed, and not completed since.",
+                      MetricType::Gauge);
+  auto baseline = family("synwatch_stale_baseline",
+                         "The destination's normal stale level, learned while no incident is open.",
+                         MetricType::Gauge);
   auto attack =
       family("synwatch_attack_active",
              "1 while a SYN flood incident is open on the destination, labelled with its kind.",
              MetricType::Gauge);
   for (const auto& d : p.destinations_exported) {
-    const Labels labels = destination_labels(d.target);
+    const Labels labels = destination_labels(d.target, d.host);
     add(half_open, with(labels, "state", "syn_recv"), d.syn_recv);
     add(half_open, with(labels, "state", "syn_seen"), d.syn_seen);
     add(events, with(labels, "event", "syn"), static_cast<double>(d.totals.syns));
@@ -191,9 +200,12 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
     add(entropy, labels, d.source_entropy);
     add(completion, labels, d.completion_ratio);
     add(syn_rate, labels, d.syn_rate);
+    add(stale, labels, d.stale);
+    add(baseline, labels, d.baseline);
     if (d.attack) add(attack, with(labels, "kind", std::string(to_string(*d.attack))), 1);
   }
-  for (auto* f : {&half_open, &events, &distinct, &entropy, &completion, &syn_rate, &attack}) {
+  for (auto* f : {&half_open, &events, &distinct, &entropy, &completion, &syn_rate, &stale,
+                  &baseline, &attack}) {
     out.push_back(std::move(*f));
   }
 

@@ -39,6 +39,8 @@ const std::set<std::string> kContractFamilies = {
     "synwatch_source_entropy",
     "synwatch_completion_ratio",
     "synwatch_syn_rate",
+    "synwatch_stale_half_open",
+    "synwatch_stale_baseline",
     "synwatch_attack_active",
     "synwatch_incidents_started_total",
     "synwatch_incidents_open",
@@ -69,6 +71,7 @@ const std::set<std::string> kPerDestinationFamilies = {
     "synwatch_half_open_connections", "synwatch_handshake_events_total",
     "synwatch_distinct_sources",      "synwatch_source_entropy",
     "synwatch_completion_ratio",      "synwatch_syn_rate",
+    "synwatch_stale_half_open",       "synwatch_stale_baseline",
     "synwatch_attack_active"};
 
 bool have(const std::string& tool) {
