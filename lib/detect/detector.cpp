@@ -180,29 +180,43 @@ IncidentEvent Detector::make_event(EventType type, const Incident& incident,
 void Detector::evaluate(TimestampNs now, DestinationSet& destinations, EventSink& sink,
                         DestinationSet* hosts) {
   ++counters_.evaluations;
-  std::vector<IpAddress> busy;
-  evaluate_set(now, destinations, sink, Scope{false, config_.half_open}, incidents_, busy);
+  std::vector<PortLevel> ports;
+  evaluate_set(now, destinations, sink, Scope{false, config_.half_open}, incidents_, ports);
   if (hosts != nullptr) {
-    std::sort(busy.begin(), busy.end());
-    busy.erase(std::unique(busy.begin(), busy.end()), busy.end());
-    // Addresses with a port over its threshold or under an incident are that port's business.
-    evaluate_set(now, *hosts, sink, Scope{true, config_.host_half_open}, host_incidents_, busy);
+    // Per address, its busiest port: the largest stale level, or "busy" (kBusyPort) when a port
+    // is over its threshold or under an incident.
+    std::sort(ports.begin(), ports.end(), [](const PortLevel& a, const PortLevel& b) {
+      return a.address != b.address ? a.address < b.address : a.level > b.level;
+    });
+    ports.erase(
+        std::unique(ports.begin(), ports.end(),
+                    [](const PortLevel& a, const PortLevel& b) { return a.address == b.address; }),
+        ports.end());
+    evaluate_set(now, *hosts, sink, Scope{true, config_.host_half_open}, host_incidents_, ports);
   }
 }
 
 void Detector::evaluate_set(TimestampNs now, DestinationSet& destinations, EventSink& sink,
                             const Scope& scope, Incidents& incidents,
-                            std::vector<IpAddress>& busy_addresses) {
+                            std::vector<PortLevel>& ports) {
   destinations.visit_all([&](Destination& d) {
     const auto open = incidents.find(d.target);
     const bool over = d.above_threshold_since != 0 && d.flood_level() >= scope.threshold;
-    if (!scope.host && (over || open != incidents.end())) {
-      busy_addresses.push_back(d.target.address);
+    if (!scope.host && d.flood_level() > 0) {
+      ports.push_back(
+          {d.target.address, over || open != incidents.end() ? kBusyPort : d.flood_level()});
     }
     if (open == incidents.end() && !over) return;
-    if (scope.host && open == incidents.end() &&
-        std::binary_search(busy_addresses.begin(), busy_addresses.end(), d.target.address)) {
-      return;
+    if (scope.host && open == incidents.end()) {
+      // SYNs to one address that mostly hit one port are that port's flood, judged against its
+      // own threshold: a host incident is for SYNs spread over the ports.
+      const auto busiest = std::lower_bound(
+          ports.begin(), ports.end(), d.target.address,
+          [](const PortLevel& p, const IpAddress& address) { return p.address < address; });
+      if (busiest != ports.end() && busiest->address == d.target.address &&
+          std::uint64_t{busiest->level} * 2 >= d.flood_level()) {
+        return;
+      }
     }
 
     const DestinationStats stats = destinations.stats(d, now, top_sources_);

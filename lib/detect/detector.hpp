@@ -14,7 +14,8 @@
 //                   entropy >= spoofed.min_entropy;
 //   distributed     otherwise: many real sources that do not complete.
 // A whole address (the host table) is judged only while none of its ports is over its own
-// threshold or under an incident: a flood to one port is that port's incident, not the host's.
+// threshold or under an incident, or holds half of the address's stale handshakes: a flood to
+// one port is that port's incident, not the host's.
 // An incident ends once the condition has been false for `cooldown`.
 // Thread safety: none; driven by the engine's thread.
 
@@ -81,9 +82,15 @@ class Detector {
     bool host = false;
     std::size_t threshold = 0;
   };
+  struct PortLevel {
+    IpAddress address;
+    std::uint32_t level;  // stale level of one of its ports, or kBusyPort
+  };
+  static constexpr std::uint32_t kBusyPort = UINT32_MAX;
+  // Port scope: evaluates and notes each port's level in `ports`. Host scope: reads `ports`
+  // (sorted by address, the busiest port of each first and only) to leave port floods alone.
   void evaluate_set(TimestampNs now, DestinationSet& destinations, EventSink& sink,
-                    const Scope& scope, Incidents& incidents,
-                    std::vector<IpAddress>& busy_addresses);
+                    const Scope& scope, Incidents& incidents, std::vector<PortLevel>& ports);
   [[nodiscard]] Verdict judge(const DestinationStats& stats, const Scope& scope) const noexcept;
   [[nodiscard]] AttackKind classify(const DestinationStats& stats) const noexcept;
   [[nodiscard]] double heavy_share(const DestinationStats& stats) const noexcept;

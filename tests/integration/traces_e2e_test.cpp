@@ -106,7 +106,9 @@ TEST(TracesDetail, LoopbackBurstCompletesEveryHandshake) {
   EXPECT_EQ(summary_figure(a.process.err, "completed"), 500) << a.process.err;
 }
 
-TEST(TracesDetail, StopDdosFloodStartsWithinOneSecondOfItsFirstSyn) {
+// The capture holds the victim's inbound side only and no history: its handshakes are judged at
+// the initial SYN-ACK timeout (1 s), then held for `for` (0.5 s).
+TEST(TracesDetail, StopDdosFloodStartsWithinOnePointSixSecondsOfItsFirstSyn) {
   if (!std::filesystem::exists(trace("flood_spoofed_stopddos.pcap"))) GTEST_SKIP() << "no traces";
   const auto a = analyse("flood_spoofed_stopddos.pcap");
   ASSERT_FALSE(a.events.empty());
@@ -117,7 +119,7 @@ TEST(TracesDetail, StopDdosFloodStartsWithinOneSecondOfItsFirstSyn) {
   const long long first_ns =
       std::llround(std::stod(first.out.substr(0, first.out.find(' '))) * 1e9);
   const long long latency = parse_rfc3339_ns(a.events.front()["time"]) - first_ns;
-  EXPECT_LE(latency, 1'000'000'000LL);
+  EXPECT_LE(latency, 1'600'000'000LL);
   EXPECT_GE(latency, 0);
 }
 

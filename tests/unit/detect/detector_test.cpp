@@ -172,6 +172,20 @@ TEST_F(DetectorTest, SynsSpreadOverThePortsOfOneAddressAreAHostIncident) {
   EXPECT_EQ(detector_->incidents().size(), 0u);
 }
 
+TEST_F(DetectorTest, AFloodOnOnePortBelowItsThresholdIsNoHostIncidentEither) {
+  detection_.half_open = 100000;
+  detection_.host_half_open = 1000;
+  rebuild();
+  spoofed(kT0, kT0 + kNanosPerSecond, 5000);
+  // A few stale handshakes on other ports: the flooded port still holds most of them.
+  for (std::uint16_t port = 1000; port < 1100; ++port) {
+    syn(kT0 + kNanosPerSecond / 2, IpAddress::from_v4(port), true, {kServer.address, port});
+  }
+  evaluate(kT0 + kNanosPerSecond);
+  evaluate(kT0 + 2 * kNanosPerSecond);
+  EXPECT_TRUE(sink_.events.empty());
+}
+
 TEST_F(DetectorTest, AFloodOnOnePortIsThatPortsIncidentNotTheHosts) {
   detection_.host_half_open = 1000;
   rebuild();
