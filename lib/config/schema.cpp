@@ -410,8 +410,8 @@ std::vector<ConfigKey> build_schema() {
       unsigned_key(
           "detection.half_open", 1, 100'000'000,
           [](auto& c) -> auto& { return c.detection.half_open; },
-          "Half-open connections to one destination that signal a flood; 256 = half the 511 "
-          "backlog of nginx and Apache."),
+          "Stale half-open connections (gone stale or failed within the window, not completed) to "
+          "one address:port that signal a flood; 256 = half the 511 backlog of nginx and Apache."),
       duration_key(
           "detection.for", 0, kHour, [](auto& c) -> auto& { return c.detection.hold_for; },
           "How long the flood condition must hold before an incident starts."),
