@@ -61,12 +61,17 @@ void AlertFile::publish(const IncidentEvent& event) {
 }
 
 std::string describe_for_log(const IncidentEvent& e) {
+  // A whole host is named by its address alone: its incident is over all its ports.
+  const std::string target =
+      e.host_scope ? e.target.address.to_string() + " (all ports)" : e.target.to_string();
   return fmt::format(
-      "incident {} {}: {} SYN flood on {} half_open={} (syn_recv={} syn_seen={} peak={}) "
-      "syn_rate={:.0f}/s distinct_sources={:.0f} entropy={:.2f} completion={:.2f}{}",
-      e.incident_id, to_string(e.type), to_string(e.kind), e.target.to_string(), e.stats.half_open,
-      e.stats.syn_recv, e.stats.syn_seen, e.stats.peak_half_open, e.stats.syn_rate,
-      e.stats.distinct_sources, e.stats.source_entropy, e.stats.completion_ratio,
+      "incident {} {}: {} SYN flood on {} stale={} baseline={:.0f} stale_after={}ms "
+      "half_open={} (syn_recv={} syn_seen={} peak={}) syn_rate={:.0f}/s distinct_sources={:.0f} "
+      "entropy={:.2f} completion={:.2f}{}",
+      e.incident_id, to_string(e.type), to_string(e.kind), target, e.stats.stale, e.stats.baseline,
+      e.stats.stale_after / kNanosPerMilli, e.stats.half_open, e.stats.syn_recv, e.stats.syn_seen,
+      e.stats.peak_half_open, e.stats.syn_rate, e.stats.distinct_sources, e.stats.source_entropy,
+      e.stats.completion_ratio,
       e.top_sources.empty()
           ? std::string()
           : fmt::format(" top_source={} ({} SYNs)", e.top_sources[0].address.to_string(),

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "export/alert_file.hpp"
 #include "export/event_json.hpp"
 
 namespace synwatch {
@@ -77,6 +78,18 @@ TEST(EventJson, AHostTargetHasNoPort) {
   EXPECT_EQ(j["target"]["address"], "2001:db8::10");
   EXPECT_TRUE(j["target"]["port"].is_null());
   EXPECT_EQ(j["target"]["scope"], "host");
+}
+
+TEST(LogLine, NamesTheStaleCountAndAWholeHostByItsAddress) {
+  IncidentEvent e = sample(EventType::kStarted);
+  std::string line = describe_for_log(e);
+  EXPECT_NE(line.find("on [2001:db8::10]:443 stale=280 baseline=12 stale_after=300ms"),
+            std::string::npos)
+      << line;
+  e.host_scope = true;
+  e.target.port = 0;
+  line = describe_for_log(e);
+  EXPECT_NE(line.find("on 2001:db8::10 (all ports) stale=280"), std::string::npos) << line;
 }
 
 TEST(EventJson, EndedCarriesEndedAt) {
