@@ -61,7 +61,6 @@ StaleJudgement StaleJudgement::from(const DetectionConfig& detection) {
       j.ages.begin());
   j.percentile = stale.percentile;
   j.history_epoch = std::max<DurationNs>(1, stale.history / 2);
-  j.baseline_time_constant_s = to_seconds(detection.baseline.time_constant);
   return j;
 }
 
@@ -79,8 +78,6 @@ DestinationTable::DestinationTable(const AggregationConfig& config, DurationNs t
       judgement_(std::move(judgement)),
       scope_(scope),
       port_mask_(scope == Scope::kHost ? 0 : 0xffff),
-      baseline_decay_per_tick_(
-          std::exp(-to_seconds(tick) / std::max(1e-3, judgement_.baseline_time_constant_s))),
       tick_(tick),
       slots_per_destination_(
           static_cast<std::size_t>(std::max<DurationNs>(1, config.window / tick))),
@@ -214,14 +211,14 @@ Destination* DestinationTable::find_or_create(const Endpoint& target, TimestampN
 
 Destination* DestinationTable::create(const Endpoint& target, TimestampNs now) noexcept {
   if (free_.empty()) {
-    // Recycle the least recently active destination; pinned ones (open incidents) are
-    // skipped, a bounded number of times so a pool full of incidents costs O(1) per SYN.
+    // Recycle the least recently active destination; those at or above the threshold (floods)
+    // are skipped, a bounded number of times so a pool full of floods costs O(1) per SYN.
     std::uint32_t candidate = lru_oldest_;
     for (int tries = 0; candidate != kNone && tries < 8; ++tries) {
-      if (!pool_[candidate].pinned) break;
+      if (pool_[candidate].above_threshold_since == 0) break;
       candidate = links_[candidate].newer;
     }
-    if (candidate == kNone || pool_[candidate].pinned) {
+    if (candidate == kNone || pool_[candidate].above_threshold_since != 0) {
       ++counters_.dropped;
       return nullptr;
     }
@@ -265,13 +262,13 @@ inline WindowSlot& DestinationTable::current_slot(std::uint32_t index, Timestamp
     // than wiping a newer one.
     if (slot.tick > tick) return slot;
     if (slot.tick != INT64_MIN) {
-      // Leaving the window: its stale handshakes leave the level and join the baseline.
+      // Leaving the window: its stale handshakes leave the level.
       Destination& d = pool_[index];
-      fold_baseline(d, slot.tick, slot.counts.stale);
       d.stale_level -= std::min(d.stale_level, slot.counts.stale);
     }
     slot.tick = tick;
     slot.counts = WindowCounts{};
+    slot.peak_half_open = 0;
     slot.sources.clear();
     slot.heavy.clear();
   }
@@ -284,7 +281,6 @@ void DestinationTable::increment(Destination& d, HandshakeState state) noexcept 
   } else {
     ++d.syn_recv;
   }
-  d.peak_half_open = std::max(d.peak_half_open, d.half_open());
 }
 
 void DestinationTable::decrement(Destination& d, HandshakeState state) noexcept {
@@ -313,7 +309,7 @@ void DestinationTable::set_level(Destination& d, std::uint32_t level, TimestampN
     // Packet time 0 is a valid timestamp in old captures; 1 ns later keeps "0 = below" unambiguous.
     d.above_threshold_since = now == 0 ? 1 : now;
     ++above_threshold_;
-    if (!d.pinned) ++unpinned_crossings_;
+    ++crossings_;
   } else if (flood_level < threshold_ && d.above_threshold_since != 0) {
     d.above_threshold_since = 0;
     --above_threshold_;
@@ -321,13 +317,15 @@ void DestinationTable::set_level(Destination& d, std::uint32_t level, TimestampN
 }
 
 void DestinationTable::count_stale(Destination& d, const IpAddress& client, bool failed,
-                                   TimestampNs now) noexcept {
+                                   TimestampNs now, bool with_sources) noexcept {
   WindowSlot& slot = current_slot(index_of(d), now);
   ++slot.counts.stale;
   if (failed) ++slot.counts.failed;
-  if (is_bogon(client)) ++slot.counts.stale_bogon;
-  slot.sources.add_hash(SourceHll::hash_address(client));
-  slot.heavy.add(client);
+  if (with_sources) {
+    if (is_bogon(client)) ++slot.counts.stale_bogon;
+    slot.sources.add_hash(SourceHll::hash_address(client));
+    slot.heavy.add(client);
+  }
   ++d.totals.stale;
   set_level(d, d.stale_level + 1, now);
 }
@@ -409,37 +407,6 @@ unsigned DestinationTable::judge_rung(const Endpoint& server, TimestampNs now) n
   return d->judge_rung;
 }
 
-void DestinationTable::fold_baseline(Destination& d, std::int64_t tick,
-                                     std::uint32_t stale) const noexcept {
-  if (d.pinned) {
-    // Frozen: an incident's own stale handshakes must not become its normal.
-    d.baseline_tick = std::max(d.baseline_tick, tick);
-    return;
-  }
-  const double alpha = baseline_decay_per_tick_;
-  const double sample = (1 - alpha) * stale;
-  if (d.baseline_tick == INT64_MIN) {
-    d.baseline = sample;
-    d.baseline_tick = tick;
-  } else if (tick >= d.baseline_tick) {
-    d.baseline = d.baseline * std::pow(alpha, static_cast<double>(tick - d.baseline_tick)) + sample;
-    d.baseline_tick = tick;
-  } else {
-    d.baseline += sample * std::pow(alpha, static_cast<double>(d.baseline_tick - tick));
-  }
-}
-
-double DestinationTable::baseline_at(const Destination& d, TimestampNs now) const noexcept {
-  if (d.baseline_tick == INT64_MIN) return 0;
-  const auto slots = static_cast<double>(slots_per_destination_);
-  // The newest tick that has left the window.
-  const std::int64_t left =
-      tick_of(now - 1, tick_) - static_cast<std::int64_t>(slots_per_destination_);
-  if (d.pinned || left <= d.baseline_tick) return d.baseline * slots;
-  return d.baseline *
-         std::pow(baseline_decay_per_tick_, static_cast<double>(left - d.baseline_tick)) * slots;
-}
-
 std::uint32_t DestinationTable::window_stale(const Destination& d, TimestampNs now) const noexcept {
   const std::uint32_t index = index_of(d);
   // The window gather() sees (ending with the tick that closed at `now` when `now` is on a tick
@@ -464,19 +431,16 @@ void DestinationTable::settle(TimestampNs now) noexcept {
     for (std::size_t i = 0; i < slots_per_destination_; ++i) {
       WindowSlot& slot = slots_[index * slots_per_destination_ + i];
       if (slot.tick != INT64_MIN && slot.tick <= current_tick - slots) {
-        fold_baseline(d, slot.tick, slot.counts.stale);
-        slot.tick = INT64_MIN;  // folded; current_slot() clears it when it is next used
+        // Out of the window and of the level: current_slot() must not take it off again.
+        slot.tick = INT64_MIN;
       }
-    }
-    // Frozen while an incident is open: time passes without decay too.
-    if (d.pinned && d.baseline_tick != INT64_MIN) {
-      d.baseline_tick = std::max(d.baseline_tick, current_tick - slots);
     }
     set_level(d, window_stale(d, now), now);
   });
 }
 
-Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now) noexcept {
+Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now,
+                                       bool with_sources) noexcept {
   const Endpoint server = key_of(update.server);
   // A full handshake table under a flood: every SYN evicts the oldest handshake, nearly always
   // one of the same destination. That replacement is counted in one step with the SYN (below).
@@ -488,7 +452,7 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
       ++d->totals.evicted;
       ++current_slot(index_of(*d), now).counts.evicted;
       // Pushed out before it could be judged: a failed handshake.
-      if (!update.evicted_stale) count_stale(*d, update.evicted_client, true, now);
+      if (!update.evicted_stale) count_stale(*d, update.evicted_client, true, now, with_sources);
     }
   }
   switch (update.event) {
@@ -517,8 +481,11 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
           increment(*d, HandshakeState::kSynSeen);  // recycled while pending: only ours
         }
         // Otherwise one pending handshake took another's place: the counts stand.
-        if (!update.evicted_stale) count_stale(*d, update.evicted_client, true, now);
+        if (!update.evicted_stale) {
+          count_stale(*d, update.evicted_client, true, now, with_sources);
+        }
       }
+      slot.peak_half_open = std::max(slot.peak_half_open, d->half_open());
       touch(index, now);
       return d;
     }
@@ -555,7 +522,7 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
       ++current_slot(index, now).counts.resets;
       ++d->totals.resets;
       // Refused (a closed port answers RST) or aborted before it could be judged: failed.
-      if (!update.was_stale) count_stale(*d, update.client, true, now);
+      if (!update.was_stale) count_stale(*d, update.client, true, now, with_sources);
       break;
     default:
       break;
@@ -576,12 +543,13 @@ void DestinationTable::on_expired(const Endpoint& server, const IpAddress& clien
   if (!was_stale) count_stale(*d, client, true, now);
 }
 
-void DestinationTable::on_stale(const Endpoint& server, const IpAddress& client,
-                                TimestampNs now) noexcept {
+Destination* DestinationTable::on_stale(const Endpoint& server, const IpAddress& client,
+                                        TimestampNs now, bool with_sources) noexcept {
   Destination* d = find_or_create(server, now);
-  if (d == nullptr) return;
-  count_stale(*d, client, false, now);
+  if (d == nullptr) return nullptr;
+  count_stale(*d, client, false, now, with_sources);
   touch(index_of(*d), now);
+  return d;
 }
 
 Destination* DestinationTable::set_stateless(const Endpoint& target, std::uint32_t stateless,
@@ -602,7 +570,8 @@ Destination* DestinationTable::set_stateless(const Endpoint& target, std::uint32
     touch(index, now);
   }
   d->stateless = stateless;
-  d->peak_half_open = std::max(d->peak_half_open, d->half_open());
+  WindowSlot& slot = current_slot(index, now);
+  slot.peak_half_open = std::max(slot.peak_half_open, d->half_open());
   set_level(*d, d->stale_level, now);
   return d;
 }
@@ -627,7 +596,7 @@ void DestinationTable::forget_idle(TimestampNs now) noexcept {
     const std::uint32_t newer = links_[index].newer;
     const Destination& d = pool_[index];
     if (now - d.last_activity < config_.idle_timeout) break;
-    if (!d.pinned && d.half_open() == 0) {
+    if (d.above_threshold_since == 0 && d.half_open() == 0) {
       release(index);
       ++counters_.forgotten;
     }
@@ -642,16 +611,18 @@ void DestinationTable::gather(const Destination& d, TimestampNs now,
   // closed, not the one that has only begun.
   const std::int64_t current_tick = tick_of(now - 1, tick_);
   const auto slots = static_cast<std::int64_t>(slots_per_destination_);
+  std::uint32_t peak = d.half_open();
   for (std::size_t i = 0; i < slots_per_destination_; ++i) {
     const WindowSlot& slot = slots_[index * slots_per_destination_ + i];
     if (slot.tick > current_tick - slots && slot.tick <= current_tick) {
       gathered.window.add(slot.counts);
       gathered.sketches.push_back(&slot.sources);
       gathered.heavy.merge_from(slot.heavy);
+      peak = std::max(peak, slot.peak_half_open);
     }
   }
   gathered.first_seen = std::min(gathered.first_seen, d.first_seen);
-  gathered.baseline += baseline_at(d, now);
+  gathered.peak_half_open += peak;
   if (!judgement_.ages.empty()) {
     const Normal normal = normal_of(d, judgement_, now);
     gathered.judge_age = std::max(gathered.judge_age, judgement_.ages[normal.rung]);
@@ -695,7 +666,7 @@ DestinationStats summarize_window(const Endpoint& target, std::uint32_t syn_seen
   // The kernel view's SYN-cookie answered handshakes have no source and never complete.
   const std::uint32_t stateless = half_open - std::min(half_open, syn_seen + syn_recv);
   s.stale = s.window.stale + stateless;
-  s.baseline = gathered.baseline;
+  s.peak_half_open = std::max(gathered.peak_half_open, half_open);
   s.judge_age = gathered.judge_age;
   s.learned_normal = gathered.learned_normal;
   s.distinct_sources = estimate_union(std::span<const SourceHll* const>(gathered.sketches));

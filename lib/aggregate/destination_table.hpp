@@ -4,8 +4,12 @@
 //
 // A destination is a local address:port that received SYNs. Destinations live in a pool
 // allocated once (max_destinations x slots); nothing is allocated per packet. When the pool
-// is full, the least recently active destination that is not pinned by an open incident is
+// is full, the least recently active destination whose stale level is below the threshold is
 // recycled; if none can be, the new destination is dropped and counted.
+//
+// Nothing here is written by the detector: a table is a read-only input to detection. What
+// belongs to an incident (its peak, its hold, the baseline it is judged against) is the
+// detector's.
 //
 // Window: slot i covers one tick of packet time; a slot is cleared lazily the first time it is
 // written in a new tick, so there is no per-tick sweep over all destinations.
@@ -74,14 +78,13 @@ struct DestinationTotals {
   void add(const DestinationTotals& other) noexcept;
 };
 
-// How pending handshakes are judged (config detection.stale and .baseline), as the tables use it.
+// How pending handshakes are judged (config detection.stale), as the tables use it.
 struct StaleJudgement {
   // The judgement ladder handed to the handshake table: ascending ages, the first the floor.
   std::vector<DurationNs> ages;
   std::size_t no_history_rung = 0;  // the rung of detection.stale.no_history
   double percentile = 0.95;
   DurationNs history_epoch = 30 * kNanosPerSecond;  // the history is two epochs
-  double baseline_time_constant_s = 600;
 
   static StaleJudgement from(const DetectionConfig& detection);
 };
@@ -93,6 +96,7 @@ inline constexpr std::size_t kJudgeRungsMax = 7;
 struct WindowSlot {
   std::int64_t tick = INT64_MIN;  // which tick of packet time this slot holds
   WindowCounts counts;
+  std::uint32_t peak_half_open = 0;  // the most half-open handshakes seen during the tick
   SourceHll sources;
   SourceSummary heavy;
 };
@@ -101,12 +105,11 @@ struct Destination {
   Endpoint target;  // port 0 in a host table (all ports of the address)
   std::uint32_t syn_seen = 0;
   std::uint32_t syn_recv = 0;
-  std::uint32_t peak_half_open = 0;  // since the last take_peak()
   TimestampNs first_seen = 0;
   TimestampNs last_activity = 0;
-  // When half-open last rose to the detection threshold and has stayed there (0 = below).
+  // When flood_level() last rose to the table's threshold and has stayed there (0 = below): a
+  // fact of the counts, kept by the table; the detector times its hold from it.
   TimestampNs above_threshold_since = 0;
-  bool pinned = false;  // an incident is open: never recycle
   DestinationTotals totals;
   // Half-open connections the kernel answered statelessly (SYN cookies), as the kernel view
   // estimates them; always 0 in the wire view. See set_stateless().
@@ -120,10 +123,6 @@ struct Destination {
   std::array<std::int64_t, 2> completion_epoch{INT64_MIN, INT64_MIN};
   std::uint8_t judge_rung = 0;
   std::int64_t judge_rung_tick = INT64_MIN;
-  // Exponential average of the stale count per tick, over ticks that have left the window, as
-  // of tick `baseline_tick`. Frozen (neither fed nor decayed) while pinned.
-  double baseline = 0;
-  std::int64_t baseline_tick = INT64_MIN;
 
   [[nodiscard]] std::uint32_t half_open() const noexcept { return syn_seen + syn_recv + stateless; }
   // What the threshold applies to: stale half-open handshakes in the window, and the kernel
@@ -158,9 +157,10 @@ struct DestinationStats {
   // Stale half-open handshakes in the window (plus the kernel view's SYN cookies): what the
   // threshold applies to. Source figures (distinct, entropy, bogon, top) are over these.
   std::uint32_t stale = 0;
-  double baseline = 0;          // the destination's normal stale level, in the same units
-  DurationNs judge_age = 0;     // age at which its pending handshakes are judged stale
-  bool learned_normal = false;  // judge_age from its completed handshakes, not the default
+  std::uint32_t peak_half_open = 0;  // the most half-open handshakes during the window
+  double baseline = 0;               // the detector's, which fills it in (0 from the tables)
+  DurationNs judge_age = 0;          // age at which its pending handshakes are judged stale
+  bool learned_normal = false;       // judge_age from its completed handshakes, not the default
   std::vector<HeavySourceShare> top_sources;  // heaviest first
 };
 
@@ -172,8 +172,8 @@ struct WindowAccumulator {
   std::vector<const SourceHll*> sketches;
   SourceSummary heavy;
   TimestampNs first_seen = INT64_MAX;
-  double baseline = 0;       // summed
-  DurationNs judge_age = 0;  // the longest
+  std::uint32_t peak_half_open = 0;  // each table's peak over the window, summed (upper bound)
+  DurationNs judge_age = 0;          // the longest
   bool learned_normal = false;
 };
 
@@ -191,8 +191,8 @@ class DestinationSet {
   DestinationSet(const DestinationSet&) = default;
   DestinationSet& operator=(const DestinationSet&) = default;
   virtual ~DestinationSet() = default;
-  // Visits every destination; the visitor may update peak_half_open and pinned.
-  virtual void visit_all(const std::function<void(Destination&)>& visit) = 0;
+  // Visits every destination, read-only.
+  virtual void visit_all(const std::function<void(const Destination&)>& visit) const = 0;
   [[nodiscard]] virtual DestinationStats stats(const Destination& destination, TimestampNs now,
                                                std::size_t top_sources) const = 0;
 };
@@ -200,7 +200,7 @@ class DestinationSet {
 struct DestinationTableCounters {
   std::uint64_t created = 0;
   std::uint64_t recycled = 0;   // least recently active destination reused for a new one
-  std::uint64_t dropped = 0;    // new destination not tracked: pool full of pinned ones
+  std::uint64_t dropped = 0;    // new destination not tracked: pool full of floods
   std::uint64_t forgotten = 0;  // removed after idle_timeout
 
   void add(const DestinationTableCounters& other) noexcept;
@@ -218,12 +218,18 @@ class DestinationTable final : public DestinationSet {
 
   // Applies one handshake table update observed at `now`. Returns the destination it touched
   // (nullptr if none), so the caller can react to threshold crossings without a second lookup.
-  Destination* on_flow(const FlowUpdate& update, TimestampNs now) noexcept;
+  // `with_sources` false: stale and failed handshakes are counted without adding their sources
+  // to the sketches (the caller knows nobody will ask: a host table while one of its ports is
+  // flooded, see FlowShard).
+  Destination* on_flow(const FlowUpdate& update, TimestampNs now,
+                       bool with_sources = true) noexcept;
   // Applies one expired pending handshake (from `client`; stale if it was judged so).
   void on_expired(const Endpoint& server, const IpAddress& client, HandshakeState state,
                   bool was_stale, TimestampNs now) noexcept;
-  // A pending handshake of `server` from `client` was judged stale at `now`.
-  void on_stale(const Endpoint& server, const IpAddress& client, TimestampNs now) noexcept;
+  // A pending handshake of `server` from `client` was judged stale at `now`. Returns the
+  // destination (nullptr if the pool is full of floods).
+  Destination* on_stale(const Endpoint& server, const IpAddress& client, TimestampNs now,
+                        bool with_sources = true) noexcept;
   // The judgement rung for handshakes to `server` reaching the floor at `now`: the smallest rung
   // at least the destination's normal (StaleJudgement::percentile of its completed handshakes'
   // times), or the no-history rung until it has kMinCompletionsForNormal of them.
@@ -248,7 +254,7 @@ class DestinationTable final : public DestinationSet {
   [[nodiscard]] std::size_t window_slots() const noexcept { return slots_per_destination_; }
   [[nodiscard]] DurationNs tick() const noexcept { return tick_; }
 
-  // Removes destinations with no half-open connections, not pinned, idle longer than the
+  // Removes destinations with no half-open connections, below the threshold, idle longer than the
   // configured idle timeout. Cost: O(tracked destinations).
   void forget_idle(TimestampNs now) noexcept;
 
@@ -257,7 +263,9 @@ class DestinationTable final : public DestinationSet {
   void for_each(Visitor&& visit) {
     for (std::uint32_t i = lru_newest_; i != kNone; i = links_[i].older) visit(pool_[i]);
   }
-  void visit_all(const std::function<void(Destination&)>& visit) override { for_each(visit); }
+  void visit_all(const std::function<void(const Destination&)>& visit) const override {
+    for (std::uint32_t i = lru_newest_; i != kNone; i = links_[i].older) visit(pool_[i]);
+  }
   Destination* find(const Endpoint& target) noexcept;
   [[nodiscard]] const Destination* find(const Endpoint& target) const noexcept {
     return const_cast<DestinationTable*>(this)->find(target);
@@ -268,10 +276,9 @@ class DestinationTable final : public DestinationSet {
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   // Destinations whose half-open count is at or above the threshold right now.
   [[nodiscard]] std::size_t above_threshold() const noexcept { return above_threshold_; }
-  // How many times a handshake (on_flow) raised a destination not pinned by an open incident to
-  // the threshold. An owner compares it after on_flow() to hear of a crossing without looking
-  // at the destination.
-  [[nodiscard]] std::uint64_t unpinned_crossings() const noexcept { return unpinned_crossings_; }
+  // How many times a destination's stale level rose to the threshold. An owner compares it after
+  // on_flow() to hear of a crossing without looking at the destination.
+  [[nodiscard]] std::uint64_t crossings() const noexcept { return crossings_; }
   [[nodiscard]] std::size_t capacity() const noexcept { return pool_.size(); }
   [[nodiscard]] const DestinationTableCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] std::size_t memory_bytes() const noexcept;
@@ -285,9 +292,9 @@ class DestinationTable final : public DestinationSet {
   };
 
   Destination* find_or_create(const Endpoint& target, TimestampNs now) noexcept;
-  // A new destination for a target not tracked yet, recycling the least recently active
-  // unpinned one when the pool is full; nullptr (counted as dropped) when the 8 least recently
-  // active are all pinned.
+  // A new destination for a target not tracked yet, recycling the least recently active one
+  // below the threshold when the pool is full; nullptr (counted as dropped) when the 8 least
+  // recently active are all at or above it.
   Destination* create(const Endpoint& target, TimestampNs now) noexcept;
   // find() with its check of the last destination found inlined: the packet path asks for the
   // same destination over and over during a flood. current_slot() and touch() run for nearly
@@ -298,15 +305,13 @@ class DestinationTable final : public DestinationSet {
   void increment(Destination& d, HandshakeState state) noexcept;
   void decrement(Destination& d, HandshakeState state) noexcept;
   // A handshake of `d` from `client` judged bad (stale, or `failed` before its judgement).
-  void count_stale(Destination& d, const IpAddress& client, bool failed, TimestampNs now) noexcept;
+  void count_stale(Destination& d, const IpAddress& client, bool failed, TimestampNs now,
+                   bool with_sources = true) noexcept;
   // A stale handshake of `d` completed after all: off the slot it was counted in.
   void count_late_completion(Destination& d, const FlowUpdate& update, TimestampNs now) noexcept;
   void record_completion(Destination& d, DurationNs age, TimestampNs now) noexcept;
   // Sets d.stale_level and the threshold mark that goes with it.
   void set_level(Destination& d, std::uint32_t level, TimestampNs now) noexcept;
-  // Folds a slot leaving the window (tick `tick`, `stale` handshakes) into d's baseline.
-  void fold_baseline(Destination& d, std::int64_t tick, std::uint32_t stale) const noexcept;
-  [[nodiscard]] double baseline_at(const Destination& d, TimestampNs now) const noexcept;
   [[nodiscard]] std::uint32_t window_stale(const Destination& d, TimestampNs now) const noexcept;
   [[nodiscard]] Endpoint key_of(const Endpoint& server) const noexcept {
     return Endpoint{server.address, static_cast<std::uint16_t>(server.port & port_mask_)};
@@ -327,7 +332,6 @@ class DestinationTable final : public DestinationSet {
   StaleJudgement judgement_;
   Scope scope_;
   std::uint16_t port_mask_;  // 0 in a host table
-  double baseline_decay_per_tick_;
   DurationNs tick_;
   std::size_t slots_per_destination_;
   std::size_t threshold_;
@@ -342,7 +346,7 @@ class DestinationTable final : public DestinationSet {
   std::uint32_t lru_oldest_ = kNone;
   std::size_t size_ = 0;
   std::size_t above_threshold_ = 0;
-  std::uint64_t unpinned_crossings_ = 0;
+  std::uint64_t crossings_ = 0;
   DestinationTableCounters counters_;
   std::uint32_t last_found_ = kNone;  // pool index find() returned last, if still in use
   // The tick of packet time current_slot() computed last, valid for times in [begin, end).

@@ -37,14 +37,10 @@ std::size_t MergedDestinations::refresh(TimestampNs now) {
     Record& record = it->second;
     Destination& m = record.merged;
     if (!record.present) {
-      if (!m.pinned) {
-        it = merged_.erase(it);
-        continue;
-      }
-      // Every shard forgot it while an incident is open: it counts zero, so the incident ends.
-      m.syn_seen = m.syn_recv = m.stateless = m.stale_level = 0;
+      // Every shard forgot it: so does the merge (an open incident on it ends, for want of it).
+      it = merged_.erase(it);
+      continue;
     }
-    m.peak_half_open = std::max(m.peak_half_open, m.half_open());
     if (m.flood_level() >= threshold_) {
       ++above_threshold_;
       if (m.above_threshold_since == 0) {
@@ -57,14 +53,6 @@ std::size_t MergedDestinations::refresh(TimestampNs now) {
     ++it;
   }
   return crossed;
-}
-
-void MergedDestinations::pin_shards() noexcept {
-  for (const auto& [target, record] : merged_) {
-    for (DestinationTable* shard : shards_) {
-      if (Destination* part = shard->find(target)) part->pinned = record.merged.pinned;
-    }
-  }
 }
 
 void MergedDestinations::set_half_open_threshold(std::size_t threshold, TimestampNs now) noexcept {
@@ -81,8 +69,8 @@ void MergedDestinations::set_half_open_threshold(std::size_t threshold, Timestam
   }
 }
 
-void MergedDestinations::visit_all(const std::function<void(Destination&)>& visit) {
-  for (auto& [target, record] : merged_) visit(record.merged);
+void MergedDestinations::visit_all(const std::function<void(const Destination&)>& visit) const {
+  for (const auto& [target, record] : merged_) visit(record.merged);
 }
 
 const Destination* MergedDestinations::find(const Endpoint& target) const noexcept {

@@ -6,10 +6,9 @@
 // (HyperLogLog: register-wise maximum) and heavy-hitter summaries merge (Space-Saving merge).
 //
 // Merged records persist from one refresh to the next: they carry what only the sum can tell
-// (when it crossed the threshold, its peak) and what the detector marks (pinned while an incident
-// is open). pin_shards() pushes pins back so that no worker recycles a destination under attack.
-// Thread safety: none. refresh(), the detector's evaluation and pin_shards() must run while no
-// shard is being fed (the live pipeline pauses its workers for them).
+// (when it crossed the threshold). A record goes when no shard tracks its target any more.
+// Thread safety: none. refresh() and the detector's evaluation must run while no shard is being
+// fed (the live pipeline pauses its workers for them).
 
 #include <cstddef>
 #include <unordered_map>
@@ -27,11 +26,9 @@ class MergedDestinations final : public DestinationSet {
   // Rebuilds the merged counts from the shards as of `now`. Returns how many destinations rose to
   // the threshold in this refresh (their above_threshold_since is `now`).
   std::size_t refresh(TimestampNs now);
-  // Marks, in every shard, the destinations whose merged record is pinned (and unmarks the rest).
-  void pin_shards() noexcept;
   void set_half_open_threshold(std::size_t threshold, TimestampNs now) noexcept;
 
-  void visit_all(const std::function<void(Destination&)>& visit) override;
+  void visit_all(const std::function<void(const Destination&)>& visit) const override;
   [[nodiscard]] DestinationStats stats(const Destination& destination, TimestampNs now,
                                        std::size_t top_sources) const override;
 

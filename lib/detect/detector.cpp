@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 namespace synwatch {
 
@@ -177,11 +178,12 @@ IncidentEvent Detector::make_event(EventType type, const Incident& incident,
   return e;
 }
 
-void Detector::evaluate(TimestampNs now, DestinationSet& destinations, EventSink& sink,
-                        DestinationSet* hosts) {
+void Detector::evaluate(TimestampNs now, const DestinationSet& destinations, EventSink& sink,
+                        const DestinationSet* hosts) {
   ++counters_.evaluations;
   std::vector<PortLevel> ports;
-  evaluate_set(now, destinations, sink, Scope{false, config_.half_open}, incidents_, ports);
+  evaluate_set(now, destinations, sink, Scope{false, config_.half_open}, incidents_, normals_,
+               ports);
   if (hosts != nullptr) {
     // Per address, its busiest port: the largest stale level, or "busy" (kBusyPort) when a port
     // is over its threshold or under an incident.
@@ -192,57 +194,69 @@ void Detector::evaluate(TimestampNs now, DestinationSet& destinations, EventSink
         std::unique(ports.begin(), ports.end(),
                     [](const PortLevel& a, const PortLevel& b) { return a.address == b.address; }),
         ports.end());
-    evaluate_set(now, *hosts, sink, Scope{true, config_.host_half_open}, host_incidents_, ports);
+    evaluate_set(now, *hosts, sink, Scope{true, config_.host_half_open}, host_incidents_,
+                 host_normals_, ports);
   }
 }
 
-void Detector::evaluate_set(TimestampNs now, DestinationSet& destinations, EventSink& sink,
-                            const Scope& scope, Incidents& incidents,
-                            std::vector<PortLevel>& ports) {
-  destinations.visit_all([&](Destination& d) {
-    const auto open = incidents.find(d.target);
-    const bool over = d.above_threshold_since != 0 && d.flood_level() >= scope.threshold;
-    if (!scope.host && d.flood_level() > 0) {
-      ports.push_back(
-          {d.target.address, over || open != incidents.end() ? kBusyPort : d.flood_level()});
-    }
-    if (open == incidents.end() && !over) return;
-    if (scope.host && open == incidents.end()) {
-      // SYNs to one address that mostly hit one port are that port's flood, judged against its
-      // own threshold: a host incident is for SYNs spread over the ports.
-      const auto busiest = std::lower_bound(
-          ports.begin(), ports.end(), d.target.address,
-          [](const PortLevel& p, const IpAddress& address) { return p.address < address; });
-      if (busiest != ports.end() && busiest->address == d.target.address &&
-          std::uint64_t{busiest->level} * 2 >= d.flood_level()) {
-        return;
-      }
-    }
+double Detector::baseline_of(const Endpoint& target, bool host) const noexcept {
+  const Normals& normals = host ? host_normals_ : normals_;
+  const auto it = normals.find(target);
+  return it == normals.end() ? 0 : it->second.level;
+}
 
-    const DestinationStats stats = destinations.stats(d, now, top_sources_);
+void Detector::learn_normal(Normal& normal, std::uint32_t level, bool frozen,
+                            TimestampNs now) const noexcept {
+  if (normal.at == INT64_MIN || frozen) {
+    // A fresh start learns from zero; an open incident's own level is never learned (time passes
+    // without decay too).
+    normal.at = now;
+    return;
+  }
+  const DurationNs elapsed = std::max<DurationNs>(0, now - normal.at);
+  const double keep =
+      std::exp(-to_seconds(elapsed) / std::max(1e-3, to_seconds(config_.baseline.time_constant)));
+  normal.level = normal.level * keep + static_cast<double>(level) * (1 - keep);
+  normal.at = now;
+}
+
+void Detector::evaluate_set(TimestampNs now, const DestinationSet& destinations, EventSink& sink,
+                            const Scope& scope, Incidents& incidents, Normals& normals,
+                            std::vector<PortLevel>& ports) {
+  const std::uint64_t stamp = counters_.evaluations;
+  std::size_t visited = 0;
+  // One destination, or an incident's target no table tracks any more (`d` null: it counts zero,
+  // so the incident ends after its cooldown).
+  const auto decide = [&](const Endpoint& target, const Destination* d, Incidents::iterator open,
+                          Normal& normal) {
+    DestinationStats stats;
+    stats.target = target;
+    if (d != nullptr) stats = destinations.stats(*d, now, top_sources_);
+    stats.baseline = normal.level;
     const Verdict verdict = judge(stats, scope);
-    const std::uint32_t peak = std::max(d.peak_half_open, d.half_open());
-    d.peak_half_open = d.half_open();
 
     if (open == incidents.end()) {
-      if (!verdict.condition || now - d.above_threshold_since < config_.hold_for) return;
+      if (d == nullptr || !verdict.condition || now - d->above_threshold_since < config_.hold_for) {
+        return false;
+      }
       Incident incident;
       incident.started_at = now;
-      incident.id = incident_id_for(d.target, now);
+      incident.id = incident_id_for(target, now);
       incident.kind = verdict.kind;
       incident.last_event_at = now;
-      incident.peak_half_open = peak;
-      d.pinned = true;
+      incident.peak_half_open = stats.peak_half_open;
+      incident.seen = stamp;
       ++counters_.started[static_cast<int>(incident.kind)];
       IncidentEvent e = make_event(EventType::kStarted, incident, stats, now, scope);
       e.reason = start_reason(stats, incident.kind, scope);
       sink.publish(e);
-      incidents.emplace(d.target, std::move(incident));
-      return;
+      incidents.emplace(target, std::move(incident));
+      return true;
     }
 
     Incident& incident = open->second;
-    incident.peak_half_open = std::max(incident.peak_half_open, peak);
+    incident.seen = stamp;
+    incident.peak_half_open = std::max(incident.peak_half_open, stats.peak_half_open);
     if (verdict.condition) {
       incident.clear_since = 0;
     } else if (incident.clear_since == 0) {
@@ -254,9 +268,8 @@ void Detector::evaluate_set(TimestampNs now, DestinationSet& destinations, Event
       e.reason = end_reason(stats, incident, now, scope);
       sink.publish(e);
       ++counters_.ended;
-      d.pinned = false;
       incidents.erase(open);
-      return;
+      return false;
     }
     if (now - incident.last_event_at >= config_.update_interval) {
       ++incident.sequence;
@@ -269,7 +282,48 @@ void Detector::evaluate_set(TimestampNs now, DestinationSet& destinations, Event
                             to_seconds(now - incident.clear_since), to_seconds(config_.cooldown));
       sink.publish(e);
     }
+    return true;
+  };
+
+  destinations.visit_all([&](const Destination& d) {
+    ++visited;
+    Normal& normal = normals[d.target];
+    normal.seen = stamp;
+    const auto open = incidents.find(d.target);
+    const bool over = d.above_threshold_since != 0 && d.flood_level() >= scope.threshold;
+    if (!scope.host && d.flood_level() > 0) {
+      ports.push_back(
+          {d.target.address, over || open != incidents.end() ? kBusyPort : d.flood_level()});
+    }
+    bool incident_open = open != incidents.end();
+    bool judged = incident_open || over;
+    if (scope.host && !incident_open && over) {
+      // SYNs to one address that mostly hit one port are that port's flood, judged against its
+      // own threshold: a host incident is for SYNs spread over the ports.
+      const auto busiest = std::lower_bound(
+          ports.begin(), ports.end(), d.target.address,
+          [](const PortLevel& p, const IpAddress& address) { return p.address < address; });
+      judged = busiest == ports.end() || busiest->address != d.target.address ||
+               std::uint64_t{busiest->level} * 2 < d.flood_level();
+    }
+    if (judged) incident_open = decide(d.target, &d, open, normal);
+    learn_normal(normal, d.flood_level(), incident_open, now);
   });
+
+  // Incidents on targets no table tracks any more, then the normals of forgotten destinations.
+  for (auto it = incidents.begin(); it != incidents.end();) {
+    auto next = std::next(it);
+    if (it->second.seen != stamp) {
+      const Endpoint target = it->first;
+      decide(target, nullptr, it, normals[target]);
+    }
+    it = next;
+  }
+  if (normals.size() > visited + incidents.size()) {
+    std::erase_if(normals, [&](const auto& entry) {
+      return entry.second.seen != stamp && !incidents.contains(entry.first);
+    });
+  }
 }
 
 }  // namespace synwatch

@@ -13,6 +13,8 @@
 //   spoofed_random  distinct sources / stale >= spoofed.min_distinct_ratio and normalised source
 //                   entropy >= spoofed.min_entropy;
 //   distributed     otherwise: many real sources that do not complete.
+// The baseline, the hold and the peak are the detector's: it reads the destinations and writes
+// nothing back (Normal below; the hold is timed from the table's record of the crossing).
 // A whole address (the host table) is judged only while none of its ports is over its own
 // threshold or under an incident, or holds half of the address's stale handshakes: a flood to
 // one port is that port's incident, not the host's.
@@ -47,8 +49,8 @@ class Detector {
   // (`hosts`, targets with port 0) at packet time `now` and publishes events to `sink`.
   // Cost: O(tracked destinations) cheap checks plus full statistics only for destinations over
   // the threshold or with an open incident.
-  void evaluate(TimestampNs now, DestinationSet& destinations, EventSink& sink,
-                DestinationSet* hosts = nullptr);
+  void evaluate(TimestampNs now, const DestinationSet& destinations, EventSink& sink,
+                const DestinationSet* hosts = nullptr);
 
   // Applies new thresholds; open incidents keep their id, kind and start time.
   void reconfigure(const DetectionConfig& config, std::size_t top_sources);
@@ -66,12 +68,15 @@ class Detector {
     TimestampNs clear_since = 0;  // 0 = condition still holds
     std::uint32_t sequence = 0;
     std::uint32_t peak_half_open = 0;
+    std::uint64_t seen = 0;  // the last evaluation that found its target
   };
   using Incidents = std::unordered_map<Endpoint, Incident, EndpointHash>;
   // Open incidents by target, for status lines and metrics: per address:port, and per whole
   // address (target port 0).
   [[nodiscard]] const Incidents& incidents() const noexcept { return incidents_; }
   [[nodiscard]] const Incidents& host_incidents() const noexcept { return host_incidents_; }
+  // The target's baseline (its normal stale level), 0 for a target not seen.
+  [[nodiscard]] double baseline_of(const Endpoint& target, bool host) const noexcept;
 
  private:
   struct Verdict {
@@ -87,10 +92,22 @@ class Detector {
     std::uint32_t level;  // stale level of one of its ports, or kBusyPort
   };
   static constexpr std::uint32_t kBusyPort = UINT32_MAX;
+  // A destination's normal stale level: an exponential average (time constant
+  // detection.baseline.time_constant) of its stale level at each evaluation, frozen while an
+  // incident is open on it. Kept while the destination is tracked.
+  struct Normal {
+    double level = 0;
+    TimestampNs at = INT64_MIN;  // of the last sample; INT64_MIN: never seen
+    std::uint64_t seen = 0;      // the last evaluation that found it
+  };
+  using Normals = std::unordered_map<Endpoint, Normal, EndpointHash>;
+  void learn_normal(Normal& normal, std::uint32_t level, bool frozen,
+                    TimestampNs now) const noexcept;
   // Port scope: evaluates and notes each port's level in `ports`. Host scope: reads `ports`
   // (sorted by address, the busiest port of each first and only) to leave port floods alone.
-  void evaluate_set(TimestampNs now, DestinationSet& destinations, EventSink& sink,
-                    const Scope& scope, Incidents& incidents, std::vector<PortLevel>& ports);
+  void evaluate_set(TimestampNs now, const DestinationSet& destinations, EventSink& sink,
+                    const Scope& scope, Incidents& incidents, Normals& normals,
+                    std::vector<PortLevel>& ports);
   [[nodiscard]] Verdict judge(const DestinationStats& stats, const Scope& scope) const noexcept;
   [[nodiscard]] AttackKind classify(const DestinationStats& stats) const noexcept;
   [[nodiscard]] double heavy_share(const DestinationStats& stats) const noexcept;
@@ -105,6 +122,8 @@ class Detector {
   std::size_t top_sources_;
   Incidents incidents_;
   Incidents host_incidents_;
+  Normals normals_;
+  Normals host_normals_;
   DetectorCounters counters_;
 };
 

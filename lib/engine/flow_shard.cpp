@@ -106,13 +106,15 @@ inline void FlowShard::on_segment(const TcpSegment& segment,
   if (segment.is_syn() && !accept) ++counters_.unprotected_syns;
   handshakes_.process(segment, prepared, accept, update);
   if (update.event == FlowEvent::kNone && !update.evicted) return;
-  destinations_.on_flow(update, now);
-  hosts_.on_flow(update, now);
+  const Destination* port = destinations_.on_flow(update, now);
+  // While the port is flooded, a host incident is ruled out (its flood is the port's), so the
+  // host's sketches can go without these sources: half the sketch work of a flood.
+  hosts_.on_flow(update, now, port == nullptr || port->above_threshold_since == 0);
   hear_crossings(now);
 }
 
 void FlowShard::hear_crossings(TimestampNs at) noexcept {
-  const std::uint64_t crossings = destinations_.unpinned_crossings() + hosts_.unpinned_crossings();
+  const std::uint64_t crossings = destinations_.crossings() + hosts_.crossings();
   if (crossings != crossings_heard_) {
     crossings_heard_ = crossings;
     if (observer_ != nullptr) observer_->on_threshold_crossed(at);
@@ -123,8 +125,8 @@ void FlowShard::run_judgement(TimestampNs at) noexcept {
   handshakes_.judge(
       at, [&](const Endpoint& server) noexcept { return destinations_.judge_rung(server, at); },
       [&](const Endpoint& server, const IpAddress& client, HandshakeState) noexcept {
-        destinations_.on_stale(server, client, at);
-        hosts_.on_stale(server, client, at);
+        const Destination* port = destinations_.on_stale(server, client, at);
+        hosts_.on_stale(server, client, at, port == nullptr || port->above_threshold_since == 0);
       });
   hear_crossings(at);
 }

@@ -143,7 +143,7 @@ class alignas(64) FlowShard {
   // What each segment compares its time with: min(next_tick_, wake_at_) once started, and
   // INT64_MIN before, so that the first segment starts the clock. One test instead of three.
   TimestampNs due_ = INT64_MIN;
-  // DestinationTable::unpinned_crossings() of both tables, summed, as last passed on.
+  // DestinationTable::crossings() of both tables, summed, as last passed on.
   std::uint64_t crossings_heard_ = 0;
 };
 

@@ -416,7 +416,6 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
     m.source_entropy = stats.source_entropy;
     m.completion_ratio = stats.completion_ratio;
     m.stale = stats.stale;
-    m.baseline = stats.baseline;
   };
   // Whole hosts only while they have an incident: their ports are exported as destinations.
   const auto& host_incidents = engine_.detector().host_incidents();
@@ -425,6 +424,7 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
     if (d == nullptr) continue;
     DestinationMetrics m;
     fill(engine_.hosts().stats(*d, now, 0), *d, m);
+    m.baseline = engine_.detector().baseline_of(target, true);
     m.host = true;
     m.attack = incident.kind;
     s.destinations_exported.push_back(m);
@@ -441,7 +441,7 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
     m.source_entropy = stats.source_entropy;
     m.completion_ratio = stats.completion_ratio;
     m.stale = stats.stale;
-    m.baseline = stats.baseline;
+    m.baseline = engine_.detector().baseline_of(d->target, false);
     if (const auto open = incidents.find(d->target); open != incidents.end()) {
       m.attack = open->second.kind;
     }

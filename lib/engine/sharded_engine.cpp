@@ -117,8 +117,6 @@ void ShardedEngine::evaluate(TimestampNs at) noexcept {
     // Out of memory or a failing sink must not take capture down; it is counted and exported.
     ++own_.evaluation_failures;
   }
-  merged_.pin_shards();
-  merged_hosts_.pin_shards();
 }
 
 void ShardedEngine::finish() noexcept {

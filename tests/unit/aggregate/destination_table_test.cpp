@@ -2,8 +2,6 @@
 
 #include "aggregate/destination_table.hpp"
 
-#include <cmath>
-
 namespace synwatch {
 namespace {
 
@@ -78,30 +76,24 @@ TEST(DestinationTable, ThresholdCrossingOfTheStaleCountIsTimedAndCleared) {
   EXPECT_EQ(d->stale_level, 0u);
   EXPECT_EQ(d->above_threshold_since, 0);
   EXPECT_EQ(table.above_threshold(), 0u);
-  EXPECT_EQ(table.unpinned_crossings(), 1u);  // once, at kT0 + 5
-  EXPECT_EQ(d->half_open(), 5u);              // still pending: the handshake table decides that
+  EXPECT_EQ(table.crossings(), 1u);  // once, at kT0 + 5
+  EXPECT_EQ(d->half_open(), 5u);     // still pending: the handshake table decides that
 }
 
-TEST(DestinationTable, CrossingsAreCountedOncePerRiseAndNotForPinnedDestinations) {
+TEST(DestinationTable, CrossingsAreCountedOncePerRise) {
   DestinationTable table(small_config(), kNanosPerSecond, 2);
   table.on_stale(kServer, IpAddress::from_v4(1u), kT0);
   table.on_stale(kServer, IpAddress::from_v4(2u), kT0 + 1);
   table.on_stale(kServer, IpAddress::from_v4(3u), kT0 + 2);
-  EXPECT_EQ(table.unpinned_crossings(), 1u);
+  EXPECT_EQ(table.crossings(), 1u);
   // Below and up again: a second rise.
   const TimestampNs later = kT0 + 6 * kNanosPerSecond;
   table.settle(later);
+  EXPECT_EQ(table.find(kServer)->above_threshold_since, 0);
   table.on_stale(kServer, IpAddress::from_v4(4u), later);
   table.on_stale(kServer, IpAddress::from_v4(5u), later);
-  EXPECT_EQ(table.unpinned_crossings(), 2u);
-  // An open incident pins the destination: its owner already knows.
-  const TimestampNs again = later + 6 * kNanosPerSecond;
-  table.settle(again);
-  table.find(kServer)->pinned = true;
-  table.on_stale(kServer, IpAddress::from_v4(6u), again);
-  table.on_stale(kServer, IpAddress::from_v4(7u), again);
-  EXPECT_GT(table.find(kServer)->above_threshold_since, 0);
-  EXPECT_EQ(table.unpinned_crossings(), 2u);
+  EXPECT_EQ(table.crossings(), 2u);
+  EXPECT_EQ(table.find(kServer)->above_threshold_since, later);
 }
 
 TEST(DestinationTable, SourceFiguresAreOverStaleHandshakesOnly) {
@@ -213,35 +205,29 @@ TEST(DestinationTable, LearnsEachDestinationsNormalHandshakeTime) {
   EXPECT_EQ(table.judge_rung(far, kT0 + 95 * kNanosPerSecond), judgement.no_history_rung);
 }
 
-TEST(DestinationTable, BaselineLearnsTheNormalStaleLevelAndFreezesWhilePinned) {
-  DetectionConfig detection;
-  detection.baseline.time_constant = 20 * kNanosPerSecond;
-  DestinationTable table(small_config(), kNanosPerSecond, 1000, 0, StaleJudgement::from(detection));
-  // 10 stale handshakes every second (clients that never answer), for two minutes.
-  TimestampNs t = kT0;
-  std::uint32_t client = 1;
-  for (int second = 0; second < 120; ++second, t += kNanosPerSecond) {
-    for (int i = 0; i < 10; ++i) table.on_stale(kServer, IpAddress::from_v4(client++), t);
+TEST(DestinationTable, SourcesCanBeLeftOutOfTheSketchesButNotOutOfTheCount) {
+  DestinationTable hosts(small_config(), kNanosPerSecond, 1000, 0, {},
+                         DestinationTable::Scope::kHost);
+  for (std::uint32_t i = 0; i < 100; ++i) {
+    hosts.on_stale(kServer, IpAddress::from_v4(i), kT0, i % 2 == 0);
   }
-  table.settle(t);
+  const auto s = hosts.stats(*hosts.find(kServer), kT0 + 1, 5);
+  EXPECT_EQ(s.stale, 100u);
+  EXPECT_NEAR(s.distinct_sources, 50, 5);
+}
+
+TEST(DestinationTable, PeakHalfOpenIsTheMostPendingDuringTheWindow) {
+  DestinationTable table(small_config(), kNanosPerSecond, 1000);
+  for (std::uint32_t i = 0; i < 10; ++i) table.on_flow(syn_from(IpAddress::from_v4(i)), kT0);
+  for (std::uint32_t i = 0; i < 8; ++i) {
+    table.on_flow(event(FlowEvent::kCompleted, HandshakeState::kSynSeen, IpAddress::from_v4(i)),
+                  kT0 + kNanosPerSecond);
+  }
   const Destination* d = table.find(kServer);
-  // In window units: 10 a tick over 5 ticks.
-  EXPECT_NEAR(table.stats(*d, t, 5).baseline, 50, 2);
-  EXPECT_EQ(d->stale_level, 50u);
-  // A flood while pinned (an incident is open) does not become the normal.
-  table.find(kServer)->pinned = true;
-  for (int second = 0; second < 60; ++second, t += kNanosPerSecond) {
-    for (int i = 0; i < 1000; ++i) table.on_stale(kServer, IpAddress::from_v4(client++), t);
-  }
-  // The incident ends a cooldown after the flood, when the flood's ticks have left the window.
-  t += 10 * kNanosPerSecond;
-  table.settle(t);
-  EXPECT_NEAR(table.stats(*d, t, 5).baseline, 50, 2);
-  table.find(kServer)->pinned = false;
-  // Quiet afterwards: it decays with the time constant from when the incident ended.
-  t += 20 * kNanosPerSecond;
-  table.settle(t);
-  EXPECT_NEAR(table.stats(*d, t, 5).baseline, 50 / std::exp(1.0), 3);
+  EXPECT_EQ(d->half_open(), 2u);
+  EXPECT_EQ(table.stats(*d, kT0 + 2 * kNanosPerSecond, 5).peak_half_open, 10u);
+  // Once the tick of the peak has left the window, it is what is pending now.
+  EXPECT_EQ(table.stats(*d, kT0 + 7 * kNanosPerSecond, 5).peak_half_open, 2u);
 }
 
 TEST(DestinationTable, AHostTableJoinsEveryPortOfAnAddress) {
@@ -294,21 +280,22 @@ TEST(DestinationTable, ConcentratedSourcesAreTopFirst) {
   EXPECT_LT(s.source_entropy, 0.8);
 }
 
-TEST(DestinationTable, PoolIsBoundedRecyclesIdleAndNeverPinned) {
-  DestinationTable table(small_config(), kNanosPerSecond, 1000);
+TEST(DestinationTable, PoolIsBoundedRecyclesIdleAndNeverAFlood) {
+  DestinationTable table(small_config(), kNanosPerSecond, 1);
   for (std::uint16_t port = 1; port <= 4; ++port) {
     table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, port}), kT0 + port);
   }
   EXPECT_EQ(table.size(), 4u);
-  table.find({kServer.address, 1})->pinned = true;
-  // Port 5 recycles the least recently active unpinned destination: port 2.
+  // Port 1 goes stale: at its threshold, a flood, never recycled.
+  table.on_stale({kServer.address, 1}, IpAddress::from_v4(1u), kT0 + 5);
+  // Port 5 recycles the least recently active destination below the threshold: port 2.
   table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, 5}), kT0 + 10);
   EXPECT_EQ(table.size(), 4u);
   EXPECT_NE(table.find({kServer.address, 1}), nullptr);
   EXPECT_EQ(table.find({kServer.address, 2}), nullptr);
   EXPECT_EQ(table.counters().recycled, 1u);
   for (std::uint16_t port = 3; port <= 5; ++port) {
-    table.find({kServer.address, port})->pinned = true;
+    table.on_stale({kServer.address, port}, IpAddress::from_v4(1u), kT0 + 10);
   }
   EXPECT_EQ(table.on_flow(syn_from(IpAddress::from_v4(1u), {kServer.address, 6}), kT0 + 11),
             nullptr);
@@ -410,8 +397,8 @@ TEST_F(OnTheThreshold, ASynEvictingAHandshakeOfItsOwnDestinationReplacesIt) {
   EXPECT_EQ(table.above_threshold(), 1u);
   EXPECT_EQ(d->totals.syns, 4u);
   EXPECT_EQ(d->totals.evicted, 2u);
-  EXPECT_EQ(d->peak_half_open, 2u);
   const auto stats = table.stats(*d, kT0 + 30, 5);
+  EXPECT_EQ(stats.peak_half_open, 2u);
   EXPECT_EQ(stats.window.evicted, 2u);
   EXPECT_EQ(stats.window.syns, 4u);
   EXPECT_EQ(stats.half_open, 2u);

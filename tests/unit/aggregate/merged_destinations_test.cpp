@@ -74,7 +74,7 @@ TEST(MergedDestinations, CountsAddAcrossShardsAndTheStaleLevelCrossesTheThreshol
   EXPECT_EQ(merged.find(kServer)->half_open(), 4u);
   EXPECT_EQ(merged.find(kServer)->stale_level, 4u);
   EXPECT_EQ(merged.find(kServer)->above_threshold_since, 0);
-  EXPECT_EQ(merged.find(kServer)->peak_half_open, 5u);
+  EXPECT_EQ(merged.stats(*merged.find(kServer), kT0 + 60, 4).peak_half_open, 5u);
 }
 
 TEST(MergedDestinations, WindowStatisticsEqualThoseOfOneTableFedEverything) {
@@ -117,53 +117,24 @@ TEST(MergedDestinations, WindowStatisticsEqualThoseOfOneTableFedEverything) {
   EXPECT_NEAR(m.source_entropy, w.source_entropy, 0.05);
 }
 
-TEST(MergedDestinations, PinsReachEveryShardAndKeepAForgottenTargetUntilUnpinned) {
+TEST(MergedDestinations, ATargetEveryShardForgotIsForgottenByTheMergeToo) {
   AggregationConfig c = config();
   c.idle_timeout = kNanosPerSecond;
   DestinationTable a(c, kNanosPerSecond, 1);
   DestinationTable b(c, kNanosPerSecond, 1);
   MergedDestinations merged({&a, &b}, 1);
   a.on_flow(update(FlowEvent::kSyn, spoofed(1)), kT0);
-  b.on_flow(update(FlowEvent::kSyn, spoofed(2)), kT0);
   b.on_flow(update(FlowEvent::kSyn, spoofed(3), kOther), kT0);
   merged.refresh(kT0);
-  merged.visit_all([](Destination& d) { d.pinned = d.target == kServer; });
-  merged.pin_shards();
-  EXPECT_TRUE(a.find(kServer)->pinned);
-  EXPECT_TRUE(b.find(kServer)->pinned);
-  EXPECT_FALSE(b.find(kOther)->pinned);
-
-  // Shard b's copy was pinned, so forget_idle keeps it even with nothing half-open.
-  b.on_flow(update(FlowEvent::kReset, spoofed(2)), kT0 + 1);
-  b.forget_idle(kT0 + 5 * kNanosPerSecond);
-  EXPECT_NE(b.find(kServer), nullptr);
-
-  // Unpinned and gone from every shard: the merged record goes too.
-  merged.visit_all([](Destination& d) { d.pinned = false; });
-  merged.pin_shards();
-  a.on_flow(update(FlowEvent::kReset, spoofed(1)), kT0 + 2);
-  b.on_flow(update(FlowEvent::kReset, spoofed(3), kOther), kT0 + 2);
+  EXPECT_EQ(merged.size(), 2u);
+  // The merge keeps nothing of its own: the detector, not the shards, holds incidents, and ends
+  // one whose target is gone (detector_test).
+  a.on_flow(update(FlowEvent::kCompleted, spoofed(1)), kT0 + 1);
   a.forget_idle(kT0 + 5 * kNanosPerSecond);
-  b.forget_idle(kT0 + 5 * kNanosPerSecond);
   merged.refresh(kT0 + 5 * kNanosPerSecond);
-  EXPECT_EQ(merged.size(), 0u);
-}
-
-TEST(MergedDestinations, APinnedTargetNoShardTracksCountsZero) {
-  DestinationTable a(config(), kNanosPerSecond, 1);
-  MergedDestinations merged({&a}, 1);
-  a.on_flow(update(FlowEvent::kSyn, spoofed(1)), kT0);
-  merged.refresh(kT0);
-  merged.visit_all([](Destination& d) { d.pinned = true; });
-  // The shard did not get the pin (pin_shards not called) and forgets the destination.
-  a.on_flow(update(FlowEvent::kReset, spoofed(1)), kT0 + 1);
-  a.forget_idle(kT0 + 60 * kNanosPerSecond);
-  ASSERT_EQ(a.find(kServer), nullptr);
-  merged.refresh(kT0 + 60 * kNanosPerSecond);
-  ASSERT_NE(merged.find(kServer), nullptr);
-  EXPECT_EQ(merged.find(kServer)->half_open(), 0u);
-  const DestinationStats s = merged.stats(*merged.find(kServer), kT0 + 60 * kNanosPerSecond, 4);
-  EXPECT_EQ(s.window.syns, 0u);
+  EXPECT_EQ(merged.size(), 1u);
+  EXPECT_EQ(merged.find(kServer), nullptr);
+  EXPECT_NE(merged.find(kOther), nullptr);
 }
 
 }  // namespace

@@ -100,7 +100,7 @@ TEST_F(DetectorTest, StartsOnlyAfterTheConditionHeldFor) {
   EXPECT_FALSE(e.host_scope);
   EXPECT_NE(e.reason.find("threshold of 256"), std::string::npos) << e.reason;
   EXPECT_NE(e.reason.find("distinct sources"), std::string::npos) << e.reason;
-  EXPECT_TRUE(table_->find(kServer)->pinned);
+  EXPECT_EQ(detector_->incidents().count(kServer), 1u);
 }
 
 TEST_F(DetectorTest, DipBelowThresholdRestartsTheHoldTimer) {
@@ -124,10 +124,10 @@ TEST_F(DetectorTest, PendingHandshakesThatAreNotStaleAreNotAFlood) {
 }
 
 TEST_F(DetectorTest, TheBaselineRaisesTheBarForADestinationThatIsAlwaysALittleStale) {
-  detection_.baseline.time_constant = 30 * kNanosPerSecond;
+  detection_.baseline.time_constant = 300 * kNanosPerSecond;
   rebuild();
-  // Ten minutes of 40 stale handshakes a second (clients that never answer): 200 in the window,
-  // below the threshold of 256, and its normal.
+  // Twenty minutes of 40 stale handshakes a second (clients that never answer): 200 in the
+  // window, below the threshold of 256, and its normal.
   TimestampNs t = kT0;
   const auto run = [&](int seconds, int rate) {
     for (int second = 0; second < seconds; ++second, t += kNanosPerSecond) {
@@ -135,23 +135,46 @@ TEST_F(DetectorTest, TheBaselineRaisesTheBarForADestinationThatIsAlwaysALittleSt
       evaluate(t + kNanosPerSecond);
     }
   };
-  run(600, 40);
+  run(1200, 40);
   EXPECT_TRUE(sink_.events.empty());
+  EXPECT_NEAR(detector_->baseline_of(kServer, false), 200, 15);
   // Twice the normal (400, above the threshold) stays quiet: within 3x the baseline.
   run(10, 80);
   EXPECT_TRUE(sink_.events.empty());
   // Four times the normal is a flood.
   run(5, 160);
   ASSERT_EQ(of(EventType::kStarted).size(), 1u);
-  // The normal, raised a little by the ten seconds at twice it (time constant 30 s).
-  EXPECT_GT(of(EventType::kStarted)[0].stats.baseline, 200);
-  EXPECT_LT(of(EventType::kStarted)[0].stats.baseline, 300);
+  // The normal, raised a little by the ten seconds at twice it.
+  EXPECT_GT(of(EventType::kStarted)[0].stats.baseline, 190);
+  EXPECT_LT(of(EventType::kStarted)[0].stats.baseline, 240);
   EXPECT_NE(of(EventType::kStarted)[0].reason.find("the baseline is"), std::string::npos);
-  // Back to twice the normal: over the threshold, but no longer over 3x the (frozen) baseline.
+  // Frozen while the incident is open, however long it lasts.
+  const double frozen = detector_->baseline_of(kServer, false);
+  run(60, 160);
+  EXPECT_DOUBLE_EQ(detector_->baseline_of(kServer, false), frozen);
+  // Back to twice the normal: over the threshold, but no longer over 3x the baseline.
   run(20, 80);
   ASSERT_EQ(of(EventType::kEnded).size(), 1u);
   EXPECT_NE(of(EventType::kEnded)[0].reason.find("of the baseline"), std::string::npos)
       << of(EventType::kEnded)[0].reason;
+}
+
+TEST_F(DetectorTest, AnIncidentWhoseTargetIsNoLongerTrackedEndsAfterItsCooldown) {
+  aggregation_.max_destinations = 1;
+  aggregation_.idle_timeout = kNanosPerSecond;
+  rebuild();
+  spoofed(kT0, kT0 + kNanosPerSecond, 5000);
+  evaluate(kT0 + kNanosPerSecond);
+  ASSERT_EQ(of(EventType::kStarted).size(), 1u);
+  // Its stale handshakes leave the window; the one slot of the pool goes to another target.
+  table_->settle(kT0 + 7 * kNanosPerSecond);
+  syn(kT0 + 7 * kNanosPerSecond, IpAddress::from_v4(1u), false, {kServer.address, 443});
+  ASSERT_EQ(table_->find(kServer), nullptr);
+  for (int s = 7; s <= 20; ++s) evaluate(kT0 + s * kNanosPerSecond);
+  ASSERT_EQ(of(EventType::kEnded).size(), 1u);
+  EXPECT_EQ(of(EventType::kEnded)[0].target, kServer);
+  EXPECT_EQ(of(EventType::kEnded)[0].stats.stale, 0u);
+  EXPECT_EQ(detector_->open_incidents(), 0u);
 }
 
 TEST_F(DetectorTest, SynsSpreadOverThePortsOfOneAddressAreAHostIncident) {
@@ -224,7 +247,7 @@ TEST_F(DetectorTest, UpdatesAtTheIntervalAndEndsAfterCooldown) {
   EXPECT_GE(ended.stats.peak_half_open, 100000u);
   EXPECT_NE(ended.reason.find("stale half-open connections fell to 0"), std::string::npos)
       << ended.reason;
-  EXPECT_FALSE(table_->find(kServer)->pinned);
+  EXPECT_EQ(detector_->incidents().count(kServer), 0u);
   EXPECT_EQ(detector_->open_incidents(), 0u);
 }
 
