@@ -89,7 +89,7 @@ class Detector {
   };
   struct PortLevel {
     IpAddress address;
-    std::uint32_t level;  // stale level of one of its ports, or kBusyPort
+    std::uint32_t level = 0;  // stale level of one of its ports, or kBusyPort
   };
   static constexpr std::uint32_t kBusyPort = UINT32_MAX;
   // A destination's normal stale level: an exponential average (time constant

@@ -194,7 +194,7 @@ TEST(DestinationTable, LearnsEachDestinationsNormalHandshakeTime) {
   // Far-away clients: 95 % within 600 ms, the rest after a lost SYN-ACK (1.3 s).
   for (int i = 0; i < 100; ++i) {
     complete(far, i < 95 ? 600 * kNanosPerMilli : 1300 * kNanosPerMilli,
-             kT0 + i * 10 * kNanosPerMilli);
+             kT0 + TimestampNs{i} * 10 * kNanosPerMilli);
   }
   const auto rung = table.judge_rung(far, kT0 + 3 * kNanosPerSecond);
   EXPECT_EQ(judgement.ages[rung], 750 * kNanosPerMilli);

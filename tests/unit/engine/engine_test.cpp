@@ -87,6 +87,7 @@ void burst(Engine& engine, TimestampNs start, DurationNs length, int count) {
 
 std::vector<nlohmann::json> parsed(const Collect& sink) {
   std::vector<nlohmann::json> events;
+  events.reserve(sink.lines.size());
   for (const auto& line : sink.lines) events.push_back(nlohmann::json::parse(line));
   return events;
 }
@@ -113,7 +114,7 @@ TEST(Engine, AGapOfHoursRaisesTheIncidentBeforeItsHandshakesExpire) {
   Engine engine(Config{}, LinkType::kEthernet, sink, 7);
   burst(engine, kStart, 200 * kNanosPerMilli, 3000);
   // The next capture, concatenated: a packet five hours later.
-  burst(engine, kStart + 5 * 3600 * kNanosPerSecond, kNanosPerMilli, 1);
+  burst(engine, kStart + TimestampNs{5} * 3600 * kNanosPerSecond, kNanosPerMilli, 1);
   const auto events = parsed(sink);
   ASSERT_GE(events.size(), 2u);
   EXPECT_EQ(events[0]["event"], "started");

@@ -141,7 +141,7 @@ TEST(FlowShard, AGapInPacketTimeJudgesHandshakesBeforeTheyExpire) {
   for (std::uint16_t port = 40000; port < 40010; ++port) shard.on_segment(syn_at(kSecond, port));
   // The next packet comes three hours later (concatenated captures): the ten SYNs went stale
   // (at 2 s) long before they expired (at 64 s), and the threshold crossing is told at its time.
-  shard.on_segment(syn_at(3 * 3600 * kSecond, 50000));
+  shard.on_segment(syn_at(TimestampNs{3} * 3600 * kSecond, 50000));
   EXPECT_EQ(recorder.crossings, std::vector<TimestampNs>{2 * kSecond});
   EXPECT_EQ(shard.handshakes().counters().judged_stale, 10u);
   EXPECT_EQ(shard.handshakes().counters().expired, 10u);
