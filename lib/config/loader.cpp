@@ -10,6 +10,8 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <string_view>
+#include <utility>
 #include <system_error>
 
 #include "config/schema.hpp"
@@ -569,6 +571,20 @@ class ConfigBuilder {
   }
 
   void report_unknown(std::string_view prefix, std::string_view name, const Location& where) {
+    // Keys earlier versions had: say what became of them rather than guess at a spelling.
+    static constexpr std::pair<std::string_view, std::string_view> kRemoved[] = {
+        {"detection.max_completion_ratio",
+         "removed: the flood condition is now over stale handshakes, which legitimate "
+         "completions no longer dilute (see detection.half_open and detection.baseline in the "
+         "README's \"How detection works\"); delete this key"},
+    };
+    const std::string path = join_path(prefix, name);
+    for (const auto& [removed, why] : kRemoved) {
+      if (path == removed) {
+        errors_.push_back(make_error(where, path, std::string(why)));
+        return;
+      }
+    }
     const auto candidates = children_of(prefix);
     std::string message = "unknown key";
     if (const auto suggestion = closest(name, candidates)) {
@@ -578,7 +594,7 @@ class ConfigBuilder {
       message += prefix.empty() ? std::string("at the top level") : "in " + std::string(prefix);
       message += ": " + join(candidates);
     }
-    errors_.push_back(make_error(where, join_path(prefix, name), std::move(message)));
+    errors_.push_back(make_error(where, path, std::move(message)));
   }
 
   // Where a cross-key problem is reported: where its key was set, else where the key it depends

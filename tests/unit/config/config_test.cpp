@@ -297,6 +297,14 @@ TEST(ConfigDouble, TypeAndRangeErrors) {
             Lines{where + "out of range: expected a number in [0, 1], got -0.1"});
 }
 
+TEST(ConfigStale, TheRemovedCompletionRatioSaysWhatBecameOfIt) {
+  const auto errors = errors_of("detection:\n  max_completion_ratio: 0.2\n");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("test.yaml:2:3: detection.max_completion_ratio: removed: ", 0), 0u)
+      << errors[0];
+  EXPECT_NE(errors[0].find("delete this key"), std::string::npos) << errors[0];
+}
+
 TEST(ConfigStale, JudgementKeysAndTheirCrossCheck) {
   const Config c = load_ok(
       "detection:\n  host_half_open: 5000\n  stale:\n    floor: 100ms\n    no_history: 2s\n"
