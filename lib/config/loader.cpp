@@ -11,8 +11,8 @@
 #include <optional>
 #include <set>
 #include <string_view>
-#include <utility>
 #include <system_error>
+#include <utility>
 
 #include "config/schema.hpp"
 
