@@ -430,17 +430,8 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
     s.destinations_exported.push_back(m);
   }
   for (const Destination* d : chosen) {
-    const DestinationStats stats = merged.stats(*d, now, 0);
     DestinationMetrics m;
-    m.target = d->target;
-    m.syn_seen = d->syn_seen;
-    m.syn_recv = d->syn_recv;
-    m.totals = d->totals;
-    m.syn_rate = stats.syn_rate;
-    m.distinct_sources = stats.distinct_sources;
-    m.source_entropy = stats.source_entropy;
-    m.completion_ratio = stats.completion_ratio;
-    m.stale = stats.stale;
+    fill(merged.stats(*d, now, 0), *d, m);
     m.baseline = engine_.detector().baseline_of(d->target, false);
     if (const auto open = incidents.find(d->target); open != incidents.end()) {
       m.attack = open->second.kind;
