@@ -20,7 +20,7 @@ void WindowCounts::add(const WindowCounts& other) noexcept {
   failed += other.failed;
   late_completed += other.late_completed;
   stale_bogon += other.stale_bogon;
-  unsourced_syns += other.unsourced_syns;
+  unsourced_stale += other.unsourced_stale;
 }
 
 void DestinationTotals::add(const DestinationTotals& other) noexcept {
@@ -290,8 +290,7 @@ void DestinationTable::decrement(Destination& d, HandshakeState state) noexcept 
   if (count > 0) --count;
 }
 
-void DestinationTable::move_state(Destination& d, HandshakeState from, HandshakeState to,
-                                  TimestampNs /*now*/) noexcept {
+void DestinationTable::move_state(Destination& d, HandshakeState from, HandshakeState to) noexcept {
   std::uint32_t& count = from == HandshakeState::kSynSeen ? d.syn_seen : d.syn_recv;
   if (count == 0) {
     // Recycled while pending: only the new state is ours to count.
@@ -325,6 +324,8 @@ void DestinationTable::count_stale(Destination& d, const IpAddress& client, bool
     if (is_bogon(client)) ++slot.counts.stale_bogon;
     slot.sources.add_hash(SourceHll::hash_address(client));
     slot.heavy.add(client);
+  } else {
+    ++slot.counts.unsourced_stale;
   }
   ++d.totals.stale;
   set_level(d, d.stale_level + 1, now);
@@ -476,7 +477,7 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
         ++d->totals.evicted;
         ++slot.counts.evicted;
         if (update.evicted_state == HandshakeState::kSynRecv) {
-          move_state(*d, HandshakeState::kSynRecv, HandshakeState::kSynSeen, now);
+          move_state(*d, HandshakeState::kSynRecv, HandshakeState::kSynSeen);
         } else if (d->syn_seen == 0) {
           increment(*d, HandshakeState::kSynSeen);  // recycled while pending: only ours
         }
@@ -500,13 +501,13 @@ Destination* DestinationTable::on_flow(const FlowUpdate& update, TimestampNs now
       ++d->totals.syn_retransmits;
       if (update.previous_state == HandshakeState::kSynRecv) {
         // A SYN with a new sequence number restarted a handshake in syn_recv.
-        move_state(*d, HandshakeState::kSynRecv, HandshakeState::kSynSeen, now);
+        move_state(*d, HandshakeState::kSynRecv, HandshakeState::kSynSeen);
       }
       // A restarted stale handshake is a new attempt: the old one leaves the stale count.
       if (update.was_stale) count_late_completion(*d, update, now);
       break;
     case FlowEvent::kSynAck:
-      move_state(*d, HandshakeState::kSynSeen, HandshakeState::kSynRecv, now);
+      move_state(*d, HandshakeState::kSynSeen, HandshakeState::kSynRecv);
       ++current_slot(index, now).counts.synacks;
       ++d->totals.synacks;
       break;
@@ -562,7 +563,6 @@ Destination* DestinationTable::set_stateless(const Endpoint& target, std::uint32
   if (news) {
     WindowCounts& counts = current_slot(index, now).counts;
     counts.syns += new_syns;
-    counts.unsourced_syns += new_syns;
     counts.unanswered += new_syns;
     counts.completed += new_completed;
     d->totals.syns += new_syns;
@@ -673,7 +673,8 @@ DestinationStats summarize_window(const Endpoint& target, std::uint32_t syn_seen
   const double syns = s.window.syns;
   // Source figures are over the handshakes judged bad, so that legitimate handshakes beside a
   // flood neither dilute nor skew them.
-  const std::uint32_t judged = s.window.stale;
+  const std::uint32_t judged = s.window.stale - std::min(s.window.stale, s.window.unsourced_stale);
+  s.sourced_stale = judged;
   if (judged > 0) {
     s.distinct_ratio = std::min(1.0, s.distinct_sources / judged);
     s.bogon_share = std::min(1.0, static_cast<double>(s.window.stale_bogon) / judged);

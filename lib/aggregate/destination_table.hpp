@@ -57,9 +57,9 @@ struct WindowCounts {
   std::uint32_t failed = 0;          // of `stale`: failed before they could be judged
   std::uint32_t late_completed = 0;  // stale handshakes that completed after all
   std::uint32_t stale_bogon = 0;     // of `stale`: sources in reserved ranges
-  // Of `syns`, those whose source is unknown: the kernel view's SYN cookies (the kernel kept no
-  // request socket). Source figures (distinct ratio, entropy) are over the other SYNs.
-  std::uint32_t unsourced_syns = 0;
+  // Of `stale`, those counted without their source (on_flow's `with_sources`): source figures
+  // (distinct ratio, bogon share, entropy, concentration) are over the others.
+  std::uint32_t unsourced_stale = 0;
 
   void add(const WindowCounts& other) noexcept;
 };
@@ -157,6 +157,7 @@ struct DestinationStats {
   // Stale half-open handshakes in the window (plus the kernel view's SYN cookies): what the
   // threshold applies to. Source figures (distinct, entropy, bogon, top) are over these.
   std::uint32_t stale = 0;
+  std::uint32_t sourced_stale = 0;   // of window.stale, those whose sources the sketches hold
   std::uint32_t peak_half_open = 0;  // the most half-open handshakes during the window
   double baseline = 0;               // the detector's, which fills it in (0 from the tables)
   DurationNs judge_age = 0;          // age at which its pending handshakes are judged stale
@@ -240,8 +241,8 @@ class DestinationTable final : public DestinationSet {
   [[nodiscard]] const StaleJudgement& judgement() const noexcept { return judgement_; }
   [[nodiscard]] Scope scope() const noexcept { return scope_; }
   // Kernel view: `target` now has `stateless` half-open connections answered with SYN cookies,
-  // `new_syns` more such SYNs arrived (counted as unsourced, unanswered SYNs in the window) and
-  // `new_completed` cookies were validated by the client's ACK (completed handshakes).
+  // `new_syns` more such SYNs arrived (counted as unanswered SYNs in the window; their sources are
+  // unknown) and `new_completed` cookies were validated by the client's ACK (completed handshakes).
   // Creates the destination if needed; returns it (nullptr if the pool is full).
   Destination* set_stateless(const Endpoint& target, std::uint32_t stateless,
                              std::uint32_t new_syns, std::uint32_t new_completed,
@@ -316,7 +317,7 @@ class DestinationTable final : public DestinationSet {
   [[nodiscard]] Endpoint key_of(const Endpoint& server) const noexcept {
     return Endpoint{server.address, static_cast<std::uint16_t>(server.port & port_mask_)};
   }
-  void move_state(Destination& d, HandshakeState from, HandshakeState to, TimestampNs now) noexcept;
+  void move_state(Destination& d, HandshakeState from, HandshakeState to) noexcept;
   [[gnu::always_inline]] void touch(std::uint32_t index, TimestampNs now) noexcept;
   void unlink(std::uint32_t index) noexcept;
   void push_newest(std::uint32_t index) noexcept;

@@ -31,6 +31,10 @@ std::string_view to_string(AttackKind kind) noexcept {
   return "unknown";
 }
 
+std::string describe_target(const Endpoint& target, bool host_scope) {
+  return host_scope ? target.address.to_string() + " (all ports)" : target.to_string();
+}
+
 Detector::Detector(const DetectionConfig& config, std::size_t top_sources)
     : config_(config), top_sources_(top_sources) {}
 
@@ -40,11 +44,11 @@ void Detector::reconfigure(const DetectionConfig& config, std::size_t top_source
 }
 
 double Detector::heavy_share(const DestinationStats& stats) const noexcept {
-  if (stats.window.stale == 0) return 0;
+  if (stats.sourced_stale == 0) return 0;
   std::uint64_t heavy = 0;
   const std::size_t n = std::min(stats.top_sources.size(), config_.concentrated.max_sources);
   for (std::size_t i = 0; i < n; ++i) heavy += stats.top_sources[i].syns;
-  return std::min(1.0, static_cast<double>(heavy) / stats.window.stale);
+  return std::min(1.0, static_cast<double>(heavy) / stats.sourced_stale);
 }
 
 AttackKind Detector::classify(const DestinationStats& stats) const noexcept {
@@ -85,8 +89,7 @@ double percent(double ratio) {
 
 std::string Detector::start_reason(const DestinationStats& s, AttackKind kind,
                                    const Scope& scope) const {
-  const std::string target =
-      scope.host ? s.target.address.to_string() + " (all ports)" : s.target.to_string();
+  const std::string target = describe_target(s.target, scope.host);
   std::string reason = fmt::format(
       "{} stale half-open connections to {} reached the threshold of {} ({:.1f}x): handshakes "
       "not completed within {} ms ({}){}; the baseline is {:.1f} (max {:.0f}x); {:.1f}% of {} "

@@ -23,6 +23,8 @@ enum class AttackKind : std::uint8_t { kSpoofedRandom, kConcentrated, kDistribut
 
 std::string_view to_string(EventType type) noexcept;   // "started", "updated", "ended"
 std::string_view to_string(AttackKind kind) noexcept;  // "spoofed_random", ...
+// An incident's target for people: "198.51.100.10:80", or a whole host "198.51.100.10 (all ports)".
+std::string describe_target(const Endpoint& target, bool host_scope);
 
 struct IncidentStats {
   std::uint32_t half_open = 0;

@@ -77,11 +77,8 @@ void ShardedEngine::advance_to(TimestampNs now) noexcept {
     evaluate(at);
     next_tick_ += running_.detection.tick;
     // Nothing to hold or end: jump over quiet stretches instead of ticking through them.
-    const bool judging = std::any_of(shards_.begin(), shards_.end(), [&](const auto& s) {
-      return s->handshakes().judge_due() <= now;
-    });
     if (detector_.open_incidents() == 0 && merged_.above_threshold() == 0 &&
-        merged_hosts_.above_threshold() == 0 && !judging &&
+        merged_hosts_.above_threshold() == 0 && !judgement_due_by(now) &&
         next_tick_ + running_.detection.tick <= now) {
       next_tick_ = tick_of(now, running_.detection.tick) * running_.detection.tick;
     }
@@ -92,6 +89,11 @@ void ShardedEngine::advance_to(TimestampNs now) noexcept {
     ++own_.early_evaluations;
     evaluate(now);
   }
+}
+
+bool ShardedEngine::judgement_due_by(TimestampNs at) const noexcept {
+  return std::any_of(shards_.begin(), shards_.end(),
+                     [&](const auto& s) { return s->handshakes().judge_due() <= at; });
 }
 
 bool ShardedEngine::refresh(TimestampNs at) noexcept {
@@ -122,12 +124,8 @@ void ShardedEngine::evaluate(TimestampNs at) noexcept {
 void ShardedEngine::finish() noexcept {
   if (!started_) return;
   const TimestampNs limit = newest_packet_time() + drain_limit_;
-  const auto judging = [&] {
-    return std::any_of(shards_.begin(), shards_.end(),
-                       [](const auto& s) { return s->judgements_pending(); });
-  };
   while ((detector_.open_incidents() > 0 || merged_.above_threshold() > 0 ||
-          merged_hosts_.above_threshold() > 0 || judging()) &&
+          merged_hosts_.above_threshold() > 0 || judgement_due_by(INT64_MAX - 1)) &&
          next_tick_ <= limit) {
     advance_to(next_tick_);
   }

@@ -70,6 +70,8 @@ class ShardedEngine {
   // Brings the shards to `at` and merges; false if merging failed (counted).
   bool refresh(TimestampNs at) noexcept;
   void evaluate(TimestampNs at) noexcept;
+  // Whether some shard has a handshake to judge by `at` (INT64_MAX - 1: at all).
+  [[nodiscard]] bool judgement_due_by(TimestampNs at) const noexcept;
 
   Config running_;  // as built, with reloads applied to what can change
   EventSink& sink_;

@@ -61,9 +61,7 @@ void AlertFile::publish(const IncidentEvent& event) {
 }
 
 std::string describe_for_log(const IncidentEvent& e) {
-  // A whole host is named by its address alone: its incident is over all its ports.
-  const std::string target =
-      e.host_scope ? e.target.address.to_string() + " (all ports)" : e.target.to_string();
+  const std::string target = describe_target(e.target, e.host_scope);
   return fmt::format(
       "incident {} {}: {} SYN flood on {} stale={} baseline={:.0f} stale_after={}ms "
       "half_open={} (syn_recv={} syn_seen={} peak={}) syn_rate={:.0f}/s distinct_sources={:.0f} "

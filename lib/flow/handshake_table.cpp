@@ -644,10 +644,6 @@ bool HandshakeTable::pop_expired(TimestampNs now, Endpoint& server, IpAddress& c
   return true;
 }
 
-}  // namespace synwatch
-
-namespace synwatch {
-
 void HandshakeTable::forget_judgement(const Entry& e) noexcept {
   if (e.stale()) {
     --stale_;

@@ -213,7 +213,11 @@ TEST(DestinationTable, SourcesCanBeLeftOutOfTheSketchesButNotOutOfTheCount) {
   }
   const auto s = hosts.stats(*hosts.find(kServer), kT0 + 1, 5);
   EXPECT_EQ(s.stale, 100u);
+  EXPECT_EQ(s.sourced_stale, 50u);
   EXPECT_NEAR(s.distinct_sources, 50, 5);
+  // The figures are over the handshakes whose sources were kept: these all look new.
+  EXPECT_GT(s.distinct_ratio, 0.9);
+  EXPECT_GT(s.source_entropy, 0.9);
 }
 
 TEST(DestinationTable, PeakHalfOpenIsTheMostPendingDuringTheWindow) {
