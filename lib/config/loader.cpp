@@ -172,11 +172,10 @@ std::optional<ConfigValue> parse_mapping_list(const ConfigKey& key, const YAML::
                                               const Location& here, const Source& source,
                                               std::vector<ConfigError>& errors);
 
-// Parses one value of `key`. Problems go to `errors` with the position of the offending node
-// (or `key_location` when the value is absent) and the result is nullopt.
-std::optional<ConfigValue> parse_value(const ConfigKey& key, const YAML::Node& node,
-                                       const Location& key_location, const Source& source,
-                                       std::vector<ConfigError>& errors) {
+// Parses one value of `key` by its kind and range only (parse_value adds the key's own check).
+std::optional<ConfigValue> parse_typed_value(const ConfigKey& key, const YAML::Node& node,
+                                             const Location& key_location, const Source& source,
+                                             std::vector<ConfigError>& errors) {
   const std::string expected = "expected " + key.describe_type();
   if (node.IsNull() || !node.IsDefined()) {
     errors.push_back(make_error(key_location, key.path, "no value given; " + expected));
@@ -316,6 +315,20 @@ std::optional<ConfigValue> parse_value(const ConfigKey& key, const YAML::Node& n
       break;  // handled above
   }
   return type_error();
+}
+
+// Parses one value of `key`. Problems go to `errors` with the position of the offending node
+// (or `key_location` when the value is absent) and the result is nullopt.
+std::optional<ConfigValue> parse_value(const ConfigKey& key, const YAML::Node& node,
+                                       const Location& key_location, const Source& source,
+                                       std::vector<ConfigError>& errors) {
+  auto value = parse_typed_value(key, node, key_location, source, errors);
+  if (!value || key.check_value == nullptr) return value;
+  if (auto problem = key.check_value(*value)) {
+    errors.push_back(make_error(source.locate(node.Mark(), key_location), key.path, *problem));
+    return std::nullopt;
+  }
+  return value;
 }
 
 // A sequence of mappings: each element's fields are parsed like keys of their own kind, and every
@@ -626,6 +639,13 @@ std::expected<std::string, ConfigError> read_file(const std::string& path) {
   while (true) {
     const std::size_t got = std::fread(buffer, 1, sizeof buffer, file.get());
     text.append(buffer, got);
+    if (text.size() > kMaxConfigBytes) {
+      // /dev/zero, a log file or a symlink gone wrong: stop before it costs memory or time.
+      return std::unexpected(
+          ConfigError{path, 0, 0, "",
+                      "larger than " + std::to_string(kMaxConfigBytes / 1024) +
+                          " KiB; a configuration is a few KiB (is this the right file?)"});
+    }
     if (got < sizeof buffer) break;
   }
   if (std::ferror(file.get())) return fail(errno);

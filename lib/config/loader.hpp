@@ -3,6 +3,7 @@
 // names where it is: "file:line:column: dotted.key: what is wrong".
 // Thread safety: free functions with no shared state.
 
+#include <cstddef>
 #include <expected>
 #include <string>
 #include <string_view>
@@ -14,6 +15,9 @@ namespace synwatch {
 
 // Process exit code for a configuration error (sysexits.h EX_CONFIG).
 inline constexpr int kExitConfigError = 78;
+
+// A configuration file larger than this is refused unread.
+inline constexpr std::size_t kMaxConfigBytes = std::size_t{1} << 20;
 
 struct ConfigError {
   std::string file;     // the config file, "--set" for overrides, "" for unnamed text

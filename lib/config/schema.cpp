@@ -10,7 +10,10 @@
 #include <limits>
 #include <type_traits>
 
+#include <pcap/pcap.h>
 #include <sys/stat.h>
+
+#include <memory>
 
 namespace synwatch {
 namespace {
@@ -86,6 +89,11 @@ template <typename Field>
 ConfigKey string_key(std::string_view path, Field field, std::string_view doc) {
   static_assert(std::same_as<FieldType<Field>, std::string>);
   return make_key<std::string>(path, ConfigKind::kString, field, doc);
+}
+
+ConfigKey with_check(ConfigKey key, std::optional<std::string> (*check)(const ConfigValue&)) {
+  key.check_value = check;
+  return key;
 }
 
 template <typename Field>
@@ -178,6 +186,43 @@ std::optional<std::string> url_problem(std::string_view url) {
   return std::nullopt;
 }
 
+// Compiled for Ethernet, the link type of nearly every capture interface, so that a filter that
+// cannot work is refused by --check-config and by a reload instead of closing the interfaces.
+std::optional<std::string> capture_filter_problem(const ConfigValue& value) {
+  const auto& filter = std::get<std::string>(value);
+  if (filter.empty()) return std::nullopt;
+  const std::unique_ptr<pcap_t, void (*)(pcap_t*)> dead(pcap_open_dead(DLT_EN10MB, 65535),
+                                                        &pcap_close);
+  if (!dead) return "cannot check the filter: pcap_open_dead failed";
+  bpf_program program{};
+  if (pcap_compile(dead.get(), &program, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
+    return "invalid BPF filter: " + std::string(pcap_geterr(dead.get()));
+  }
+  pcap_freecode(&program);
+  return std::nullopt;
+}
+
+// A header line is "name: value\r\n": a CR or LF in either would end it early and let the rest
+// become a header (or body) of its own.
+std::optional<std::string> header_problem(std::string_view name, std::string_view value) {
+  const bool name_ok = !name.empty() && std::ranges::all_of(name, [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$%&'*+-.^_`|~").contains(c);
+  });
+  if (!name_ok) {
+    return "header name '" + std::string(name) +
+           "' must be letters, digits and !#$%&'*+-.^_`|~ (an HTTP token)";
+  }
+  const bool value_ok = std::ranges::all_of(value, [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte == '\t' || (byte >= ' ' && byte != 0x7f);
+  });
+  if (!value_ok) {
+    return "header '" + std::string(name) + "' has a control character (CR, LF, ...) in its value";
+  }
+  return std::nullopt;
+}
+
 // A secret must exist, be a regular file and be private to its owner: a signing key others can
 // read lets them forge alerts.
 std::optional<std::string> secret_file_problem(const std::string& path) {
@@ -226,6 +271,13 @@ std::vector<ConfigFieldProblem> check_webhook(const ConfigRecord& record) {
     if (::stat(ca->c_str(), &info) != 0) {
       problems.push_back({"ca_file", "cannot use CA file '" + *ca +
                                          "': " + std::generic_category().message(errno)});
+    }
+  }
+  if (const auto it = record.find("headers"); it != record.end()) {
+    for (const auto& [name, value] : std::get<std::map<std::string, std::string>>(it->second)) {
+      if (auto problem = header_problem(name, value)) {
+        problems.push_back({"headers", std::move(*problem)});
+      }
     }
   }
   if (const auto it = record.find("events"); it != record.end()) {
@@ -357,9 +409,11 @@ std::vector<ConfigKey> build_schema() {
           "capture.buffer_size", 1u << 20, 1u << 30,
           [](auto& c) -> auto& { return c.capture.buffer_size; },
           "Kernel capture ring per interface and worker, in bytes."),
-      string_key(
-          "capture.filter", [](auto& c) -> auto& { return c.capture.filter; },
-          "BPF filter; empty uses the built-in one (SYN, SYN-ACK, RST, FIN, payload-free ACK)."),
+      with_check(string_key(
+                     "capture.filter", [](auto& c) -> auto& { return c.capture.filter; },
+                     "BPF filter; empty uses the built-in one (SYN, SYN-ACK, RST, FIN, "
+                     "payload-free ACK)."),
+                 &capture_filter_problem),
       bool_key(
           "capture.promiscuous", [](auto& c) -> auto& { return c.capture.promiscuous; },
           "Put interfaces in promiscuous mode (for mirror ports)."),

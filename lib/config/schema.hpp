@@ -66,6 +66,9 @@ struct ConfigKey {
   std::string_view doc;                                   // one line, for config_reference()
   void (*assign)(Config&, const ConfigValue&) = nullptr;  // value must hold the kind's type
   ConfigValue (*read)(const Config&) = nullptr;
+  // A check of the value beyond its kind and range (e.g. that a BPF filter compiles); returns
+  // the problem, reported at the value's position.
+  std::optional<std::string> (*check_value)(const ConfigValue&) = nullptr;
 
   // kMappingList only. `fields` are the element's fields (path = field name; assign/read unused);
   // a field with `required` must be given. check_element validates a parsed element beyond kinds

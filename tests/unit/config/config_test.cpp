@@ -650,5 +650,60 @@ TEST(ConfigCrossKey, SkippedWhenAnInvolvedKeyIsInvalid) {
                   kDurationForms + ", got soon"});
 }
 
+// ---- values that pass their type but cannot work ----------------------------------------------
+
+TEST(ConfigCaptureFilter, AFilterThatDoesNotCompileIsAConfigErrorAtItsPosition) {
+  // Accepted before, it passed --check-config and then closed every interface at start or
+  // reload: a blind detector.
+  EXPECT_EQ(
+      errors_of("capture:\n  filter: \"tcp and nonsense[\"\n"),
+      Lines{
+          "test.yaml:2:11: capture.filter: invalid BPF filter: syntax error in filter expression"});
+  EXPECT_EQ(errors_of("", {{"capture.filter", "tcp port 99999999"}}).size(), 1u);
+  EXPECT_EQ(load_ok("capture:\n  filter: \"tcp port 80 or tcp port 443\"\n").capture.filter,
+            "tcp port 80 or tcp port 443");
+  EXPECT_EQ(load_ok("capture:\n  filter: \"\"\n").capture.filter, "");
+}
+
+TEST(ConfigWebhookHeaders, ControlCharactersAndBadNamesAreRefused) {
+  // A CR or LF in a header value would end the header line early and inject another one.
+  const std::string head =
+      "alerts:\n  webhooks:\n    - name: chat\n      url: http://127.0.0.1:9/\n      headers:\n";
+  const Lines injected = errors_of(head + "        X-Token: \"abc\\r\\nX-Injected: 1\"\n");
+  ASSERT_EQ(injected.size(), 1u);
+  EXPECT_NE(injected[0].find("alerts.webhooks[1].headers"), std::string::npos) << injected[0];
+  EXPECT_NE(injected[0].find("control character"), std::string::npos) << injected[0];
+  const Lines bad_name = errors_of(head + "        \"X Token\": abc\n");
+  ASSERT_EQ(bad_name.size(), 1u);
+  EXPECT_NE(bad_name[0].find("HTTP token"), std::string::npos) << bad_name[0];
+  EXPECT_EQ(load_ok(head + "        Authorization: \"Bearer a.b-c\\tq\"\n")
+                .alerts.webhooks.at(0)
+                .headers.at("Authorization"),
+            "Bearer a.b-c\tq");
+}
+
+TEST(ConfigFileSize, AFileBeyondTheSizeLimitIsRefusedUnread) {
+  // /dev/zero once grew the reader to gigabytes (and a SIGHUP left the daemon deaf to SIGTERM).
+  const auto zero = load_config("/dev/zero");
+  ASSERT_FALSE(zero);
+  EXPECT_EQ(to_lines(zero.error()),
+            Lines{"/dev/zero: larger than 1024 KiB; a configuration is a few KiB (is this the "
+                  "right file?)"});
+  const auto path = std::filesystem::temp_directory_path() / "synwatch_config_size_test.yaml";
+  {
+    std::ofstream out(path);
+    out << "# " << std::string(kMaxConfigBytes, 'x') << "\n";
+  }
+  EXPECT_FALSE(load_config(path.string()));
+  {
+    std::ofstream out(path);
+    out << "# " << std::string(kMaxConfigBytes - 100, 'x') << "\ndetection:\n  half_open: 77\n";
+  }
+  const auto just_under = load_config(path.string());
+  ASSERT_TRUE(just_under);
+  EXPECT_EQ(just_under->detection.half_open, 77u);
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace synwatch
