@@ -134,7 +134,22 @@ WebhookFailure classify(CURLcode code) {
   }
 }
 
-std::size_t discard_body(char*, std::size_t size, std::size_t count, void*) {
+// What a receiver answers is read only for its status: a body beyond this ends the transfer
+// (a hostile or broken receiver answering gigabytes costs nothing but this much).
+constexpr std::size_t kMaxResponseBody = 64 * 1024;
+
+struct ResponseBody {
+  std::size_t bytes = 0;
+  bool truncated = false;
+};
+
+std::size_t discard_body(char*, std::size_t size, std::size_t count, void* state) {
+  auto& body = *static_cast<ResponseBody*>(state);
+  body.bytes += size * count;
+  if (body.bytes > kMaxResponseBody) {
+    body.truncated = true;
+    return 0;  // CURLE_WRITE_ERROR: the status line and headers were read already
+  }
   return size * count;
 }
 
@@ -245,6 +260,51 @@ std::size_t WebhookDispatcher::receivers() const noexcept {
 
 namespace {
 
+// An event id travels in a header (X-Synwatch-Event-Id): printable ASCII without spaces only,
+// so that a damaged or hostile spool file cannot add header lines.
+bool is_safe_event_id(std::string_view id) {
+  return !id.empty() && id.size() <= 128 &&
+         std::ranges::all_of(id, [](char c) { return c > ' ' && c < 0x7f; });
+}
+
+// A spooled entry as a queued event, or why it cannot be one. The file may be damaged or written
+// by someone else: every field the delivery reads is checked here, and the body is rendered once
+// for the receiver's format so that delivery never meets a field it cannot read.
+std::expected<Pending, std::string> pending_from_spool(SpooledEvent& entry, WebhookFormat format,
+                                                       std::string_view instance) {
+  const auto event = nlohmann::json::parse(entry.json, nullptr, false);
+  if (!event.is_object()) return std::unexpected("not a JSON object");
+  const auto type_field = event.find("event");
+  const auto id_field = event.find("event_id");
+  if (type_field == event.end() || !type_field->is_string()) {
+    return std::unexpected("no \"event\" string");
+  }
+  const auto type = event_type_of(type_field->get<std::string>());
+  if (!type) return std::unexpected("unknown event '" + type_field->get<std::string>() + "'");
+  if (id_field == event.end() || !id_field->is_string()) {
+    return std::unexpected("no \"event_id\" string");
+  }
+  std::string event_id = id_field->get<std::string>();
+  if (!is_safe_event_id(event_id)) {
+    return std::unexpected("event_id is empty, too long or has spaces or control characters");
+  }
+  if (format != WebhookFormat::kJson) {
+    try {
+      (void)render_webhook_body(format, event, instance);
+    } catch (const nlohmann::json::exception& e) {
+      return std::unexpected(std::string("cannot render it: ") + e.what());
+    }
+  }
+  Pending pending;
+  pending.sequence = entry.sequence;
+  pending.type = *type;
+  pending.event = std::string(to_string(*type));
+  pending.event_id = std::move(event_id);
+  pending.json = std::move(entry.json);
+  pending.spooled = true;
+  return pending;
+}
+
 // Makes room for one more event in a full queue: the oldest `updated` goes first, then the
 // oldest of any type, never the one in flight. Returns false when nothing can go.
 template <typename Drop>
@@ -279,24 +339,14 @@ void WebhookDispatcher::start() {
     for (auto& entry : spooled) {
       // Only what was spooled before this dispatcher existed: its own events are queued already.
       if (entry.sequence >= receiver.first_own_sequence) continue;
-      const auto event = nlohmann::json::parse(entry.json, nullptr, false);
-      const auto type = event.is_object() && event.contains("event") && event["event"].is_string()
-                            ? event_type_of(event["event"].get<std::string>())
-                            : std::nullopt;
-      if (!type || !event.contains("event_id")) {
-        spdlog::error("webhook '{}': spool entry {} is not an event; removed", receiver.config.name,
-                      entry.sequence);
+      auto pending = pending_from_spool(entry, receiver.format, instance_);
+      if (!pending) {
+        spdlog::error("webhook '{}': spool entry {} removed: {}", receiver.config.name,
+                      entry.sequence, pending.error());
         receiver.spool.remove(entry.sequence);
         continue;
       }
-      Pending pending;
-      pending.sequence = entry.sequence;
-      pending.type = *type;
-      pending.event = event["event"].get<std::string>();
-      pending.event_id = event["event_id"].get<std::string>();
-      pending.json = std::move(entry.json);
-      pending.spooled = true;
-      loaded.push_back(std::move(pending));
+      loaded.push_back(std::move(*pending));
     }
     if (!loaded.empty()) {
       spdlog::info("webhook '{}': redelivering {} spooled event{}", receiver.config.name,
@@ -422,7 +472,12 @@ void WebhookDispatcher::run_receiver(Receiver& receiver) {
     if (!curl) return {false, WebhookFailure::kOther, "curl_easy_init failed"};
     std::string body = pending.json;
     if (receiver.format != WebhookFormat::kJson) {
-      body = render_webhook_body(receiver.format, nlohmann::json::parse(pending.json), instance_);
+      // Checked when spooled or loaded; a throw here would end the delivery thread.
+      try {
+        body = render_webhook_body(receiver.format, nlohmann::json::parse(pending.json), instance_);
+      } catch (const nlohmann::json::exception& e) {
+        return {false, WebhookFailure::kOther, std::string("cannot render the event: ") + e.what()};
+      }
     }
     CurlSlist headers;
     headers.add("Content-Type: application/json");
@@ -456,12 +511,15 @@ void WebhookDispatcher::run_receiver(Receiver& receiver) {
     curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, 2L);
     if (!config.ca_file.empty()) curl_easy_setopt(handle, CURLOPT_CAINFO, config.ca_file.c_str());
     curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);
+    ResponseBody response_body;
     curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, &discard_body);
+    curl_easy_setopt(handle, CURLOPT_WRITEDATA, &response_body);
     curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, &abort_if_stopping);
     curl_easy_setopt(handle, CURLOPT_XFERINFODATA, &receiver.abort);
     const CURLcode code = curl_easy_perform(handle);
-    if (code != CURLE_OK) return {false, classify(code), curl_easy_strerror(code)};
+    const bool body_cut = code == CURLE_WRITE_ERROR && response_body.truncated;
+    if (code != CURLE_OK && !body_cut) return {false, classify(code), curl_easy_strerror(code)};
     long status = 0;
     curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status < 300) return {true, WebhookFailure::kOther, {}};

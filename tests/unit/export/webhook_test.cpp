@@ -261,6 +261,65 @@ TEST(WebhookDispatcher, SpooledEventsAreRedeliveredByTheNextDispatcherInOrder) {
             (std::vector<std::string>{"abc-0", "abc-1", "abc-2", "abc-3"}));
 }
 
+TEST(WebhookDispatcher, DamagedOrHostileSpoolEntriesAreRemovedAndTheRestDelivered) {
+  // A numeric event_id once threw at every start (exit 70, file kept: the daemon never started
+  // again); a CR/LF in an id would become a header line of its own.
+  TempDir dir;
+  TestHttpServer server;
+  ASSERT_TRUE(server.ok());
+  auto json_receiver = receiver("r", server.url());
+  auto slack_receiver = receiver("s", server.url());
+  slack_receiver.format = "slack";
+  const auto good = to_json(make_event(EventType::kStarted, 7)).dump();
+  const std::vector<std::string> entries = {
+      R"({"event":"started","event_id":12345})",
+      R"({"event":"started"})",
+      R"({"event":"begun","event_id":"x-1"})",
+      R"({"event":"started","event_id":"x-1\r\nX-Injected: yes"})",
+      R"({"event":"started","event_id":"x-2"})",  // too little for a Slack message
+      "[1,2,3]",
+      "{not json",
+      good,
+  };
+  for (const char* name : {"r", "s"}) {
+    const auto spool = dir.path() / "webhooks" / name;
+    std::filesystem::create_directories(spool);
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      char file[32];
+      (void)std::snprintf(file, sizeof file, "%020zu.json", i);
+      std::ofstream(spool / file) << entries[i] << "\n";
+    }
+  }
+  auto dispatcher = make_dispatcher(config_with(dir, {json_receiver, slack_receiver}));
+  dispatcher->start();
+  ASSERT_TRUE(dispatcher->flush(10s));
+  const auto requests = server.requests();
+  // The JSON receiver gets the well-formed x-2 and the good event; Slack only the good one.
+  std::multiset<std::string> ids;
+  for (const auto& request : requests) {
+    ids.insert(request.headers.at("x-synwatch-event-id"));
+    EXPECT_EQ(request.headers.count("x-injected"), 0u);
+  }
+  EXPECT_EQ(ids, (std::multiset<std::string>{"abc-7", "abc-7", "x-2"}));
+  for (const char* name : {"r", "s"}) {
+    EXPECT_TRUE(std::filesystem::is_empty(dir.path() / "webhooks" / name)) << name;
+  }
+}
+
+TEST(WebhookDispatcher, AHugeResponseBodyIsNotReadInFull) {
+  TempDir dir;
+  TestHttpServer server([](const HttpRequest&) { return 200; });
+  ASSERT_TRUE(server.ok());
+  server.set_response_body(std::string(std::size_t{64} << 20, 'x'));
+  auto dispatcher = make_dispatcher(config_with(dir, {receiver("r", server.url())}));
+  dispatcher->start();
+  dispatcher->publish(make_event(EventType::kStarted, 0));
+  ASSERT_TRUE(dispatcher->flush(10s));
+  const auto stats = dispatcher->stats().receivers[0];
+  EXPECT_EQ(stats.delivered, 1u);
+  EXPECT_LT(server.body_bytes_sent(), std::size_t{24} << 20);  // socket buffers at most
+}
+
 TEST(WebhookDispatcher, FullSpoolDropsOldestUpdatedFirstAndCountsDrops) {
   TempDir dir;
   const std::uint16_t port = testing::unused_port();

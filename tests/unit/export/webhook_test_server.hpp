@@ -19,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -70,6 +71,14 @@ class TestHttpServer {
   [[nodiscard]] std::string url(const std::string& path = "/hook") const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
+
+  // The body of every answer from now on ("ok" until set).
+  void set_response_body(std::string body) {
+    std::lock_guard lock(mutex_);
+    response_body_ = std::move(body);
+  }
+  // Bytes of answer bodies the kernel took from this server (what a client could have read).
+  [[nodiscard]] std::size_t body_bytes_sent() const { return body_bytes_sent_; }
 
   std::vector<HttpRequest> requests() const {
     std::lock_guard lock(mutex_);
@@ -169,16 +178,33 @@ class TestHttpServer {
       buffer.erase(0, header_end + 4 + length);
       request.received = std::chrono::steady_clock::now();
       request.status = handler_(request);
+      std::string body;
+      {
+        std::lock_guard lock(mutex_);
+        body = response_body_;
+      }
       const std::string reply = "HTTP/1.1 " + std::to_string(request.status) +
-                                " X\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok";
+                                " X\r\nContent-Length: " + std::to_string(body.size()) +
+                                "\r\nConnection: keep-alive\r\n\r\n";
       {
         std::lock_guard lock(mutex_);
         requests_.push_back(request);
       }
       changed_.notify_all();
       if (::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) break;
+      if (!send_body(fd, body)) break;
     }
     finish(fd);
+  }
+  bool send_body(int fd, std::string_view body) {
+    while (!body.empty()) {
+      const ssize_t n =
+          ::send(fd, body.data(), std::min<std::size_t>(body.size(), 65536), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      body_bytes_sent_ += static_cast<std::size_t>(n);
+      body.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
   }
   void finish(int fd) {
     std::lock_guard lock(mutex_);
@@ -194,6 +220,8 @@ class TestHttpServer {
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<HttpRequest> requests_;
+  std::string response_body_ = "ok";
+  std::atomic<std::size_t> body_bytes_sent_{0};
   std::vector<int> connections_;
   std::vector<std::thread> workers_;
 };
