@@ -1,6 +1,7 @@
 #include "export/alert_file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -13,18 +14,27 @@
 namespace synwatch {
 
 std::expected<AlertFile, std::string> AlertFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  // Non-blocking: a FIFO whose reader stalls must fail a write, not freeze the main loop (and
+  // with it signals, metrics and the watchdog). Regular files ignore the flag.
+  const int fd =
+      ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0640);
   if (fd < 0) {
-    return std::unexpected(
-        fmt::format("cannot open alert file '{}': {}", path, std::strerror(errno)));
+    const int error = errno;
+    return std::unexpected(fmt::format(
+        "cannot open alert file '{}': {}{}", path, std::strerror(error),
+        error == ENXIO ? " (a FIFO needs its reader running before synwatchd starts)" : ""));
   }
-  return AlertFile(fd, path);
+  struct stat info {};
+  const bool regular = ::fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
+  return AlertFile(fd, path, regular);
 }
 
 AlertFile::AlertFile(AlertFile&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       path_(std::move(other.path_)),
-      failures_(other.failures_) {}
+      failures_(other.failures_),
+      regular_(other.regular_),
+      torn_(other.torn_) {}
 
 AlertFile& AlertFile::operator=(AlertFile&& other) noexcept {
   if (this != &other) {
@@ -32,6 +42,8 @@ AlertFile& AlertFile::operator=(AlertFile&& other) noexcept {
     fd_ = std::exchange(other.fd_, -1);
     path_ = std::move(other.path_);
     failures_ = other.failures_;
+    regular_ = other.regular_;
+    torn_ = other.torn_;
   }
   return *this;
 }
@@ -41,20 +53,30 @@ AlertFile::~AlertFile() {
 }
 
 void AlertFile::publish(const IncidentEvent& event) {
-  const std::string line = to_json(event).dump() + "\n";
+  std::string line = to_json(event).dump() + "\n";
+  // A line cut short earlier (and not taken back) ends here, so this one starts on its own.
+  if (torn_) line.insert(line.begin(), '\n');
+  const off_t size_before = regular_ ? ::lseek(fd_, 0, SEEK_END) : -1;
   std::size_t written = 0;
   while (written < line.size()) {
     const ssize_t n = ::write(fd_, line.data() + written, line.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
+      const int error = n < 0 ? errno : EIO;
       ++failures_;
-      spdlog::error("cannot write incident {} to alert file '{}': {}", event.event_id, path_,
-                    std::strerror(errno));
+      // Take back a partial line (a full disk, a file size limit) so the file stays JSON Lines.
+      if (written > 0) {
+        torn_ = !(size_before >= 0 && ::ftruncate(fd_, size_before) == 0);
+      }
+      spdlog::error("cannot write incident {} event {} to alert file '{}': {}", event.incident_id,
+                    event.event_id, path_,
+                    error == EAGAIN ? "the reader is not keeping up" : std::strerror(error));
       return;
     }
     written += static_cast<std::size_t>(n);
   }
-  if (event.type != EventType::kUpdated && ::fsync(fd_) != 0) {
+  torn_ = false;
+  if (event.type != EventType::kUpdated && regular_ && ::fsync(fd_) != 0) {
     ++failures_;
     spdlog::error("cannot fsync alert file '{}': {}", path_, std::strerror(errno));
   }

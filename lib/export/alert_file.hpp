@@ -1,7 +1,9 @@
 #pragma once
 // Appends incident events as JSON Lines to `alerts.file`: the same objects `--read` prints.
 // `started` and `ended` are fsync'd before publish() returns, so a crash cannot lose the record
-// of an incident beginning or ending; `updated` lines are left to the page cache.
+// of an incident beginning or ending; `updated` lines are left to the page cache. A write that
+// fails part-way (a full disk) is taken back, so the file stays whole lines; a FIFO is written
+// without blocking, so a stalled reader costs events (counted as failures), never the daemon.
 // Thread safety: none; used by the daemon's main loop only.
 
 #include <expected>
@@ -25,10 +27,13 @@ class AlertFile final : public EventSink {
   [[nodiscard]] std::uint64_t failures() const noexcept { return failures_; }
 
  private:
-  AlertFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  AlertFile(int fd, std::string path, bool regular)
+      : fd_(fd), path_(std::move(path)), regular_(regular) {}
   int fd_ = -1;
   std::string path_;
   std::uint64_t failures_ = 0;
+  bool regular_ = true;  // a regular file: partial lines can be truncated away, fsync works
+  bool torn_ = false;    // the last line is incomplete in the file (could not be taken back)
 };
 
 // One human log line per event (spdlog): target, kind and the key figures.
