@@ -6,8 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <random>
@@ -59,18 +60,14 @@ class Service {
       spdlog::critical("signalfd: {}", std::strerror(errno));
       return kExitSoftware;
     }
-    if (auto opened = open_outputs(*config_); !opened) {
+    if (auto opened = open_alert_file(*config_); opened) {
+      alert_file_ = std::move(*opened);
+    } else {
       spdlog::critical("{}", opened.error());
       return kExitSoftware;
     }
-
-    if (config_->metrics.enabled) {
-      auto exporter = MetricsExporter::start(config_->metrics, kVersion);
-      if (!exporter) {
-        spdlog::critical("{}", exporter.error());
-        return kExitSoftware;
-      }
-      metrics_ = std::move(*exporter);
+    if (auto problem = log_rotation_problem(config_->log, config_->user)) {
+      spdlog::error("{}", *problem);
     }
     last_reload_success_time_ = wall_seconds();
 
@@ -86,12 +83,29 @@ class Service {
     auto opened = pipeline_->open_interfaces();
     if (!opened) {
       spdlog::critical("{}", opened.error());
-      const int code = opened.error().find("CAP_NET_RAW") != std::string::npos ? kExitNoPermission
-                                                                               : kExitSoftware;
-      notifier_.failed(opened.error(), code);
-      return code;
+      notifier_.failed(opened.error(), kExitSoftware);
+      return kExitSoftware;
     }
-    for (const auto& error : *opened) spdlog::error("{}; retrying in the background", error);
+    // A missing interface is retried in the background (it may appear later: a VPN, a VM's
+    // tap); a missing privilege everywhere never heals by waiting, so it stops the start.
+    const bool nothing_opened =
+        config_->capture.enabled && opened->size() == config_->capture.interfaces.size();
+    const bool no_privilege = std::ranges::all_of(*opened, [](const CaptureOpenError& error) {
+      return error.kind == CaptureOpenError::Kind::kPermission;
+    });
+    if (nothing_opened && no_privilege) {
+      spdlog::critical("{}", opened->front().message);
+      notifier_.failed(opened->front().message, kExitNoPermission);
+      return kExitNoPermission;
+    }
+    for (const auto& error : *opened) {
+      spdlog::error("{}; retrying in the background", error.message);
+    }
+    if (nothing_opened) {
+      spdlog::warn(
+          "no interface is capturing yet{}",
+          config_->kernel.enabled ? "; the kernel's SYN_RECV table is watched meanwhile" : "");
+    }
     if (auto dropped = drop_privileges(config_->user); dropped) {
       spdlog::info("running as user '{}' with only CAP_NET_RAW{}", dropped->user,
                    dropped->switched ? "" : " (or less)");
@@ -99,7 +113,17 @@ class Service {
       spdlog::critical("cannot drop privileges: {}", dropped.error());
       return kExitSoftware;
     }
-    // After dropping privileges, so that the delivery threads run without them.
+    // After dropping privileges, so that the HTTP and delivery threads run without them:
+    // capabilities, the bounding set and no_new_privs belong to each thread, and a thread
+    // started earlier would keep root's.
+    if (config_->metrics.enabled) {
+      auto exporter = MetricsExporter::start(config_->metrics, kVersion);
+      if (!exporter) {
+        spdlog::critical("{}", exporter.error());
+        return kExitSoftware;
+      }
+      metrics_ = std::move(*exporter);
+    }
     if (webhooks_) webhooks_->start();
     refresh_protected();
     pipeline_->start();
@@ -182,14 +206,12 @@ class Service {
   }
 
  private:
-  std::expected<void, std::string> open_outputs(const Config& config) {
-    alert_file_.reset();
-    if (!config.alerts.file.empty()) {
-      auto file = AlertFile::open(config.alerts.file);
-      if (!file) return std::unexpected(file.error());
-      alert_file_.emplace(std::move(*file));
-    }
-    return {};
+  static std::expected<std::optional<AlertFile>, std::string> open_alert_file(
+      const Config& config) {
+    if (config.alerts.file.empty()) return std::optional<AlertFile>();
+    auto file = AlertFile::open(config.alerts.file);
+    if (!file) return std::unexpected(file.error());
+    return std::optional<AlertFile>(std::move(*file));
   }
 
   void deliver(const std::deque<IncidentEvent>& events) {
@@ -300,32 +322,55 @@ class Service {
       return;
     }
     auto config = std::make_shared<const Config>(std::move(*loaded));
+    // Everything the new configuration needs is prepared before anything running is touched,
+    // so a failure anywhere keeps all of the running configuration (outputs included).
+    auto fail = [&](const std::string& why) {
+      last_reload_ok_ = false;
+      spdlog::error("reload failed: {}; the running configuration is kept", why);
+    };
+    std::optional<std::optional<AlertFile>> new_alert_file;
     if (config->alerts.file != config_->alerts.file) {
-      if (auto opened = open_outputs(*config); !opened) {
-        last_reload_ok_ = false;
-        spdlog::error("reload failed: {}; the running configuration is kept", opened.error());
-        open_outputs(*config_);
-        return;
+      auto opened = open_alert_file(*config);
+      if (!opened) return fail(opened.error());
+      new_alert_file = std::move(*opened);
+    }
+    std::shared_ptr<spdlog::logger> new_logger;
+    if (config->log != config_->log) {
+      auto made = make_logger(config->log);
+      if (!made) return fail(made.error());
+      new_logger = std::move(*made);
+    }
+    std::optional<std::unique_ptr<WebhookDispatcher>> new_webhooks;
+    if (config->alerts.webhooks != config_->alerts.webhooks ||
+        config->state_dir != config_->state_dir ||
+        config->alerts.spool_max_events != config_->alerts.spool_max_events) {
+      // Secrets are read and spools opened now; undelivered events carry over in the spool.
+      auto made = make_webhooks(*config, false);
+      if (!made) return fail(made.error());
+      new_webhooks = std::move(*made);
+    }
+
+    if (new_alert_file) {
+      alert_file_ = std::move(*new_alert_file);
+      spdlog::info("reload: alert file {}",
+                   config->alerts.file.empty() ? "off" : "'" + config->alerts.file + "'");
+    }
+    if (new_logger) {
+      spdlog::set_default_logger(std::move(new_logger));
+      spdlog::info("reload: logging to {}{}",
+                   std::getenv("JOURNAL_STREAM") != nullptr ? "the journal" : "stderr",
+                   config->log.file.empty() ? "" : " and '" + config->log.file + "'");
+      if (auto problem = log_rotation_problem(config->log, config->user)) {
+        spdlog::error("{}", *problem);
       }
     }
     if (config->user != config_->user) {
       spdlog::warn(
           "reload: user changed but privileges were already dropped; takes effect at restart");
     }
-    if (config->alerts.webhooks != config_->alerts.webhooks ||
-        config->state_dir != config_->state_dir ||
-        config->alerts.spool_max_events != config_->alerts.spool_max_events) {
-      // Receivers are rebuilt: the new set is prepared (secrets read) before the old one stops,
-      // so a failure keeps the running receivers; undelivered events carry over in the spool.
-      auto webhooks = make_webhooks(*config, false);
-      if (!webhooks) {
-        last_reload_ok_ = false;
-        spdlog::error("reload failed: {}; the running configuration is kept", webhooks.error());
-        if (config->alerts.file != config_->alerts.file) open_outputs(*config_);
-        return;
-      }
+    if (new_webhooks) {
       if (webhooks_) webhooks_->stop();
-      webhooks_ = std::move(*webhooks);
+      webhooks_ = std::move(*new_webhooks);
       if (webhooks_) webhooks_->start();
       spdlog::info("reload: {} webhook receiver{}", config->alerts.webhooks.size(),
                    config->alerts.webhooks.size() == 1 ? "" : "s");

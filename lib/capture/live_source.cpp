@@ -21,31 +21,38 @@ std::string default_capture_filter() {
 
 namespace {
 
-std::string describe_open_failure(const std::string& interface, int status, pcap_t* handle) {
+CaptureOpenError describe_open_failure(const std::string& interface, int status, pcap_t* handle) {
+  using Kind = CaptureOpenError::Kind;
   std::string detail = handle != nullptr ? pcap_geterr(handle) : "";
   if (status == PCAP_ERROR_PERM_DENIED) {
-    return "cannot capture on '" + interface + "': permission denied (" + detail +
-           "); synwatchd needs the CAP_NET_RAW capability (run as root, or grant it with "
-           "AmbientCapabilities=CAP_NET_RAW / setcap cap_net_raw+ep)";
+    return {Kind::kPermission,
+            "cannot capture on '" + interface + "': permission denied (" + detail +
+                "); synwatchd needs the CAP_NET_RAW capability (run as root, or grant it with "
+                "AmbientCapabilities=CAP_NET_RAW / setcap cap_net_raw+ep)"};
   }
   if (status == PCAP_ERROR_NO_SUCH_DEVICE) {
-    return "cannot capture on '" + interface + "': no such interface (" + detail + ")";
+    return {Kind::kNoInterface,
+            "cannot capture on '" + interface + "': no such interface (" + detail + ")"};
   }
   if (status == PCAP_ERROR_IFACE_NOT_UP) {
-    return "cannot capture on '" + interface + "': interface is down";
+    return {Kind::kNoInterface, "cannot capture on '" + interface + "': interface is down"};
   }
-  return "cannot capture on '" + interface +
-         "': " + (detail.empty() ? std::string(pcap_statustostr(status)) : detail);
+  return {Kind::kOther, "cannot capture on '" + interface + "': " +
+                            (detail.empty() ? std::string(pcap_statustostr(status)) : detail)};
+}
+
+std::unexpected<CaptureOpenError> other_failure(std::string message) {
+  return std::unexpected(CaptureOpenError{CaptureOpenError::Kind::kOther, std::move(message)});
 }
 
 }  // namespace
 
-std::expected<std::unique_ptr<LivePcapSource>, std::string> LivePcapSource::open(
+std::expected<std::unique_ptr<LivePcapSource>, CaptureOpenError> LivePcapSource::open(
     const LiveCaptureOptions& options) {
   char errbuf[PCAP_ERRBUF_SIZE] = {};
   pcap_t* handle = pcap_create(options.interface.c_str(), errbuf);
   if (handle == nullptr) {
-    return std::unexpected("cannot capture on '" + options.interface + "': " + errbuf);
+    return other_failure("cannot capture on '" + options.interface + "': " + errbuf);
   }
   pcap_set_snaplen(handle, options.snap_length);
   pcap_set_promisc(handle, options.promiscuous ? 1 : 0);
@@ -54,16 +61,16 @@ std::expected<std::unique_ptr<LivePcapSource>, std::string> LivePcapSource::open
   const bool nano = pcap_set_tstamp_precision(handle, PCAP_TSTAMP_PRECISION_NANO) == 0;
   const int status = pcap_activate(handle);
   if (status < 0) {
-    std::string message = describe_open_failure(options.interface, status, handle);
+    auto failure = describe_open_failure(options.interface, status, handle);
     pcap_close(handle);
-    return std::unexpected(message);
+    return std::unexpected(std::move(failure));
   }
   const auto link = link_type_from_dlt(pcap_datalink(handle));
   if (!link) {
     std::string message = "cannot capture on '" + options.interface + "': unsupported link type " +
                           std::to_string(pcap_datalink(handle));
     pcap_close(handle);
-    return std::unexpected(message);
+    return other_failure(std::move(message));
   }
   const std::string filter = options.filter.empty() ? default_capture_filter() : options.filter;
   bpf_program program{};
@@ -71,7 +78,7 @@ std::expected<std::unique_ptr<LivePcapSource>, std::string> LivePcapSource::open
     std::string message =
         "invalid capture filter for '" + options.interface + "': " + pcap_geterr(handle);
     pcap_close(handle);
-    return std::unexpected(message);
+    return other_failure(std::move(message));
   }
   const int set = pcap_setfilter(handle, &program);
   pcap_freecode(&program);
@@ -79,11 +86,11 @@ std::expected<std::unique_ptr<LivePcapSource>, std::string> LivePcapSource::open
     std::string message =
         "cannot set capture filter on '" + options.interface + "': " + pcap_geterr(handle);
     pcap_close(handle);
-    return std::unexpected(message);
+    return other_failure(std::move(message));
   }
   if (pcap_setnonblock(handle, 1, errbuf) != 0) {
     pcap_close(handle);
-    return std::unexpected("cannot capture on '" + options.interface + "': " + errbuf);
+    return other_failure("cannot capture on '" + options.interface + "': " + errbuf);
   }
   auto source = std::unique_ptr<LivePcapSource>(new LivePcapSource(handle, *link, options));
   source->nanosecond_timestamps_ = nano;

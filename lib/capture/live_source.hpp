@@ -38,11 +38,22 @@ struct CaptureStats {
   std::uint64_t dropped_interface = 0;  // ps_ifdrop: dropped by the interface/driver
 };
 
+// Why a capture could not be opened: callers branch on `kind` (a missing privilege is fatal to
+// a daemon, a missing interface is retried); `message` names the interface and says what to do.
+struct CaptureOpenError {
+  enum class Kind : std::uint8_t {
+    kPermission,   // CAP_NET_RAW missing
+    kNoInterface,  // no such interface (yet), or it is down
+    kOther,
+  };
+  Kind kind = Kind::kOther;
+  std::string message;
+};
+
 class LivePcapSource final : public PacketSource {
  public:
-  // Opens and activates the capture. Errors name the interface and say what to do, e.g. the
-  // missing CAP_NET_RAW capability.
-  static std::expected<std::unique_ptr<LivePcapSource>, std::string> open(
+  // Opens and activates the capture.
+  static std::expected<std::unique_ptr<LivePcapSource>, CaptureOpenError> open(
       const LiveCaptureOptions& options);
   ~LivePcapSource() override;
   LivePcapSource(const LivePcapSource&) = delete;

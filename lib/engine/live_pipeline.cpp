@@ -157,7 +157,7 @@ bool LivePipeline::try_open(Interface& interface) {
   ++interface.health.reopen_attempts;
   std::vector<Capture> captures(worker_count_);
   std::optional<std::uint16_t> group;
-  std::string error;
+  std::optional<CaptureOpenError> error;
   for (auto& capture : captures) {
     auto source = LivePcapSource::open(interface.options);
     if (!source) {
@@ -167,7 +167,7 @@ bool LivePipeline::try_open(Interface& interface) {
     if (worker_count_ > 1) {
       auto joined = (*source)->join_fanout(group);
       if (!joined) {
-        error = joined.error();
+        error = CaptureOpenError{CaptureOpenError::Kind::kOther, joined.error()};
         break;
       }
       group = *joined;
@@ -175,8 +175,9 @@ bool LivePipeline::try_open(Interface& interface) {
     capture.decoder = std::make_unique<CaptureDecoder>((*source)->link_type());
     capture.source = std::move(*source);
   }
-  if (!error.empty()) {
-    interface.health.last_error = error;
+  if (error) {
+    interface.health.last_error = error->message;
+    interface.last_open_error = std::move(*error);
     interface.retry_at = std::chrono::steady_clock::now() + interface.backoff;
     interface.backoff = std::min(kMaxBackoff, interface.backoff * 2);
     return false;
@@ -214,26 +215,15 @@ void LivePipeline::close_failed_captures() {
   }
 }
 
-std::expected<std::vector<std::string>, std::string> LivePipeline::open_interfaces() {
-  if (!config_->capture.enabled) {
-    if (!kernel_) {
-      return std::unexpected("capture.enabled is false and the kernel view is unavailable");
-    }
-    return std::vector<std::string>{};
+std::expected<std::vector<CaptureOpenError>, std::string> LivePipeline::open_interfaces() {
+  if (!config_->capture.enabled && !kernel_) {
+    return std::unexpected("capture.enabled is false and the kernel view is unavailable");
   }
-  std::vector<std::string> errors;
-  bool any = false;
+  std::vector<CaptureOpenError> errors;
   for (auto& interface : interfaces_) {
-    if (!interface.captures.empty() || try_open(interface)) {
-      any = true;
-    } else {
-      errors.push_back(interface.health.last_error);
+    if (interface.captures.empty() && !try_open(interface)) {
+      errors.push_back(interface.last_open_error);
     }
-  }
-  if (!any) {
-    std::string all;
-    for (const auto& e : errors) all += (all.empty() ? "" : "; ") + e;
-    return std::unexpected(all);
   }
   return errors;
 }

@@ -102,8 +102,9 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
 
   // Opens every configured interface once, synchronously, so the caller can report failures
   // (and drop privileges afterwards). Returns the errors of the interfaces that did not open;
-  // those are retried in the background. Fails only if none opened.
-  std::expected<std::vector<std::string>, std::string> open_interfaces();
+  // those are retried in the background once started (the caller decides whether a missing
+  // privilege everywhere is fatal). Fails only in kernel-only mode without a kernel view.
+  std::expected<std::vector<CaptureOpenError>, std::string> open_interfaces();
   void start();
   void stop();  // joins the capture thread; flushes nothing itself
 
@@ -138,6 +139,7 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
     CaptureStats stats_base;  // totals of earlier openings
     std::chrono::steady_clock::time_point retry_at{};
     std::chrono::milliseconds backoff{1000};
+    CaptureOpenError last_open_error;  // why the last try_open failed
   };
   struct Worker;
 

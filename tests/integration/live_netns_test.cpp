@@ -350,5 +350,141 @@ TEST_F(LiveNetns, MissingInterfaceDoesNotStopTheDaemon) {
   EXPECT_TRUE(daemon_->running());
 }
 
+// Reload rolls back nothing because it changes nothing until all of the new configuration is
+// ready. A failed reload once closed the alert file for good (the rollback reopen ran without
+// privileges and failed silently).
+TEST_F(LiveNetns, AReloadThatFailsOnAnOutputKeepsEveryOutputRunning) {
+  const auto root_only = dir_.path() / "root-only";
+  std::filesystem::create_directory(root_only);
+  std::filesystem::permissions(root_only, std::filesystem::perms::owner_all);
+  write_config("[swv0]");
+  const std::string good = read_file(config_);
+  start_listener(8080);
+  start_daemon();
+
+  // 1: the new alert file cannot be opened by the unprivileged daemon.
+  std::ofstream(config_) << std::regex_replace(good, std::regex("file: .*alerts.jsonl"),
+                                               "file: " + (root_only / "a.jsonl").string());
+  daemon_->signal(SIGHUP);
+  ASSERT_TRUE(eventually(5s, [&] { return log().find("reload failed") != std::string::npos; }))
+      << log();
+  // 2: the alert file could change, but a webhook's spool cannot be created.
+  std::string second = std::regex_replace(good, std::regex("file: .*alerts.jsonl"),
+                                          "file: " + (dir_.path() / "other.jsonl").string());
+  second = std::regex_replace(
+      second, std::regex("alerts:\n"),
+      "alerts:\n  webhooks:\n    - name: hook\n      url: http://127.0.0.1:9/\n");
+  std::ofstream(config_) << second << "state_dir: " << root_only.string() << "/state\n";
+  daemon_->signal(SIGHUP);
+  ASSERT_TRUE(eventually(5s, [&] {
+    const auto text = log();
+    return text.find("reload failed") != text.rfind("reload failed");
+  })) << log();
+  EXPECT_NE(log().find("webhook 'hook'"), std::string::npos) << log();
+
+  ASSERT_EQ(flood("198.51.100.1", 8080, 3000, 10000).exit_code, 0);
+  ASSERT_TRUE(eventually(5s, [&] { return !events_of(events(), "started").empty(); }))
+      << "the running alert file was lost\n"
+      << log();
+  EXPECT_TRUE(read_file(dir_.path() / "other.jsonl").empty());
+  EXPECT_TRUE(daemon_->running());
+}
+
+// A filter that cannot compile was accepted, said "reload complete", closed the interfaces and
+// left the detector blind; at start it exited 70.
+TEST_F(LiveNetns, ABrokenCaptureFilterIsAConfigErrorAtStartAndOnReload) {
+  write_config("[swv0]", "");
+  const std::string good = read_file(config_);
+  std::ofstream(config_) << std::regex_replace(good, std::regex("capture:\n"),
+                                               "capture:\n  filter: \"tcp and nonsense[\"\n");
+  const auto check = run_process(
+      bed_->exec_in(bed_->victim(), {SYNWATCHD, "--check-config", "--config", config_.string()}));
+  EXPECT_EQ(check.exit_code, 78) << check.err;
+  EXPECT_NE(check.err.find(config_.string() + ":2:11: capture.filter: invalid BPF filter"),
+            std::string::npos)
+      << check.err;
+
+  std::ofstream(config_) << good;
+  start_listener(8080);
+  start_daemon();
+  std::ofstream(config_) << std::regex_replace(good, std::regex("capture:\n"),
+                                               "capture:\n  filter: \"tcp and nonsense[\"\n");
+  daemon_->signal(SIGHUP);
+  ASSERT_TRUE(eventually(5s, [&] { return log().find("reload failed") != std::string::npos; }))
+      << log();
+  EXPECT_NE(log().find("capture.filter: invalid BPF filter"), std::string::npos) << log();
+  ASSERT_EQ(flood("198.51.100.1", 8080, 3000, 10000).exit_code, 0);
+  ASSERT_TRUE(eventually(5s, [&] { return !events_of(events(), "started").empty(); })) << log();
+}
+
+// A log.file set on reload was silently ignored.
+TEST_F(LiveNetns, ALogFileSetOnReloadTakesEffect) {
+  write_config("[swv0]");
+  start_daemon();
+  const auto log_file = dir_.path() / "synwatch.log";
+  write_config("[swv0]", "");
+  std::string text = read_file(config_);
+  std::ofstream(config_) << std::regex_replace(text, std::regex("log:\n"),
+                                               "log:\n  file: " + log_file.string() + "\n");
+  daemon_->signal(SIGHUP);
+  ASSERT_TRUE(eventually(5s, [&] {
+    return read_file(log_file).find("reload complete") != std::string::npos;
+  })) << log();
+  EXPECT_NE(log().find("reload: logging to stderr and '" + log_file.string() + "'"),
+            std::string::npos)
+      << log();
+}
+
+// With every configured interface missing the daemon exited 70; it now waits for them (the
+// kernel view meanwhile) and starts capturing when one appears.
+TEST_F(LiveNetns, OnlyInterfaceMissingKeepsTheDaemonWaitingForIt) {
+  write_config("[swq0]");
+  start_listener(8080);
+  start_daemon();
+  EXPECT_NE(log().find("no interface is capturing yet"), std::string::npos) << log();
+  std::this_thread::sleep_for(1500ms);
+  ASSERT_TRUE(daemon_->running()) << log();
+  ASSERT_EQ(TestBed::in(bed_->victim(), "ip link set swv0 name swq0"), 0);
+  ASSERT_TRUE(eventually(10s, [&] {
+    return log().find("capture on 'swq0' resumed") != std::string::npos;
+  })) << log();
+  ASSERT_EQ(flood("198.51.100.1", 8080, 3000, 10000).exit_code, 0);
+  ASSERT_TRUE(eventually(5s, [&] { return !events_of(events(), "started").empty(); })) << log();
+}
+
+// Capabilities, the bounding set and no_new_privs belong to each thread: the metrics threads
+// once started before the drop and kept root's full bounding set.
+TEST_F(LiveNetns, EveryThreadRunsUnprivilegedWithOnlyCapNetRaw) {
+  write_config("[swv0]\n  workers: 2", "state_dir: " + (dir_.path() / "state").string() +
+                                           "\nmetrics:\n  listen: 127.0.0.1:0\n");
+  std::string text = read_file(config_);
+  std::ofstream(config_) << std::regex_replace(
+      text, std::regex("alerts:\n"),
+      "alerts:\n  webhooks:\n    - name: hook\n      url: http://127.0.0.1:9/\n");
+  start_daemon();
+  const auto tasks = std::filesystem::path("/proc") / std::to_string(daemon_->pid()) / "task";
+  std::size_t threads = 0;
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    const std::string status = read_file(task.path() / "status");
+    const std::string name = read_file(task.path() / "comm");
+    auto field = [&](const std::string& key) {
+      std::smatch match;
+      const std::regex pattern(key + ":\\s*([^\n]*)");
+      return std::regex_search(status, match, pattern) ? match[1].str() : std::string("?");
+    };
+    SCOPED_TRACE("thread " + task.path().filename().string() + " " + name);
+    EXPECT_EQ(field("CapEff"), "0000000000002000");
+    EXPECT_EQ(field("CapPrm"), "0000000000002000");
+    EXPECT_EQ(field("CapInh"), "0000000000000000");
+    EXPECT_EQ(field("CapBnd"), "0000000000002000");
+    EXPECT_EQ(field("CapAmb"), "0000000000000000");
+    EXPECT_EQ(field("NoNewPrivs"), "1");
+    EXPECT_EQ(field("Uid").substr(0, 5), "65534");
+    ++threads;
+  }
+  // Main, coordinator, two workers, the webhook's delivery thread and the HTTP server's.
+  EXPECT_GE(threads, 6u);
+}
+
 }  // namespace
 }  // namespace synwatch::testing
