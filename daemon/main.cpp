@@ -32,9 +32,11 @@ int run(int argc, char** argv) {
   bool config_reference = false;
   app.add_option("-c,--config", config_path,
                  "YAML configuration file (built-in defaults if omitted)");
-  app.add_option("-r,--read", read_path,
-                 "Analyse a pcap/pcapng file (optionally gzip-compressed) as fast as it reads; "
-                 "events are printed as JSON lines on stdout, a summary on stderr");
+  app.add_option(
+      "-r,--read", read_path,
+      "Analyse a pcap/pcapng file (optionally gzip-compressed; - or a pipe/FIFO reads a stream) as "
+      "fast as it reads; "
+      "events are printed as JSON lines on stdout, a summary on stderr");
   app.add_option("-s,--set", overrides,
                  "Override a config key by its dotted path, e.g. --set detection.half_open=100 "
                  "(repeatable)")

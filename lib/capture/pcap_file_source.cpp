@@ -1,6 +1,8 @@
 #include "capture/pcap_file_source.hpp"
 
+#include <fcntl.h>
 #include <pcap/pcap.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -46,12 +48,55 @@ int gzip_close(void* cookie) {
   return result == Z_OK ? 0 : EOF;
 }
 
-// Opens `path` as a FILE* that yields the capture's uncompressed bytes.
+// A FILE* reading `compressed` through zlib (libpcap owns and closes it), or an error.
+std::expected<FILE*, std::string> cookie_stream(const std::string& path, gzFile compressed,
+                                                GzipStream*& gzip_stream) {
+  gzbuffer(compressed, 256 * 1024);
+  auto* stream = new GzipStream{compressed, {}};
+  const cookie_io_functions_t functions{gzip_read, nullptr, nullptr, gzip_close};
+  FILE* cookie_file = fopencookie(stream, "rb", functions);
+  if (cookie_file == nullptr) {
+    const int error = errno;
+    gzip_close(stream);
+    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
+  }
+  gzip_stream = stream;
+  return cookie_file;
+}
+
+// A pipe, FIFO or terminal cannot be rewound after its first bytes were looked at: zlib reads
+// it instead, telling gzip from plain data itself (plain data passes through unchanged).
+std::expected<FILE*, std::string> open_unseekable_stream(const std::string& path, int fd,
+                                                         bool& gzip, GzipStream*& gzip_stream) {
+  gzFile compressed = gzdopen(fd, "rb");
+  if (compressed == nullptr) {
+    const int error = errno;
+    ::close(fd);
+    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
+  }
+  auto stream = cookie_stream(path, compressed, gzip_stream);
+  if (!stream) return stream;
+  // gzdirect() is only known once zlib has looked at the first bytes: peek one through stdio.
+  const int first = std::fgetc(*stream);
+  if (first != EOF) (void)std::ungetc(first, *stream);
+  gzip = gzdirect(compressed) == 0;
+  return stream;
+}
+
+// Opens `path` ("-" = standard input) as a FILE* that yields the capture's uncompressed bytes.
 std::expected<FILE*, std::string> open_capture_stream(const std::string& path, bool& gzip,
                                                       GzipStream*& gzip_stream) {
-  FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) {
+  const int fd = path == "-" ? ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0)
+                             : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(errno));
+  }
+  if (::lseek(fd, 0, SEEK_CUR) < 0) return open_unseekable_stream(path, fd, gzip, gzip_stream);
+  FILE* file = ::fdopen(fd, "rb");
+  if (file == nullptr) {
+    const int error = errno;
+    ::close(fd);
+    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
   }
   // stdio's default 4 KiB buffer costs a read(2) per ~50 small frames; 1 MiB makes them rare.
   // Best effort: without it the stream keeps its default buffer.
@@ -68,22 +113,19 @@ std::expected<FILE*, std::string> open_capture_stream(const std::string& path, b
     std::rewind(file);
     return file;
   }
-  (void)std::fclose(file);  // reopened through zlib below
-  gzFile compressed = gzopen(path.c_str(), "rb");
-  if (compressed == nullptr) {
+  std::rewind(file);
+  const int zlib_fd = ::fcntl(fileno(file), F_DUPFD_CLOEXEC, 0);
+  (void)std::fclose(file);  // read through zlib below
+  if (zlib_fd < 0) {
     return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(errno));
   }
-  gzbuffer(compressed, 256 * 1024);
-  auto* stream = new GzipStream{compressed, {}};
-  const cookie_io_functions_t functions{gzip_read, nullptr, nullptr, gzip_close};
-  FILE* cookie_file = fopencookie(stream, "rb", functions);
-  if (cookie_file == nullptr) {
+  gzFile compressed = gzdopen(zlib_fd, "rb");
+  if (compressed == nullptr) {
     const int error = errno;
-    gzip_close(stream);
+    ::close(zlib_fd);
     return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
   }
-  gzip_stream = stream;
-  return cookie_file;
+  return cookie_stream(path, compressed, gzip_stream);
 }
 
 }  // namespace

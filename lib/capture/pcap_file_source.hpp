@@ -30,6 +30,8 @@ class PcapFileSource final : public PacketSource {
   // Opens the file and checks its link type. Errors name the file and the reason:
   // "cannot open capture 'x.pcap': No such file or directory",
   // "unsupported link type 105 (IEEE802_11) in 'x.pcap'".
+  // `path` may be "-" (standard input), a FIFO or a pipe (/dev/stdin, <(...)): those are read
+  // once, front to back, gzip or not.
   static std::expected<std::unique_ptr<PcapFileSource>, std::string> open(const std::string& path);
 
   ~PcapFileSource() override;

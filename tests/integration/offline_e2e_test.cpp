@@ -1,5 +1,6 @@
 // End to end: generated captures through the real synwatchd --read, asserting the events.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <set>
 
@@ -210,6 +211,31 @@ TEST_F(OfflineE2E, VersionAndHelp) {
   EXPECT_EQ(h.exit_code, 0);
   EXPECT_NE(h.out.find("--read"), std::string::npos);
   EXPECT_NE(h.out.find("--check-config"), std::string::npos);
+}
+
+// `tcpdump -w - | synwatchd --read -`, `--read /dev/stdin`, `<(zcat x.pcap.gz)` and FIFOs were
+// refused ("unknown file format", exit 66): the format check rewound a stream that cannot be.
+TEST_F(OfflineE2E, PipesStdinAndFifosReadLikeTheFile) {
+  const auto g = generate("spoofed-flood", {"--duration", "2"});
+  const auto from_file = analyse(g.file);
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
+  ASSERT_FALSE(from_file.out.empty());
+  const std::string file = shell_quote(g.file.string());
+  const std::string daemon = shell_quote(SYNWATCHD);
+  const auto fifo = dir_.path() / "capture.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& pipeline : {
+           "cat " + file + " | " + daemon + " --read -",
+           "cat " + file + " | " + daemon + " --read /dev/stdin",
+           "gzip -c " + file + " | " + daemon + " --read -",
+           "(cat " + file + " > " + shell_quote(fifo.string()) + " &) ; " + daemon + " --read " +
+               shell_quote(fifo.string()),
+       }) {
+    SCOPED_TRACE(pipeline);
+    const auto r = run_process({"sh", "-c", pipeline});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, from_file.out);
+  }
 }
 
 }  // namespace
