@@ -32,7 +32,11 @@ build: deps
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
+# The daemon switches to its own system user when started as root (the package creates it too).
 run: build
+	@if [ "$$(id -u)" = 0 ] && ! getent passwd synwatch >/dev/null; then \
+	  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+	    --shell /usr/sbin/nologin synwatch; fi
 	$(BUILD)/daemon/synwatchd --config $(CONFIG)
 
 sanitize: deps

@@ -60,6 +60,16 @@ class Service {
       spdlog::critical("signalfd: {}", std::strerror(errno));
       return kExitSoftware;
     }
+    if (auto problem = missing_user_problem(config_->user)) {
+      spdlog::critical("{}", *problem);
+      notifier_.failed(*problem, kExitConfigError);
+      return kExitConfigError;
+    }
+    if (config_->user == "nobody" && ::geteuid() == 0) {
+      spdlog::warn(
+          "user 'nobody' is shared with other daemons, which could then signal or trace this one; "
+          "a dedicated user (synwatch) is safer");
+    }
     if (auto opened = open_alert_file(*config_); opened) {
       alert_file_ = std::move(*opened);
     } else {

@@ -38,14 +38,18 @@ std::expected<void, std::string> keep_only_net_raw() {
 
 }  // namespace
 
-std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& preferred_user) {
+std::optional<std::string> missing_user_problem(const std::string& user) {
+  if (::geteuid() != 0 || ::getpwnam(user.c_str()) != nullptr) return std::nullopt;
+  return "user '" + user + "' (config key user) does not exist; create it with `useradd --system " +
+         "--user-group --no-create-home --shell /usr/sbin/nologin " + user +
+         "` (the package does) or name an existing unprivileged user";
+}
+
+std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& user) {
   PrivilegeOutcome outcome;
   if (::geteuid() == 0) {
-    const passwd* pw = ::getpwnam(preferred_user.c_str());
-    if (pw == nullptr) pw = ::getpwnam("nobody");
-    if (pw == nullptr) {
-      return std::unexpected("neither user '" + preferred_user + "' nor 'nobody' exists");
-    }
+    const passwd* pw = ::getpwnam(user.c_str());
+    if (pw == nullptr) return std::unexpected("user '" + user + "' does not exist");
     outcome.user = pw->pw_name;
     const uid_t uid = pw->pw_uid;
     const gid_t gid = pw->pw_gid;

@@ -2,19 +2,24 @@
 // Least privilege for the live daemon. Once the captures are open, synwatchd keeps only
 // CAP_NET_RAW (needed to reopen an interface that went away) and, when started as root, switches
 // to an unprivileged user. Everything else is dropped, including from the bounding set, and
-// no_new_privs is set.
+// no_new_privs is set. The user must exist: falling back to a shared account such as nobody
+// would let every other daemon running as it signal, trace or read this one.
 
 #include <expected>
+#include <optional>
 #include <string>
 
 namespace synwatch {
 
 struct PrivilegeOutcome {
-  std::string user;       // the user now running, e.g. "synwatch" or "nobody"
+  std::string user;       // the user now running, e.g. "synwatch"
   bool switched = false;  // false when not started as root (e.g. systemd already set the user)
 };
 
-// `preferred_user` is tried first, then "nobody".
-std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& preferred_user);
+// Why the live daemon started as root could not switch to `user` (it does not exist), or
+// nullopt; checked at start, before anything is opened.
+std::optional<std::string> missing_user_problem(const std::string& user);
+
+std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& user);
 
 }  // namespace synwatch

@@ -181,7 +181,7 @@ struct Config {
   // addresses (re-read every protected_refresh).
   std::vector<IpPrefix> protected_prefixes;
   DurationNs protected_refresh = 30 * kNanosPerSecond;
-  std::string user = "synwatch";  // live mode started as root switches to it (else "nobody")
+  std::string user = "synwatch";  // live mode started as root switches to it; it must exist
   std::string state_dir = "/var/lib/synwatch";  // webhook spool lives below it
   CaptureConfig capture;
   KernelConfig kernel;

@@ -92,8 +92,7 @@ std::uint64_t next_sequence_in(const std::filesystem::path& directory) {
 std::expected<void, std::string> chown_tree(const std::filesystem::path& root,
                                             const std::string& user) {
   const passwd* account = ::getpwnam(user.c_str());
-  if (account == nullptr) account = ::getpwnam("nobody");
-  if (account == nullptr) return std::unexpected("no user '" + user + "' nor 'nobody'");
+  if (account == nullptr) return std::unexpected("user '" + user + "' does not exist");
   const uid_t uid = account->pw_uid;
   const gid_t gid = account->pw_gid;
   auto change = [&](const std::filesystem::path& path) -> std::expected<void, std::string> {

@@ -66,7 +66,7 @@ class WebhookDispatcher final : public EventSink {
  public:
   struct Options {
     // Started as root: the user the daemon will switch to, who must own the spool
-    // (config.user, falling back to nobody like privileges.cpp). Empty: leave ownership alone.
+    // (config.user). Empty: leave ownership alone.
     std::string spool_owner;
     // The Alertmanager `instance` label; empty = this host's name.
     std::string instance;
