@@ -259,46 +259,16 @@ std::size_t WebhookDispatcher::receivers() const noexcept {
 
 namespace {
 
-// An event id travels in a header (X-Synwatch-Event-Id): printable ASCII without spaces only,
-// so that a damaged or hostile spool file cannot add header lines.
-bool is_safe_event_id(std::string_view id) {
-  return !id.empty() && id.size() <= 128 &&
-         std::ranges::all_of(id, [](char c) { return c > ' ' && c < 0x7f; });
-}
-
-// A spooled entry as a queued event, or why it cannot be one. The file may be damaged or written
-// by someone else: every field the delivery reads is checked here, and the body is rendered once
-// for the receiver's format so that delivery never meets a field it cannot read.
+// A spooled entry as a queued event, or why it cannot be one (check_spooled_event).
 std::expected<Pending, std::string> pending_from_spool(SpooledEvent& entry, WebhookFormat format,
                                                        std::string_view instance) {
-  const auto event = nlohmann::json::parse(entry.json, nullptr, false);
-  if (!event.is_object()) return std::unexpected("not a JSON object");
-  const auto type_field = event.find("event");
-  const auto id_field = event.find("event_id");
-  if (type_field == event.end() || !type_field->is_string()) {
-    return std::unexpected("no \"event\" string");
-  }
-  const auto type = event_type_of(type_field->get<std::string>());
-  if (!type) return std::unexpected("unknown event '" + type_field->get<std::string>() + "'");
-  if (id_field == event.end() || !id_field->is_string()) {
-    return std::unexpected("no \"event_id\" string");
-  }
-  std::string event_id = id_field->get<std::string>();
-  if (!is_safe_event_id(event_id)) {
-    return std::unexpected("event_id is empty, too long or has spaces or control characters");
-  }
-  if (format != WebhookFormat::kJson) {
-    try {
-      (void)render_webhook_body(format, event, instance);
-    } catch (const nlohmann::json::exception& e) {
-      return std::unexpected(std::string("cannot render it: ") + e.what());
-    }
-  }
+  auto head = check_spooled_event(entry.json, format, instance);
+  if (!head) return std::unexpected(head.error());
   Pending pending;
   pending.sequence = entry.sequence;
-  pending.type = *type;
-  pending.event = std::string(to_string(*type));
-  pending.event_id = std::move(event_id);
+  pending.type = *event_type_of(head->event);
+  pending.event = std::move(head->event);
+  pending.event_id = std::move(head->event_id);
   pending.json = std::move(entry.json);
   pending.spooled = true;
   return pending;

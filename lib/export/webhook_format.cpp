@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -113,6 +114,37 @@ std::string render_webhook_body(WebhookFormat format, const nlohmann::json& even
     }
   }
   return event.dump();
+}
+
+std::expected<SpooledEventHead, std::string> check_spooled_event(std::string_view json,
+                                                                 WebhookFormat format,
+                                                                 std::string_view instance) {
+  const auto event = nlohmann::json::parse(json, nullptr, false);
+  if (!event.is_object()) return std::unexpected("not a JSON object");
+  const auto type = event.find("event");
+  if (type == event.end() || !type->is_string()) return std::unexpected("no \"event\" string");
+  SpooledEventHead head;
+  head.event = type->get<std::string>();
+  if (head.event != "started" && head.event != "updated" && head.event != "ended") {
+    return std::unexpected("unknown event '" + head.event.substr(0, 32) + "'");
+  }
+  const auto id = event.find("event_id");
+  if (id == event.end() || !id->is_string()) return std::unexpected("no \"event_id\" string");
+  head.event_id = id->get<std::string>();
+  const bool safe_id =
+      !head.event_id.empty() && head.event_id.size() <= 128 &&
+      std::ranges::all_of(head.event_id, [](char c) { return c > ' ' && c < 0x7f; });
+  if (!safe_id) {
+    return std::unexpected("event_id is empty, too long or has spaces or control characters");
+  }
+  if (format != WebhookFormat::kJson) {
+    try {
+      (void)render_webhook_body(format, event, instance);
+    } catch (const nlohmann::json::exception& e) {
+      return std::unexpected(std::string("cannot render it: ") + e.what());
+    }
+  }
+  return head;
 }
 
 std::string effective_webhook_url(WebhookFormat format, const std::string& url) {

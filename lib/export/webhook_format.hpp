@@ -5,6 +5,7 @@
 // Thread safety: free functions without shared state.
 
 #include <cstdint>
+#include <expected>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,19 @@ std::optional<WebhookFormat> parse_webhook_format(std::string_view name);
 // put into Alertmanager's `instance` label.
 std::string render_webhook_body(WebhookFormat format, const nlohmann::json& event,
                                 std::string_view instance);
+
+// What delivery needs to know of a spooled event, checked: the file may be damaged or written
+// by someone else.
+struct SpooledEventHead {
+  std::string event;     // "started", "updated" or "ended"
+  std::string event_id;  // printable ASCII without spaces, at most 128 bytes (it is a header)
+};
+
+// Checks a spooled event's JSON text for delivery in `format`: an object with the event type
+// and a safe event_id, from which `format`'s body renders. Never throws.
+std::expected<SpooledEventHead, std::string> check_spooled_event(std::string_view json,
+                                                                 WebhookFormat format,
+                                                                 std::string_view instance);
 
 // A one-line human summary of an event, used by the slack format and Alertmanager's summary.
 std::string summarize_event(const nlohmann::json& event);
