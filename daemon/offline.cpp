@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <random>
 
@@ -21,6 +22,7 @@ namespace {
 constexpr int kExitDataError = 65;   // sysexits EX_DATAERR
 constexpr int kExitNoInput = 66;     // sysexits EX_NOINPUT
 constexpr int kExitTempFail = 75;    // sysexits EX_TEMPFAIL: webhook events left undelivered
+constexpr int kExitIoError = 74;     // sysexits EX_IOERR: events could not be written out
 constexpr int kExitCantCreate = 73;  // sysexits EX_CANTCREAT: webhook spool or secret unusable
 
 // stdout and the webhooks both see every event, in order.
@@ -101,6 +103,12 @@ int run_offline(const Config& config, const std::string& capture_path) {
   }
   engine.finish();
   print_summary(capture_path, engine, sink.written());
+  if (sink.failed() > 0) {
+    // The events are the result: losing some is a failure whatever else went well.
+    spdlog::error("{} of {} events could not be written to standard output: {}", sink.failed(),
+                  sink.failed() + sink.written(), std::strerror(sink.last_error()));
+    exit_code = kExitIoError;
+  }
   if (webhooks) {
     // Bounded by each receiver's retry limit: an event is delivered or given up eventually.
     webhooks->flush(std::chrono::hours(24 * 365));

@@ -1,5 +1,7 @@
 #include "export/event_json.hpp"
 
+#include <cerrno>
+
 #include <cmath>
 
 namespace synwatch {
@@ -72,6 +74,10 @@ void JsonLinesSink::publish(const IncidentEvent& event) {
   if (std::fwrite(line.data(), 1, line.size(), stream_) == line.size() &&
       std::fflush(stream_) == 0) {
     ++written_;
+  } else {
+    ++failed_;
+    last_error_ = errno;
+    std::clearerr(stream_);
   }
 }
 

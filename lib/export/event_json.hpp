@@ -23,10 +23,15 @@ class JsonLinesSink final : public EventSink {
   explicit JsonLinesSink(std::FILE* stream) : stream_(stream) {}
   void publish(const IncidentEvent& event) override;
   [[nodiscard]] std::uint64_t written() const noexcept { return written_; }
+  // Events that could not be written (a full disk, a closed pipe), and the errno of the last.
+  [[nodiscard]] std::uint64_t failed() const noexcept { return failed_; }
+  [[nodiscard]] int last_error() const noexcept { return last_error_; }
 
  private:
   std::FILE* stream_;
   std::uint64_t written_ = 0;
+  std::uint64_t failed_ = 0;
+  int last_error_ = 0;
 };
 
 }  // namespace synwatch
