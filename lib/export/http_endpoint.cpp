@@ -369,7 +369,7 @@ struct HttpEndpoint::Impl {
   Impl& operator=(const Impl&) = delete;
 
   // The server thread: MHD's epoll set and the wake-up eventfd in one epoll, MHD_run after every
-  // wake-up, and at least once a second the request deadlines and the auth log summary.
+  // wake-up, and every 250 ms the request deadlines and the auth log summary.
   void run() noexcept {
     auto next_sweep = Clock::now();
     while (!stopping.load()) {
