@@ -612,6 +612,7 @@ std::expected<std::unique_ptr<HttpEndpoint>, std::string> HttpEndpoint::start(
       MHD_OPTION_LISTEN_SOCKET, listener->fd,
       MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(options.connection_timeout.count()),
       MHD_OPTION_CONNECTION_LIMIT, options.connection_limit,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, options.per_address_connection_limit,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, options.connection_memory_limit,
       MHD_OPTION_NOTIFY_CONNECTION, &Impl::on_connection, impl.get(),
       MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed, impl.get(),

@@ -9,7 +9,9 @@
 //   becoming ready for it (accepted, or the previous response sent). MHD's timeout alone would
 //   keep a client that trickles a byte now and then; the deadline sheds it;
 // - memory: connection_memory_limit for the request line, headers and response headers;
-// and at most connection_limit connections are open at once (more wait in the listen backlog).
+// and at most connection_limit connections are open at once (more wait in the listen backlog),
+// at most per_address_connection_limit of them from one address (more are closed at once), so
+// that one address cannot fill them all.
 //
 // Routes: GET and HEAD on exactly /metrics (the render function's page, Prometheus text format)
 // and / (a landing page linking to /metrics); any other path 404; another method on those two
@@ -41,6 +43,7 @@ struct HttpEndpointOptions {
   std::chrono::seconds connection_timeout{5};
   std::chrono::seconds request_deadline{10};
   unsigned connection_limit = 1024;
+  unsigned per_address_connection_limit = 768;
   std::size_t connection_memory_limit = 16384;
   unsigned auth_failure_burst = 5;
   std::chrono::milliseconds auth_failure_refill{1000};

@@ -480,6 +480,24 @@ TEST(HttpEndpointLimits, ClientTricklingAHeaderIsShedAtTheRequestDeadline) {
   EXPECT_EQ(endpoint->stats().connections_shed, 1u);
 }
 
+TEST(HttpEndpointLimits, OneAddressGetsAtMostItsShareOfConnections) {
+  HttpEndpointOptions options;
+  options.per_address_connection_limit = 4;
+  const auto endpoint = start(options);
+  ASSERT_TRUE(endpoint);
+  const int port = port_of(*endpoint);
+  std::vector<int> held;
+  for (int i = 0; i < 4; ++i) held.push_back(connect_to(port));
+  std::this_thread::sleep_for(100ms);  // all four accepted
+  // The fifth is accepted by the kernel and closed by the server without an answer.
+  EXPECT_EQ(request(port, "GET", "/metrics").status, 0);
+  close(held.back());
+  held.pop_back();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(request(port, "GET", "/metrics").status, 200);
+  for (const int fd : held) close(fd);
+}
+
 // 500 clients trickling a request header and 50 that send nothing, against the default limits:
 // ten scrapes in a row each answered within a second.
 TEST(HttpEndpointLimits, SlowAndIdleClientsDoNotStarveScrapes) {
