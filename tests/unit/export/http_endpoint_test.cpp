@@ -486,8 +486,8 @@ TEST(HttpEndpointLimits, OneAddressGetsAtMostItsShareOfConnections) {
   const auto endpoint = start(options);
   ASSERT_TRUE(endpoint);
   const int port = port_of(*endpoint);
-  std::vector<int> held;
-  for (int i = 0; i < 4; ++i) held.push_back(connect_to(port));
+  std::vector<int> held(4);
+  for (int& fd : held) fd = connect_to(port);
   std::this_thread::sleep_for(100ms);  // all four accepted
   // The fifth is accepted by the kernel and closed by the server without an answer.
   EXPECT_EQ(request(port, "GET", "/metrics").status, 0);
