@@ -6,7 +6,7 @@ CONFIG ?= config/synwatch.yaml
 DEBIAN_PACKAGES = build-essential clang-format clang-tidy-16 cmake pkg-config g++ clang clang-16 libclang-rt-16-dev \
   libpcap-dev zlib1g-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev \
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcap-dev libsystemd-dev prometheus-cpp-dev \
-  libcurl4-openssl-dev libssl-dev openssl prometheus-alertmanager prometheus \
+  libmicrohttpd-dev libcurl4-openssl-dev libssl-dev openssl prometheus-alertmanager prometheus \
   tcpdump iproute2 nftables hping3 python3 procps tcpreplay time linux-perf \
   systemd dpkg-dev file groff-base man-db util-linux adduser
 
@@ -45,13 +45,13 @@ sanitize: deps
 	ctest --test-dir $(BUILD)-asan --output-on-failure -j $(JOBS)
 
 # ThreadSanitizer on what runs threads: capture workers and coordinator (the live daemon, the
-# sharded engine), the read-ahead of --read, the webhook sender and its spool. Only those: the
-# rest of the suite is single-threaded, and TSan makes it several times slower. Address space
-# randomisation is turned off for the run (setarch -R) because TSan's fixed memory layout does
-# not fit the randomised mappings of kernels with more mmap_rnd_bits.
+# sharded engine), the read-ahead of --read, the webhook sender and its spool, the /metrics HTTP
+# server. Only those: the rest of the suite is single-threaded, and TSan makes it several times
+# slower. Address space randomisation is turned off for the run (setarch -R) because TSan's fixed
+# memory layout does not fit the randomised mappings of kernels with more mmap_rnd_bits.
 TSAN_TARGETS = synwatchd synwatch_gen synwatch_flood engine_test sharded_engine_test capture_test \
-  webhook_test spool_test live_netns_test webhook_e2e_test offline_e2e_test
-TSAN_TESTS = ^(ShardedEngine|Scenarios/ShardedOnCaptures|Scenarios/EngineOnCaptures|ReadAheadSource|WebhookDispatcher|SpoolTest|LiveNetns|WebhookE2E|OfflineE2E)\.
+  webhook_test spool_test live_netns_test webhook_e2e_test offline_e2e_test http_endpoint_test
+TSAN_TESTS = ^(ShardedEngine|Scenarios/ShardedOnCaptures|Scenarios/EngineOnCaptures|ReadAheadSource|WebhookDispatcher|SpoolTest|LiveNetns|WebhookE2E|OfflineE2E|HttpEndpoint(Auth|Limits)?)\.
 tsan: deps
 	cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNWATCH_SANITIZE_THREAD=ON \
 	  -DSYNWATCH_BUILD_BENCH=OFF

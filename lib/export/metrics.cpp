@@ -9,6 +9,8 @@
 #include <iterator>
 #include <sstream>
 
+#include <prometheus/text_serializer.h>
+
 namespace synwatch {
 
 namespace {
@@ -99,46 +101,37 @@ void add_process_metrics(std::vector<MetricFamily>& out, double start_time) {
   out.push_back(std::move(m));
 }
 
-std::string read_first_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
 }  // namespace
 
 MetricsExporter::MetricsExporter(std::string version)
     : version_(std::move(version)), start_time_(now_unix_seconds()) {}
 
-MetricsExporter::~MetricsExporter() = default;
+// The server thread renders from this object: stop it first.
+MetricsExporter::~MetricsExporter() {
+  endpoint_.reset();
+}
 
 std::expected<std::shared_ptr<MetricsExporter>, std::string> MetricsExporter::start(
     const MetricsConfig& config, std::string version) {
   auto exporter = std::make_shared<MetricsExporter>(std::move(version));
-  try {
-    exporter->exposer_ = std::make_unique<prometheus::Exposer>(config.listen, 2);
-  } catch (const std::exception& e) {
-    return std::unexpected("cannot serve metrics on " + config.listen + ": " + e.what());
-  }
-  if (!config.basic_auth_user.empty()) {
-    if (access(config.basic_auth_password_file.c_str(), R_OK) != 0) {
-      return std::unexpected("cannot read metrics.basic_auth_password_file '" +
-                             config.basic_auth_password_file + "'");
-    }
-    const std::string password = read_first_line(config.basic_auth_password_file);
-    exporter->exposer_->RegisterAuth(
-        [user = config.basic_auth_user, password](const std::string& u, const std::string& p) {
-          return u == user && p == password;
-        },
-        "synwatch");
-  }
-  exporter->exposer_->RegisterCollectable(exporter);
+  HttpEndpointOptions options;
+  options.listen = config.listen;
+  options.basic_auth_user = config.basic_auth_user;
+  options.basic_auth_password_file = config.basic_auth_password_file;
+  auto endpoint = HttpEndpoint::start(options, [raw = exporter.get()] { return raw->render(); });
+  if (!endpoint) return std::unexpected(endpoint.error());
+  exporter->endpoint_ = std::move(*endpoint);
   return exporter;
 }
 
 std::vector<int> MetricsExporter::listening_ports() const {
-  return exposer_ ? exposer_->GetListeningPorts() : std::vector<int>{};
+  return endpoint_ ? endpoint_->listening_ports() : std::vector<int>{};
+}
+
+std::string MetricsExporter::render() const {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, Collect());
+  return out.str();
 }
 
 void MetricsExporter::update(MetricsState state) {

@@ -1,12 +1,14 @@
 #pragma once
-// The Prometheus /metrics endpoint (prometheus-cpp pull exposer).
+// The Prometheus /metrics endpoint: prometheus-cpp's metric model and text format, served by
+// HttpEndpoint (libmicrohttpd, one event-driven thread; see http_endpoint.hpp for its limits).
 //
 // Every metric is declared in one place (metrics.cpp, families built in Collect()). Values come
 // from a snapshot the main loop hands over once a second, never from the packet path: a scrape
 // reads the last snapshot under a mutex that only the main loop also takes, so scraping cannot
 // slow capture. Series exist only for what the snapshot holds, so destinations that went quiet
 // vanish from the page on their own.
-// Thread safety: update() from one thread, Collect() from the exposer's HTTP threads.
+// Thread safety: update() from one thread (the main loop), Collect() and render() from any thread,
+// in practice the endpoint's server thread; start() and the destructor from the owner's thread.
 
 #include <cstdint>
 #include <expected>
@@ -18,12 +20,12 @@
 
 #include <prometheus/client_metric.h>
 #include <prometheus/collectable.h>
-#include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/metric_type.h>
 
 #include "config/config.hpp"
 #include "engine/live_pipeline.hpp"
+#include "export/http_endpoint.hpp"
 #include "export/webhook.hpp"
 
 namespace synwatch {
@@ -43,13 +45,16 @@ struct MetricsState {
 
 class MetricsExporter final : public prometheus::Collectable {
  public:
-  // Binds the listen address and starts serving. Errors name the address and the reason.
+  // Binds the listen address and starts serving. Errors name the address (or the password file)
+  // and the reason.
   static std::expected<std::shared_ptr<MetricsExporter>, std::string> start(
       const MetricsConfig& config, std::string version);
   ~MetricsExporter() override;
 
   void update(MetricsState state);
   std::vector<prometheus::MetricFamily> Collect() const override;
+  // The page: Collect() in the Prometheus text format (version 0.0.4).
+  [[nodiscard]] std::string render() const;
   [[nodiscard]] std::vector<int> listening_ports() const;
 
   explicit MetricsExporter(std::string version);  // use start(); public for make_shared and tests
@@ -57,9 +62,9 @@ class MetricsExporter final : public prometheus::Collectable {
  private:
   std::string version_;
   double start_time_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
   mutable std::mutex mutex_;
   MetricsState state_;
+  std::unique_ptr<HttpEndpoint> endpoint_;  // last: stopped before the state it renders goes
 };
 
 }  // namespace synwatch
