@@ -18,6 +18,7 @@
 #include "export/alert_file.hpp"
 #include "export/webhook.hpp"
 #include "export/metrics.hpp"
+#include "export/open_incidents.hpp"
 #include "version.hpp"
 #include "kernel/host_addresses.hpp"
 #include "logging.hpp"
@@ -89,6 +90,16 @@ class Service {
       return kExitConfigError;
     }
 
+    std::vector<ResumedIncident> resumed;
+    if (auto file = OpenIncidentsFile::open(config_->state_dir, config_->user); file) {
+      open_incidents_.emplace(std::move(*file));
+      std::vector<std::string> problems;
+      resumed = open_incidents_->load(problems);
+      for (const auto& problem : problems) spdlog::error("{}", problem);
+    } else {
+      spdlog::error("{}; incidents open at a crash cannot be carried on after it", file.error());
+    }
+
     pipeline_ = std::make_unique<LivePipeline>(*config_, queue_, random_seed());
     auto opened = pipeline_->open_interfaces();
     if (!opened) {
@@ -136,6 +147,18 @@ class Service {
     }
     if (webhooks_) webhooks_->start();
     refresh_protected();
+    if (!resumed.empty()) {
+      // The previous run died with these open: they go on under their ids if the flood does,
+      // and end after the cooldown if it does not.
+      std::string ids;
+      for (const auto& incident : resumed) {
+        ids += (ids.empty() ? "" : ", ") + incident.incident_id + " (" +
+               describe_target(incident.target, incident.host_scope) + ")";
+      }
+      spdlog::warn("carrying on {} incident{} the previous run left open: {}", resumed.size(),
+                   resumed.size() == 1 ? "" : "s", ids);
+      pipeline_->resume_incidents(resumed);
+    }
     pipeline_->start();
     spdlog::info(
         "synwatchd watching {} ({}); half-open threshold {} per destination; protected: {}",
@@ -194,6 +217,9 @@ class Service {
       }
     }
     pipeline_->stop();
+    // Every started gets its ended: a stop is an end (a restart during a flood starts a new
+    // incident). Only a death without this (SIGKILL, a crash) leaves incidents to carry on.
+    pipeline_->end_incidents("synwatchd stopped");
     deliver(queue_.drain());
     if (webhooks_) {
       // A short grace period for events in flight; whatever is left stays spooled for the next
@@ -243,6 +269,12 @@ class Service {
         }
       }
       if (webhooks_) webhooks_->publish(event);  // spooled and queued; never waits on the network
+      if (open_incidents_) {
+        if (auto recorded = open_incidents_->record(event); !recorded) {
+          spdlog::error("{}; a crash now would leave incident {} without its ended",
+                        recorded.error(), event.incident_id);
+        }
+      }
     }
   }
 
@@ -409,6 +441,7 @@ class Service {
   EventQueue queue_;
   std::unique_ptr<LivePipeline> pipeline_;
   std::optional<AlertFile> alert_file_;
+  std::optional<OpenIncidentsFile> open_incidents_;
   std::unique_ptr<WebhookDispatcher> webhooks_;
   std::shared_ptr<MetricsExporter> metrics_;
   std::map<std::string, OutputCounts> outputs_;

@@ -147,6 +147,45 @@ std::string Detector::end_reason(const DestinationStats& s, const Incident& inci
       to_seconds(now - incident.started_at));
 }
 
+void Detector::resume(const ResumedIncident& resumed, TimestampNs now) {
+  Incidents& incidents = resumed.host_scope ? host_incidents_ : incidents_;
+  if (incidents.contains(resumed.target)) return;
+  Incident incident;
+  incident.id = resumed.incident_id;
+  incident.kind = resumed.kind;
+  incident.started_at = resumed.started_at;
+  incident.last_event_at = now;
+  incident.sequence = resumed.sequence;
+  incident.peak_half_open = resumed.peak_half_open;
+  incident.seen = counters_.evaluations;
+  incidents.emplace(resumed.target, std::move(incident));
+}
+
+void Detector::end_all(TimestampNs now, std::string_view why, EventSink& sink) {
+  for (Incidents* incidents : {&incidents_, &host_incidents_}) {
+    const Scope scope{incidents == &host_incidents_,
+                      incidents == &host_incidents_ ? config_.host_half_open : config_.half_open};
+    // In target order, so that what is published does not depend on hashing.
+    std::vector<Endpoint> targets;
+    targets.reserve(incidents->size());
+    for (const auto& entry : *incidents) targets.push_back(entry.first);
+    std::ranges::sort(targets);
+    for (const auto& target : targets) {
+      Incident& incident = incidents->at(target);
+      ++incident.sequence;
+      DestinationStats stats;
+      stats.target = target;
+      IncidentEvent e = make_event(EventType::kEnded, incident, stats, now, scope);
+      e.reason =
+          fmt::format("{}; the incident is closed unfinished after {:.1f} s, peak {} half-open",
+                      why, to_seconds(now - incident.started_at), incident.peak_half_open);
+      sink.publish(e);
+      ++counters_.ended;
+    }
+    incidents->clear();
+  }
+}
+
 IncidentEvent Detector::make_event(EventType type, const Incident& incident,
                                    const DestinationStats& s, TimestampNs now,
                                    const Scope& scope) const {

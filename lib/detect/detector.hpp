@@ -55,6 +55,16 @@ class Detector {
   // Applies new thresholds; open incidents keep their id, kind and start time.
   void reconfigure(const DetectionConfig& config, std::size_t top_sources);
 
+  // Takes on an incident a previous run left open (it died without ending it). The incident
+  // goes on under its id and event sequence while its condition holds, and ends like any other
+  // once the condition has been clear for `cooldown` (at once if its target is gone). Ignored
+  // when an incident is already open on the target.
+  void resume(const ResumedIncident& incident, TimestampNs now);
+
+  // Ends every open incident now (the daemon is stopping), saying `why` in the reason. The
+  // events carry the incident's peak and duration; current figures are not evaluated.
+  void end_all(TimestampNs now, std::string_view why, EventSink& sink);
+
   [[nodiscard]] std::size_t open_incidents() const noexcept {
     return incidents_.size() + host_incidents_.size();
   }

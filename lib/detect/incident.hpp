@@ -81,6 +81,18 @@ struct IncidentEvent {
   std::optional<KernelIncidentStats> kernel;  // stats.kernel; absent without the kernel view
 };
 
+// An incident that was open when a previous run of the daemon died (state_dir): what the
+// detector needs to carry it on under its own id, or to end it.
+struct ResumedIncident {
+  std::string incident_id;
+  std::uint32_t sequence = 0;  // of its last event
+  Endpoint target;
+  bool host_scope = false;
+  AttackKind kind = AttackKind::kSpoofedRandom;
+  TimestampNs started_at = 0;
+  std::uint32_t peak_half_open = 0;
+};
+
 // Receives incident events, in order, on the engine's thread. Implementations must not block
 // for long (queue and hand off to another thread if delivery can stall).
 class EventSink {

@@ -254,6 +254,24 @@ void LivePipeline::stop() {
   thread_.join();
 }
 
+void LivePipeline::resume_incidents(const std::vector<ResumedIncident>& incidents) {
+  if (config_->capture.enabled) {
+    engine_.resume_incidents(incidents, realtime_now());
+  } else if (kernel_) {
+    for (const auto& incident : incidents) {
+      kernel_->view().detector().resume(incident, realtime_now());
+    }
+  }
+}
+
+void LivePipeline::end_incidents(std::string_view why) {
+  if (config_->capture.enabled) {
+    engine_.end_incidents(realtime_now(), why);
+  } else if (kernel_) {
+    kernel_->view().detector().end_all(realtime_now(), why, sink_);
+  }
+}
+
 void LivePipeline::wake() noexcept {
   signal_fd(wake_fd_);
 }

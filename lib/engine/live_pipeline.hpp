@@ -108,6 +108,12 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void start();
   void stop();  // joins the capture thread; flushes nothing itself
 
+  // Before start(): incidents a previous run left open, carried on under their ids by the view
+  // that raises incidents (the wire view, or the kernel view in kernel-only mode).
+  void resume_incidents(const std::vector<ResumedIncident>& incidents);
+  // After stop(): ends every open incident, publishing `ended` with `why` to the sink.
+  void end_incidents(std::string_view why);
+
   // Hands a new configuration to the capture thread; applied between two batches. Returns at
   // once. If the interfaces, filter, snap length or buffer changed, the captures are reopened.
   void request_reconfigure(std::shared_ptr<const Config> config);

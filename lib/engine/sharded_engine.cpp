@@ -131,6 +131,14 @@ void ShardedEngine::finish() noexcept {
   }
 }
 
+void ShardedEngine::resume_incidents(std::span<const ResumedIncident> incidents, TimestampNs now) {
+  for (const auto& incident : incidents) detector_.resume(incident, now);
+}
+
+void ShardedEngine::end_incidents(TimestampNs now, std::string_view why) {
+  detector_.end_all(now, why, sink_);
+}
+
 std::vector<std::string> ShardedEngine::reconfigure(const Config& config) {
   std::vector<std::string> kept = keys_kept_until_restart(running_, config);
   running_ = applied_on_reload(running_, config);

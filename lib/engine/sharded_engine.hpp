@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <span>
+#include <string_view>
 #include <vector>
 
 #include "aggregate/merged_destinations.hpp"
@@ -43,6 +45,11 @@ class ShardedEngine {
   void advance_to(TimestampNs now) noexcept;
   // End of an offline capture: lets time run on until every open incident has ended.
   void finish() noexcept;
+
+  // Incidents a previous run left open, carried on under their ids (Detector::resume).
+  void resume_incidents(std::span<const ResumedIncident> incidents, TimestampNs now);
+  // Ends every open incident, saying `why` (Detector::end_all); published to the engine's sink.
+  void end_incidents(TimestampNs now, std::string_view why);
 
   // As Engine::reconfigure: returns the keys that differ but need a restart.
   std::vector<std::string> reconfigure(const Config& config);

@@ -1,6 +1,7 @@
 #include "export/spool.hpp"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,6 +45,26 @@ bool fsync_directory(const std::filesystem::path& directory) {
 }
 
 }  // namespace
+
+std::expected<void, std::string> hand_over_tree(const std::filesystem::path& root,
+                                                const std::string& user) {
+  const passwd* account = ::getpwnam(user.c_str());
+  if (account == nullptr) return std::unexpected("user '" + user + "' does not exist");
+  const uid_t uid = account->pw_uid;
+  const gid_t gid = account->pw_gid;
+  auto change = [&](const std::filesystem::path& path) -> std::expected<void, std::string> {
+    if (::lchown(path.c_str(), uid, gid) != 0) {
+      return std::unexpected("cannot chown " + path.string() + ": " + errno_text(errno));
+    }
+    return {};
+  };
+  if (auto changed = change(root); !changed) return changed;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root, error)) {
+    if (auto changed = change(entry.path()); !changed) return changed;
+  }
+  return {};
+}
 
 std::expected<Spool, std::string> Spool::open(std::filesystem::path directory) {
   std::error_code error;
@@ -101,33 +122,38 @@ std::vector<SpooledEvent> Spool::load(std::vector<std::string>& problems) {
   return events;
 }
 
-std::expected<void, std::string> Spool::append(std::uint64_t sequence, std::string_view json) {
-  const auto final_path = path_of(sequence);
-  auto temporary = final_path;
+std::expected<void, std::string> replace_file_durably(const std::filesystem::path& path,
+                                                      std::string_view content) {
+  auto temporary = path;
   temporary += kTemporarySuffix;
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     return std::unexpected("cannot create " + temporary.string() + ": " + errno_text(errno));
   }
-  std::string line(json);
-  line += '\n';
-  const bool written = write_all(fd, line) && ::fsync(fd) == 0;
+  const bool written = write_all(fd, content) && ::fsync(fd) == 0;
   const int saved = errno;
   ::close(fd);
   if (!written) {
     ::unlink(temporary.c_str());
     return std::unexpected("cannot write " + temporary.string() + ": " + errno_text(saved));
   }
-  if (::rename(temporary.c_str(), final_path.c_str()) != 0) {
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
     const int rename_error = errno;
     ::unlink(temporary.c_str());
-    return std::unexpected("cannot rename to " + final_path.string() + ": " +
-                           errno_text(rename_error));
+    return std::unexpected("cannot rename to " + path.string() + ": " + errno_text(rename_error));
   }
-  if (!fsync_directory(directory_)) {
-    return std::unexpected("cannot fsync " + directory_.string() + ": " + errno_text(errno));
+  const auto directory =
+      path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+  if (!fsync_directory(directory)) {
+    return std::unexpected("cannot fsync " + directory.string() + ": " + errno_text(errno));
   }
   return {};
+}
+
+std::expected<void, std::string> Spool::append(std::uint64_t sequence, std::string_view json) {
+  std::string line(json);
+  line += '\n';
+  return replace_file_durably(path_of(sequence), line);
 }
 
 void Spool::remove(std::uint64_t sequence) {

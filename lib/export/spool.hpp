@@ -15,6 +15,17 @@
 
 namespace synwatch {
 
+// Gives `root` and everything under it to `user` (and the user's group), so that the daemon can
+// still write there after switching to that user.
+std::expected<void, std::string> hand_over_tree(const std::filesystem::path& root,
+                                                const std::string& user);
+
+// Replaces `path` with `content` so that after a crash it holds either the old or the new
+// content: a temporary file (path + ".tmp") is written and fsync'd, renamed over `path`, and the
+// directory fsync'd.
+std::expected<void, std::string> replace_file_durably(const std::filesystem::path& path,
+                                                      std::string_view content);
+
 struct SpooledEvent {
   std::uint64_t sequence = 0;
   std::string json;  // the event_json object, compact

@@ -2,7 +2,6 @@
 
 #include <curl/curl.h>
 #include <fmt/format.h>
-#include <pwd.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,28 +84,6 @@ std::uint64_t next_sequence_in(const std::filesystem::path& directory) {
     next = std::max(next, sequence + 1);
   }
   return next;
-}
-
-// Hands the spool to the user the daemon is about to become, so it can still write after
-// dropping root.
-std::expected<void, std::string> chown_tree(const std::filesystem::path& root,
-                                            const std::string& user) {
-  const passwd* account = ::getpwnam(user.c_str());
-  if (account == nullptr) return std::unexpected("user '" + user + "' does not exist");
-  const uid_t uid = account->pw_uid;
-  const gid_t gid = account->pw_gid;
-  auto change = [&](const std::filesystem::path& path) -> std::expected<void, std::string> {
-    if (::lchown(path.c_str(), uid, gid) != 0) {
-      return std::unexpected("cannot chown " + path.string() + ": " + std::strerror(errno));
-    }
-    return {};
-  };
-  if (auto changed = change(root); !changed) return changed;
-  std::error_code error;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(root, error)) {
-    if (auto changed = change(entry.path()); !changed) return changed;
-  }
-  return {};
 }
 
 WebhookFailure classify(CURLcode code) {
@@ -242,7 +219,7 @@ std::expected<std::unique_ptr<WebhookDispatcher>, std::string> WebhookDispatcher
     dispatcher->receivers_.push_back(std::move(receiver));
   }
   if (!options.spool_owner.empty() && ::geteuid() == 0 && !dispatcher->receivers_.empty()) {
-    if (auto owned = chown_tree(spool_root, options.spool_owner); !owned) {
+    if (auto owned = hand_over_tree(spool_root, options.spool_owner); !owned) {
       return std::unexpected("webhook spool: " + owned.error());
     }
   }

@@ -109,6 +109,8 @@ class KernelView {
   void reconfigure(const Config& config);
 
   [[nodiscard]] const Detector& detector() const noexcept { return detector_; }
+  // For carrying on or ending incidents across a restart (same thread as the polls).
+  [[nodiscard]] Detector& detector() noexcept { return detector_; }
   [[nodiscard]] const DestinationTable& destinations() const noexcept { return destinations_; }
   [[nodiscard]] std::size_t syn_recv_total() const noexcept { return previous_.size(); }
   [[nodiscard]] std::uint64_t unattributed_syncookies() const noexcept { return unattributed_; }

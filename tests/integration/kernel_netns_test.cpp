@@ -97,6 +97,7 @@ class KernelNetns : public ::testing::Test {
                              "metrics:\n  enabled: false\n"
                              "alerts:\n  file: "
                           << (dir_.path() / (name + ".jsonl")).string()
+                          << "\nstate_dir: " << (dir_.path() / "state").string()
                           << "\nlog:\n  level: debug\nuser: nobody\n";
     std::vector<std::string> argv{"env", "-u", "JOURNAL_STREAM"};
     if (!capture) {

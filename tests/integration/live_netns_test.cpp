@@ -4,6 +4,7 @@
 
 #include <iostream>
 #include <regex>
+#include <set>
 
 #include "testbed.hpp"
 
@@ -47,6 +48,7 @@ class LiveNetns : public ::testing::Test {
                            << "\ndetection:\n  half_open: 256\n  for: 0.5s\n  cooldown: 2s\n"
                               "  update_interval: 1s\nalerts:\n  file: "
                            << alerts_.string() << "\nlog:\n  level: debug\nuser: nobody\n"
+                           << "state_dir: " << (dir_.path() / "state").string() << "\n"
                            << extra;
   }
 
@@ -374,7 +376,9 @@ TEST_F(LiveNetns, AReloadThatFailsOnAnOutputKeepsEveryOutputRunning) {
   second = std::regex_replace(
       second, std::regex("alerts:\n"),
       "alerts:\n  webhooks:\n    - name: hook\n      url: http://127.0.0.1:9/\n");
-  std::ofstream(config_) << second << "state_dir: " << root_only.string() << "/state\n";
+  second = std::regex_replace(second, std::regex("state_dir: [^\n]*"),
+                              "state_dir: " + root_only.string() + "/state");
+  std::ofstream(config_) << second;
   daemon_->signal(SIGHUP);
   ASSERT_TRUE(eventually(5s, [&] {
     const auto text = log();
@@ -455,8 +459,7 @@ TEST_F(LiveNetns, OnlyInterfaceMissingKeepsTheDaemonWaitingForIt) {
 // Capabilities, the bounding set and no_new_privs belong to each thread: the metrics threads
 // once started before the drop and kept root's full bounding set.
 TEST_F(LiveNetns, EveryThreadRunsUnprivilegedWithOnlyCapNetRaw) {
-  write_config("[swv0]\n  workers: 2", "state_dir: " + (dir_.path() / "state").string() +
-                                           "\nmetrics:\n  listen: 127.0.0.1:0\n");
+  write_config("[swv0]\n  workers: 2", "metrics:\n  listen: 127.0.0.1:0\n");
   std::string text = read_file(config_);
   std::ofstream(config_) << std::regex_replace(
       text, std::regex("alerts:\n"),
@@ -484,6 +487,54 @@ TEST_F(LiveNetns, EveryThreadRunsUnprivilegedWithOnlyCapNetRaw) {
   }
   // Main, coordinator, two workers, the webhook's delivery thread and the HTTP server's.
   EXPECT_GE(threads, 6u);
+}
+
+// Every started gets its ended: a daemon killed mid-flood (no chance to end anything) carries
+// its open incident on when it starts again, under the same id and event sequence, and a
+// stopped daemon ends what is open with the reason.
+TEST_F(LiveNetns, AKilledDaemonCarriesItsIncidentOnAndAStoppedOneEndsIt) {
+  write_config("[swv0]");
+  start_listener(8080);
+  start_daemon();
+  Background flooding(
+      bed_->exec_in(bed_->attacker(), {SYNWATCH_FLOOD, "--target", "198.51.100.1", "--port", "8080",
+                                       "--count", "140000", "--rate", "10000", "--sources",
+                                       "198.18.0.0/15", "--max-seconds", "20"}),
+      dir_.path() / "flood.out");
+  ASSERT_TRUE(eventually(8s, [&] { return !events_of(events(), "started").empty(); })) << log();
+  const std::string id = events_of(events(), "started")[0]["incident_id"];
+  daemon_->signal(SIGKILL);
+  EXPECT_NE(daemon_->wait_exit(5s), 0);
+
+  start_daemon();
+  EXPECT_NE(log().find("carrying on 1 incident the previous run left open: " + id),
+            std::string::npos)
+      << log();
+  ASSERT_TRUE(eventually(6s, [&] {
+    const auto updated = events_of(events(), "updated");
+    if (updated.empty() || updated.back()["incident_id"] != id) return false;
+    const std::string event_id = updated.back()["event_id"];
+    return std::stoi(event_id.substr(event_id.rfind('-') + 1)) >= 2;
+  })) << log();
+  ASSERT_TRUE(flooding.running()) << "the flood must outlast the restart for this test";
+  daemon_->signal(SIGTERM);
+  EXPECT_EQ(daemon_->wait_exit(5s), 0) << log();
+
+  const auto all = events();
+  EXPECT_EQ(events_of(all, "started").size(), 1u) << "the flood went on: no new incident";
+  const auto ended = events_of(all, "ended");
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0]["incident_id"], id);
+  EXPECT_TRUE(ended[0]["reason"].get<std::string>().starts_with("synwatchd stopped"))
+      << ended[0]["reason"];
+  std::set<std::string> event_ids;
+  for (const auto& e : all) {
+    EXPECT_TRUE(event_ids.insert(e["event_id"].get<std::string>()).second)
+        << "event id used twice: " << e.dump();
+  }
+  // Nothing is left to carry on after a clean stop.
+  EXPECT_EQ(read_file(dir_.path() / "state" / "incidents" / "open.json").find(id),
+            std::string::npos);
 }
 
 }  // namespace

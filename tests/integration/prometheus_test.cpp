@@ -478,6 +478,7 @@ class PrometheusLive : public ::testing::Test {
            "detection:\n  half_open: 256\n  for: 0.5s\n  cooldown: 2s\n  update_interval: 1s\n"
            "metrics:\n  listen: 127.0.0.1:"
         << metrics_port_ << "\n  max_destinations: " << max_destinations
+        << "\nstate_dir: " << (dir_.path() / "state").string()
         << "\nlog:\n  level: info\nuser: nobody\n";
     daemon_ = std::make_unique<Background>(
         bed_->exec_in(bed_->victim(),

@@ -342,5 +342,71 @@ TEST_F(DetectorTest, IncidentIdsAreDeterministic) {
   EXPECT_EQ(first.size(), 16u);
 }
 
+// ---- across a restart --------------------------------------------------------------------------
+
+ResumedIncident left_open(const Endpoint& target, std::uint32_t sequence) {
+  ResumedIncident incident;
+  incident.incident_id = "0123456789abcdef";
+  incident.sequence = sequence;
+  incident.target = target;
+  incident.kind = AttackKind::kSpoofedRandom;
+  incident.started_at = kT0 - 60 * kNanosPerSecond;
+  incident.peak_half_open = 9000;
+  return incident;
+}
+
+TEST_F(DetectorTest, AResumedIncidentGoesOnUnderItsIdWhileTheFloodDoes) {
+  detector_->resume(left_open(kServer, 7), kT0);
+  EXPECT_EQ(detector_->open_incidents(), 1u);
+  for (int s = 0; s < 12; ++s) {
+    spoofed(kT0 + s * kNanosPerSecond, kT0 + (s + 1) * kNanosPerSecond, 5000);
+    evaluate(kT0 + (s + 1) * kNanosPerSecond);
+  }
+  EXPECT_TRUE(of(EventType::kStarted).empty()) << "no second incident for the same flood";
+  ASSERT_EQ(of(EventType::kUpdated).size(), 1u);
+  const auto updated = of(EventType::kUpdated)[0];
+  EXPECT_EQ(updated.incident_id, "0123456789abcdef");
+  EXPECT_EQ(updated.sequence, 8u);
+  EXPECT_EQ(updated.event_id, "0123456789abcdef-8");
+  EXPECT_EQ(updated.started_at, kT0 - 60 * kNanosPerSecond);
+  EXPECT_GE(updated.stats.peak_half_open, 9000u);
+}
+
+TEST_F(DetectorTest, AResumedIncidentWithoutItsFloodEndsAfterTheCooldown) {
+  detector_->resume(left_open(kServer, 3), kT0);
+  detector_->resume(left_open(kServer, 99), kT0);  // already open there: ignored
+  for (int s = 1; s <= 11; ++s) evaluate(kT0 + s * kNanosPerSecond);
+  ASSERT_EQ(of(EventType::kEnded).size(), 1u);
+  const auto ended = of(EventType::kEnded)[0];
+  EXPECT_EQ(ended.incident_id, "0123456789abcdef");
+  EXPECT_EQ(ended.sequence, 4u + static_cast<std::uint32_t>(of(EventType::kUpdated).size()));
+  EXPECT_EQ(ended.ended_at, kT0 + 11 * kNanosPerSecond);
+  EXPECT_EQ(detector_->open_incidents(), 0u);
+}
+
+TEST_F(DetectorTest, EndAllClosesEveryOpenIncidentSayingWhy) {
+  spoofed(kT0, kT0 + kNanosPerSecond, 5000);
+  evaluate(kT0 + kNanosPerSecond);
+  ASSERT_EQ(of(EventType::kStarted).size(), 1u);
+  ResumedIncident host = left_open({kServer.address, 0}, 2);
+  host.host_scope = true;
+  host.incident_id = "fedcba9876543210";
+  detector_->resume(host, kT0 + kNanosPerSecond);
+  detector_->end_all(kT0 + 2 * kNanosPerSecond, "synwatchd stopped", sink_);
+  const auto ended = of(EventType::kEnded);
+  ASSERT_EQ(ended.size(), 2u);
+  for (const auto& e : ended) {
+    EXPECT_EQ(e.ended_at, kT0 + 2 * kNanosPerSecond);
+    EXPECT_TRUE(e.reason.starts_with("synwatchd stopped; the incident is closed unfinished after"))
+        << e.reason;
+  }
+  EXPECT_EQ(ended[0].incident_id, of(EventType::kStarted)[0].incident_id);
+  EXPECT_EQ(ended[0].sequence, 1u);
+  EXPECT_TRUE(ended[1].host_scope);
+  EXPECT_EQ(ended[1].sequence, 3u);
+  EXPECT_EQ(detector_->open_incidents(), 0u);
+  EXPECT_EQ(detector_->counters().ended, 2u);
+}
+
 }  // namespace
 }  // namespace synwatch
