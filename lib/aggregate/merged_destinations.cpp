@@ -8,6 +8,15 @@ MergedDestinations::MergedDestinations(std::vector<DestinationTable*> shards,
                                        std::size_t half_open_threshold)
     : shards_(std::move(shards)), threshold_(half_open_threshold) {}
 
+std::size_t MergedDestinations::max_memory_bytes() const noexcept {
+  std::size_t records = 0;
+  for (const auto* shard : shards_) records += shard->capacity();
+  // An unordered_map node holds the value and a next pointer (and the cached hash); buckets are
+  // one pointer each, about one per element at the default load factor.
+  constexpr std::size_t kNode = sizeof(std::pair<const Endpoint, Record>) + 2 * sizeof(void*);
+  return records * (kNode + sizeof(void*));
+}
+
 std::size_t MergedDestinations::refresh(TimestampNs now) {
   for (auto& [target, record] : merged_) record.present = false;
   for (DestinationTable* shard : shards_) {

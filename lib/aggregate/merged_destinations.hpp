@@ -39,6 +39,9 @@ class MergedDestinations final : public DestinationSet {
   }
 
   [[nodiscard]] std::size_t size() const noexcept { return merged_.size(); }
+  // The most memory the merged records can take when every shard tracks different targets (the
+  // sum of the shards' capacities): records, hash nodes and buckets.
+  [[nodiscard]] std::size_t max_memory_bytes() const noexcept;
   [[nodiscard]] std::size_t above_threshold() const noexcept { return above_threshold_; }
   [[nodiscard]] const Destination* find(const Endpoint& target) const noexcept;
 

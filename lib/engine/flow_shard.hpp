@@ -95,6 +95,10 @@ class alignas(64) FlowShard {
   [[nodiscard]] const EngineCounters& counters() const noexcept { return counters_; }
   EngineCounters& counters() noexcept { return counters_; }
   [[nodiscard]] const HandshakeTable& handshakes() const noexcept { return handshakes_; }
+  // Preallocated bytes of its tables (handshakes, destinations, hosts): all it ever holds.
+  [[nodiscard]] std::size_t memory_bytes() const noexcept {
+    return handshakes_.memory_bytes() + destinations_.memory_bytes() + hosts_.memory_bytes();
+  }
   [[nodiscard]] const DestinationTable& destinations() const noexcept { return destinations_; }
   DestinationTable& destinations() noexcept { return destinations_; }
   // Per address across all its ports (target port 0): SYNs to random ports.

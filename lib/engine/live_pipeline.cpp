@@ -292,6 +292,18 @@ void LivePipeline::request_protected(std::vector<IpPrefix> prefixes) {
   wake();
 }
 
+MemoryBound LivePipeline::memory_bound() const {
+  MemoryBound bound;
+  if (config_->capture.enabled) {
+    bound.capture_rings =
+        std::size_t{config_->capture.buffer_size} * interfaces_.size() * worker_count_;
+  }
+  bound.tables = engine_.table_bytes();
+  bound.merged = engine_.max_merged_bytes();
+  if (kernel_) bound.kernel = kernel_->view().memory_bytes();
+  return bound;
+}
+
 PipelineSnapshot LivePipeline::snapshot() const {
   std::lock_guard lock(snapshot_mutex_);
   return snapshot_;
@@ -360,6 +372,7 @@ void LivePipeline::apply_pending() {
 void LivePipeline::refresh_snapshot() {
   PipelineSnapshot s;
   s.decode = decode_retired_;
+  s.memory_bound = memory_bound();
   for (auto& interface : interfaces_) {
     InterfaceHealth health = interface.health;
     health.stats = interface.stats_base;

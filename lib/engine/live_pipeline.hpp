@@ -67,6 +67,21 @@ struct DestinationMetrics {
 };
 
 // A consistent copy of the pipeline's figures, refreshed by the capture thread every 250 ms.
+// What the live daemon's memory is bounded by, part by part (all but `fixed` computed from the
+// configuration as built; `fixed` is an allowance for the rest, checked by a live test).
+struct MemoryBound {
+  std::size_t capture_rings = 0;  // capture.buffer_size per interface and capture worker
+  std::size_t tables = 0;         // every worker's handshake and destination tables, preallocated
+  std::size_t merged = 0;         // the merged views and baselines at their largest
+  std::size_t kernel = 0;         // the kernel view's tables
+  // Code and libraries, thread stacks, the heap of events, outputs and metrics: allowance.
+  std::size_t fixed = std::size_t{48} << 20;
+
+  [[nodiscard]] std::size_t total() const noexcept {
+    return capture_rings + tables + merged + kernel + fixed;
+  }
+};
+
 struct PipelineSnapshot {
   std::vector<InterfaceHealth> interfaces;
   // Frames each capture worker handed to its shard (one entry per worker).
@@ -89,6 +104,7 @@ struct PipelineSnapshot {
   std::chrono::steady_clock::time_point refreshed_at{};
   std::vector<std::string> protected_prefixes;
   KernelViewSnapshot kernel;  // enabled = false when kernel.enabled is off or it failed to open
+  MemoryBound memory_bound;
 };
 
 // The fields the workers read on every batch sit on cache lines of their own (alignas), which
@@ -120,6 +136,8 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void request_protected(std::vector<IpPrefix> prefixes);
 
   [[nodiscard]] PipelineSnapshot snapshot() const;
+  // Before start(), or from the capture thread.
+  [[nodiscard]] MemoryBound memory_bound() const;
   [[nodiscard]] std::size_t workers() const noexcept { return worker_count_; }
 
   // capture.workers resolved: 0 means one per CPU in this process's affinity mask.

@@ -131,6 +131,22 @@ void ShardedEngine::finish() noexcept {
   }
 }
 
+std::size_t ShardedEngine::table_bytes() const noexcept {
+  std::size_t bytes = 0;
+  for (const auto& shard : shards_) bytes += shard->memory_bytes();
+  return bytes;
+}
+
+std::size_t ShardedEngine::max_merged_bytes() const noexcept {
+  std::size_t tracked = 0;
+  for (const auto& shard : shards_) {
+    tracked += shard->destinations().capacity() + shard->hosts().capacity();
+  }
+  // A baseline per tracked destination: an unordered_map node of about 64 bytes and a bucket.
+  constexpr std::size_t kBaseline = 64 + sizeof(void*);
+  return merged_.max_memory_bytes() + merged_hosts_.max_memory_bytes() + tracked * kBaseline;
+}
+
 void ShardedEngine::resume_incidents(std::span<const ResumedIncident> incidents, TimestampNs now) {
   for (const auto& incident : incidents) detector_.resume(incident, now);
 }

@@ -58,6 +58,11 @@ class ShardedEngine {
     return shards_.front()->protected_prefixes();
   }
 
+  // The shards' preallocated tables, and the most the merged views and the detector's baselines
+  // can grow to (they hold at most one record per destination some shard tracks).
+  [[nodiscard]] std::size_t table_bytes() const noexcept;
+  [[nodiscard]] std::size_t max_merged_bytes() const noexcept;
+
   // Sums over the shards; ticks and evaluations are the coordinator's.
   [[nodiscard]] EngineCounters counters() const noexcept;
   [[nodiscard]] HandshakeTableCounters handshake_counters() const noexcept;

@@ -301,6 +301,19 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
   }
   out.push_back(std::move(outputs));
 
+  auto memory = family("synwatch_memory_bound_bytes",
+                       "What the daemon's memory is bounded by, by part (see README, Memory); "
+                       "compare the sum with process_resident_memory_bytes.",
+                       MetricType::Gauge);
+  const MemoryBound& bound = p.memory_bound;
+  for (const auto& [part, bytes] :
+       {std::pair{"capture_rings", bound.capture_rings}, std::pair{"tables", bound.tables},
+        std::pair{"merged", bound.merged}, std::pair{"kernel", bound.kernel},
+        std::pair{"fixed", bound.fixed}}) {
+    add(memory, {{"part", part}}, static_cast<double>(bytes));
+  }
+  out.push_back(std::move(memory));
+
   if (p.kernel.enabled) {
     const KernelViewSnapshot& k = p.kernel;
     auto k_syn_recv = family("synwatch_kernel_syn_recv",

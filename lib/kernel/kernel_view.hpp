@@ -112,6 +112,10 @@ class KernelView {
   // For carrying on or ending incidents across a restart (same thread as the polls).
   [[nodiscard]] Detector& detector() noexcept { return detector_; }
   [[nodiscard]] const DestinationTable& destinations() const noexcept { return destinations_; }
+  // Preallocated bytes of its tables.
+  [[nodiscard]] std::size_t memory_bytes() const noexcept {
+    return handshakes_.memory_bytes() + destinations_.memory_bytes();
+  }
   [[nodiscard]] std::size_t syn_recv_total() const noexcept { return previous_.size(); }
   [[nodiscard]] std::uint64_t unattributed_syncookies() const noexcept { return unattributed_; }
 

@@ -537,5 +537,27 @@ TEST_F(LiveNetns, AKilledDaemonCarriesItsIncidentOnAndAStoppedOneEndsIt) {
             std::string::npos);
 }
 
+// The memory bound the daemon logs (and exports) holds under a flood that fills the handshake
+// table, with two workers and the kernel view: the peak resident set stays below it.
+TEST_F(LiveNetns, PeakMemoryUnderAFloodStaysWithinTheLoggedBound) {
+  write_config("[swv0]\n  workers: 2");
+  start_listener(8080);
+  start_daemon();
+  std::smatch match;
+  const std::string text = log();
+  ASSERT_TRUE(std::regex_search(text, match, std::regex("memory bound ([0-9]+) MiB"))) << text;
+  const long bound_mib = std::stol(match[1].str());
+  const auto result = flood("198.51.100.1", 8080, 1'500'000, 500'000);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  std::this_thread::sleep_for(1s);
+  const std::string status =
+      read_file(std::filesystem::path("/proc") / std::to_string(daemon_->pid()) / "status");
+  ASSERT_TRUE(std::regex_search(status, match, std::regex("VmHWM:\\s*([0-9]+) kB"))) << status;
+  const long peak_mib = std::stol(match[1].str()) / 1024;
+  std::cout << "peak resident " << peak_mib << " MiB, bound " << bound_mib << " MiB\n";
+  EXPECT_LE(peak_mib, bound_mib);
+  EXPECT_FALSE(events_of(events(), "started").empty()) << log();
+}
+
 }  // namespace
 }  // namespace synwatch::testing
