@@ -385,7 +385,8 @@ std::vector<ConfigKey> build_schema() {
           "Live mode with empty `protected`: how often the host's addresses are re-read."),
       string_key(
           "user", [](auto& c) -> auto& { return c.user; },
-          "User the live daemon switches to when started as root; must exist (a dedicated one, not a "
+          "User the live daemon switches to when started as root; must exist (a dedicated one, not "
+          "a "
           "shared account such as nobody)."),
       string_key(
           "state_dir", [](auto& c) -> auto& { return c.state_dir; },
