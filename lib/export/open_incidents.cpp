@@ -75,8 +75,9 @@ std::expected<OpenIncidentsFile, std::string> OpenIncidentsFile::open(
     return std::unexpected("cannot create " + directory.string() + ": " + error.message());
   }
   if (!owner.empty() && ::geteuid() == 0) {
-    if (auto owned = hand_over_tree(directory, owner); !owned)
+    if (auto owned = hand_over_tree(directory, owner); !owned) {
       return std::unexpected(owned.error());
+    }
   }
   return OpenIncidentsFile(directory / "open.json");
 }

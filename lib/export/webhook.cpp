@@ -112,7 +112,7 @@ WebhookFailure classify(CURLcode code) {
 
 // What a receiver answers is read only for its status: a body beyond this ends the transfer
 // (a hostile or broken receiver answering gigabytes costs nothing but this much).
-constexpr std::size_t kMaxResponseBody = 64 * 1024;
+constexpr std::size_t kMaxResponseBody = std::size_t{64} * 1024;
 
 struct ResponseBody {
   std::size_t bytes = 0;

@@ -128,10 +128,8 @@ TEST_F(Fault, EveryDamagedConfigIsRefusedWith78AndItsPlace) {
     bomb += "]\n";
   }
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"binary", std::string("\x00\x01\x02\xff\xfe\x00detection", 16)},
-      {"nul-in-value", std::string("detection:\n  half_open: 1\x00"
-                                   "2\n",
-                                   26)},
+      {"binary", std::string("\x00\x01\x02\xff\xfe", 5) + '\0' + "detection"},
+      {"nul-in-value", std::string("detection:\n  half_open: 1") + '\0' + "2\n"},
       {"tabs", "detection:\n\thalf_open: 10\n"},
       {"unclosed", "detection: {half_open: 10\n"},
       {"deep-nesting", deep},
@@ -192,7 +190,7 @@ TEST_F(Fault, HostileSpoolEntriesAreRemovedAndEverythingElseDelivered) {
       R"({"event":["started"],"event_id":"y"})",
       std::string(100'000, '{'),
       "",
-      "\x00\x01\x02",
+      std::string("\x00\x01\x02", 3),
   };
   for (std::size_t i = 0; i < hostile.size(); ++i) {
     char name[32];

@@ -224,13 +224,23 @@ TEST_F(OfflineE2E, PipesStdinAndFifosReadLikeTheFile) {
   const std::string daemon = shell_quote(SYNWATCHD);
   const auto fifo = dir_.path() / "capture.fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  for (const std::string& pipeline : {
-           "cat " + file + " | " + daemon + " --read -",
-           "cat " + file + " | " + daemon + " --read /dev/stdin",
-           "gzip -c " + file + " | " + daemon + " --read -",
-           "(cat " + file + " > " + shell_quote(fifo.string()) + " &) ; " + daemon + " --read " +
-               shell_quote(fifo.string()),
-       }) {
+  const std::string fifo_path = shell_quote(fifo.string());
+  std::vector<std::string> pipelines;
+  for (const char* reader : {" --read -", " --read /dev/stdin"}) {
+    pipelines.push_back(
+        std::string("cat ").append(file).append(" | ").append(daemon).append(reader));
+  }
+  pipelines.push_back(
+      std::string("gzip -c ").append(file).append(" | ").append(daemon).append(" --read -"));
+  pipelines.push_back(std::string("(cat ")
+                          .append(file)
+                          .append(" > ")
+                          .append(fifo_path)
+                          .append(" &) ; ")
+                          .append(daemon)
+                          .append(" --read ")
+                          .append(fifo_path));
+  for (const std::string& pipeline : pipelines) {
     SCOPED_TRACE(pipeline);
     const auto r = run_process({"sh", "-c", pipeline});
     EXPECT_EQ(r.exit_code, 0) << r.err;

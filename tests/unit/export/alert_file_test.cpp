@@ -59,7 +59,7 @@ TEST_F(AlertFileTest, AWriteCutShortIsTakenBackAndCountedSoTheFileStaysJsonLines
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    std::signal(SIGXFSZ, SIG_IGN);
+    (void)std::signal(SIGXFSZ, SIG_IGN);
     auto file = AlertFile::open(path.string());
     if (!file) ::_exit(10);
     file->publish(make_event(EventType::kStarted, 0));
