@@ -28,6 +28,15 @@ using test::gzip_file;
 using test::Record;
 using test::write_pcap;
 
+// The frames a source delivered are the written records, with their timestamps, in order.
+void expect_same_frames(const Collector& collector, const std::vector<Record>& records) {
+  ASSERT_EQ(collector.records.size(), records.size());
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ(collector.records[i].timestamp, records[i].timestamp) << i;
+    EXPECT_EQ(collector.records[i].data, records[i].data) << i;
+  }
+}
+
 class PcapFileSourceTest : public ::testing::Test {
  protected:
   std::string path(const std::string& name) const { return scratch_.path(name); }
@@ -127,11 +136,7 @@ TEST_F(PcapFileSourceTest, ReadsGzipCompressedCapture) {
   EXPECT_TRUE((*source)->gzip_compressed());
   Collector collector;
   ASSERT_EQ(drain(**source, collector, 1), DispatchStatus::kEnd) << (*source)->error();
-  ASSERT_EQ(collector.records.size(), records.size());
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    EXPECT_EQ(collector.records[i].timestamp, records[i].timestamp);
-    EXPECT_EQ(collector.records[i].data, records[i].data);
-  }
+  expect_same_frames(collector, records);
 }
 
 // Pipes cannot be rewound: the format check once rewound them and failed with "unknown file
@@ -181,11 +186,7 @@ TEST_F(PcapFileSourceTest, ReadsPlainAndGzipCapturesFromAPipe) {
     EXPECT_EQ((*source)->gzip_compressed(), std::string_view(name).ends_with(".gz"));
     Collector collector;
     ASSERT_EQ(drain(**source, collector, 1), DispatchStatus::kEnd) << (*source)->error();
-    ASSERT_EQ(collector.records.size(), records.size());
-    for (std::size_t i = 0; i < records.size(); ++i) {
-      EXPECT_EQ(collector.records[i].timestamp, records[i].timestamp);
-      EXPECT_EQ(collector.records[i].data, records[i].data);
-    }
+    expect_same_frames(collector, records);
   }
 }
 
