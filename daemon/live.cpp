@@ -38,6 +38,21 @@ std::uint64_t random_seed() {
   return (std::uint64_t{device()} << 32) ^ device();
 }
 
+// Where people find this daemon's figures (Alertmanager's generatorURL): the metrics page, named
+// by this host's name when it listens on every address.
+std::string metrics_page_url(const Config& config) {
+  if (!config.metrics.enabled) return {};
+  const std::string& listen = config.metrics.listen;
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return {};
+  std::string host = listen.substr(0, colon);
+  if (host == "0.0.0.0" || host == "[::]" || host.empty()) {
+    char name[256] = {};
+    host = ::gethostname(name, sizeof name - 1) == 0 ? name : "localhost";
+  }
+  return "http://" + host + ":" + listen.substr(colon + 1) + "/metrics";
+}
+
 std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
@@ -291,6 +306,7 @@ class Service {
     if (config.alerts.webhooks.empty()) return std::unique_ptr<WebhookDispatcher>();
     WebhookDispatcher::Options options;
     if (at_startup) options.spool_owner = config.user;
+    options.generator_url = metrics_page_url(config);
     return WebhookDispatcher::create(config, options);
   }
 

@@ -3,7 +3,9 @@
 // Unix epoch), never on the wall clock, so that a capture replays deterministically.
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace synwatch {
 
@@ -22,5 +24,7 @@ constexpr DurationNs from_seconds(double s) noexcept {
 
 // RFC 3339 in UTC with millisecond precision: "2024-05-01T12:00:00.123Z".
 std::string format_rfc3339(TimestampNs t);
+// The inverse for what format_rfc3339 writes ("...Z", milliseconds optional); nullopt otherwise.
+std::optional<TimestampNs> parse_rfc3339(std::string_view text);
 
 }  // namespace synwatch

@@ -123,6 +123,7 @@ struct WebhookConfig {
   std::string url;   // http:// or https://
   std::map<std::string, std::string> headers;  // extra request headers
   DurationNs timeout = 5 * kNanosPerSecond;    // whole request, connect included
+  // Default: all three; format slack (a chat) only started and ended.
   std::vector<std::string> events{"started", "updated", "ended"};
   std::string format = "json";  // json, alertmanager, slack
   std::string secret_file;      // HMAC-SHA256 signing secret; empty = unsigned
@@ -132,6 +133,11 @@ struct WebhookConfig {
   std::size_t max_retries = 12;
   DurationNs backoff = kNanosPerSecond;            // first retry delay, doubled per retry
   DurationNs max_backoff = 300 * kNanosPerSecond;  // cap of the doubling
+  // format alertmanager: firing alerts are sent again this often, each time with endsAt four
+  // intervals ahead (Alertmanager's client contract), so an alert stays firing exactly as long
+  // as its incident, whatever Alertmanager's resolve_timeout.
+  DurationNs resend_interval = 60 * kNanosPerSecond;
+  std::string generator_url;  // format alertmanager: the alerts' link; empty = the metrics page
 
   friend bool operator==(const WebhookConfig&, const WebhookConfig&) = default;
 };

@@ -261,6 +261,10 @@ std::vector<ConfigFieldProblem> check_webhook(const ConfigRecord& record) {
   if (const auto* url = text("url")) {
     if (auto problem = url_problem(*url)) problems.push_back({"url", std::move(*problem)});
   }
+  if (const auto* link = text("generator_url"); link != nullptr && !link->empty()) {
+    if (auto problem = url_problem(*link))
+      problems.push_back({"generator_url", std::move(*problem)});
+  }
   if (const auto* secret = text("secret_file"); secret != nullptr && !secret->empty()) {
     if (auto problem = secret_file_problem(*secret)) {
       problems.push_back({"secret_file", std::move(*problem)});
@@ -329,8 +333,15 @@ void append_webhook(ConfigValue& list, const ConfigRecord& record) {
       webhook.backoff = std::get<DurationNs>(value);
     } else if (field == "max_backoff") {
       webhook.max_backoff = std::get<DurationNs>(value);
+    } else if (field == "resend_interval") {
+      webhook.resend_interval = std::get<DurationNs>(value);
+    } else if (field == "generator_url") {
+      webhook.generator_url = std::get<std::string>(value);
     }
   }
+  // A chat channel wants to hear that a flood began and ended, not every update.
+  if (webhook.format == "slack" && !record.contains("events"))
+    webhook.events = {"started", "ended"};
   std::get<std::vector<WebhookConfig>>(list).push_back(std::move(webhook));
 }
 
@@ -338,8 +349,9 @@ ConfigKey webhooks_key() {
   auto key = make_key<std::vector<WebhookConfig>>(
       "alerts.webhooks", ConfigKind::kMappingList,
       [](auto& c) -> auto& { return c.alerts.webhooks; },
-      "Webhook receivers: name, url, headers, timeout, events, format (json, alertmanager, "
-      "slack), secret_file, ca_file, max_retries, backoff, max_backoff.");
+      "Webhook receivers: name, url, headers, timeout, events (default all; slack: started, "
+      "ended), format (json, alertmanager, slack), secret_file, ca_file, max_retries, backoff, "
+      "max_backoff, resend_interval, generator_url.");
   key.unique_field = "name";
   key.check_element = check_webhook;
   key.append_element = append_webhook;
@@ -368,6 +380,10 @@ ConfigKey webhooks_key() {
       retries,
       duration("backoff", 10 * kMilli, kHour, "First retry delay, doubled per retry."),
       duration("max_backoff", 10 * kMilli, kDay, "Longest retry delay."),
+      duration("resend_interval", kSecond, kHour,
+               "alertmanager: re-send firing alerts this often (endsAt 4 intervals ahead)."),
+      webhook_field("generator_url", ConfigKind::kString,
+                    "alertmanager: the alerts' generatorURL; empty: this host's metrics page."),
   };
   return key;
 }

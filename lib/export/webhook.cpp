@@ -12,6 +12,7 @@
 #include <ctime>
 #include <deque>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -154,6 +155,10 @@ struct WebhookDispatcher::Receiver {
   std::uint64_t next_sequence = 0;
   std::uint64_t first_own_sequence = 0;  // spool entries below it are from earlier runs
   bool failing = false;  // the last attempt failed: the next success is logged as recovery
+  // format alertmanager: the latest event of every incident still open, by incident id, sent
+  // again every resend_interval (whichever events the receiver wants).
+  std::map<std::string, std::string> firing;
+  std::chrono::steady_clock::time_point next_refresh{};
   std::condition_variable wake;
   std::atomic<bool> abort{false};
   WebhookReceiverStats stats;
@@ -190,6 +195,7 @@ std::expected<std::unique_ptr<WebhookDispatcher>, std::string> WebhookDispatcher
   std::unique_ptr<WebhookDispatcher> dispatcher(new WebhookDispatcher());
   dispatcher->spool_max_events_ = std::max<std::size_t>(1, config.alerts.spool_max_events);
   dispatcher->instance_ = options.instance.empty() ? host_name() : options.instance;
+  dispatcher->generator_url_ = options.generator_url;
   const std::filesystem::path spool_root = std::filesystem::path(config.state_dir) / "webhooks";
   for (const auto& webhook : config.alerts.webhooks) {
     const std::string who = "webhook '" + webhook.name + "': ";
@@ -238,8 +244,8 @@ namespace {
 
 // A spooled entry as a queued event, or why it cannot be one (check_spooled_event).
 std::expected<Pending, std::string> pending_from_spool(SpooledEvent& entry, WebhookFormat format,
-                                                       std::string_view instance) {
-  auto head = check_spooled_event(entry.json, format, instance);
+                                                       const WebhookRenderContext& context) {
+  auto head = check_spooled_event(entry.json, format, context);
   if (!head) return std::unexpected(head.error());
   Pending pending;
   pending.sequence = entry.sequence;
@@ -285,7 +291,7 @@ void WebhookDispatcher::start() {
     for (auto& entry : spooled) {
       // Only what was spooled before this dispatcher existed: its own events are queued already.
       if (entry.sequence >= receiver.first_own_sequence) continue;
-      auto pending = pending_from_spool(entry, receiver.format, instance_);
+      auto pending = pending_from_spool(entry, receiver.format, render_context(receiver));
       if (!pending) {
         spdlog::error("webhook '{}': spool entry {} removed: {}", receiver.config.name,
                       entry.sequence, pending.error());
@@ -322,6 +328,18 @@ void WebhookDispatcher::publish(const IncidentEvent& event) {
   const std::string_view type_name = to_string(event.type);
   for (auto& receiver_ptr : receivers_) {
     Receiver& receiver = *receiver_ptr;
+    if (receiver.format == WebhookFormat::kAlertmanager) {
+      std::lock_guard lock(mutex_);
+      if (event.type == EventType::kEnded) {
+        receiver.firing.erase(event.incident_id);
+      } else {
+        if (receiver.firing.empty()) {
+          receiver.next_refresh = std::chrono::steady_clock::now() +
+                                  std::chrono::nanoseconds(receiver.config.resend_interval);
+        }
+        receiver.firing[event.incident_id] = json;
+      }
+    }
     if (!receiver.wants[static_cast<std::size_t>(event.type)]) continue;
     Pending pending;
     pending.type = event.type;
@@ -385,6 +403,18 @@ void WebhookDispatcher::stop() {
   idle_.notify_all();
 }
 
+WebhookRenderContext WebhookDispatcher::render_context(const Receiver& receiver) const {
+  WebhookRenderContext context;
+  context.instance = instance_;
+  context.generator_url =
+      receiver.config.generator_url.empty() ? generator_url_ : receiver.config.generator_url;
+  context.now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  context.resend_interval = receiver.config.resend_interval;
+  return context;
+}
+
 WebhookStats WebhookDispatcher::stats() const {
   std::lock_guard lock(mutex_);
   WebhookStats stats;
@@ -414,22 +444,15 @@ void WebhookDispatcher::run_receiver(Receiver& receiver) {
   std::mt19937_64 random(std::random_device{}());
   const WebhookConfig& config = receiver.config;
 
-  auto attempt = [&](const Pending& pending) -> AttemptResult {
+  // One POST of `body`; `event_id` empty for the periodic re-send of firing alerts.
+  auto post = [&](const std::string& body, std::string_view event,
+                  std::string_view event_id) -> AttemptResult {
     if (!curl) return {false, WebhookFailure::kOther, "curl_easy_init failed"};
-    std::string body = pending.json;
-    if (receiver.format != WebhookFormat::kJson) {
-      // Checked when spooled or loaded; a throw here would end the delivery thread.
-      try {
-        body = render_webhook_body(receiver.format, nlohmann::json::parse(pending.json), instance_);
-      } catch (const nlohmann::json::exception& e) {
-        return {false, WebhookFailure::kOther, std::string("cannot render the event: ") + e.what()};
-      }
-    }
     CurlSlist headers;
     headers.add("Content-Type: application/json");
     headers.add("Expect:");  // no 100-continue round trip
-    headers.add("X-Synwatch-Event: " + pending.event);
-    headers.add("X-Synwatch-Event-Id: " + pending.event_id);
+    headers.add("X-Synwatch-Event: " + std::string(event));
+    if (!event_id.empty()) headers.add("X-Synwatch-Event-Id: " + std::string(event_id));
     if (!receiver.secret.empty()) {
       const std::int64_t now = std::time(nullptr);
       headers.add("X-Synwatch-Timestamp: " + std::to_string(now));
@@ -475,10 +498,63 @@ void WebhookDispatcher::run_receiver(Receiver& receiver) {
     return {false, failure, "HTTP " + std::to_string(status)};
   };
 
+  auto attempt = [&](const Pending& pending) -> AttemptResult {
+    std::string body = pending.json;
+    if (receiver.format != WebhookFormat::kJson) {
+      // Checked when spooled or loaded; a throw here would end the delivery thread.
+      try {
+        body = render_webhook_body(receiver.format, nlohmann::json::parse(pending.json),
+                                   render_context(receiver));
+      } catch (const nlohmann::json::exception& e) {
+        return {false, WebhookFailure::kOther, std::string("cannot render the event: ") + e.what()};
+      }
+    }
+    return post(body, pending.event, pending.event_id);
+  };
+
+  // Alertmanager forgets an alert whose endsAt passed: what is firing is sent again, all in one
+  // request, every resend_interval while nothing else is queued. Not spooled: after a crash the
+  // resumed incidents' next events carry them.
+  const auto refresh_due = [&] {
+    return receiver.format == WebhookFormat::kAlertmanager && !receiver.firing.empty() &&
+           receiver.queue.empty() && std::chrono::steady_clock::now() >= receiver.next_refresh;
+  };
+  auto refresh = [&](std::unique_lock<std::mutex>& held) {
+    std::vector<nlohmann::json> firing;
+    for (const auto& [id, json] : receiver.firing) {
+      firing.push_back(nlohmann::json::parse(json, nullptr, false));
+    }
+    receiver.next_refresh =
+        std::chrono::steady_clock::now() + std::chrono::nanoseconds(config.resend_interval);
+    held.unlock();
+    AttemptResult result;
+    try {
+      result = post(render_alertmanager_alerts(firing, render_context(receiver)), "refresh", "");
+    } catch (const nlohmann::json::exception& e) {
+      result = {false, WebhookFailure::kOther, std::string("cannot render: ") + e.what()};
+    }
+    held.lock();
+    if (result.ok || stopping_) return;
+    ++receiver.stats.failures[static_cast<std::size_t>(result.failure)];
+    spdlog::warn("webhook '{}': re-sending {} firing alert{} failed ({}: {}); next try in {:.0f} s",
+                 config.name, firing.size(), firing.size() == 1 ? "" : "s",
+                 to_string(result.failure), result.detail, to_seconds(config.resend_interval));
+  };
+
   std::unique_lock lock(mutex_);
   for (;;) {
-    receiver.wake.wait(lock, [&] { return stopping_ || !receiver.queue.empty(); });
+    const auto ready = [&] { return stopping_ || !receiver.queue.empty(); };
+    if (receiver.format == WebhookFormat::kAlertmanager && !receiver.firing.empty()) {
+      receiver.wake.wait_until(lock, receiver.next_refresh, ready);
+    } else {
+      receiver.wake.wait(lock, ready);
+    }
     if (stopping_) break;
+    if (refresh_due()) {
+      refresh(lock);
+      continue;
+    }
+    if (receiver.queue.empty()) continue;
     receiver.queue.front().in_flight = true;
     const Pending pending = receiver.queue.front();
     lock.unlock();

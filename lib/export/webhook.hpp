@@ -30,6 +30,7 @@
 
 #include "config/config.hpp"
 #include "detect/incident.hpp"
+#include "export/webhook_format.hpp"
 
 namespace synwatch {
 
@@ -70,6 +71,9 @@ class WebhookDispatcher final : public EventSink {
     std::string spool_owner;
     // The Alertmanager `instance` label; empty = this host's name.
     std::string instance;
+    // Alertmanager's generatorURL for receivers without their own generator_url (the daemon
+    // passes its metrics page); empty: none.
+    std::string generator_url;
   };
 
   // Reads the secrets and creates the spool directories; sends nothing yet. Fails with a
@@ -105,12 +109,14 @@ class WebhookDispatcher final : public EventSink {
  private:
   WebhookDispatcher() = default;
   void run_receiver(Receiver& receiver);
+  [[nodiscard]] WebhookRenderContext render_context(const Receiver& receiver) const;
 
   mutable std::mutex mutex_;
   std::condition_variable idle_;  // signalled whenever an event leaves a queue
   std::vector<std::unique_ptr<Receiver>> receivers_;
   std::size_t spool_max_events_ = 0;
   std::string instance_;
+  std::string generator_url_;
   bool started_ = false;
   bool stopping_ = false;
 };

@@ -50,27 +50,104 @@ std::string figures_of(const nlohmann::json& event) {
          " completion_ratio=" + number(stats.at("completion_ratio"));
 }
 
-nlohmann::json alertmanager_alert(const nlohmann::json& event, std::string_view instance) {
+// "198.18.0.1 (3,120 SYNs), 198.18.0.2 (2,050 SYNs)", at most `most` of them; "" without any.
+std::string top_sources_of(const nlohmann::json& event, std::size_t most) {
+  std::string out;
+  const auto found = event.find("top_sources");
+  if (found == event.end() || !found->is_array()) return out;
+  std::size_t listed = 0;
+  for (const auto& source : *found) {
+    if (listed++ == most) break;
+    if (!out.empty()) out += ", ";
+    out += source.at("address").get<std::string>() + " (" +
+           people_number(source.at("syns").get<double>()) + " SYNs)";
+  }
+  return out;
+}
+
+TimestampNs parse_time(const nlohmann::json& value) {
+  return value.is_string() ? parse_rfc3339(value.get<std::string>()).value_or(0) : 0;
+}
+
+nlohmann::json alertmanager_alert(const nlohmann::json& event,
+                                  const WebhookRenderContext& context) {
+  const std::string top = top_sources_of(event, 5);
   nlohmann::json alert = {
+      // The label set of the shipped Prometheus rule SynFloodActive, so that routes, inhibit
+      // rules and silences written for one apply to the other.
       {"labels",
-       {{"alertname", "SynFlood"},
-        {"target_address", event.at("target").at("address")},
+       {{"alertname", "SynFloodActive"},
+        {"address", event.at("target").at("address")},
         // A whole host has no port: "all", so the label stays a string and groups apart.
-        {"target_port", is_host_target(event) ? "all" : event.at("target").at("port").dump()},
+        {"port", is_host_target(event) ? "all" : event.at("target").at("port").dump()},
         {"kind", event.at("kind")},
-        {"instance", std::string(instance)}}},
+        {"severity", "critical"},
+        {"instance", std::string(context.instance)}}},
       {"annotations",
        {{"summary", summarize_event(event)},
-        {"reason", event.at("reason")},
-        {"figures", figures_of(event)},
+        {"description", event.at("reason").get<std::string>() + "\n" + figures_of(event)},
+        {"top_sources", top.empty() ? "none recorded" : top},
         {"incident_id", event.at("incident_id")},
         {"event_id", event.at("event_id")}}},
       {"startsAt", event.at("started_at")},
   };
-  // An ended event carries endsAt in the past, which resolves the alert. Without endsAt,
-  // Alertmanager keeps it active for its resolve_timeout, refreshed by every updated event.
-  if (event.contains("ended_at")) alert["endsAt"] = event.at("ended_at");
-  return nlohmann::json::array({alert});
+  if (!context.generator_url.empty()) alert["generatorURL"] = std::string(context.generator_url);
+  if (event.contains("ended_at")) {
+    alert["endsAt"] = event.at("ended_at");  // in the past: resolves the alert
+  } else {
+    // Firing until told otherwise: the dispatcher sends it again every resend_interval, and if
+    // that stops (the daemon died for good) Alertmanager resolves it four intervals later.
+    alert["endsAt"] = format_rfc3339(context.now + 4 * context.resend_interval);
+  }
+  return alert;
+}
+
+// Block Kit in a coloured attachment (the colour bar needs one): a header, the figures as
+// fields, the reason and ids as context; `text` is the notification's plain fallback.
+nlohmann::json slack_message(const nlohmann::json& event, std::string_view instance) {
+  const std::string type = event.at("event").get<std::string>();
+  const auto& stats = event.at("stats");
+  const std::string target = target_of(event);
+  std::string header = (type == "started"   ? "SYN flood on "
+                        : type == "updated" ? "SYN flood still on "
+                                            : "SYN flood ended on ") +
+                       target;
+  if (type == "ended") {
+    const TimestampNs lasted =
+        parse_time(event.value("ended_at", nlohmann::json())) - parse_time(event.at("started_at"));
+    header += " after " + people_duration(lasted);
+  }
+  auto field = [](std::string_view title, const std::string& value) {
+    return nlohmann::json{{"type", "mrkdwn"}, {"text", "*" + std::string(title) + "*\n" + value}};
+  };
+  nlohmann::json fields = nlohmann::json::array(
+      {field("Target", target), field("Kind", event.at("kind").get<std::string>()),
+       field("Half-open", people_number(stats.at("half_open").get<double>()) + " (" +
+                              people_number(stats.at("stale").get<double>()) + " stale, peak " +
+                              people_number(stats.at("peak_half_open").get<double>()) + ")"),
+       field("SYN rate", people_number(stats.at("syn_rate").get<double>()) + " SYN/s"),
+       field("Distinct sources", "~" + people_number(stats.at("distinct_sources").get<double>()))});
+  if (const std::string top = top_sources_of(event, 5); !top.empty()) {
+    fields.push_back(field("Top sources", top));
+  }
+  std::string context = event.at("reason").get<std::string>();
+  if (context.size() > 2800) context.resize(2800);  // Slack's limit for a text is 3000
+  context +=
+      " · incident " + event.at("incident_id").get<std::string>() + " on " + std::string(instance);
+  const char* colour = type == "started" ? "#d0021b" : type == "updated" ? "#f5a623" : "#2eb886";
+  return {
+      {"text", summarize_event(event)},
+      {"attachments",
+       nlohmann::json::array(
+           {{{"color", colour},
+             {"blocks", nlohmann::json::array(
+                            {{{"type", "header"},
+                              {"text", {{"type", "plain_text"}, {"text", header.substr(0, 150)}}}},
+                             {{"type", "section"}, {"fields", fields}},
+                             {{"type", "context"},
+                              {"elements", nlohmann::json::array(
+                                               {{{"type", "mrkdwn"}, {"text", context}}})}}})}}})},
+  };
 }
 
 }  // namespace
@@ -82,6 +159,37 @@ std::optional<WebhookFormat> parse_webhook_format(std::string_view name) {
   return std::nullopt;
 }
 
+std::string people_number(double value) {
+  if (!std::isfinite(value)) return "?";
+  const bool negative = value < 0;
+  auto whole = static_cast<unsigned long long>(std::llround(std::fabs(value)));
+  std::string digits = std::to_string(whole);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return negative ? "-" + out : out;
+}
+
+std::string people_duration(DurationNs duration) {
+  if (duration < 0) duration = 0;
+  const double seconds = static_cast<double>(duration) / kNanosPerSecond;
+  char text[48];
+  if (seconds < 10) {
+    (void)std::snprintf(text, sizeof text, "%.1f s", seconds);
+  } else if (seconds < 60) {
+    (void)std::snprintf(text, sizeof text, "%.0f s", seconds);
+  } else if (seconds < 3600) {
+    const auto whole = static_cast<long long>(seconds);
+    (void)std::snprintf(text, sizeof text, "%lld min %lld s", whole / 60, whole % 60);
+  } else {
+    const auto minutes = static_cast<long long>(seconds / 60);
+    (void)std::snprintf(text, sizeof text, "%lld h %lld min", minutes / 60, minutes % 60);
+  }
+  return text;
+}
+
 std::string summarize_event(const nlohmann::json& event) {
   const std::string type = event.at("event").get<std::string>();
   const std::string what = type == "started"   ? "SYN flood started"
@@ -89,10 +197,11 @@ std::string summarize_event(const nlohmann::json& event) {
                                                : "SYN flood ended";
   const auto& stats = event.at("stats");
   std::string text = what + " on " + target_of(event) + " (" + event.at("kind").get<std::string>() +
-                     "): " + number(stats.at("stale")) + " stale half-open, " +
-                     number(stats.at("half_open")) + " half-open, peak " +
-                     number(stats.at("peak_half_open")) + ", " + number(stats.at("syn_rate")) +
-                     " SYN/s from ~" + number(stats.at("distinct_sources")) + " sources";
+                     "): " + people_number(stats.at("stale").get<double>()) + " stale half-open, " +
+                     people_number(stats.at("half_open").get<double>()) + " half-open, peak " +
+                     people_number(stats.at("peak_half_open").get<double>()) + ", " +
+                     people_number(stats.at("syn_rate").get<double>()) + " SYN/s from ~" +
+                     people_number(stats.at("distinct_sources").get<double>()) + " sources";
   if (type == "ended" && event.contains("ended_at")) {
     text += ", ended at " + event.at("ended_at").get<std::string>();
   }
@@ -100,25 +209,27 @@ std::string summarize_event(const nlohmann::json& event) {
 }
 
 std::string render_webhook_body(WebhookFormat format, const nlohmann::json& event,
-                                std::string_view instance) {
+                                const WebhookRenderContext& context) {
   switch (format) {
     case WebhookFormat::kJson:
       return event.dump();
     case WebhookFormat::kAlertmanager:
-      return alertmanager_alert(event, instance).dump();
-    case WebhookFormat::kSlack: {
-      const std::string text = summarize_event(event) + "\n" +
-                               event.at("reason").get<std::string>() + "\nincident " +
-                               event.at("incident_id").get<std::string>();
-      return nlohmann::json{{"text", text}}.dump();
-    }
+      return nlohmann::json::array({alertmanager_alert(event, context)}).dump();
+    case WebhookFormat::kSlack:
+      return slack_message(event, context.instance).dump();
   }
   return event.dump();
 }
 
-std::expected<SpooledEventHead, std::string> check_spooled_event(std::string_view json,
-                                                                 WebhookFormat format,
-                                                                 std::string_view instance) {
+std::string render_alertmanager_alerts(const std::vector<nlohmann::json>& events,
+                                       const WebhookRenderContext& context) {
+  nlohmann::json alerts = nlohmann::json::array();
+  for (const auto& event : events) alerts.push_back(alertmanager_alert(event, context));
+  return alerts.dump();
+}
+
+std::expected<SpooledEventHead, std::string> check_spooled_event(
+    std::string_view json, WebhookFormat format, const WebhookRenderContext& context) {
   const auto event = nlohmann::json::parse(json, nullptr, false);
   if (!event.is_object()) return std::unexpected("not a JSON object");
   const auto type = event.find("event");
@@ -139,7 +250,7 @@ std::expected<SpooledEventHead, std::string> check_spooled_event(std::string_vie
   }
   if (format != WebhookFormat::kJson) {
     try {
-      (void)render_webhook_body(format, event, instance);
+      (void)render_webhook_body(format, event, context);
     } catch (const nlohmann::json::exception& e) {
       return std::unexpected(std::string("cannot render it: ") + e.what());
     }

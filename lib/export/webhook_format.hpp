@@ -9,8 +9,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "common/time.hpp"
 
 namespace synwatch {
 
@@ -19,10 +22,27 @@ enum class WebhookFormat : std::uint8_t { kJson, kAlertmanager, kSlack };
 // "json", "alertmanager", "slack"; nullopt for anything else.
 std::optional<WebhookFormat> parse_webhook_format(std::string_view name);
 
-// The request body for `event` (an event_json object) in `format`. `instance` is the host name
-// put into Alertmanager's `instance` label.
+// What a body needs beyond the event.
+struct WebhookRenderContext {
+  std::string_view instance;       // this host's name: Alertmanager's `instance` label, Slack
+  std::string_view generator_url;  // Alertmanager's generatorURL; empty: none
+  TimestampNs now = 0;             // wall clock of the send, for a firing alert's endsAt
+  DurationNs resend_interval = 60 * kNanosPerSecond;  // a firing alert's endsAt: 4 of these on
+};
+
+// The request body for `event` (an event_json object) in `format`: json the event itself;
+// alertmanager an array of one alert (labels of the shipped SynFloodActive rule: alertname,
+// address, port, kind, severity, instance); slack a Block Kit message.
 std::string render_webhook_body(WebhookFormat format, const nlohmann::json& event,
-                                std::string_view instance);
+                                const WebhookRenderContext& context);
+
+// Several firing alerts in one Alertmanager body: the periodic re-send of what is open.
+std::string render_alertmanager_alerts(const std::vector<nlohmann::json>& events,
+                                       const WebhookRenderContext& context);
+
+// Numbers and durations for people: "12,400", "1.2 s", "3 min 20 s", "2 h 5 min".
+std::string people_number(double value);
+std::string people_duration(DurationNs duration);
 
 // What delivery needs to know of a spooled event, checked: the file may be damaged or written
 // by someone else.
@@ -33,9 +53,8 @@ struct SpooledEventHead {
 
 // Checks a spooled event's JSON text for delivery in `format`: an object with the event type
 // and a safe event_id, from which `format`'s body renders. Never throws.
-std::expected<SpooledEventHead, std::string> check_spooled_event(std::string_view json,
-                                                                 WebhookFormat format,
-                                                                 std::string_view instance);
+std::expected<SpooledEventHead, std::string> check_spooled_event(
+    std::string_view json, WebhookFormat format, const WebhookRenderContext& context);
 
 // A one-line human summary of an event, used by the slack format and Alertmanager's summary.
 std::string summarize_event(const nlohmann::json& event);

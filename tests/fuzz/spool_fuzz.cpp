@@ -44,13 +44,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto format :
          {synwatch::WebhookFormat::kJson, synwatch::WebhookFormat::kAlertmanager,
           synwatch::WebhookFormat::kSlack}) {
-      const auto head = synwatch::check_spooled_event(event.json, format, "fuzz-host");
+      synwatch::WebhookRenderContext context;
+      context.instance = "fuzz-host";
+      const auto head = synwatch::check_spooled_event(event.json, format, context);
       if (!head) continue;
       for (const char c : head->event_id) {
         if (c <= ' ' || c >= 0x7f) std::abort();
       }
       if (format != synwatch::WebhookFormat::kJson) {
-        (void)synwatch::render_webhook_body(format, nlohmann::json::parse(event.json), "fuzz-host");
+        (void)synwatch::render_webhook_body(format, nlohmann::json::parse(event.json), context);
       }
     }
   }

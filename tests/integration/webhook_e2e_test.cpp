@@ -1,9 +1,14 @@
 // Webhooks end to end: the real synwatchd --read on generated captures posting to real receivers
 // on 127.0.0.1 (an in-test HTTP server, a Python TLS server, a real Alertmanager).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <chrono>
+#include <thread>
+#include <mutex>
+#include <cstring>
+#include <condition_variable>
 
 #include "../unit/export/webhook_test_server.hpp"
 #include "background.hpp"
@@ -129,12 +134,89 @@ TEST_F(WebhookE2E, SpooledEventsSurviveSigkillWhileTheReceiverIsDown) {
   }
 }
 
-TEST_F(WebhookE2E, AlertmanagerListsTheAlertActiveAfterStartedAndResolvedAfterEnded) {
+// Feeds a pcap file into a pipe: the records before `split_after` (seconds after the first
+// record), then waits until released, then the rest; so that a --read lasts as long as a test
+// needs in wall-clock time.
+class PausedCapture {
+ public:
+  PausedCapture(const std::filesystem::path& file, double split_after) {
+    std::ifstream in(file, std::ios::binary);
+    const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    const auto u32 = [&](std::size_t at) {
+      std::uint32_t v = 0;
+      std::memcpy(&v, bytes.data() + at, 4);
+      return v;
+    };
+    const bool nanos = u32(0) == 0xa1b23c4d;
+    std::size_t at = 24;
+    double first = -1;
+    while (at + 16 <= bytes.size()) {
+      const double t = u32(at) + u32(at + 4) / (nanos ? 1e9 : 1e6);
+      if (first < 0) first = t;
+      if (t - first >= split_after) break;
+      at += 16 + u32(at + 8);
+    }
+    if (::pipe2(fds_, O_CLOEXEC) != 0) return;
+    writer_ = std::thread([this, bytes, at] {
+      write_all(std::string_view(bytes).substr(0, at));
+      std::unique_lock lock(mutex_);
+      released_cv_.wait(lock, [&] { return released_; });
+      lock.unlock();
+      write_all(std::string_view(bytes).substr(at));
+      ::close(fds_[1]);
+    });
+  }
+  ~PausedCapture() {
+    release();
+    if (writer_.joinable()) writer_.join();
+    ::close(fds_[0]);
+  }
+  PausedCapture(const PausedCapture&) = delete;
+  PausedCapture& operator=(const PausedCapture&) = delete;
+  // Another process opens the pipe through this one's descriptor (the fds are close-on-exec).
+  [[nodiscard]] std::string path() const {
+    return "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fds_[0]);
+  }
+  [[nodiscard]] int read_end() const { return fds_[0]; }
+  void release() {
+    std::lock_guard lock(mutex_);
+    released_ = true;
+    released_cv_.notify_all();
+  }
+
+ private:
+  void write_all(std::string_view data) const {
+    while (!data.empty()) {
+      const ssize_t n = ::write(fds_[1], data.data(), data.size());
+      if (n <= 0) return;
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+  int fds_[2] = {-1, -1};
+  std::thread writer_;
+  std::mutex mutex_;
+  std::condition_variable released_cv_;
+  bool released_ = false;
+};
+
+// The alert stays firing through a flood that outlasts Alertmanager's resolve_timeout (the
+// re-sends keep endsAt ahead), resolves when the incident ends, and the README's routing and
+// inhibit examples apply to it (same alert name and labels as the shipped Prometheus rule).
+TEST_F(WebhookE2E, AlertmanagerKeepsTheAlertFiringThroughTheFloodAndResolvesItAtTheEnd) {
   if (!have_program("prometheus-alertmanager") || !have_program("python3")) {
     GTEST_SKIP() << "prometheus-alertmanager or python3 not installed";
   }
   const auto am_config = dir_.path() / "alertmanager.yml";
-  std::ofstream(am_config) << "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n";
+  std::ofstream(am_config)
+      << "global:\n  resolve_timeout: 2s\n"
+         "route:\n  receiver: blackhole\n  routes:\n"
+         "    - matchers: [alertname=\"SynFloodActive\", severity=\"critical\"]\n"
+         "      receiver: pager\n"
+         "receivers:\n  - name: blackhole\n  - name: pager\n"
+         "inhibit_rules:\n"
+         "  - source_matchers: [alertname=\"SynFloodActive\"]\n"
+         "    target_matchers: [alertname=\"HalfOpenHigh\"]\n"
+         "    equal: [instance, address, port]\n";
   const std::uint16_t port = unused_port();
   const std::string base = "http://127.0.0.1:" + std::to_string(port);
   Background alertmanager(
@@ -142,48 +224,77 @@ TEST_F(WebhookE2E, AlertmanagerListsTheAlertActiveAfterStartedAndResolvedAfterEn
        "--storage.path=" + (dir_.path() / "am-data").string(),
        "--web.listen-address=127.0.0.1:" + std::to_string(port), "--cluster.listen-address="},
       dir_.path() / "am.out");
-  const auto get = [&](const std::string& path) {
-    return run_process(
-        {"python3", "-c",
-         "import "
-         "sys,urllib.request;print(urllib.request.urlopen(sys.argv[1],timeout=5).read().decode())",
-         base + path});
+  const auto http = [&](const std::string& path, const std::string& post_body = "") {
+    return run_process({"python3", "-c",
+                        "import sys,urllib.request\n"
+                        "data=sys.argv[2].encode() if sys.argv[2] else None\n"
+                        "r=urllib.request.Request(sys.argv[1],data=data,headers={'Content-Type':'"
+                        "application/json'})\n"
+                        "print(urllib.request.urlopen(r,timeout=5).read().decode())",
+                        base + path, post_body});
   };
-  ASSERT_TRUE(eventually(20s, [&] { return get("/-/ready").exit_code == 0; }))
+  ASSERT_TRUE(eventually(20s, [&] { return http("/-/ready").exit_code == 0; }))
       << alertmanager.errors();
-
-  const auto flood = generate("spoofed-flood");
-  const auto active_alerts = [&] {
-    const auto r = get("/api/v2/alerts?active=true");
+  const auto alerts_named = [&](const std::string& name) {
+    const auto r = http("/api/v2/alerts");
     nlohmann::json found = nlohmann::json::array();
     if (r.exit_code != 0) return found;
     for (const auto& alert : nlohmann::json::parse(r.out)) {
-      if (alert["labels"].value("alertname", "") == "SynFlood") found.push_back(alert);
+      if (alert["labels"].value("alertname", "") == name) found.push_back(alert);
     }
     return found;
   };
-  const auto started =
-      write_config("started.yaml", "    - name: am-started\n      url: " + base +
-                                       "\n      format: alertmanager\n      events: [started]\n");
-  auto r = read_with(flood, started);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_TRUE(eventually(10s, [&] { return active_alerts().size() == 1; }))
-      << active_alerts().dump();
-  const auto alert = active_alerts()[0];
-  EXPECT_EQ(alert["labels"]["target_address"], "198.51.100.10");
-  EXPECT_EQ(alert["labels"]["target_port"], "80");
-  EXPECT_EQ(alert["labels"]["kind"], "spoofed_random");
-  EXPECT_FALSE(alert["labels"].value("instance", "").empty());
-  EXPECT_EQ(alert["status"]["state"], "active");
-  EXPECT_FALSE(alert["annotations"].value("reason", "").empty());
+  const auto firing = [&] {
+    const auto alerts = alerts_named("SynFloodActive");
+    return alerts.size() == 1 && alerts[0]["status"]["state"] == "active";
+  };
 
-  const auto ended =
-      write_config("ended.yaml", "    - name: am-ended\n      url: " + base +
-                                     "/\n      format: alertmanager\n      events: [ended]\n");
-  r = read_with(flood, ended);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(eventually(10s, [&] { return active_alerts().empty(); }))
-      << "still active after ended: " << active_alerts().dump();
+  const auto flood = generate("spoofed-flood");
+  const auto config = write_config("am.yaml", "    - name: am\n      url: " + base +
+                                                  "\n      format: alertmanager\n"
+                                                  "      resend_interval: 1s\n");
+  PausedCapture capture(flood, 2.5);  // the flood has begun, the incident has started
+  Background reader({SYNWATCHD, "--read", capture.path(), "--config", config.string()},
+                    dir_.path() / "read.out");
+  ASSERT_TRUE(eventually(10s, firing)) << alerts_named("SynFloodActive").dump() << reader.errors();
+  const auto alert = alerts_named("SynFloodActive")[0];
+  EXPECT_EQ(alert["labels"]["address"], "198.51.100.10");
+  EXPECT_EQ(alert["labels"]["port"], "80");
+  EXPECT_EQ(alert["labels"]["kind"], "spoofed_random");
+  EXPECT_EQ(alert["labels"]["severity"], "critical");
+  const std::string instance = alert["labels"].value("instance", "");
+  EXPECT_FALSE(instance.empty());
+  EXPECT_EQ(alert["receivers"][0]["name"], "pager") << alert.dump();
+  EXPECT_FALSE(alert["annotations"].value("description", "").empty());
+  EXPECT_FALSE(alert["annotations"].value("top_sources", "").empty());
+
+  // The shipped Prometheus rule HalfOpenHigh for the same destination is inhibited by it.
+  const nlohmann::json half_open_high = nlohmann::json::array({{{"labels",
+                                                                 {{"alertname", "HalfOpenHigh"},
+                                                                  {"severity", "warning"},
+                                                                  {"instance", instance},
+                                                                  {"address", "198.51.100.10"},
+                                                                  {"port", "80"}}}}});
+  ASSERT_EQ(http("/api/v2/alerts", half_open_high.dump()).exit_code, 0);
+  EXPECT_TRUE(eventually(5s, [&] {
+    const auto inhibited = alerts_named("HalfOpenHigh");
+    return inhibited.size() == 1 && inhibited[0]["status"]["state"] == "suppressed";
+  })) << alerts_named("HalfOpenHigh").dump();
+
+  // Three times resolve_timeout, and past the 4 s endsAt of a single send: still firing.
+  for (int second = 0; second < 6; ++second) {
+    std::this_thread::sleep_for(1s);
+    ASSERT_TRUE(firing()) << "resolved while the flood goes on, after " << second + 1 << " s\n"
+                          << alerts_named("SynFloodActive").dump();
+  }
+  capture.release();
+  EXPECT_EQ(reader.wait_exit(30s), 0) << reader.errors();
+  EXPECT_TRUE(eventually(10s,
+                         [&] {
+                           const auto alerts = alerts_named("SynFloodActive");
+                           return alerts.empty() || alerts[0]["status"]["state"] != "active";
+                         }))
+      << "still active after ended: " << alerts_named("SynFloodActive").dump();
 }
 
 TEST_F(WebhookE2E, HttpsWithSelfSignedCertificateIsRefusedByDefaultAndAcceptedWithCaFile) {

@@ -5,10 +5,12 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "export/event_json.hpp"
 #include "export/webhook.hpp"
 #include "export/webhook_format.hpp"
+#include "config/loader.hpp"
 #include "webhook_test_server.hpp"
 
 namespace synwatch {
@@ -48,6 +50,8 @@ IncidentEvent make_event(EventType type, std::uint32_t sequence,
   event.stats.syn_rate = 20000;
   event.stats.distinct_sources = 9000;
   event.reason = "test reason " + std::to_string(sequence);
+  event.top_sources = {{*IpAddress::parse("198.18.0.7"), 1234},
+                       {*IpAddress::parse("198.18.0.9"), 5}};
   if (type == EventType::kEnded) event.ended_at = event.time;
   return event;
 }
@@ -93,44 +97,110 @@ TEST(WebhookSignature, MatchesOpenSslCommandLine) {
             webhook_signature("secret", 1700000000, R"({"a":1})"));
 }
 
-TEST(WebhookFormat, JsonIsTheEventObjectUnchanged) {
-  const auto event = make_event(EventType::kStarted, 0);
-  EXPECT_EQ(render_webhook_body(WebhookFormat::kJson, to_json(event), "h"), to_json(event).dump());
+WebhookRenderContext context_at(TimestampNs now) {
+  WebhookRenderContext context;
+  context.instance = "host1";
+  context.generator_url = "http://host1:9474/metrics";
+  context.now = now;
+  context.resend_interval = 60 * kNanosPerSecond;
+  return context;
 }
 
-TEST(WebhookFormat, AlertmanagerCarriesLabelsAnnotationsAndEndsAtOnEnded) {
+TEST(WebhookFormat, JsonIsTheEventObjectUnchanged) {
+  const auto event = make_event(EventType::kStarted, 0);
+  EXPECT_EQ(render_webhook_body(WebhookFormat::kJson, to_json(event), context_at(0)),
+            to_json(event).dump());
+}
+
+TEST(WebhookFormat, AlertmanagerSharesTheRulesLabelsAndFiresUntilEndsAt) {
+  const TimestampNs sent = 1'800'000'000 * kNanosPerSecond;
   const auto started = nlohmann::json::parse(render_webhook_body(
-      WebhookFormat::kAlertmanager, to_json(make_event(EventType::kStarted, 0)), "host1"));
+      WebhookFormat::kAlertmanager, to_json(make_event(EventType::kStarted, 0)), context_at(sent)));
   ASSERT_TRUE(started.is_array());
   ASSERT_EQ(started.size(), 1u);
   const auto& alert = started[0];
-  EXPECT_EQ(alert["labels"], (nlohmann::json{{"alertname", "SynFlood"},
-                                             {"target_address", "198.51.100.10"},
-                                             {"target_port", "80"},
+  // The label set of the shipped Prometheus rule SynFloodActive (config/prometheus).
+  EXPECT_EQ(alert["labels"], (nlohmann::json{{"alertname", "SynFloodActive"},
+                                             {"address", "198.51.100.10"},
+                                             {"port", "80"},
                                              {"kind", "spoofed_random"},
+                                             {"severity", "critical"},
                                              {"instance", "host1"}}));
   EXPECT_EQ(alert["startsAt"], "2024-01-01T00:00:00.000Z");
-  EXPECT_FALSE(alert.contains("endsAt"));
-  EXPECT_NE(alert["annotations"]["summary"].get<std::string>().find("198.51.100.10:80"),
+  // Firing: endsAt four resend intervals after the send, so that Alertmanager keeps it while
+  // the re-sends come and resolves it if they stop.
+  EXPECT_EQ(alert["endsAt"], format_rfc3339(sent + 240 * kNanosPerSecond));
+  EXPECT_EQ(alert["generatorURL"], "http://host1:9474/metrics");
+  const std::string summary = alert["annotations"]["summary"];
+  EXPECT_NE(summary.find("198.51.100.10:80"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("20,000 SYN/s from ~9,000 sources"), std::string::npos) << summary;
+  EXPECT_NE(alert["annotations"]["description"].get<std::string>().find("test reason 0"),
             std::string::npos);
-  EXPECT_EQ(alert["annotations"]["reason"], "test reason 0");
-  EXPECT_NE(alert["annotations"]["figures"].get<std::string>().find("half_open=1000"),
+  EXPECT_NE(alert["annotations"]["description"].get<std::string>().find("half_open=1000"),
             std::string::npos);
+  EXPECT_EQ(alert["annotations"]["top_sources"], "198.18.0.7 (1,234 SYNs), 198.18.0.9 (5 SYNs)");
 
   const auto ended = nlohmann::json::parse(render_webhook_body(
-      WebhookFormat::kAlertmanager, to_json(make_event(EventType::kEnded, 3)), "host1"));
+      WebhookFormat::kAlertmanager, to_json(make_event(EventType::kEnded, 3)), context_at(sent)));
   EXPECT_EQ(ended[0]["endsAt"], "2024-01-01T00:00:03.000Z");
   EXPECT_EQ(ended[0]["labels"], alert["labels"]);
+
+  const auto both = nlohmann::json::parse(
+      render_alertmanager_alerts({to_json(make_event(EventType::kUpdated, 1)),
+                                  to_json(make_event(EventType::kUpdated, 1, "x"))},
+                                 context_at(sent)));
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[1]["annotations"]["incident_id"], "x");
 }
 
-TEST(WebhookFormat, SlackIsOneTextField) {
-  const auto body = nlohmann::json::parse(
-      render_webhook_body(WebhookFormat::kSlack, to_json(make_event(EventType::kStarted, 0)), "h"));
-  ASSERT_EQ(body.size(), 1u);
+TEST(WebhookFormat, SlackIsABlockKitMessageWithNumbersForPeople) {
+  const auto body = nlohmann::json::parse(render_webhook_body(
+      WebhookFormat::kSlack, to_json(make_event(EventType::kStarted, 0)), context_at(0)));
   const std::string text = body.at("text");
   EXPECT_NE(text.find("SYN flood started on 198.51.100.10:80 (spoofed_random)"), std::string::npos)
       << text;
-  EXPECT_NE(text.find("test reason 0"), std::string::npos);
+  const auto& attachment = body.at("attachments").at(0);
+  EXPECT_EQ(attachment.at("color"), "#d0021b");
+  const auto& blocks = attachment.at("blocks");
+  EXPECT_EQ(blocks.at(0).at("type"), "header");
+  EXPECT_EQ(blocks.at(0).at("text").at("text"), "SYN flood on 198.51.100.10:80");
+  const std::string fields = blocks.at(1).at("fields").dump();
+  for (const char* expected :
+       {"*Target*\\n198.51.100.10:80", "*Kind*\\nspoofed_random",
+        "*Half-open*\\n1,000 (0 stale, peak 2,000)", "*SYN rate*\\n20,000 SYN/s",
+        "*Distinct sources*\\n~9,000", "198.18.0.7 (1,234 SYNs)"}) {
+    EXPECT_NE(fields.find(expected), std::string::npos) << expected << " in " << fields;
+  }
+  EXPECT_NE(blocks.at(2).dump().find("test reason 0"), std::string::npos);
+
+  const auto ended = nlohmann::json::parse(render_webhook_body(
+      WebhookFormat::kSlack, to_json(make_event(EventType::kEnded, 75)), context_at(0)));
+  EXPECT_EQ(ended["attachments"][0]["color"], "#2eb886");
+  EXPECT_EQ(ended["attachments"][0]["blocks"][0]["text"]["text"],
+            "SYN flood ended on 198.51.100.10:80 after 1 min 15 s");
+}
+
+TEST(WebhookFormat, NumbersAndDurationsForPeople) {
+  EXPECT_EQ(people_number(0), "0");
+  EXPECT_EQ(people_number(999), "999");
+  EXPECT_EQ(people_number(1800), "1,800");
+  EXPECT_EQ(people_number(1234567.4), "1,234,567");
+  EXPECT_EQ(people_number(-12400), "-12,400");
+  EXPECT_EQ(people_duration(1'200'000'000), "1.2 s");
+  EXPECT_EQ(people_duration(42 * kNanosPerSecond), "42 s");
+  EXPECT_EQ(people_duration(200 * kNanosPerSecond), "3 min 20 s");
+  EXPECT_EQ(people_duration(7500 * kNanosPerSecond), "2 h 5 min");
+}
+
+TEST(WebhookConfigDefaults, ChatReceiversGetStartedAndEndedOnly) {
+  const auto config = load_config_text(
+      "alerts:\n  webhooks:\n    - name: chat\n      url: http://127.0.0.1:9/\n      format: "
+      "slack\n    - name: all\n      url: http://127.0.0.1:9/\n      format: slack\n      "
+      "events: [started, updated, ended]\n",
+      "t.yaml");
+  ASSERT_TRUE(config) << config.error().front().to_string();
+  EXPECT_EQ(config->alerts.webhooks[0].events, (std::vector<std::string>{"started", "ended"}));
+  EXPECT_EQ(config->alerts.webhooks[1].events.size(), 3u);
 }
 
 TEST(WebhookFormat, AlertmanagerUrlGetsTheApiPathWhenItHasNone) {
@@ -341,6 +411,41 @@ TEST(WebhookDispatcher, FullSpoolDropsOldestUpdatedFirstAndCountsDrops) {
   dispatcher->start();
   ASSERT_TRUE(dispatcher->flush(10s));
   EXPECT_EQ(event_ids(server.requests()), (std::vector<std::string>{"abc-4", "def-0", "def-1"}));
+}
+
+TEST(WebhookDispatcher, AlertmanagerReceiversGetFiringAlertsAgainUntilTheyEnd) {
+  TempDir dir;
+  TestHttpServer server;
+  ASSERT_TRUE(server.ok());
+  auto webhook = receiver("am", server.url());
+  webhook.format = "alertmanager";
+  webhook.events = {"started", "ended"};  // the re-sends carry the open incidents anyway
+  webhook.resend_interval = 200 * kNanosPerMilli;
+  auto dispatcher = make_dispatcher(config_with(dir, {webhook}));
+  dispatcher->start();
+  dispatcher->publish(make_event(EventType::kStarted, 0));
+  dispatcher->publish(make_event(EventType::kUpdated, 1));  // not wanted, but the latest state
+  ASSERT_TRUE(server.wait_for_requests(4, 5s));
+  const auto requests = server.requests();
+  EXPECT_EQ(requests[0].header("x-synwatch-event"), "started");
+  const auto now = std::chrono::system_clock::now();
+  for (std::size_t i = 1; i < requests.size(); ++i) {
+    EXPECT_EQ(requests[i].header("x-synwatch-event"), "refresh");
+    EXPECT_EQ(requests[i].header("x-synwatch-event-id"), "");
+    const auto alerts = nlohmann::json::parse(requests[i].body);
+    ASSERT_EQ(alerts.size(), 1u);
+    EXPECT_EQ(alerts[0]["annotations"]["event_id"], "abc-1") << "the latest event's figures";
+    const auto ends = parse_rfc3339(alerts[0]["endsAt"].get<std::string>());
+    ASSERT_TRUE(ends);
+    EXPECT_GT(*ends,
+              std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
+  }
+  dispatcher->publish(make_event(EventType::kEnded, 2));
+  ASSERT_TRUE(dispatcher->flush(5s));
+  const std::size_t after_end = server.requests().size();
+  EXPECT_EQ(server.requests().back().header("x-synwatch-event"), "ended");
+  std::this_thread::sleep_for(600ms);
+  EXPECT_EQ(server.requests().size(), after_end) << "nothing firing: no more re-sends";
 }
 
 TEST(WebhookDispatcher, GivesUpAfterMaxRetries) {
