@@ -61,8 +61,10 @@ std::string join(const std::vector<std::string>& items) {
 
 class Service {
  public:
-  Service(const Config& config, const LiveOptions& options)
-      : config_(std::make_shared<const Config>(config)), options_(options) {}
+  Service(const Config& config, const LiveOptions& options, Logging logging)
+      : config_(std::make_shared<const Config>(config)),
+        options_(options),
+        logging_(std::move(logging)) {}
 
   int run() {
     sigset_t signals;
@@ -275,11 +277,7 @@ class Service {
 
   void deliver(const std::deque<IncidentEvent>& events) {
     for (const auto& event : events) {
-      if (event.type == EventType::kUpdated) {
-        spdlog::info("{}", describe_for_log(event));
-      } else {
-        spdlog::warn("{}", describe_for_log(event));
-      }
+      log_incident(logging_, event);
       ++outputs_["log"].success;
       if (alert_file_) {
         const std::uint64_t failures = alert_file_->failures();
@@ -400,11 +398,11 @@ class Service {
       if (!opened) return fail(opened.error());
       new_alert_file = std::move(*opened);
     }
-    std::shared_ptr<spdlog::logger> new_logger;
+    std::optional<Logging> new_logging;
     if (config->log != config_->log) {
-      auto made = make_logger(config->log);
+      auto made = make_logging(config->log);
       if (!made) return fail(made.error());
-      new_logger = std::move(*made);
+      new_logging = std::move(*made);
     }
     std::optional<std::unique_ptr<WebhookDispatcher>> new_webhooks;
     if (config->alerts.webhooks != config_->alerts.webhooks ||
@@ -421,8 +419,9 @@ class Service {
       spdlog::info("reload: alert file {}",
                    config->alerts.file.empty() ? "off" : "'" + config->alerts.file + "'");
     }
-    if (new_logger) {
-      spdlog::set_default_logger(std::move(new_logger));
+    if (new_logging) {
+      logging_ = std::move(*new_logging);
+      install_logging(logging_);
       spdlog::info("reload: logging to {}{}",
                    std::getenv("JOURNAL_STREAM") != nullptr ? "the journal" : "stderr",
                    config->log.file.empty() ? "" : " and '" + config->log.file + "'");
@@ -462,6 +461,7 @@ class Service {
 
   std::shared_ptr<const Config> config_;
   LiveOptions options_;
+  Logging logging_;
   EventQueue queue_;
   std::unique_ptr<LivePipeline> pipeline_;
   std::optional<AlertFile> alert_file_;
@@ -483,11 +483,13 @@ class Service {
 }  // namespace
 
 int run_live(const Config& config, const LiveOptions& options) {
-  if (auto logging = configure_logging(config.log); !logging) {
+  auto logging = make_logging(config.log);
+  if (!logging) {
     spdlog::critical("{}", logging.error());
     return kExitSoftware;
   }
-  Service service(config, options);
+  install_logging(*logging);
+  Service service(config, options, std::move(*logging));
   return service.run();
 }
 

@@ -1,9 +1,12 @@
 #include "logging.hpp"
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
+#include <syslog.h>
+#include <systemd/sd-journal.h>
 
 #include <pwd.h>
 #include <sys/stat.h>
@@ -13,18 +16,44 @@
 #include <filesystem>
 #include <vector>
 
+#include "export/alert_file.hpp"
+
 namespace synwatch {
 
-std::expected<std::shared_ptr<spdlog::logger>, std::string> make_logger(const LogConfig& config) {
+namespace {
+
+constexpr const char* kIdentifier = "synwatchd";
+
+void set_utc_pattern(spdlog::sinks::sink& sink, const std::string& pattern) {
+  sink.set_formatter(std::make_unique<spdlog::pattern_formatter>(
+      pattern, spdlog::pattern_time_type::utc, std::string("\n")));
+}
+
+std::string top_sources_field(const IncidentEvent& event) {
+  std::string out;
+  for (const auto& source : event.top_sources) {
+    if (!out.empty()) out += ' ';
+    out += source.address.to_string() + "=" + std::to_string(source.syns);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::expected<Logging, std::string> make_logging(const LogConfig& config) {
+  Logging logging;
   std::vector<spdlog::sink_ptr> sinks;
+  std::vector<spdlog::sink_ptr> others;
   if (std::getenv("JOURNAL_STREAM") != nullptr) {
-    auto journal = std::make_shared<spdlog::sinks::systemd_sink_mt>("synwatchd");
+    auto journal = std::make_shared<spdlog::sinks::systemd_sink_mt>(kIdentifier);
     journal->set_pattern("%v");
     sinks.push_back(journal);
+    logging.journal = true;
   } else {
     auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-    console->set_pattern("%Y-%m-%dT%H:%M:%S.%e synwatchd %^%l%$: %v");
+    set_utc_pattern(*console, "%Y-%m-%dT%H:%M:%S.%eZ synwatchd %^%l%$: %v");
     sinks.push_back(console);
+    others.push_back(console);
   }
   if (!config.file.empty()) {
     // spdlog would create missing directories, as whoever runs it (root at start): a typo in
@@ -38,23 +67,53 @@ std::expected<std::shared_ptr<spdlog::logger>, std::string> make_logger(const Lo
     try {
       auto file = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
           config.file, config.file_max_bytes, config.file_max_files);
-      file->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l: %v");
+      set_utc_pattern(*file, "%Y-%m-%dT%H:%M:%S.%eZ %l: %v");
       sinks.push_back(file);
+      others.push_back(file);
     } catch (const spdlog::spdlog_ex& e) {
       return std::unexpected("cannot open log file '" + config.file + "': " + e.what());
     }
   }
-  auto logger = std::make_shared<spdlog::logger>("synwatchd", sinks.begin(), sinks.end());
-  logger->set_level(spdlog::level::from_str(config.level));
-  logger->flush_on(spdlog::level::info);
-  return logger;
+  const auto level = spdlog::level::from_str(config.level);
+  logging.logger = std::make_shared<spdlog::logger>(kIdentifier, sinks.begin(), sinks.end());
+  logging.logger->set_level(level);
+  logging.logger->flush_on(spdlog::level::info);
+  if (logging.journal) {
+    logging.besides_journal =
+        std::make_shared<spdlog::logger>(kIdentifier, others.begin(), others.end());
+    logging.besides_journal->set_level(level);
+    logging.besides_journal->flush_on(spdlog::level::info);
+  }
+  return logging;
 }
 
-std::expected<void, std::string> configure_logging(const LogConfig& config) {
-  auto logger = make_logger(config);
-  if (!logger) return std::unexpected(logger.error());
-  spdlog::set_default_logger(std::move(*logger));
-  return {};
+void install_logging(const Logging& logging) {
+  spdlog::set_default_logger(logging.logger);
+}
+
+void log_incident(const Logging& logging, const IncidentEvent& event) {
+  const auto level = event.type == EventType::kUpdated ? spdlog::level::info : spdlog::level::warn;
+  const std::string line = describe_for_log(event);
+  if (!logging.journal) {
+    logging.logger->log(level, "{}", line);
+    return;
+  }
+  if (logging.logger->should_log(level)) {
+    // The journal's own fields beside the message: one incident is then one journalctl match.
+    const std::string port =
+        event.host_scope ? std::string("all") : std::to_string(event.target.port);
+    const int priority = level == spdlog::level::warn ? LOG_WARNING : LOG_INFO;
+    (void)sd_journal_send(
+        "MESSAGE=%s", line.c_str(), "PRIORITY=%d", priority, "SYSLOG_IDENTIFIER=%s", kIdentifier,
+        "SYNWATCH_INCIDENT_ID=%s", event.incident_id.c_str(), "SYNWATCH_EVENT=%s",
+        std::string(to_string(event.type)).c_str(), "SYNWATCH_EVENT_ID=%s", event.event_id.c_str(),
+        "SYNWATCH_KIND=%s", std::string(to_string(event.kind)).c_str(),
+        "SYNWATCH_TARGET_ADDRESS=%s", event.target.address.to_string().c_str(),
+        "SYNWATCH_TARGET_PORT=%s", port.c_str(), "SYNWATCH_HALF_OPEN=%u", event.stats.half_open,
+        "SYNWATCH_STALE=%u", event.stats.stale, "SYNWATCH_TOP_SOURCES=%s",
+        top_sources_field(event).c_str(), nullptr);
+  }
+  logging.besides_journal->log(level, "{}", line);
 }
 
 std::optional<std::string> log_rotation_problem(const LogConfig& config, const std::string& user) {

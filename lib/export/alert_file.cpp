@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -84,18 +85,27 @@ void AlertFile::publish(const IncidentEvent& event) {
 
 std::string describe_for_log(const IncidentEvent& e) {
   const std::string target = describe_target(e.target, e.host_scope);
-  return fmt::format(
+  std::string line = fmt::format(
       "incident {} {}: {} SYN flood on {} stale={} baseline={:.0f} stale_after={}ms "
       "half_open={} (syn_recv={} syn_seen={} peak={}) syn_rate={:.0f}/s distinct_sources={:.0f} "
-      "entropy={:.2f} completion={:.2f}{}",
+      "entropy={:.2f} completion={:.2f}",
       e.incident_id, to_string(e.type), to_string(e.kind), target, e.stats.stale, e.stats.baseline,
       e.stats.stale_after / kNanosPerMilli, e.stats.half_open, e.stats.syn_recv, e.stats.syn_seen,
       e.stats.peak_half_open, e.stats.syn_rate, e.stats.distinct_sources, e.stats.source_entropy,
-      e.stats.completion_ratio,
-      e.top_sources.empty()
-          ? std::string()
-          : fmt::format(" top_source={} ({} SYNs)", e.top_sources[0].address.to_string(),
-                        e.top_sources[0].syns));
+      e.stats.completion_ratio);
+  if (!e.top_sources.empty()) {
+    line += " top_sources=";
+    const std::size_t shown = std::min<std::size_t>(e.top_sources.size(), kTopSourcesInLog);
+    for (std::size_t i = 0; i < shown; ++i) {
+      line += fmt::format("{}{}({})", i == 0 ? "" : ",", e.top_sources[i].address.to_string(),
+                          e.top_sources[i].syns);
+    }
+  }
+  if (e.type == EventType::kEnded && e.ended_at) {
+    line += fmt::format(" lasted={:.1f}s", to_seconds(*e.ended_at - e.started_at));
+  }
+  if (e.type != EventType::kUpdated) line += " reason=\"" + e.reason + "\"";
+  return line;
 }
 
 }  // namespace synwatch

@@ -36,7 +36,11 @@ class AlertFile final : public EventSink {
   bool torn_ = false;    // the last line is incomplete in the file (could not be taken back)
 };
 
-// One human log line per event (spdlog): target, kind and the key figures.
+// How many top sources a log line names (with their SYN counts).
+inline constexpr std::size_t kTopSourcesInLog = 5;
+
+// One human log line per event: target, kind, the key figures, the top sources; started and
+// ended also the reason, ended how long it lasted.
 std::string describe_for_log(const IncidentEvent& event);
 
 }  // namespace synwatch

@@ -1,8 +1,17 @@
 // The live daemon in a network-namespace test bed: real listener, real traffic, real capture.
 // Skips (saying why) where root or network namespaces are unavailable.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/un.h>
+#include <sys/socket.h>
 
 #include <iostream>
+#include <thread>
+#include <optional>
+#include <mutex>
+#include <map>
+#include <cstring>
+#include <atomic>
 #include <regex>
 #include <set>
 
@@ -557,6 +566,123 @@ TEST_F(LiveNetns, PeakMemoryUnderAFloodStaysWithinTheLoggedBound) {
   std::cout << "peak resident " << peak_mib << " MiB, bound " << bound_mib << " MiB\n";
   EXPECT_LE(peak_mib, bound_mib);
   EXPECT_FALSE(events_of(events(), "started").empty()) << log();
+}
+
+// A stand-in for journald: the datagram socket libsystemd writes to, parsed as journald does
+// (KEY=VALUE lines, or KEY, a 64-bit length and the value for binary-safe fields).
+class JournalSocket {
+ public:
+  explicit JournalSocket(const std::filesystem::path& directory) : path_(directory / "socket") {
+    std::filesystem::create_directories(directory);
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path_.c_str(), sizeof address.sun_path - 1);
+    ok_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    // The daemon writes as its unprivileged user.
+    std::filesystem::permissions(path_, std::filesystem::perms::all);
+    std::filesystem::permissions(
+        directory, std::filesystem::perms::owner_all | std::filesystem::perms::group_exec |
+                       std::filesystem::perms::others_exec | std::filesystem::perms::group_read |
+                       std::filesystem::perms::others_read);
+    reader_ = std::thread([this] { read_loop(); });
+  }
+  ~JournalSocket() {
+    stopping_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    reader_.join();
+    ::close(fd_);
+  }
+  JournalSocket(const JournalSocket&) = delete;
+  JournalSocket& operator=(const JournalSocket&) = delete;
+  [[nodiscard]] bool ok() const { return ok_; }
+  using Entry = std::map<std::string, std::string>;
+  std::vector<Entry> entries() const {
+    std::lock_guard lock(mutex_);
+    return entries_;
+  }
+
+ private:
+  void read_loop() {
+    std::vector<char> buffer(1 << 20);
+    while (!stopping_) {
+      pollfd pfd{fd_, POLLIN, 0};
+      if (::poll(&pfd, 1, 100) <= 0) continue;
+      const ssize_t n = ::recv(fd_, buffer.data(), buffer.size(), 0);
+      if (n <= 0) continue;
+      Entry entry;
+      std::string_view rest(buffer.data(), static_cast<std::size_t>(n));
+      while (!rest.empty()) {
+        const auto end = rest.find('\n');
+        const std::string_view line = rest.substr(0, end);
+        if (const auto equals = line.find('='); equals != std::string_view::npos) {
+          entry[std::string(line.substr(0, equals))] = std::string(line.substr(equals + 1));
+          rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
+        } else if (end != std::string_view::npos && rest.size() >= end + 9) {
+          std::uint64_t length = 0;
+          std::memcpy(&length, rest.data() + end + 1, 8);
+          entry[std::string(line)] = std::string(rest.substr(end + 9, length));
+          rest.remove_prefix(std::min(rest.size(), end + 9 + length + 1));
+        } else {
+          break;
+        }
+      }
+      std::lock_guard lock(mutex_);
+      entries_.push_back(std::move(entry));
+    }
+  }
+  std::filesystem::path path_;
+  int fd_ = -1;
+  bool ok_ = false;
+  std::atomic<bool> stopping_{false};
+  std::thread reader_;
+  mutable std::mutex mutex_;
+  std::vector<Entry> entries_;
+};
+
+// Under systemd every incident line carries journal fields, so that
+// `journalctl -u synwatch SYNWATCH_INCIDENT_ID=...` finds one incident.
+TEST_F(LiveNetns, IncidentLinesCarryJournalFields) {
+  const auto journal_dir = dir_.path() / "journal";
+  JournalSocket journal(journal_dir);
+  ASSERT_TRUE(journal.ok());
+  std::filesystem::create_directories("/run/systemd/journal");  // the bind mount's target
+  write_config("[swv0]");
+  start_listener(8080);
+  // The daemon alone sees the stand-in, in a mount namespace of its own.
+  daemon_ = std::make_unique<Background>(
+      bed_->exec_in(bed_->victim(), {"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                     "mount --bind " + journal_dir.string() +
+                                         " /run/systemd/journal && exec env JOURNAL_STREAM=8:1 " +
+                                         SYNWATCHD + " --config " + config_.string()}),
+      dir_.path() / "daemon.out", dir_.path() / "daemon.err");
+  const auto find = [&](const std::string& key, const std::string& value) {
+    for (const auto& entry : journal.entries()) {
+      if (const auto it = entry.find(key);
+          it != entry.end() && it->second.find(value) != std::string::npos) {
+        return std::optional<JournalSocket::Entry>(entry);
+      }
+    }
+    return std::optional<JournalSocket::Entry>();
+  };
+  ASSERT_TRUE(eventually(10s, [&] { return find("MESSAGE", "watching").has_value(); }))
+      << log() << journal.entries().size() << " journal entries";
+  ASSERT_EQ(flood("198.51.100.1", 8080, 3000, 10000).exit_code, 0);
+  ASSERT_TRUE(eventually(8s, [&] { return find("SYNWATCH_EVENT", "started").has_value(); }))
+      << log();
+  const auto started = *find("SYNWATCH_EVENT", "started");
+  const auto events = events_of(read_events(alerts_), "started");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(started.at("SYNWATCH_INCIDENT_ID"), events[0]["incident_id"]);
+  EXPECT_EQ(started.at("SYNWATCH_EVENT_ID"), events[0]["event_id"]);
+  EXPECT_EQ(started.at("SYNWATCH_KIND"), "spoofed_random");
+  EXPECT_EQ(started.at("SYNWATCH_TARGET_ADDRESS"), "198.51.100.1");
+  EXPECT_EQ(started.at("SYNWATCH_TARGET_PORT"), "8080");
+  EXPECT_GT(std::stoi(started.at("SYNWATCH_HALF_OPEN")), 256);
+  EXPECT_FALSE(started.at("SYNWATCH_TOP_SOURCES").empty());
+  EXPECT_EQ(started.at("PRIORITY"), "4");
+  EXPECT_EQ(started.at("SYSLOG_IDENTIFIER"), "synwatchd");
+  EXPECT_NE(started.at("MESSAGE").find("top_sources="), std::string::npos);
 }
 
 }  // namespace

@@ -92,6 +92,27 @@ TEST(LogLine, NamesTheStaleCountAndAWholeHostByItsAddress) {
   EXPECT_NE(line.find("on 2001:db8::10 (all ports) stale=280"), std::string::npos) << line;
 }
 
+TEST(LogLine, NamesTheTopSourcesAndForTheEndWhyAndHowLong) {
+  IncidentEvent e = sample(EventType::kStarted);
+  e.top_sources.clear();
+  for (std::uint32_t i = 1; i <= 7; ++i) {
+    e.top_sources.push_back({IpAddress::from_v4(0xc6120000u + i), 100u - i});
+  }
+  std::string line = describe_for_log(e);
+  EXPECT_NE(line.find(" top_sources=198.18.0.1(99),198.18.0.2(98),198.18.0.3(97),198.18.0.4(96),"
+                      "198.18.0.5(95) "),
+            std::string::npos)
+      << line;
+  EXPECT_EQ(line.find("198.18.0.6"), std::string::npos) << line;
+  EXPECT_NE(line.find(" reason=\"because\""), std::string::npos) << line;
+  e.type = EventType::kUpdated;
+  EXPECT_EQ(describe_for_log(e).find("reason="), std::string::npos);
+  e.type = EventType::kEnded;
+  e.ended_at = e.started_at + 72'500'000'000;
+  line = describe_for_log(e);
+  EXPECT_NE(line.find(" lasted=72.5s reason=\"because\""), std::string::npos) << line;
+}
+
 TEST(EventJson, EndedCarriesEndedAt) {
   const auto j = to_json(sample(EventType::kEnded));
   EXPECT_EQ(j["event"], "ended");
