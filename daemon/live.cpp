@@ -15,6 +15,7 @@
 
 #include "engine/live_pipeline.hpp"
 #include "event_queue.hpp"
+#include "export/action_runner.hpp"
 #include "export/alert_file.hpp"
 #include "export/webhook.hpp"
 #include "export/metrics.hpp"
@@ -163,6 +164,12 @@ class Service {
       metrics_ = std::move(*exporter);
     }
     if (webhooks_) webhooks_->start();
+    if (auto started = start_actions(*config_); started) {
+      actions_ = std::move(*started);
+    } else {
+      spdlog::critical("{}", started.error());
+      return kExitSoftware;
+    }
     refresh_protected();
     if (!resumed.empty()) {
       // The previous run died with these open: they go on under their ids if the flood does,
@@ -231,6 +238,7 @@ class Service {
       }
       if (stopping_) break;
       report_health();
+      std::erase_if(retired_actions_, [](const auto& runner) { return runner->idle(); });
       if (metrics_ && std::chrono::steady_clock::now() >= next_metrics_update) {
         update_metrics();
         next_metrics_update = std::chrono::steady_clock::now() + std::chrono::seconds(1);
@@ -246,6 +254,11 @@ class Service {
     // incident). Only a death without this (SIGKILL, a crash) leaves incidents to carry on.
     pipeline_->end_incidents("synwatchd stopped");
     deliver(queue_.drain());
+    if (actions_ && !actions_->wait_idle(std::chrono::seconds(2))) {
+      spdlog::warn("actions still running at stop are killed");
+    }
+    actions_.reset();
+    retired_actions_.clear();
     if (webhooks_) {
       // A short grace period for events in flight; whatever is left stays spooled for the next
       // start.
@@ -290,6 +303,7 @@ class Service {
         }
       }
       if (webhooks_) webhooks_->publish(event);  // spooled and queued; never waits on the network
+      if (actions_) actions_->publish(event);    // started and watched off this thread
       if (open_incidents_) {
         if (auto recorded = open_incidents_->record(event); !recorded) {
           spdlog::error("{}; a crash now would leave incident {} without its ended",
@@ -297,6 +311,12 @@ class Service {
         }
       }
     }
+  }
+
+  static std::expected<std::unique_ptr<ActionRunner>, std::string> start_actions(
+      const Config& config) {
+    if (config.actions.empty()) return std::unique_ptr<ActionRunner>();
+    return ActionRunner::start(config.actions);
   }
 
   static std::expected<std::unique_ptr<WebhookDispatcher>, std::string> make_webhooks(
@@ -318,6 +338,7 @@ class Service {
     state.pipeline = pipeline_->snapshot();
     state.outputs = outputs_;
     if (webhooks_) state.webhooks = webhooks_->stats();
+    if (actions_) state.actions = actions_->stats();
     state.last_reload_successful = last_reload_ok_;
     state.last_reload_success_time = last_reload_success_time_;
     metrics_->update(std::move(state));
@@ -414,6 +435,13 @@ class Service {
       new_webhooks = std::move(*made);
     }
 
+    std::optional<std::unique_ptr<ActionRunner>> new_actions;
+    if (config->actions != config_->actions) {
+      auto started = start_actions(*config);
+      if (!started) return fail(started.error());
+      new_actions = std::move(*started);
+    }
+
     if (new_alert_file) {
       alert_file_ = std::move(*new_alert_file);
       spdlog::info("reload: alert file {}",
@@ -432,6 +460,13 @@ class Service {
     if (config->user != config_->user) {
       spdlog::warn(
           "reload: user changed but privileges were already dropped; takes effect at restart");
+    }
+    if (new_actions) {
+      // Runs already going finish (or time out) under the old runner.
+      if (actions_) retired_actions_.push_back(std::move(actions_));
+      actions_ = std::move(*new_actions);
+      spdlog::info("reload: {} action{}", config->actions.size(),
+                   config->actions.size() == 1 ? "" : "s");
     }
     if (new_webhooks) {
       if (webhooks_) webhooks_->stop();
@@ -467,6 +502,8 @@ class Service {
   std::optional<AlertFile> alert_file_;
   std::optional<OpenIncidentsFile> open_incidents_;
   std::unique_ptr<WebhookDispatcher> webhooks_;
+  std::unique_ptr<ActionRunner> actions_;
+  std::vector<std::unique_ptr<ActionRunner>> retired_actions_;
   std::shared_ptr<MetricsExporter> metrics_;
   std::map<std::string, OutputCounts> outputs_;
   bool last_reload_ok_ = true;

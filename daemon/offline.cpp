@@ -3,15 +3,18 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <random>
+#include <vector>
 
 #include "capture/pcap_file_source.hpp"
 #include "capture/read_ahead_source.hpp"
 #include "engine/engine.hpp"
+#include "export/action_runner.hpp"
 #include "export/event_json.hpp"
 #include "export/webhook.hpp"
 
@@ -24,19 +27,24 @@ constexpr int kExitNoInput = 66;     // sysexits EX_NOINPUT
 constexpr int kExitTempFail = 75;    // sysexits EX_TEMPFAIL: webhook events left undelivered
 constexpr int kExitIoError = 74;     // sysexits EX_IOERR: events could not be written out
 constexpr int kExitCantCreate = 73;  // sysexits EX_CANTCREAT: webhook spool or secret unusable
+constexpr int kExitSoftware = 70;    // sysexits EX_SOFTWARE
 
 // stdout and the webhooks both see every event, in order.
+// Every event to stdout, then to whichever of the other outputs are configured.
 class FanOutSink final : public EventSink {
  public:
-  FanOutSink(EventSink& first, EventSink* second) : first_(first), second_(second) {}
+  FanOutSink(EventSink& first, std::vector<EventSink*> others)
+      : first_(first), others_(std::move(others)) {}
   void publish(const IncidentEvent& event) override {
     first_.publish(event);
-    if (second_ != nullptr) second_->publish(event);
+    for (auto* other : others_) {
+      if (other != nullptr) other->publish(event);
+    }
   }
 
  private:
   EventSink& first_;
-  EventSink* second_;
+  std::vector<EventSink*> others_;
 };
 
 void print_summary(const std::string& path, const Engine& engine, std::uint64_t events) {
@@ -88,7 +96,16 @@ int run_offline(const Config& config, const std::string& capture_path) {
     webhooks = std::move(*created);
     webhooks->start();  // first redelivers what an earlier run left in the spool
   }
-  FanOutSink fan_out(sink, webhooks.get());
+  std::unique_ptr<ActionRunner> actions;
+  if (!config.actions.empty()) {
+    auto started = ActionRunner::start(config.actions);
+    if (!started) {
+      spdlog::error("{}", started.error());
+      return kExitSoftware;
+    }
+    actions = std::move(*started);
+  }
+  FanOutSink fan_out(sink, {webhooks.get(), actions.get()});
   // A fixed seed keeps offline runs byte-for-byte reproducible; the table is bounded anyway.
   Engine engine(config, source->link_type(), fan_out, 0x9e3779b97f4a7c15ULL);
   int exit_code = 0;
@@ -108,6 +125,13 @@ int run_offline(const Config& config, const std::string& capture_path) {
     spdlog::error("{} of {} events could not be written to standard output: {}", sink.failed(),
                   sink.failed() + sink.written(), std::strerror(sink.last_error()));
     exit_code = kExitIoError;
+  }
+  if (actions) {
+    // Bounded by the actions' timeouts: a command that outlives its own is killed.
+    DurationNs longest = 0;
+    for (const auto& action : config.actions) longest = std::max(longest, action.timeout);
+    (void)actions->wait_idle(std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::nanoseconds(longest) + std::chrono::seconds(1)));
   }
   if (webhooks) {
     // Bounded by each receiver's retry limit: an event is delivered or given up eventually.

@@ -150,6 +150,18 @@ struct KernelConfig {
   friend bool operator==(const KernelConfig&, const KernelConfig&) = default;
 };
 
+// A command run on incident events (actions:), with the event on stdin.
+struct ActionConfig {
+  std::string name;                  // unique; names it in logs and metrics
+  std::string type = "exec";         // exec
+  std::vector<std::string> command;  // argv; command[0] is an absolute path
+  std::vector<std::string> events{"started", "ended"};
+  DurationNs timeout = 10 * kNanosPerSecond;  // then its process group is killed
+  std::size_t max_running = 4;                // more at once are skipped (counted, logged)
+
+  friend bool operator==(const ActionConfig&, const ActionConfig&) = default;
+};
+
 struct AlertsConfig {
   std::string file;  // JSON Lines of incident events; empty = none
   std::vector<WebhookConfig> webhooks;
@@ -192,6 +204,7 @@ struct Config {
   CaptureConfig capture;
   KernelConfig kernel;
   AlertsConfig alerts;
+  std::vector<ActionConfig> actions;
   MetricsConfig metrics;
   FlowConfig flow;
   AggregationConfig aggregation;

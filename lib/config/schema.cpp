@@ -12,6 +12,7 @@
 
 #include <pcap/pcap.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <memory>
 
@@ -262,8 +263,9 @@ std::vector<ConfigFieldProblem> check_webhook(const ConfigRecord& record) {
     if (auto problem = url_problem(*url)) problems.push_back({"url", std::move(*problem)});
   }
   if (const auto* link = text("generator_url"); link != nullptr && !link->empty()) {
-    if (auto problem = url_problem(*link))
+    if (auto problem = url_problem(*link)) {
       problems.push_back({"generator_url", std::move(*problem)});
+    }
   }
   if (const auto* secret = text("secret_file"); secret != nullptr && !secret->empty()) {
     if (auto problem = secret_file_problem(*secret)) {
@@ -340,8 +342,9 @@ void append_webhook(ConfigValue& list, const ConfigRecord& record) {
     }
   }
   // A chat channel wants to hear that a flood began and ended, not every update.
-  if (webhook.format == "slack" && !record.contains("events"))
+  if (webhook.format == "slack" && !record.contains("events")) {
     webhook.events = {"started", "ended"};
+  }
   std::get<std::vector<WebhookConfig>>(list).push_back(std::move(webhook));
 }
 
@@ -384,6 +387,92 @@ ConfigKey webhooks_key() {
                "alertmanager: re-send firing alerts this often (endsAt 4 intervals ahead)."),
       webhook_field("generator_url", ConfigKind::kString,
                     "alertmanager: the alerts' generatorURL; empty: this host's metrics page."),
+  };
+  return key;
+}
+
+std::vector<ConfigFieldProblem> check_action(const ConfigRecord& record) {
+  std::vector<ConfigFieldProblem> problems;
+  if (const auto it = record.find("name"); it != record.end()) {
+    const auto& name = std::get<std::string>(it->second);
+    const bool safe = !name.empty() && std::ranges::all_of(name, [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '-' || c == '_';
+    });
+    if (!safe) {
+      problems.push_back({"name", "expected letters, digits, '.', '-' or '_', got '" + name + "'"});
+    }
+  }
+  if (const auto it = record.find("command"); it != record.end()) {
+    const auto& command = std::get<std::vector<std::string>>(it->second);
+    if (command.empty()) {
+      problems.push_back({"command", "expected the program and its arguments, got an empty list"});
+    } else if (!command.front().starts_with('/')) {
+      problems.push_back(
+          {"command",
+           "the program must be an absolute path (no PATH lookup), got '" + command.front() + "'"});
+    } else if (::access(command.front().c_str(), X_OK) != 0) {
+      problems.push_back({"command", "cannot run '" + command.front() +
+                                         "': " + std::generic_category().message(errno)});
+    }
+  }
+  if (const auto it = record.find("events"); it != record.end()) {
+    for (const auto& event : std::get<std::vector<std::string>>(it->second)) {
+      if (event != "started" && event != "updated" && event != "ended") {
+        problems.push_back(
+            {"events", "expected a list of started, updated, ended, got '" + event + "'"});
+      }
+    }
+  }
+  return problems;
+}
+
+void append_action(ConfigValue& list, const ConfigRecord& record) {
+  ActionConfig action;
+  for (const auto& [field, value] : record) {
+    if (field == "name") {
+      action.name = std::get<std::string>(value);
+    } else if (field == "type") {
+      action.type = std::get<std::string>(value);
+    } else if (field == "command") {
+      action.command = std::get<std::vector<std::string>>(value);
+    } else if (field == "events") {
+      action.events = std::get<std::vector<std::string>>(value);
+    } else if (field == "timeout") {
+      action.timeout = std::get<DurationNs>(value);
+    } else if (field == "max_running") {
+      action.max_running = static_cast<std::size_t>(std::get<std::uint64_t>(value));
+    }
+  }
+  std::get<std::vector<ActionConfig>>(list).push_back(std::move(action));
+}
+
+ConfigKey actions_key() {
+  auto key = make_key<std::vector<ActionConfig>>(
+      "actions", ConfigKind::kMappingList, [](auto& c) -> auto& { return c.actions; },
+      "Commands run on incident events, with the event JSON on stdin and SYNWATCH_* variables: "
+      "name, type (exec), command, events (default started, ended), timeout, max_running.");
+  key.unique_field = "name";
+  key.check_element = check_action;
+  key.append_element = append_action;
+  ConfigKey type = webhook_field("type", ConfigKind::kEnum, "What the action does.");
+  type.choices = {"exec"};
+  ConfigKey timeout = webhook_field("timeout", ConfigKind::kDuration,
+                                    "Longest run; then its process group is killed.");
+  timeout.minimum = 100 * kMilli;
+  timeout.maximum = kHour;
+  ConfigKey running =
+      webhook_field("max_running", ConfigKind::kUnsigned, "Runs at once; more are skipped.");
+  running.minimum = std::uint64_t{1};
+  running.maximum = std::uint64_t{64};
+  key.fields = {
+      webhook_field("name", ConfigKind::kString, "Unique action name.", true),
+      type,
+      webhook_field("command", ConfigKind::kStringList, "Program (absolute path) and arguments.",
+                    true),
+      webhook_field("events", ConfigKind::kStringList, "Events: started, updated, ended."),
+      timeout,
+      running,
   };
   return key;
 }
@@ -448,6 +537,7 @@ std::vector<ConfigKey> build_schema() {
           "alerts.spool_max_events", 1, 10'000'000,
           [](auto& c) -> auto& { return c.alerts.spool_max_events; },
           "Undelivered webhook events kept per receiver; when full, the oldest updated go first."),
+      actions_key(),
 
       unsigned_key(
           "flow.capacity", 1, 268'435'456, [](auto& c) -> auto& { return c.flow.capacity; },
@@ -779,11 +869,19 @@ std::string format_config_value(const ConfigKey& key, const ConfigValue& value) 
       return out + "}";
     }
     case ConfigKind::kMappingList: {
-      // Name and URL identify a receiver; the rest would make the line unreadable.
+      // Names (and a receiver's URL) identify the elements; the rest would make the line
+      // unreadable.
       std::string out = "[";
-      for (const auto& webhook : std::get<std::vector<WebhookConfig>>(value)) {
-        if (out.size() > 1) out += ", ";
-        out += "{name: " + webhook.name + ", url: " + webhook.url + "}";
+      if (const auto* webhooks = std::get_if<std::vector<WebhookConfig>>(&value)) {
+        for (const auto& webhook : *webhooks) {
+          if (out.size() > 1) out += ", ";
+          out += "{name: " + webhook.name + ", url: " + webhook.url + "}";
+        }
+      } else if (const auto* actions = std::get_if<std::vector<ActionConfig>>(&value)) {
+        for (const auto& action : *actions) {
+          if (out.size() > 1) out += ", ";
+          out += "{name: " + action.name + "}";
+        }
       }
       return out + "]";
     }

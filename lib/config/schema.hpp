@@ -44,9 +44,10 @@ enum class ConfigKind : std::uint8_t {
 
 // A parsed value of any kind: kUnsigned -> uint64_t, kDuration -> DurationNs, kString and kEnum ->
 // std::string; the alternatives are distinct types so a value carries its kind.
-using ConfigValue = std::variant<bool, std::uint64_t, double, DurationNs, std::string,
-                                 std::vector<IpPrefix>, std::vector<std::string>,
-                                 std::map<std::string, std::string>, std::vector<WebhookConfig>>;
+using ConfigValue =
+    std::variant<bool, std::uint64_t, double, DurationNs, std::string, std::vector<IpPrefix>,
+                 std::vector<std::string>, std::map<std::string, std::string>,
+                 std::vector<WebhookConfig>, std::vector<ActionConfig>>;
 
 // The fields of one kMappingList element as parsed, by field name (absent = not given).
 using ConfigRecord = std::map<std::string, ConfigValue, std::less<>>;

@@ -301,6 +301,26 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
   }
   out.push_back(std::move(outputs));
 
+  if (!s.actions.empty()) {
+    auto runs = family("synwatch_action_runs_total",
+                       "Runs of each action (actions:) by result: succeeded, failed, timed_out "
+                       "(killed), skipped (max_running reached), spawn_failed.",
+                       MetricType::Counter);
+    auto running =
+        family("synwatch_action_running", "Runs of each action going on now.", MetricType::Gauge);
+    for (const auto& action : s.actions) {
+      for (const auto& [result, count] :
+           {std::pair{"succeeded", action.succeeded}, std::pair{"failed", action.failed},
+            std::pair{"timed_out", action.timed_out}, std::pair{"skipped", action.skipped},
+            std::pair{"spawn_failed", action.spawn_failed}}) {
+        add(runs, {{"action", action.name}, {"result", result}}, static_cast<double>(count));
+      }
+      add(running, {{"action", action.name}}, static_cast<double>(action.running));
+    }
+    out.push_back(std::move(runs));
+    out.push_back(std::move(running));
+  }
+
   auto memory = family("synwatch_memory_bound_bytes",
                        "What the daemon's memory is bounded by, by part (see README, Memory); "
                        "compare the sum with process_resident_memory_bytes.",

@@ -26,6 +26,7 @@
 #include "config/config.hpp"
 #include "engine/live_pipeline.hpp"
 #include "export/http_endpoint.hpp"
+#include "export/action_runner.hpp"
 #include "export/webhook.hpp"
 
 namespace synwatch {
@@ -39,6 +40,7 @@ struct MetricsState {
   PipelineSnapshot pipeline;
   std::map<std::string, OutputCounts> outputs;  // "log", "alert_file", webhook names
   WebhookStats webhooks;
+  std::vector<ActionRunStats> actions;
   bool last_reload_successful = true;
   double last_reload_success_time = 0;  // Unix seconds
 };

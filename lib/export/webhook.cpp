@@ -521,6 +521,7 @@ void WebhookDispatcher::run_receiver(Receiver& receiver) {
   };
   auto refresh = [&](std::unique_lock<std::mutex>& held) {
     std::vector<nlohmann::json> firing;
+    firing.reserve(receiver.firing.size());
     for (const auto& [id, json] : receiver.firing) {
       firing.push_back(nlohmann::json::parse(json, nullptr, false));
     }

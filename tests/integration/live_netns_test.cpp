@@ -673,8 +673,8 @@ TEST_F(LiveNetns, IncidentLinesCarryJournalFields) {
   const auto started = *find("SYNWATCH_EVENT", "started");
   const auto events = events_of(read_events(alerts_), "started");
   ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(started.at("SYNWATCH_INCIDENT_ID"), events[0]["incident_id"]);
-  EXPECT_EQ(started.at("SYNWATCH_EVENT_ID"), events[0]["event_id"]);
+  EXPECT_EQ(started.at("SYNWATCH_INCIDENT_ID"), events[0]["incident_id"].get<std::string>());
+  EXPECT_EQ(started.at("SYNWATCH_EVENT_ID"), events[0]["event_id"].get<std::string>());
   EXPECT_EQ(started.at("SYNWATCH_KIND"), "spoofed_random");
   EXPECT_EQ(started.at("SYNWATCH_TARGET_ADDRESS"), "198.51.100.1");
   EXPECT_EQ(started.at("SYNWATCH_TARGET_PORT"), "8080");

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <fstream>
+#include <iterator>
 #include <set>
 
 #include "generated_capture.hpp"
@@ -246,6 +248,25 @@ TEST_F(OfflineE2E, PipesStdinAndFifosReadLikeTheFile) {
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, from_file.out);
   }
+}
+
+// Action hooks run in --read too, and --read waits for them before it exits.
+TEST_F(OfflineE2E, ActionsRunOnTheEventsTheyWant) {
+  const auto g = generate("spoofed-flood", {"--duration", "2"});
+  const auto record = dir_.path() / "actions.jsonl";
+  const auto config = dir_.path() / "actions.yaml";
+  std::ofstream(config)
+      << "actions:\n  - name: record\n    command: [/bin/sh, -c, 'sleep 0.2; cat >> "
+      << record.string() << "']\n";
+  const auto r = analyse(g.file, {"--config", config.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(record);
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  const auto recorded = parse_json_lines(text);
+  ASSERT_EQ(recorded.size(), 2u) << text;
+  std::multiset<std::string> types;
+  for (const auto& e : recorded) types.insert(e.at("event").get<std::string>());
+  EXPECT_EQ(types, (std::multiset<std::string>{"started", "ended"}));
 }
 
 }  // namespace

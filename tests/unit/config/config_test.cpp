@@ -171,6 +171,12 @@ ConfigValue other_value(const ConfigKey& key, const ConfigValue& current) {
     case ConfigKind::kStringMap:
       return std::map<std::string, std::string>{{"x", "y"}};
     case ConfigKind::kMappingList: {
+      if (std::holds_alternative<std::vector<ActionConfig>>(current)) {
+        ActionConfig action;
+        action.name = "x";
+        action.command = {"/bin/true"};
+        return std::vector<ActionConfig>{action};
+      }
       WebhookConfig webhook;
       webhook.name = "x";
       webhook.url = "http://127.0.0.1/";
@@ -703,6 +709,26 @@ TEST(ConfigFileSize, AFileBeyondTheSizeLimitIsRefusedUnread) {
   ASSERT_TRUE(just_under);
   EXPECT_EQ(just_under->detection.half_open, 77u);
   std::filesystem::remove(path);
+}
+
+TEST(ConfigActions, TheProgramMustBeAnAbsolutePathThatRuns) {
+  const std::string head = "actions:\n  - name: page\n    command: ";
+  const Lines relative = errors_of(head + "[page-oncall, --now]\n");
+  ASSERT_EQ(relative.size(), 1u);
+  EXPECT_NE(relative[0].find("actions[1].command: the program must be an absolute path"),
+            std::string::npos)
+      << relative[0];
+  const Lines missing = errors_of(head + "[/nonexistent/page]\n");
+  ASSERT_EQ(missing.size(), 1u);
+  EXPECT_NE(missing[0].find("cannot run '/nonexistent/page'"), std::string::npos) << missing[0];
+  EXPECT_EQ(errors_of(head + "[]\n").size(), 1u);
+  EXPECT_EQ(errors_of(head + "[/bin/true]\n    events: [begun]\n").size(), 1u);
+  const auto config = load_ok(head + "[/bin/echo, hi]\n    timeout: 2s\n");
+  ASSERT_EQ(config.actions.size(), 1u);
+  EXPECT_EQ(config.actions[0].command, (std::vector<std::string>{"/bin/echo", "hi"}));
+  EXPECT_EQ(config.actions[0].events, (std::vector<std::string>{"started", "ended"}));
+  EXPECT_EQ(config.actions[0].timeout, 2 * kNanosPerSecond);
+  EXPECT_EQ(config.actions[0].max_running, 4u);
 }
 
 }  // namespace

@@ -75,7 +75,8 @@ Config config_with(const TempDir& dir, std::vector<WebhookConfig> webhooks) {
 }
 
 std::unique_ptr<WebhookDispatcher> make_dispatcher(const Config& config) {
-  auto created = WebhookDispatcher::create(config, {"", "test-host"});
+  auto created = WebhookDispatcher::create(
+      config, {.spool_owner = "", .instance = "test-host", .generator_url = ""});
   EXPECT_TRUE(created) << (created ? "" : created.error());
   return created ? std::move(*created) : nullptr;
 }
