@@ -290,6 +290,13 @@ class Service {
 
   void deliver(const std::deque<IncidentEvent>& events) {
     for (const auto& event : events) {
+      // First, so that whoever sees the event anywhere can rely on a restart carrying it on.
+      if (open_incidents_) {
+        if (auto recorded = open_incidents_->record(event); !recorded) {
+          spdlog::error("{}; a crash now would leave incident {} without its ended",
+                        recorded.error(), event.incident_id);
+        }
+      }
       log_incident(logging_, event);
       ++outputs_["log"].success;
       if (alert_file_) {
@@ -304,12 +311,6 @@ class Service {
       }
       if (webhooks_) webhooks_->publish(event);  // spooled and queued; never waits on the network
       if (actions_) actions_->publish(event);    // started and watched off this thread
-      if (open_incidents_) {
-        if (auto recorded = open_incidents_->record(event); !recorded) {
-          spdlog::error("{}; a crash now would leave incident {} without its ended",
-                        recorded.error(), event.incident_id);
-        }
-      }
     }
   }
 
