@@ -203,6 +203,18 @@ std::optional<std::string> capture_filter_problem(const ConfigValue& value) {
   return std::nullopt;
 }
 
+// A receiver's or action's name becomes a directory under state_dir, a log word and a metrics
+// label: letters, digits, '.', '-' and '_' only, and not "." or "..".
+std::optional<std::string> name_problem(std::string_view name) {
+  const bool safe =
+      !name.empty() && name != "." && name != ".." && std::ranges::all_of(name, [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '-' || c == '_';
+      });
+  if (safe) return std::nullopt;
+  return "expected letters, digits, '.', '-' or '_', got '" + std::string(name) + "'";
+}
+
 // A header line is "name: value\r\n": a CR or LF in either would end it early and let the rest
 // become a header (or body) of its own.
 std::optional<std::string> header_problem(std::string_view name, std::string_view value) {
@@ -248,16 +260,7 @@ std::vector<ConfigFieldProblem> check_webhook(const ConfigRecord& record) {
     return it == record.end() ? nullptr : &std::get<std::string>(it->second);
   };
   if (const auto* name = text("name")) {
-    const bool safe =
-        !name->empty() && *name != "." && *name != ".." && std::ranges::all_of(*name, [](char c) {
-          return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '.' || c == '-' || c == '_';
-        });
-    // The name becomes a directory under state_dir and a metrics label.
-    if (!safe) {
-      problems.push_back(
-          {"name", "expected letters, digits, '.', '-' or '_', got '" + *name + "'"});
-    }
+    if (auto problem = name_problem(*name)) problems.push_back({"name", std::move(*problem)});
   }
   if (const auto* url = text("url")) {
     if (auto problem = url_problem(*url)) problems.push_back({"url", std::move(*problem)});
@@ -394,13 +397,8 @@ ConfigKey webhooks_key() {
 std::vector<ConfigFieldProblem> check_action(const ConfigRecord& record) {
   std::vector<ConfigFieldProblem> problems;
   if (const auto it = record.find("name"); it != record.end()) {
-    const auto& name = std::get<std::string>(it->second);
-    const bool safe = !name.empty() && std::ranges::all_of(name, [](char c) {
-      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-             c == '.' || c == '-' || c == '_';
-    });
-    if (!safe) {
-      problems.push_back({"name", "expected letters, digits, '.', '-' or '_', got '" + name + "'"});
+    if (auto problem = name_problem(std::get<std::string>(it->second))) {
+      problems.push_back({"name", std::move(*problem)});
     }
   }
   if (const auto it = record.find("command"); it != record.end()) {

@@ -11,6 +11,8 @@
 #include <sstream>
 #include <thread>
 
+#include "temp_dir.hpp"
+
 namespace synwatch {
 namespace {
 
@@ -18,13 +20,6 @@ using namespace std::chrono_literals;
 
 class ActionRunnerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string templ =
-        (std::filesystem::temp_directory_path() / "synwatch-actions-XXXXXX").string();
-    dir_ = ::mkdtemp(templ.data());
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   static IncidentEvent event(EventType type, std::uint32_t sequence = 0) {
     IncidentEvent e;
     e.type = type;
@@ -51,7 +46,8 @@ class ActionRunnerTest : public ::testing::Test {
     text << in.rdbuf();
     return text.str();
   }
-  std::filesystem::path dir_;
+  testing::TempDir scratch_;
+  const std::filesystem::path& dir_ = scratch_.path();
 };
 
 TEST_F(ActionRunnerTest, TheCommandGetsTheEventOnStdinAndItsFiguresInTheEnvironment) {

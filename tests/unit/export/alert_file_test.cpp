@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 namespace synwatch {
 namespace {
 
@@ -41,13 +43,8 @@ std::vector<std::string> lines_of(const std::filesystem::path& path) {
 
 class AlertFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string templ =
-        (std::filesystem::temp_directory_path() / "synwatch-alerts-XXXXXX").string();
-    dir_ = ::mkdtemp(templ.data());
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::filesystem::path dir_;
+  testing::TempDir scratch_;
+  const std::filesystem::path& dir_ = scratch_.path();
 };
 
 TEST_F(AlertFileTest, AWriteCutShortIsTakenBackAndCountedSoTheFileStaysJsonLines) {

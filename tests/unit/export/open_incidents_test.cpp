@@ -6,18 +6,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include "temp_dir.hpp"
+
 namespace synwatch {
 namespace {
 
 class OpenIncidentsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string templ =
-        (std::filesystem::temp_directory_path() / "synwatch-incidents-XXXXXX").string();
-    dir_ = ::mkdtemp(templ.data());
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   static IncidentEvent event(EventType type, const std::string& id, std::uint32_t sequence,
                              std::uint16_t port) {
     IncidentEvent e;
@@ -35,7 +30,8 @@ class OpenIncidentsTest : public ::testing::Test {
     EXPECT_TRUE(file) << (file ? "" : file.error());
     return std::move(*file);
   }
-  std::filesystem::path dir_;
+  testing::TempDir scratch_;
+  const std::filesystem::path& dir_ = scratch_.path();
 };
 
 TEST_F(OpenIncidentsTest, WhatIsOpenAtACrashIsLoadedByTheNextRun) {

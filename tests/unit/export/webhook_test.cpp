@@ -11,6 +11,7 @@
 #include "export/webhook.hpp"
 #include "export/webhook_format.hpp"
 #include "config/loader.hpp"
+#include "temp_dir.hpp"
 #include "webhook_test_server.hpp"
 
 namespace synwatch {
@@ -20,19 +21,7 @@ using namespace std::chrono_literals;
 using testing::HttpRequest;
 using testing::TestHttpServer;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string templ =
-        (std::filesystem::temp_directory_path() / "synwatch-webhook-XXXXXX").string();
-    path_ = ::mkdtemp(templ.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using testing::TempDir;
 
 IncidentEvent make_event(EventType type, std::uint32_t sequence,
                          const std::string& incident = "abc") {
