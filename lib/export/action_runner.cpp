@@ -137,9 +137,23 @@ struct ActionRunner::State {
       return false;
     }
     // The event is a few KiB, well within a pipe's buffer: written at once, never waited on.
+    // A command that exits without reading closes the pipe first: the write then fails with
+    // EPIPE, and the SIGPIPE it raises is blocked here and taken back, not left to kill the
+    // daemon.
     (void)::fcntl(input[1], F_SETFL, O_NONBLOCK);
+    sigset_t pipe_signal;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    sigset_t previous;
+    (void)::pthread_sigmask(SIG_BLOCK, &pipe_signal, &previous);
     const ssize_t written = ::write(input[1], json.data(), json.size());
-    if (written != static_cast<ssize_t>(json.size())) {
+    const bool reader_gone = written < 0 && errno == EPIPE;
+    if (reader_gone) {
+      const timespec now{0, 0};
+      (void)::sigtimedwait(&pipe_signal, nullptr, &now);
+    }
+    (void)::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    if (written != static_cast<ssize_t>(json.size()) && !reader_gone) {
       spdlog::warn("action '{}': could not hand the whole event to the command on stdin",
                    action.name);
     }

@@ -82,6 +82,22 @@ TEST_F(ActionRunnerTest, OnlyTheWantedEventsRunIt) {
   EXPECT_EQ(read("runs"), "x\n");
 }
 
+TEST_F(ActionRunnerTest, ACommandThatExitsWithoutReadingItsInputIsNoHarm) {
+  // Its stdin is closed before the event is written: the write fails with EPIPE, and the
+  // SIGPIPE that comes with it must not end the process that runs the actions.
+  auto action = shell("quick", "exit 0");
+  action.max_running = 64;
+  auto runner = ActionRunner::start({action});
+  ASSERT_TRUE(runner);
+  for (std::uint32_t i = 0; i < 300; ++i) {
+    (*runner)->publish(event(EventType::kStarted, i));
+    if (i % 32 == 31) std::this_thread::sleep_for(20ms);  // let some exit before their write
+  }
+  ASSERT_TRUE((*runner)->wait_idle(10s));
+  const auto stats = (*runner)->stats();
+  EXPECT_EQ(stats[0].succeeded + stats[0].skipped, 300u);
+}
+
 TEST_F(ActionRunnerTest, AHungCommandAndWhatItStartedAreKilledAtItsTimeout) {
   const auto pid_file = (dir_ / "grandchild").string();
   auto action = shell("hang", "sleep 60 & echo $! > " + pid_file + "; sleep 60");
