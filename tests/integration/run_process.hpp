@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../unit/export/temp_dir.hpp"
+
 namespace synwatch::testing {
 
 struct ProcessResult {
@@ -75,23 +77,5 @@ inline long long parse_rfc3339_ns(const std::string& text) {
   tm.tm_mon -= 1;
   return static_cast<long long>(::timegm(&tm)) * 1'000'000'000LL + millis * 1'000'000LL;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "synwatch-test-XXXXXX").string();
-    path_ = ::mkdtemp(templ.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 }  // namespace synwatch::testing
