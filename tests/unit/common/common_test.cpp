@@ -113,5 +113,24 @@ TEST(Time, FormatsRfc3339IncludingBefore1970) {
   EXPECT_EQ(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
 }
 
+TEST(Time, ParsesWhatItFormatsAndRefusesTheRest) {
+  for (const TimestampNs t : {0LL, 1'700'000'000'123'000'000LL, -1'000'000LL}) {
+    EXPECT_EQ(parse_rfc3339(format_rfc3339(t)), t) << t;
+  }
+  EXPECT_EQ(parse_rfc3339("2023-11-14T22:13:20Z"), 1'700'000'000'000'000'000LL);
+  EXPECT_EQ(parse_rfc3339("2023-11-14T22:13:20.5Z"), 1'700'000'000'500'000'000LL);
+  // The fuzzer found year 4048 overflowed the nanosecond multiply (undefined behaviour).
+  EXPECT_EQ(parse_rfc3339("4048-01-01T00:00:00Z"), std::nullopt);
+  EXPECT_EQ(parse_rfc3339("9999-12-31T23:59:59Z"), std::nullopt);
+  EXPECT_EQ(parse_rfc3339("1600-01-01T00:00:00Z"), std::nullopt);
+  for (const char* bad : {"", "2023-11-14", "2023-11-14T22:13:20", "2023-11-14T22:13:20.Z",
+                          "-023-11-14T22:13:20Z", " 2023-11-14T22:13:20Z", "2023-1-14T22:13:20Z",
+                          "2023-13-14T22:13:20Z", "2023-11-00T22:13:20Z", "2023-11-14T24:13:20Z",
+                          "2023-11-14T22:60:20Z", "2023-11-14T22:13:61Z", "2023-11-14T22:13:20Zx",
+                          "2023-11-14 22:13:20Z", "2023-11-14T+2:13:20Z"}) {
+    EXPECT_EQ(parse_rfc3339(bad), std::nullopt) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace synwatch
