@@ -9,6 +9,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <random>
@@ -32,6 +33,7 @@ namespace {
 
 constexpr int kExitNoPermission = 77;  // sysexits EX_NOPERM
 constexpr int kExitSoftware = 70;      // sysexits EX_SOFTWARE
+constexpr int kExitCantCreate = 73;    // sysexits EX_CANTCREAT: evidence directory unusable
 
 std::uint64_t random_seed() {
   // Unpredictable seeds keep attackers from aiming hash collisions at the tables.
@@ -118,7 +120,23 @@ class Service {
       spdlog::error("{}; incidents open at a crash cannot be carried on after it", file.error());
     }
 
-    pipeline_ = std::make_unique<LivePipeline>(*config_, queue_, random_seed());
+    // Before dropping privileges: the directory is made and handed to `user` here.
+    std::unique_ptr<EvidenceWriter> evidence;
+    if (config_->evidence.enabled && config_->capture.enabled) {
+      const std::filesystem::path directory =
+          config_->evidence.directory.empty()
+              ? std::filesystem::path(config_->state_dir) / "evidence"
+              : std::filesystem::path(config_->evidence.directory);
+      auto opened = EvidenceWriter::open(config_->evidence, directory, config_->user);
+      if (!opened) {
+        spdlog::critical("{} (set evidence.enabled: false to run without evidence captures)",
+                         opened.error());
+        notifier_.failed(opened.error(), kExitCantCreate);
+        return kExitCantCreate;
+      }
+      evidence = std::move(*opened);
+    }
+    pipeline_ = std::make_unique<LivePipeline>(*config_, queue_, random_seed(), std::move(evidence));
     auto opened = pipeline_->open_interfaces();
     if (!opened) {
       spdlog::critical("{}", opened.error());

@@ -111,7 +111,8 @@ void log_incident(const Logging& logging, const IncidentEvent& event) {
         "SYNWATCH_TARGET_ADDRESS=%s", event.target.address.to_string().c_str(),
         "SYNWATCH_TARGET_PORT=%s", port.c_str(), "SYNWATCH_HALF_OPEN=%u", event.stats.half_open,
         "SYNWATCH_STALE=%u", event.stats.stale, "SYNWATCH_TOP_SOURCES=%s",
-        top_sources_field(event).c_str(), nullptr);
+        top_sources_field(event).c_str(), "SYNWATCH_EVIDENCE=%s", event.evidence_path.c_str(),
+        nullptr);
   }
   logging.besides_journal->log(level, "{}", line);
 }

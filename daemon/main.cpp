@@ -28,6 +28,7 @@ int run(int argc, char** argv) {
   std::string config_path;
   std::string read_path;
   std::vector<std::string> overrides;
+  std::string evidence_dir;
   bool check_config = false;
   bool config_reference = false;
   app.add_option("-c,--config", config_path,
@@ -37,6 +38,8 @@ int run(int argc, char** argv) {
       "Analyse a pcap/pcapng file (optionally gzip-compressed; - or a pipe/FIFO reads a stream) as "
       "fast as it reads; "
       "events are printed as JSON lines on stdout, a summary on stderr");
+  app.add_option("--evidence-dir", evidence_dir,
+                 "With --read: write each incident's evidence capture (pcap) into this directory");
   app.add_option("-s,--set", overrides,
                  "Override a config key by its dotted path, e.g. --set detection.half_open=100 "
                  "(repeatable)")
@@ -53,6 +56,12 @@ int run(int argc, char** argv) {
     return code == 0 ? 0 : kExitUsage;
   }
 
+  if (!evidence_dir.empty() && read_path.empty()) {
+    (void)std::fprintf(stderr,
+                       "synwatchd: --evidence-dir needs --read (live, evidence.directory sets "
+                       "where evidence goes)\n");
+    return kExitUsage;
+  }
   if (config_reference) {
     return std::fputs(synwatch::config_reference().c_str(), stdout) >= 0 ? 0 : kExitSoftware;
   }
@@ -90,7 +99,7 @@ int run(int argc, char** argv) {
                        config_path.empty() ? "built-in defaults" : config_path.c_str());
     return 0;
   }
-  if (!read_path.empty()) return synwatch::run_offline(*config, read_path);
+  if (!read_path.empty()) return synwatch::run_offline(*config, read_path, evidence_dir);
 
   return synwatch::run_live(*config, {config_path, parsed_overrides});
 }

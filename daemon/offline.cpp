@@ -14,6 +14,7 @@
 #include "capture/pcap_file_source.hpp"
 #include "capture/read_ahead_source.hpp"
 #include "engine/engine.hpp"
+#include "engine/evidence_recorder.hpp"
 #include "export/action_runner.hpp"
 #include "export/event_json.hpp"
 #include "export/webhook.hpp"
@@ -77,7 +78,8 @@ void print_summary(const std::string& path, const Engine& engine, std::uint64_t 
 
 }  // namespace
 
-int run_offline(const Config& config, const std::string& capture_path) {
+int run_offline(const Config& config, const std::string& capture_path,
+                const std::string& evidence_dir) {
   auto opened = PcapFileSource::open(capture_path);
   if (!opened) {
     spdlog::error("{}", opened.error());
@@ -106,8 +108,25 @@ int run_offline(const Config& config, const std::string& capture_path) {
     actions = std::move(*started);
   }
   FanOutSink fan_out(sink, {webhooks.get(), actions.get()});
+  std::unique_ptr<EvidenceRecorder> evidence;
+  if (!evidence_dir.empty()) {
+    auto writer = EvidenceWriter::open(config.evidence, evidence_dir, {});
+    if (!writer) {
+      spdlog::error("{}", writer.error());
+      return kExitCantCreate;
+    }
+    // A replay waits for the writer rather than drop a frame: the same file gives the same
+    // evidence every time.
+    evidence = std::make_unique<EvidenceRecorder>(config.evidence, std::move(*writer), fan_out, 1,
+                                                  EvidenceTap::WhenFull::kWait);
+  }
+  EventSink& engine_sink = evidence ? static_cast<EventSink&>(*evidence) : fan_out;
   // A fixed seed keeps offline runs byte-for-byte reproducible; the table is bounded anyway.
-  Engine engine(config, source->link_type(), fan_out, 0x9e3779b97f4a7c15ULL);
+  Engine engine(config, source->link_type(), engine_sink, 0x9e3779b97f4a7c15ULL);
+  if (evidence) {
+    evidence->attach(0, engine.shard());
+    evidence->writer().start();
+  }
   int exit_code = 0;
   for (;;) {
     const DispatchResult result = source->dispatch(4096, engine);
@@ -120,6 +139,16 @@ int run_offline(const Config& config, const std::string& capture_path) {
   }
   engine.finish();
   print_summary(capture_path, engine, sink.written());
+  if (evidence) {
+    evidence->writer().stop();
+    const EvidenceStats written = evidence->writer().stats();
+    const std::uint64_t dropped = written.dropped_incident_cap + written.dropped_total_cap +
+                                  written.dropped_link_mismatch + written.dropped_write_error;
+    fmt::print(stderr, "synwatchd: evidence: {} packets written to {} ({} files, {} bytes){}\n",
+               written.frames_written, evidence_dir, written.files, written.bytes_on_disk,
+               dropped == 0 ? std::string()
+                            : fmt::format(", {} left out by the caps or errors", dropped));
+  }
   if (sink.failed() > 0) {
     // The events are the result: losing some is a failure whatever else went well.
     spdlog::error("{} of {} events could not be written to standard output: {}", sink.failed(),

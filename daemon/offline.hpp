@@ -10,6 +10,8 @@ namespace synwatch {
 
 // Returns the process exit code: 0 on success, 66 when the file cannot be opened, 65 when it is
 // damaged part-way (events found up to the damage are still printed).
-int run_offline(const Config& config, const std::string& capture_path);
+// `evidence_dir` (--evidence-dir): write each incident's evidence capture there; empty: none.
+int run_offline(const Config& config, const std::string& capture_path,
+                const std::string& evidence_dir);
 
 }  // namespace synwatch

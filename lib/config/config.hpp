@@ -150,6 +150,20 @@ struct KernelConfig {
   friend bool operator==(const KernelConfig&, const KernelConfig&) = default;
 };
 
+// Evidence captures (evidence:): per incident, a pcap of the SYNs to its target: every one for
+// the first `first_packets`, then at most `per_second` a second until it ends.
+struct EvidenceConfig {
+  bool enabled = true;     // live mode; --read writes evidence only with --evidence-dir
+  std::string directory;   // empty: <state_dir>/evidence
+  std::size_t first_packets = 1000;
+  std::size_t per_second = 100;
+  // A 1,000-packet start and 100 a second of ~100-byte frames reach 16 MiB after 25 minutes.
+  std::size_t max_incident_bytes = 16u << 20;
+  std::size_t max_total_bytes = 256u << 20;  // oldest files of ended incidents go first
+
+  friend bool operator==(const EvidenceConfig&, const EvidenceConfig&) = default;
+};
+
 // A command run on incident events (actions:), with the event on stdin.
 struct ActionConfig {
   std::string name;                  // unique; names it in logs and metrics
@@ -205,6 +219,7 @@ struct Config {
   KernelConfig kernel;
   AlertsConfig alerts;
   std::vector<ActionConfig> actions;
+  EvidenceConfig evidence;
   MetricsConfig metrics;
   FlowConfig flow;
   AggregationConfig aggregation;

@@ -537,6 +537,29 @@ std::vector<ConfigKey> build_schema() {
           "Undelivered webhook events kept per receiver; when full, the oldest updated go first."),
       actions_key(),
 
+      bool_key(
+          "evidence.enabled", [](auto& c) -> auto& { return c.evidence.enabled; },
+          "Keep a pcap of each incident's SYNs (live; --read with --evidence-dir)."),
+      string_key(
+          "evidence.directory", [](auto& c) -> auto& { return c.evidence.directory; },
+          "Where evidence captures go; empty: <state_dir>/evidence."),
+      unsigned_key(
+          "evidence.first_packets", 0, 1'000'000,
+          [](auto& c) -> auto& { return c.evidence.first_packets; },
+          "SYNs to the target kept from an incident's start, every one."),
+      unsigned_key(
+          "evidence.per_second", 0, 100'000,
+          [](auto& c) -> auto& { return c.evidence.per_second; },
+          "After those, SYNs kept per second of the incident (the first of each second)."),
+      unsigned_key(
+          "evidence.max_incident_bytes", 4096, std::uint64_t{1} << 40,
+          [](auto& c) -> auto& { return c.evidence.max_incident_bytes; },
+          "Largest evidence file of one incident; later frames are dropped (counted)."),
+      unsigned_key(
+          "evidence.max_total_bytes", 4096, std::uint64_t{1} << 40,
+          [](auto& c) -> auto& { return c.evidence.max_total_bytes; },
+          "All evidence files together; the oldest files of ended incidents are removed first."),
+
       unsigned_key(
           "flow.capacity", 1, 268'435'456, [](auto& c) -> auto& { return c.flow.capacity; },
           "Pending handshakes tracked at once (64 bytes each); when full, the oldest is evicted."),
@@ -710,6 +733,15 @@ std::optional<std::string> check_concentrated_against_top_sources(const Config& 
   return std::nullopt;
 }
 
+std::optional<std::string> check_evidence_caps(const Config& config) {
+  if (config.evidence.max_incident_bytes > config.evidence.max_total_bytes) {
+    return "must be at most evidence.max_total_bytes (" +
+           std::to_string(config.evidence.max_total_bytes) + "), got " +
+           std::to_string(config.evidence.max_incident_bytes);
+  }
+  return std::nullopt;
+}
+
 std::string format_double(double value) {
   char buffer[64];
   const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
@@ -746,6 +778,7 @@ std::span<const ConfigCrossCheck> config_cross_checks() {
       {"detection.concentrated.max_sources",
        {"aggregation.top_sources"},
        check_concentrated_against_top_sources},
+      {"evidence.max_incident_bytes", {"evidence.max_total_bytes"}, check_evidence_caps},
   };
   return checks;
 }

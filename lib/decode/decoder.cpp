@@ -284,6 +284,26 @@ inline DecodeResult decode_frame(LinkType link, std::span<const std::uint8_t> fr
 
 }  // namespace
 
+int dlt_of(LinkType link) noexcept {
+  switch (link) {
+    case LinkType::kEthernet:
+      return 1;
+    case LinkType::kLinuxSll:
+      return 113;
+    case LinkType::kLinuxSll2:
+      return 276;
+    case LinkType::kRaw:
+      return 12;  // libpcap writes it to files as LINKTYPE_RAW (101)
+    case LinkType::kNull:
+      return 0;
+    case LinkType::kIpv4:
+      return 228;
+    case LinkType::kIpv6:
+      return 229;
+  }
+  return 1;
+}
+
 std::optional<LinkType> link_type_from_dlt(int dlt) noexcept {
   switch (dlt) {
     case 0:    // DLT_NULL

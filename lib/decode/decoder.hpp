@@ -29,6 +29,8 @@ enum class LinkType : std::uint8_t {
 
 // Maps a libpcap data link type (pcap_datalink()) to a LinkType; nullopt if unsupported.
 std::optional<LinkType> link_type_from_dlt(int dlt) noexcept;
+// The data link type to write a frame of `link` into a pcap file with (DLT_NULL for kNull).
+int dlt_of(LinkType link) noexcept;
 std::string_view to_string(LinkType link) noexcept;
 
 // Why a frame produced no TCP segment (kTcp means it did).

@@ -79,6 +79,9 @@ struct IncidentEvent {
   std::vector<TopSource> top_sources;
   std::string reason;
   std::optional<KernelIncidentStats> kernel;  // stats.kernel; absent without the kernel view
+  // Where the incident's evidence capture is written (a pcap file that appears with its first
+  // packet); empty when evidence captures are off.
+  std::string evidence_path;
 };
 
 // An incident that was open when a previous run of the daemon died (state_dir): what the

@@ -66,6 +66,8 @@ class Engine final : public PacketHandler, private FlowShard::Observer {
     return shard_.destinations();
   }
   [[nodiscard]] const Detector& detector() const noexcept { return detector_; }
+  // For what rides along the packet path (EvidenceRecorder::attach).
+  FlowShard& shard() noexcept { return shard_; }
   template <typename Visitor>
   void for_each_destination(Visitor&& visit) {
     shard_.destinations().for_each([&](const Destination& d) { visit(d); });

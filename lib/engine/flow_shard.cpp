@@ -19,6 +19,7 @@ std::vector<std::string> keys_kept_until_restart(const Config& running, const Co
   }
   if (next.detection.tick != running.detection.tick) kept.emplace_back("detection.tick");
   if (next.detection.stale != running.detection.stale) kept.emplace_back("detection.stale");
+  if (next.evidence != running.evidence) kept.emplace_back("evidence");
   return kept;
 }
 
@@ -31,6 +32,8 @@ Config applied_on_reload(const Config& running, const Config& next) {
   // The judgement ladder and the normal learned on it are the handshake table's and the
   // destinations' running state.
   applied.detection.stale = running.detection.stale;
+  // The taps' rings and budgets and the writer's directory are set up once, at start.
+  applied.evidence = running.evidence;
   return applied;
 }
 
@@ -77,6 +80,9 @@ void FlowShard::on_packet(const PacketView& packet, Decoder& decoder) noexcept {
     return;
   }
   segment_.timestamp = packet.timestamp;
+  if (evidence_ != nullptr) [[unlikely]] {
+    evidence_->offer(packet, segment_, static_cast<std::uint16_t>(dlt_of(decoder.link_type())));
+  }
   on_segment(segment_);
 }
 
@@ -156,6 +162,10 @@ void FlowShard::on_packets(std::span<const PacketView> packets, Decoder& decoder
     ++counters_.packets;
     if (staged.decoded) {
       staged.segment.timestamp = packets[i].timestamp;
+      if (evidence_ != nullptr) [[unlikely]] {
+        evidence_->offer(packets[i], staged.segment,
+                         static_cast<std::uint16_t>(dlt_of(decoder.link_type())));
+      }
       on_segment(staged.segment, staged.prepared, update);
     } else {
       on_frame_without_segment(packets[i].timestamp);

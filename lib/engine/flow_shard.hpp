@@ -18,6 +18,7 @@
 #include "capture/packet_source.hpp"
 #include "config/config.hpp"
 #include "decode/decoder.hpp"
+#include "engine/evidence_tap.hpp"
 #include "flow/handshake_table.hpp"
 
 namespace synwatch {
@@ -66,6 +67,9 @@ class alignas(64) FlowShard {
             std::size_t host_half_open_threshold, std::uint64_t hash_seed);
 
   void set_observer(Observer* observer) noexcept { observer_ = observer; }
+  // The tap SYNs are offered to; nullptr (the default) while it watches nothing, so that the
+  // packet path pays one predictable branch without open incidents.
+  void set_evidence_tap(EvidenceTap* tap) noexcept { evidence_ = tap; }
 
   void on_packet(const PacketView& packet, Decoder& decoder) noexcept;
   // A batch of frames, with the same result as on_packet() on each in turn, only faster: each
@@ -138,6 +142,7 @@ class alignas(64) FlowShard {
   DestinationTable destinations_;
   DestinationTable hosts_;
   Observer* observer_ = nullptr;
+  EvidenceTap* evidence_ = nullptr;
   EngineCounters counters_;
   TcpSegment segment_;
   bool started_ = false;

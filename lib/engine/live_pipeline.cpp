@@ -98,12 +98,21 @@ std::size_t LivePipeline::resolve_workers(const Config& config) {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t hash_seed)
+LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t hash_seed,
+                           std::unique_ptr<EvidenceWriter> evidence)
     : config_(std::make_shared<const Config>(config)),
       sink_(sink),
       figures_sink_(sink),
       worker_count_(resolve_workers(config)),
-      engine_(config, worker_count_, figures_sink_, hash_seed) {
+      evidence_(evidence ? std::make_unique<EvidenceRecorder>(config.evidence, std::move(evidence),
+                                                              figures_sink_, worker_count_,
+                                                              EvidenceTap::WhenFull::kDrop)
+                         : nullptr),
+      engine_(config, worker_count_,
+              evidence_ ? static_cast<EventSink&>(*evidence_) : figures_sink_, hash_seed) {
+  if (evidence_) {
+    for (std::size_t i = 0; i < worker_count_; ++i) evidence_->attach(i, engine_.shard(i));
+  }
   wake_fd_ = eventfd_or_die();
   if (config.kernel.enabled) {
     if (auto kernel = KernelSource::open(config, hash_seed ^ 0x6b65726e656cULL)) {
@@ -229,6 +238,7 @@ std::expected<std::vector<CaptureOpenError>, std::string> LivePipeline::open_int
 }
 
 void LivePipeline::start() {
+  if (evidence_) evidence_->writer().start();
   anchor_packet_time_ = realtime_now();
   anchor_monotonic_ = std::chrono::steady_clock::now();
   refresh_snapshot();
@@ -301,6 +311,7 @@ MemoryBound LivePipeline::memory_bound() const {
   bound.tables = engine_.table_bytes();
   bound.merged = engine_.max_merged_bytes();
   if (kernel_) bound.kernel = kernel_->view().memory_bytes();
+  if (evidence_) bound.evidence = evidence_->memory_bytes();
   return bound;
 }
 
@@ -373,6 +384,11 @@ void LivePipeline::refresh_snapshot() {
   PipelineSnapshot s;
   s.decode = decode_retired_;
   s.memory_bound = memory_bound();
+  if (evidence_) {
+    s.evidence.enabled = true;
+    s.evidence.taps = evidence_->counters();
+    s.evidence.writer = evidence_->writer().stats();
+  }
   for (auto& interface : interfaces_) {
     InterfaceHealth health = interface.health;
     health.stats = interface.stats_base;

@@ -37,6 +37,7 @@
 
 #include "capture/live_source.hpp"
 #include "config/config.hpp"
+#include "engine/evidence_recorder.hpp"
 #include "engine/sharded_engine.hpp"
 #include "kernel/kernel_view.hpp"
 
@@ -74,12 +75,20 @@ struct MemoryBound {
   std::size_t tables = 0;         // every worker's handshake and destination tables, preallocated
   std::size_t merged = 0;         // the merged views and baselines at their largest
   std::size_t kernel = 0;         // the kernel view's tables
+  std::size_t evidence = 0;       // the evidence taps' rings
   // Code and libraries, thread stacks, the heap of events, outputs and metrics: allowance.
   std::size_t fixed = std::size_t{48} << 20;
 
   [[nodiscard]] std::size_t total() const noexcept {
-    return capture_rings + tables + merged + kernel + fixed;
+    return capture_rings + tables + merged + kernel + evidence + fixed;
   }
+};
+
+// Evidence captures (engine/evidence_recorder.hpp); enabled = false when they are off.
+struct EvidenceSnapshot {
+  bool enabled = false;
+  EvidenceTapCounters taps;
+  EvidenceStats writer;
 };
 
 struct PipelineSnapshot {
@@ -104,6 +113,7 @@ struct PipelineSnapshot {
   std::chrono::steady_clock::time_point refreshed_at{};
   std::vector<std::string> protected_prefixes;
   KernelViewSnapshot kernel;  // enabled = false when kernel.enabled is off or it failed to open
+  EvidenceSnapshot evidence;
   MemoryBound memory_bound;
 };
 
@@ -111,7 +121,10 @@ struct PipelineSnapshot {
 // costs padding by design.
 class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
  public:
-  LivePipeline(const Config& config, EventSink& sink, std::uint64_t hash_seed);
+  // `evidence`: the writer of evidence captures (opened before privileges are dropped, started
+  // with the pipeline); nullptr for none.
+  LivePipeline(const Config& config, EventSink& sink, std::uint64_t hash_seed,
+               std::unique_ptr<EvidenceWriter> evidence = nullptr);
   ~LivePipeline();
   LivePipeline(const LivePipeline&) = delete;
   LivePipeline& operator=(const LivePipeline&) = delete;
@@ -188,6 +201,9 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   EventSink& sink_;
   KernelFiguresSink figures_sink_;  // the wire view's events, with stats.kernel added
   std::size_t worker_count_;
+  // Between the detector and figures_sink_ when evidence captures are on; before engine_,
+  // which publishes to it.
+  std::unique_ptr<EvidenceRecorder> evidence_;
   ShardedEngine engine_;
   std::vector<std::unique_ptr<Worker>> workers_;
   // Parking: see the header comment. Guarded by park_mutex_, except the flag's fast check.

@@ -113,6 +113,7 @@ struct ActionRunner::State {
         "SYNWATCH_TARGET_PORT=" + port,
         "SYNWATCH_HALF_OPEN=" + std::to_string(event.stats.half_open),
         "SYNWATCH_TOP_SOURCES=" + top,
+        "SYNWATCH_EVIDENCE=" + event.evidence_path,
     };
     std::vector<char*> envp;
     envp.reserve(environment.size() + 1);

@@ -105,6 +105,9 @@ std::string describe_for_log(const IncidentEvent& e) {
     line += fmt::format(" lasted={:.1f}s", to_seconds(*e.ended_at - e.started_at));
   }
   if (e.type != EventType::kUpdated) line += " reason=\"" + e.reason + "\"";
+  if (!e.evidence_path.empty() && e.type != EventType::kUpdated) {
+    line += " evidence=" + e.evidence_path;
+  }
   return line;
 }
 

@@ -64,6 +64,7 @@ nlohmann::json to_json(const IncidentEvent& event) {
                             {"accept_queue", k.accept_queue},
                             {"backlog", k.backlog}};
   }
+  if (!event.evidence_path.empty()) j["evidence"] = {{"path", event.evidence_path}};
   return j;
 }
 

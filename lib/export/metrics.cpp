@@ -329,10 +329,41 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
   for (const auto& [part, bytes] :
        {std::pair{"capture_rings", bound.capture_rings}, std::pair{"tables", bound.tables},
         std::pair{"merged", bound.merged}, std::pair{"kernel", bound.kernel},
-        std::pair{"fixed", bound.fixed}}) {
+        std::pair{"evidence", bound.evidence}, std::pair{"fixed", bound.fixed}}) {
     add(memory, {{"part", part}}, static_cast<double>(bytes));
   }
   out.push_back(std::move(memory));
+
+  if (p.evidence.enabled) {
+    const EvidenceSnapshot& e = p.evidence;
+    auto packets = family("synwatch_evidence_packets_total",
+                          "Sampled SYNs of open incidents by what became of them: written to the "
+                          "incident's evidence capture, or dropped because the ring was full "
+                          "(ring_full), the incident's file or all files were at their cap "
+                          "(incident_cap, total_cap), of another link type than the file's "
+                          "(link_mismatch) or not writable (write_error).",
+                          MetricType::Counter);
+    for (const auto& [outcome, count] :
+         {std::pair{"written", e.writer.frames_written}, std::pair{"ring_full", e.taps.ring_full},
+          std::pair{"incident_cap", e.writer.dropped_incident_cap},
+          std::pair{"total_cap", e.writer.dropped_total_cap},
+          std::pair{"link_mismatch", e.writer.dropped_link_mismatch},
+          std::pair{"write_error", e.writer.dropped_write_error}}) {
+      add(packets, {{"outcome", outcome}}, static_cast<double>(count));
+    }
+    out.push_back(std::move(packets));
+    gauge("synwatch_evidence_bytes", "Bytes of evidence captures on disk (evidence.directory).",
+          static_cast<double>(e.writer.bytes_on_disk));
+    gauge("synwatch_evidence_files", "Evidence capture files on disk.",
+          static_cast<double>(e.writer.files));
+    counter("synwatch_evidence_files_removed_total",
+            "Evidence files of ended incidents removed, oldest first, to stay within "
+            "evidence.max_total_bytes.",
+            static_cast<double>(e.writer.files_removed));
+    counter("synwatch_evidence_incidents_unrecorded_total",
+            "Incidents without evidence because 32 were being recorded at once.",
+            static_cast<double>(e.taps.watches_refused));
+  }
 
   if (p.kernel.enabled) {
     const KernelViewSnapshot& k = p.kernel;

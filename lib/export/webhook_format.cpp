@@ -69,6 +69,14 @@ TimestampNs parse_time(const nlohmann::json& value) {
   return value.is_string() ? parse_rfc3339(value.get<std::string>()).value_or(0) : 0;
 }
 
+// The evidence capture's path on the daemon's host; empty without one.
+std::string evidence_of(const nlohmann::json& event) {
+  const auto found = event.find("evidence");
+  if (found == event.end() || !found->is_object()) return {};
+  const auto path = found->find("path");
+  return path != found->end() && path->is_string() ? path->get<std::string>() : std::string();
+}
+
 nlohmann::json alertmanager_alert(const nlohmann::json& event,
                                   const WebhookRenderContext& context) {
   const std::string top = top_sources_of(event, 5);
@@ -91,6 +99,9 @@ nlohmann::json alertmanager_alert(const nlohmann::json& event,
         {"event_id", event.at("event_id")}}},
       {"startsAt", event.at("started_at")},
   };
+  if (const std::string evidence = evidence_of(event); !evidence.empty()) {
+    alert["annotations"]["evidence"] = evidence;
+  }
   if (!context.generator_url.empty()) alert["generatorURL"] = std::string(context.generator_url);
   if (event.contains("ended_at")) {
     alert["endsAt"] = event.at("ended_at");  // in the past: resolves the alert
@@ -129,6 +140,9 @@ nlohmann::json slack_message(const nlohmann::json& event, std::string_view insta
        field("Distinct sources", "~" + people_number(stats.at("distinct_sources").get<double>()))});
   if (const std::string top = top_sources_of(event, 5); !top.empty()) {
     fields.push_back(field("Top sources", top));
+  }
+  if (const std::string evidence = evidence_of(event); !evidence.empty()) {
+    fields.push_back(field("Evidence", "`" + std::string(instance) + ":" + evidence + "`"));
   }
   std::string context = event.at("reason").get<std::string>();
   if (context.size() > 2800) context.resize(2800);  // Slack's limit for a text is 3000
