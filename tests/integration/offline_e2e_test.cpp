@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -267,6 +269,75 @@ TEST_F(OfflineE2E, ActionsRunOnTheEventsTheyWant) {
   std::multiset<std::string> types;
   for (const auto& e : recorded) types.insert(e.at("event").get<std::string>());
   EXPECT_EQ(types, (std::multiset<std::string>{"started", "ended"}));
+}
+
+// The lines tcpdump prints for `file`, with an optional filter; -1 when tcpdump fails.
+long long tcpdump_lines(const std::string& file, const std::string& filter = {}) {
+  std::vector<std::string> argv = {"tcpdump", "-nn", "-r", file};
+  if (!filter.empty()) argv.push_back(filter);
+  const auto r = run_process(argv);
+  if (r.exit_code != 0) return -1;
+  return std::count(r.out.begin(), r.out.end(), '\n');
+}
+
+TEST_F(OfflineE2E, EvidenceCaptureOpensInTcpdumpAndHoldsTheFloodsSyns) {
+  if (run_process({"tcpdump", "--version"}).exit_code != 0) {
+    GTEST_SKIP() << "tcpdump is not installed (make deps installs it)";
+  }
+  const auto g = generate("flood-beside-legit", {"--duration", "20", "--link", "sll2"});
+  const auto evidence = dir_.path() / "evidence";
+  const auto r = analyse(g.file, {"--evidence-dir", evidence.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto events = parse_json_lines(r.out);
+  expect_lifecycle(events);
+  ASSERT_FALSE(events.empty());
+  const std::string path = events.front().at("evidence").at("path");
+  for (const auto& e : events) EXPECT_EQ(e.at("evidence").at("path"), path);
+  EXPECT_EQ(std::filesystem::path(path).parent_path(), std::filesystem::absolute(evidence));
+  const long long all = tcpdump_lines(path);
+  const long long syns_to_target = tcpdump_lines(
+      path, "tcp[tcpflags] & (tcp-syn|tcp-ack|tcp-rst) == tcp-syn and dst host 198.51.100.10 and "
+            "dst port 80");
+  // Every SYN of the first 1,000 after the start, then 100 for each second until the end.
+  EXPECT_GT(all, 1000 + 100 * 15) << r.err;
+  EXPECT_EQ(syns_to_target, all);
+  EXPECT_NE(r.err.find("evidence: " + std::to_string(all) + " packets written"), std::string::npos)
+      << r.err;
+}
+
+TEST_F(OfflineE2E, EvidenceCapsHoldUnderLongFloods) {
+  // Two five-minute floods on two targets, read one after the other into one directory: each
+  // file stays within its cap, and the second pushes the first out to keep the total.
+  const auto evidence = dir_.path() / "evidence";
+  const std::vector<std::string> caps = {"--evidence-dir", evidence.string(), "--set",
+                                         "evidence.max_incident_bytes=65536", "--set",
+                                         "evidence.max_total_bytes=100000"};
+  std::vector<std::string> paths;
+  for (const char* target : {"198.51.100.10:80", "198.51.100.20:443"}) {
+    const auto g = generate("spoofed-flood",
+                            {"--rate", "2000", "--duration", "300", "--target", target});
+    const auto r = analyse(g.file, caps);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto events = parse_json_lines(r.out);
+    ASSERT_FALSE(events.empty());
+    paths.push_back(events.front().at("evidence").at("path"));
+    EXPECT_LE(std::filesystem::file_size(paths.back()), 65536u);
+    EXPECT_GT(std::filesystem::file_size(paths.back()), 60000u);
+    EXPECT_NE(r.err.find("left out by the caps"), std::string::npos) << r.err;
+    std::uintmax_t total = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(evidence)) {
+      total += entry.file_size();
+    }
+    EXPECT_LE(total, 100000u);
+  }
+  EXPECT_FALSE(std::filesystem::exists(paths[0]));
+  EXPECT_TRUE(std::filesystem::exists(paths[1]));
+}
+
+TEST_F(OfflineE2E, EvidenceDirWithoutReadIsAUsageError) {
+  const auto r = run_process({SYNWATCHD, "--evidence-dir", dir_.path().string()});
+  EXPECT_EQ(r.exit_code, 64);
+  EXPECT_NE(r.err.find("--evidence-dir needs --read"), std::string::npos) << r.err;
 }
 
 }  // namespace
