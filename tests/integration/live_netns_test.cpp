@@ -121,6 +121,28 @@ class LiveNetns : public ::testing::Test {
 
   void expect_capture_to_resume_on_a_recreated_interface(const std::string& interfaces);
 
+  // The incident's evidence capture, under state_dir, holds only SYNs to its target (tcpdump's
+  // reading) and at least `at_least` of them.
+  void expect_evidence(const nlohmann::json& event, const std::string& address, int port,
+                       long long at_least) {
+    ASSERT_TRUE(event.contains("evidence")) << event.dump();
+    const std::string path = event["evidence"]["path"];
+    EXPECT_EQ(std::filesystem::path(path).parent_path(), dir_.path() / "state" / "evidence");
+    const auto count = [&](const std::string& filter) {
+      std::vector<std::string> argv = {"tcpdump", "-nn", "-r", path};
+      if (!filter.empty()) argv.push_back(filter);
+      const auto r = run_process(argv);
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      return std::count(r.out.begin(), r.out.end(), '\n');
+    };
+    const long long all = count("");
+    EXPECT_GE(all, at_least) << path;
+    EXPECT_EQ(count("tcp[tcpflags] & (tcp-syn|tcp-ack|tcp-rst) == tcp-syn and dst host " +
+                    address + " and dst port " + std::to_string(port)),
+              all);
+    EXPECT_NE(log().find("evidence=" + path), std::string::npos) << log();
+  }
+
   std::string log() const { return read_file(dir_.path() / "daemon.err"); }
   std::vector<nlohmann::json> events() const { return read_events(alerts_); }
 
@@ -167,6 +189,8 @@ TEST_F(LiveNetns, SpoofedFloodStartsAgreesWithSsAndEndsWhenTheFloodStops) {
   EXPECT_EQ(events_of(events(), "ended").at(0)["incident_id"], started["incident_id"]);
   EXPECT_NE(log().find("spoofed_random SYN flood on 198.51.100.1:8080"), std::string::npos)
       << log();
+  // About half a second of the flood is left after the start: the first 1,000 SYNs at least.
+  expect_evidence(events_of(events(), "ended").at(0), "198.51.100.1", 8080, 1000);
 }
 
 TEST_F(LiveNetns, TwoWorkersSplitTheFlowsAndStillCountExactly) {
@@ -204,6 +228,8 @@ TEST_F(LiveNetns, TwoWorkersSplitTheFlowsAndStillCountExactly) {
   EXPECT_GT(events().back()["stats"]["distinct_sources"].get<double>(),
             0.8 * static_cast<double>(kernel));
   ASSERT_TRUE(eventually(20s, [&] { return !events_of(events(), "ended").empty(); })) << log();
+  // Each worker's tap takes its half of the first 1,000, from its own share of the flood.
+  expect_evidence(events_of(events(), "ended").at(0), "198.51.100.1", 8080, 1000);
 
   daemon_->signal(SIGTERM);
   EXPECT_EQ(daemon_->wait_exit(5s), 0) << log();
