@@ -225,9 +225,9 @@ class Service {
     auto mib = [](std::size_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
     spdlog::info(
         "memory bound {:.0f} MiB: capture rings {:.0f} + tables {:.0f} + merged view {:.0f} + "
-        "kernel view {:.0f} + fixed {:.0f}",
+        "kernel view {:.0f} + evidence rings {:.0f} + fixed {:.0f}",
         mib(bound.total()), mib(bound.capture_rings), mib(bound.tables), mib(bound.merged),
-        mib(bound.kernel), mib(bound.fixed));
+        mib(bound.kernel), mib(bound.evidence), mib(bound.fixed));
 
     // Captures open, privileges dropped, capture thread running: what systemd waits for.
     notifier_.ready(service_status_line(pipeline_->snapshot()));
