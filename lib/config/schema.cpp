@@ -493,7 +493,8 @@ std::vector<ConfigKey> build_schema() {
           "shared account such as nobody)."),
       string_key(
           "state_dir", [](auto& c) -> auto& { return c.state_dir; },
-          "Directory for persistent state: the webhook spool of undelivered events."),
+          "Directory for persistent state: the webhook spool of undelivered events, the incidents open "
+          "at a crash, evidence captures."),
 
       bool_key(
           "capture.enabled", [](auto& c) -> auto& { return c.capture.enabled; },

@@ -709,6 +709,7 @@ TEST_F(LiveNetns, IncidentLinesCarryJournalFields) {
   EXPECT_EQ(started.at("SYNWATCH_TARGET_PORT"), "8080");
   EXPECT_GT(std::stoi(started.at("SYNWATCH_HALF_OPEN")), 256);
   EXPECT_FALSE(started.at("SYNWATCH_TOP_SOURCES").empty());
+  EXPECT_EQ(started.at("SYNWATCH_EVIDENCE"), events[0]["evidence"]["path"].get<std::string>());
   EXPECT_EQ(started.at("PRIORITY"), "4");
   EXPECT_EQ(started.at("SYSLOG_IDENTIFIER"), "synwatchd");
   EXPECT_NE(started.at("MESSAGE").find("top_sources="), std::string::npos);

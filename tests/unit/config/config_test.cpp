@@ -648,6 +648,16 @@ TEST(ConfigCrossKey, UpdateIntervalAndConcentratedSources) {
       20u);
 }
 
+TEST(ConfigCrossKey, EvidenceIncidentCapWithinTheTotal) {
+  EXPECT_EQ(errors_of("evidence:\n  max_total_bytes: 1048576\n  max_incident_bytes: 2097152\n"),
+            Lines{"test.yaml:3:3: evidence.max_incident_bytes: must be at most "
+                  "evidence.max_total_bytes (1048576), got 2097152"});
+  const auto config = load_ok("evidence:\n  directory: /srv/evidence\n  per_second: 0\n");
+  EXPECT_EQ(config.evidence.directory, "/srv/evidence");
+  EXPECT_EQ(config.evidence.per_second, 0u);
+  EXPECT_EQ(config.evidence.first_packets, 1000u);
+}
+
 TEST(ConfigCrossKey, SkippedWhenAnInvolvedKeyIsInvalid) {
   // A rejected tick keeps its default internally; checking the window against it would only add
   // a confusing second error.

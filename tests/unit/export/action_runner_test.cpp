@@ -31,6 +31,7 @@ class ActionRunnerTest : public ::testing::Test {
     e.stats.half_open = 777;
     e.top_sources = {{*IpAddress::parse("198.18.0.1"), 50}, {*IpAddress::parse("198.18.0.2"), 9}};
     e.reason = "test";
+    e.evidence_path = "/var/lib/synwatch/evidence/inc.pcap";
     return e;
   }
   ActionConfig shell(const std::string& name, const std::string& script) const {
@@ -62,7 +63,7 @@ TEST_F(ActionRunnerTest, TheCommandGetsTheEventOnStdinAndItsFiguresInTheEnvironm
   EXPECT_EQ(json["kind"], "concentrated");
   EXPECT_EQ(read("out.env"),
             "SYNWATCH_ACTION=record\nSYNWATCH_EVENT=started\nSYNWATCH_EVENT_ID=inc-0\n"
-            "SYNWATCH_HALF_OPEN=777\nSYNWATCH_INCIDENT_ID=inc\nSYNWATCH_KIND=concentrated\n"
+            "SYNWATCH_EVIDENCE=/var/lib/synwatch/evidence/inc.pcap\nSYNWATCH_HALF_OPEN=777\nSYNWATCH_INCIDENT_ID=inc\nSYNWATCH_KIND=concentrated\n"
             "SYNWATCH_TARGET_ADDRESS=198.51.100.10\nSYNWATCH_TARGET_PORT=443\n"
             "SYNWATCH_TOP_SOURCES=198.18.0.1 198.18.0.2\n");
   const auto stats = (*runner)->stats();

@@ -113,6 +113,17 @@ TEST(LogLine, NamesTheTopSourcesAndForTheEndWhyAndHowLong) {
   EXPECT_NE(line.find(" lasted=72.5s reason=\"because\""), std::string::npos) << line;
 }
 
+TEST(EventJson, EvidencePathIsCarriedWhenThereIsOne) {
+  IncidentEvent e = sample(EventType::kStarted);
+  EXPECT_FALSE(to_json(e).contains("evidence"));
+  EXPECT_EQ(describe_for_log(e).find("evidence="), std::string::npos);
+  e.evidence_path = "/var/lib/synwatch/evidence/00112233aabbccdd.pcap";
+  EXPECT_EQ(to_json(e)["evidence"]["path"], e.evidence_path);
+  EXPECT_NE(describe_for_log(e).find(" evidence=" + e.evidence_path), std::string::npos);
+  e.type = EventType::kUpdated;  // updates repeat figures, not where to look
+  EXPECT_EQ(describe_for_log(e).find("evidence="), std::string::npos);
+}
+
 TEST(EventJson, EndedCarriesEndedAt) {
   const auto j = to_json(sample(EventType::kEnded));
   EXPECT_EQ(j["event"], "ended");

@@ -170,6 +170,23 @@ TEST(WebhookFormat, SlackIsABlockKitMessageWithNumbersForPeople) {
             "SYN flood ended on 198.51.100.10:80 after 1 min 15 s");
 }
 
+TEST(WebhookFormat, AlertmanagerAndSlackSayWhereTheEvidenceIs) {
+  auto event = to_json(make_event(EventType::kStarted, 0));
+  const auto without = nlohmann::json::parse(
+      render_webhook_body(WebhookFormat::kAlertmanager, event, context_at(0)));
+  EXPECT_FALSE(without[0]["annotations"].contains("evidence"));
+  event["evidence"] = {{"path", "/var/lib/synwatch/evidence/x.pcap"}};
+  const auto alert = nlohmann::json::parse(
+      render_webhook_body(WebhookFormat::kAlertmanager, event, context_at(0)));
+  EXPECT_EQ(alert[0]["annotations"]["evidence"], "/var/lib/synwatch/evidence/x.pcap");
+  const auto slack =
+      nlohmann::json::parse(render_webhook_body(WebhookFormat::kSlack, event, context_at(0)));
+  const std::string fields = slack["attachments"][0]["blocks"][1]["fields"].dump();
+  EXPECT_NE(fields.find("*Evidence*\\n`host1:/var/lib/synwatch/evidence/x.pcap`"),
+            std::string::npos)
+      << fields;
+}
+
 TEST(WebhookFormat, NumbersAndDurationsForPeople) {
   EXPECT_EQ(people_number(0), "0");
   EXPECT_EQ(people_number(999), "999");
