@@ -136,7 +136,8 @@ class Service {
       }
       evidence = std::move(*opened);
     }
-    pipeline_ = std::make_unique<LivePipeline>(*config_, queue_, random_seed(), std::move(evidence));
+    pipeline_ =
+        std::make_unique<LivePipeline>(*config_, queue_, random_seed(), std::move(evidence));
     auto opened = pipeline_->open_interfaces();
     if (!opened) {
       spdlog::critical("{}", opened.error());

@@ -144,10 +144,10 @@ int run_offline(const Config& config, const std::string& capture_path,
     const EvidenceStats written = evidence->writer().stats();
     const std::uint64_t dropped = written.dropped_incident_cap + written.dropped_total_cap +
                                   written.dropped_link_mismatch + written.dropped_write_error;
-    fmt::print(stderr, "synwatchd: evidence: {} packets written to {} ({} files, {} bytes){}\n",
-               written.frames_written, evidence_dir, written.files, written.bytes_on_disk,
-               dropped == 0 ? std::string()
-                            : fmt::format(", {} left out by the caps or errors", dropped));
+    fmt::print(
+        stderr, "synwatchd: evidence: {} packets written to {} ({} files, {} bytes){}\n",
+        written.frames_written, evidence_dir, written.files, written.bytes_on_disk,
+        dropped == 0 ? std::string() : fmt::format(", {} left out by the caps or errors", dropped));
   }
   if (sink.failed() > 0) {
     // The events are the result: losing some is a failure whatever else went well.

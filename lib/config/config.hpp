@@ -153,8 +153,8 @@ struct KernelConfig {
 // Evidence captures (evidence:): per incident, a pcap of the SYNs to its target: every one for
 // the first `first_packets`, then at most `per_second` a second until it ends.
 struct EvidenceConfig {
-  bool enabled = true;     // live mode; --read writes evidence only with --evidence-dir
-  std::string directory;   // empty: <state_dir>/evidence
+  bool enabled = true;    // live mode; --read writes evidence only with --evidence-dir
+  std::string directory;  // empty: <state_dir>/evidence
   std::size_t first_packets = 1000;
   std::size_t per_second = 100;
   // A 1,000-packet start and 100 a second of ~100-byte frames reach 16 MiB after 25 minutes.

@@ -493,7 +493,8 @@ std::vector<ConfigKey> build_schema() {
           "shared account such as nobody)."),
       string_key(
           "state_dir", [](auto& c) -> auto& { return c.state_dir; },
-          "Directory for persistent state: the webhook spool of undelivered events, the incidents open "
+          "Directory for persistent state: the webhook spool of undelivered events, the incidents "
+          "open "
           "at a crash, evidence captures."),
 
       bool_key(
@@ -549,8 +550,7 @@ std::vector<ConfigKey> build_schema() {
           [](auto& c) -> auto& { return c.evidence.first_packets; },
           "SYNs to the target kept from an incident's start, every one."),
       unsigned_key(
-          "evidence.per_second", 0, 100'000,
-          [](auto& c) -> auto& { return c.evidence.per_second; },
+          "evidence.per_second", 0, 100'000, [](auto& c) -> auto& { return c.evidence.per_second; },
           "After those, SYNs kept per second of the incident (the first of each second)."),
       unsigned_key(
           "evidence.max_incident_bytes", 4096, std::uint64_t{1} << 40,

@@ -12,9 +12,8 @@ EvidenceRecorder::EvidenceRecorder(const EvidenceConfig& config,
     : writer_(std::move(writer)), downstream_(downstream), shards_(shards, nullptr) {
   const auto share = [&](std::size_t total) { return (total + shards - 1) / shards; };
   for (std::size_t i = 0; i < shards; ++i) {
-    taps_.push_back(std::make_unique<EvidenceTap>(share(config.first_packets),
-                                                  share(config.per_second), kRingFrames,
-                                                  when_full));
+    taps_.push_back(std::make_unique<EvidenceTap>(
+        share(config.first_packets), share(config.per_second), kRingFrames, when_full));
     writer_->attach(taps_.back()->ring());
   }
 }

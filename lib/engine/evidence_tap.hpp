@@ -24,8 +24,8 @@
 namespace synwatch {
 
 struct EvidenceTapCounters {
-  std::uint64_t copied = 0;     // frames handed to the writer
-  std::uint64_t ring_full = 0;  // frames the writer had no room for yet (dropped)
+  std::uint64_t copied = 0;           // frames handed to the writer
+  std::uint64_t ring_full = 0;        // frames the writer had no room for yet (dropped)
   std::uint64_t watches_refused = 0;  // incidents beyond kMaxWatched at once: no evidence
 };
 

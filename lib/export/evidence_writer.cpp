@@ -301,7 +301,9 @@ struct EvidenceWriter::State {
         flushed = flush_seen;
         flushed_cv.notify_all();
         if (stop) break;
-        const auto ready = [&] { return stopping || !commands.empty() || flush_requested > flushed; };
+        const auto ready = [&] {
+          return stopping || !commands.empty() || flush_requested > flushed;
+        };
         if (files.empty()) {
           wake.wait(lock, ready);
         } else {

@@ -37,14 +37,14 @@ struct EvidenceFrame {
   std::uint32_t wire_length = 0;  // length on the wire
   std::uint16_t length = 0;       // bytes kept in `bytes`
   std::uint16_t dlt = 0;          // libpcap data link type of the frame
-  std::array<std::uint8_t, kEvidenceSnapLength> bytes;
+  std::array<std::uint8_t, kEvidenceSnapLength> bytes{};
 };
 using EvidenceRing = SpscRing<EvidenceFrame>;
 
 struct EvidenceStats {
   std::uint64_t frames_written = 0;
-  std::uint64_t dropped_incident_cap = 0;  // the incident's file was at max_incident_bytes
-  std::uint64_t dropped_total_cap = 0;     // nothing older was left to remove
+  std::uint64_t dropped_incident_cap = 0;   // the incident's file was at max_incident_bytes
+  std::uint64_t dropped_total_cap = 0;      // nothing older was left to remove
   std::uint64_t dropped_link_mismatch = 0;  // a frame of another link type than the file's
   std::uint64_t dropped_write_error = 0;    // the file could not be opened or written
   std::uint64_t files_removed = 0;          // to stay within max_total_bytes

@@ -336,22 +336,23 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
 
   if (p.evidence.enabled) {
     const EvidenceSnapshot& e = p.evidence;
-    auto packets = family("synwatch_evidence_packets_total",
-                          "Sampled SYNs of open incidents by what became of them: written to the "
-                          "incident's evidence capture, or dropped because the ring was full "
-                          "(ring_full), the incident's file or all files were at their cap "
-                          "(incident_cap, total_cap), of another link type than the file's "
-                          "(link_mismatch) or not writable (write_error).",
-                          MetricType::Counter);
+    auto evidence_packets =
+        family("synwatch_evidence_packets_total",
+               "Sampled SYNs of open incidents by what became of them: written to the "
+               "incident's evidence capture, or dropped because the ring was full "
+               "(ring_full), the incident's file or all files were at their cap "
+               "(incident_cap, total_cap), of another link type than the file's "
+               "(link_mismatch) or not writable (write_error).",
+               MetricType::Counter);
     for (const auto& [outcome, count] :
          {std::pair{"written", e.writer.frames_written}, std::pair{"ring_full", e.taps.ring_full},
           std::pair{"incident_cap", e.writer.dropped_incident_cap},
           std::pair{"total_cap", e.writer.dropped_total_cap},
           std::pair{"link_mismatch", e.writer.dropped_link_mismatch},
           std::pair{"write_error", e.writer.dropped_write_error}}) {
-      add(packets, {{"outcome", outcome}}, static_cast<double>(count));
+      add(evidence_packets, {{"outcome", outcome}}, static_cast<double>(count));
     }
-    out.push_back(std::move(packets));
+    out.push_back(std::move(evidence_packets));
     gauge("synwatch_evidence_bytes", "Bytes of evidence captures on disk (evidence.directory).",
           static_cast<double>(e.writer.bytes_on_disk));
     gauge("synwatch_evidence_files", "Evidence capture files on disk.",

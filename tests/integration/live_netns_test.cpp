@@ -137,8 +137,8 @@ class LiveNetns : public ::testing::Test {
     };
     const long long all = count("");
     EXPECT_GE(all, at_least) << path;
-    EXPECT_EQ(count("tcp[tcpflags] & (tcp-syn|tcp-ack|tcp-rst) == tcp-syn and dst host " +
-                    address + " and dst port " + std::to_string(port)),
+    EXPECT_EQ(count("tcp[tcpflags] & (tcp-syn|tcp-ack|tcp-rst) == tcp-syn and dst host " + address +
+                    " and dst port " + std::to_string(port)),
               all);
     EXPECT_NE(log().find("evidence=" + path), std::string::npos) << log();
   }

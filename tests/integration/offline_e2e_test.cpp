@@ -296,8 +296,9 @@ TEST_F(OfflineE2E, EvidenceCaptureOpensInTcpdumpAndHoldsTheFloodsSyns) {
   EXPECT_EQ(std::filesystem::path(path).parent_path(), std::filesystem::absolute(evidence));
   const long long all = tcpdump_lines(path);
   const long long syns_to_target = tcpdump_lines(
-      path, "tcp[tcpflags] & (tcp-syn|tcp-ack|tcp-rst) == tcp-syn and dst host 198.51.100.10 and "
-            "dst port 80");
+      path,
+      "tcp[tcpflags] & (tcp-syn|tcp-ack|tcp-rst) == tcp-syn and dst host 198.51.100.10 and "
+      "dst port 80");
   // Every SYN of the first 1,000 after the start, then 100 for each second until the end.
   EXPECT_GT(all, 1000 + 100 * 15) << r.err;
   EXPECT_EQ(syns_to_target, all);
@@ -309,13 +310,13 @@ TEST_F(OfflineE2E, EvidenceCapsHoldUnderLongFloods) {
   // Two five-minute floods on two targets, read one after the other into one directory: each
   // file stays within its cap, and the second pushes the first out to keep the total.
   const auto evidence = dir_.path() / "evidence";
-  const std::vector<std::string> caps = {"--evidence-dir", evidence.string(), "--set",
-                                         "evidence.max_incident_bytes=65536", "--set",
-                                         "evidence.max_total_bytes=100000"};
+  const std::vector<std::string> caps = {"--evidence-dir", evidence.string(),
+                                         "--set",          "evidence.max_incident_bytes=65536",
+                                         "--set",          "evidence.max_total_bytes=100000"};
   std::vector<std::string> paths;
   for (const char* target : {"198.51.100.10:80", "198.51.100.20:443"}) {
-    const auto g = generate("spoofed-flood",
-                            {"--rate", "2000", "--duration", "300", "--target", target});
+    const auto g =
+        generate("spoofed-flood", {"--rate", "2000", "--duration", "300", "--target", target});
     const auto r = analyse(g.file, caps);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto events = parse_json_lines(r.out);

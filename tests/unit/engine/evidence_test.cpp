@@ -65,9 +65,9 @@ TEST(EvidenceTap, TakesTheFirstPacketsThenASamplePerSecond) {
 TEST(EvidenceTap, KeepsOnlySynsToTheTarget) {
   EvidenceTap tap(100, 100, 1024, EvidenceTap::WhenFull::kDrop);
   ASSERT_TRUE(tap.watch(1, kTarget, false));
-  offer(tap, syn_frame(81), 0);                       // another port
-  offer(tap, syn_frame(80, 0x12), 0);                 // SYN-ACK
-  offer(tap, syn_frame(80, 0x10), 0);                 // ACK
+  offer(tap, syn_frame(81), 0);                           // another port
+  offer(tap, syn_frame(80, 0x12), 0);                     // SYN-ACK
+  offer(tap, syn_frame(80, 0x10), 0);                     // ACK
   offer(tap, syn_frame(80, 0x02, {198, 51, 100, 8}), 0);  // another address
   EXPECT_EQ(drain(tap), 0u);
   offer(tap, syn_frame(80), 0);
@@ -161,7 +161,7 @@ Recorded record(const std::filesystem::path& capture, const std::filesystem::pat
 }
 
 std::filesystem::path generate(const std::filesystem::path& dir, const std::string& arguments) {
-  const auto file = dir / "capture.pcap";
+  auto file = dir / "capture.pcap";
   const std::string command =
       std::string(SYNWATCH_GEN) + " " + arguments + " --out " + file.string() + " >/dev/null";
   EXPECT_EQ(std::system(command.c_str()), 0) << command;

@@ -61,11 +61,13 @@ TEST_F(ActionRunnerTest, TheCommandGetsTheEventOnStdinAndItsFiguresInTheEnvironm
   const auto json = nlohmann::json::parse(read("out.json"));
   EXPECT_EQ(json["event_id"], "inc-0");
   EXPECT_EQ(json["kind"], "concentrated");
-  EXPECT_EQ(read("out.env"),
-            "SYNWATCH_ACTION=record\nSYNWATCH_EVENT=started\nSYNWATCH_EVENT_ID=inc-0\n"
-            "SYNWATCH_EVIDENCE=/var/lib/synwatch/evidence/inc.pcap\nSYNWATCH_HALF_OPEN=777\nSYNWATCH_INCIDENT_ID=inc\nSYNWATCH_KIND=concentrated\n"
-            "SYNWATCH_TARGET_ADDRESS=198.51.100.10\nSYNWATCH_TARGET_PORT=443\n"
-            "SYNWATCH_TOP_SOURCES=198.18.0.1 198.18.0.2\n");
+  EXPECT_EQ(
+      read("out.env"),
+      "SYNWATCH_ACTION=record\nSYNWATCH_EVENT=started\nSYNWATCH_EVENT_ID=inc-0\n"
+      "SYNWATCH_EVIDENCE=/var/lib/synwatch/evidence/"
+      "inc.pcap\nSYNWATCH_HALF_OPEN=777\nSYNWATCH_INCIDENT_ID=inc\nSYNWATCH_KIND=concentrated\n"
+      "SYNWATCH_TARGET_ADDRESS=198.51.100.10\nSYNWATCH_TARGET_PORT=443\n"
+      "SYNWATCH_TOP_SOURCES=198.18.0.1 198.18.0.2\n");
   const auto stats = (*runner)->stats();
   EXPECT_EQ(stats[0].succeeded, 1u);
   EXPECT_EQ(stats[0].running, 0u);

@@ -164,9 +164,9 @@ TEST_F(EvidenceWriterTest, RemovesTheOldestEndedFilesToStayWithinTheTotal) {
   // A file an earlier run left, older than anything written now.
   std::filesystem::create_directories(dir_.path() / "evidence");
   std::ofstream(dir_.path() / "evidence" / "earlier.pcap") << std::string(3000, 'x');
-  std::filesystem::last_write_time(dir_.path() / "evidence" / "earlier.pcap",
-                                   std::filesystem::file_time_type::clock::now() -
-                                       std::chrono::hours(1));
+  std::filesystem::last_write_time(
+      dir_.path() / "evidence" / "earlier.pcap",
+      std::filesystem::file_time_type::clock::now() - std::chrono::hours(1));
   auto writer = open(config);
   EXPECT_EQ(writer->stats().bytes_on_disk, 3000u);
   for (std::uint32_t incident = 1; incident <= 4; ++incident) {
