@@ -6,6 +6,7 @@ CONFIG ?= config/synwatch.yaml
 DEBIAN_PACKAGES = build-essential clang-format clang-tidy-16 cmake pkg-config g++ clang clang-16 libclang-rt-16-dev \
   libpcap-dev zlib1g-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev \
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcap-dev libsystemd-dev prometheus-cpp-dev \
+  libnftables-dev libcap2-bin \
   libmicrohttpd-dev libcurl4-openssl-dev libssl-dev openssl prometheus-alertmanager prometheus \
   tcpdump iproute2 nftables hping3 python3 procps tcpreplay time linux-perf \
   systemd dpkg-dev file groff-base man-db util-linux adduser
