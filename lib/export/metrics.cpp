@@ -335,9 +335,9 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
     auto held = family("synwatch_nftables_held",
                        "Set elements each nftables action holds now (at most max_entries).",
                        MetricType::Gauge);
-    auto dropped = family("synwatch_nftables_events_dropped_total",
-                          "Events an nftables action dropped because its queue was full.",
-                          MetricType::Counter);
+    auto events_dropped = family("synwatch_nftables_events_dropped_total",
+                                 "Events an nftables action dropped because its queue was full.",
+                                 MetricType::Counter);
     for (const auto& action : s.nftables_actions) {
       for (const auto& [outcome, count] :
            {std::pair{"added", action.added}, std::pair{"refreshed", action.refreshed},
@@ -351,12 +351,12 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
         add(skipped, {{"action", action.name}, {"reason", reason}}, static_cast<double>(count));
       }
       add(held, {{"action", action.name}}, static_cast<double>(action.held));
-      add(dropped, {{"action", action.name}}, static_cast<double>(action.events_dropped));
+      add(events_dropped, {{"action", action.name}}, static_cast<double>(action.events_dropped));
     }
     out.push_back(std::move(elements));
     out.push_back(std::move(skipped));
     out.push_back(std::move(held));
-    out.push_back(std::move(dropped));
+    out.push_back(std::move(events_dropped));
   }
 
   auto memory = family("synwatch_memory_bound_bytes",
