@@ -313,6 +313,73 @@ TEST_F(NftablesNetns, DryRunLogsWhatItWouldDoChangesNothingAndKeepsNoNetAdmin) {
   EXPECT_EQ(TestBed::in_out(bed_->victim(), "nft list ruleset"), "");
 }
 
+// A reload keeps an unchanged action with what it holds; a changed one hands over (the old one
+// takes its elements out, the new one puts the open incident's sources back at the next update);
+// a removed one takes its elements out. Adding one that needs CAP_NET_ADMIN to a daemon that
+// dropped it is refused.
+TEST_F(NftablesNetns, ReloadKeepsHandsOverOrLiftsTheBlocks) {
+  write_config("");
+  const std::string with_action = read_file(config_);
+  start_listener();
+  start_daemon();
+  const auto flooding = flood_in_background(36000, 2000, "198.18.0.0/31");
+  ASSERT_TRUE(eventually(8s,
+                         [&] {
+                           const std::string set = set_v4();
+                           return set.find("198.18.0.0 timeout") != std::string::npos &&
+                                  set.find("198.18.0.1 timeout") != std::string::npos;
+                         }))
+      << set_v4() << log();
+  auto reloads = [&] {
+    const std::string text = log();
+    std::size_t count = 0;
+    for (auto at = text.find("reload complete"); at != std::string::npos;
+         at = text.find("reload complete", at + 1)) {
+      ++count;
+    }
+    return count;
+  };
+
+  daemon_->signal(SIGHUP);  // unchanged
+  ASSERT_TRUE(eventually(5s, [&] { return reloads() == 1; })) << log();
+  EXPECT_EQ(log().find("removed 198.18."), std::string::npos) << log();
+  EXPECT_NE(set_v4().find("198.18.0.0 timeout"), std::string::npos) << set_v4();
+
+  std::ofstream(config_) << std::regex_replace(with_action, std::regex("block_for: 60s"),
+                                               "block_for: 90s");
+  daemon_->signal(SIGHUP);  // changed: handed over
+  ASSERT_TRUE(eventually(5s, [&] { return reloads() == 2; })) << log();
+  EXPECT_NE(log().find("(synwatchd is stopping or the action was reconfigured)"), std::string::npos)
+      << log();
+  ASSERT_TRUE(eventually(5s,
+                         [&] {
+                           const std::string set = set_v4();
+                           return set.find("198.18.0.0 timeout 1m30s") != std::string::npos &&
+                                  set.find("198.18.0.1 timeout 1m30s") != std::string::npos;
+                         }))
+      << set_v4() << log();
+  ASSERT_TRUE(flooding->running()) << "the flood must outlast the reloads";
+
+  std::ofstream(config_) << with_action.substr(0, with_action.find("actions:\n"));
+  daemon_->signal(SIGHUP);  // removed: lifted
+  ASSERT_TRUE(eventually(5s, [&] { return reloads() == 3; })) << log();
+  EXPECT_EQ(set_v4().find("198.18.0."), std::string::npos) << set_v4();
+  daemon_->signal(SIGTERM);
+  EXPECT_EQ(daemon_->wait_exit(5s), 0) << log();
+
+  // Started with only a dry run, the daemon dropped CAP_NET_ADMIN: it cannot take a real one on.
+  std::ofstream(config_) << with_action << "    dry_run: true\n";
+  start_daemon();
+  std::ofstream(config_) << with_action;
+  daemon_->signal(SIGHUP);
+  ASSERT_TRUE(eventually(5s, [&] { return log().find("reload failed") != std::string::npos; }))
+      << log();
+  EXPECT_NE(log().find("nftables action 'block' needs CAP_NET_ADMIN, which synwatchd keeps only "
+                       "when started with such an action; restart synwatch to apply it"),
+            std::string::npos)
+      << log();
+}
+
 // Without CAP_NET_ADMIN (the shipped unit's case, imitated by dropping it from the bounding set
 // with capsh before the start) an action that must change the firewall stops the start with the
 // way out; dry_run still starts.
