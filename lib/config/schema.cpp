@@ -432,7 +432,8 @@ std::vector<ConfigFieldProblem> check_action(const ConfigRecord& record) {
   if (const auto* name = text("name")) {
     if (auto problem = name_problem(*name)) problems.push_back({"name", std::move(*problem)});
   }
-  const std::string type = text("type") != nullptr ? *text("type") : ActionConfig{}.type;
+  const std::string* given_type = text("type");
+  const std::string type = given_type != nullptr ? *given_type : ActionConfig{}.type;
   // A field of the other type would be silently ignored: most likely a mistake in `type`.
   const auto& foreign = type == "exec" ? std::span<const std::string_view>(kNftablesOnlyFields)
                                        : std::span<const std::string_view>(kExecOnlyFields);
@@ -463,7 +464,8 @@ std::vector<ConfigFieldProblem> check_action(const ConfigRecord& record) {
     }
   } else {
     const ActionConfig defaults;
-    const std::string table = text("table") != nullptr ? *text("table") : defaults.table;
+    const std::string* given_table = text("table");
+    const std::string table = given_table != nullptr ? *given_table : defaults.table;
     const auto family = nft_table_family(table);
     if (!family) {
       problems.push_back({"table",

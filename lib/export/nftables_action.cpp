@@ -383,10 +383,10 @@ struct NftablesAction::State {
         // address is never out of the set, and it works on kernels whose `add` of an existing
         // element leaves its timeout as it was.
         const std::string elements = element_list(batch, false);
-        auto refreshed =
-            nft->run("add element " + where(set) + " " + elements + "\n" + "delete element " +
-                     where(set) + " " + elements + "\n" + "add element " + where(set) + " " +
-                     element_list(batch, true) + "\n");
+        std::string commands = "add element " + where(set) + " " + elements + "\n";
+        commands += "delete element " + where(set) + " " + elements + "\n";
+        commands += "add element " + where(set) + " " + element_list(batch, true) + "\n";
+        auto refreshed = nft->run(commands);
         done = refreshed.has_value();
         if (!refreshed) {
           count(&NftablesActionStats::failed, batch.size());
@@ -502,8 +502,9 @@ struct NftablesAction::State {
     const BlockChoice choice = choose_sources_to_block(event, rules, held);
     {
       std::lock_guard lock(mutex);
-      for (const auto& [address, reason] : choice.skipped)
+      for (const auto& [address, reason] : choice.skipped) {
         ++stats.skipped[std::string(to_string(reason))];
+      }
     }
     if (event.kind != AttackKind::kConcentrated) {
       // Forged or too many sources: blocking them would only fill the set.

@@ -60,6 +60,7 @@ std::map<std::string, std::string> skipped(const BlockChoice& choice) {
 
 std::vector<std::string> texts(const std::vector<IpAddress>& addresses) {
   std::vector<std::string> out;
+  out.reserve(addresses.size());
   for (const auto& address : addresses) out.push_back(address.to_string());
   return out;
 }
