@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -225,6 +226,9 @@ struct NftablesAction::State {
 
   // Worker thread only.
   std::map<IpAddress, Holding> holdings;
+  // Elements found in a set already (not this action's), by the open incidents that found them:
+  // not tried, logged or counted again at every update while those incidents last.
+  std::map<IpAddress, std::set<std::string>> found_present;
 
   [[nodiscard]] const std::string& set_for(const IpAddress& address) const {
     return address.is_v4() ? config.set_ipv4 : config.set_ipv6;
@@ -297,9 +301,14 @@ struct NftablesAction::State {
   }
 
   void add(const IncidentEvent& event, const std::vector<IpAddress>& addresses) {
-    if (addresses.empty()) return;
     std::map<std::string, std::vector<IpAddress>> by_set;
-    for (const auto& address : addresses) by_set[set_for(address)].push_back(address);
+    for (const auto& address : addresses) {
+      if (const auto present = found_present.find(address); present != found_present.end()) {
+        present->second.insert(event.incident_id);
+        continue;
+      }
+      by_set[set_for(address)].push_back(address);
+    }
     for (const auto& [set, batch] : by_set) {
       if (config.dry_run) {
         spdlog::warn(
@@ -331,6 +340,7 @@ struct NftablesAction::State {
         if (one) {
           added.push_back(address);
         } else if (says_exists(one.error())) {
+          found_present[address].insert(event.incident_id);
           count(&NftablesActionStats::already_present);
           spdlog::info(
               "nftables action '{}' for incident {}: {} is in {} already (not added by "
@@ -407,6 +417,10 @@ struct NftablesAction::State {
 
   // Takes out what only `incident` held (all of it when `incident` is empty: stopping).
   void release(const std::string& incident, const std::string& why) {
+    for (auto it = found_present.begin(); it != found_present.end();) {
+      it->second.erase(incident);
+      it = incident.empty() || it->second.empty() ? found_present.erase(it) : std::next(it);
+    }
     std::map<std::string, std::vector<IpAddress>> by_set;
     for (auto it = holdings.begin(); it != holdings.end();) {
       auto& incidents = it->second.incidents;
@@ -520,9 +534,11 @@ struct NftablesAction::State {
         skipped += (skipped.empty() ? "" : ", ") + address.to_string() + " (" +
                    std::string(to_string(reason)) + ")";
       }
+      // At the start, and at debug level on updates, which mostly repeat it.
       if (!skipped.empty()) {
-        spdlog::info("nftables action '{}' for incident {}: not blocking {}", config.name,
-                     event.incident_id, skipped);
+        spdlog::log(event.type == EventType::kStarted ? spdlog::level::info : spdlog::level::debug,
+                    "nftables action '{}' for incident {}: not blocking {}", config.name,
+                    event.incident_id, skipped);
       }
     }
     add(event, choice.add);

@@ -390,6 +390,15 @@ TEST_F(NftablesActionLive, AddsRenewsAndRemovesElementsAndLeavesOthersAlone) {
     EXPECT_NE(v4.find("198.18.0.9"), std::string::npos) << v4;
     const std::string v6 = command_output("nft list set inet swtest blocked_v6");
     EXPECT_NE(v6.find("2001:db8:8000::1 timeout 10s"), std::string::npos) << v6;
+    // An update with the same sources changes nothing: the held ones are not due for renewal
+    // yet, the operator's one is not tried (nor counted) again.
+    action.publish(incident("a", EventType::kUpdated, AttackKind::kConcentrated,
+                            {{ip("198.18.0.1"), 500}, {ip("198.18.0.9"), 300}}, 800));
+    ASSERT_TRUE(action.wait_idle(5s));
+    stats = action.stats();
+    EXPECT_EQ(stats.added, 2u);
+    EXPECT_EQ(stats.already_present, 1u);
+    EXPECT_EQ(stats.refreshed, 0u);
 
     // Started again (a restart, a reload): the chain is replaced, not doubled, and the sets keep
     // their elements.
