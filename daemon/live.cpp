@@ -541,8 +541,8 @@ class Service {
       // Runs already going finish (or time out) under the old runner.
       if (actions_) retired_actions_.push_back(std::move(actions_));
       actions_ = std::move(*new_actions);
-      spdlog::info("reload: {} action{}", config->actions.size(),
-                   config->actions.size() == 1 ? "" : "s");
+      const std::size_t commands = actions_of_type(config->actions, "exec").size();
+      spdlog::info("reload: {} exec action{}", commands, commands == 1 ? "" : "s");
     }
     if (new_nftables) {
       // In the configuration's order, carried over or started. Those left behind were changed
