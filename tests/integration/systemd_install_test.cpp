@@ -292,8 +292,8 @@ TEST_F(DebianPackage, ControlFields) {
   EXPECT_EQ(field("Package"), "synwatch\n");
   const std::string depends = field("Depends");
   // Runtime libraries come from dpkg-shlibdeps; adduser runs in the postinst.
-  for (const char* dependency :
-       {"libpcap0.8", "libsystemd0", "libcap2", "libyaml-cpp", "libc6", "adduser"}) {
+  for (const char* dependency : {"libpcap0.8", "libsystemd0", "libcap2", "libyaml-cpp",
+                                 "libnftables1", "libc6", "adduser"}) {
     EXPECT_NE(depends.find(dependency), std::string::npos)
         << "Depends lacks " << dependency << ": " << depends;
   }
