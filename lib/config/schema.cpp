@@ -491,6 +491,16 @@ std::vector<ConfigFieldProblem> check_action(const ConfigRecord& record) {
       const bool family_has_it = family && family != wrong_family;
       any_set = any_set || (given != nullptr ? !given->empty() : family_has_it);
     }
+    const std::string* ipv4 = text("set_ipv4");
+    const std::string* ipv6 = text("set_ipv6");
+    if (ipv6 != nullptr && !ipv6->empty() &&
+        *ipv6 == (ipv4 != nullptr ? *ipv4 : defaults.set_ipv4)) {
+      // One set cannot hold both address types.
+      problems.push_back({"set_ipv6", "must differ from set_ipv4 ('" + *ipv6 + "')"});
+    } else if (ipv4 != nullptr && !ipv4->empty() && ipv6 == nullptr && *ipv4 == defaults.set_ipv6 &&
+               family != "ip") {
+      problems.push_back({"set_ipv4", "must differ from set_ipv6 ('" + *ipv4 + "')"});
+    }
     if (family && !any_set) {
       problems.push_back({"table", "no set to put sources in: set_ipv4 and set_ipv6 are empty"});
     }

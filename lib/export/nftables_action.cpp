@@ -31,7 +31,12 @@ using Clock = std::chrono::steady_clock;
 // worker stuck in netlink lets the queue grow, and then later events are dropped, not memory.
 constexpr std::size_t kMaxQueuedEvents = 4096;
 
-constexpr std::string_view kChain = "synwatch_syn_drop";
+// The chain of an action with create_table: one per action, so that two actions sharing a table
+// never flush each other's rules. Action names are letters, digits, '.', '-' and '_', all of which
+// nft takes inside an identifier; the prefix makes it start with a letter.
+std::string chain_of(const ActionConfig& action) {
+  return "synwatch_" + action.name;
+}
 
 std::optional<BlockSkip> special_purpose(const IpAddress& address) {
   if (address.is_v4()) {
@@ -253,19 +258,19 @@ struct NftablesAction::State {
   std::expected<void, std::string> prepare() {
     if (config.create_table) {
       std::string commands = "add table " + config.table + "\n";
-      commands += "add chain " + config.table + " " + std::string(kChain) +
+      commands += "add chain " + config.table + " " + chain_of(config) +
                   " { type filter hook prerouting priority -300; policy accept; }\n";
       // Replaced, not added to, so that restarts and reloads do not stack up rules; the sets and
       // their elements stay.
-      commands += "flush chain " + config.table + " " + std::string(kChain) + "\n";
+      commands += "flush chain " + config.table + " " + chain_of(config) + "\n";
       for (const auto& [set, type, match] : {std::tuple{config.set_ipv4, "ipv4_addr", "ip"},
                                              std::tuple{config.set_ipv6, "ipv6_addr", "ip6"}}) {
         if (set.empty()) continue;
         commands += "add set " + where(set) + " { type " + type + "; flags timeout; }\n";
         // New connections only (SYN without ACK), before connection tracking (priority -300):
         // what a SYN flood sends; established connections from the address are left alone.
-        commands += "add rule " + config.table + " " + std::string(kChain) + " " + match +
-                    " saddr @" + set + " tcp flags & (syn | ack) == syn counter drop\n";
+        commands += "add rule " + config.table + " " + chain_of(config) + " " + match + " saddr @" +
+                    set + " tcp flags & (syn | ack) == syn counter drop\n";
       }
       if (auto done = nft->run(commands); !done) {
         return std::unexpected("cannot create nftables table " + config.table + ": " +
@@ -276,7 +281,7 @@ struct NftablesAction::State {
                    config.set_ipv4.empty()   ? config.set_ipv6
                    : config.set_ipv6.empty() ? config.set_ipv4
                                              : config.set_ipv4 + ", " + config.set_ipv6,
-                   kChain);
+                   chain_of(config));
       return {};
     }
     for (const auto& [set, type] :

@@ -130,7 +130,7 @@ class NftablesNetns : public ::testing::Test {
   // SYNs the action's chain dropped so far.
   long dropped_syns() const {
     const std::string chain =
-        TestBed::in_out(bed_->victim(), "nft list chain inet synwatch synwatch_syn_drop");
+        TestBed::in_out(bed_->victim(), "nft list chain inet synwatch synwatch_block");
     std::smatch match;
     long total = 0;
     for (auto it = chain.cbegin();
@@ -196,7 +196,7 @@ TEST_F(NftablesNetns, AConcentratedFloodIsBlockedWhileAnotherClientStillConnects
       << log();
   expect_capabilities(kCapNetRawAndAdmin);
   const std::string table = TestBed::in_out(bed_->victim(), "nft list table inet synwatch");
-  ASSERT_NE(table.find("chain synwatch_syn_drop"), std::string::npos) << table << log();
+  ASSERT_NE(table.find("chain synwatch_block"), std::string::npos) << table << log();
 
   // Four spoofed sources, 198.18.0.0 .. 198.18.0.3, 500 SYNs a second each, for 12 s at most.
   const auto flooding = flood_in_background(24000, 2000, "198.18.0.0/30");

@@ -802,6 +802,12 @@ TEST(ConfigActions, NftablesMistakesAreReportedAtTheirPosition) {
   EXPECT_EQ(errors_of(head + "    set_ipv4: \"\"\n    set_ipv6: \"\"\n"),
             Lines{"test.yaml:2:5: actions[1].table: no set to put sources in: set_ipv4 and "
                   "set_ipv6 are empty"});
+  EXPECT_EQ(errors_of(head + "    set_ipv4: flooders\n    set_ipv6: flooders\n"),
+            Lines{"test.yaml:5:15: actions[1].set_ipv6: must differ from set_ipv4 ('flooders')"});
+  EXPECT_EQ(errors_of(head + "    set_ipv4: blocked_v6\n"),
+            Lines{"test.yaml:4:15: actions[1].set_ipv4: must differ from set_ipv6 "
+                  "('blocked_v6')"});
+  EXPECT_TRUE(errors_of(head + "    table: ip filter\n    set_ipv4: blocked_v6\n").empty());
   EXPECT_EQ(errors_of(head + "    block_for: 1s\n"),
             Lines{"test.yaml:4:16: actions[1].block_for: out of range: expected a duration in "
                   "[10s, 168h], got 1s"});

@@ -359,7 +359,7 @@ TEST_F(NftablesActionLive, AddsRenewsAndRemovesElementsAndLeavesOthersAlone) {
     auto started = NftablesAction::start(live_action(), {});
     ASSERT_TRUE(started) << started.error();
     const std::string table = command_output("nft list table inet swtest");
-    EXPECT_NE(table.find("chain synwatch_syn_drop"), std::string::npos) << table;
+    EXPECT_NE(table.find("chain synwatch_block"), std::string::npos) << table;
     EXPECT_NE(table.find("type filter hook prerouting priority raw; policy accept;"),
               std::string::npos)
         << table;
@@ -483,7 +483,7 @@ TEST_F(NftablesActionLive, WithoutCreateTableTheSetsMustExistAndTakeTimeouts) {
     const std::string set = command_output("nft list set ip filter flooders");
     EXPECT_NE(set.find("198.18.0.1 timeout 10s"), std::string::npos) << set;
     // Nothing of its own: no chain, the operator's ruleset decides what the set means.
-    EXPECT_EQ(command_output("nft list chains").find("synwatch_syn_drop"), std::string::npos);
+    EXPECT_EQ(command_output("nft list chains").find("synwatch_block"), std::string::npos);
   });
   if (!problem.empty()) GTEST_SKIP() << problem;
 }
