@@ -6,6 +6,7 @@ CONFIG ?= config/synwatch.yaml
 DEBIAN_PACKAGES = build-essential clang-format clang-tidy-16 cmake pkg-config g++ clang clang-16 libclang-rt-16-dev \
   libpcap-dev zlib1g-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev \
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcap-dev libsystemd-dev prometheus-cpp-dev \
+  libnftables-dev libcap2-bin \
   libmicrohttpd-dev libcurl4-openssl-dev libssl-dev openssl prometheus-alertmanager prometheus \
   tcpdump iproute2 nftables hping3 python3 procps tcpreplay time linux-perf \
   systemd dpkg-dev file groff-base man-db util-linux adduser
@@ -46,13 +47,14 @@ sanitize: deps
 
 # ThreadSanitizer on what runs threads: capture workers and coordinator (the live daemon, the
 # sharded engine), the read-ahead of --read, the webhook sender and its spool, the /metrics HTTP
-# server, the evidence ring and writer. Only those: the rest of the suite is single-threaded, and TSan makes it several times
-# slower. Address space randomisation is turned off for the run (setarch -R) because TSan's fixed
-# memory layout does not fit the randomised mappings of kernels with more mmap_rnd_bits.
+# server, the evidence ring and writer, the nftables action's worker. Only those: the rest of the
+# suite is single-threaded, and TSan makes it several times slower. Address space randomisation is
+# turned off for the run (setarch -R) because TSan's fixed memory layout does not fit the
+# randomised mappings of kernels with more mmap_rnd_bits.
 TSAN_TARGETS = synwatchd synwatch_gen synwatch_flood engine_test sharded_engine_test capture_test \
   webhook_test spool_test live_netns_test webhook_e2e_test offline_e2e_test http_endpoint_test \
-  evidence_writer_test evidence_test
-TSAN_TESTS = ^(SpscRing|EvidenceWriter(Test)?|EvidenceRecorder|ShardedEngine|Scenarios/ShardedOnCaptures|Scenarios/EngineOnCaptures|ReadAheadSource|WebhookDispatcher|SpoolTest|LiveNetns|WebhookE2E|OfflineE2E|HttpEndpoint(Auth|Limits)?)\.
+  evidence_writer_test evidence_test nftables_action_test nftables_netns_test
+TSAN_TESTS = ^(SpscRing|EvidenceWriter(Test)?|EvidenceRecorder|ShardedEngine|Scenarios/ShardedOnCaptures|Scenarios/EngineOnCaptures|ReadAheadSource|WebhookDispatcher|SpoolTest|LiveNetns|WebhookE2E|OfflineE2E|HttpEndpoint(Auth|Limits)?|NftablesAction(DryRun|Live)|NftablesNetns)\.
 tsan: deps
 	cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNWATCH_SANITIZE_THREAD=ON \
 	  -DSYNWATCH_BUILD_BENCH=OFF

@@ -20,6 +20,7 @@
 #include "export/alert_file.hpp"
 #include "export/webhook.hpp"
 #include "export/metrics.hpp"
+#include "export/nftables_action.hpp"
 #include "export/open_incidents.hpp"
 #include "version.hpp"
 #include "kernel/host_addresses.hpp"
@@ -164,8 +165,24 @@ class Service {
           "no interface is capturing yet{}",
           config_->kernel.enabled ? "; the kernel's SYN_RECV table is watched meanwhile" : "");
     }
-    if (auto dropped = drop_privileges(config_->user); dropped) {
-      spdlog::info("running as user '{}' with only CAP_NET_RAW{}", dropped->user,
+    // CAP_NET_ADMIN only for an nftables action that changes the firewall; a reload cannot
+    // bring it back once dropped.
+    const auto firewall_actions = actions_needing_net_admin(config_->actions);
+    if (auto dropped = drop_privileges(config_->user, !firewall_actions.empty()); dropped) {
+      if (!firewall_actions.empty() && !dropped->net_admin) {
+        const std::string problem =
+            "nftables action '" + firewall_actions.front() +
+            "' needs CAP_NET_ADMIN, which synwatchd does not have; under systemd add the drop-in "
+            "from the README (\"Responding to an incident\"), or set dry_run: true";
+        spdlog::critical("{}", problem);
+        notifier_.failed(problem, kExitNoPermission);
+        return kExitNoPermission;
+      }
+      spdlog::info("running as user '{}' with {}{}", dropped->user,
+                   dropped->net_admin
+                       ? "only CAP_NET_RAW and CAP_NET_ADMIN (for nftables action '" +
+                             join(firewall_actions) + "')"
+                       : std::string("only CAP_NET_RAW"),
                    dropped->switched ? "" : " (or less)");
     } else {
       spdlog::critical("cannot drop privileges: {}", dropped.error());
@@ -185,6 +202,14 @@ class Service {
     if (webhooks_) webhooks_->start();
     if (auto started = start_actions(*config_); started) {
       actions_ = std::move(*started);
+    } else {
+      spdlog::critical("{}", started.error());
+      return kExitSoftware;
+    }
+    if (auto started = start_nftables_actions(actions_of_type(config_->actions, "nftables"),
+                                              config_->protected_prefixes);
+        started) {
+      nftables_ = std::move(*started);
     } else {
       spdlog::critical("{}", started.error());
       return kExitSoftware;
@@ -278,6 +303,10 @@ class Service {
     }
     actions_.reset();
     retired_actions_.clear();
+    // The ended events above take each incident's elements out; what is left (events an action
+    // does not want) goes as each action stops.
+    for (auto& action : nftables_) (void)action->wait_idle(std::chrono::seconds(2));
+    nftables_.clear();
     if (webhooks_) {
       // A short grace period for events in flight; whatever is left stays spooled for the next
       // start.
@@ -330,13 +359,36 @@ class Service {
       }
       if (webhooks_) webhooks_->publish(event);  // spooled and queued; never waits on the network
       if (actions_) actions_->publish(event);    // started and watched off this thread
+      for (auto& action : nftables_) action->publish(event);  // queued for its own thread
     }
   }
 
   static std::expected<std::unique_ptr<ActionRunner>, std::string> start_actions(
       const Config& config) {
-    if (config.actions.empty()) return std::unique_ptr<ActionRunner>();
-    return ActionRunner::start(config.actions);
+    const auto exec = actions_of_type(config.actions, "exec");
+    if (exec.empty()) return std::unique_ptr<ActionRunner>();
+    return ActionRunner::start(exec);
+  }
+
+  // Starts one NftablesAction per element of `actions`, which creates or checks its table and
+  // sets; the first failure stops it (those started are stopped again).
+  static std::expected<std::vector<std::unique_ptr<NftablesAction>>, std::string>
+  start_nftables_actions(const std::vector<ActionConfig>& actions,
+                         const std::vector<IpPrefix>& protected_prefixes) {
+    std::vector<std::unique_ptr<NftablesAction>> started;
+    for (const auto& action : actions) {
+      auto one = NftablesAction::start(action, protected_prefixes);
+      if (!one) return std::unexpected(one.error());
+      started.push_back(std::move(*one));
+    }
+    return started;
+  }
+
+  // The running nftables action with exactly these settings, or nullptr.
+  std::unique_ptr<NftablesAction>* running_nftables_action(const ActionConfig& action) {
+    const auto found = std::ranges::find_if(
+        nftables_, [&](const auto& running) { return running && running->config() == action; });
+    return found == nftables_.end() ? nullptr : &*found;
   }
 
   static std::expected<std::unique_ptr<WebhookDispatcher>, std::string> make_webhooks(
@@ -359,6 +411,7 @@ class Service {
     state.outputs = outputs_;
     if (webhooks_) state.webhooks = webhooks_->stats();
     if (actions_) state.actions = actions_->stats();
+    for (const auto& action : nftables_) state.nftables_actions.push_back(action->stats());
     state.last_reload_successful = last_reload_ok_;
     state.last_reload_success_time = last_reload_success_time_;
     metrics_->update(std::move(state));
@@ -456,10 +509,32 @@ class Service {
     }
 
     std::optional<std::unique_ptr<ActionRunner>> new_actions;
-    if (config->actions != config_->actions) {
+    if (actions_of_type(config->actions, "exec") != actions_of_type(config_->actions, "exec")) {
       auto started = start_actions(*config);
       if (!started) return fail(started.error());
       new_actions = std::move(*started);
+    }
+    // An nftables action whose settings (and `protected`) did not change carries on with the
+    // elements it holds; the others start afresh, their table and sets prepared now.
+    std::optional<std::vector<std::unique_ptr<NftablesAction>>> new_nftables;
+    const bool protected_changed = config->protected_prefixes != config_->protected_prefixes;
+    const auto nftables_configs = actions_of_type(config->actions, "nftables");
+    if (nftables_configs != actions_of_type(config_->actions, "nftables") || protected_changed) {
+      std::vector<ActionConfig> to_start;
+      for (const auto& action : nftables_configs) {
+        if (protected_changed || running_nftables_action(action) == nullptr) {
+          to_start.push_back(action);
+        }
+      }
+      if (const auto needing = actions_needing_net_admin(to_start);
+          !needing.empty() && !has_net_admin()) {
+        return fail("nftables action '" + needing.front() +
+                    "' needs CAP_NET_ADMIN, which synwatchd keeps only when started with such "
+                    "an action; restart synwatch to apply it");
+      }
+      auto started = start_nftables_actions(to_start, config->protected_prefixes);
+      if (!started) return fail(started.error());
+      new_nftables = std::move(*started);
     }
 
     if (new_alert_file) {
@@ -485,8 +560,26 @@ class Service {
       // Runs already going finish (or time out) under the old runner.
       if (actions_) retired_actions_.push_back(std::move(actions_));
       actions_ = std::move(*new_actions);
-      spdlog::info("reload: {} action{}", config->actions.size(),
-                   config->actions.size() == 1 ? "" : "s");
+      const std::size_t commands = actions_of_type(config->actions, "exec").size();
+      spdlog::info("reload: {} exec action{}", commands, commands == 1 ? "" : "s");
+    }
+    if (new_nftables) {
+      // In the configuration's order, carried over or started. Those left behind were changed
+      // or removed: they take their elements out as they go (a changed one's replacement puts
+      // an open incident's sources back at its next update).
+      std::vector<std::unique_ptr<NftablesAction>> next;
+      for (const auto& action : nftables_configs) {
+        auto* running = protected_changed ? nullptr : running_nftables_action(action);
+        if (running == nullptr) {
+          running = &*std::ranges::find_if(*new_nftables, [&](const auto& started) {
+            return started && started->config() == action;
+          });
+        }
+        next.push_back(std::move(*running));
+      }
+      nftables_ = std::move(next);
+      spdlog::info("reload: {} nftables action{}", nftables_.size(),
+                   nftables_.size() == 1 ? "" : "s");
     }
     if (new_webhooks) {
       if (webhooks_) webhooks_->stop();
@@ -497,7 +590,6 @@ class Service {
     }
     spdlog::set_level(spdlog::level::from_str(config->log.level));
     pipeline_->request_reconfigure(config);
-    const bool protected_changed = config->protected_prefixes != config_->protected_prefixes;
     const MetricsConfig previous_metrics = config_->metrics;
     config_ = config;
     if (protected_changed) {
@@ -524,6 +616,7 @@ class Service {
   std::unique_ptr<WebhookDispatcher> webhooks_;
   std::unique_ptr<ActionRunner> actions_;
   std::vector<std::unique_ptr<ActionRunner>> retired_actions_;
+  std::vector<std::unique_ptr<NftablesAction>> nftables_;
   std::shared_ptr<MetricsExporter> metrics_;
   std::map<std::string, OutputCounts> outputs_;
   bool last_reload_ok_ = true;

@@ -17,6 +17,7 @@
 #include "engine/evidence_recorder.hpp"
 #include "export/action_runner.hpp"
 #include "export/event_json.hpp"
+#include "export/nftables_action.hpp"
 #include "export/webhook.hpp"
 
 namespace synwatch {
@@ -98,16 +99,34 @@ int run_offline(const Config& config, const std::string& capture_path,
     webhooks = std::move(*created);
     webhooks->start();  // first redelivers what an earlier run left in the spool
   }
+  const auto exec_actions = actions_of_type(config.actions, "exec");
   std::unique_ptr<ActionRunner> actions;
-  if (!config.actions.empty()) {
-    auto started = ActionRunner::start(config.actions);
+  if (!exec_actions.empty()) {
+    auto started = ActionRunner::start(exec_actions);
     if (!started) {
       spdlog::error("{}", started.error());
       return kExitSoftware;
     }
     actions = std::move(*started);
   }
-  FanOutSink fan_out(sink, {webhooks.get(), actions.get()});
+  // A capture's sources are not this host's attackers now: --read never changes the firewall,
+  // its nftables actions only log what they would do.
+  std::vector<std::unique_ptr<NftablesAction>> nftables;
+  for (auto action : actions_of_type(config.actions, "nftables")) {
+    if (!action.dry_run) {
+      spdlog::info("--read: nftables action '{}' runs as dry_run", action.name);
+      action.dry_run = true;
+    }
+    auto started = NftablesAction::start(action, config.protected_prefixes);
+    if (!started) {
+      spdlog::error("{}", started.error());
+      return kExitSoftware;
+    }
+    nftables.push_back(std::move(*started));
+  }
+  std::vector<EventSink*> outputs{webhooks.get(), actions.get()};
+  for (const auto& action : nftables) outputs.push_back(action.get());
+  FanOutSink fan_out(sink, std::move(outputs));
   std::unique_ptr<EvidenceRecorder> evidence;
   if (!evidence_dir.empty()) {
     auto writer = EvidenceWriter::open(config.evidence, evidence_dir, {});
@@ -158,10 +177,12 @@ int run_offline(const Config& config, const std::string& capture_path,
   if (actions) {
     // Bounded by the actions' timeouts: a command that outlives its own is killed.
     DurationNs longest = 0;
-    for (const auto& action : config.actions) longest = std::max(longest, action.timeout);
+    for (const auto& action : exec_actions) longest = std::max(longest, action.timeout);
     (void)actions->wait_idle(std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::nanoseconds(longest) + std::chrono::seconds(1)));
   }
+  for (auto& action : nftables) (void)action->wait_idle(std::chrono::seconds(5));
+  nftables.clear();
   if (webhooks) {
     // Bounded by each receiver's retry limit: an event is delivered or given up eventually.
     webhooks->flush(std::chrono::hours(24 * 365));

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace synwatch {
 
@@ -18,25 +19,40 @@ std::string errno_text() {
   return std::strerror(errno);
 }
 
-// Leaves exactly CAP_NET_RAW in the permitted and effective sets (if the process has it).
-std::expected<void, std::string> keep_only_net_raw() {
+// Leaves exactly CAP_NET_RAW, and CAP_NET_ADMIN when asked for, in the permitted and effective
+// sets (those of them the process has); true when CAP_NET_ADMIN was kept.
+std::expected<bool, std::string> keep_only(bool keep_net_admin) {
   cap_t caps = cap_get_proc();
   if (caps == nullptr) return std::unexpected("cannot read capabilities: " + errno_text());
   cap_flag_value_t has_raw = CAP_CLEAR;
+  cap_flag_value_t has_admin = CAP_CLEAR;
   cap_get_flag(caps, CAP_NET_RAW, CAP_PERMITTED, &has_raw);
+  cap_get_flag(caps, CAP_NET_ADMIN, CAP_PERMITTED, &has_admin);
   cap_clear(caps);
-  if (has_raw == CAP_SET) {
-    const cap_value_t raw[] = {CAP_NET_RAW};
-    cap_set_flag(caps, CAP_PERMITTED, 1, raw, CAP_SET);
-    cap_set_flag(caps, CAP_EFFECTIVE, 1, raw, CAP_SET);
+  const bool admin = keep_net_admin && has_admin == CAP_SET;
+  for (const auto& [cap, keep] :
+       {std::pair{CAP_NET_RAW, has_raw == CAP_SET}, std::pair{CAP_NET_ADMIN, admin}}) {
+    if (!keep) continue;
+    const cap_value_t value[] = {cap};
+    cap_set_flag(caps, CAP_PERMITTED, 1, value, CAP_SET);
+    cap_set_flag(caps, CAP_EFFECTIVE, 1, value, CAP_SET);
   }
   const int rc = cap_set_proc(caps);
   cap_free(caps);
   if (rc != 0) return std::unexpected("cannot drop capabilities: " + errno_text());
-  return {};
+  return admin;
 }
 
 }  // namespace
+
+bool has_net_admin() {
+  cap_t caps = cap_get_proc();
+  if (caps == nullptr) return false;
+  cap_flag_value_t admin = CAP_CLEAR;
+  cap_get_flag(caps, CAP_NET_ADMIN, CAP_EFFECTIVE, &admin);
+  cap_free(caps);
+  return admin == CAP_SET;
+}
 
 std::optional<std::string> missing_user_problem(const std::string& user) {
   if (::geteuid() != 0 || ::getpwnam(user.c_str()) != nullptr) return std::nullopt;
@@ -45,7 +61,8 @@ std::optional<std::string> missing_user_problem(const std::string& user) {
          "` (the package does) or name an existing unprivileged user";
 }
 
-std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& user) {
+std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& user,
+                                                             bool keep_net_admin) {
   PrivilegeOutcome outcome;
   if (::geteuid() == 0) {
     const passwd* pw = ::getpwnam(user.c_str());
@@ -55,7 +72,9 @@ std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& 
     const gid_t gid = pw->pw_gid;
     // Shrink the bounding set while we still hold CAP_SETPCAP.
     for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
-      if (cap != CAP_NET_RAW) ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+      if (cap != CAP_NET_RAW && !(keep_net_admin && cap == CAP_NET_ADMIN)) {
+        ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+      }
     }
     if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
       return std::unexpected("prctl(PR_SET_KEEPCAPS): " + errno_text());
@@ -69,7 +88,9 @@ std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& 
     const passwd* pw = ::getpwuid(::geteuid());
     outcome.user = pw != nullptr ? pw->pw_name : std::to_string(::geteuid());
   }
-  if (auto kept = keep_only_net_raw(); !kept) return std::unexpected(kept.error());
+  auto kept = keep_only(keep_net_admin);
+  if (!kept) return std::unexpected(kept.error());
+  outcome.net_admin = *kept;
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     return std::unexpected("prctl(PR_SET_NO_NEW_PRIVS): " + errno_text());
   }

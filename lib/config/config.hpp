@@ -164,14 +164,36 @@ struct EvidenceConfig {
   friend bool operator==(const EvidenceConfig&, const EvidenceConfig&) = default;
 };
 
-// A command run on incident events (actions:), with the event on stdin.
+// An action on incident events (actions:). Type exec runs a command with the event on stdin;
+// type nftables puts the sources of concentrated incidents into nftables sets for as long as
+// the incident lasts (export/nftables_action.hpp). Fields of the other type keep their defaults.
 struct ActionConfig {
   std::string name;                  // unique; names it in logs and metrics
-  std::string type = "exec";         // exec
-  std::vector<std::string> command;  // argv; command[0] is an absolute path
+  std::string type = "exec";         // exec, nftables
+  std::vector<std::string> command;  // exec: argv; command[0] is an absolute path
+  // Default for exec: started and ended; for nftables: all three (an update can name new sources).
   std::vector<std::string> events{"started", "ended"};
-  DurationNs timeout = 10 * kNanosPerSecond;  // then its process group is killed
-  std::size_t max_running = 4;                // more at once are skipped (counted, logged)
+  DurationNs timeout = 10 * kNanosPerSecond;  // exec: then its process group is killed
+  std::size_t max_running = 4;                // exec: more at once are skipped (counted, logged)
+
+  // nftables: "<family> <name>" of the table holding the sets; family ip, ip6 or inet.
+  std::string table = "inet synwatch";
+  // nftables: the sets (type ipv4_addr / ipv6_addr, flags timeout) sources go into; empty = that
+  // family is not blocked. A table of family ip has no IPv6 set by default, ip6 no IPv4 set.
+  std::string set_ipv4 = "blocked_v4";
+  std::string set_ipv6 = "blocked_v6";
+  // nftables: create the table, the sets and a chain that drops SYNs from them (at start and
+  // reload); false: the sets already exist in the operator's ruleset, which decides what to do.
+  bool create_table = true;
+  // nftables: each element's timeout, so that a block never outlives a crashed daemon by long.
+  // Refreshed while the incident goes on; removed at once when it ends.
+  DurationNs block_for = 600 * kNanosPerSecond;
+  std::size_t max_entries = 256;  // nftables: elements this action holds at once, all incidents
+  // nftables: a source must have sent at least this share of the incident's stale handshakes, so
+  // that a legitimate client that happens to rank among the top sources is left alone.
+  double min_share = 0.05;
+  std::vector<IpPrefix> allowlist;  // nftables: sources never blocked (besides the built-in ones)
+  bool dry_run = false;             // nftables: log what would be done, change nothing
 
   friend bool operator==(const ActionConfig&, const ActionConfig&) = default;
 };

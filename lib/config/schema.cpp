@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <memory>
+#include <span>
+#include <utility>
 
 namespace synwatch {
 namespace {
@@ -394,24 +396,113 @@ ConfigKey webhooks_key() {
   return key;
 }
 
+// nftables names are written into nft commands: only what nft's own scanner takes as an
+// identifier (letters, digits, '_', '-', '.', starting with a letter or '_'), so that a name can
+// never end the command early and start another.
+bool is_nft_identifier(std::string_view name) {
+  constexpr std::size_t kLongest = 64;
+  const auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  return !name.empty() && name.size() <= kLongest &&
+         (letter(name.front()) || name.front() == '_') && std::ranges::all_of(name, [&](char c) {
+           return letter(c) || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+         });
+}
+
+// The family of a valid `table` value ("inet synwatch" -> "inet"), or nullopt.
+std::optional<std::string_view> nft_table_family(std::string_view table) {
+  const auto space = table.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  const std::string_view family = table.substr(0, space);
+  if (family != "ip" && family != "ip6" && family != "inet") return std::nullopt;
+  if (!is_nft_identifier(table.substr(space + 1))) return std::nullopt;
+  return family;
+}
+
+constexpr std::string_view kExecOnlyFields[] = {"command", "timeout", "max_running"};
+constexpr std::string_view kNftablesOnlyFields[] = {"table",        "set_ipv4",  "set_ipv6",
+                                                    "create_table", "block_for", "max_entries",
+                                                    "min_share",    "allowlist", "dry_run"};
+
 std::vector<ConfigFieldProblem> check_action(const ConfigRecord& record) {
   std::vector<ConfigFieldProblem> problems;
-  if (const auto it = record.find("name"); it != record.end()) {
-    if (auto problem = name_problem(std::get<std::string>(it->second))) {
-      problems.push_back({"name", std::move(*problem)});
+  auto text = [&](std::string_view field) -> const std::string* {
+    const auto it = record.find(field);
+    return it == record.end() ? nullptr : &std::get<std::string>(it->second);
+  };
+  if (const auto* name = text("name")) {
+    if (auto problem = name_problem(*name)) problems.push_back({"name", std::move(*problem)});
+  }
+  const std::string* given_type = text("type");
+  const std::string type = given_type != nullptr ? *given_type : ActionConfig{}.type;
+  // A field of the other type would be silently ignored: most likely a mistake in `type`.
+  const auto& foreign = type == "exec" ? std::span<const std::string_view>(kNftablesOnlyFields)
+                                       : std::span<const std::string_view>(kExecOnlyFields);
+  for (const auto field : foreign) {
+    if (record.contains(field)) {
+      problems.push_back({std::string(field), std::string("only for type ") +
+                                                  (type == "exec" ? "nftables" : "exec") +
+                                                  " actions; this one is type " + type});
     }
   }
-  if (const auto it = record.find("command"); it != record.end()) {
-    const auto& command = std::get<std::vector<std::string>>(it->second);
-    if (command.empty()) {
-      problems.push_back({"command", "expected the program and its arguments, got an empty list"});
-    } else if (!command.front().starts_with('/')) {
-      problems.push_back(
-          {"command",
-           "the program must be an absolute path (no PATH lookup), got '" + command.front() + "'"});
-    } else if (::access(command.front().c_str(), X_OK) != 0) {
-      problems.push_back({"command", "cannot run '" + command.front() +
-                                         "': " + std::generic_category().message(errno)});
+  if (type == "exec") {
+    if (const auto it = record.find("command"); it == record.end()) {
+      problems.push_back({"command", "missing: type exec needs the command to run"});
+    } else {
+      const auto& command = std::get<std::vector<std::string>>(it->second);
+      if (command.empty()) {
+        problems.push_back(
+            {"command", "expected the program and its arguments, got an empty list"});
+      } else if (!command.front().starts_with('/')) {
+        problems.push_back({"command",
+                            "the program must be an absolute path (no PATH lookup), "
+                            "got '" +
+                                command.front() + "'"});
+      } else if (::access(command.front().c_str(), X_OK) != 0) {
+        problems.push_back({"command", "cannot run '" + command.front() +
+                                           "': " + std::generic_category().message(errno)});
+      }
+    }
+  } else {
+    const ActionConfig defaults;
+    const std::string* given_table = text("table");
+    const std::string table = given_table != nullptr ? *given_table : defaults.table;
+    const auto family = nft_table_family(table);
+    if (!family) {
+      problems.push_back({"table",
+                          "expected '<family> <name>' with family ip, ip6 or inet and a name of "
+                          "letters, digits, '_', '-' or '.', such as 'inet synwatch', got '" +
+                              table + "'"});
+    }
+    bool any_set = false;
+    for (const auto& [field, wrong_family] :
+         {std::pair{"set_ipv4", "ip6"}, std::pair{"set_ipv6", "ip"}}) {
+      const std::string* given = text(field);
+      if (given != nullptr && !given->empty() && !is_nft_identifier(*given)) {
+        problems.push_back({field,
+                            "expected a set name of letters, digits, '_', '-' or '.' "
+                            "(starting with a letter or '_'), or empty, got '" +
+                                *given + "'"});
+      }
+      if (given != nullptr && !given->empty() && family == wrong_family) {
+        problems.push_back({field, "a table of family " + std::string(*family) +
+                                       " cannot hold this set; use family inet or leave " + field +
+                                       " out"});
+      }
+      const bool family_has_it = family && family != wrong_family;
+      any_set = any_set || (given != nullptr ? !given->empty() : family_has_it);
+    }
+    const std::string* ipv4 = text("set_ipv4");
+    const std::string* ipv6 = text("set_ipv6");
+    if (ipv6 != nullptr && !ipv6->empty() &&
+        *ipv6 == (ipv4 != nullptr ? *ipv4 : defaults.set_ipv4)) {
+      // One set cannot hold both address types.
+      problems.push_back({"set_ipv6", "must differ from set_ipv4 ('" + *ipv6 + "')"});
+    } else if (ipv4 != nullptr && !ipv4->empty() && ipv6 == nullptr && *ipv4 == defaults.set_ipv6 &&
+               family != "ip") {
+      problems.push_back({"set_ipv4", "must differ from set_ipv6 ('" + *ipv4 + "')"});
+    }
+    if (family && !any_set) {
+      problems.push_back({"table", "no set to put sources in: set_ipv4 and set_ipv6 are empty"});
     }
   }
   if (const auto it = record.find("events"); it != record.end()) {
@@ -440,7 +531,35 @@ void append_action(ConfigValue& list, const ConfigRecord& record) {
       action.timeout = std::get<DurationNs>(value);
     } else if (field == "max_running") {
       action.max_running = static_cast<std::size_t>(std::get<std::uint64_t>(value));
+    } else if (field == "table") {
+      action.table = std::get<std::string>(value);
+    } else if (field == "set_ipv4") {
+      action.set_ipv4 = std::get<std::string>(value);
+    } else if (field == "set_ipv6") {
+      action.set_ipv6 = std::get<std::string>(value);
+    } else if (field == "create_table") {
+      action.create_table = std::get<bool>(value);
+    } else if (field == "block_for") {
+      action.block_for = std::get<DurationNs>(value);
+    } else if (field == "max_entries") {
+      action.max_entries = static_cast<std::size_t>(std::get<std::uint64_t>(value));
+    } else if (field == "min_share") {
+      action.min_share = std::get<double>(value);
+    } else if (field == "allowlist") {
+      action.allowlist = std::get<std::vector<IpPrefix>>(value);
+    } else if (field == "dry_run") {
+      action.dry_run = std::get<bool>(value);
     }
+  }
+  if (action.type == "nftables") {
+    // An update can name sources that were not heavy yet at the start, and refreshes the
+    // timeouts of those already blocked.
+    if (!record.contains("events")) action.events = {"started", "updated", "ended"};
+    // A family's table holds no set of the other: its default set name does not apply.
+    const std::string_view family =
+        std::string_view(action.table).substr(0, action.table.find(' '));
+    if (family == "ip" && !record.contains("set_ipv6")) action.set_ipv6.clear();
+    if (family == "ip6" && !record.contains("set_ipv4")) action.set_ipv4.clear();
   }
   std::get<std::vector<ActionConfig>>(list).push_back(std::move(action));
 }
@@ -448,29 +567,47 @@ void append_action(ConfigValue& list, const ConfigRecord& record) {
 ConfigKey actions_key() {
   auto key = make_key<std::vector<ActionConfig>>(
       "actions", ConfigKind::kMappingList, [](auto& c) -> auto& { return c.actions; },
-      "Commands run on incident events, with the event JSON on stdin and SYNWATCH_* variables: "
-      "name, type (exec), command, events (default started, ended), timeout, max_running.");
+      "Actions on incident events. type exec runs a command with the event JSON on stdin and "
+      "SYNWATCH_* variables: name, command, events (default started, ended), timeout, "
+      "max_running. type nftables puts a concentrated incident's sources into nftables sets "
+      "while it lasts: name, table, set_ipv4, set_ipv6, create_table, block_for, max_entries, "
+      "min_share, allowlist, dry_run, events (default started, updated, ended).");
   key.unique_field = "name";
   key.check_element = check_action;
   key.append_element = append_action;
+  auto bounded = [](std::string_view name, ConfigKind kind, ConfigValue minimum,
+                    ConfigValue maximum, std::string_view doc) {
+    ConfigKey field = webhook_field(name, kind, doc);
+    field.minimum = std::move(minimum);
+    field.maximum = std::move(maximum);
+    return field;
+  };
   ConfigKey type = webhook_field("type", ConfigKind::kEnum, "What the action does.");
-  type.choices = {"exec"};
-  ConfigKey timeout = webhook_field("timeout", ConfigKind::kDuration,
-                                    "Longest run; then its process group is killed.");
-  timeout.minimum = 100 * kMilli;
-  timeout.maximum = kHour;
-  ConfigKey running =
-      webhook_field("max_running", ConfigKind::kUnsigned, "Runs at once; more are skipped.");
-  running.minimum = std::uint64_t{1};
-  running.maximum = std::uint64_t{64};
+  type.choices = {"exec", "nftables"};
   key.fields = {
       webhook_field("name", ConfigKind::kString, "Unique action name.", true),
       type,
-      webhook_field("command", ConfigKind::kStringList, "Program (absolute path) and arguments.",
-                    true),
+      webhook_field("command", ConfigKind::kStringList,
+                    "exec: program (absolute path) and arguments."),
       webhook_field("events", ConfigKind::kStringList, "Events: started, updated, ended."),
-      timeout,
-      running,
+      bounded("timeout", ConfigKind::kDuration, 100 * kMilli, kHour,
+              "exec: longest run; then its process group is killed."),
+      bounded("max_running", ConfigKind::kUnsigned, std::uint64_t{1}, std::uint64_t{64},
+              "exec: runs at once; more are skipped."),
+      webhook_field("table", ConfigKind::kString,
+                    "nftables: '<family> <name>' of the sets' table, family ip, ip6 or inet."),
+      webhook_field("set_ipv4", ConfigKind::kString, "nftables: set for IPv4 sources."),
+      webhook_field("set_ipv6", ConfigKind::kString, "nftables: set for IPv6 sources."),
+      webhook_field("create_table", ConfigKind::kBool,
+                    "nftables: create the table, sets and a SYN-dropping chain."),
+      bounded("block_for", ConfigKind::kDuration, 10 * kSecond, 7 * kDay,
+              "nftables: timeout of each element (refreshed while the incident lasts)."),
+      bounded("max_entries", ConfigKind::kUnsigned, std::uint64_t{1}, std::uint64_t{65536},
+              "nftables: elements held at once."),
+      bounded("min_share", ConfigKind::kDouble, 0.0, 1.0,
+              "nftables: smallest share of the incident's stale handshakes a source must send."),
+      webhook_field("allowlist", ConfigKind::kPrefixList, "nftables: sources never blocked."),
+      webhook_field("dry_run", ConfigKind::kBool, "nftables: log what would be done, only."),
   };
   return key;
 }

@@ -321,6 +321,44 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
     out.push_back(std::move(running));
   }
 
+  if (!s.nftables_actions.empty()) {
+    auto elements = family(
+        "synwatch_nftables_elements_total",
+        "Set elements of each nftables action by outcome: added, refreshed (timeout renewed), "
+        "removed (incident ended), expired (gone by its timeout before removal), "
+        "already_present (not this action's: left alone), failed, dry_run_added, "
+        "dry_run_removed.",
+        MetricType::Counter);
+    auto skipped = family("synwatch_nftables_skipped_total",
+                          "Top sources of incidents an nftables action did not block, by reason.",
+                          MetricType::Counter);
+    auto held = family("synwatch_nftables_held",
+                       "Set elements each nftables action holds now (at most max_entries).",
+                       MetricType::Gauge);
+    auto events_dropped = family("synwatch_nftables_events_dropped_total",
+                                 "Events an nftables action dropped because its queue was full.",
+                                 MetricType::Counter);
+    for (const auto& action : s.nftables_actions) {
+      for (const auto& [outcome, count] :
+           {std::pair{"added", action.added}, std::pair{"refreshed", action.refreshed},
+            std::pair{"removed", action.removed}, std::pair{"expired", action.expired},
+            std::pair{"already_present", action.already_present},
+            std::pair{"failed", action.failed}, std::pair{"dry_run_added", action.dry_run_added},
+            std::pair{"dry_run_removed", action.dry_run_removed}}) {
+        add(elements, {{"action", action.name}, {"outcome", outcome}}, static_cast<double>(count));
+      }
+      for (const auto& [reason, count] : action.skipped) {
+        add(skipped, {{"action", action.name}, {"reason", reason}}, static_cast<double>(count));
+      }
+      add(held, {{"action", action.name}}, static_cast<double>(action.held));
+      add(events_dropped, {{"action", action.name}}, static_cast<double>(action.events_dropped));
+    }
+    out.push_back(std::move(elements));
+    out.push_back(std::move(skipped));
+    out.push_back(std::move(held));
+    out.push_back(std::move(events_dropped));
+  }
+
   auto memory = family("synwatch_memory_bound_bytes",
                        "What the daemon's memory is bounded by, by part (see README, Memory); "
                        "compare the sum with process_resident_memory_bytes.",

@@ -27,6 +27,7 @@
 #include "engine/live_pipeline.hpp"
 #include "export/http_endpoint.hpp"
 #include "export/action_runner.hpp"
+#include "export/nftables_action.hpp"
 #include "export/webhook.hpp"
 
 namespace synwatch {
@@ -41,6 +42,7 @@ struct MetricsState {
   std::map<std::string, OutputCounts> outputs;  // "log", "alert_file", webhook names
   WebhookStats webhooks;
   std::vector<ActionRunStats> actions;
+  std::vector<NftablesActionStats> nftables_actions;
   bool last_reload_successful = true;
   double last_reload_success_time = 0;  // Unix seconds
 };

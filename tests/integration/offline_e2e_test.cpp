@@ -341,5 +341,28 @@ TEST_F(OfflineE2E, EvidenceDirWithoutReadIsAUsageError) {
   EXPECT_NE(r.err.find("--evidence-dir needs --read"), std::string::npos) << r.err;
 }
 
+
+// --read never changes the firewall: a capture's sources are not this host's attackers now. Its
+// nftables actions say what they would do, with no privilege needed.
+TEST_F(OfflineE2E, NftablesActionsOnlySayWhatTheyWouldDo) {
+  const auto g = generate("few-sources");
+  const auto config = dir_.path() / "nftables.yaml";
+  std::ofstream(config) << "actions:\n  - name: block\n    type: nftables\n"
+                           "    allowlist: [198.18.0.3/32]\n";
+  const auto r = analyse(g.file, {"--config", config.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("--read: nftables action 'block' runs as dry_run"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("dry_run: would add 198.18.0.1, 198.18.0.2 to inet synwatch blocked_v4 "
+                       "for 600s (block_for)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("not blocking 198.18.0.3 (allowlisted)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("dry_run: would remove 198.18.0.1, 198.18.0.2 from inet synwatch "
+                       "blocked_v4 (incident ended)"),
+            std::string::npos)
+      << r.err;
+}
+
 }  // namespace
 }  // namespace synwatch::testing

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "testbed.hpp"
 
@@ -84,6 +85,51 @@ TEST(SystemdUnit, KeepsWhatCaptureMetricsWebhooksAndNetlinkNeed) {
   // hides.
   EXPECT_EQ(unit.find("\nProcSubset="), std::string::npos);
   EXPECT_EQ(unit.find('@'), unit.find("@system-service")) << "unsubstituted template variable";
+}
+
+// The shipped unit grants no CAP_NET_ADMIN; the README's drop-in for the nftables action does,
+// and nothing else: systemd reads it next to the unit and the exposure stays within bounds.
+TEST(SystemdUnit, OnlyTheReadmesDropInGrantsCapNetAdmin) {
+  if (!have("systemd-analyze")) GTEST_SKIP() << "systemd-analyze not installed (package systemd)";
+  const std::string unit = read_file(SYNWATCH_UNIT);
+  std::istringstream lines(unit);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with("#")) {
+      EXPECT_EQ(line.find("CAP_NET_ADMIN"), std::string::npos) << line;
+    }
+  }
+  const auto shipped =
+      run_process({"systemd-analyze", "security", "--offline=yes", "--no-pager", SYNWATCH_UNIT});
+  EXPECT_NE(shipped.out.find("\u2713 CapabilityBoundingSet=~CAP_NET_ADMIN"), std::string::npos)
+      << shipped.out;
+
+  const std::string readme = source_file("README.md");
+  const auto intro = readme.find("(`systemctl edit synwatch`, which writes");
+  ASSERT_NE(intro, std::string::npos) << "the README no longer shows the drop-in";
+  const auto begin = readme.find("```ini\n", intro);
+  const auto end = readme.find("```\n", begin + 7);
+  ASSERT_NE(begin, std::string::npos);
+  ASSERT_NE(end, std::string::npos);
+  const std::string drop_in = readme.substr(begin + 7, end - begin - 7);
+  EXPECT_NE(drop_in.find("CapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN\n"), std::string::npos);
+  EXPECT_NE(drop_in.find("AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN\n"), std::string::npos);
+
+  TempDir dir;
+  fs::copy_file(SYNWATCH_UNIT, dir.path() / "synwatch.service");
+  fs::create_directories(dir.path() / "synwatch.service.d");
+  std::ofstream(dir.path() / "synwatch.service.d" / "override.conf") << drop_in;
+  const auto with_drop_in = run_process({"systemd-analyze", "security", "--offline=yes",
+                                         "--no-pager", (dir.path() / "synwatch.service").string()});
+  EXPECT_NE(with_drop_in.out.find("\u2717 CapabilityBoundingSet=~CAP_NET_ADMIN"), std::string::npos)
+      << with_drop_in.out << with_drop_in.err;
+  // Only that: no other capability, and the family netlink needs is still allowed.
+  EXPECT_NE(with_drop_in.out.find("\u2713 CapabilityBoundingSet=~CAP_SYS_ADMIN"),
+            std::string::npos);
+  EXPECT_NE(with_drop_in.out.find("\u2717 RestrictAddressFamilies=~AF_NETLINK"), std::string::npos);
+  const double exposure = overall_exposure(with_drop_in.out);
+  std::cout << "systemd-analyze security with the nftables drop-in: exposure " << exposure << "\n";
+  EXPECT_GE(exposure, 0);
+  EXPECT_LE(exposure, 2.0) << with_drop_in.out;
 }
 
 // ---- install rules ---------------------------------------------------------------------------
@@ -246,8 +292,8 @@ TEST_F(DebianPackage, ControlFields) {
   EXPECT_EQ(field("Package"), "synwatch\n");
   const std::string depends = field("Depends");
   // Runtime libraries come from dpkg-shlibdeps; adduser runs in the postinst.
-  for (const char* dependency :
-       {"libpcap0.8", "libsystemd0", "libcap2", "libyaml-cpp", "libc6", "adduser"}) {
+  for (const char* dependency : {"libpcap0.8", "libsystemd0", "libcap2", "libyaml-cpp",
+                                 "libnftables1", "libc6", "adduser"}) {
     EXPECT_NE(depends.find(dependency), std::string::npos)
         << "Depends lacks " << dependency << ": " << depends;
   }

@@ -741,5 +741,95 @@ TEST(ConfigActions, TheProgramMustBeAnAbsolutePathThatRuns) {
   EXPECT_EQ(config.actions[0].max_running, 4u);
 }
 
+TEST(ConfigActions, NftablesDefaultsAndFieldsReadAsWritten) {
+  const auto defaults = load_ok("actions:\n  - name: block\n    type: nftables\n");
+  ASSERT_EQ(defaults.actions.size(), 1u);
+  const ActionConfig& action = defaults.actions[0];
+  EXPECT_EQ(action.type, "nftables");
+  EXPECT_EQ(action.events, (std::vector<std::string>{"started", "updated", "ended"}));
+  EXPECT_EQ(action.table, "inet synwatch");
+  EXPECT_EQ(action.set_ipv4, "blocked_v4");
+  EXPECT_EQ(action.set_ipv6, "blocked_v6");
+  EXPECT_TRUE(action.create_table);
+  EXPECT_EQ(action.block_for, 600 * kNanosPerSecond);
+  EXPECT_EQ(action.max_entries, 256u);
+  EXPECT_DOUBLE_EQ(action.min_share, 0.05);
+  EXPECT_TRUE(action.allowlist.empty());
+  EXPECT_FALSE(action.dry_run);
+  EXPECT_TRUE(action.command.empty());
+
+  const auto given = load_ok(
+      "actions:\n  - name: block\n    type: nftables\n    table: ip filter\n"
+      "    set_ipv4: syn_flooders\n    create_table: false\n    block_for: 2m\n"
+      "    max_entries: 16\n    min_share: 0.2\n    allowlist: [203.0.113.0/24, 2001:db8:1::/48]\n"
+      "    dry_run: true\n    events: [started, ended]\n");
+  const ActionConfig& custom = given.actions.at(0);
+  EXPECT_EQ(custom.table, "ip filter");
+  EXPECT_EQ(custom.set_ipv4, "syn_flooders");
+  EXPECT_EQ(custom.set_ipv6, "") << "a table of family ip has no IPv6 set unless one is named";
+  EXPECT_FALSE(custom.create_table);
+  EXPECT_EQ(custom.block_for, 120 * kNanosPerSecond);
+  EXPECT_EQ(custom.max_entries, 16u);
+  EXPECT_DOUBLE_EQ(custom.min_share, 0.2);
+  ASSERT_EQ(custom.allowlist.size(), 2u);
+  EXPECT_EQ(custom.allowlist[1].to_string(), "2001:db8:1::/48");
+  EXPECT_TRUE(custom.dry_run);
+  EXPECT_EQ(custom.events, (std::vector<std::string>{"started", "ended"}));
+  EXPECT_EQ(load_ok("actions:\n  - name: b\n    type: nftables\n    table: ip6 f\n")
+                .actions.at(0)
+                .set_ipv4,
+            "");
+}
+
+TEST(ConfigActions, NftablesMistakesAreReportedAtTheirPosition) {
+  const std::string head = "actions:\n  - name: block\n    type: nftables\n";
+  EXPECT_EQ(errors_of(head + "    command: [/bin/true]\n"),
+            Lines{"test.yaml:4:14: actions[1].command: only for type exec actions; this one is "
+                  "type nftables"});
+  EXPECT_EQ(errors_of("actions:\n  - name: page\n    command: [/bin/true]\n    dry_run: true\n"),
+            Lines{"test.yaml:4:14: actions[1].dry_run: only for type nftables actions; this one "
+                  "is type exec"});
+  EXPECT_EQ(errors_of("actions:\n  - name: page\n"),
+            Lines{"test.yaml:2:5: actions[1].command: missing: type exec needs the command to "
+                  "run"});
+  const Lines table = errors_of(head + "    table: synwatch\n");
+  ASSERT_EQ(table.size(), 1u);
+  EXPECT_TRUE(
+      table[0].starts_with("test.yaml:4:12: actions[1].table: expected '<family> <name>' "
+                           "with family ip, ip6 or inet"))
+      << table[0];
+  EXPECT_EQ(errors_of(head + "    table: bridge synwatch\n").size(), 1u);
+  EXPECT_EQ(errors_of(head + "    table: inet syn;watch\n").size(), 1u);
+  // A name that would end the nft command and start another is refused.
+  const Lines injected =
+      errors_of(head + "    set_ipv4: \"x }; flush ruleset; add set inet a b {\"\n");
+  ASSERT_EQ(injected.size(), 1u);
+  EXPECT_TRUE(injected[0].starts_with("test.yaml:4:15: actions[1].set_ipv4: expected a set name"))
+      << injected[0];
+  EXPECT_EQ(errors_of(head + "    table: ip filter\n    set_ipv6: v6\n"),
+            Lines{"test.yaml:5:15: actions[1].set_ipv6: a table of family ip cannot hold this "
+                  "set; use family inet or leave set_ipv6 out"});
+  EXPECT_EQ(errors_of(head + "    set_ipv4: \"\"\n    set_ipv6: \"\"\n"),
+            Lines{"test.yaml:2:5: actions[1].table: no set to put sources in: set_ipv4 and "
+                  "set_ipv6 are empty"});
+  EXPECT_EQ(errors_of(head + "    set_ipv4: flooders\n    set_ipv6: flooders\n"),
+            Lines{"test.yaml:5:15: actions[1].set_ipv6: must differ from set_ipv4 ('flooders')"});
+  EXPECT_EQ(errors_of(head + "    set_ipv4: blocked_v6\n"),
+            Lines{"test.yaml:4:15: actions[1].set_ipv4: must differ from set_ipv6 "
+                  "('blocked_v6')"});
+  EXPECT_TRUE(errors_of(head + "    table: ip filter\n    set_ipv4: blocked_v6\n").empty());
+  EXPECT_EQ(errors_of(head + "    block_for: 1s\n"),
+            Lines{"test.yaml:4:16: actions[1].block_for: out of range: expected a duration in "
+                  "[10s, 168h], got 1s"});
+  EXPECT_EQ(errors_of(head + "    max_entries: 0\n").size(), 1u);
+  EXPECT_EQ(errors_of(head + "    min_share: 1.5\n").size(), 1u);
+  EXPECT_EQ(errors_of(head + "    allowlist: [not-a-prefix]\n").size(), 1u);
+  EXPECT_EQ(errors_of(head + "    events: [begun]\n").size(), 1u);
+  EXPECT_EQ(errors_of(head + "    type: firewall\n").size(), 1u);
+  const Lines typo = errors_of(head + "    block_fro: 1m\n");
+  ASSERT_EQ(typo.size(), 1u);
+  EXPECT_NE(typo[0].find("did you mean 'block_for'?"), std::string::npos) << typo[0];
+}
+
 }  // namespace
 }  // namespace synwatch
