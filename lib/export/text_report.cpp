@@ -170,8 +170,10 @@ std::string render_capture_summary(const CaptureSummary& summary) {
   } else {
     out += "Capture: " + std::to_string(summary.files.size()) +
            " files read as one capture, in the time order of their first packets:\n";
+    std::size_t widest = 0;
+    for (const CaptureFileEntry& file : summary.files) widest = std::max(widest, file.path.size());
     for (const CaptureFileEntry& file : summary.files) {
-      out += "  " + file.path + "  " +
+      out += "  " + pad(file.path, widest, false) + "  " +
              (file.first_packet ? "from " + people_time(*file.first_packet)
                                 : std::string("(no packets)")) +
              "\n";
