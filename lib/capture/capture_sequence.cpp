@@ -11,7 +11,7 @@ namespace synwatch {
 namespace {
 
 // A look at the first packet needs a few KiB, not the 1 MiB a full read takes at a time.
-constexpr std::size_t kPeekBufferBytes = 16 * 1024;
+constexpr std::size_t kPeekBufferBytes = std::size_t{16} * 1024;
 
 std::string quoted(const std::string& path) {
   return "'" + path + "'";
@@ -264,8 +264,9 @@ DispatchResult CaptureSequence::dispatch(std::size_t max_packets, PacketHandler&
       kept.reset();
     }
     DispatchResult result{DispatchStatus::kPackets, 0};
-    if (!guard.overlap())
+    if (!guard.overlap()) {
       result = current_->dispatch(max_packets - delivered - guard.forwarded(), guard);
+    }
     delivered += guard.forwarded();
     if (guard.overlap()) {
       const SequenceFile& next = files_[limiting_file];

@@ -56,8 +56,8 @@ int gzip_close(void* cookie) {
 std::expected<FILE*, std::string> cookie_stream(const std::string& path, gzFile compressed,
                                                 std::size_t buffer_bytes,
                                                 GzipStream*& gzip_stream) {
-  gzbuffer(compressed,
-           static_cast<unsigned>(std::clamp<std::size_t>(buffer_bytes, 8192, 256 * 1024)));
+  gzbuffer(compressed, static_cast<unsigned>(
+                           std::clamp<std::size_t>(buffer_bytes, 8192, std::size_t{256} * 1024)));
   auto* stream = new GzipStream{compressed, {}};
   const cookie_io_functions_t functions{gzip_read, nullptr, nullptr, gzip_close};
   FILE* cookie_file = fopencookie(stream, "rb", functions);

@@ -37,10 +37,11 @@ std::string duration_column(const IncidentSummary& incident) {
   return ">= " + people_duration(incident.last_event_at - incident.started_at);
 }
 
-std::string pad(const std::string& text, std::size_t width, bool right_aligned) {
-  if (text.size() >= width) return text;
+std::string pad(std::string_view text, std::size_t width, bool right_aligned) {
+  std::string out(text);
+  if (text.size() >= width) return out;
   const std::string fill(width - text.size(), ' ');
-  return right_aligned ? fill + text : text + fill;
+  return right_aligned ? fill + out : out + fill;
 }
 
 }  // namespace
@@ -145,9 +146,10 @@ std::string render_incident_table(std::span<const IncidentSummary> incidents,
   const auto render_row = [&](const auto& cells) {
     std::string line;
     for (std::size_t c = 0; c < kColumns.size(); ++c) {
-      const std::string cell(cells[c]);
+      const std::string_view cell = cells[c];
       // The last column is not padded: trailing blanks only make lines wrap on narrow terminals.
-      line += c + 1 == kColumns.size() ? cell : pad(cell, widths[c], kColumns[c].right_aligned);
+      line += c + 1 == kColumns.size() ? std::string(cell)
+                                       : pad(cell, widths[c], kColumns[c].right_aligned);
       if (c + 1 < kColumns.size()) line += "  ";
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();

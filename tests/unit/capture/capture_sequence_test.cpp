@@ -45,6 +45,7 @@ std::vector<Record> syns_at(std::initializer_list<DurationNs> times, std::uint8_
 
 std::vector<TimestampNs> timestamps(const Collector& collector) {
   std::vector<TimestampNs> out;
+  out.reserve(collector.records.size());
   for (const auto& record : collector.records) out.push_back(record.timestamp - kBase);
   return out;
 }
@@ -53,7 +54,7 @@ class CaptureSequenceTest : public ::testing::Test {
  protected:
   std::string write(const std::string& name, const std::vector<Record>& records,
                     int dlt = DLT_EN10MB) {
-    const std::string path = scratch_.path(name);
+    std::string path = scratch_.path(name);
     write_pcap(path, dlt, records);
     return path;
   }

@@ -182,7 +182,7 @@ TEST(TextReport, TableHasAHeaderAndAnAlignedRowPerIncident) {
 TEST(TextReport, EndOnAnotherDayShowsTheDate) {
   IncidentSummaries summaries;
   summaries.add(event_of(EventType::kStarted, kStart));
-  summaries.add(event_of(EventType::kEnded, kStart + 24 * 3600 * kNanosPerSecond));
+  summaries.add(event_of(EventType::kEnded, kStart + DurationNs{24} * 3600 * kNanosPerSecond));
   const std::string table = render_incident_table(summaries.incidents());
   EXPECT_NE(table.find("2024-01-02 00:00:01.250"), std::string::npos) << table;
   EXPECT_NE(table.find("24 h 0 min"), std::string::npos) << table;
