@@ -56,11 +56,10 @@ int run(int argc, char** argv) {
                  "With --read: json (JSON lines, the default when stdout is not a terminal) or "
                  "text (a line per event, a table of incidents and the capture summary, the "
                  "default on a terminal)");
-  auto* quiet_flag = app.add_flag(
-      "-q,--quiet", quiet, "With --read: no progress line and no summary on stderr (errors only)");
+  app.add_flag("-q,--quiet", quiet,
+               "With --read: no progress line and no summary on stderr (errors only)");
   app.add_flag("--progress", force_progress,
-               "With --read: draw the progress line on stderr even when it is not a terminal")
-      ->excludes(quiet_flag);
+               "With --read: draw the progress line on stderr even when it is not a terminal");
   app.add_option("--evidence-dir", evidence_dir,
                  "With --read: write each incident's evidence capture (pcap) into this directory");
   app.add_option("-s,--set", overrides,
@@ -87,6 +86,10 @@ int run(int argc, char** argv) {
   }
   if (read_paths.empty() && (!format_name.empty() || quiet || force_progress)) {
     (void)std::fprintf(stderr, "synwatchd: --format, --quiet and --progress apply to --read\n");
+    return kExitUsage;
+  }
+  if (quiet && force_progress) {
+    (void)std::fprintf(stderr, "synwatchd: --quiet and --progress exclude each other\n");
     return kExitUsage;
   }
   // A person reads a terminal; anything else (a pipe, a file) is most likely read by a program.
