@@ -1,11 +1,14 @@
 // synwatchd: command line and wiring. All logic lives in lib/.
 #include <CLI/CLI.hpp>
+#include <sys/ioctl.h>
+#include <unistd.h>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,13 +23,23 @@ namespace {
 constexpr int kExitUsage = 64;     // sysexits EX_USAGE
 constexpr int kExitSoftware = 70;  // sysexits EX_SOFTWARE
 
+// The width of the terminal on `fd`; 0 when it is not one.
+std::size_t terminal_columns(int fd) {
+  winsize size{};
+  if (::ioctl(fd, TIOCGWINSZ, &size) != 0) return 0;
+  return size.ws_col;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{
       "synwatchd: detects TCP SYN floods by tracking half-open connections per "
       "destination and judging how random their sources are.",
       "synwatchd"};
   std::string config_path;
-  std::string read_path;
+  std::vector<std::string> read_paths;
+  std::string format_name;
+  bool quiet = false;
+  bool force_progress = false;
   std::vector<std::string> overrides;
   std::string evidence_dir;
   bool check_config = false;
@@ -34,10 +47,19 @@ int run(int argc, char** argv) {
   app.add_option("-c,--config", config_path,
                  "YAML configuration file (built-in defaults if omitted)");
   app.add_option(
-      "-r,--read", read_path,
-      "Analyse a pcap/pcapng file (optionally gzip-compressed; - or a pipe/FIFO reads a stream) as "
-      "fast as it reads; "
-      "events are printed as JSON lines on stdout, a summary on stderr");
+      "-r,--read", read_paths,
+      "Analyse a pcap/pcapng capture (optionally gzip-compressed; - or a pipe/FIFO reads a "
+      "stream) as fast as it reads. Several files (--read a b, or --read a --read b) are the "
+      "consecutive pieces of one capture (tcpdump -C/-G) and are read as one, in the time order "
+      "of their first packets; files that overlap in time are refused");
+  app.add_option("--format", format_name,
+                 "With --read: json (JSON lines, the default when stdout is not a terminal) or "
+                 "text (a line per event, a table of incidents and the capture summary, the "
+                 "default on a terminal)");
+  app.add_flag("-q,--quiet", quiet,
+               "With --read: no progress line and no summary on stderr (errors only)");
+  app.add_flag("--progress", force_progress,
+               "With --read: draw the progress line on stderr even when it is not a terminal");
   app.add_option("--evidence-dir", evidence_dir,
                  "With --read: write each incident's evidence capture (pcap) into this directory");
   app.add_option("-s,--set", overrides,
@@ -56,10 +78,27 @@ int run(int argc, char** argv) {
     return code == 0 ? 0 : kExitUsage;
   }
 
-  if (!evidence_dir.empty() && read_path.empty()) {
+  if (!evidence_dir.empty() && read_paths.empty()) {
     (void)std::fprintf(stderr,
                        "synwatchd: --evidence-dir needs --read (live, evidence.directory sets "
                        "where evidence goes)\n");
+    return kExitUsage;
+  }
+  if (read_paths.empty() && (!format_name.empty() || quiet || force_progress)) {
+    (void)std::fprintf(stderr, "synwatchd: --format, --quiet and --progress apply to --read\n");
+    return kExitUsage;
+  }
+  if (quiet && force_progress) {
+    (void)std::fprintf(stderr, "synwatchd: --quiet and --progress exclude each other\n");
+    return kExitUsage;
+  }
+  // A person reads a terminal; anything else (a pipe, a file) is most likely read by a program.
+  std::optional<synwatch::ReportFormat> format =
+      ::isatty(STDOUT_FILENO) == 1 ? synwatch::ReportFormat::kText : synwatch::ReportFormat::kJson;
+  if (!format_name.empty()) format = synwatch::parse_report_format(format_name);
+  if (!format) {
+    (void)std::fprintf(stderr, "synwatchd: --format must be json or text, not '%s'\n",
+                       format_name.c_str());
     return kExitUsage;
   }
   if (config_reference) {
@@ -99,7 +138,16 @@ int run(int argc, char** argv) {
                        config_path.empty() ? "built-in defaults" : config_path.c_str());
     return 0;
   }
-  if (!read_path.empty()) return synwatch::run_offline(*config, read_path, evidence_dir);
+  if (!read_paths.empty()) {
+    synwatch::OfflineOptions options;
+    options.captures = read_paths;
+    options.evidence_dir = evidence_dir;
+    options.format = *format;
+    options.quiet = quiet;
+    options.progress = !quiet && (force_progress || ::isatty(STDERR_FILENO) == 1);
+    options.terminal_columns = terminal_columns(STDERR_FILENO);
+    return synwatch::run_offline(*config, options);
+  }
 
   return synwatch::run_live(*config, {config_path, parsed_overrides});
 }

@@ -8,22 +8,26 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <random>
 #include <vector>
 
-#include "capture/pcap_file_source.hpp"
+#include "capture/capture_sequence.hpp"
 #include "capture/read_ahead_source.hpp"
 #include "engine/engine.hpp"
 #include "engine/evidence_recorder.hpp"
 #include "export/action_runner.hpp"
 #include "export/event_json.hpp"
 #include "export/nftables_action.hpp"
+#include "export/progress_line.hpp"
+#include "export/text_report.hpp"
 #include "export/webhook.hpp"
 
 namespace synwatch {
 
 namespace {
 
+constexpr int kExitUsage = 64;       // sysexits EX_USAGE
 constexpr int kExitDataError = 65;   // sysexits EX_DATAERR
 constexpr int kExitNoInput = 66;     // sysexits EX_NOINPUT
 constexpr int kExitTempFail = 75;    // sysexits EX_TEMPFAIL: webhook events left undelivered
@@ -49,21 +53,34 @@ class FanOutSink final : public EventSink {
   std::vector<EventSink*> others_;
 };
 
-void print_summary(const std::string& path, const Engine& engine, std::uint64_t events) {
-  const DecodeCounters& decode = engine.decode_counters();
-  const HandshakeTableCounters& flows = engine.handshakes().counters();
-  const DetectorCounters& detector = engine.detector().counters();
-  std::string errors;
+// "truncated_ip=3, bad_tcp_offset=1": the decode errors by reason; empty without any.
+std::string decode_error_detail(const DecodeCounters& decode) {
+  std::string detail;
   for (std::size_t i = 0; i < decode.by_result.size(); ++i) {
     const auto reason = static_cast<DecodeResult>(i);
     if (reason == DecodeResult::kTcp || reason == DecodeResult::kNotIp ||
         reason == DecodeResult::kNotTcp || decode.by_result[i] == 0) {
       continue;
     }
-    errors += fmt::format("{}{}={}", errors.empty() ? " (" : ", ", to_string(reason),
-                          decode.by_result[i]);
+    detail +=
+        fmt::format("{}{}={}", detail.empty() ? "" : ", ", to_string(reason), decode.by_result[i]);
   }
-  if (!errors.empty()) errors += ")";
+  return detail;
+}
+
+// What the summary calls the input: the file, or the pieces read as one capture.
+std::string describe_input(const std::vector<SequenceFile>& files) {
+  if (files.size() == 1) return files.front().path;
+  std::string paths;
+  for (const SequenceFile& file : files) paths += (paths.empty() ? "" : ", ") + file.path;
+  return fmt::format("{} files read as one capture, in time order ({})", files.size(), paths);
+}
+
+void print_summary(const std::string& input, const Engine& engine, std::uint64_t events) {
+  const DecodeCounters& decode = engine.decode_counters();
+  const HandshakeTableCounters& flows = engine.handshakes().counters();
+  const DetectorCounters& detector = engine.detector().counters();
+  const std::string detail = decode_error_detail(decode);
   fmt::print(
       stderr,
       "synwatchd: {}: {} packets, {} TCP segments, {} decode errors{}\n"
@@ -71,24 +88,111 @@ void print_summary(const std::string& path, const Engine& engine, std::uint64_t 
       "{} still pending\n"
       "synwatchd: incidents: {} started ({} spoofed_random, {} concentrated, {} distributed), "
       "{} ended, {} events\n",
-      path, engine.counters().packets, engine.counters().tcp_segments, decode.errors(), errors,
-      flows.inserted, flows.completed, flows.reset, flows.expired, flows.evicted,
-      engine.handshakes().size(), detector.total_started(), detector.started[0],
-      detector.started[1], detector.started[2], detector.ended, events);
+      input, engine.counters().packets, engine.counters().tcp_segments, decode.errors(),
+      detail.empty() ? std::string() : " (" + detail + ")", flows.inserted, flows.completed,
+      flows.reset, flows.expired, flows.evicted, engine.handshakes().size(),
+      detector.total_started(), detector.started[0], detector.started[1], detector.started[2],
+      detector.ended, events);
 }
+
+CaptureSummary capture_summary(const std::vector<SequenceFile>& files, const Engine& engine,
+                               std::uint64_t events, DurationNs elapsed) {
+  CaptureSummary summary;
+  for (const SequenceFile& file : files) summary.files.push_back({file.path, file.first_packet});
+  summary.packets = engine.counters().packets;
+  summary.tcp_segments = engine.counters().tcp_segments;
+  summary.decode_errors = engine.decode_counters().errors();
+  summary.decode_error_detail = decode_error_detail(engine.decode_counters());
+  const HandshakeTableCounters& flows = engine.handshakes().counters();
+  summary.handshakes_started = flows.inserted;
+  summary.handshakes_completed = flows.completed;
+  summary.handshakes_reset = flows.reset;
+  summary.handshakes_expired = flows.expired;
+  summary.handshakes_evicted = flows.evicted;
+  summary.handshakes_pending = engine.handshakes().size();
+  const DetectorCounters& detector = engine.detector().counters();
+  for (std::size_t kind = 0; kind < summary.incidents_by_kind.size(); ++kind) {
+    summary.incidents_by_kind[kind] = detector.started[kind];
+  }
+  summary.incidents_ended = detector.ended;
+  summary.events = events;
+  summary.elapsed = elapsed;
+  return summary;
+}
+
+// Standard output in either format: the events, and for text the report after them.
+class StdoutReport {
+ public:
+  explicit StdoutReport(ReportFormat format) : format_(format) {}
+  EventSink& sink() {
+    return format_ == ReportFormat::kText ? static_cast<EventSink&>(text_) : json_;
+  }
+  [[nodiscard]] std::uint64_t written() const {
+    return format_ == ReportFormat::kText ? text_.written() : json_.written();
+  }
+  [[nodiscard]] std::uint64_t failed() const {
+    return (format_ == ReportFormat::kText ? text_.failed() : json_.failed()) +
+           (finish_failed_ ? 1 : 0);
+  }
+  [[nodiscard]] int last_error() const {
+    return format_ == ReportFormat::kText ? text_.last_error() : json_.last_error();
+  }
+  // Text: the incident table and the capture summary after the events.
+  void finish(const CaptureSummary& capture) {
+    if (format_ == ReportFormat::kText) finish_failed_ = !text_.finish(capture);
+  }
+
+ private:
+  ReportFormat format_;
+  JsonLinesSink json_{stdout};
+  TextReportSink text_{stdout};
+  bool finish_failed_ = false;
+};
+
+// Erases the progress line before an event reaches standard output, which is usually the same
+// terminal: the event would otherwise be printed after the half-drawn line.
+class ProgressClearingSink final : public EventSink {
+ public:
+  ProgressClearingSink(EventSink& next, ProgressLine* progress)
+      : next_(next), progress_(progress) {}
+  void publish(const IncidentEvent& event) override {
+    if (progress_ != nullptr) progress_->clear();
+    next_.publish(event);
+  }
+
+ private:
+  EventSink& next_;
+  ProgressLine* progress_;
+};
 
 }  // namespace
 
-int run_offline(const Config& config, const std::string& capture_path,
-                const std::string& evidence_dir) {
-  auto opened = PcapFileSource::open(capture_path);
+int run_offline(const Config& config, const OfflineOptions& options) {
+  const TimestampNs read_began = monotonic_now();
+  auto opened = CaptureSequence::open(options.captures);
   if (!opened) {
-    spdlog::error("{}", opened.error());
+    spdlog::error("{}", opened.error().message);
+    switch (opened.error().problem) {
+      case SequenceProblem::kUsage:
+        return kExitUsage;
+      case SequenceProblem::kNotOneCapture:
+        return kExitDataError;
+      case SequenceProblem::kCannotOpen:
+        break;
+    }
     return kExitNoInput;
   }
+  const std::vector<SequenceFile> files = (*opened)->files();
   // Reading the file overlaps with the engine's work; the frames and results are the same.
   auto source = std::make_unique<ReadAheadSource>(std::move(*opened));
-  JsonLinesSink sink(stdout);
+  std::optional<ProgressLine> progress;
+  if (options.progress && !options.quiet) {
+    ProgressLine::Options progress_options;
+    progress_options.columns = options.terminal_columns;
+    progress.emplace(stderr, progress_options);
+  }
+  StdoutReport report(options.format);
+  ProgressClearingSink sink(report.sink(), progress ? &*progress : nullptr);
   std::unique_ptr<WebhookDispatcher> webhooks;
   if (!config.alerts.webhooks.empty()) {
     auto created = WebhookDispatcher::create(config, {});
@@ -128,8 +232,8 @@ int run_offline(const Config& config, const std::string& capture_path,
   for (const auto& action : nftables) outputs.push_back(action.get());
   FanOutSink fan_out(sink, std::move(outputs));
   std::unique_ptr<EvidenceRecorder> evidence;
-  if (!evidence_dir.empty()) {
-    auto writer = EvidenceWriter::open(config.evidence, evidence_dir, {});
+  if (!options.evidence_dir.empty()) {
+    auto writer = EvidenceWriter::open(config.evidence, options.evidence_dir, {});
     if (!writer) {
       spdlog::error("{}", writer.error());
       return kExitCantCreate;
@@ -151,27 +255,39 @@ int run_offline(const Config& config, const std::string& capture_path,
     const DispatchResult result = source->dispatch(4096, engine);
     if (result.status == DispatchStatus::kEnd) break;
     if (result.status == DispatchStatus::kError) {
+      if (progress) progress->clear();
       spdlog::error("{}", source->error());
       exit_code = kExitDataError;
       break;
     }
+    if (progress && progress->due()) {
+      const ReadProgress read = source->progress();
+      progress->draw({read.bytes, read.total_bytes, engine.counters().packets, 0});
+    }
   }
+  if (progress) progress->clear();
   engine.finish();
-  print_summary(capture_path, engine, sink.written());
+  if (options.format == ReportFormat::kText) {
+    report.finish(capture_summary(files, engine, report.written(), monotonic_now() - read_began));
+  } else if (!options.quiet) {
+    print_summary(describe_input(files), engine, report.written());
+  }
   if (evidence) {
     evidence->writer().stop();
     const EvidenceStats written = evidence->writer().stats();
     const std::uint64_t dropped = written.dropped_incident_cap + written.dropped_total_cap +
                                   written.dropped_link_mismatch + written.dropped_write_error;
-    fmt::print(
-        stderr, "synwatchd: evidence: {} packets written to {} ({} files, {} bytes){}\n",
-        written.frames_written, evidence_dir, written.files, written.bytes_on_disk,
-        dropped == 0 ? std::string() : fmt::format(", {} left out by the caps or errors", dropped));
+    if (!options.quiet) {
+      fmt::print(stderr, "synwatchd: evidence: {} packets written to {} ({} files, {} bytes){}\n",
+                 written.frames_written, options.evidence_dir, written.files, written.bytes_on_disk,
+                 dropped == 0 ? std::string()
+                              : fmt::format(", {} left out by the caps or errors", dropped));
+    }
   }
-  if (sink.failed() > 0) {
+  if (report.failed() > 0) {
     // The events are the result: losing some is a failure whatever else went well.
-    spdlog::error("{} of {} events could not be written to standard output: {}", sink.failed(),
-                  sink.failed() + sink.written(), std::strerror(sink.last_error()));
+    spdlog::error("{} of {} events could not be written to standard output: {}", report.failed(),
+                  report.failed() + report.written(), std::strerror(report.last_error()));
     exit_code = kExitIoError;
   }
   if (actions) {
@@ -193,8 +309,10 @@ int run_offline(const Config& config, const std::string& capture_path,
       delivered += receiver.delivered;
       lost += receiver.given_up + receiver.dropped;
     }
-    fmt::print(stderr, "synwatchd: webhooks: {} delivered, {} given up or dropped\n", delivered,
-               lost);
+    if (!options.quiet || lost > 0) {
+      fmt::print(stderr, "synwatchd: webhooks: {} delivered, {} given up or dropped\n", delivered,
+                 lost);
+    }
     if (lost > 0 && exit_code == 0) exit_code = kExitTempFail;
   }
   return exit_code;

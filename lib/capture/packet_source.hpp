@@ -46,6 +46,12 @@ struct DispatchResult {
   std::size_t packets = 0;
 };
 
+// How far an offline source has read, for a progress display.
+struct ReadProgress {
+  std::uint64_t bytes = 0;        // of the file(s) as stored (a .gz: compressed bytes)
+  std::uint64_t total_bytes = 0;  // their size; 0 when unknown (standard input, a pipe)
+};
+
 class PacketSource {
  public:
   virtual ~PacketSource() = default;
@@ -54,6 +60,10 @@ class PacketSource {
   [[nodiscard]] virtual LinkType link_type() const = 0;
   [[nodiscard]] virtual std::string name() const = 0;   // file path or interface name
   [[nodiscard]] virtual std::string error() const = 0;  // last error after kError
+  // Offline sources: how far reading has come. Unlike the rest of the interface, callable from
+  // any thread while another drives the source (a progress display beside a read-ahead thread);
+  // the figure may lag by a batch. Live sources have none.
+  [[nodiscard]] virtual ReadProgress progress() const noexcept { return {}; }
 };
 
 }  // namespace synwatch

@@ -1,6 +1,7 @@
 #include "capture/pcap_file_source.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <pcap/pcap.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -25,6 +26,8 @@ struct GzipStream {
   // Set when zlib found a damaged or cut stream; zlib reports a cut stream as a quiet end of
   // file, so without this a truncated .gz would look like a shorter, valid capture.
   std::string error;
+  // Bytes handed to stdio: how far a pipe has been read (it has no offset to ask for).
+  std::uint64_t delivered = 0;
 };
 
 ssize_t gzip_read(void* cookie, char* buffer, std::size_t size) {
@@ -38,6 +41,7 @@ ssize_t gzip_read(void* cookie, char* buffer, std::size_t size) {
     errno = EIO;
     return -1;
   }
+  stream->delivered += static_cast<std::uint64_t>(got);
   return got;
 }
 
@@ -50,8 +54,10 @@ int gzip_close(void* cookie) {
 
 // A FILE* reading `compressed` through zlib (libpcap owns and closes it), or an error.
 std::expected<FILE*, std::string> cookie_stream(const std::string& path, gzFile compressed,
+                                                std::size_t buffer_bytes,
                                                 GzipStream*& gzip_stream) {
-  gzbuffer(compressed, 256 * 1024);
+  gzbuffer(compressed, static_cast<unsigned>(
+                           std::clamp<std::size_t>(buffer_bytes, 8192, std::size_t{256} * 1024)));
   auto* stream = new GzipStream{compressed, {}};
   const cookie_io_functions_t functions{gzip_read, nullptr, nullptr, gzip_close};
   FILE* cookie_file = fopencookie(stream, "rb", functions);
@@ -67,14 +73,15 @@ std::expected<FILE*, std::string> cookie_stream(const std::string& path, gzFile 
 // A pipe, FIFO or terminal cannot be rewound after its first bytes were looked at: zlib reads
 // it instead, telling gzip from plain data itself (plain data passes through unchanged).
 std::expected<FILE*, std::string> open_unseekable_stream(const std::string& path, int fd,
-                                                         bool& gzip, GzipStream*& gzip_stream) {
+                                                         std::size_t buffer_bytes, bool& gzip,
+                                                         GzipStream*& gzip_stream) {
   gzFile compressed = gzdopen(fd, "rb");
   if (compressed == nullptr) {
     const int error = errno;
     ::close(fd);
     return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
   }
-  auto stream = cookie_stream(path, compressed, gzip_stream);
+  auto stream = cookie_stream(path, compressed, buffer_bytes, gzip_stream);
   if (!stream) return stream;
   // gzdirect() is only known once zlib has looked at the first bytes: peek one through stdio.
   const int first = std::fgetc(*stream);
@@ -84,14 +91,23 @@ std::expected<FILE*, std::string> open_unseekable_stream(const std::string& path
 }
 
 // Opens `path` ("-" = standard input) as a FILE* that yields the capture's uncompressed bytes.
-std::expected<FILE*, std::string> open_capture_stream(const std::string& path, bool& gzip,
+// `streamed`: it is a pipe, FIFO or terminal, which cannot be read a second time; `size`: the
+// file's size as stored, 0 for those.
+std::expected<FILE*, std::string> open_capture_stream(const std::string& path,
+                                                      std::size_t buffer_bytes, bool& gzip,
+                                                      bool& streamed, std::uint64_t& size,
                                                       GzipStream*& gzip_stream) {
   const int fd = path == "-" ? ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0)
                              : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(errno));
   }
-  if (::lseek(fd, 0, SEEK_CUR) < 0) return open_unseekable_stream(path, fd, gzip, gzip_stream);
+  streamed = ::lseek(fd, 0, SEEK_CUR) < 0;
+  if (streamed) return open_unseekable_stream(path, fd, buffer_bytes, gzip, gzip_stream);
+  struct stat status {};
+  size = ::fstat(fd, &status) == 0 && S_ISREG(status.st_mode)
+             ? static_cast<std::uint64_t>(status.st_size)
+             : 0;
   FILE* file = ::fdopen(fd, "rb");
   if (file == nullptr) {
     const int error = errno;
@@ -100,7 +116,7 @@ std::expected<FILE*, std::string> open_capture_stream(const std::string& path, b
   }
   // stdio's default 4 KiB buffer costs a read(2) per ~50 small frames; 1 MiB makes them rare.
   // Best effort: without it the stream keeps its default buffer.
-  (void)std::setvbuf(file, nullptr, _IOFBF, std::size_t{1} << 20);
+  (void)std::setvbuf(file, nullptr, _IOFBF, buffer_bytes);
   unsigned char magic[2] = {0, 0};
   const std::size_t got = std::fread(magic, 1, sizeof magic, file);
   if (got < sizeof magic && std::ferror(file) != 0) {
@@ -125,7 +141,7 @@ std::expected<FILE*, std::string> open_capture_stream(const std::string& path, b
     ::close(zlib_fd);
     return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
   }
-  return cookie_stream(path, compressed, gzip_stream);
+  return cookie_stream(path, compressed, buffer_bytes, gzip_stream);
 }
 
 }  // namespace
@@ -143,10 +159,12 @@ std::expected<LinkType, std::string> pcap_link_type(pcap* handle) {
 }
 
 std::expected<std::unique_ptr<PcapFileSource>, std::string> PcapFileSource::open(
-    const std::string& path) {
+    const std::string& path, std::size_t buffer_bytes) {
   bool gzip = false;
+  bool streamed = false;
+  std::uint64_t size = 0;
   GzipStream* gzip_stream = nullptr;
-  auto file = open_capture_stream(path, gzip, gzip_stream);
+  auto file = open_capture_stream(path, buffer_bytes, gzip, streamed, size, gzip_stream);
   if (!file) return std::unexpected(file.error());
 
   char message[PCAP_ERRBUF_SIZE] = {};
@@ -167,6 +185,8 @@ std::expected<std::unique_ptr<PcapFileSource>, std::string> PcapFileSource::open
   }
   auto source = std::unique_ptr<PcapFileSource>(new PcapFileSource(handle, path, *link, dlt, gzip));
   source->gzip_stream_ = gzip_stream;
+  source->streamed_ = streamed;
+  source->total_bytes_ = size;
   return source;
 }
 
@@ -225,8 +245,21 @@ DispatchResult PcapFileSource::dispatch(std::size_t max_packets, PacketHandler& 
     break;
   }
   flush();
+  bytes_read_.store(position(), std::memory_order_relaxed);
   // kPackets until the end or an error; then that final status, with what came before it.
   return {final_status_, delivered};
+}
+
+std::uint64_t PcapFileSource::position() const noexcept {
+  auto* stream = static_cast<GzipStream*>(gzip_stream_);
+  if (stream != nullptr) {
+    if (streamed_) return stream->delivered;
+    // A .gz file: the compressed offset, to compare with its size on disk.
+    const z_off_t offset = gzoffset(stream->file);
+    return offset > 0 ? static_cast<std::uint64_t>(offset) : 0;
+  }
+  const long offset = std::ftell(pcap_file(handle_));
+  return offset > 0 ? static_cast<std::uint64_t>(offset) : 0;
 }
 
 }  // namespace synwatch

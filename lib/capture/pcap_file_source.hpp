@@ -7,8 +7,10 @@
 // on_packet call that receives them.
 // Thread safety: one thread drives a source at a time; distinct sources are independent.
 
-#include <expected>
 #include <array>
+#include <atomic>
+#include <cstdint>
+#include <expected>
 #include <memory>
 #include <string>
 
@@ -32,7 +34,11 @@ class PcapFileSource final : public PacketSource {
   // "unsupported link type 105 (IEEE802_11) in 'x.pcap'".
   // `path` may be "-" (standard input), a FIFO or a pipe (/dev/stdin, <(...)): those are read
   // once, front to back, gzip or not.
-  static std::expected<std::unique_ptr<PcapFileSource>, std::string> open(const std::string& path);
+  // `buffer_bytes`: how much is read from the file at a time; the default (1 MiB) keeps read(2)
+  // calls rare, a small one suits a look at the first packet only.
+  static constexpr std::size_t kDefaultBufferBytes = std::size_t{1} << 20;
+  static std::expected<std::unique_ptr<PcapFileSource>, std::string> open(
+      const std::string& path, std::size_t buffer_bytes = kDefaultBufferBytes);
 
   ~PcapFileSource() override;
   PcapFileSource(const PcapFileSource&) = delete;
@@ -49,9 +55,18 @@ class PcapFileSource final : public PacketSource {
   // The raw libpcap data link type (DLT_*), e.g. for reports.
   [[nodiscard]] int datalink() const noexcept { return datalink_; }
   [[nodiscard]] bool gzip_compressed() const noexcept { return gzip_; }
+  // Standard input, a pipe or a FIFO: it can be read only once (opening it again would not give
+  // the same bytes).
+  [[nodiscard]] bool streamed() const noexcept { return streamed_; }
+  // Bytes read so far (a .gz file: compressed; a stream: uncompressed, and no total). Updated
+  // after each dispatch(); safe to call from another thread.
+  [[nodiscard]] ReadProgress progress() const noexcept override {
+    return {bytes_read_.load(std::memory_order_relaxed), total_bytes_};
+  }
 
  private:
   PcapFileSource(pcap* handle, std::string path, LinkType link, int datalink, bool gzip);
+  [[nodiscard]] std::uint64_t position() const noexcept;  // reading thread only
 
   pcap* handle_;
   std::string path_;
@@ -59,6 +74,9 @@ class PcapFileSource final : public PacketSource {
   int datalink_;
   bool gzip_;
   void* gzip_stream_ = nullptr;  // owned by the FILE* inside handle_; null for plain files
+  bool streamed_ = false;
+  std::uint64_t total_bytes_ = 0;  // 0: unknown
+  std::atomic<std::uint64_t> bytes_read_{0};
   DispatchStatus final_status_ = DispatchStatus::kPackets;  // kEnd/kError once reached
   std::string error_;
   // libpcap reuses its buffer at every pcap_next_ex, so frames are copied here to be handed over

@@ -49,6 +49,8 @@ class ReadAheadSource final : public PacketSource {
   [[nodiscard]] LinkType link_type() const override { return link_; }
   [[nodiscard]] std::string name() const override { return name_; }
   [[nodiscard]] std::string error() const override;
+  // The wrapped source's: how far the reader thread has read, a few blocks ahead of dispatch().
+  [[nodiscard]] ReadProgress progress() const noexcept override { return source_->progress(); }
 
  private:
   struct Block {

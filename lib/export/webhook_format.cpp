@@ -173,37 +173,6 @@ std::optional<WebhookFormat> parse_webhook_format(std::string_view name) {
   return std::nullopt;
 }
 
-std::string people_number(double value) {
-  if (!std::isfinite(value)) return "?";
-  const bool negative = value < 0;
-  auto whole = static_cast<unsigned long long>(std::llround(std::fabs(value)));
-  std::string digits = std::to_string(whole);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return negative ? "-" + out : out;
-}
-
-std::string people_duration(DurationNs duration) {
-  if (duration < 0) duration = 0;
-  const double seconds = static_cast<double>(duration) / kNanosPerSecond;
-  char text[48];
-  if (seconds < 10) {
-    (void)std::snprintf(text, sizeof text, "%.1f s", seconds);
-  } else if (seconds < 60) {
-    (void)std::snprintf(text, sizeof text, "%.0f s", seconds);
-  } else if (seconds < 3600) {
-    const auto whole = static_cast<long long>(seconds);
-    (void)std::snprintf(text, sizeof text, "%lld min %lld s", whole / 60, whole % 60);
-  } else {
-    const auto minutes = static_cast<long long>(seconds / 60);
-    (void)std::snprintf(text, sizeof text, "%lld h %lld min", minutes / 60, minutes % 60);
-  }
-  return text;
-}
-
 std::string summarize_event(const nlohmann::json& event) {
   const std::string type = event.at("event").get<std::string>();
   const std::string what = type == "started"   ? "SYN flood started"

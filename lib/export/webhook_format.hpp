@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/time.hpp"
+#include "export/people_format.hpp"  // people_number, people_duration: used by the bodies
 
 namespace synwatch {
 
@@ -39,10 +40,6 @@ std::string render_webhook_body(WebhookFormat format, const nlohmann::json& even
 // Several firing alerts in one Alertmanager body: the periodic re-send of what is open.
 std::string render_alertmanager_alerts(const std::vector<nlohmann::json>& events,
                                        const WebhookRenderContext& context);
-
-// Numbers and durations for people: "12,400", "1.2 s", "3 min 20 s", "2 h 5 min".
-std::string people_number(double value);
-std::string people_duration(DurationNs duration);
 
 // What delivery needs to know of a spooled event, checked: the file may be damaged or written
 // by someone else.

@@ -147,9 +147,12 @@ class Installed : public ::testing::Test {
 
 TEST_F(Installed, FileList) {
   const auto files = files_under(stage_);
-  const std::set<std::string> expected = {
-      "etc/synwatch/synwatch.yaml", "usr/sbin/synwatchd", "usr/lib/systemd/system/synwatch.service",
-      "usr/share/man/man8/synwatchd.8.gz", "usr/share/doc/synwatch/README.md"};
+  const std::set<std::string> expected = {"etc/synwatch/synwatch.yaml",
+                                          "usr/sbin/synwatchd",
+                                          "usr/lib/systemd/system/synwatch.service",
+                                          "usr/share/man/man8/synwatchd.8.gz",
+                                          "usr/share/doc/synwatch/README.md",
+                                          "usr/share/bash-completion/completions/synwatchd"};
   std::set<std::string> unexpected;
   for (const auto& file : files) {
     if (!expected.contains(file) && !file.starts_with("usr/share/synwatch/")) {
@@ -311,7 +314,8 @@ TEST_F(DebianPackage, FileListAndConffile) {
   ASSERT_EQ(listing.exit_code, 0) << listing.err;
   for (const char* path :
        {"./usr/sbin/synwatchd", "./etc/synwatch/synwatch.yaml",
-        "./usr/lib/systemd/system/synwatch.service", "./usr/share/man/man8/synwatchd.8.gz"}) {
+        "./usr/lib/systemd/system/synwatch.service", "./usr/share/man/man8/synwatchd.8.gz",
+        "./usr/share/bash-completion/completions/synwatchd"}) {
     EXPECT_NE(listing.out.find(std::string(" ") + path + "\n"), std::string::npos) << path << "\n"
                                                                                    << listing.out;
   }
