@@ -341,7 +341,6 @@ TEST_F(OfflineE2E, EvidenceDirWithoutReadIsAUsageError) {
   EXPECT_NE(r.err.find("--evidence-dir needs --read"), std::string::npos) << r.err;
 }
 
-
 // --read never changes the firewall: a capture's sources are not this host's attackers now. Its
 // nftables actions say what they would do, with no privilege needed.
 TEST_F(OfflineE2E, NftablesActionsOnlySayWhatTheyWouldDo) {
