@@ -30,7 +30,8 @@ class EvidenceRecorder final : public EventSink {
                    EventSink& downstream, std::size_t shards, EvidenceTap::WhenFull when_full);
   EvidenceRecorder(const EvidenceRecorder&) = delete;
   EvidenceRecorder& operator=(const EvidenceRecorder&) = delete;
-  ~EvidenceRecorder() override = default;
+  // Stops the writer first: its thread drains the taps' rings, which go with this object.
+  ~EvidenceRecorder() override { writer_->stop(); }
 
   // The shard fed alongside tap `index`; it is handed the tap while an incident is watched.
   void attach(std::size_t index, FlowShard& shard) { shards_.at(index) = &shard; }
