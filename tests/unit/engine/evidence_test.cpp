@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 #include <pcap/pcap.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
+#include <thread>
 
 #include "../decode/frame_builder.hpp"
 #include "../export/temp_dir.hpp"
@@ -211,6 +213,25 @@ TEST(EvidenceRecorder, AFloodOnRandomPortsIsRecordedOnEveryPort) {
     ports.insert(segment.destination_port);
   }
   EXPECT_GT(ports.size(), 500u);
+}
+
+TEST(EvidenceRecorder, GoesAwayWithItsWriterStillRunning) {
+  // A live daemon stopping destroys the recorder without stopping the writer first; the writer's
+  // thread must not drain the taps' rings after they are freed (ASan caught it in CI).
+  testing::TempDir dir;
+  auto writer = EvidenceWriter::open({}, dir.path(), {});
+  ASSERT_TRUE(writer.has_value());
+  Collect sink;
+  auto recorder = std::make_unique<EvidenceRecorder>(EvidenceConfig{}, std::move(*writer), sink, 2,
+                                                     EvidenceTap::WhenFull::kDrop);
+  recorder->writer().start();
+  IncidentEvent started;
+  started.incident_id = "abc";
+  started.target = kTarget;
+  recorder->publish(started);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the writer polls the rings now
+  recorder.reset();
+  EXPECT_EQ(sink.events.size(), 1u);
 }
 
 TEST(EvidenceRecorder, QuietTrafficRecordsNothing) {
