@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CONFIG ?= config/synwatch.yaml
 
-DEBIAN_PACKAGES = build-essential clang-format clang-tidy-16 cmake pkg-config g++ clang clang-16 libclang-rt-16-dev \
+DEBIAN_PACKAGES = build-essential clang-format clang-tidy-16 cmake pkg-config g++ clang clang-16 libclang-rt-16-dev llvm-16 \
   libpcap-dev zlib1g-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev \
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcap-dev libsystemd-dev prometheus-cpp-dev \
   libnftables-dev libcap2-bin \

@@ -18,6 +18,12 @@ seconds=${FUZZ_SECONDS:-60}
 CXX=${CXX:-clang++-16} cmake -S "$source_dir" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build_dir" -j2
 
+# Without a symbolizer a sanitizer report has no source lines, and libFuzzer has been seen to
+# hang after printing an out-of-memory report it could not symbolize.
+if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && [ -x /usr/lib/llvm-16/bin/llvm-symbolizer ]; then
+  export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-16/bin/llvm-symbolizer
+fi
+
 artifacts="$build_dir/artifacts"
 mkdir -p "$artifacts"
 
