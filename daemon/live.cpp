@@ -22,6 +22,8 @@
 #include "export/metrics.hpp"
 #include "export/nftables_action.hpp"
 #include "export/open_incidents.hpp"
+#include "export/status_document.hpp"
+#include "export/status_socket.hpp"
 #include "version.hpp"
 #include "kernel/host_addresses.hpp"
 #include "logging.hpp"
@@ -55,6 +57,12 @@ std::string metrics_page_url(const Config& config) {
     host = ::gethostname(name, sizeof name - 1) == 0 ? name : "localhost";
   }
   return "http://" + host + ":" + listen.substr(colon + 1) + "/metrics";
+}
+
+TimestampNs wall_clock_now() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string join(const std::vector<std::string>& items) {
@@ -109,6 +117,18 @@ class Service {
     } else {
       spdlog::critical("{}", webhooks.error());
       return kExitConfigError;
+    }
+
+    // Before dropping privileges: its directory may have to be made (under /run) and handed over.
+    if (config_->status.enabled) {
+      if (auto opened = StatusSocket::open(config_->status.socket, config_->user); opened) {
+        status_ = std::move(*opened);
+      } else {
+        spdlog::error(
+            "{}; synwatchd top cannot read this daemon (status.enabled: false turns "
+            "the status socket off)",
+            opened.error());
+      }
     }
 
     std::vector<ResumedIncident> resumed;
@@ -199,6 +219,7 @@ class Service {
       }
       metrics_ = std::move(*exporter);
     }
+    if (status_) status_->start();
     if (webhooks_) webhooks_->start();
     if (auto started = start_actions(*config_); started) {
       actions_ = std::move(*started);
@@ -246,6 +267,7 @@ class Service {
     } else {
       spdlog::info("metrics disabled (metrics.enabled: false)");
     }
+    if (status_) spdlog::info("status for synwatchd top at {}", status_->path().string());
 
     const MemoryBound bound = pipeline_->memory_bound();
     auto mib = [](std::size_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
@@ -259,7 +281,7 @@ class Service {
     notifier_.ready(service_status_line(pipeline_->snapshot()));
 
     int exit_code = 0;
-    auto next_metrics_update = std::chrono::steady_clock::now();
+    auto next_state_update = std::chrono::steady_clock::now();
     auto next_protected_refresh =
         std::chrono::steady_clock::now() + std::chrono::nanoseconds(config_->protected_refresh);
     for (;;) {
@@ -283,9 +305,9 @@ class Service {
       if (stopping_) break;
       report_health();
       std::erase_if(retired_actions_, [](const auto& runner) { return runner->idle(); });
-      if (metrics_ && std::chrono::steady_clock::now() >= next_metrics_update) {
-        update_metrics();
-        next_metrics_update = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      if ((metrics_ || status_) && std::chrono::steady_clock::now() >= next_state_update) {
+        publish_state();
+        next_state_update = std::chrono::steady_clock::now() + std::chrono::seconds(1);
       }
       if (std::chrono::steady_clock::now() >= next_protected_refresh) {
         refresh_protected();
@@ -347,6 +369,7 @@ class Service {
       }
       log_incident(logging_, event);
       ++outputs_["log"].success;
+      latest_incident_events_.follow(event);
       if (alert_file_) {
         const std::uint64_t failures = alert_file_->failures();
         alert_file_->publish(event);
@@ -405,9 +428,26 @@ class Service {
         .count();
   }
 
-  void update_metrics() {
+  // Once a second: the metrics page's figures and the status socket's document, from one
+  // snapshot.
+  void publish_state() {
+    PipelineSnapshot snapshot = pipeline_->snapshot();
+    if (status_) {
+      StatusInputs inputs;
+      inputs.version = kVersion;
+      inputs.config_file = config_->source_file;
+      inputs.now = wall_clock_now();
+      inputs.started_at = started_at_;
+      inputs.half_open_threshold = config_->detection.half_open;
+      inputs.open_incidents = latest_incident_events_.open();
+      status_->publish(status_document(inputs, snapshot).dump() + "\n");
+    }
+    if (metrics_) update_metrics(std::move(snapshot));
+  }
+
+  void update_metrics(PipelineSnapshot snapshot) {
     MetricsState state;
-    state.pipeline = pipeline_->snapshot();
+    state.pipeline = std::move(snapshot);
     state.outputs = outputs_;
     if (webhooks_) state.webhooks = webhooks_->stats();
     if (actions_) state.actions = actions_->stats();
@@ -591,6 +631,7 @@ class Service {
     spdlog::set_level(spdlog::level::from_str(config->log.level));
     pipeline_->request_reconfigure(config);
     const MetricsConfig previous_metrics = config_->metrics;
+    const StatusConfig previous_status = config_->status;
     config_ = config;
     if (protected_changed) {
       last_host_addresses_.clear();
@@ -600,6 +641,9 @@ class Service {
     last_reload_success_time_ = wall_seconds();
     if (config_->metrics != previous_metrics) {
       spdlog::warn("reload: metrics settings changed; they take effect at restart");
+    }
+    if (config_->status != previous_status) {
+      spdlog::warn("reload: status socket settings changed; they take effect at restart");
     }
     spdlog::info("reload complete: half-open threshold {}, for {:.1f} s, cooldown {:.1f} s",
                  config_->detection.half_open, to_seconds(config_->detection.hold_for),
@@ -618,6 +662,9 @@ class Service {
   std::vector<std::unique_ptr<ActionRunner>> retired_actions_;
   std::vector<std::unique_ptr<NftablesAction>> nftables_;
   std::shared_ptr<MetricsExporter> metrics_;
+  std::unique_ptr<StatusSocket> status_;
+  LatestIncidentEvents latest_incident_events_;
+  TimestampNs started_at_ = wall_clock_now();
   std::map<std::string, OutputCounts> outputs_;
   bool last_reload_ok_ = true;
   double last_reload_success_time_ = 0;

@@ -16,6 +16,7 @@
 #include "config/schema.hpp"
 #include "live.hpp"
 #include "offline.hpp"
+#include "top.hpp"
 #include "version.hpp"
 
 namespace {
@@ -28,6 +29,51 @@ std::size_t terminal_columns(int fd) {
   winsize size{};
   if (::ioctl(fd, TIOCGWINSZ, &size) != 0) return 0;
   return size.ws_col;
+}
+
+// The status socket `synwatchd top` reads: as given, or as the daemon's configuration names it.
+std::optional<std::string> status_socket_of(const std::string& config_path) {
+  std::string path = config_path;
+  if (path.empty()) {
+    // The packaged daemon's configuration, when this user may read it; otherwise the default.
+    constexpr const char* kInstalled = "/etc/synwatch/synwatch.yaml";
+    if (::access(kInstalled, R_OK) != 0) return synwatch::StatusConfig{}.socket;
+    path = kInstalled;
+  }
+  auto config = synwatch::load_config(path, {});
+  if (!config) {
+    for (const auto& error : config.error()) {
+      (void)std::fprintf(stderr, "%s\n", error.to_string().c_str());
+    }
+    return std::nullopt;
+  }
+  return config->status.socket;
+}
+
+int run_top_command(const std::string& config_path, const std::string& socket,
+                    const std::string& format_name, bool once, double interval,
+                    std::uint64_t iterations) {
+  synwatch::TopOptions options;
+  options.once = once;
+  options.interval = std::chrono::milliseconds(static_cast<long long>(interval * 1000));
+  if (iterations > 0) options.iterations = iterations;
+  if (!format_name.empty()) {
+    const auto format = synwatch::parse_report_format(format_name);
+    if (!format) {
+      (void)std::fprintf(stderr, "synwatchd top: --format must be text or json, not '%s'\n",
+                         format_name.c_str());
+      return kExitUsage;
+    }
+    options.format = *format;
+  }
+  if (!socket.empty()) {
+    options.socket = socket;
+  } else {
+    auto from_config = status_socket_of(config_path);
+    if (!from_config) return synwatch::kExitConfigError;
+    options.socket = *from_config;
+  }
+  return synwatch::run_top(options);
 }
 
 int run(int argc, char** argv) {
@@ -70,6 +116,25 @@ int run(int argc, char** argv) {
                "Validate the configuration and exit (78 if invalid)");
   app.add_flag("--config-reference", config_reference,
                "Print every configuration key with its type, range, default and meaning, and exit");
+  CLI::App* top = app.add_subcommand(
+      "top",
+      "Show a running synwatchd's open incidents and busiest destinations, refreshed like top "
+      "(q quits); reads its status socket (root or the synwatch group)");
+  std::string top_socket;
+  std::string top_format;
+  bool top_once = false;
+  double top_interval = 1.0;
+  std::uint64_t top_iterations = 0;
+  top->add_option("--socket", top_socket,
+                  "The daemon's status socket (default: status.socket of --config, else of "
+                  "/etc/synwatch/synwatch.yaml when readable, else /run/synwatch/status.sock)");
+  top->add_option("-c,--config", config_path, "The daemon's configuration, for status.socket");
+  top->add_flag("--once", top_once, "Print one snapshot and exit (for scripts)");
+  top->add_option("--format", top_format,
+                  "text (the view) or json (the status document, one line per refresh)");
+  top->add_option("-d,--interval", top_interval, "Seconds between refreshes")
+      ->check(CLI::Range(0.1, 3600.0));
+  top->add_option("-n,--iterations", top_iterations, "Refreshes before exiting (0: until q)");
   app.set_version_flag("-V,--version", fmt::format("synwatchd {}", synwatch::kVersion));
   try {
     app.parse(argc, argv);
@@ -78,6 +143,10 @@ int run(int argc, char** argv) {
     return code == 0 ? 0 : kExitUsage;
   }
 
+  if (top->parsed()) {
+    return run_top_command(config_path, top_socket, top_format, top_once, top_interval,
+                           top_iterations);
+  }
   if (!evidence_dir.empty() && read_paths.empty()) {
     (void)std::fprintf(stderr,
                        "synwatchd: --evidence-dir needs --read (live, evidence.directory sets "

@@ -220,6 +220,14 @@ struct MetricsConfig {
   friend bool operator==(const MetricsConfig&, const MetricsConfig&) = default;
 };
 
+// The status socket `synwatchd top` reads (export/status_socket.hpp).
+struct StatusConfig {
+  bool enabled = true;  // live mode only
+  std::string socket = "/run/synwatch/status.sock";
+
+  friend bool operator==(const StatusConfig&, const StatusConfig&) = default;
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error, critical, off
   std::string file;            // also log to this file, rotated by size; empty = no file
@@ -243,6 +251,7 @@ struct Config {
   std::vector<ActionConfig> actions;
   EvidenceConfig evidence;
   MetricsConfig metrics;
+  StatusConfig status;
   FlowConfig flow;
   AggregationConfig aggregation;
   DetectionConfig detection;

@@ -12,6 +12,7 @@
 
 #include <pcap/pcap.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <memory>
@@ -227,6 +228,21 @@ std::optional<std::string> capture_filter_problem(const ConfigValue& value) {
   if (optimised > kKernelMax) {
     return "BPF filter too long: " + std::to_string(optimised) +
            " instructions, the kernel takes " + "at most " + std::to_string(kKernelMax);
+  }
+  return std::nullopt;
+}
+
+// A Unix socket's path must fit sockaddr_un (107 bytes and the terminating NUL) and, being
+// reached from other processes, must not depend on the daemon's working directory.
+std::optional<std::string> socket_path_problem(const ConfigValue& value) {
+  const auto& path = std::get<std::string>(value);
+  constexpr std::size_t kMaxBytes = sizeof(sockaddr_un::sun_path) - 1;
+  if (path.empty() || path.front() != '/') {
+    return "must be an absolute path, not '" + path + "'";
+  }
+  if (path.size() > kMaxBytes) {
+    return "socket path too long: " + std::to_string(path.size()) + " bytes, at most " +
+           std::to_string(kMaxBytes) + " (a limit of Unix sockets)";
   }
   return std::nullopt;
 }
@@ -834,6 +850,14 @@ std::vector<ConfigKey> build_schema() {
           "metrics.basic_auth_password_file",
           [](auto& c) -> auto& { return c.metrics.basic_auth_password_file; },
           "File holding the basic auth password."),
+
+      bool_key(
+          "status.enabled", [](auto& c) -> auto& { return c.status.enabled; },
+          "Serve the daemon's state as JSON on a Unix socket, for `synwatchd top` (live mode)."),
+      with_check(string_key(
+                     "status.socket", [](auto& c) -> auto& { return c.status.socket; },
+                     "Path of the status socket; readable by root and the daemon's group."),
+                 &socket_path_problem),
 
       enum_key(
           "log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"},

@@ -442,6 +442,8 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
     chosen.resize(cap);
   }
   const TimestampNs now = engine_.newest_packet_time();
+  // Enough for a glance at who sends; incidents' events carry the configured number.
+  constexpr std::size_t kTopSources = 3;
   const auto fill = [&](const DestinationStats& stats, const Destination& d,
                         DestinationMetrics& m) {
     m.target = d.target;
@@ -453,6 +455,7 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
     m.source_entropy = stats.source_entropy;
     m.completion_ratio = stats.completion_ratio;
     m.stale = stats.stale;
+    m.top_sources = stats.top_sources;
   };
   // Whole hosts only while they have an incident: their ports are exported as destinations.
   const auto& host_incidents = engine_.detector().host_incidents();
@@ -460,7 +463,7 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
     const Destination* d = engine_.hosts().find(target);
     if (d == nullptr) continue;
     DestinationMetrics m;
-    fill(engine_.hosts().stats(*d, now, 0), *d, m);
+    fill(engine_.hosts().stats(*d, now, kTopSources), *d, m);
     m.baseline = engine_.detector().baseline_of(target, true);
     m.host = true;
     m.attack = incident.kind;
@@ -468,7 +471,7 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
   }
   for (const Destination* d : chosen) {
     DestinationMetrics m;
-    fill(merged.stats(*d, now, 0), *d, m);
+    fill(merged.stats(*d, now, kTopSources), *d, m);
     m.baseline = engine_.detector().baseline_of(d->target, false);
     if (const auto open = incidents.find(d->target); open != incidents.end()) {
       m.attack = open->second.kind;

@@ -64,7 +64,8 @@ struct DestinationMetrics {
   double completion_ratio = 0;
   std::uint32_t stale = 0;  // stale half-open handshakes in the window (the flood condition's)
   double baseline = 0;
-  std::optional<AttackKind> attack;  // set while an incident is open on this destination
+  std::optional<AttackKind> attack;           // set while an incident is open on this destination
+  std::vector<HeavySourceShare> top_sources;  // the few heaviest, for `synwatchd top`
 };
 
 // A consistent copy of the pipeline's figures, refreshed by the capture thread every 250 ms.

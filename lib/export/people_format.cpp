@@ -1,5 +1,6 @@
 #include "export/people_format.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -57,6 +58,42 @@ std::string people_time(TimestampNs time) {
   if (text.size() > 11 && text[10] == 'T') text[10] = ' ';
   if (!text.empty() && text.back() == 'Z') text.pop_back();
   return text;
+}
+
+std::vector<std::string> render_table(std::span<const TableColumn> columns,
+                                      std::span<const std::vector<std::string>> rows) {
+  std::vector<std::size_t> widths(columns.size());
+  for (std::size_t c = 0; c < columns.size(); ++c) {
+    widths[c] = columns[c].title.size();
+    for (const auto& row : rows) {
+      if (c < row.size()) widths[c] = std::max(widths[c], row[c].size());
+    }
+  }
+  const auto render_row = [&](const auto& cell_of) {
+    std::string line;
+    for (std::size_t c = 0; c < columns.size(); ++c) {
+      const std::string_view cell = cell_of(c);
+      const bool last = c + 1 == columns.size();
+      if (!last && cell.size() < widths[c]) {
+        const std::string fill(widths[c] - cell.size(), ' ');
+        line += columns[c].right_aligned ? fill + std::string(cell) : std::string(cell) + fill;
+      } else {
+        line += cell;
+      }
+      if (!last) line += "  ";
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    return line;
+  };
+  std::vector<std::string> lines;
+  lines.reserve(rows.size() + 1);
+  lines.push_back(render_row([&](std::size_t c) { return columns[c].title; }));
+  for (const auto& row : rows) {
+    lines.push_back(render_row([&](std::size_t c) {
+      return c < row.size() ? std::string_view(row[c]) : std::string_view();
+    }));
+  }
+  return lines;
 }
 
 }  // namespace synwatch

@@ -5,7 +5,10 @@
 // Thread safety: free functions without shared state.
 
 #include <cstdint>
+#include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/time.hpp"
 
@@ -23,5 +26,16 @@ std::string people_bytes(std::uint64_t bytes);
 // "2024-01-01 00:00:02.250": UTC to the millisecond, the RFC 3339 time with a space for the T
 // and without the Z (the report says once that its times are UTC).
 std::string people_time(TimestampNs time);
+
+struct TableColumn {
+  std::string_view title;
+  bool right_aligned = false;
+};
+
+// A table for a terminal: a title row, then `rows` (one cell per column), columns two blanks
+// apart and as wide as their widest cell. The last column is not padded and lines carry no
+// trailing blanks: they only make lines wrap on narrow terminals. Lines without newlines.
+std::vector<std::string> render_table(std::span<const TableColumn> columns,
+                                      std::span<const std::vector<std::string>> rows);
 
 }  // namespace synwatch

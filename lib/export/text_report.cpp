@@ -115,20 +115,16 @@ void IncidentSummaries::add(const IncidentEvent& event) {
 std::string render_incident_table(std::span<const IncidentSummary> incidents,
                                   std::size_t top_sources_shown) {
   if (incidents.empty()) return "No incidents.\n";
-  struct Column {
-    std::string_view title;
-    bool right_aligned;
-  };
-  static constexpr std::array<Column, 9> kColumns = {{{"TARGET", false},
-                                                      {"KIND", false},
-                                                      {"START (UTC)", false},
-                                                      {"END", false},
-                                                      {"DURATION", true},
-                                                      {"PEAK HALF-OPEN", true},
-                                                      {"PEAK SYN/s", true},
-                                                      {"SOURCES", true},
-                                                      {"TOP SOURCES (SYNs)", false}}};
-  std::vector<std::array<std::string, kColumns.size()>> rows;
+  static constexpr std::array<TableColumn, 9> kColumns = {{{"TARGET", false},
+                                                           {"KIND", false},
+                                                           {"START (UTC)", false},
+                                                           {"END", false},
+                                                           {"DURATION", true},
+                                                           {"PEAK HALF-OPEN", true},
+                                                           {"PEAK SYN/s", true},
+                                                           {"SOURCES", true},
+                                                           {"TOP SOURCES (SYNs)", false}}};
+  std::vector<std::vector<std::string>> rows;
   rows.reserve(incidents.size());
   for (const IncidentSummary& incident : incidents) {
     rows.push_back(
@@ -138,29 +134,9 @@ std::string render_incident_table(std::span<const IncidentSummary> incidents,
          people_number(incident.peak_syn_rate), "~" + people_number(incident.peak_distinct_sources),
          list_sources(incident.top_sources, top_sources_shown)});
   }
-  std::array<std::size_t, kColumns.size()> widths{};
-  for (std::size_t c = 0; c < kColumns.size(); ++c) {
-    widths[c] = kColumns[c].title.size();
-    for (const auto& row : rows) widths[c] = std::max(widths[c], row[c].size());
-  }
-  const auto render_row = [&](const auto& cells) {
-    std::string line;
-    for (std::size_t c = 0; c < kColumns.size(); ++c) {
-      const std::string_view cell = cells[c];
-      // The last column is not padded: trailing blanks only make lines wrap on narrow terminals.
-      line += c + 1 == kColumns.size() ? std::string(cell)
-                                       : pad(cell, widths[c], kColumns[c].right_aligned);
-      if (c + 1 < kColumns.size()) line += "  ";
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    return line + "\n";
-  };
-  std::array<std::string_view, kColumns.size()> titles{};
-  for (std::size_t c = 0; c < kColumns.size(); ++c) titles[c] = kColumns[c].title;
   std::string table = people_number(static_cast<double>(incidents.size())) +
                       (incidents.size() == 1 ? " incident:\n" : " incidents:\n");
-  table += render_row(titles);
-  for (const auto& row : rows) table += render_row(row);
+  for (const auto& line : render_table(kColumns, rows)) table += line + "\n";
   return table;
 }
 

@@ -67,9 +67,12 @@ TEST(Completion, IsRegisteredForSynwatchd) {
   EXPECT_EQ(r.out, "complete -F _synwatchd synwatchd\n");
 }
 
-TEST(Completion, OffersEveryOptionOfHelpAndNoOther) {
-  const auto help = run_process({SYNWATCHD, "--help"});
-  ASSERT_EQ(help.exit_code, 0);
+// The options `synwatchd ARGS --help` lists.
+std::set<std::string> options_of_help(std::vector<std::string> argv) {
+  argv.insert(argv.begin(), SYNWATCHD);
+  argv.emplace_back("--help");
+  const auto help = run_process(argv);
+  EXPECT_EQ(help.exit_code, 0);
   std::set<std::string> options;
   static const std::regex option(R"((^|[ ,])(--?[A-Za-z][A-Za-z-]*))");
   std::istringstream lines(help.out);
@@ -80,8 +83,13 @@ TEST(Completion, OffersEveryOptionOfHelpAndNoOther) {
       options.insert((*it)[2]);
     }
   }
-  ASSERT_TRUE(options.contains("--format")) << help.out;
-  ASSERT_TRUE(options.contains("-q")) << help.out;
+  return options;
+}
+
+TEST(Completion, OffersEveryOptionOfHelpAndNoOther) {
+  const auto options = options_of_help({});
+  ASSERT_TRUE(options.contains("--format"));
+  ASSERT_TRUE(options.contains("-q"));
   EXPECT_EQ(complete(daemon() + " -"), options);
   std::set<std::string> long_options;
   for (const auto& name : options) {
@@ -89,6 +97,18 @@ TEST(Completion, OffersEveryOptionOfHelpAndNoOther) {
   }
   EXPECT_EQ(complete(daemon() + " --"), long_options);
   EXPECT_EQ(complete(daemon() + " --rea"), (std::set<std::string>{"--read"}));
+}
+
+TEST(Completion, OffersTopAndThenItsOwnOptions) {
+  EXPECT_EQ(complete(daemon() + " t"), (std::set<std::string>{"top"}));
+  EXPECT_TRUE(complete(daemon() + " ").contains("top"));
+  EXPECT_FALSE(complete(daemon() + " --read x ").contains("top")) << "only as the first word";
+  const auto options = options_of_help({"top"});
+  ASSERT_TRUE(options.contains("--once"));
+  ASSERT_TRUE(options.contains("--socket"));
+  EXPECT_EQ(complete(daemon() + " top -"), options);
+  EXPECT_EQ(complete(daemon() + " top --format "), (std::set<std::string>{"json", "text"}));
+  EXPECT_TRUE(complete(daemon() + " top --interval ").empty());
 }
 
 TEST(Completion, SetCompletesTheKeysOfTheSchema) {

@@ -271,6 +271,7 @@ class FaultLive : public Fault {
     return "capture:\n  enabled: false\nkernel:\n  interval: 100ms\nmetrics:\n  enabled: "
            "false\nstate_dir: " +
            (dir_.path() / "state").string() +
+           "\nstatus:\n  socket: " + (dir_.path() / "status.sock").string() +
            "\ndetection:\n  half_open: " + std::to_string(half_open) +
            "\nlog:\n  level: info\nuser: nobody\n";
   }

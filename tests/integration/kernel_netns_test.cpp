@@ -98,6 +98,7 @@ class KernelNetns : public ::testing::Test {
                              "alerts:\n  file: "
                           << (dir_.path() / (name + ".jsonl")).string()
                           << "\nstate_dir: " << (dir_.path() / "state").string()
+                          << "\nstatus:\n  socket: " << (dir_.path() / "status.sock").string()
                           << "\nlog:\n  level: debug\nuser: nobody\n";
     std::vector<std::string> argv{"env", "-u", "JOURNAL_STREAM"};
     if (!capture) {

@@ -15,6 +15,11 @@
 #include <regex>
 #include <set>
 
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+
+#include "terminal.hpp"
 #include "testbed.hpp"
 
 namespace synwatch::testing {
@@ -58,6 +63,7 @@ class LiveNetns : public ::testing::Test {
                               "  update_interval: 1s\nalerts:\n  file: "
                            << alerts_.string() << "\nlog:\n  level: debug\nuser: nobody\n"
                            << "state_dir: " << (dir_.path() / "state").string() << "\n"
+                           << "status:\n  socket: " << status_socket().string() << "\n"
                            << extra;
   }
 
@@ -144,6 +150,7 @@ class LiveNetns : public ::testing::Test {
   }
 
   std::string log() const { return read_file(dir_.path() / "daemon.err"); }
+  std::filesystem::path status_socket() const { return dir_.path() / "status.sock"; }
   std::vector<nlohmann::json> events() const { return read_events(alerts_); }
 
   TempDir dir_;
@@ -191,6 +198,118 @@ TEST_F(LiveNetns, SpoofedFloodStartsAgreesWithSsAndEndsWhenTheFloodStops) {
       << log();
   // About half a second of the flood is left after the start: the first 1,000 SYNs at least.
   expect_evidence(events_of(events(), "ended").at(0), "198.51.100.1", 8080, 1000);
+}
+
+// `synwatchd top` against the daemon under a flood: the status socket's permissions, one snapshot
+// for scripts (JSON and text), and the full-screen view on a real pseudo-terminal, redrawn until
+// q is typed.
+TEST_F(LiveNetns, TopShowsTheFloodWhileItRuns) {
+  write_config("[swv0]");
+  start_listener(8080);
+  start_daemon();
+  const std::string socket = status_socket().string();
+  EXPECT_NE(log().find("status for synwatchd top at " + socket), std::string::npos) << log();
+
+  // Root and the daemon's group only: it runs as nobody here.
+  struct stat file {};
+  ASSERT_EQ(::lstat(socket.c_str(), &file), 0);
+  EXPECT_EQ(file.st_mode & 0777, 0660u);
+  const passwd* nobody = ::getpwnam("nobody");
+  ASSERT_NE(nobody, nullptr);
+  EXPECT_EQ(file.st_uid, nobody->pw_uid);
+  EXPECT_EQ(file.st_gid, nobody->pw_gid);
+  const std::string stranger = "--reuid=64999";
+  const auto refused = run_process({"setpriv", stranger, "--regid=64999", "--clear-groups",
+                                    SYNWATCHD, "top", "--once", "--socket", socket});
+  EXPECT_EQ(refused.exit_code, 69) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("member of the daemon's group"), std::string::npos) << refused.err;
+  const auto member = run_process({"setpriv", stranger, "--regid=64999",
+                                   "--groups=" + std::to_string(nobody->pw_gid), SYNWATCHD, "top",
+                                   "--once", "--socket", socket});
+  EXPECT_EQ(member.exit_code, 0) << member.err;
+
+  ASSERT_TRUE(eventually(5s, [&] {
+    const auto quiet = run_process({SYNWATCHD, "top", "--once", "--socket", socket});
+    return quiet.out.find("No open incidents.") != std::string::npos;
+  }));
+
+  ProcessResult sent;
+  std::thread flooding([&] { sent = flood("198.51.100.1", 8080, 60000, 10000); });
+  ASSERT_TRUE(eventually(5s, [&] { return !events_of(events(), "started").empty(); })) << log();
+  const std::string incident = events_of(events(), "started").at(0)["incident_id"];
+
+  // One snapshot, JSON: the incident, and its destination at the top with the figures top shows.
+  nlohmann::json snapshot;
+  ASSERT_TRUE(eventually(3s, [&] {
+    const auto once =
+        run_process({SYNWATCHD, "top", "--once", "--format", "json", "--socket", socket});
+    if (once.exit_code != 0) return false;
+    snapshot = nlohmann::json::parse(once.out, nullptr, false);
+    return !snapshot.is_discarded() && !snapshot["open_incidents"].empty();
+  })) << snapshot.dump();
+  EXPECT_EQ(snapshot["version"], 1);
+  EXPECT_EQ(snapshot["open_incidents"][0]["incident_id"], incident);
+  EXPECT_EQ(snapshot["open_incidents"][0]["kind"], "spoofed_random");
+  const auto& busiest = snapshot["destinations"].at(0);
+  EXPECT_EQ(busiest["address"], "198.51.100.1");
+  EXPECT_EQ(busiest["port"], 8080);
+  EXPECT_EQ(busiest["incident"], "spoofed_random");
+  EXPECT_GE(busiest["stale"].get<long>(), 256);
+  EXPECT_GT(busiest["syn_rate"].get<double>(), 1000);
+  EXPECT_FALSE(busiest["top_sources"].empty());
+  EXPECT_EQ(snapshot["capture"]["interfaces"][0]["name"], "swv0");
+
+  // The same as text, for a person reading a pipe.
+  const auto text = run_process({SYNWATCHD, "top", "--once", "--socket", socket});
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("1 OPEN INCIDENT"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("198.51.100.1:8080  spoofed_random"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("\x1b["), std::string::npos) << "no escape codes into a pipe";
+  std::cout << "synwatchd top --once under the flood:\n" << text.out;
+
+  // Full screen on a terminal: drawn in the alternate screen, redrawn every interval, q quits
+  // and gives the shell its screen back.
+  const auto count = [](const std::string& haystack, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto at = haystack.find(needle); at != std::string::npos;
+         at = haystack.find(needle, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  const auto view = run_in_terminal(
+      {SYNWATCHD, "top", "--socket", socket, "--interval", "0.3"}, 30, 160,
+      [&](const std::string& output) {
+        // Quit once it has redrawn with a packet rate (two of the daemon's once-a-second reads).
+        const bool seen = count(output, "198.51.100.1:8080") >= 6 &&
+                          output.find("packets (") != std::string::npos;
+        return seen ? std::string("q") : std::string();
+      },
+      10s);
+  EXPECT_EQ(view.exit_code, 0) << view.output;
+  EXPECT_EQ(view.output.find("\x1b[?1049h"), 0u) << "the alternate screen first";
+  EXPECT_NE(view.output.rfind("\x1b[?1049l"), std::string::npos) << "and left at the end";
+  EXPECT_GE(count(view.output, "\x1b[H"), 3u) << "redrawn";
+  EXPECT_NE(view.output.find("spoofed_random"), std::string::npos) << view.output;
+  EXPECT_NE(view.output.find("packets ("), std::string::npos) << "a packet rate from two reads";
+  // Cut to the terminal: no line wider than its 160 columns.
+  std::size_t widest = 0;
+  std::size_t line_start = 0;
+  for (std::size_t i = 0; i <= view.output.size(); ++i) {
+    if (i == view.output.size() || view.output[i] == '\n') {
+      std::string line = view.output.substr(line_start, i - line_start);
+      line = std::regex_replace(line, std::regex("\x1b\\[[?0-9;]*[a-zA-Z]|\r"), "");
+      widest = std::max(widest, line.size());
+      line_start = i + 1;
+    }
+  }
+  EXPECT_LE(widest, 160u);
+
+  flooding.join();
+  EXPECT_EQ(sent.exit_code, 0) << sent.err;
+  daemon_->signal(SIGTERM);
+  EXPECT_EQ(daemon_->wait_exit(10s), 0) << log();
+  EXPECT_FALSE(std::filesystem::exists(status_socket())) << "removed at stop";
 }
 
 TEST_F(LiveNetns, TwoWorkersSplitTheFlowsAndStillCountExactly) {

@@ -48,6 +48,8 @@ class NftablesNetns : public ::testing::Test {
                            << "alerts:\n  file: " << alerts_.string() << "\n"
                            << "log:\n  level: debug\nuser: nobody\n"
                            << "state_dir: " << (dir_.path() / "state").string() << "\n"
+                           << "status:\n  socket: " << (dir_.path() / "status.sock").string()
+                           << "\n"
                            << "metrics:\n  listen: 127.0.0.1:9474\n"
                            << "actions:\n  - name: block\n    type: nftables\n"
                            << "    block_for: 60s\n"

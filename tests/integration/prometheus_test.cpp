@@ -479,6 +479,7 @@ class PrometheusLive : public ::testing::Test {
            "metrics:\n  listen: 127.0.0.1:"
         << metrics_port_ << "\n  max_destinations: " << max_destinations
         << "\nstate_dir: " << (dir_.path() / "state").string()
+        << "\nstatus:\n  socket: " << (dir_.path() / "status.sock").string()
         << "\nlog:\n  level: info\nuser: nobody\n";
     daemon_ = std::make_unique<Background>(
         bed_->exec_in(bed_->victim(),

@@ -141,6 +141,7 @@ class SystemdLive : public ::testing::Test {
                               "metrics:\n  listen: 127.0.0.1:9474\n"
                               "state_dir: "
                            << (dir_.path() / "state").string()
+                           << "\nstatus:\n  socket: " << (dir_.path() / "status.sock").string()
                            << "\n"
                               "log:\n  level: debug\nuser: nobody\n";
   }

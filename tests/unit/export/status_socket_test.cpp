@@ -1,0 +1,177 @@
+// The status socket on real Unix sockets: what clients read, who may connect, a socket left
+// behind by a dead daemon, one still served by a live one, and a client that never reads.
+#include "export/status_socket.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "temp_dir.hpp"
+
+namespace synwatch {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::TempDir;
+
+std::string read_or_error(const std::filesystem::path& path) {
+  auto document = read_status_socket(path, 2000ms);
+  return document ? *document : "error: " + document.error();
+}
+
+TEST(StatusSocket, ServesTheLatestDocumentToEveryClient) {
+  TempDir dir;
+  const auto path = dir.path() / "status.sock";
+  auto socket = StatusSocket::open(path, "");
+  ASSERT_TRUE(socket) << socket.error();
+  (*socket)->start();
+  (*socket)->publish("{\"a\":1}\n");
+  EXPECT_EQ(read_or_error(path), "{\"a\":1}\n");
+  EXPECT_EQ(read_or_error(path), "{\"a\":1}\n");
+  (*socket)->publish("{\"a\":2}\n");
+  EXPECT_EQ(read_or_error(path), "{\"a\":2}\n");
+  EXPECT_EQ((*socket)->stats().served, 3u);
+  EXPECT_EQ((*socket)->stats().failed, 0u);
+}
+
+TEST(StatusSocket, OnlyOwnerAndGroupMayConnectAndTheFileGoesWithIt) {
+  TempDir dir;
+  const auto path = dir.path() / "run" / "synwatch" / "status.sock";
+  {
+    auto socket = StatusSocket::open(path, "");
+    ASSERT_TRUE(socket) << socket.error();
+    struct stat file {};
+    ASSERT_EQ(::lstat(path.c_str(), &file), 0);
+    EXPECT_TRUE(S_ISSOCK(file.st_mode));
+    EXPECT_EQ(file.st_mode & 0777, 0660u);
+    struct stat directory {};
+    ASSERT_EQ(::stat(path.parent_path().c_str(), &directory), 0);
+    EXPECT_EQ(directory.st_mode & 0777, 0750u) << "a directory it made itself";
+    // Nothing else is left beside it (the temporary name it was bound under).
+    EXPECT_EQ(std::distance(std::filesystem::directory_iterator(path.parent_path()),
+                            std::filesystem::directory_iterator()),
+              1);
+  }
+  EXPECT_FALSE(std::filesystem::exists(path)) << "removed when the daemon stops";
+}
+
+TEST(StatusSocket, HandsTheSocketToTheDaemonUserWhenStartedAsRoot) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to hand the socket to another user";
+  TempDir dir;
+  const auto path = dir.path() / "sub" / "status.sock";
+  auto socket = StatusSocket::open(path, "nobody");
+  ASSERT_TRUE(socket) << socket.error();
+  struct stat file {};
+  ASSERT_EQ(::lstat(path.c_str(), &file), 0);
+  struct stat directory {};
+  ASSERT_EQ(::stat(path.parent_path().c_str(), &directory), 0);
+  EXPECT_NE(file.st_uid, 0u);
+  EXPECT_EQ(file.st_uid, directory.st_uid);
+  EXPECT_EQ(file.st_gid, directory.st_gid);
+  EXPECT_FALSE(StatusSocket::open(dir.path() / "other.sock", "synwatch-no-such-user"));
+}
+
+TEST(StatusSocket, ReplacesASocketLeftByADeadDaemon) {
+  TempDir dir;
+  const auto path = dir.path() / "status.sock";
+  {
+    // Bound and closed without unlinking: what a killed daemon leaves.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strcpy(address.sun_path, path.c_str());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    ::close(fd);
+  }
+  ASSERT_TRUE(std::filesystem::exists(path));
+  auto socket = StatusSocket::open(path, "");
+  ASSERT_TRUE(socket) << socket.error();
+  (*socket)->start();
+  (*socket)->publish("{}\n");
+  EXPECT_EQ(read_or_error(path), "{}\n");
+}
+
+TEST(StatusSocket, RefusesAPathAnotherDaemonServesOrThatIsNoSocket) {
+  TempDir dir;
+  const auto path = dir.path() / "status.sock";
+  auto first = StatusSocket::open(path, "");
+  ASSERT_TRUE(first) << first.error();
+  auto second = StatusSocket::open(path, "");
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.error().find("another process"), std::string::npos) << second.error();
+  EXPECT_NE(second.error().find(path.string()), std::string::npos) << second.error();
+  // The first one still serves.
+  (*first)->start();
+  (*first)->publish("{}\n");
+  EXPECT_EQ(read_or_error(path), "{}\n");
+
+  const auto file = dir.path() / "not-a-socket";
+  std::ofstream(file) << "data";
+  auto refused = StatusSocket::open(file, "");
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().find("not a socket"), std::string::npos) << refused.error();
+  EXPECT_TRUE(std::filesystem::is_regular_file(file)) << "never removed";
+}
+
+TEST(StatusSocket, AClientThatNeverReadsHoldsOthersUpOnlyUntilItsDeadline) {
+  TempDir dir;
+  const auto path = dir.path() / "status.sock";
+  auto socket = StatusSocket::open(path, "");
+  ASSERT_TRUE(socket) << socket.error();
+  (*socket)->start();
+  // Far more than a socket buffer takes, so writing to the idle client blocks.
+  const std::string big(8u << 20, 'x');
+  (*socket)->publish(big);
+
+  const int idle = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strcpy(address.sun_path, path.c_str());
+  ASSERT_EQ(::connect(idle, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  const auto start = std::chrono::steady_clock::now();
+  auto document = read_status_socket(path, 5000ms, 16u << 20);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ::close(idle);
+  ASSERT_TRUE(document) << document.error();
+  EXPECT_EQ(document->size(), big.size());
+  EXPECT_LT(took, StatusSocket::kClientDeadline + 2s);
+  EXPECT_EQ((*socket)->stats().failed, 1u);
+  EXPECT_EQ((*socket)->stats().served, 1u);
+}
+
+TEST(StatusSocket, ReadingSaysWhatIsWrong) {
+  TempDir dir;
+  auto missing = read_status_socket(dir.path() / "none.sock", 500ms);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().find("is synwatchd running"), std::string::npos) << missing.error();
+
+  const auto path = dir.path() / "status.sock";
+  auto socket = StatusSocket::open(path, "");
+  ASSERT_TRUE(socket) << socket.error();
+  (*socket)->start();
+  (*socket)->publish(std::string(4096, 'x'));
+  auto too_big = read_status_socket(path, 2000ms, 1024);
+  ASSERT_FALSE(too_big);
+  EXPECT_NE(too_big.error().find("larger than 1024 bytes"), std::string::npos) << too_big.error();
+}
+
+TEST(StatusSocket, ANotStartedSocketAnswersNothingButTheClientGivesUp) {
+  TempDir dir;
+  const auto path = dir.path() / "status.sock";
+  auto socket = StatusSocket::open(path, "");
+  ASSERT_TRUE(socket) << socket.error();
+  // Connections queue in the backlog; nobody answers: the reader's timeout, not a hang.
+  auto document = read_status_socket(path, 300ms);
+  ASSERT_FALSE(document);
+  EXPECT_NE(document.error().find("no answer within 300 ms"), std::string::npos)
+      << document.error();
+}
+
+}  // namespace
+}  // namespace synwatch
