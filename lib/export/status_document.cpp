@@ -67,6 +67,7 @@ nlohmann::json status_document(const StatusInputs& inputs, const PipelineSnapsho
   // Busiest first: what an operator scans for. The snapshot ranks open incidents first only to
   // choose which to keep.
   std::vector<const DestinationMetrics*> ranked;
+  ranked.reserve(pipeline.destinations_exported.size());
   for (const auto& d : pipeline.destinations_exported) ranked.push_back(&d);
   std::ranges::stable_sort(ranked, [](const DestinationMetrics* a, const DestinationMetrics* b) {
     if (a->stale != b->stale) return a->stale > b->stale;

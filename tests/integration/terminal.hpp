@@ -36,6 +36,7 @@ inline TerminalRun run_in_terminal(const std::vector<std::string>& argv, unsigne
   if (child < 0) return run;
   if (child == 0) {
     std::vector<char*> args;
+    args.reserve(argv.size() + 1);
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     ::execvp(args[0], args.data());

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -19,6 +20,15 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::TempDir;
+
+sockaddr_un address_of(const std::filesystem::path& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  const std::string& text = path.native();
+  EXPECT_LT(text.size(), sizeof address.sun_path);
+  std::memcpy(address.sun_path, text.c_str(), std::min(text.size() + 1, sizeof address.sun_path));
+  return address;
+}
 
 std::string read_or_error(const std::filesystem::path& path) {
   auto document = read_status_socket(path, 2000ms);
@@ -83,10 +93,8 @@ TEST(StatusSocket, ReplacesASocketLeftByADeadDaemon) {
   {
     // Bound and closed without unlinking: what a killed daemon leaves.
     const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strcpy(address.sun_path, path.c_str());
-    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    const sockaddr_un address = address_of(path);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
     ::close(fd);
   }
   ASSERT_TRUE(std::filesystem::exists(path));
@@ -130,10 +138,8 @@ TEST(StatusSocket, AClientThatNeverReadsHoldsOthersUpOnlyUntilItsDeadline) {
   (*socket)->publish(big);
 
   const int idle = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strcpy(address.sun_path, path.c_str());
-  ASSERT_EQ(::connect(idle, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  const sockaddr_un address = address_of(path);
+  ASSERT_EQ(::connect(idle, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
   const auto start = std::chrono::steady_clock::now();
   auto document = read_status_socket(path, 5000ms, 16u << 20);
   const auto took = std::chrono::steady_clock::now() - start;
