@@ -14,6 +14,7 @@
 #include <optional>
 #include <random>
 
+#include "common/exit_codes.hpp"
 #include "engine/live_pipeline.hpp"
 #include "event_queue.hpp"
 #include "export/action_runner.hpp"
@@ -33,10 +34,6 @@
 namespace synwatch {
 
 namespace {
-
-constexpr int kExitNoPermission = 77;  // sysexits EX_NOPERM
-constexpr int kExitSoftware = 70;      // sysexits EX_SOFTWARE
-constexpr int kExitCantCreate = 73;    // sysexits EX_CANTCREAT: evidence directory unusable
 
 std::uint64_t random_seed() {
   // Unpredictable seeds keep attackers from aiming hash collisions at the tables.
@@ -88,12 +85,12 @@ class Service {
     signal_fd_ = ::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
     if (signal_fd_ < 0) {
       spdlog::critical("signalfd: {}", std::strerror(errno));
-      return kExitSoftware;
+      return exit_code::kSoftware;
     }
     if (auto problem = missing_user_problem(config_->user)) {
       spdlog::critical("{}", *problem);
-      notifier_.failed(*problem, kExitConfigError);
-      return kExitConfigError;
+      notifier_.failed(*problem, exit_code::kConfig);
+      return exit_code::kConfig;
     }
     if (config_->user == "nobody" && ::geteuid() == 0) {
       spdlog::warn(
@@ -104,7 +101,7 @@ class Service {
       alert_file_ = std::move(*opened);
     } else {
       spdlog::critical("{}", opened.error());
-      return kExitSoftware;
+      return exit_code::kSoftware;
     }
     if (auto problem = log_rotation_problem(config_->log, config_->user)) {
       spdlog::error("{}", *problem);
@@ -116,7 +113,7 @@ class Service {
       webhooks_ = std::move(*webhooks);
     } else {
       spdlog::critical("{}", webhooks.error());
-      return kExitConfigError;
+      return exit_code::kConfig;
     }
 
     // Before dropping privileges: its directory may have to be made (under /run) and handed over.
@@ -152,8 +149,8 @@ class Service {
       if (!opened) {
         spdlog::critical("{} (set evidence.enabled: false to run without evidence captures)",
                          opened.error());
-        notifier_.failed(opened.error(), kExitCantCreate);
-        return kExitCantCreate;
+        notifier_.failed(opened.error(), exit_code::kCantCreate);
+        return exit_code::kCantCreate;
       }
       evidence = std::move(*opened);
     }
@@ -162,8 +159,8 @@ class Service {
     auto opened = pipeline_->open_interfaces();
     if (!opened) {
       spdlog::critical("{}", opened.error());
-      notifier_.failed(opened.error(), kExitSoftware);
-      return kExitSoftware;
+      notifier_.failed(opened.error(), exit_code::kSoftware);
+      return exit_code::kSoftware;
     }
     // A missing interface is retried in the background (it may appear later: a VPN, a VM's
     // tap); a missing privilege everywhere never heals by waiting, so it stops the start.
@@ -174,8 +171,8 @@ class Service {
     });
     if (nothing_opened && no_privilege) {
       spdlog::critical("{}", opened->front().message);
-      notifier_.failed(opened->front().message, kExitNoPermission);
-      return kExitNoPermission;
+      notifier_.failed(opened->front().message, exit_code::kNoPermission);
+      return exit_code::kNoPermission;
     }
     for (const auto& error : *opened) {
       spdlog::error("{}; retrying in the background", error.message);
@@ -195,8 +192,8 @@ class Service {
             "' needs CAP_NET_ADMIN, which synwatchd does not have; under systemd add the drop-in "
             "from the README (\"Responding to an incident\"), or set dry_run: true";
         spdlog::critical("{}", problem);
-        notifier_.failed(problem, kExitNoPermission);
-        return kExitNoPermission;
+        notifier_.failed(problem, exit_code::kNoPermission);
+        return exit_code::kNoPermission;
       }
       spdlog::info("running as user '{}' with {}{}", dropped->user,
                    dropped->net_admin
@@ -206,7 +203,7 @@ class Service {
                    dropped->switched ? "" : " (or less)");
     } else {
       spdlog::critical("cannot drop privileges: {}", dropped.error());
-      return kExitSoftware;
+      return exit_code::kSoftware;
     }
     // After dropping privileges, so that the HTTP and delivery threads run without them:
     // capabilities, the bounding set and no_new_privs belong to each thread, and a thread
@@ -215,7 +212,7 @@ class Service {
       auto exporter = MetricsExporter::start(config_->metrics, kVersion);
       if (!exporter) {
         spdlog::critical("{}", exporter.error());
-        return kExitSoftware;
+        return exit_code::kSoftware;
       }
       metrics_ = std::move(*exporter);
     }
@@ -225,7 +222,7 @@ class Service {
       actions_ = std::move(*started);
     } else {
       spdlog::critical("{}", started.error());
-      return kExitSoftware;
+      return exit_code::kSoftware;
     }
     if (auto started = start_nftables_actions(actions_of_type(config_->actions, "nftables"),
                                               config_->protected_prefixes);
@@ -233,7 +230,7 @@ class Service {
       nftables_ = std::move(*started);
     } else {
       spdlog::critical("{}", started.error());
-      return kExitSoftware;
+      return exit_code::kSoftware;
     }
     refresh_protected();
     if (!resumed.empty()) {
@@ -683,7 +680,7 @@ int run_live(const Config& config, const LiveOptions& options) {
   auto logging = make_logging(config.log);
   if (!logging) {
     spdlog::critical("{}", logging.error());
-    return kExitSoftware;
+    return exit_code::kSoftware;
   }
   install_logging(*logging);
   Service service(config, options, std::move(*logging));

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/exit_codes.hpp"
 #include "config/loader.hpp"
 #include "config/schema.hpp"
 #include "live.hpp"
@@ -20,9 +21,6 @@
 #include "version.hpp"
 
 namespace {
-
-constexpr int kExitUsage = 64;     // sysexits EX_USAGE
-constexpr int kExitSoftware = 70;  // sysexits EX_SOFTWARE
 
 // The width of the terminal on `fd`; 0 when it is not one.
 std::size_t terminal_columns(int fd) {
@@ -62,7 +60,7 @@ int run_top_command(const std::string& config_path, const std::string& socket,
     if (!format) {
       (void)std::fprintf(stderr, "synwatchd top: --format must be text or json, not '%s'\n",
                          format_name.c_str());
-      return kExitUsage;
+      return synwatch::exit_code::kUsage;
     }
     options.format = *format;
   }
@@ -70,7 +68,7 @@ int run_top_command(const std::string& config_path, const std::string& socket,
     options.socket = socket;
   } else {
     auto from_config = status_socket_of(config_path);
-    if (!from_config) return synwatch::kExitConfigError;
+    if (!from_config) return synwatch::exit_code::kConfig;
     options.socket = *from_config;
   }
   return synwatch::run_top(options);
@@ -140,7 +138,7 @@ int run(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
-    return code == 0 ? 0 : kExitUsage;
+    return code == 0 ? 0 : synwatch::exit_code::kUsage;
   }
 
   if (top->parsed()) {
@@ -151,15 +149,15 @@ int run(int argc, char** argv) {
     (void)std::fprintf(stderr,
                        "synwatchd: --evidence-dir needs --read (live, evidence.directory sets "
                        "where evidence goes)\n");
-    return kExitUsage;
+    return synwatch::exit_code::kUsage;
   }
   if (read_paths.empty() && (!format_name.empty() || quiet || force_progress)) {
     (void)std::fprintf(stderr, "synwatchd: --format, --quiet and --progress apply to --read\n");
-    return kExitUsage;
+    return synwatch::exit_code::kUsage;
   }
   if (quiet && force_progress) {
     (void)std::fprintf(stderr, "synwatchd: --quiet and --progress exclude each other\n");
-    return kExitUsage;
+    return synwatch::exit_code::kUsage;
   }
   // A person reads a terminal; anything else (a pipe, a file) is most likely read by a program.
   std::optional<synwatch::ReportFormat> format =
@@ -168,10 +166,12 @@ int run(int argc, char** argv) {
   if (!format) {
     (void)std::fprintf(stderr, "synwatchd: --format must be json or text, not '%s'\n",
                        format_name.c_str());
-    return kExitUsage;
+    return synwatch::exit_code::kUsage;
   }
   if (config_reference) {
-    return std::fputs(synwatch::config_reference().c_str(), stdout) >= 0 ? 0 : kExitSoftware;
+    return std::fputs(synwatch::config_reference().c_str(), stdout) >= 0
+               ? 0
+               : synwatch::exit_code::kSoftware;
   }
 
   auto logger = spdlog::stderr_color_mt("synwatchd");
@@ -198,7 +198,7 @@ int run(int argc, char** argv) {
     }
     (void)std::fprintf(stderr, "synwatchd: configuration is invalid (%zu problem%s)\n",
                        config.error().size(), config.error().size() == 1 ? "" : "s");
-    return synwatch::kExitConfigError;
+    return synwatch::exit_code::kConfig;
   }
   spdlog::set_level(spdlog::level::from_str(config->log.level));
 
@@ -233,5 +233,5 @@ int main(int argc, char** argv) {
   } catch (...) {
     (void)std::fprintf(stderr, "synwatchd: internal error: unknown exception\n");
   }
-  return kExitSoftware;
+  return synwatch::exit_code::kSoftware;
 }

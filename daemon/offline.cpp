@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "common/exit_codes.hpp"
 #include "capture/capture_sequence.hpp"
 #include "capture/read_ahead_source.hpp"
 #include "engine/engine.hpp"
@@ -26,14 +27,6 @@
 namespace synwatch {
 
 namespace {
-
-constexpr int kExitUsage = 64;       // sysexits EX_USAGE
-constexpr int kExitDataError = 65;   // sysexits EX_DATAERR
-constexpr int kExitNoInput = 66;     // sysexits EX_NOINPUT
-constexpr int kExitTempFail = 75;    // sysexits EX_TEMPFAIL: webhook events left undelivered
-constexpr int kExitIoError = 74;     // sysexits EX_IOERR: events could not be written out
-constexpr int kExitCantCreate = 73;  // sysexits EX_CANTCREAT: webhook spool or secret unusable
-constexpr int kExitSoftware = 70;    // sysexits EX_SOFTWARE
 
 // stdout and the webhooks both see every event, in order.
 // Every event to stdout, then to whichever of the other outputs are configured.
@@ -58,10 +51,7 @@ std::string decode_error_detail(const DecodeCounters& decode) {
   std::string detail;
   for (std::size_t i = 0; i < decode.by_result.size(); ++i) {
     const auto reason = static_cast<DecodeResult>(i);
-    if (reason == DecodeResult::kTcp || reason == DecodeResult::kNotIp ||
-        reason == DecodeResult::kNotTcp || decode.by_result[i] == 0) {
-      continue;
-    }
+    if (!is_decode_error(reason) || decode.by_result[i] == 0) continue;
     detail +=
         fmt::format("{}{}={}", detail.empty() ? "" : ", ", to_string(reason), decode.by_result[i]);
   }
@@ -111,9 +101,7 @@ CaptureSummary capture_summary(const std::vector<SequenceFile>& files, const Eng
   summary.handshakes_evicted = flows.evicted;
   summary.handshakes_pending = engine.handshakes().size();
   const DetectorCounters& detector = engine.detector().counters();
-  for (std::size_t kind = 0; kind < summary.incidents_by_kind.size(); ++kind) {
-    summary.incidents_by_kind[kind] = detector.started[kind];
-  }
+  summary.incidents_by_kind = detector.started;
   summary.incidents_ended = detector.ended;
   summary.events = events;
   summary.elapsed = elapsed;
@@ -174,13 +162,13 @@ int run_offline(const Config& config, const OfflineOptions& options) {
     spdlog::error("{}", opened.error().message);
     switch (opened.error().problem) {
       case SequenceProblem::kUsage:
-        return kExitUsage;
+        return exit_code::kUsage;
       case SequenceProblem::kNotOneCapture:
-        return kExitDataError;
+        return exit_code::kDataError;
       case SequenceProblem::kCannotOpen:
         break;
     }
-    return kExitNoInput;
+    return exit_code::kNoInput;
   }
   const std::vector<SequenceFile> files = (*opened)->files();
   // Reading the file overlaps with the engine's work; the frames and results are the same.
@@ -198,7 +186,7 @@ int run_offline(const Config& config, const OfflineOptions& options) {
     auto created = WebhookDispatcher::create(config, {});
     if (!created) {
       spdlog::error("{}", created.error());
-      return kExitCantCreate;
+      return exit_code::kCantCreate;
     }
     webhooks = std::move(*created);
     webhooks->start();  // first redelivers what an earlier run left in the spool
@@ -209,7 +197,7 @@ int run_offline(const Config& config, const OfflineOptions& options) {
     auto started = ActionRunner::start(exec_actions);
     if (!started) {
       spdlog::error("{}", started.error());
-      return kExitSoftware;
+      return exit_code::kSoftware;
     }
     actions = std::move(*started);
   }
@@ -224,7 +212,7 @@ int run_offline(const Config& config, const OfflineOptions& options) {
     auto started = NftablesAction::start(action, config.protected_prefixes);
     if (!started) {
       spdlog::error("{}", started.error());
-      return kExitSoftware;
+      return exit_code::kSoftware;
     }
     nftables.push_back(std::move(*started));
   }
@@ -236,7 +224,7 @@ int run_offline(const Config& config, const OfflineOptions& options) {
     auto writer = EvidenceWriter::open(config.evidence, options.evidence_dir, {});
     if (!writer) {
       spdlog::error("{}", writer.error());
-      return kExitCantCreate;
+      return exit_code::kCantCreate;
     }
     // A replay waits for the writer rather than drop a frame: the same file gives the same
     // evidence every time.
@@ -250,14 +238,14 @@ int run_offline(const Config& config, const OfflineOptions& options) {
     evidence->attach(0, engine.shard());
     evidence->writer().start();
   }
-  int exit_code = 0;
+  int status = 0;
   for (;;) {
     const DispatchResult result = source->dispatch(4096, engine);
     if (result.status == DispatchStatus::kEnd) break;
     if (result.status == DispatchStatus::kError) {
       if (progress) progress->clear();
       spdlog::error("{}", source->error());
-      exit_code = kExitDataError;
+      status = exit_code::kDataError;
       break;
     }
     if (progress && progress->due()) {
@@ -288,7 +276,7 @@ int run_offline(const Config& config, const OfflineOptions& options) {
     // The events are the result: losing some is a failure whatever else went well.
     spdlog::error("{} of {} events could not be written to standard output: {}", report.failed(),
                   report.failed() + report.written(), std::strerror(report.last_error()));
-    exit_code = kExitIoError;
+    status = exit_code::kIoError;
   }
   if (actions) {
     // Bounded by the actions' timeouts: a command that outlives its own is killed.
@@ -313,9 +301,9 @@ int run_offline(const Config& config, const OfflineOptions& options) {
       fmt::print(stderr, "synwatchd: webhooks: {} delivered, {} given up or dropped\n", delivered,
                  lost);
     }
-    if (lost > 0 && exit_code == 0) exit_code = kExitTempFail;
+    if (lost > 0 && status == 0) status = exit_code::kTempFail;
   }
-  return exit_code;
+  return status;
 }
 
 }  // namespace synwatch

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/exit_codes.hpp"
 #include "export/status_socket.hpp"
 #include "export/status_view.hpp"
 
@@ -20,7 +21,6 @@ namespace synwatch {
 
 namespace {
 
-constexpr int kExitUnavailable = 69;  // sysexits EX_UNAVAILABLE
 constexpr std::chrono::milliseconds kReadTimeout{2000};
 
 struct ScreenSize {
@@ -90,7 +90,7 @@ int run_top(const TopOptions& options) {
   Frame frame = read_frame(options.socket);
   if (!frame.error.empty()) {
     (void)std::fprintf(stderr, "synwatchd top: %s\n", frame.error.c_str());
-    return kExitUnavailable;
+    return exit_code::kUnavailable;
   }
 
   sigset_t signals;

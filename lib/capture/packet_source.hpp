@@ -1,6 +1,7 @@
 #pragma once
-// A source of captured frames: a pcap file, or (later) a live interface. A packet source
-// knows nothing of TCP; it hands raw frames with their capture timestamps to a handler.
+// A source of captured frames: a pcap file (or several in sequence), or a live interface. A
+// packet source knows nothing of TCP; it hands raw frames with their capture timestamps to a
+// handler.
 //
 // Buffer ownership: the bytes a PacketView points to belong to the source and are valid
 // only for the duration of the PacketHandler::on_packet call that receives them.

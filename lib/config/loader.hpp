@@ -13,9 +13,6 @@
 
 namespace synwatch {
 
-// Process exit code for a configuration error (sysexits.h EX_CONFIG).
-inline constexpr int kExitConfigError = 78;
-
 // A configuration file larger than this is refused unread.
 inline constexpr std::size_t kMaxConfigBytes = std::size_t{1} << 20;
 

@@ -383,12 +383,7 @@ std::string_view to_string(DecodeResult reason) noexcept {
 std::uint64_t DecodeCounters::errors() const noexcept {
   std::uint64_t total = 0;
   for (std::size_t i = 0; i < by_result.size(); ++i) {
-    const auto result = static_cast<DecodeResult>(i);
-    if (result == DecodeResult::kTcp || result == DecodeResult::kNotIp ||
-        result == DecodeResult::kNotTcp) {
-      continue;
-    }
-    total += by_result[i];
+    if (is_decode_error(static_cast<DecodeResult>(i))) total += by_result[i];
   }
   return total;
 }

@@ -58,6 +58,13 @@ constexpr bool has_segment(DecodeResult result) noexcept {
   return result == DecodeResult::kTcp || result == DecodeResult::kBadTcpOptions;
 }
 
+// True for the results counted as decode errors (malformed or cut short, and fragments past the
+// first, which carry no TCP header); a frame that is simply not TCP/IP is no error.
+constexpr bool is_decode_error(DecodeResult result) noexcept {
+  return result != DecodeResult::kTcp && result != DecodeResult::kNotIp &&
+         result != DecodeResult::kNotTcp && result != DecodeResult::kCount;
+}
+
 struct DecodeCounters {
   std::uint64_t frames = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(DecodeResult::kCount)> by_result{};

@@ -288,7 +288,7 @@ void Detector::evaluate_set(TimestampNs now, const DestinationSet& destinations,
       incident.last_event_at = now;
       incident.peak_half_open = stats.peak_half_open;
       incident.seen = stamp;
-      ++counters_.started[static_cast<int>(incident.kind)];
+      ++counters_.started[static_cast<std::size_t>(incident.kind)];
       IncidentEvent e = make_event(EventType::kStarted, incident, stats, now, scope);
       e.reason = start_reason(stats, incident.kind, scope);
       sink.publish(e);

@@ -21,7 +21,9 @@
 // An incident ends once the condition has been false for `cooldown`.
 // Thread safety: none; driven by the engine's thread.
 
+#include <array>
 #include <cstdint>
+#include <numeric>
 #include <unordered_map>
 #include <vector>
 
@@ -33,11 +35,11 @@ namespace synwatch {
 
 struct DetectorCounters {
   std::uint64_t evaluations = 0;
-  std::uint64_t started[3] = {};  // by AttackKind
+  std::array<std::uint64_t, kAttackKindCount> started{};  // by AttackKind
   std::uint64_t ended = 0;
 
   [[nodiscard]] std::uint64_t total_started() const noexcept {
-    return started[0] + started[1] + started[2];
+    return std::accumulate(started.begin(), started.end(), std::uint64_t{0});
   }
 };
 

@@ -3,6 +3,7 @@
 // export/event_json.hpp turns it into the JSON every output shares.
 // Thread safety: plain values.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -20,6 +21,8 @@ inline constexpr int kEventFormatVersion = 2;
 
 enum class EventType : std::uint8_t { kStarted, kUpdated, kEnded };
 enum class AttackKind : std::uint8_t { kSpoofedRandom, kConcentrated, kDistributed };
+// Arrays indexed by AttackKind have this many entries.
+inline constexpr std::size_t kAttackKindCount = 3;
 
 std::string_view to_string(EventType type) noexcept;   // "started", "updated", "ended"
 std::string_view to_string(AttackKind kind) noexcept;  // "spoofed_random", ...

@@ -408,7 +408,7 @@ void LivePipeline::refresh_snapshot() {
   s.destinations = engine_.destinations().size();
   s.destination_counters = engine_.destination_counters();
   s.open_incidents = engine_.detector().open_incidents();
-  for (int k = 0; k < 3; ++k) s.incidents_started[k] = engine_.detector().counters().started[k];
+  s.incidents_started = engine_.detector().counters().started;
   collect_destination_metrics(s);
   if (engine_.has_seen_packets()) {
     s.lag = std::chrono::nanoseconds(

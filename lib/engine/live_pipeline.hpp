@@ -21,6 +21,7 @@
 // stop() may be called from any other thread. Events reach the EventSink on the pipeline thread:
 // the sink must only queue them (see daemon's EventQueue), never block on I/O.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -104,7 +105,7 @@ struct PipelineSnapshot {
   std::size_t destinations = 0;
   DestinationTableCounters destination_counters;
   std::size_t open_incidents = 0;
-  std::uint64_t incidents_started[3] = {};  // by AttackKind
+  std::array<std::uint64_t, kAttackKindCount> incidents_started{};  // by AttackKind
   // At most metrics.max_destinations: open incidents first, then by half-open count.
   std::vector<DestinationMetrics> destinations_exported;
   std::size_t destinations_unexported = 0;

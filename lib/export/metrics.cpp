@@ -204,7 +204,7 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
 
   auto started = family("synwatch_incidents_started_total", "SYN flood incidents started, by kind.",
                         MetricType::Counter);
-  for (int k = 0; k < 3; ++k) {
+  for (std::size_t k = 0; k < kAttackKindCount; ++k) {
     add(started, {{"kind", std::string(to_string(static_cast<AttackKind>(k)))}},
         static_cast<double>(p.incidents_started[k]));
   }
@@ -254,10 +254,7 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
                        MetricType::Counter);
   for (std::size_t r = 0; r < p.decode.by_result.size(); ++r) {
     const auto reason = static_cast<DecodeResult>(r);
-    if (reason == DecodeResult::kTcp || reason == DecodeResult::kNotIp ||
-        reason == DecodeResult::kNotTcp) {
-      continue;
-    }
+    if (!is_decode_error(reason)) continue;
     add(decode, {{"reason", std::string(to_string(reason))}},
         static_cast<double>(p.decode.by_result[r]));
   }

@@ -88,7 +88,7 @@ struct CaptureSummary {
   std::uint64_t handshakes_expired = 0;
   std::uint64_t handshakes_evicted = 0;
   std::uint64_t handshakes_pending = 0;
-  std::array<std::uint64_t, 3> incidents_by_kind{};  // indexed by AttackKind
+  std::array<std::uint64_t, kAttackKindCount> incidents_by_kind{};  // indexed by AttackKind
   std::uint64_t incidents_ended = 0;
   std::uint64_t events = 0;
   DurationNs elapsed = 0;  // wall-clock time the analysis took

@@ -259,6 +259,28 @@ TEST(ManPage, DocumentsEveryOptionOfHelp) {
   }
 }
 
+TEST(ManPage, ExitStatusListsEveryExitCodeTheDaemonUses) {
+  const std::string codes = source_file("lib/common/exit_codes.hpp");
+  const std::string page = source_file("daemon/synwatchd.8");
+  ASSERT_FALSE(codes.empty());
+  std::set<int> defined;
+  static const std::regex definition(R"(inline constexpr int k\w+ = (\d+);)");
+  for (std::sregex_iterator it(codes.begin(), codes.end(), definition), end; it != end; ++it) {
+    defined.insert(std::stoi((*it)[1]));
+  }
+  ASSERT_GE(defined.size(), 10u);
+  const auto section = page.find(".SH EXIT STATUS");
+  ASSERT_NE(section, std::string::npos);
+  const std::string exit_status = page.substr(section, page.find(".SH ", section + 4) - section);
+  std::set<int> documented;
+  static const std::regex entry(R"(\.TP\n\.B (\d+)\n)");
+  for (std::sregex_iterator it(exit_status.begin(), exit_status.end(), entry), end; it != end;
+       ++it) {
+    documented.insert(std::stoi((*it)[1]));
+  }
+  EXPECT_EQ(documented, defined);
+}
+
 TEST(ManPage, FormatsWithoutWarnings) {
   if (!have("groff")) GTEST_SKIP() << "groff not installed (package groff-base)";
   const auto lint = run_process({"groff", "-man", "-ww", "-z",

@@ -563,6 +563,23 @@ TEST(Decoder, CountsEveryFrameByResult) {
   EXPECT_EQ(c.errors(), 1u);
 }
 
+TEST(DecodeCounters, OnlyMalformedFramesAndLaterFragmentsAreErrors) {
+  std::size_t errors = 0;
+  DecodeCounters counters;
+  for (std::size_t i = 0; i < counters.by_result.size(); ++i) {
+    const auto result = static_cast<DecodeResult>(i);
+    counters.by_result[i] = 1;
+    if (is_decode_error(result)) ++errors;
+    const bool not_ours = result == DecodeResult::kTcp || result == DecodeResult::kNotIp ||
+                          result == DecodeResult::kNotTcp;
+    EXPECT_EQ(is_decode_error(result), !not_ours) << to_string(result);
+  }
+  EXPECT_TRUE(is_decode_error(DecodeResult::kBadTcpOptions)) << "counted, though decoded";
+  EXPECT_TRUE(is_decode_error(DecodeResult::kLaterFragment));
+  EXPECT_EQ(counters.errors(), errors);
+  EXPECT_EQ(errors, counters.by_result.size() - 3);
+}
+
 TEST(LinkType, MapsDltValues) {
   EXPECT_EQ(link_type_from_dlt(1), LinkType::kEthernet);
   EXPECT_EQ(link_type_from_dlt(0), LinkType::kNull);
