@@ -15,6 +15,7 @@
 #include <random>
 
 #include "common/exit_codes.hpp"
+#include "config/schema.hpp"
 #include "engine/live_pipeline.hpp"
 #include "event_queue.hpp"
 #include "export/action_runner.hpp"
@@ -516,7 +517,9 @@ class Service {
           "reload failed: the configuration is invalid, the running configuration is kept");
       return;
     }
-    auto config = std::make_shared<const Config>(std::move(*loaded));
+    // Keys that size memory or threads, or are set up once at start, keep their running values.
+    const std::vector<std::string> kept = keys_needing_restart(*config_, *loaded);
+    auto config = std::make_shared<const Config>(applied_on_reload(*config_, *loaded));
     // Everything the new configuration needs is prepared before anything running is touched,
     // so a failure anywhere keeps all of the running configuration (outputs included).
     auto fail = [&](const std::string& why) {
@@ -589,10 +592,6 @@ class Service {
         spdlog::error("{}", *problem);
       }
     }
-    if (config->user != config_->user) {
-      spdlog::warn(
-          "reload: user changed but privileges were already dropped; takes effect at restart");
-    }
     if (new_actions) {
       // Runs already going finish (or time out) under the old runner.
       if (actions_) retired_actions_.push_back(std::move(actions_));
@@ -627,8 +626,6 @@ class Service {
     }
     spdlog::set_level(spdlog::level::from_str(config->log.level));
     pipeline_->request_reconfigure(config);
-    const MetricsConfig previous_metrics = config_->metrics;
-    const StatusConfig previous_status = config_->status;
     config_ = config;
     if (protected_changed) {
       last_host_addresses_.clear();
@@ -636,11 +633,11 @@ class Service {
     }
     last_reload_ok_ = true;
     last_reload_success_time_ = wall_seconds();
-    if (config_->metrics != previous_metrics) {
-      spdlog::warn("reload: metrics settings changed; they take effect at restart");
-    }
-    if (config_->status != previous_status) {
-      spdlog::warn("reload: status socket settings changed; they take effect at restart");
+    for (const auto& key : kept) {
+      spdlog::warn(
+          "reload: {} changed but takes effect only at restart (it sizes memory or threads, or is "
+          "set up once at start); the running value is kept",
+          key);
     }
     spdlog::info("reload complete: half-open threshold {}, for {:.1f} s, cooldown {:.1f} s",
                  config_->detection.half_open, to_seconds(config_->detection.hold_for),

@@ -49,6 +49,12 @@ ConfigKey make_key(std::string_view path, ConfigKind kind, Field, std::string_vi
   return key;
 }
 
+// Marks a key that a reload keeps at its running value until the next start.
+ConfigKey at_restart(ConfigKey key) {
+  key.reload = ReloadEffect::kAtRestart;
+  return key;
+}
+
 template <typename Field>
 using FieldType = std::remove_cvref_t<std::invoke_result_t<Field, Config&>>;
 
@@ -665,11 +671,11 @@ std::vector<ConfigKey> build_schema() {
       duration_key(
           "protected_refresh", kSecond, kDay, [](auto& c) -> auto& { return c.protected_refresh; },
           "Live mode with empty `protected`: how often the host's addresses are re-read."),
-      string_key(
+      at_restart(string_key(
           "user", [](auto& c) -> auto& { return c.user; },
           "User the live daemon switches to when started as root; must exist (a dedicated one, not "
           "a "
-          "shared account such as nobody)."),
+          "shared account such as nobody).")),
       string_key(
           "state_dir", [](auto& c) -> auto& { return c.state_dir; },
           "Directory for persistent state: the webhook spool of undelivered events, the incidents "
@@ -703,10 +709,10 @@ std::vector<ConfigKey> build_schema() {
       bool_key(
           "capture.promiscuous", [](auto& c) -> auto& { return c.capture.promiscuous; },
           "Put interfaces in promiscuous mode (for mirror ports)."),
-      unsigned_key(
+      at_restart(unsigned_key(
           "capture.workers", 0, 64, [](auto& c) -> auto& { return c.capture.workers; },
           "Capture threads, each with its own share of the handshake table (PACKET_FANOUT by "
-          "flow); 0: one per CPU this process may run on."),
+          "flow); 0: one per CPU this process may run on.")),
 
       string_key(
           "alerts.file", [](auto& c) -> auto& { return c.alerts.file; },
@@ -718,58 +724,58 @@ std::vector<ConfigKey> build_schema() {
           "Undelivered webhook events kept per receiver; when full, the oldest updated go first."),
       actions_key(),
 
-      bool_key(
+      at_restart(bool_key(
           "evidence.enabled", [](auto& c) -> auto& { return c.evidence.enabled; },
-          "Keep a pcap of each incident's SYNs (live; --read with --evidence-dir)."),
-      string_key(
+          "Keep a pcap of each incident's SYNs (live; --read with --evidence-dir).")),
+      at_restart(string_key(
           "evidence.directory", [](auto& c) -> auto& { return c.evidence.directory; },
-          "Where evidence captures go; empty: <state_dir>/evidence."),
-      unsigned_key(
+          "Where evidence captures go; empty: <state_dir>/evidence.")),
+      at_restart(unsigned_key(
           "evidence.first_packets", 0, 1'000'000,
           [](auto& c) -> auto& { return c.evidence.first_packets; },
-          "SYNs to the target kept from an incident's start, every one."),
-      unsigned_key(
+          "SYNs to the target kept from an incident's start, every one.")),
+      at_restart(unsigned_key(
           "evidence.per_second", 0, 100'000, [](auto& c) -> auto& { return c.evidence.per_second; },
-          "After those, SYNs kept per second of the incident (the first of each second)."),
-      unsigned_key(
+          "After those, SYNs kept per second of the incident (the first of each second).")),
+      at_restart(unsigned_key(
           "evidence.max_incident_bytes", 4096, std::uint64_t{1} << 40,
           [](auto& c) -> auto& { return c.evidence.max_incident_bytes; },
-          "Largest evidence file of one incident; later frames are dropped (counted)."),
-      unsigned_key(
+          "Largest evidence file of one incident; later frames are dropped (counted).")),
+      at_restart(unsigned_key(
           "evidence.max_total_bytes", 4096, std::uint64_t{1} << 40,
           [](auto& c) -> auto& { return c.evidence.max_total_bytes; },
-          "All evidence files together; the oldest files of ended incidents are removed first."),
+          "All evidence files together; the oldest files of ended incidents are removed first.")),
 
-      unsigned_key(
+      at_restart(unsigned_key(
           "flow.capacity", 1, 268'435'456, [](auto& c) -> auto& { return c.flow.capacity; },
-          "Pending handshakes tracked at once (64 bytes each); when full, the oldest is evicted."),
+          "Pending handshakes tracked at once (64 bytes each); when full, the oldest is evicted.")),
       duration_key(
           "flow.pending_timeout", kSecond, kDay,
           [](auto& c) -> auto& { return c.flow.pending_timeout; },
           "A handshake not completed within this is dropped; 63s = Linux tcp_synack_retries=5."),
 
-      unsigned_key(
+      at_restart(unsigned_key(
           "aggregation.max_destinations", 1, 1'000'000,
           [](auto& c) -> auto& { return c.aggregation.max_destinations; },
-          "Destinations tracked at once; SYNs to further destinations are counted and dropped."),
-      duration_key(
+          "Destinations tracked at once; SYNs to further destinations are counted and dropped.")),
+      at_restart(duration_key(
           "aggregation.window", 10 * kMilli, 60 * kSecond,
           [](auto& c) -> auto& { return c.aggregation.window; },
           "Sliding window for rates, distinct sources, entropy and top sources; a whole multiple "
-          "of detection.tick, at most 60 ticks."),
+          "of detection.tick, at most 60 ticks.")),
       unsigned_key(
           "aggregation.top_sources", 1, 32,
           [](auto& c) -> auto& { return c.aggregation.top_sources; },
           "Heaviest sources reported per destination."),
-      duration_key(
+      at_restart(duration_key(
           "aggregation.idle_timeout", kSecond, kDay,
           [](auto& c) -> auto& { return c.aggregation.idle_timeout; },
-          "A destination that received no SYN for this long is forgotten."),
+          "A destination that received no SYN for this long is forgotten.")),
 
-      duration_key(
+      at_restart(duration_key(
           "detection.tick", 10 * kMilli, 60 * kSecond,
           [](auto& c) -> auto& { return c.detection.tick; },
-          "Evaluation and sub-window period, in packet time."),
+          "Evaluation and sub-window period, in packet time.")),
       unsigned_key(
           "detection.half_open", 1, 100'000'000,
           [](auto& c) -> auto& { return c.detection.half_open; },
@@ -790,23 +796,23 @@ std::vector<ConfigKey> build_schema() {
           [](auto& c) -> auto& { return c.detection.host_half_open; },
           "Stale half-open connections to one address across all its ports that signal a flood "
           "to random ports; above what a port scan fails."),
-      duration_key(
+      at_restart(duration_key(
           "detection.stale.floor", 50 * kMilli, 3 * kSecond,
           [](auto& c) -> auto& { return c.detection.stale.floor; },
-          "Shortest age at which a pending handshake can be judged stale."),
-      duration_key(
+          "Shortest age at which a pending handshake can be judged stale.")),
+      at_restart(duration_key(
           "detection.stale.no_history", 50 * kMilli, 3 * kSecond,
           [](auto& c) -> auto& { return c.detection.stale.no_history; },
           "Age at which a pending handshake is stale while its destination has no history; 1s = "
-          "Linux's initial SYN-ACK retransmission timeout."),
-      double_key(
+          "Linux's initial SYN-ACK retransmission timeout.")),
+      at_restart(double_key(
           "detection.stale.percentile", 0.5, 1.0,
           [](auto& c) -> auto& { return c.detection.stale.percentile; },
-          "Percentile of a destination's completed handshake times taken as its normal."),
-      duration_key(
+          "Percentile of a destination's completed handshake times taken as its normal.")),
+      at_restart(duration_key(
           "detection.stale.history", 2 * kSecond, kDay,
           [](auto& c) -> auto& { return c.detection.stale.history; },
-          "How far back completed handshakes count towards the normal."),
+          "How far back completed handshakes count towards the normal.")),
       double_key(
           "detection.baseline.multiple", 1.0, 1000.0,
           [](auto& c) -> auto& { return c.detection.baseline.multiple; },
@@ -833,31 +839,32 @@ std::vector<ConfigKey> build_schema() {
           [](auto& c) -> auto& { return c.detection.concentrated.min_share; },
           "Share of the SYNs that those few sources must send."),
 
-      bool_key(
+      at_restart(bool_key(
           "metrics.enabled", [](auto& c) -> auto& { return c.metrics.enabled; },
-          "Serve Prometheus metrics (live mode)."),
-      string_key(
+          "Serve Prometheus metrics (live mode).")),
+      at_restart(string_key(
           "metrics.listen", [](auto& c) -> auto& { return c.metrics.listen; },
-          "Address:port of the /metrics endpoint, e.g. 127.0.0.1:9474 or [::]:9474."),
-      unsigned_key(
+          "Address:port of the /metrics endpoint, e.g. 127.0.0.1:9474 or [::]:9474.")),
+      at_restart(unsigned_key(
           "metrics.max_destinations", 1, 100000,
           [](auto& c) -> auto& { return c.metrics.max_destinations; },
-          "Most destinations exported with per-destination series."),
-      string_key(
+          "Most destinations exported with per-destination series.")),
+      at_restart(string_key(
           "metrics.basic_auth_user", [](auto& c) -> auto& { return c.metrics.basic_auth_user; },
-          "HTTP basic auth user for /metrics; empty: no authentication."),
-      string_key(
+          "HTTP basic auth user for /metrics; empty: no authentication.")),
+      at_restart(string_key(
           "metrics.basic_auth_password_file",
           [](auto& c) -> auto& { return c.metrics.basic_auth_password_file; },
-          "File holding the basic auth password."),
+          "File holding the basic auth password.")),
 
-      bool_key(
+      at_restart(bool_key(
           "status.enabled", [](auto& c) -> auto& { return c.status.enabled; },
-          "Serve the daemon's state as JSON on a Unix socket, for `synwatchd top` (live mode)."),
-      with_check(string_key(
-                     "status.socket", [](auto& c) -> auto& { return c.status.socket; },
-                     "Path of the status socket; readable by root and the daemon's group."),
-                 &socket_path_problem),
+          "Serve the daemon's state as JSON on a Unix socket, for `synwatchd top` (live mode).")),
+      at_restart(
+          with_check(string_key(
+                         "status.socket", [](auto& c) -> auto& { return c.status.socket; },
+                         "Path of the status socket; readable by root and the daemon's group."),
+                     &socket_path_problem)),
 
       enum_key(
           "log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"},
@@ -1119,9 +1126,28 @@ std::string config_reference() {
     out += key.describe_type();
     out += ". ";
     out += key.doc;
+    if (key.reload == ReloadEffect::kAtRestart) out += " Takes effect at restart.";
     out += "\n";
   }
   return out;
+}
+
+std::vector<std::string> keys_needing_restart(const Config& running, const Config& next) {
+  std::vector<std::string> keys;
+  for (const auto& key : config_schema()) {
+    if (key.reload == ReloadEffect::kAtRestart && key.read(running) != key.read(next)) {
+      keys.emplace_back(key.path);
+    }
+  }
+  return keys;
+}
+
+Config applied_on_reload(const Config& running, const Config& next) {
+  Config applied = next;
+  for (const auto& key : config_schema()) {
+    if (key.reload == ReloadEffect::kAtRestart) key.assign(applied, key.read(running));
+  }
+  return applied;
 }
 
 }  // namespace synwatch

@@ -58,8 +58,15 @@ struct ConfigFieldProblem {
   std::string message;
 };
 
+// What a reload (SIGHUP) does with a changed value.
+enum class ReloadEffect : std::uint8_t {
+  kApplied,    // applied at once
+  kAtRestart,  // sizes memory, threads or the window, or is set up once at start: kept
+};
+
 struct ConfigKey {
   std::string_view path;  // dotted, e.g. "detection.spoofed.min_entropy"
+  ReloadEffect reload = ReloadEffect::kApplied;
   ConfigKind kind = ConfigKind::kString;
   ConfigValue minimum;  // inclusive bounds; used by kUnsigned, kDouble and kDuration only
   ConfigValue maximum;
@@ -104,6 +111,12 @@ std::span<const ConfigCrossCheck> config_cross_checks();
 // positions in `yaml_text`, reported in `source_name`. Checks kind and range, not cross-key rules.
 std::expected<ConfigValue, std::vector<ConfigError>> parse_config_value(
     const ConfigKey& key, std::string_view yaml_text, const std::string& source_name);
+
+// The keys whose value differs between `running` and `next` but which a reload keeps at their
+// running value (ReloadEffect::kAtRestart), in schema order.
+std::vector<std::string> keys_needing_restart(const Config& running, const Config& next);
+// `next` with every kAtRestart key set back to its running value: what a reload runs with.
+Config applied_on_reload(const Config& running, const Config& next);
 
 // Formats a value the way it would be written in YAML ("63s", "0.85", "[10.0.0.0/8]").
 std::string format_config_value(const ConfigKey& key, const ConfigValue& value);

@@ -1,5 +1,7 @@
 #include "engine/engine.hpp"
 
+#include "config/schema.hpp"
+
 namespace synwatch {
 
 Engine::Engine(const Config& config, LinkType link, EventSink& sink, std::uint64_t hash_seed)
@@ -40,13 +42,11 @@ void Engine::evaluate(TimestampNs at) noexcept {
   }
 }
 
-std::vector<std::string> Engine::reconfigure(const Config& config) {
-  std::vector<std::string> kept = keys_kept_until_restart(running_, config);
+void Engine::reconfigure(const Config& config) {
   running_ = applied_on_reload(running_, config);
   shard_.reconfigure(running_, running_.detection.half_open, running_.detection.host_half_open);
   detector_.reconfigure(running_.detection, running_.aggregation.top_sources);
   drain_limit_ = drain_limit(running_);
-  return kept;
 }
 
 void Engine::finish() noexcept {

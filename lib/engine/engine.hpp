@@ -48,10 +48,10 @@ class Engine final : public PacketHandler, private FlowShard::Observer {
   void finish() noexcept;
 
   // Applies a reloaded configuration: thresholds, timeouts and protected prefixes take effect at
-  // once; the handshake table, per-destination state and open incidents are kept. Sizes that
-  // would need reallocation (flow.capacity, aggregation.max_destinations, aggregation.window,
-  // detection.tick) are not changed; the returned list names the keys that differ and were kept.
-  std::vector<std::string> reconfigure(const Config& config);
+  // once; the handshake table, per-destination state and open incidents are kept. Keys a reload
+  // keeps until restart (ReloadEffect::kAtRestart: sizes, the window, the tick) keep their
+  // running values (applied_on_reload; keys_needing_restart names them).
+  void reconfigure(const Config& config);
   void set_protected(std::vector<IpPrefix> prefixes) { shard_.set_protected(std::move(prefixes)); }
   [[nodiscard]] const std::vector<IpPrefix>& protected_prefixes() const noexcept {
     return shard_.protected_prefixes();

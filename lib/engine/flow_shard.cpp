@@ -5,38 +5,6 @@
 
 namespace synwatch {
 
-std::vector<std::string> keys_kept_until_restart(const Config& running, const Config& next) {
-  std::vector<std::string> kept;
-  if (next.flow.capacity != running.flow.capacity) kept.emplace_back("flow.capacity");
-  if (next.aggregation.max_destinations != running.aggregation.max_destinations) {
-    kept.emplace_back("aggregation.max_destinations");
-  }
-  if (next.aggregation.window != running.aggregation.window) {
-    kept.emplace_back("aggregation.window");
-  }
-  if (next.aggregation.idle_timeout != running.aggregation.idle_timeout) {
-    kept.emplace_back("aggregation.idle_timeout");
-  }
-  if (next.detection.tick != running.detection.tick) kept.emplace_back("detection.tick");
-  if (next.detection.stale != running.detection.stale) kept.emplace_back("detection.stale");
-  if (next.evidence != running.evidence) kept.emplace_back("evidence");
-  return kept;
-}
-
-Config applied_on_reload(const Config& running, const Config& next) {
-  Config applied = next;
-  applied.flow.capacity = running.flow.capacity;
-  applied.aggregation = running.aggregation;
-  applied.aggregation.top_sources = next.aggregation.top_sources;
-  applied.detection.tick = running.detection.tick;
-  // The judgement ladder and the normal learned on it are the handshake table's and the
-  // destinations' running state.
-  applied.detection.stale = running.detection.stale;
-  // The taps' rings and budgets and the writer's directory are set up once, at start.
-  applied.evidence = running.evidence;
-  return applied;
-}
-
 DurationNs drain_limit(const Config& config) noexcept {
   const StaleJudgement judgement = StaleJudgement::from(config.detection);
   return config.flow.pending_timeout + judgement.ages.back() + config.aggregation.window +

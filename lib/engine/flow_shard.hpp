@@ -33,14 +33,6 @@ struct EngineCounters {
   std::uint64_t evaluation_failures = 0;
 };
 
-// Aligned to a cache line so that two workers' shards, allocated side by side, never share one.
-// Keys of `next` that differ from `running` but size memory or the window (flow.capacity,
-// aggregation.max_destinations, .window, .idle_timeout, detection.tick): a reload keeps their
-// running values until a restart.
-std::vector<std::string> keys_kept_until_restart(const Config& running, const Config& next);
-// `next` with those keys set back to their running values: what a reload runs with.
-Config applied_on_reload(const Config& running, const Config& next);
-
 // How long an offline capture's packet time may run on after its last packet, so that every open
 // incident can end: expiry, window, cooldown and hold, plus two ticks.
 DurationNs drain_limit(const Config& config) noexcept;

@@ -353,15 +353,9 @@ void LivePipeline::apply_pending() {
   }
   const bool reconfigured = config != nullptr;
   if (config) {
-    auto kept = engine_.reconfigure(*config);
-    if (resolve_workers(*config) != worker_count_) kept.emplace_back("capture.workers");
+    // The keys a reload keeps until restart are the caller's to report (keys_needing_restart).
+    engine_.reconfigure(*config);
     if (kernel_) kernel_->reconfigure(*config);
-    for (const auto& key : kept) {
-      spdlog::warn(
-          "reload: {} changed but takes effect only at restart (it sizes memory, threads or the "
-          "window); the running value is kept",
-          key);
-    }
     if (!same_capture(*config_, *config)) {
       spdlog::info("reload: capture settings changed, reopening interfaces");
       build_interfaces(*config);

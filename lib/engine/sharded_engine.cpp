@@ -5,6 +5,8 @@
 #include <cstring>
 #include <tuple>
 
+#include "config/schema.hpp"
+
 namespace synwatch {
 
 namespace {
@@ -155,8 +157,7 @@ void ShardedEngine::end_incidents(TimestampNs now, std::string_view why) {
   detector_.end_all(now, why, sink_);
 }
 
-std::vector<std::string> ShardedEngine::reconfigure(const Config& config) {
-  std::vector<std::string> kept = keys_kept_until_restart(running_, config);
+void ShardedEngine::reconfigure(const Config& config) {
   running_ = applied_on_reload(running_, config);
   for (auto& s : shards_) {
     s->reconfigure(running_, share(running_.detection.half_open, shards_.size()),
@@ -166,7 +167,6 @@ std::vector<std::string> ShardedEngine::reconfigure(const Config& config) {
   merged_hosts_.set_half_open_threshold(running_.detection.host_half_open, newest_packet_time());
   detector_.reconfigure(running_.detection, running_.aggregation.top_sources);
   drain_limit_ = drain_limit(running_);
-  return kept;
 }
 
 std::size_t ShardedEngine::shard_of(const TcpSegment& segment, std::size_t shards) noexcept {

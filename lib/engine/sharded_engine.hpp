@@ -51,8 +51,8 @@ class ShardedEngine {
   // Ends every open incident, saying `why` (Detector::end_all); published to the engine's sink.
   void end_incidents(TimestampNs now, std::string_view why);
 
-  // As Engine::reconfigure: returns the keys that differ but need a restart.
-  std::vector<std::string> reconfigure(const Config& config);
+  // As Engine::reconfigure.
+  void reconfigure(const Config& config);
   void set_protected(const std::vector<IpPrefix>& prefixes);
   [[nodiscard]] const std::vector<IpPrefix>& protected_prefixes() const noexcept {
     return shards_.front()->protected_prefixes();

@@ -863,3 +863,84 @@ TEST(ConfigActions, NftablesMistakesAreReportedAtTheirPosition) {
 
 }  // namespace
 }  // namespace synwatch
+
+namespace synwatch {
+namespace {
+
+// What a reload keeps until restart is one attribute of each key: these are the keys that size
+// memory, threads or the window, or are set up once at start. A key added to the list (or
+// dropped from it) shows here.
+TEST(ConfigReload, KeysKeptUntilRestartAreThoseThatSizeOrAreSetUpAtStart) {
+  std::set<std::string> at_restart;
+  for (const auto& key : config_schema()) {
+    if (key.reload == ReloadEffect::kAtRestart) at_restart.emplace(key.path);
+  }
+  const std::set<std::string> expected = {
+      "user",
+      "capture.workers",
+      "evidence.enabled",
+      "evidence.directory",
+      "evidence.first_packets",
+      "evidence.per_second",
+      "evidence.max_incident_bytes",
+      "evidence.max_total_bytes",
+      "flow.capacity",
+      "aggregation.max_destinations",
+      "aggregation.window",
+      "aggregation.idle_timeout",
+      "detection.tick",
+      "detection.stale.floor",
+      "detection.stale.no_history",
+      "detection.stale.percentile",
+      "detection.stale.history",
+      "metrics.enabled",
+      "metrics.listen",
+      "metrics.max_destinations",
+      "metrics.basic_auth_user",
+      "metrics.basic_auth_password_file",
+      "status.enabled",
+      "status.socket",
+  };
+  EXPECT_EQ(at_restart, expected);
+  // The reference says so for each of them, and only for them.
+  const std::string reference = config_reference();
+  std::size_t marked = 0;
+  for (auto at = reference.find("Takes effect at restart."); at != std::string::npos;
+       at = reference.find("Takes effect at restart.", at + 1)) {
+    ++marked;
+  }
+  EXPECT_EQ(marked, expected.size());
+}
+
+TEST(ConfigReload, AReloadKeepsRestartKeysAndAppliesTheRest) {
+  Config running;
+  Config next;
+  next.flow.capacity = running.flow.capacity * 2;
+  next.aggregation.window = running.aggregation.window * 2;
+  next.aggregation.top_sources = running.aggregation.top_sources + 1;  // applied
+  next.detection.half_open = running.detection.half_open + 100;        // applied
+  next.detection.stale.floor = running.detection.stale.floor + kNanosPerMilli;
+  next.metrics.listen = "127.0.0.1:1";
+  next.user = "someone-else";
+  next.alerts.file = "/tmp/alerts.jsonl";  // applied
+
+  EXPECT_EQ(keys_needing_restart(running, next),
+            (std::vector<std::string>{"user", "flow.capacity", "aggregation.window",
+                                      "detection.stale.floor", "metrics.listen"}));
+  const Config applied = applied_on_reload(running, next);
+  EXPECT_EQ(applied.flow.capacity, running.flow.capacity);
+  EXPECT_EQ(applied.aggregation.window, running.aggregation.window);
+  EXPECT_EQ(applied.detection.stale, running.detection.stale);
+  EXPECT_EQ(applied.metrics, running.metrics);
+  EXPECT_EQ(applied.user, running.user);
+  EXPECT_EQ(applied.aggregation.top_sources, next.aggregation.top_sources);
+  EXPECT_EQ(applied.detection.half_open, next.detection.half_open);
+  EXPECT_EQ(applied.alerts.file, next.alerts.file);
+  // Applied once, nothing is left to restart for; the same file again changes nothing.
+  EXPECT_TRUE(keys_needing_restart(running, applied).empty());
+  EXPECT_EQ(keys_needing_restart(applied, next).size(), 5u) << "said again at every reload";
+  EXPECT_TRUE(keys_needing_restart(running, running).empty());
+}
+
+}  // namespace
+}  // namespace synwatch
