@@ -9,29 +9,11 @@
 namespace synwatch {
 
 void WindowCounts::add(const WindowCounts& other) noexcept {
-  syns += other.syns;
-  synacks += other.synacks;
-  completed += other.completed;
-  resets += other.resets;
-  expired += other.expired;
-  unanswered += other.unanswered;
-  evicted += other.evicted;
-  stale += other.stale;
-  failed += other.failed;
-  late_completed += other.late_completed;
-  stale_bogon += other.stale_bogon;
-  unsourced_stale += other.unsourced_stale;
+  add_members(*this, other, kWindowCountsMembers);
 }
 
 void DestinationTotals::add(const DestinationTotals& other) noexcept {
-  syns += other.syns;
-  syn_retransmits += other.syn_retransmits;
-  synacks += other.synacks;
-  completed += other.completed;
-  resets += other.resets;
-  expired += other.expired;
-  evicted += other.evicted;
-  stale += other.stale;
+  add_members(*this, other, kDestinationTotalsMembers);
 }
 
 StaleJudgement StaleJudgement::from(const DetectionConfig& detection) {
@@ -65,10 +47,7 @@ StaleJudgement StaleJudgement::from(const DetectionConfig& detection) {
 }
 
 void DestinationTableCounters::add(const DestinationTableCounters& other) noexcept {
-  created += other.created;
-  recycled += other.recycled;
-  dropped += other.dropped;
-  forgotten += other.forgotten;
+  add_members(*this, other, kDestinationTableCountersMembers);
 }
 
 DestinationTable::DestinationTable(const AggregationConfig& config, DurationNs tick,

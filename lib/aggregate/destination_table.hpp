@@ -25,6 +25,7 @@
 
 #include "aggregate/hyperloglog.hpp"
 #include "aggregate/space_saving.hpp"
+#include "common/counter_members.hpp"
 #include "common/ip_address.hpp"
 #include "common/time.hpp"
 #include "config/config.hpp"
@@ -64,6 +65,14 @@ struct WindowCounts {
   void add(const WindowCounts& other) noexcept;
 };
 
+inline constexpr std::array<std::uint32_t WindowCounts::*, 12> kWindowCountsMembers = {
+    &WindowCounts::syns,           &WindowCounts::synacks,     &WindowCounts::completed,
+    &WindowCounts::resets,         &WindowCounts::expired,     &WindowCounts::unanswered,
+    &WindowCounts::evicted,        &WindowCounts::stale,       &WindowCounts::failed,
+    &WindowCounts::late_completed, &WindowCounts::stale_bogon, &WindowCounts::unsourced_stale};
+static_assert(every_member_listed(kWindowCountsMembers),
+              "a WindowCounts member is missing from kWindowCountsMembers");
+
 // Monotonic totals since the destination was first tracked (for metrics counters).
 struct DestinationTotals {
   std::uint64_t syns = 0;
@@ -77,6 +86,14 @@ struct DestinationTotals {
 
   void add(const DestinationTotals& other) noexcept;
 };
+
+inline constexpr std::array<std::uint64_t DestinationTotals::*, 8> kDestinationTotalsMembers = {
+    &DestinationTotals::syns,    &DestinationTotals::syn_retransmits,
+    &DestinationTotals::synacks, &DestinationTotals::completed,
+    &DestinationTotals::resets,  &DestinationTotals::expired,
+    &DestinationTotals::evicted, &DestinationTotals::stale};
+static_assert(every_member_listed(kDestinationTotalsMembers),
+              "a DestinationTotals member is missing from kDestinationTotalsMembers");
 
 // How pending handshakes are judged (config detection.stale), as the tables use it.
 struct StaleJudgement {
@@ -206,6 +223,13 @@ struct DestinationTableCounters {
 
   void add(const DestinationTableCounters& other) noexcept;
 };
+
+inline constexpr std::array<std::uint64_t DestinationTableCounters::*, 4>
+    kDestinationTableCountersMembers = {
+        &DestinationTableCounters::created, &DestinationTableCounters::recycled,
+        &DestinationTableCounters::dropped, &DestinationTableCounters::forgotten};
+static_assert(every_member_listed(kDestinationTableCountersMembers),
+              "a DestinationTableCounters member is missing from kDestinationTableCountersMembers");
 
 class DestinationTable final : public DestinationSet {
  public:

@@ -201,19 +201,7 @@ EngineCounters ShardedEngine::counters() const noexcept {
 
 HandshakeTableCounters ShardedEngine::handshake_counters() const noexcept {
   HandshakeTableCounters sum;
-  for (const auto& s : shards_) {
-    const HandshakeTableCounters& c = s->handshakes().counters();
-    sum.inserted += c.inserted;
-    sum.completed += c.completed;
-    sum.reset += c.reset;
-    sum.expired += c.expired;
-    sum.evicted += c.evicted;
-    sum.syn_retransmits += c.syn_retransmits;
-    sum.mismatches += c.mismatches;
-    sum.unsolicited_synacks += c.unsolicited_synacks;
-    sum.synacks += c.synacks;
-    sum.synack_retransmits += c.synack_retransmits;
-  }
+  for (const auto& s : shards_) sum.add(s->handshakes().counters());
   return sum;
 }
 

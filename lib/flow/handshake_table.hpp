@@ -59,6 +59,7 @@
 #include <span>
 #include <vector>
 
+#include "common/counter_members.hpp"
 #include "common/ip_address.hpp"
 #include "common/time.hpp"
 #include "decode/tcp_segment.hpp"
@@ -109,7 +110,24 @@ struct HandshakeTableCounters {
   std::uint64_t synacks = 0;             // kSynAck
   std::uint64_t synack_retransmits = 0;  // kSynAckRetransmit
   std::uint64_t judged_stale = 0;        // handshakes that reached their judgement age pending
+
+  void add(const HandshakeTableCounters& other) noexcept;
 };
+
+inline constexpr std::array<std::uint64_t HandshakeTableCounters::*, 11>
+    kHandshakeTableCounterMembers = {
+        &HandshakeTableCounters::inserted,    &HandshakeTableCounters::completed,
+        &HandshakeTableCounters::reset,       &HandshakeTableCounters::expired,
+        &HandshakeTableCounters::evicted,     &HandshakeTableCounters::syn_retransmits,
+        &HandshakeTableCounters::mismatches,  &HandshakeTableCounters::unsolicited_synacks,
+        &HandshakeTableCounters::synacks,     &HandshakeTableCounters::synack_retransmits,
+        &HandshakeTableCounters::judged_stale};
+static_assert(every_member_listed(kHandshakeTableCounterMembers),
+              "a HandshakeTableCounters member is missing from kHandshakeTableCounterMembers");
+
+inline void HandshakeTableCounters::add(const HandshakeTableCounters& other) noexcept {
+  add_members(*this, other, kHandshakeTableCounterMembers);
+}
 
 class HandshakeTable {
  public:

@@ -244,7 +244,8 @@ TEST_F(LiveNetns, TopShowsTheFloodWhileItRuns) {
   }));
 
   ProcessResult sent;
-  std::thread flooding([&] { sent = flood("198.51.100.1", 8080, 60000, 10000); });
+  // Ten seconds: long enough for every step below on a slow (sanitised) build.
+  std::thread flooding([&] { sent = flood("198.51.100.1", 8080, 100000, 10000); });
   ASSERT_TRUE(eventually(5s, [&] { return !events_of(events(), "started").empty(); })) << log();
   const std::string incident = events_of(events(), "started").at(0)["incident_id"];
 

@@ -716,7 +716,9 @@ void expect_same(const FlowUpdate& got, const FlowUpdate& want) {
   if (want.event != FlowEvent::kNone && want.event != FlowEvent::kUnsolicitedSynAck) {
     EXPECT_EQ(got.was_stale, want.was_stale);
   }
-  if (want.evicted) EXPECT_EQ(got.evicted_stale, want.evicted_stale);
+  if (want.evicted) {
+    EXPECT_EQ(got.evicted_stale, want.evicted_stale);
+  }
   if (want.event != FlowEvent::kNone) {
     EXPECT_EQ(got.server, want.server);
     EXPECT_EQ(got.client, want.client);
