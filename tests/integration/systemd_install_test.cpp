@@ -69,7 +69,7 @@ TEST(SystemdUnit, KeepsWhatCaptureMetricsWebhooksAndNetlinkNeed) {
   const std::string unit = read_file(SYNWATCH_UNIT);
   ASSERT_FALSE(unit.empty()) << SYNWATCH_UNIT;
   for (const char* line :
-       {"Type=notify\n", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID\n",
+       {"Type=notify\n", "WatchdogSec=", "ExecReload=/bin/sh -c 'kill -HUP $$MAINPID'\n",
         "Restart=on-failure\n", "User=synwatch\n", "AmbientCapabilities=CAP_NET_RAW\n",
         "CapabilityBoundingSet=CAP_NET_RAW\n", "NoNewPrivileges=yes\n", "ProtectSystem=strict\n",
         "StateDirectory=synwatch\n", "ConfigurationDirectory=synwatch\n",
@@ -78,6 +78,13 @@ TEST(SystemdUnit, KeepsWhatCaptureMetricsWebhooksAndNetlinkNeed) {
         "SystemCallFilter=@system-service\n", "MemoryDenyWriteExecute=yes\n"}) {
     EXPECT_NE(unit.find(line), std::string::npos) << "missing: " << line;
   }
+  // An invalid configuration must end in "failed": RestartPreventExitStatus=78 sees only the
+  // main process, so the check must not run in an ExecStartPre= (whose 78 means a restart).
+  EXPECT_EQ(unit.find("ExecStartPre="), std::string::npos);
+  EXPECT_NE(unit.find("RestartPreventExitStatus=77 78\n"), std::string::npos);
+  EXPECT_NE(unit.find("StartLimitBurst="), std::string::npos);
+  // Reload needs nothing outside Essential packages (/bin/kill is procps).
+  EXPECT_EQ(unit.find("/bin/kill"), std::string::npos);
   // A user namespace or a private network would cut capture off from the host's interfaces.
   EXPECT_EQ(unit.find("\nPrivateUsers=yes"), std::string::npos);
   EXPECT_EQ(unit.find("\nPrivateNetwork=yes"), std::string::npos);
