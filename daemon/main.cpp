@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "build_info.hpp"
 #include "config/loader.hpp"
 #include "config/schema.hpp"
 #include "live.hpp"
@@ -45,7 +46,9 @@ int run(int argc, char** argv) {
   bool check_config = false;
   bool config_reference = false;
   app.add_option("-c,--config", config_path,
-                 "YAML configuration file (built-in defaults if omitted)");
+                 fmt::format("YAML configuration file (built-in defaults if omitted; "
+                             "--check-config without it checks {})",
+                             synwatch::kDefaultConfigPath));
   app.add_option(
       "-r,--read", read_paths,
       "Analyse a pcap/pcapng capture (optionally gzip-compressed; - or a pipe/FIFO reads a "
@@ -67,10 +70,14 @@ int run(int argc, char** argv) {
                  "(repeatable)")
       ->take_all();
   app.add_flag("--check-config", check_config,
-               "Validate the configuration and exit (78 if invalid)");
+               fmt::format("Validate the configuration (--config, or {}) and exit (78 if invalid)",
+                           synwatch::kDefaultConfigPath));
   app.add_flag("--config-reference", config_reference,
                "Print every configuration key with its type, range, default and meaning, and exit");
-  app.set_version_flag("-V,--version", fmt::format("synwatchd {}", synwatch::kVersion));
+  app.set_version_flag(
+      "-V,--version", [] { return synwatch::version_text(); },
+      "Print the version, how this binary was built and its libraries' versions, "
+      "and exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -108,6 +115,10 @@ int run(int argc, char** argv) {
   auto logger = spdlog::stderr_color_mt("synwatchd");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("synwatchd: %l: %v");
+
+  // What a check is for is the file the service runs with: the one the unit passes, not the
+  // built-in defaults (which need no checking).
+  if (check_config && config_path.empty()) config_path = synwatch::kDefaultConfigPath;
 
   std::vector<synwatch::ConfigOverride> parsed_overrides;
   std::vector<synwatch::ConfigError> errors;

@@ -619,6 +619,14 @@ TEST_F(PrometheusLive, MetricsPagePassesPromtoolCheckMetricsDuringAFlood) {
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
   EXPECT_EQ(check.out + check.err, "") << "promtool lint findings";
 
+  // Every family is synwatch's own: no library's metrics (prometheus-cpp's exposer_*, say)
+  // without the prefix.
+  std::istringstream type_lines(page.body);
+  for (std::string line; std::getline(type_lines, line);) {
+    if (line.starts_with("# TYPE ")) {
+      EXPECT_TRUE(line.starts_with("# TYPE synwatch_")) << line;
+    }
+  }
   // The page carries the whole contract, with HELP text.
   for (const auto& family : kContractFamilies) {
     EXPECT_NE(page.body.find("# TYPE " + family + " "), std::string::npos) << family << " missing";

@@ -159,6 +159,8 @@ TEST_F(Installed, FileList) {
                                           "usr/lib/systemd/system/synwatch.service",
                                           "usr/share/man/man8/synwatchd.8.gz",
                                           "usr/share/doc/synwatch/README.md",
+                                          "usr/share/doc/synwatch/copyright",
+                                          "usr/share/doc/synwatch/changelog.Debian.gz",
                                           "usr/share/bash-completion/completions/synwatchd"};
   std::set<std::string> unexpected;
   for (const auto& file : files) {
@@ -251,6 +253,33 @@ TEST(ManPage, DocumentsEveryOptionOfHelp) {
         "(^|[ \"])" + std::regex_replace(roff, std::regex(R"(\\)"), R"(\\)") + "([ \",]|$)",
         std::regex::multiline);
     EXPECT_TRUE(std::regex_search(page, as_option)) << name << " is not in daemon/synwatchd.8";
+  }
+}
+
+// Every exit code the sources define (constexpr int kExit... = N in daemon/ and lib/) has its
+// entry under EXIT STATUS.
+TEST(ManPage, ExitStatusListsEveryCodeTheDaemonUses) {
+  const std::string page = source_file("daemon/synwatchd.8");
+  const auto section = page.find(".SH EXIT STATUS\n");
+  ASSERT_NE(section, std::string::npos);
+  const std::string exit_status = page.substr(section, page.find(".SH ", section + 4) - section);
+  std::set<int> codes;
+  static const std::regex definition(R"(constexpr int kExit[A-Za-z]* = ([0-9]+);)");
+  for (const char* dir : {"daemon", "lib"}) {
+    for (const auto& entry :
+         fs::recursive_directory_iterator(fs::path(SYNWATCH_SOURCE_DIR) / dir)) {
+      const auto extension = entry.path().extension();
+      if (extension != ".cpp" && extension != ".hpp") continue;
+      const std::string text = read_file(entry.path());
+      for (std::sregex_iterator it(text.begin(), text.end(), definition), end; it != end; ++it) {
+        codes.insert(std::stoi((*it)[1]));
+      }
+    }
+  }
+  ASSERT_GE(codes.size(), 8u);
+  for (const int code : codes) {
+    EXPECT_NE(exit_status.find(".TP\n.B " + std::to_string(code) + "\n"), std::string::npos)
+        << "exit code " << code << " is not under EXIT STATUS in daemon/synwatchd.8";
   }
 }
 
@@ -351,6 +380,55 @@ TEST_F(DebianPackage, FileListAndConffile) {
   const auto version =
       run_process({(contents.path() / "usr/sbin/synwatchd").string(), "--version"});
   EXPECT_EQ(version.exit_code, 0) << version.err;
+}
+
+// Debian's own checker, at its strictest: no tag at all, not even informational or pedantic
+// ones, unless the package overrides it with a reason (usr/share/lintian/overrides/synwatch).
+TEST_F(DebianPackage, LintianFindsNothing) {
+  if (!have("lintian")) GTEST_SKIP() << "lintian not installed (package lintian)";
+  const auto lint = run_process({"lintian", "-I", "--pedantic", "--no-tag-display-limit",
+                                 "--fail-on", "error,warning,info,pedantic", deb.string()});
+  EXPECT_EQ(lint.exit_code, 0) << lint.out << lint.err;
+  EXPECT_EQ(lint.out, "") << "lintian tags:\n" << lint.out;
+}
+
+TEST_F(DebianPackage, ChangelogCopyrightAndMaintainer) {
+  const std::string maintainer = field("Maintainer");
+  EXPECT_NE(maintainer.find('@'), std::string::npos) << maintainer;
+  EXPECT_EQ(maintainer.find("@localhost"), std::string::npos) << maintainer;
+  std::string version = field("Version");
+  if (!version.empty()) version.pop_back();  // the newline
+  // Not native: the packaging has its own revision, and its changelog is changelog.Debian.gz.
+  EXPECT_NE(version.find('-'), std::string::npos) << version;
+  TempDir contents;
+  ASSERT_EQ(run_process({"dpkg-deb", "-x", deb.string(), contents.path().string()}).exit_code, 0);
+  const fs::path doc = contents.path() / "usr/share/doc/synwatch";
+  // The newest entry is this package's version (what lintian and apt-listchanges read).
+  const auto changelog = run_process({"gzip", "-dc", (doc / "changelog.Debian.gz").string()});
+  EXPECT_TRUE(changelog.out.starts_with("synwatch (" + version + ") ")) << changelog.out;
+  EXPECT_TRUE(read_file(doc / "copyright")
+                  .starts_with("Format: https://www.debian.org/doc/packaging-manuals/"
+                               "copyright-format/1.0/\n"));
+}
+
+// The installed binary has the protections of Debian 12's dpkg-buildflags (hardening=+all): PIE,
+// stack protector, fortified libc calls, read-only relocations and immediate binding. Not the
+// control-flow protection (-fcf-protection) hardening-check also asks for: bookworm's
+// dpkg-buildflags does not set it (its packages lack it too; trixie's does).
+TEST_F(DebianPackage, BinaryIsHardened) {
+  if (!have("hardening-check"))
+    GTEST_SKIP() << "hardening-check not installed (package devscripts)";
+  TempDir contents;
+  ASSERT_EQ(run_process({"dpkg-deb", "-x", deb.string(), contents.path().string()}).exit_code, 0);
+  const auto checked = run_process(
+      {"hardening-check", "--nocfprotection", (contents.path() / "usr/sbin/synwatchd").string()});
+  std::cout << checked.out;
+  EXPECT_EQ(checked.exit_code, 0) << checked.out << checked.err;
+  for (const char* protection :
+       {"Position Independent Executable: yes", "Stack protected: yes",
+        "Fortify Source functions: yes", "Read-only relocations: yes", "Immediate binding: yes"}) {
+    EXPECT_NE(checked.out.find(protection), std::string::npos) << protection << "\n" << checked.out;
+  }
 }
 
 // Changes the machine (a package, a system user): only as root and where asked to, as in CI.
