@@ -9,7 +9,8 @@ DEBIAN_PACKAGES = build-essential clang-format clang-tidy-16 cmake pkg-config g+
   libnftables-dev libcap2-bin \
   libmicrohttpd-dev libcurl4-openssl-dev libssl-dev openssl prometheus-alertmanager prometheus \
   tcpdump iproute2 nftables hping3 python3 procps tcpreplay time linux-perf \
-  systemd dpkg-dev file groff-base man-db util-linux adduser lintian devscripts
+  systemd dpkg-dev file groff-base man-db util-linux adduser lintian devscripts \
+  curl mmdebstrap systemd-container
 
 # clang-tidy 16: 14 crashes on g++ 12's C++23 headers. Clang 16 does not know -std=c++23 yet and
 # announces concepts as 201907L, which hides libstdc++ 12's std::expected (it wants 202002L):

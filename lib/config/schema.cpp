@@ -293,9 +293,18 @@ std::optional<std::string> secret_file_problem(const std::string& path) {
 // load), and bounded: a certificate chain is a few KiB.
 std::expected<std::string, std::string> read_pem_file(const std::string& path) {
   constexpr std::size_t kMaxPemBytes = 1 << 20;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  struct Descriptor {
+    explicit Descriptor(int opened) : fd(opened) {}
+    int fd;
+    Descriptor(const Descriptor&) = delete;
+    Descriptor& operator=(const Descriptor&) = delete;
+    ~Descriptor() {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+  const Descriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
+  const int fd = file.fd;
   if (fd < 0) return std::unexpected(std::generic_category().message(errno));
-  const std::unique_ptr<int, void (*)(const int*)> closer(&fd, [](const int* f) { ::close(*f); });
   struct stat info {};
   if (::fstat(fd, &info) != 0) return std::unexpected(std::generic_category().message(errno));
   if (!S_ISREG(info.st_mode)) return std::unexpected("not a regular file");
@@ -329,8 +338,9 @@ using UniqueKey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 
 std::expected<UniqueX509, std::string> load_certificate(const std::string& path) {
   const auto text = read_pem_file(path);
-  if (!text)
+  if (!text) {
     return std::unexpected("cannot read TLS certificate file '" + path + "': " + text.error());
+  }
   const std::unique_ptr<BIO, decltype(&BIO_free)> bio(
       BIO_new_mem_buf(text->data(), static_cast<int>(text->size())), &BIO_free);
   UniqueX509 certificate(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr,

@@ -465,6 +465,7 @@ class HttpEndpointTls : public ::testing::Test {
 
   HttpEndpointOptions options() const {
     HttpEndpointOptions o;
+    o.listen = "127.0.0.1:0";
     o.tls_cert_file = path("server.crt");
     o.tls_key_file = path("server.key");
     return o;
