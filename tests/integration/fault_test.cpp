@@ -181,11 +181,12 @@ TEST_F(Fault, MetricsTlsFilesThatCannotServeAreRefusedWith78NamingTheFile) {
   }
   for (const char* name : {"a", "b"}) {
     const std::string base = (dir_.path() / name).string();
-    ASSERT_EQ(std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-                           "-nodes -days 1 -subj /CN=127.0.0.1 -keyout " +
-                           base + ".key -out " + base + ".crt >/dev/null 2>&1")
-                              .c_str()),
-              0);
+    std::string command =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+        "-subj /CN=127.0.0.1 -keyout ";
+    command += base + ".key -out ";
+    command += base + ".crt >/dev/null 2>&1";
+    ASSERT_EQ(std::system(command.c_str()), 0);
   }
   spit(dir_.path() / "garbage.crt", "not a certificate\n");
   const auto crt = [&](const std::string& name) { return (dir_.path() / name).string(); };
