@@ -67,9 +67,13 @@ class Container {
                  "--system-call-filter=bpf", "--bind-ro=" + deb_dir.string() + ":/deb",
                  "--console=read-only"},
                 log) {}
+  // Powers the container off; systemd-nspawn then deletes its --ephemeral copy of the tree.
+  // SIGTERM asks systemd-nspawn for the same when the container's systemd cannot be reached;
+  // only a SIGKILL leaves the copy behind.
   ~Container() {
     if (pid1_ > 0) run("systemctl poweroff --no-block");
-    if (nspawn_.wait_exit(30s) < 0) nspawn_.kill();  // --ephemeral: the copy goes with it
+    if (pid1_ <= 0 || nspawn_.wait_exit(30s) < 0) nspawn_.signal(SIGTERM);
+    if (nspawn_.wait_exit(30s) < 0) nspawn_.kill();
   }
   Container(const Container&) = delete;
   Container& operator=(const Container&) = delete;
@@ -286,6 +290,8 @@ TEST_F(SystemdNspawn, PackageUnderARealSystemd) {
 
   {
     SCOPED_TRACE("a broken config at start ends in failed, without a restart loop");
+    // Another mistake than the reload's, so that its line in the journal is the start's own.
+    c.run("printf 'detection:\\n  tick: 5 fortnights\\n' > /etc/synwatch/synwatch.yaml");
     const auto restart = c.run("systemctl restart synwatch");
     EXPECT_NE(restart.exit_code, 0);
     EXPECT_TRUE(eventually(10s, [&] { return property(c, "ActiveState") == "failed"; }))
@@ -294,6 +300,10 @@ TEST_F(SystemdNspawn, PackageUnderARealSystemd) {
     EXPECT_EQ(property(c, "ActiveState"), "failed");
     EXPECT_EQ(property(c, "NRestarts"), "0");
     EXPECT_EQ(property(c, "ExecMainStatus"), "78");
+    EXPECT_NE(c.out("journalctl -u synwatch --no-pager -o cat")
+                  .find("/etc/synwatch/synwatch.yaml:2:9: detection.tick:"),
+              std::string::npos)
+        << c.out("journalctl -u synwatch --no-pager -n 30");
     c.run("cp /root/good.yaml /etc/synwatch/synwatch.yaml");
     EXPECT_EQ(c.run("systemctl reset-failed synwatch && systemctl start synwatch").exit_code, 0);
     EXPECT_TRUE(eventually(20s, [&] { return property(c, "ActiveState") == "active"; }));
@@ -303,11 +313,17 @@ TEST_F(SystemdNspawn, PackageUnderARealSystemd) {
     SCOPED_TRACE("the watchdog restarts a stopped process");
     const std::string stuck = property(c, "MainPID");
     ASSERT_EQ(c.run("kill -STOP " + stuck).exit_code, 0);
+    const auto stopped_at = std::chrono::steady_clock::now();
     // WatchdogSec=30s, then RestartSec=5s.
     EXPECT_TRUE(eventually(60s, [&] {
       const std::string now = property(c, "MainPID");
       return property(c, "ActiveState") == "active" && now != stuck && now != "0";
     })) << c.out("systemctl status synwatch; journalctl -u synwatch --no-pager -n 20");
+    std::cout << "watchdog restart after "
+              << std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
+                                                                  stopped_at)
+                     .count()
+              << " s\n";
     EXPECT_EQ(property(c, "NRestarts"), "1");
     EXPECT_NE(c.out("journalctl -u synwatch --no-pager -o cat").find("Watchdog timeout"),
               std::string::npos);
