@@ -293,6 +293,13 @@ std::optional<std::string> secret_file_problem(const std::string& path) {
 // load), and bounded: a certificate chain is a few KiB.
 std::expected<std::string, std::string> read_pem_file(const std::string& path) {
   constexpr std::size_t kMaxPemBytes = 1 << 20;
+  // Looked at before it is opened: opening some devices has effects (a watchdog device starts
+  // counting down), and a configuration may name anything.
+  struct stat before {};
+  if (::stat(path.c_str(), &before) != 0) {
+    return std::unexpected(std::generic_category().message(errno));
+  }
+  if (!S_ISREG(before.st_mode)) return std::unexpected("not a regular file");
   struct Descriptor {
     explicit Descriptor(int opened) : fd(opened) {}
     int fd;

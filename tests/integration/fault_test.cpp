@@ -205,6 +205,9 @@ TEST_F(Fault, MetricsTlsFilesThatCannotServeAreRefusedWith78NamingTheFile) {
        "metrics.tls_key_file: TLS key file '" + crt("b.key") +
            "' is not the key of the certificate in '" + crt("a.crt") + "'"},
       {"key-alone", "", crt("a.key"), "metrics.tls_key_file: needs metrics.tls_cert_file"},
+      // Never opened: opening a device can have effects.
+      {"device", "/dev/null", crt("a.key"),
+       "metrics.tls_cert_file: cannot read TLS certificate file '/dev/null': not a regular file"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
