@@ -56,7 +56,7 @@ sanitize: deps
 TSAN_TARGETS = synwatchd synwatch_gen synwatch_flood engine_test sharded_engine_test capture_test \
   webhook_test spool_test live_netns_test webhook_e2e_test offline_e2e_test http_endpoint_test \
   evidence_writer_test evidence_test nftables_action_test nftables_netns_test offline_cli_test
-TSAN_TESTS = ^(SpscRing|EvidenceWriter(Test)?|EvidenceRecorder|ShardedEngine|Scenarios/ShardedOnCaptures|Scenarios/EngineOnCaptures|ReadAheadSource|CaptureSequenceTest|OfflineCli|WebhookDispatcher|SpoolTest|LiveNetns|WebhookE2E|OfflineE2E|HttpEndpoint(Auth|Limits)?|NftablesAction(DryRun|Live)|NftablesNetns)\.
+TSAN_TESTS = ^(SpscRing|EvidenceWriter(Test)?|EvidenceRecorder|ShardedEngine|Scenarios/ShardedOnCaptures|Scenarios/EngineOnCaptures|ReadAheadSource|CaptureSequenceTest|OfflineCli|WebhookDispatcher|SpoolTest|LiveNetns|WebhookE2E|OfflineE2E|HttpEndpoint(Auth|Limits|Tls)?|NftablesAction(DryRun|Live)|NftablesNetns)\.
 tsan: deps
 	cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNWATCH_SANITIZE_THREAD=ON \
 	  -DSYNWATCH_BUILD_BENCH=OFF
