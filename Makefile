@@ -9,7 +9,8 @@ DEBIAN_PACKAGES = build-essential clang-format clang-tidy-16 cmake pkg-config g+
   libnftables-dev libcap2-bin \
   libmicrohttpd-dev libcurl4-openssl-dev libssl-dev openssl prometheus-alertmanager prometheus \
   tcpdump iproute2 nftables hping3 python3 procps tcpreplay time linux-perf \
-  systemd dpkg-dev file groff-base man-db util-linux adduser
+  systemd dpkg-dev file groff-base man-db util-linux adduser lintian devscripts \
+  curl mmdebstrap systemd-container
 
 # clang-tidy 16: 14 crashes on g++ 12's C++23 headers. Clang 16 does not know -std=c++23 yet and
 # announces concepts as 201907L, which hides libstdc++ 12's std::expected (it wants 202002L):
@@ -56,7 +57,7 @@ TSAN_TARGETS = synwatchd synwatch_gen synwatch_flood engine_test sharded_engine_
   webhook_test spool_test live_netns_test webhook_e2e_test offline_e2e_test http_endpoint_test \
   evidence_writer_test evidence_test nftables_action_test nftables_netns_test offline_cli_test \
   status_socket_test
-TSAN_TESTS = ^(SpscRing|EvidenceWriter(Test)?|EvidenceRecorder|ShardedEngine|Scenarios/ShardedOnCaptures|Scenarios/EngineOnCaptures|ReadAheadSource|CaptureSequenceTest|OfflineCli|WebhookDispatcher|SpoolTest|LiveNetns|WebhookE2E|OfflineE2E|HttpEndpoint(Auth|Limits)?|NftablesAction(DryRun|Live)|NftablesNetns|StatusSocket)\.
+TSAN_TESTS = ^(SpscRing|EvidenceWriter(Test)?|EvidenceRecorder|ShardedEngine|Scenarios/ShardedOnCaptures|Scenarios/EngineOnCaptures|ReadAheadSource|CaptureSequenceTest|OfflineCli|WebhookDispatcher|SpoolTest|LiveNetns|WebhookE2E|OfflineE2E|HttpEndpoint(Auth|Limits|Tls)?|NftablesAction(DryRun|Live)|NftablesNetns|StatusSocket)\.
 tsan: deps
 	cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNWATCH_SANITIZE_THREAD=ON \
 	  -DSYNWATCH_BUILD_BENCH=OFF

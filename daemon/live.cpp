@@ -54,7 +54,8 @@ std::string metrics_page_url(const Config& config) {
     char name[256] = {};
     host = ::gethostname(name, sizeof name - 1) == 0 ? name : "localhost";
   }
-  return "http://" + host + ":" + listen.substr(colon + 1) + "/metrics";
+  const char* scheme = config.metrics.tls_cert_file.empty() ? "http" : "https";
+  return std::string(scheme) + "://" + host + ":" + listen.substr(colon + 1) + "/metrics";
 }
 
 TimestampNs wall_clock_now() {
@@ -261,7 +262,9 @@ class Service {
         config_->detection.half_open,
         config_->protected_prefixes.empty() ? "this host's addresses" : "configured prefixes");
     if (metrics_) {
-      spdlog::info("metrics at http://{}/metrics", config_->metrics.listen);
+      spdlog::info("metrics at {}://{}/metrics",
+                   config_->metrics.tls_cert_file.empty() ? "http" : "https",
+                   config_->metrics.listen);
     } else {
       spdlog::info("metrics disabled (metrics.enabled: false)");
     }

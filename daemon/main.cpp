@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "build_info.hpp"
 #include "common/exit_codes.hpp"
 #include "config/loader.hpp"
 #include "config/schema.hpp"
@@ -34,9 +35,8 @@ std::optional<std::string> status_socket_of(const std::string& config_path) {
   std::string path = config_path;
   if (path.empty()) {
     // The packaged daemon's configuration, when this user may read it; otherwise the default.
-    constexpr const char* kInstalled = "/etc/synwatch/synwatch.yaml";
-    if (::access(kInstalled, R_OK) != 0) return synwatch::StatusConfig{}.socket;
-    path = kInstalled;
+    if (::access(synwatch::kDefaultConfigPath, R_OK) != 0) return synwatch::StatusConfig{}.socket;
+    path = synwatch::kDefaultConfigPath;
   }
   auto config = synwatch::load_config(path, {});
   if (!config) {
@@ -89,7 +89,9 @@ int run(int argc, char** argv) {
   bool check_config = false;
   bool config_reference = false;
   app.add_option("-c,--config", config_path,
-                 "YAML configuration file (built-in defaults if omitted)");
+                 fmt::format("YAML configuration file (built-in defaults if omitted; "
+                             "--check-config without it checks {})",
+                             synwatch::kDefaultConfigPath));
   app.add_option(
       "-r,--read", read_paths,
       "Analyse a pcap/pcapng capture (optionally gzip-compressed; - or a pipe/FIFO reads a "
@@ -111,7 +113,8 @@ int run(int argc, char** argv) {
                  "(repeatable)")
       ->take_all();
   app.add_flag("--check-config", check_config,
-               "Validate the configuration and exit (78 if invalid)");
+               fmt::format("Validate the configuration (--config, or {}) and exit (78 if invalid)",
+                           synwatch::kDefaultConfigPath));
   app.add_flag("--config-reference", config_reference,
                "Print every configuration key with its type, range, default and meaning, and exit");
   CLI::App* top = app.add_subcommand(
@@ -133,7 +136,10 @@ int run(int argc, char** argv) {
   top->add_option("-d,--interval", top_interval, "Seconds between refreshes")
       ->check(CLI::Range(0.1, 3600.0));
   top->add_option("-n,--iterations", top_iterations, "Refreshes before exiting (0: until q)");
-  app.set_version_flag("-V,--version", fmt::format("synwatchd {}", synwatch::kVersion));
+  app.set_version_flag(
+      "-V,--version", [] { return synwatch::version_text(); },
+      "Print the version, how this binary was built and its libraries' versions, "
+      "and exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -177,6 +183,10 @@ int run(int argc, char** argv) {
   auto logger = spdlog::stderr_color_mt("synwatchd");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("synwatchd: %l: %v");
+
+  // What a check is for is the file the service runs with: the one the unit passes, not the
+  // built-in defaults (which need no checking).
+  if (check_config && config_path.empty()) config_path = synwatch::kDefaultConfigPath;
 
   std::vector<synwatch::ConfigOverride> parsed_overrides;
   std::vector<synwatch::ConfigError> errors;

@@ -216,6 +216,9 @@ struct MetricsConfig {
   std::size_t max_destinations = 100;
   std::string basic_auth_user;           // empty = no authentication
   std::string basic_auth_password_file;  // file holding the password (not inline)
+  // HTTPS instead of HTTP when both are set: PEM certificate (chain) and its private key.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 
   friend bool operator==(const MetricsConfig&, const MetricsConfig&) = default;
 };

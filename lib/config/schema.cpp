@@ -1,6 +1,7 @@
 #include "config/schema.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -10,6 +11,13 @@
 #include <limits>
 #include <type_traits>
 
+#include <fcntl.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pcap/pcap.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -299,6 +307,127 @@ std::optional<std::string> secret_file_problem(const std::string& path) {
     (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
     return "secret file '" + path + "' is readable or writable by group or others (mode " + mode +
            "); chmod 600 it";
+  }
+  return std::nullopt;
+}
+
+// The whole of a PEM file, or why it cannot be read. Regular files only (a FIFO would block the
+// load), and bounded: a certificate chain is a few KiB.
+std::expected<std::string, std::string> read_pem_file(const std::string& path) {
+  constexpr std::size_t kMaxPemBytes = 1 << 20;
+  // Looked at before it is opened: opening some devices has effects (a watchdog device starts
+  // counting down), and a configuration may name anything.
+  struct stat before {};
+  if (::stat(path.c_str(), &before) != 0) {
+    return std::unexpected(std::generic_category().message(errno));
+  }
+  if (!S_ISREG(before.st_mode)) return std::unexpected("not a regular file");
+  struct Descriptor {
+    explicit Descriptor(int opened) : fd(opened) {}
+    int fd;
+    Descriptor(const Descriptor&) = delete;
+    Descriptor& operator=(const Descriptor&) = delete;
+    ~Descriptor() {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+  const Descriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
+  const int fd = file.fd;
+  if (fd < 0) return std::unexpected(std::generic_category().message(errno));
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) return std::unexpected(std::generic_category().message(errno));
+  if (!S_ISREG(info.st_mode)) return std::unexpected("not a regular file");
+  if (static_cast<std::size_t>(info.st_size) > kMaxPemBytes) {
+    return std::unexpected("larger than 1 MiB");
+  }
+  std::string text(static_cast<std::size_t>(info.st_size), '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::unexpected(std::generic_category().message(errno));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  text.resize(got);
+  return text;
+}
+
+// OpenSSL's reason for the last failure, or `fallback` when it recorded none.
+std::string openssl_reason(std::string_view fallback) {
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return std::string(fallback);
+  const char* reason = ERR_reason_error_string(code);
+  return reason != nullptr ? reason : std::string(fallback);
+}
+
+using UniqueX509 = std::unique_ptr<X509, decltype(&X509_free)>;
+using UniqueKey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+
+std::expected<UniqueX509, std::string> load_certificate(const std::string& path) {
+  const auto text = read_pem_file(path);
+  if (!text) {
+    return std::unexpected("cannot read TLS certificate file '" + path + "': " + text.error());
+  }
+  const std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(text->data(), static_cast<int>(text->size())), &BIO_free);
+  UniqueX509 certificate(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr,
+                         &X509_free);
+  if (!certificate) {
+    return std::unexpected("TLS certificate file '" + path + "' holds no PEM certificate (" +
+                           openssl_reason("no BEGIN CERTIFICATE block") + ")");
+  }
+  return certificate;
+}
+
+std::expected<UniqueKey, std::string> load_private_key(const std::string& path) {
+  auto text = read_pem_file(path);
+  if (!text) return std::unexpected("cannot read TLS key file '" + path + "': " + text.error());
+  const std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(text->data(), static_cast<int>(text->size())), &BIO_free);
+  // No password callback: an encrypted key cannot be used by a daemon that starts unattended.
+  UniqueKey key(
+      bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, const_cast<char*>("")) : nullptr,
+      &EVP_PKEY_free);
+  OPENSSL_cleanse(text->data(), text->size());
+  if (!key) {
+    return std::unexpected("TLS key file '" + path + "' holds no unencrypted PEM private key (" +
+                           openssl_reason("no BEGIN PRIVATE KEY block") + ")");
+  }
+  return key;
+}
+
+std::optional<std::string> tls_cert_file_problem(const ConfigValue& value) {
+  const auto& path = std::get<std::string>(value);
+  if (path.empty()) return std::nullopt;
+  const auto certificate = load_certificate(path);
+  return certificate ? std::nullopt : std::optional(certificate.error());
+}
+
+std::optional<std::string> tls_key_file_problem(const ConfigValue& value) {
+  const auto& path = std::get<std::string>(value);
+  if (path.empty()) return std::nullopt;
+  const auto key = load_private_key(path);
+  return key ? std::nullopt : std::optional(key.error());
+}
+
+// Both files or neither, and the key must be the certificate's: a mismatch would only show as
+// failed handshakes once Prometheus scrapes.
+std::optional<std::string> check_tls_key_against_cert(const Config& config) {
+  const auto& cert_path = config.metrics.tls_cert_file;
+  const auto& key_path = config.metrics.tls_key_file;
+  if (cert_path.empty() && key_path.empty()) return std::nullopt;
+  if (cert_path.empty()) return "needs metrics.tls_cert_file as well (HTTPS needs both)";
+  if (key_path.empty()) return "must be set with metrics.tls_cert_file (HTTPS needs both)";
+  const auto certificate = load_certificate(cert_path);
+  const auto key = load_private_key(key_path);
+  if (!certificate) return certificate.error();
+  if (!key) return key.error();
+  if (X509_check_private_key(certificate->get(), key->get()) != 1) {
+    ERR_clear_error();
+    return "TLS key file '" + key_path + "' is not the key of the certificate in '" + cert_path +
+           "'";
   }
   return std::nullopt;
 }
@@ -856,6 +985,17 @@ std::vector<ConfigKey> build_schema() {
           "metrics.basic_auth_password_file",
           [](auto& c) -> auto& { return c.metrics.basic_auth_password_file; },
           "File holding the basic auth password.")),
+      at_restart(with_check(
+          string_key(
+              "metrics.tls_cert_file", [](auto& c) -> auto& { return c.metrics.tls_cert_file; },
+              "PEM certificate (chain) for HTTPS on /metrics; with tls_key_file. Empty: "
+              "plain HTTP."),
+          tls_cert_file_problem)),
+      at_restart(with_check(
+          string_key(
+              "metrics.tls_key_file", [](auto& c) -> auto& { return c.metrics.tls_key_file; },
+              "PEM private key of metrics.tls_cert_file."),
+          tls_key_file_problem)),
 
       at_restart(bool_key(
           "status.enabled", [](auto& c) -> auto& { return c.status.enabled; },
@@ -974,6 +1114,7 @@ std::span<const ConfigCrossCheck> config_cross_checks() {
        {"aggregation.top_sources"},
        check_concentrated_against_top_sources},
       {"evidence.max_incident_bytes", {"evidence.max_total_bytes"}, check_evidence_caps},
+      {"metrics.tls_key_file", {"metrics.tls_cert_file"}, check_tls_key_against_cert},
   };
   return checks;
 }

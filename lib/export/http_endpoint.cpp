@@ -129,38 +129,54 @@ Digest sha256(std::string_view text) {
   return out;
 }
 
-// The first line of the password file; warns when group or others may read the file.
-std::expected<std::string, std::string> read_password(const std::string& path) {
-  const auto failed = [&](int error) {
-    return std::unexpected("cannot read metrics.basic_auth_password_file '" + path +
-                           "': " + errno_text(error));
+// The contents of a file (at most 1 MiB) named by config key `key`; when `is_secret`, warns
+// if group or others may read it.
+std::expected<std::string, std::string> read_config_file(const std::string& path,
+                                                         std::string_view key, bool is_secret) {
+  const auto failed = [&](const std::string& why) {
+    return std::unexpected("cannot read " + std::string(key) + " '" + path + "': " + why);
   };
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return failed(errno);
+  if (fd < 0) return failed(errno_text(errno));
   struct stat st {};
   if (fstat(fd, &st) != 0) {
     const int error = errno;
     close(fd);
-    return failed(error);
+    return failed(errno_text(error));
   }
+  constexpr std::size_t kMaxBytes = 1 << 20;
   std::string text;
   std::array<char, 4096> buffer{};
   ssize_t n = 0;
-  while (text.size() < 65536 && (n = read(fd, buffer.data(), buffer.size())) > 0) {
+  while (text.size() <= kMaxBytes && (n = read(fd, buffer.data(), buffer.size())) > 0) {
     text.append(buffer.data(), static_cast<std::size_t>(n));
   }
   const int error = errno;
   close(fd);
-  if (n < 0) return failed(error);
-  if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
-    spdlog::warn(
-        "metrics.basic_auth_password_file '{}' is readable by {} (mode {:04o}): make it readable "
-        "by its owner only (chmod 600)",
-        path, (st.st_mode & S_IROTH) != 0 ? "everyone" : "its group", st.st_mode & 07777);
+  if (n < 0) {
+    OPENSSL_cleanse(text.data(), text.size());
+    return failed(errno_text(error));
   }
-  std::string line = text.substr(0, text.find('\n'));
+  if (text.size() > kMaxBytes) {
+    OPENSSL_cleanse(text.data(), text.size());
+    return failed("larger than 1 MiB");
+  }
+  if (is_secret && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+    spdlog::warn(
+        "{} '{}' is readable by {} (mode {:04o}): make it readable by its owner only "
+        "(chmod 600)",
+        key, path, (st.st_mode & S_IROTH) != 0 ? "everyone" : "its group", st.st_mode & 07777);
+  }
+  return text;
+}
+
+// The first line of the password file.
+std::expected<std::string, std::string> read_password(const std::string& path) {
+  auto text = read_config_file(path, "metrics.basic_auth_password_file", true);
+  if (!text) return std::unexpected(text.error());
+  std::string line = text->substr(0, text->find('\n'));
   if (!line.empty() && line.back() == '\r') line.pop_back();
-  OPENSSL_cleanse(text.data(), text.size());
+  OPENSSL_cleanse(text->data(), text->size());
   return line;
 }
 
@@ -355,6 +371,7 @@ struct HttpEndpoint::Impl {
         auth_log(o.auth_log_interval) {}
 
   ~Impl() {
+    OPENSSL_cleanse(tls_key.data(), tls_key.size());
     if (thread.joinable()) {
       stopping.store(true);
       const std::uint64_t one = 1;
@@ -556,6 +573,9 @@ struct HttpEndpoint::Impl {
   const HttpEndpointOptions options;
   const Render render;
   bool auth = false;
+  // PEM text handed to libmicrohttpd, kept for the daemon's lifetime.
+  std::string tls_cert;
+  std::string tls_key;
   Digest user_digest{};
   Digest password_digest{};
   MHD_Daemon* daemon = nullptr;
@@ -594,6 +614,19 @@ std::expected<std::unique_ptr<HttpEndpoint>, std::string> HttpEndpoint::start(
     impl->password_digest = sha256(*password);
     OPENSSL_cleanse(password->data(), password->size());
   }
+  const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
+  if (tls) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      return std::unexpected(
+          "cannot serve metrics over HTTPS: this libmicrohttpd was built without TLS (GnuTLS)");
+    }
+    auto cert = read_config_file(options.tls_cert_file, "metrics.tls_cert_file", false);
+    if (!cert) return std::unexpected(cert.error());
+    auto key = read_config_file(options.tls_key_file, "metrics.tls_key_file", true);
+    if (!key) return std::unexpected(key.error());
+    impl->tls_cert = std::move(*cert);
+    impl->tls_key = std::move(*key);
+  }
   const auto failed = [&](const std::string& reason) {
     return std::unexpected("cannot serve metrics on " + options.listen + ": " + reason);
   };
@@ -601,8 +634,16 @@ std::expected<std::unique_ptr<HttpEndpoint>, std::string> HttpEndpoint::start(
   if (!listener) return failed(listener.error());
   impl->port = listener->port;
 
-  const unsigned flags =
-      MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (listener->ipv6 ? MHD_USE_IPv6 : MHD_NO_FLAG);
+  const unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                         (listener->ipv6 ? MHD_USE_IPv6 : MHD_NO_FLAG) |
+                         (tls ? MHD_USE_TLS : MHD_NO_FLAG);
+  // The TLS options go in an array, so that one MHD_start_daemon call serves both cases.
+  std::array<MHD_OptionItem, 3> tls_options{
+      {{MHD_OPTION_END, 0, nullptr}, {MHD_OPTION_END, 0, nullptr}, {MHD_OPTION_END, 0, nullptr}}};
+  if (tls) {
+    tls_options[0] = {MHD_OPTION_HTTPS_MEM_KEY, 0, impl->tls_key.data()};
+    tls_options[1] = {MHD_OPTION_HTTPS_MEM_CERT, 0, impl->tls_cert.data()};
+  }
   // clang-format off
   // One option and its arguments a line. The logger first, so that every
   // message goes to it.
@@ -616,12 +657,15 @@ std::expected<std::unique_ptr<HttpEndpoint>, std::string> HttpEndpoint::start(
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, options.connection_memory_limit,
       MHD_OPTION_NOTIFY_CONNECTION, &Impl::on_connection, impl.get(),
       MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed, impl.get(),
+      MHD_OPTION_ARRAY, tls_options.data(),
       MHD_OPTION_END);
   // clang-format on
   if (impl->daemon == nullptr) {
     // The listening socket is left open: whether MHD closed it on this path is not documented,
     // and closing a descriptor twice could close another thread's.
-    return failed("libmicrohttpd did not start (see the debug log)");
+    return failed(tls ? "libmicrohttpd did not start (see the debug log); with TLS, check that "
+                        "metrics.tls_key_file is the key of metrics.tls_cert_file"
+                      : "libmicrohttpd did not start (see the debug log)");
   }
   const auto* info = MHD_get_daemon_info(impl->daemon, MHD_DAEMON_INFO_EPOLL_FD);
   impl->epoll_fd = epoll_create1(EPOLL_CLOEXEC);

@@ -13,6 +13,9 @@
 // at most per_address_connection_limit of them from one address (more are closed at once), so
 // that one address cannot fill them all.
 //
+// With tls_cert_file and tls_key_file it speaks HTTPS only (TLS 1.2 and later, GnuTLS's default
+// priorities): a plain HTTP request then fails its handshake.
+//
 // Routes: GET and HEAD on exactly /metrics (the render function's page, Prometheus text format)
 // and / (a landing page linking to /metrics); any other path 404; another method on those two
 // 405 with Allow. With basic auth configured every request needs it (constant-time comparison).
@@ -40,6 +43,9 @@ struct HttpEndpointOptions {
   std::string listen;  // "address:port" or "[v6 address]:port", numeric; port 0: any free port
   std::string basic_auth_user;           // empty = no authentication
   std::string basic_auth_password_file;  // its first line is the password
+  // HTTPS (libmicrohttpd with GnuTLS) when both are set: PEM certificate chain and private key.
+  std::string tls_cert_file;
+  std::string tls_key_file;
   std::chrono::seconds connection_timeout{5};
   std::chrono::seconds request_deadline{10};
   unsigned connection_limit = 1024;
@@ -63,8 +69,9 @@ class HttpEndpoint {
   using Render = std::function<std::string()>;
   static constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-  // Binds, reads the password file (warning when group or others may read it) and starts the
-  // server thread. Errors name the address or file and the reason.
+  // Binds, reads the password file and the TLS key (warning when group or others may read them)
+  // and certificate, and starts the server thread. Errors name the address or file and the
+  // reason.
   static std::expected<std::unique_ptr<HttpEndpoint>, std::string> start(
       const HttpEndpointOptions& options, Render render);
   ~HttpEndpoint();

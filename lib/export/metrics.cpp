@@ -118,6 +118,8 @@ std::expected<std::shared_ptr<MetricsExporter>, std::string> MetricsExporter::st
   options.listen = config.listen;
   options.basic_auth_user = config.basic_auth_user;
   options.basic_auth_password_file = config.basic_auth_password_file;
+  options.tls_cert_file = config.tls_cert_file;
+  options.tls_key_file = config.tls_key_file;
   auto endpoint = HttpEndpoint::start(options, [raw = exporter.get()] { return raw->render(); });
   if (!endpoint) return std::unexpected(endpoint.error());
   exporter->endpoint_ = std::move(*endpoint);

@@ -172,6 +172,76 @@ TEST_F(Fault, EveryDamagedConfigIsRefusedWith78AndItsPlace) {
   EXPECT_NE(zero.err.find("/dev/zero: larger than"), std::string::npos) << zero.err;
 }
 
+// Proves: TLS files for /metrics that could not serve (missing, not PEM, a key that is not the
+// certificate's, one of the two alone) are configuration errors, exit 78, each a
+// file:line:column line naming the file, before anything starts.
+TEST_F(Fault, MetricsTlsFilesThatCannotServeAreRefusedWith78NamingTheFile) {
+  if (std::system("command -v openssl >/dev/null") != 0) {
+    GTEST_SKIP() << "needs the openssl command (package openssl)";
+  }
+  for (const char* name : {"a", "b"}) {
+    const std::string base = (dir_.path() / name).string();
+    std::string command =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+        "-subj /CN=127.0.0.1 -keyout ";
+    command += base + ".key -out ";
+    command += base + ".crt >/dev/null 2>&1";
+    ASSERT_EQ(std::system(command.c_str()), 0);
+  }
+  spit(dir_.path() / "garbage.crt", "not a certificate\n");
+  const auto crt = [&](const std::string& name) { return (dir_.path() / name).string(); };
+  struct Case {
+    std::string name, cert, key, expected;
+  };
+  const std::vector<Case> cases = {
+      {"missing-cert", "/nonexistent/m.crt", crt("a.key"),
+       "metrics.tls_cert_file: cannot read TLS certificate file '/nonexistent/m.crt'"},
+      {"garbage-cert", crt("garbage.crt"), crt("a.key"),
+       "metrics.tls_cert_file: TLS certificate file '" + crt("garbage.crt") +
+           "' holds no PEM certificate"},
+      {"cert-as-key", crt("a.crt"), crt("a.crt"),
+       "metrics.tls_key_file: TLS key file '" + crt("a.crt") + "' holds no unencrypted PEM"},
+      {"mismatched", crt("a.crt"), crt("b.key"),
+       "metrics.tls_key_file: TLS key file '" + crt("b.key") +
+           "' is not the key of the certificate in '" + crt("a.crt") + "'"},
+      {"key-alone", "", crt("a.key"), "metrics.tls_key_file: needs metrics.tls_cert_file"},
+      // Never opened: opening a device can have effects.
+      {"device", "/dev/null", crt("a.key"),
+       "metrics.tls_cert_file: cannot read TLS certificate file '/dev/null': not a regular file"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const auto file = dir_.path() / (c.name + ".yaml");
+    spit(file,
+         "metrics:\n  tls_cert_file: \"" + c.cert + "\"\n  tls_key_file: \"" + c.key + "\"\n");
+    const auto r = run_process({SYNWATCHD, "--check-config", "--config", file.string()});
+    EXPECT_EQ(r.exit_code, 78) << r.err;
+    EXPECT_TRUE(std::regex_search(r.err, std::regex("(^|\n)" + file.string() + ":[0-9]+:[0-9]+: ")))
+        << r.err;
+    EXPECT_NE(r.err.find(c.expected), std::string::npos) << r.err;
+  }
+  const auto good = dir_.path() / "good.yaml";
+  spit(good,
+       "metrics:\n  tls_cert_file: " + crt("a.crt") + "\n  tls_key_file: " + crt("a.key") + "\n");
+  const auto ok = run_process({SYNWATCHD, "--check-config", "--config", good.string()});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
+// Proves: --check-config without --config checks the file the service runs with (the unit's
+// --config), not the built-in defaults that need no check: whatever state this machine's
+// /etc/synwatch is in, the answer names that file.
+TEST_F(Fault, CheckConfigWithoutConfigChecksTheInstalledFile) {
+  const auto r = run_process({SYNWATCHD, "--check-config"});
+  EXPECT_NE(r.err.find("/etc/synwatch/synwatch.yaml"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("built-in defaults"), std::string::npos) << r.err;
+  if (std::filesystem::exists("/etc/synwatch/synwatch.yaml")) {
+    EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 78) << r.exit_code;
+  } else {
+    EXPECT_EQ(r.exit_code, 78) << r.err;
+    EXPECT_NE(r.err.find("/etc/synwatch/synwatch.yaml: cannot read"), std::string::npos) << r.err;
+  }
+}
+
 // ---- the webhook spool ------------------------------------------------------------------------
 
 // Proves: a spool holding damaged or hostile entries (a numeric event_id crashed every start

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <regex>
 #include <set>
 
 #include "generated_capture.hpp"
@@ -210,7 +211,17 @@ TEST_F(OfflineE2E, ReadmeListsTheCurrentConfigReference) {
 TEST_F(OfflineE2E, VersionAndHelp) {
   const auto v = run_process({SYNWATCHD, "--version"});
   EXPECT_EQ(v.exit_code, 0);
-  EXPECT_NE(v.out.find("synwatchd "), std::string::npos);
+  EXPECT_TRUE(v.out.starts_with("synwatchd ")) << v.out;
+  // What a bug report needs: the commit, how it was built, and the libraries it runs with, each
+  // asked at run time where the library can say (libpcap answers with its own words).
+  for (const char* line : {"\ncommit: ", "\nbuild: ", "\ndefault configuration: /etc/synwatch/",
+                           "\nlibpcap: libpcap version ",
+                           "\nlibmicrohttpd: ", "\nOpenSSL: ", "\nlibcurl: ", "\nzlib: "}) {
+    EXPECT_NE(v.out.find(line), std::string::npos) << line << " missing from:\n" << v.out;
+  }
+  // "build: RelWithDebInfo, GNU 12.2.0, Debian hardening flags (dpkg-buildflags)"
+  EXPECT_TRUE(std::regex_search(v.out, std::regex("\nbuild: [A-Za-z]+, (GNU|Clang) [0-9.]+, ")))
+      << v.out;
   const auto h = run_process({SYNWATCHD, "--help"});
   EXPECT_EQ(h.exit_code, 0);
   EXPECT_NE(h.out.find("--read"), std::string::npos);

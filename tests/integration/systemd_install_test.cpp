@@ -69,7 +69,7 @@ TEST(SystemdUnit, KeepsWhatCaptureMetricsWebhooksAndNetlinkNeed) {
   const std::string unit = read_file(SYNWATCH_UNIT);
   ASSERT_FALSE(unit.empty()) << SYNWATCH_UNIT;
   for (const char* line :
-       {"Type=notify\n", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID\n",
+       {"Type=notify\n", "WatchdogSec=", "ExecReload=/bin/sh -c 'kill -HUP $$MAINPID'\n",
         "Restart=on-failure\n", "User=synwatch\n", "AmbientCapabilities=CAP_NET_RAW\n",
         "CapabilityBoundingSet=CAP_NET_RAW\n", "NoNewPrivileges=yes\n", "ProtectSystem=strict\n",
         "StateDirectory=synwatch\n", "ConfigurationDirectory=synwatch\n",
@@ -78,6 +78,13 @@ TEST(SystemdUnit, KeepsWhatCaptureMetricsWebhooksAndNetlinkNeed) {
         "SystemCallFilter=@system-service\n", "MemoryDenyWriteExecute=yes\n"}) {
     EXPECT_NE(unit.find(line), std::string::npos) << "missing: " << line;
   }
+  // An invalid configuration must end in "failed": RestartPreventExitStatus=78 sees only the
+  // main process, so the check must not run in an ExecStartPre= (whose 78 means a restart).
+  EXPECT_EQ(unit.find("\nExecStartPre="), std::string::npos);
+  EXPECT_NE(unit.find("\nRestartPreventExitStatus=77 78\n"), std::string::npos);
+  EXPECT_NE(unit.find("\nStartLimitBurst="), std::string::npos);
+  // Reload needs nothing outside Essential packages (/bin/kill is procps).
+  EXPECT_EQ(unit.find("=/bin/kill"), std::string::npos);
   // A user namespace or a private network would cut capture off from the host's interfaces.
   EXPECT_EQ(unit.find("\nPrivateUsers=yes"), std::string::npos);
   EXPECT_EQ(unit.find("\nPrivateNetwork=yes"), std::string::npos);
@@ -152,6 +159,9 @@ TEST_F(Installed, FileList) {
                                           "usr/lib/systemd/system/synwatch.service",
                                           "usr/share/man/man8/synwatchd.8.gz",
                                           "usr/share/doc/synwatch/README.md",
+                                          "usr/share/doc/synwatch/copyright",
+                                          "usr/share/doc/synwatch/changelog.Debian.gz",
+                                          "usr/share/lintian/overrides/synwatch",
                                           "usr/share/bash-completion/completions/synwatchd"};
   std::set<std::string> unexpected;
   for (const auto& file : files) {
@@ -378,6 +388,66 @@ TEST_F(DebianPackage, FileListAndConffile) {
   const auto version =
       run_process({(contents.path() / "usr/sbin/synwatchd").string(), "--version"});
   EXPECT_EQ(version.exit_code, 0) << version.err;
+}
+
+// Debian's own checker, at its strictest: no tag at all, not even informational or pedantic
+// ones, unless the package overrides it with a reason (usr/share/lintian/overrides/synwatch).
+TEST_F(DebianPackage, LintianFindsNothing) {
+  if (!have("lintian")) GTEST_SKIP() << "lintian not installed (package lintian)";
+  if (SYNWATCH_HARDENED == 0) {
+    GTEST_SKIP() << "this build has no Debian hardening flags (a sanitizer build, or "
+                    "SYNWATCH_DEBIAN_HARDENING=OFF): lintian's hardening tags would fire; the "
+                    "RelWithDebInfo build of make test is the one checked";
+  }
+  const auto lint = run_process({"lintian", "-I", "--pedantic", "--no-tag-display-limit",
+                                 "--fail-on", "error,warning,info,pedantic", deb.string()});
+  EXPECT_EQ(lint.exit_code, 0) << lint.out << lint.err;
+  EXPECT_EQ(lint.out, "") << "lintian tags:\n" << lint.out;
+}
+
+TEST_F(DebianPackage, ChangelogCopyrightAndMaintainer) {
+  const std::string maintainer = field("Maintainer");
+  EXPECT_NE(maintainer.find('@'), std::string::npos) << maintainer;
+  EXPECT_EQ(maintainer.find("@localhost"), std::string::npos) << maintainer;
+  std::string version = field("Version");
+  if (!version.empty()) version.pop_back();  // the newline
+  // Not native: the packaging has its own revision, and its changelog is changelog.Debian.gz.
+  EXPECT_NE(version.find('-'), std::string::npos) << version;
+  TempDir contents;
+  ASSERT_EQ(run_process({"dpkg-deb", "-x", deb.string(), contents.path().string()}).exit_code, 0);
+  const fs::path doc = contents.path() / "usr/share/doc/synwatch";
+  // The newest entry is this package's version (what lintian and apt-listchanges read).
+  const auto changelog = run_process({"gzip", "-dc", (doc / "changelog.Debian.gz").string()});
+  EXPECT_TRUE(changelog.out.starts_with("synwatch (" + version + ") ")) << changelog.out;
+  EXPECT_TRUE(read_file(doc / "copyright")
+                  .starts_with("Format: https://www.debian.org/doc/packaging-manuals/"
+                               "copyright-format/1.0/\n"));
+}
+
+// The installed binary has the protections of Debian 12's dpkg-buildflags (hardening=+all): PIE,
+// stack protector, fortified libc calls, read-only relocations and immediate binding. Not the
+// control-flow protection (-fcf-protection) hardening-check also asks for: bookworm's
+// dpkg-buildflags does not set it (its packages lack it too; trixie's does).
+TEST_F(DebianPackage, BinaryIsHardened) {
+  if (!have("hardening-check")) {
+    GTEST_SKIP() << "hardening-check not installed (package devscripts)";
+  }
+  if (SYNWATCH_HARDENED == 0) {
+    GTEST_SKIP() << "this build has no Debian hardening flags (a sanitizer build, or "
+                    "SYNWATCH_DEBIAN_HARDENING=OFF); the RelWithDebInfo build of make test is the "
+                    "one checked";
+  }
+  TempDir contents;
+  ASSERT_EQ(run_process({"dpkg-deb", "-x", deb.string(), contents.path().string()}).exit_code, 0);
+  const auto checked = run_process(
+      {"hardening-check", "--nocfprotection", (contents.path() / "usr/sbin/synwatchd").string()});
+  std::cout << checked.out;
+  EXPECT_EQ(checked.exit_code, 0) << checked.out << checked.err;
+  for (const char* protection :
+       {"Position Independent Executable: yes", "Stack protected: yes",
+        "Fortify Source functions: yes", "Read-only relocations: yes", "Immediate binding: yes"}) {
+    EXPECT_NE(checked.out.find(protection), std::string::npos) << protection << "\n" << checked.out;
+  }
 }
 
 // Changes the machine (a package, a system user): only as root and where asked to, as in CI.

@@ -898,6 +898,8 @@ TEST(ConfigReload, KeysKeptUntilRestartAreThoseThatSizeOrAreSetUpAtStart) {
       "metrics.max_destinations",
       "metrics.basic_auth_user",
       "metrics.basic_auth_password_file",
+      "metrics.tls_cert_file",
+      "metrics.tls_key_file",
       "status.enabled",
       "status.socket",
   };

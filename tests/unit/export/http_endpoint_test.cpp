@@ -1,11 +1,12 @@
 // The /metrics HTTP server against real sockets on 127.0.0.1: routes, status codes, HEAD, basic
-// auth and its throttle, the password-file warning, and slow or idle clients that must not
-// starve scrapes.
+// auth and its throttle, the password-file warning, HTTPS (curl against a certificate openssl
+// makes here), and slow or idle clients that must not starve scrapes.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <spdlog/sinks/ostream_sink.h>
@@ -22,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "export/http_endpoint.hpp"
@@ -156,6 +158,9 @@ class TempDir {
     std::ofstream(path) << text;
     chmod(path.c_str(), mode);
     return path.string();
+  }
+  [[nodiscard]] std::string file_path(const std::string& name) const {
+    return (path_ / name).string();
   }
 
  private:
@@ -434,6 +439,120 @@ TEST_F(HttpEndpointAuth, UnreadablePasswordFileIsAnError) {
   ASSERT_FALSE(endpoint);
   EXPECT_NE(endpoint.error().find("'/nonexistent/synwatch-password'"), std::string::npos)
       << endpoint.error();
+}
+
+// HTTPS with a self-signed certificate made here by the openssl command, checked with the real
+// curl command (which verifies the certificate against it and the name 127.0.0.1).
+class HttpEndpointTls : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::system("command -v openssl >/dev/null && command -v curl >/dev/null") != 0) {
+      GTEST_SKIP() << "needs the openssl and curl commands (packages openssl, curl)";
+    }
+    if (!make_certificate("server")) GTEST_FAIL() << "openssl req failed";
+  }
+
+  // server.crt / server.key for CN and subjectAltName IP:127.0.0.1, valid a day.
+  bool make_certificate(const std::string& name) const {
+    const std::string command =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+        "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
+        path(name + ".key") + " -out " + path(name + ".crt") + " >/dev/null 2>&1";
+    return std::system(command.c_str()) == 0 && ::chmod(path(name + ".key").c_str(), 0600) == 0;
+  }
+
+  [[nodiscard]] std::string path(const std::string& name) const { return dir_.file_path(name); }
+
+  HttpEndpointOptions options() const {
+    HttpEndpointOptions o;
+    o.listen = "127.0.0.1:0";
+    o.tls_cert_file = path("server.crt");
+    o.tls_key_file = path("server.key");
+    return o;
+  }
+
+  // curl's exit code, and what it printed: the body, then the status and content type.
+  std::pair<int, std::string> curl(const std::string& url, const std::string& extra = "") const {
+    const std::string output = path("curl.out");
+    const std::string command = "curl --silent --show-error --max-time 10 --cacert " +
+                                path("server.crt") + " " + extra +
+                                " --write-out '\\n%{http_code} %{content_type}' --output - '" +
+                                url + "' >" + output + " 2>&1";
+    const int status = std::system(command.c_str());
+    std::ifstream in(output);
+    std::stringstream text;
+    text << in.rdbuf();
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text.str()};
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(HttpEndpointTls, ServesMetricsAndTheLandingPageOverHttpsOnly) {
+  const auto endpoint = start(options());
+  ASSERT_TRUE(endpoint);
+  const std::string base = "https://127.0.0.1:" + std::to_string(port_of(*endpoint));
+  const auto [code, out] = curl(base + "/metrics");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find(kPage), std::string::npos) << out;
+  EXPECT_NE(out.find("\n200 text/plain; version=0.0.4; charset=utf-8"), std::string::npos) << out;
+  const auto [landing_code, landing] = curl(base + "/");
+  EXPECT_EQ(landing_code, 0) << landing;
+  EXPECT_NE(landing.find("href=\"/metrics\""), std::string::npos) << landing;
+  // Plain HTTP on the HTTPS port gets no HTTP answer.
+  EXPECT_EQ(request(port_of(*endpoint), "GET", "/metrics").status, 0);
+}
+
+TEST_F(HttpEndpointTls, CombinesWithBasicAuth) {
+  auto o = options();
+  o.basic_auth_user = "prometheus";
+  o.basic_auth_password_file = dir_.file("password", "s3cret\n", 0600);
+  const auto endpoint = start(o);
+  ASSERT_TRUE(endpoint);
+  const std::string url = "https://127.0.0.1:" + std::to_string(port_of(*endpoint)) + "/metrics";
+  EXPECT_NE(curl(url).second.find("\n401 "), std::string::npos);
+  const auto [code, out] = curl(url, "--user prometheus:s3cret");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("\n200 "), std::string::npos) << out;
+}
+
+TEST_F(HttpEndpointTls, AClientThatDoesNotTrustTheCertificateIsRefused) {
+  ASSERT_TRUE(make_certificate("other"));
+  const auto endpoint = start(options());
+  ASSERT_TRUE(endpoint);
+  const std::string url = "https://127.0.0.1:" + std::to_string(port_of(*endpoint)) + "/metrics";
+  // curl exit 60: the peer's certificate cannot be verified with the given CA.
+  const auto [code, out] = curl(url, "--cacert " + path("other.crt"));
+  EXPECT_EQ(code, 60) << out;
+}
+
+TEST_F(HttpEndpointTls, MissingOrMismatchedFilesAreErrorsNamingThem) {
+  auto missing = options();
+  missing.tls_key_file = "/nonexistent/synwatch.key";
+  auto endpoint = HttpEndpoint::start(missing, [] { return std::string(); });
+  ASSERT_FALSE(endpoint);
+  EXPECT_NE(endpoint.error().find("metrics.tls_key_file '/nonexistent/synwatch.key'"),
+            std::string::npos)
+      << endpoint.error();
+
+  ASSERT_TRUE(make_certificate("other"));
+  auto mismatched = options();
+  mismatched.tls_key_file = path("other.key");
+  endpoint = HttpEndpoint::start(mismatched, [] { return std::string(); });
+  ASSERT_FALSE(endpoint);
+  EXPECT_NE(endpoint.error().find("metrics.tls_key_file is the key of metrics.tls_cert_file"),
+            std::string::npos)
+      << endpoint.error();
+}
+
+TEST_F(HttpEndpointTls, WarnsWhenOthersMayReadTheKey) {
+  ASSERT_EQ(::chmod(path("server.key").c_str(), 0644), 0);
+  LogCapture log;
+  ASSERT_TRUE(start(options()));
+  EXPECT_EQ(log.count("metrics.tls_key_file '" + path("server.key") +
+                      "' is readable by everyone (mode 0644)"),
+            1u)
+      << log.text();
 }
 
 TEST(HttpEndpointLimits, IdleConnectionIsClosedAfterTheTimeout) {
