@@ -218,7 +218,6 @@ class Service {
       }
       metrics_ = std::move(*exporter);
     }
-    if (status_) status_->start();
     if (webhooks_) webhooks_->start();
     if (auto started = start_actions(*config_); started) {
       actions_ = std::move(*started);
@@ -248,6 +247,10 @@ class Service {
       pipeline_->resume_incidents(resumed);
     }
     pipeline_->start();
+    // The first state before READY=1 and before the status socket answers anyone: a client never
+    // sees a daemon without one.
+    publish_state();
+    if (status_) status_->start();
     spdlog::info(
         "synwatchd watching {} ({}); half-open threshold {} per destination; protected: {}",
         config_->capture.enabled
@@ -282,7 +285,7 @@ class Service {
     notifier_.ready(service_status_line(pipeline_->snapshot()));
 
     int exit_code = 0;
-    auto next_state_update = std::chrono::steady_clock::now();
+    auto next_state_update = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     auto next_protected_refresh =
         std::chrono::steady_clock::now() + std::chrono::nanoseconds(config_->protected_refresh);
     for (;;) {

@@ -252,6 +252,17 @@ TEST_F(SystemdNspawn, PackageUnderARealSystemd) {
   }
 
   {
+    SCOPED_TRACE("synwatchd top reads the service's status socket in its RuntimeDirectory");
+    EXPECT_EQ(c.out("stat -c '%a %U %G' /run/synwatch /run/synwatch/status.sock"),
+              "750 synwatch synwatch\n660 synwatch synwatch\n");
+    const auto top = c.run("synwatchd top --once --format json");
+    EXPECT_EQ(top.exit_code, 0) << top.err;
+    EXPECT_NE(top.out.find("\"open_incidents\":[]"), std::string::npos) << top.out;
+    EXPECT_NE(top.out.find("\"config\":\"/etc/synwatch/synwatch.yaml\""), std::string::npos)
+        << top.out;
+  }
+
+  {
     SCOPED_TRACE("reload applies a changed threshold");
     const double before = metric(c, "synwatch_config_last_reload_success_timestamp_seconds");
     ASSERT_EQ(c.run("sed -i 's/^  half_open: 256$/  half_open: 300/' /etc/synwatch/synwatch.yaml")
