@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -30,8 +31,9 @@ inline std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
+// Safe to call from several threads at once (a test floods on one while it looks on another).
 inline ProcessResult run_process(const std::vector<std::string>& argv) {
-  static int counter = 0;
+  static std::atomic<int> counter = 0;
   const auto err_path =
       std::filesystem::temp_directory_path() /
       ("synwatch-test-stderr-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
