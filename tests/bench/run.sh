@@ -221,10 +221,15 @@ elif ! command -v ip >/dev/null; then
   live_possible="ip (iproute2) missing"
 fi
 
+# The daemon's own user where the package (or `make run`) made it; otherwise nobody, rather than
+# adding a user to the machine for a benchmark.
+bench_user=synwatch
+getent passwd synwatch >/dev/null || bench_user=nobody
 start_daemon() {  # start_daemon WORKERS
   ip netns exec "$NS_VIC" "$SYNWATCHD" --set 'capture.interfaces=[swb-v]' \
     --set "capture.workers=$1" --set metrics.listen=127.0.0.1:9474 \
-    --set "state_dir=$WORK/state" >"$WORK/live.out" 2>"$WORK/live-$1.err" &
+    --set "state_dir=$WORK/state" --set "user=$bench_user" \
+    --set "status.socket=$WORK/status.sock" >"$WORK/live.out" 2>"$WORK/live-$1.err" &
   DAEMON_PID=$!
   sleep 2
   if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
