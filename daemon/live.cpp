@@ -58,12 +58,6 @@ std::string metrics_page_url(const Config& config) {
   return std::string(scheme) + "://" + host + ":" + listen.substr(colon + 1) + "/metrics";
 }
 
-TimestampNs wall_clock_now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
@@ -440,7 +434,7 @@ class Service {
       StatusInputs inputs;
       inputs.version = kVersion;
       inputs.config_file = config_->source_file;
-      inputs.now = wall_clock_now();
+      inputs.now = realtime_now();
       inputs.started_at = started_at_;
       inputs.half_open_threshold = config_->detection.half_open;
       inputs.open_incidents = latest_incident_events_.open();
@@ -664,7 +658,7 @@ class Service {
   std::shared_ptr<MetricsExporter> metrics_;
   std::unique_ptr<StatusSocket> status_;
   LatestIncidentEvents latest_incident_events_;
-  TimestampNs started_at_ = wall_clock_now();
+  TimestampNs started_at_ = realtime_now();
   std::map<std::string, OutputCounts> outputs_;
   bool last_reload_ok_ = true;
   double last_reload_success_time_ = 0;

@@ -6,6 +6,12 @@
 
 namespace synwatch {
 
+TimestampNs realtime_now() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<TimestampNs>(ts.tv_sec) * kNanosPerSecond + ts.tv_nsec;
+}
+
 std::string format_rfc3339(TimestampNs t) {
   // Floor division so that pre-1970 timestamps (seen in some public captures) still format.
   std::int64_t seconds = t / kNanosPerSecond;

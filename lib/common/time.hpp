@@ -23,6 +23,10 @@ constexpr DurationNs from_seconds(double s) noexcept {
 }
 
 // RFC 3339 in UTC with millisecond precision: "2024-05-01T12:00:00.123Z".
+// The wall clock (CLOCK_REALTIME) as a TimestampNs: for live mode only, where packet time is
+// anchored to it; replays never read it.
+TimestampNs realtime_now() noexcept;
+
 std::string format_rfc3339(TimestampNs t);
 // The inverse for what format_rfc3339 writes ("...Z", milliseconds optional); nullopt otherwise.
 std::optional<TimestampNs> parse_rfc3339(std::string_view text);

@@ -22,12 +22,6 @@ constexpr auto kMaxBackoff = std::chrono::milliseconds(30'000);
 constexpr auto kCoordinatorPeriodBusy = std::chrono::milliseconds(50);
 constexpr auto kCoordinatorPeriodIdle = std::chrono::milliseconds(250);
 
-TimestampNs realtime_now() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<TimestampNs>(ts.tv_sec) * kNanosPerSecond + ts.tv_nsec;
-}
-
 LiveCaptureOptions options_for(const Config& config, const std::string& interface) {
   LiveCaptureOptions o;
   o.interface = interface;
