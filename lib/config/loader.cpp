@@ -1,5 +1,6 @@
 #include "config/loader.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -444,6 +446,56 @@ std::optional<ConfigValue> parse_mapping_list(const ConfigKey& key, const YAML::
   return list;
 }
 
+// Records where each document of a YAML stream starts and nothing else.
+class DocumentStartRecorder final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& /*mark*/, YAML::anchor_t /*anchor*/) override {}
+  void OnAlias(const YAML::Mark& /*mark*/, YAML::anchor_t /*anchor*/) override {}
+  void OnScalar(const YAML::Mark& /*mark*/, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                const std::string& /*value*/) override {}
+  void OnSequenceStart(const YAML::Mark& /*mark*/, const std::string& /*tag*/,
+                       YAML::anchor_t /*anchor*/, YAML::EmitterStyle::value /*style*/) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& /*mark*/, const std::string& /*tag*/,
+                  YAML::anchor_t /*anchor*/, YAML::EmitterStyle::value /*style*/) override {}
+  void OnMapEnd() override {}
+};
+
+// Where the first documents of `text` start: none for an empty stream, at most three. Not
+// YAML::LoadAll: yaml-cpp 0.7 (Debian 12) loops forever there, allocating without bound, on a
+// token no node rule takes (a stray ',' at the top level, jbeder/yaml-cpp#1040 and #1319), handing
+// out the same empty document again and again. A stuck parser shows as two documents starting at
+// the same place, which three starts are enough to see. Throws YAML::Exception on a syntax error.
+std::vector<YAML::Mark> document_starts(const std::string& text) {
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentStartRecorder recorder;
+  constexpr std::size_t kEnoughToTell = 3;
+  while (recorder.starts.size() < kEnoughToTell && parser.HandleNextDocument(recorder)) {
+  }
+  return std::move(recorder.starts);
+}
+
+// Where yaml-cpp began the same "document" twice: text it could make no node of.
+std::optional<YAML::Mark> stuck_at(const std::vector<YAML::Mark>& starts) {
+  for (std::size_t i = 1; i < starts.size(); ++i) {
+    if (starts[i].pos == starts[i - 1].pos) return starts[i];
+  }
+  return std::nullopt;
+}
+
+std::string describe_character_at(const std::string& text, const YAML::Mark& mark) {
+  const auto at = static_cast<std::size_t>(mark.pos);
+  if (at >= text.size()) return "end of file";
+  const char found = text[at];
+  if (found > ' ' && found < '\x7f') return std::string("'") + found + "'";
+  return "character";
+}
+
 // Accumulates one configuration from a document and overrides, collecting every problem.
 // Thread safety: none; one builder per load.
 class ConfigBuilder {
@@ -452,20 +504,28 @@ class ConfigBuilder {
 
   void apply_document(std::string_view text, const std::string& file) {
     const Source source{file, true};
-    std::vector<YAML::Node> documents;
+    const std::string owned(text);
+    YAML::Node root;
     try {
-      documents = YAML::LoadAll(std::string(text));
+      const auto starts = document_starts(owned);
+      if (starts.empty()) return;  // empty file or only comments: all defaults
+      if (const auto stuck = stuck_at(starts)) {
+        errors_.push_back(make_error(source.locate(*stuck), "",
+                                     "YAML syntax error: unexpected " +
+                                         describe_character_at(owned, *stuck) +
+                                         " where a value or key should start"));
+        return;
+      }
+      if (starts.size() > 1) {
+        errors_.push_back(
+            make_error(source.locate(starts[1]), "",
+                       "a second YAML document; the configuration must be one document"));
+      }
+      root = YAML::Load(owned);
     } catch (const YAML::Exception& e) {
       errors_.push_back(make_error(source.locate(e.mark), "", "YAML syntax error: " + e.msg));
       return;
     }
-    if (documents.empty()) return;  // empty file or only comments: all defaults
-    if (documents.size() > 1) {
-      errors_.push_back(
-          make_error(source.locate(documents[1].Mark()), "",
-                     "a second YAML document; the configuration must be one document"));
-    }
-    const YAML::Node& root = documents.front();
     if (root.IsNull()) return;
     if (!root.IsMap()) {
       errors_.push_back(make_error(source.locate(root.Mark()), "",

@@ -42,11 +42,25 @@ for type in started updated ended; do
 done
 printf '{"event":"started","event_id":12345}\n' >"$build_dir/corpus/spool/numeric-id.json"
 
+# -timeout: an input taking seconds is a finding (a parser loop), reported with its input before
+# it can grow to the memory limit; libFuzzer's out-of-memory report walks the whole ASan heap and
+# has been seen to take longer than CI's hour. `timeout` bounds each target whatever happens.
 fuzz() {
   target=$1 share=$2 max_len=$3
-  "$build_dir/$target" -max_total_time=$((seconds * share / 4 > 0 ? seconds * share / 4 : 1)) \
+  budget=$((seconds * share / 4 > 0 ? seconds * share / 4 : 1))
+  status=0
+  timeout --kill-after=10 $((budget + 120)) \
+    "$build_dir/$target" -max_total_time="$budget" -timeout=10 -rss_limit_mb=2048 \
     -max_len="$max_len" -print_final_stats=1 -artifact_prefix="$artifacts/$target-" \
-    "$build_dir/corpus/${target%_fuzz}"
+    "$build_dir/corpus/${target%_fuzz}" || status=$?
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    echo "$0: $target did not finish within $((budget + 120)) s (a finding whose report hung)" >&2
+  fi
+  if [ "$status" -ne 0 ]; then
+    echo "$0: $target failed (exit $status); inputs are in $artifacts" >&2
+    ls -l "$artifacts" >&2
+    exit 1
+  fi
 }
 # -max_len: a frame larger than a jumbo frame exercises nothing new; configs and events are small.
 fuzz decoder_fuzz 2 9000

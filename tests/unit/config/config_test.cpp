@@ -458,7 +458,27 @@ TEST(ConfigStructure, SectionsMustBeMappingsAndKeysUnique) {
   EXPECT_EQ(errors_of("- a\n- b\n"), Lines{"test.yaml:1:1: expected a mapping with keys " +
                                            top_level_keys() + ", got a list"});
   EXPECT_EQ(errors_of("log:\n  level: info\n---\nlog:\n  level: debug\n"),
-            Lines{"test.yaml:4:1: a second YAML document; the configuration must be one document"});
+            Lines{"test.yaml:3:1: a second YAML document; the configuration must be one document"});
+}
+
+// yaml-cpp 0.7's LoadAll never returns on these (it allocates until the process is killed), so
+// each must be refused by position, and promptly: a regression hangs here until ctest's timeout.
+TEST(ConfigStructure, TextNoNodeCanStartWithIsASyntaxErrorNotAnEndlessLoad) {
+  EXPECT_EQ(errors_of(","), Lines{"test.yaml:1:1: YAML syntax error: unexpected ',' where a value "
+                                  "or key should start"});
+  EXPECT_EQ(errors_of(",]\n"), Lines{"test.yaml:1:1: YAML syntax error: unexpected ',' where a "
+                                     "value or key should start"});
+  EXPECT_EQ(errors_of("!a ,\n"), Lines{"test.yaml:1:4: YAML syntax error: unexpected ',' where a "
+                                       "value or key should start"});
+  EXPECT_EQ(errors_of("log:\n  level: info\n,\n"),
+            Lines{"test.yaml:3:1: YAML syntax error: end of map not found"});
+  EXPECT_EQ(errors_of("- a\n,\n"),
+            Lines{"test.yaml:2:1: YAML syntax error: unexpected ',' where a value or key should "
+                  "start"});
+  // The 16 bytes the config fuzzer found.
+  EXPECT_EQ(errors_of(std::string("\x2c\xfd\xff\xff\xff\xff\xff\x24\x7f" "etec.]\n", 16)),
+            Lines{"test.yaml:1:1: YAML syntax error: unexpected ',' where a value or key should "
+                  "start"});
 }
 
 TEST(ConfigErrors, AllProblemsAreCollectedInDocumentOrder) {
