@@ -476,7 +476,9 @@ TEST(ConfigStructure, TextNoNodeCanStartWithIsASyntaxErrorNotAnEndlessLoad) {
             Lines{"test.yaml:2:1: YAML syntax error: unexpected ',' where a value or key should "
                   "start"});
   // The 16 bytes the config fuzzer found.
-  EXPECT_EQ(errors_of(std::string("\x2c\xfd\xff\xff\xff\xff\xff\x24\x7f" "etec.]\n", 16)),
+  EXPECT_EQ(errors_of(std::string("\x2c\xfd\xff\xff\xff\xff\xff\x24\x7f"
+                                  "etec.]\n",
+                                  16)),
             Lines{"test.yaml:1:1: YAML syntax error: unexpected ',' where a value or key should "
                   "start"});
 }
