@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <vector>
 
+#include "common/error.hpp"
 #include "common/ip_address.hpp"
 #include "common/time.hpp"
 
@@ -130,6 +132,33 @@ TEST(Time, ParsesWhatItFormatsAndRefusesTheRest) {
                           "2023-11-14 22:13:20Z", "2023-11-14T+2:13:20Z"}) {
     EXPECT_EQ(parse_rfc3339(bad), std::nullopt) << bad;
   }
+}
+
+TEST(Error, FromErrnoNamesTheOperationAndKeepsItsKind) {
+  const auto missing = Error::from_errno(ENOENT, "connect /run/synwatch/status.sock");
+  EXPECT_EQ(missing.kind, ErrorKind::kNotFound);
+  EXPECT_EQ(missing.message, "connect /run/synwatch/status.sock: No such file or directory");
+  EXPECT_EQ(Error::from_errno(EACCES, "x").kind, ErrorKind::kPermissionDenied);
+  EXPECT_EQ(Error::from_errno(EPERM, "x").kind, ErrorKind::kPermissionDenied);
+  EXPECT_EQ(Error::from_errno(EADDRINUSE, "x").kind, ErrorKind::kInUse);
+  EXPECT_EQ(Error::from_errno(ECONNREFUSED, "x").kind, ErrorKind::kNotFound);
+  EXPECT_EQ(Error::from_errno(ENOSPC, "x").kind, ErrorKind::kResourceExhausted);
+  EXPECT_EQ(Error::from_errno(EIO, "x").kind, ErrorKind::kIo);
+}
+
+TEST(Error, EveryKindHasItsOwnName) {
+  const ErrorKind kinds[] = {ErrorKind::kInvalidInput,
+                             ErrorKind::kNotFound,
+                             ErrorKind::kPermissionDenied,
+                             ErrorKind::kInUse,
+                             ErrorKind::kTimedOut,
+                             ErrorKind::kResourceExhausted,
+                             ErrorKind::kIo};
+  std::vector<std::string_view> names;
+  for (const auto kind : kinds) names.push_back(to_string(kind));
+  std::ranges::sort(names);
+  EXPECT_EQ(std::ranges::adjacent_find(names), names.end());
+  EXPECT_EQ(std::ranges::count(names, "unknown"), 0);
 }
 
 }  // namespace
