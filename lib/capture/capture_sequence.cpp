@@ -3,8 +3,11 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <limits>
 #include <utility>
+
+#include "capture/frame_block.hpp"
 
 namespace synwatch {
 
@@ -237,28 +240,64 @@ bool CaptureSequence::open_next() {
   return true;
 }
 
+bool CaptureSequence::ensure_current() {
+  if (current_) return true;
+  if (next_file_ == files_.size()) {
+    final_status_ = DispatchStatus::kEnd;
+    return false;
+  }
+  return open_next();
+}
+
+CaptureSequence::Limit CaptureSequence::current_limit() const {
+  // The next file that has packets sets how late this one's may be.
+  for (std::size_t later = current_file_ + 1; later < files_.size(); ++later) {
+    if (const auto first = files_[later].first_packet) {
+      const TimestampNs never = std::numeric_limits<TimestampNs>::max();
+      return {*first > never - kOverlapTolerance ? never : *first + kOverlapTolerance, later};
+    }
+  }
+  return {std::numeric_limits<TimestampNs>::max(), current_file_};
+}
+
+void CaptureSequence::fail_overlap(const Limit& limit, TimestampNs offending) {
+  const SequenceFile& current = files_[current_file_];
+  const SequenceFile& next = files_[limit.file];
+  final_status_ = DispatchStatus::kError;
+  error_ = quoted(current.path) + " and " + quoted(next.path) +
+           " overlap in time: " + quoted(current.path) + " has a packet at " +
+           format_rfc3339(offending) + ", after the first packet of " + quoted(next.path) + " at " +
+           format_rfc3339(next.first_packet.value_or(0)) +
+           ". Several files are read as consecutive pieces of one capture (tcpdump -C or "
+           "-G); merge overlapping captures first (mergecap -w merged.pcap ...) or read "
+           "them one at a time";
+}
+
+bool CaptureSequence::after_read(const DispatchResult& result) {
+  if (result.status == DispatchStatus::kError) {
+    final_status_ = DispatchStatus::kError;
+    error_ = current_->error();
+    return false;
+  }
+  if (result.status == DispatchStatus::kEnd) {
+    const std::uint64_t size = files_[current_file_].size_bytes;
+    bytes_before_current_ += size > 0 ? size : current_->progress().bytes;
+    current_.reset();
+  }
+  return true;
+}
+
+void CaptureSequence::publish_progress() {
+  bytes_read_.store(bytes_before_current_ + (current_ ? current_->progress().bytes : 0),
+                    std::memory_order_relaxed);
+}
+
 DispatchResult CaptureSequence::dispatch(std::size_t max_packets, PacketHandler& handler) {
   if (final_status_ != DispatchStatus::kPackets) return {final_status_, 0};
   std::size_t delivered = 0;
-  while (delivered < max_packets) {
-    if (!current_) {
-      if (next_file_ == files_.size()) {
-        final_status_ = DispatchStatus::kEnd;
-        break;
-      }
-      if (!open_next()) break;
-    }
-    // The next file that has packets sets how late this one's may be.
-    TimestampNs limit = std::numeric_limits<TimestampNs>::max();
-    std::size_t limiting_file = current_file_;
-    for (std::size_t later = current_file_ + 1; later < files_.size(); ++later) {
-      if (const auto first = files_[later].first_packet) {
-        limit = *first > limit - kOverlapTolerance ? limit : *first + kOverlapTolerance;
-        limiting_file = later;
-        break;
-      }
-    }
-    OrderGuard guard(handler, limit);
+  while (delivered < max_packets && ensure_current()) {
+    const Limit limit = current_limit();
+    OrderGuard guard(handler, limit.latest);
     if (auto& kept = kept_frames_[current_file_]) {
       guard.on_packet(kept->view());
       kept.reset();
@@ -269,30 +308,44 @@ DispatchResult CaptureSequence::dispatch(std::size_t max_packets, PacketHandler&
     }
     delivered += guard.forwarded();
     if (guard.overlap()) {
-      const SequenceFile& next = files_[limiting_file];
-      final_status_ = DispatchStatus::kError;
-      error_ = quoted(files_[current_file_].path) + " and " + quoted(next.path) +
-               " overlap in time: " + quoted(files_[current_file_].path) + " has a packet at " +
-               format_rfc3339(guard.offending()) + ", after the first packet of " +
-               quoted(next.path) + " at " + format_rfc3339(next.first_packet.value_or(0)) +
-               ". Several files are read as consecutive pieces of one capture (tcpdump -C or "
-               "-G); merge overlapping captures first (mergecap -w merged.pcap ...) or read "
-               "them one at a time";
+      fail_overlap(limit, guard.offending());
       break;
     }
-    if (result.status == DispatchStatus::kError) {
-      final_status_ = DispatchStatus::kError;
-      error_ = current_->error();
-      break;
-    }
-    if (result.status == DispatchStatus::kEnd) {
-      const std::uint64_t size = files_[current_file_].size_bytes;
-      bytes_before_current_ += size > 0 ? size : current_->progress().bytes;
-      current_.reset();
-    }
+    if (!after_read(result)) break;
   }
-  bytes_read_.store(bytes_before_current_ + (current_ ? current_->progress().bytes : 0),
-                    std::memory_order_relaxed);
+  publish_progress();
+  return {final_status_, delivered};
+}
+
+DispatchResult CaptureSequence::read_into(FrameBlock& block, std::size_t max_packets) {
+  if (final_status_ != DispatchStatus::kPackets) return {final_status_, 0};
+  std::size_t delivered = 0;
+  while (delivered < max_packets && !block.full() && ensure_current()) {
+    const Limit limit = current_limit();
+    const std::size_t first_new = block.size();
+    if (auto& kept = kept_frames_[current_file_]) {
+      block.append(kept->view());
+      kept.reset();
+    }
+    const std::size_t kept_count = block.size() - first_new;
+    const DispatchResult result = current_->read_into(block, max_packets - delivered - kept_count);
+    // The order check after the fact: the first frame past the limit and all after it go.
+    const auto frames = block.frames();
+    const auto late =
+        std::find_if(frames.begin() + static_cast<std::ptrdiff_t>(first_new), frames.end(),
+                     [&](const PacketView& frame) { return frame.timestamp > limit.latest; });
+    if (late != frames.end()) {
+      const TimestampNs offending = late->timestamp;
+      const auto in_order = static_cast<std::size_t>(late - frames.begin());
+      delivered += in_order - first_new;
+      block.truncate(in_order);
+      fail_overlap(limit, offending);
+      break;
+    }
+    delivered += block.size() - first_new;
+    if (!after_read(result)) break;
+  }
+  publish_progress();
   return {final_status_, delivered};
 }
 

@@ -16,7 +16,8 @@
 // frame kept aside. With a single file nothing is looked at in advance: it is read as
 // PcapFileSource reads it.
 //
-// Buffer ownership: as PcapFileSource (views valid only during the handler call).
+// Buffer ownership: as PcapFileSource (views valid only during the handler call; read_into()
+// copies into the caller's block).
 // Thread safety: one thread drives the sequence; progress() may be called from any thread.
 
 #include <atomic>
@@ -69,6 +70,8 @@ class CaptureSequence final : public PacketSource {
   // a file is damaged, cannot be opened again, or overlaps the next one (error() says which):
   // both final, with the frames before them delivered.
   DispatchResult dispatch(std::size_t max_packets, PacketHandler& handler) override;
+  // As dispatch(), each frame copied once, from the file's reader into the block.
+  DispatchResult read_into(FrameBlock& block, std::size_t max_packets) override;
   [[nodiscard]] LinkType link_type() const override { return link_; }
   [[nodiscard]] std::string name() const override;  // the paths, in reading order
   [[nodiscard]] std::string error() const override { return error_; }
@@ -84,8 +87,21 @@ class CaptureSequence final : public PacketSource {
   struct KeptFrame;  // the first frame of a stream, read at open
   class OrderGuard;
 
+  // The latest a frame of the current file may be stamped, and the file that sets it.
+  struct Limit {
+    TimestampNs latest = 0;
+    std::size_t file = 0;
+  };
+
   explicit CaptureSequence(LinkType link);
   bool open_next();  // opens files_[next_file_]; false (final_status_ set) when it cannot
+  // current_ open; false (final_status_ set) after the last file or when one cannot be opened.
+  bool ensure_current();
+  [[nodiscard]] Limit current_limit() const;
+  void fail_overlap(const Limit& limit, TimestampNs offending);
+  // After a read of current_: closes it at its end; false (final_status_ set) on its error.
+  bool after_read(const DispatchResult& result);
+  void publish_progress();
 
   LinkType link_;
   std::vector<SequenceFile> files_;

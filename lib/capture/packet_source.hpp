@@ -3,8 +3,9 @@
 // packet source knows nothing of TCP; it hands raw frames with their capture timestamps to a
 // handler.
 //
-// Buffer ownership: the bytes a PacketView points to belong to the source and are valid
-// only for the duration of the PacketHandler::on_packet call that receives them.
+// Buffer ownership: the bytes a PacketView handed to a PacketHandler points to belong to the
+// source and are valid only for the duration of the call that receives them. read_into() instead
+// copies frames into a FrameBlock (frame_block.hpp) the consumer owns and releases.
 // Thread safety: a source is driven by one thread at a time.
 
 #include <cstddef>
@@ -53,11 +54,18 @@ struct ReadProgress {
   std::uint64_t total_bytes = 0;  // their size; 0 when unknown (standard input, a pipe)
 };
 
+class FrameBlock;
+
 class PacketSource {
  public:
   virtual ~PacketSource() = default;
   // Delivers up to max_packets frames to handler, then returns.
   virtual DispatchResult dispatch(std::size_t max_packets, PacketHandler& handler) = 0;
+  // Appends up to max_packets frames to `block`, stopping early once it is full(); the frames
+  // then belong to the block's owner until it clears it. Statuses as dispatch(). Offline sources
+  // copy each frame once, from their own buffer; this default goes through dispatch() a frame at
+  // a time, which suits any source but costs a call per frame.
+  virtual DispatchResult read_into(FrameBlock& block, std::size_t max_packets);
   [[nodiscard]] virtual LinkType link_type() const = 0;
   [[nodiscard]] virtual std::string name() const = 0;   // file path or interface name
   [[nodiscard]] virtual std::string error() const = 0;  // last error after kError

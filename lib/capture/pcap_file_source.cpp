@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "capture/frame_block.hpp"
+
 namespace synwatch {
 namespace {
 
@@ -198,6 +200,31 @@ PcapFileSource::~PcapFileSource() {
   pcap_close(handle_);
 }
 
+namespace {
+
+TimestampNs timestamp_of(const pcap_pkthdr& header) {
+  // With nanosecond precision requested, libpcap puts nanoseconds in tv_usec.
+  return static_cast<TimestampNs>(header.ts.tv_sec) * kNanosPerSecond +
+         static_cast<TimestampNs>(header.ts.tv_usec);
+}
+
+}  // namespace
+
+void PcapFileSource::finish(int next_result) {
+  if (next_result == PCAP_ERROR_BREAK) {
+    final_status_ = DispatchStatus::kEnd;
+  } else {
+    final_status_ = DispatchStatus::kError;
+    error_ = "cannot read capture " + quoted(path_) + ": " + pcap_geterr(handle_);
+  }
+  // zlib turns a cut .gz into a short read or a quiet end of file; say what really happened.
+  auto* stream = static_cast<GzipStream*>(gzip_stream_);
+  if (stream != nullptr && !stream->error.empty()) {
+    final_status_ = DispatchStatus::kError;
+    error_ = "cannot read capture " + quoted(path_) + ": gzip: " + stream->error;
+  }
+}
+
 DispatchResult PcapFileSource::dispatch(std::size_t max_packets, PacketHandler& handler) {
   if (final_status_ != DispatchStatus::kPackets) return {final_status_, 0};
   if (!batch_bytes_) batch_bytes_ = std::make_unique<std::uint8_t[]>(kBatchFrames * kSlotBytes);
@@ -211,42 +238,46 @@ DispatchResult PcapFileSource::dispatch(std::size_t max_packets, PacketHandler& 
     pcap_pkthdr* header = nullptr;
     const u_char* bytes = nullptr;
     const int rc = pcap_next_ex(handle_, &header, &bytes);
-    if (rc == 1) {
-      // With nanosecond precision requested, libpcap puts nanoseconds in tv_usec.
-      const TimestampNs timestamp = static_cast<TimestampNs>(header->ts.tv_sec) * kNanosPerSecond +
-                                    static_cast<TimestampNs>(header->ts.tv_usec);
-      ++delivered;
-      if (header->caplen > kSlotBytes) {
-        flush();
-        handler.on_packet(
-            {std::span<const std::uint8_t>(bytes, header->caplen), header->len, timestamp});
-        continue;
-      }
-      std::uint8_t* slot = batch_bytes_.get() + batched * kSlotBytes;
-      std::memcpy(slot, bytes, header->caplen);
-      batch_[batched++] = {std::span<const std::uint8_t>(slot, header->caplen), header->len,
-                           timestamp};
-      if (batched == kBatchFrames) flush();
+    if (rc != 1) {
+      flush();
+      finish(rc);
+      break;
+    }
+    ++delivered;
+    if (header->caplen > kSlotBytes) {
+      flush();
+      handler.on_packet({std::span<const std::uint8_t>(bytes, header->caplen), header->len,
+                         timestamp_of(*header)});
       continue;
     }
-    flush();
-    if (rc == PCAP_ERROR_BREAK) {
-      final_status_ = DispatchStatus::kEnd;
-    } else {
-      final_status_ = DispatchStatus::kError;
-      error_ = "cannot read capture " + quoted(path_) + ": " + pcap_geterr(handle_);
-    }
-    // zlib turns a cut .gz into a short read or a quiet end of file; say what really happened.
-    auto* stream = static_cast<GzipStream*>(gzip_stream_);
-    if (stream != nullptr && !stream->error.empty()) {
-      final_status_ = DispatchStatus::kError;
-      error_ = "cannot read capture " + quoted(path_) + ": gzip: " + stream->error;
-    }
-    break;
+    std::uint8_t* slot = batch_bytes_.get() + batched * kSlotBytes;
+    std::memcpy(slot, bytes, header->caplen);
+    batch_[batched++] = {std::span<const std::uint8_t>(slot, header->caplen), header->len,
+                         timestamp_of(*header)};
+    if (batched == kBatchFrames) flush();
   }
   flush();
   bytes_read_.store(position(), std::memory_order_relaxed);
   // kPackets until the end or an error; then that final status, with what came before it.
+  return {final_status_, delivered};
+}
+
+DispatchResult PcapFileSource::read_into(FrameBlock& block, std::size_t max_packets) {
+  if (final_status_ != DispatchStatus::kPackets) return {final_status_, 0};
+  std::size_t delivered = 0;
+  while (delivered < max_packets && !block.full()) {
+    pcap_pkthdr* header = nullptr;
+    const u_char* bytes = nullptr;
+    const int rc = pcap_next_ex(handle_, &header, &bytes);
+    if (rc != 1) {
+      finish(rc);
+      break;
+    }
+    block.append(
+        {std::span<const std::uint8_t>(bytes, header->caplen), header->len, timestamp_of(*header)});
+    ++delivered;
+  }
+  bytes_read_.store(position(), std::memory_order_relaxed);
   return {final_status_, delivered};
 }
 

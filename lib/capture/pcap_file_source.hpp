@@ -3,8 +3,8 @@
 // gzip-compressed (detected by the 1f 8b magic, not by the file name).
 //
 // Timestamps are delivered in exact nanoseconds whatever the file's resolution.
-// Buffer ownership: the bytes of a PacketView belong to libpcap and are valid only during the
-// on_packet call that receives them.
+// Buffer ownership: the bytes of a PacketView handed to a handler belong to the source and are
+// valid only during the call that receives them; read_into() copies them into the caller's block.
 // Thread safety: one thread drives a source at a time; distinct sources are independent.
 
 #include <array>
@@ -48,6 +48,8 @@ class PcapFileSource final : public PacketSource {
   // packets delivered before it in `packets`) when the file is truncated or corrupt. Both are
   // final: later calls return the same status and deliver nothing.
   DispatchResult dispatch(std::size_t max_packets, PacketHandler& handler) override;
+  // As dispatch(), copying each frame once, from libpcap's buffer into the block.
+  DispatchResult read_into(FrameBlock& block, std::size_t max_packets) override;
   [[nodiscard]] LinkType link_type() const override { return link_; }
   [[nodiscard]] std::string name() const override { return path_; }
   [[nodiscard]] std::string error() const override { return error_; }
@@ -67,6 +69,8 @@ class PcapFileSource final : public PacketSource {
  private:
   PcapFileSource(pcap* handle, std::string path, LinkType link, int datalink, bool gzip);
   [[nodiscard]] std::uint64_t position() const noexcept;  // reading thread only
+  // Sets the final status after pcap_next_ex returned `next_result` (not 1).
+  void finish(int next_result);
 
   pcap* handle_;
   std::string path_;

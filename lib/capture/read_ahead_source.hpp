@@ -5,16 +5,16 @@
 // timestamps are exactly those of the wrapped source, so results stay byte-for-byte the same;
 // only the thread that reads them changes.
 //
-// Buffer ownership: frames are copied from the wrapped source into one of kBlocks fixed blocks.
-// A PacketView handed out by dispatch() is valid only during the handler call that receives it;
-// after that call the block may be refilled.
+// Buffer ownership: the wrapped source copies its frames once, with read_into(), into one of
+// kBlocks FrameBlocks; dispatch() lends the consumer views into a block, which is refilled only
+// once the consumer has moved past it (its next dispatch() call after the block's last frame).
+// A PacketView handed out is therefore valid during the handler call that receives it.
 // Memory: kBlocks x (kBlockBytes + kBlockFrames views), allocated once at construction; arena
 // pages are touched only as frames fill them.
 // Thread safety: dispatch(), error() and the accessors are for one consumer thread. The reader
 // thread alone drives the wrapped source, from construction until it ends or the object is
 // destroyed.
 
-#include <array>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -22,7 +22,9 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "capture/frame_block.hpp"
 #include "capture/packet_source.hpp"
 
 namespace synwatch {
@@ -31,8 +33,6 @@ class ReadAheadSource final : public PacketSource {
  public:
   static constexpr std::size_t kBlocks = 4;
   static constexpr std::size_t kBlockFrames = 4096;
-  // A frame longer than a block's arena (libpcap delivers at most 256 KiB) is cut to it, with its
-  // wire length kept, as if captured with that snap length.
   static constexpr std::size_t kBlockBytes = std::size_t{1} << 20;
 
   // Starts the reader thread on `source`, which must be an offline source (one that never
@@ -53,14 +53,6 @@ class ReadAheadSource final : public PacketSource {
   [[nodiscard]] ReadProgress progress() const noexcept override { return source_->progress(); }
 
  private:
-  struct Block {
-    std::unique_ptr<std::uint8_t[]> bytes;
-    std::unique_ptr<PacketView[]> frames;
-    std::size_t frame_count = 0;
-    std::size_t used_bytes = 0;
-  };
-  class Filler;
-
   void read_all() noexcept;
   // Reader side: waits until block number `sequence` may be filled; false when stopping.
   bool wait_for_free_block(std::uint64_t sequence);
@@ -69,7 +61,7 @@ class ReadAheadSource final : public PacketSource {
   std::unique_ptr<PacketSource> source_;
   LinkType link_;
   std::string name_;
-  std::array<Block, kBlocks> blocks_;
+  std::vector<FrameBlock> blocks_;  // kBlocks of them
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;

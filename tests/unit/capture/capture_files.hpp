@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../decode/frame_builder.hpp"
+#include "capture/frame_block.hpp"
 #include "capture/packet_source.hpp"
 
 namespace synwatch::test {
@@ -69,6 +70,27 @@ inline DispatchStatus drain(PacketSource& source, PacketHandler& handler, std::s
 }
 
 // Writes records with libpcap itself, at nano- or microsecond precision.
+// Reads a source to its end (or error) with read_into(), `per_call` frames at most per call into
+// blocks of `block_frames` frames (and `block_bytes` bytes), handing each full block to `handler`.
+inline DispatchStatus drain_blocks(PacketSource& source, PacketHandler& handler,
+                                   std::size_t block_frames = 64, std::size_t per_call = 64,
+                                   std::size_t block_bytes = 2 * FrameBlock::kMaxFrameBytes) {
+  FrameBlock block(block_frames, block_bytes);
+  for (int calls = 0; calls < 1'000'000; ++calls) {
+    const std::size_t before = block.size();
+    const DispatchResult result = source.read_into(block, per_call);
+    if (block.size() - before != result.packets) return DispatchStatus::kIdle;  // miscounted
+    const bool last =
+        result.status == DispatchStatus::kEnd || result.status == DispatchStatus::kError;
+    if (block.full() || last) {
+      handler.on_packets(block.frames());
+      block.clear();
+    }
+    if (last) return result.status;
+  }
+  return DispatchStatus::kIdle;
+}
+
 inline void write_pcap(const std::string& file, int dlt, const std::vector<Record>& records,
                        bool nano = true) {
   pcap_t* dead = pcap_open_dead_with_tstamp_precision(

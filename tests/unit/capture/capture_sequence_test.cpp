@@ -123,6 +123,45 @@ TEST_F(CaptureSequenceTest, ThroughTheReadAheadThreadTheFramesAreTheSame) {
   EXPECT_EQ(ahead.progress().total_bytes, total);
 }
 
+TEST_F(CaptureSequenceTest, ReadIntoBlocksGivesTheSameFramesAsDispatch) {
+  write_pieces();
+  const std::vector<std::string> paths = {third_, first_, second_};
+  for (const std::size_t block_frames : {1u, 2u, 4u, 64u}) {
+    for (const std::size_t per_call : {1u, 3u, 100u}) {
+      auto sequence = CaptureSequence::open(paths);
+      ASSERT_TRUE(sequence) << sequence.error().message;
+      Collector collector;
+      EXPECT_EQ(test::drain_blocks(**sequence, collector, block_frames, per_call),
+                DispatchStatus::kEnd);
+      EXPECT_EQ(timestamps(collector), kAllNine) << block_frames << " " << per_call;
+      for (std::size_t i = 0; i < collector.records.size(); ++i) {
+        EXPECT_EQ(collector.records[i].data[14 + 15], i + 1) << i;
+      }
+      EXPECT_EQ((*sequence)->progress().bytes, (*sequence)->progress().total_bytes);
+    }
+  }
+}
+
+TEST_F(CaptureSequenceTest, ReadIntoStopsAtAnOverlapAsDispatchDoes) {
+  const std::string a =
+      write("a.pcap", syns_at({0, kNanosPerSecond, 5 * kNanosPerSecond, 6 * kNanosPerSecond}, 1));
+  const std::string b = write("b.pcap", syns_at({2 * kNanosPerSecond, 3 * kNanosPerSecond}, 10));
+  const std::vector<std::string> paths = {b, a};
+  auto sequence = CaptureSequence::open(paths);
+  ASSERT_TRUE(sequence) << sequence.error().message;
+  FrameBlock block(64, 2 * FrameBlock::kMaxFrameBytes);
+  const DispatchResult result = (*sequence)->read_into(block, 100);
+  EXPECT_EQ(result.status, DispatchStatus::kError);
+  EXPECT_EQ(result.packets, 2u);
+  ASSERT_EQ(block.size(), 2u);  // the late frame read into the block was taken back out
+  EXPECT_EQ(block.frames()[1].timestamp - block.frames()[0].timestamp, kNanosPerSecond);
+  EXPECT_NE((*sequence)->error().find("'" + a + "' and '" + b + "' overlap in time"),
+            std::string::npos)
+      << (*sequence)->error();
+  EXPECT_EQ((*sequence)->read_into(block, 10).status, DispatchStatus::kError);
+  EXPECT_EQ(block.size(), 2u);
+}
+
 TEST_F(CaptureSequenceTest, OneFileIsReadAsItIsWithItsSize) {
   const std::string only = write("only.pcap", syns_at({5, 3, 4}, 1));  // out of order: kept
   const std::vector<std::string> paths = {only};
@@ -213,6 +252,28 @@ TEST_F(CaptureSequenceTest, GzipPiecesAndAFifoAmongThem) {
   writer.join();
   EXPECT_EQ(timestamps(collector), kAllNine);
   EXPECT_GE((*sequence)->progress().bytes, bytes.size());
+}
+
+TEST_F(CaptureSequenceTest, AFifosFirstFrameKeptAtOpenComesFirstThroughReadInto) {
+  write_pieces();
+  const std::string fifo = scratch_.path("second.fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::ifstream in(second_, std::ios::binary);
+  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::thread writer([&] {
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    ::close(fd);
+  });
+  const std::vector<std::string> paths = {third_, fifo, first_};
+  auto sequence = CaptureSequence::open(paths);
+  ASSERT_TRUE(sequence) << sequence.error().message;
+  ReadAheadSource ahead(std::move(*sequence));
+  Collector collector;
+  EXPECT_EQ(drain(ahead, collector), DispatchStatus::kEnd) << ahead.error();
+  writer.join();
+  EXPECT_EQ(timestamps(collector), kAllNine);
 }
 
 TEST_F(CaptureSequenceTest, RefusesWhatCannotBePiecesOfOneCapture) {
