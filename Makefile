@@ -8,7 +8,7 @@ DEBIAN_PACKAGES = build-essential clang-format clang-tidy-16 cmake pkg-config g+
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcap-dev libsystemd-dev prometheus-cpp-dev \
   libnftables-dev libcap2-bin \
   libmicrohttpd-dev libcurl4-openssl-dev libssl-dev openssl prometheus-alertmanager prometheus \
-  tcpdump iproute2 nftables hping3 python3 procps tcpreplay time linux-perf \
+  tcpdump iproute2 nftables hping3 python3 procps netsniff-ng time linux-perf \
   systemd dpkg-dev file groff-base man-db util-linux adduser lintian devscripts \
   curl mmdebstrap systemd-container
 

@@ -11,12 +11,13 @@
 #   memory    peak RSS of --read under 10 M spoofed SYNs (each a new 4-tuple) against the cap
 #             (table + sketches + fixed overhead), and RSS growth from 5 M to 15 M packets
 #   idle      CPU of a live daemon with no traffic (root: network namespace)
-#   live      tcpreplay --topspeed onto a veth between two network namespaces, synwatchd
-#             capturing on the victim side with capture.workers 1 and then 2: pps, kernel
-#             drops, CPU s per million packets, packets per worker (root)
+#   live      trafgen (netsniff-ng) sends spoofed SYNs as fast as it can onto a veth between two
+#             network namespaces, synwatchd capturing on the victim side with capture.workers 1
+#             and then 2: sent and captured pps, kernel drops, CPU s per million packets, packets
+#             per worker (root)
 # and prints one table. Parts that need root or a missing tool say "skipped" with the reason.
 # Environment: BENCH_DIR (scratch, default /tmp/synwatch-bench), BENCH_PACKETS (10000000),
-# LIVE_PACKETS replayed (2000000), LIVE_SECONDS bound of the replay (60), SKIP_LIVE=1,
+# LIVE_PACKETS sent (5000000), LIVE_SECONDS bound of the sending (60), SKIP_LIVE=1,
 # SKIP_INSTRUCTIONS=1 (the callgrind count of instructions per packet, about 2 minutes).
 set -euo pipefail
 
@@ -25,7 +26,7 @@ BUILD=${1:-$ROOT/build-bench}
 WORK=${BENCH_DIR:-/tmp/synwatch-bench}
 PACKETS=${BENCH_PACKETS:-10000000}
 LIVE_SECONDS=${LIVE_SECONDS:-60}
-LIVE_PACKETS=${LIVE_PACKETS:-2000000}
+LIVE_PACKETS=${LIVE_PACKETS:-5000000}
 JOBS=${JOBS:-2}
 mkdir -p "$WORK"
 RESULTS=$WORK/results.tsv
@@ -251,6 +252,8 @@ if [[ -z $live_possible ]]; then
   for ns in "$NS_GEN" "$NS_VIC"; do ip -n "$ns" link set lo up; done
   ip -n "$NS_GEN" link set swb-g up
   ip -n "$NS_VIC" link set swb-v up
+  # The spoofed sources' replies (RSTs: nothing listens) go back over the veth, not anywhere else.
+  ip -n "$NS_VIC" route add 198.18.0.0/15 via 198.51.100.1
   start_daemon 1
 fi
 
@@ -270,40 +273,59 @@ else
   result idle "CPU with no traffic" skipped "$live_possible"
 fi
 
-live_replay() {  # live_replay WORKERS: the running daemon has that many capture workers
+# One SYN frame for trafgen, from a random source in 198.18.0.0/16 and a random port to the
+# victim's port 80, with per-frame random IP id, sequence number and both checksums; the MAC
+# addresses are the veth ends'.
+write_syn_config() {  # write_syn_config FILE
+  local from to
+  from=$(ip netns exec "$NS_GEN" cat /sys/class/net/swb-g/address | sed 's/^/0x/; s/:/, 0x/g')
+  to=$(ip netns exec "$NS_VIC" cat /sys/class/net/swb-v/address | sed 's/^/0x/; s/:/, 0x/g')
+  cat >"$1" <<EOF
+{
+  $to, $from, 0x08, 0x00,
+  0x45, 0x00, 0x00, 0x28, drnd(2), 0x40, 0x00, 0x40, 0x06, csumip(14, 33),
+  198, 18, drnd(2), 198, 51, 100, 10,
+  drnd(2), 0x00, 0x50, drnd(4), 0x00, 0x00, 0x00, 0x00, 0x50, 0x02, 0xfa, 0xf0,
+  csumtcp(14, 34), 0x00, 0x00
+}
+EOF
+}
+
+live_flood() {  # live_flood WORKERS: the running daemon has that many capture workers
   local workers=$1 hz p0 d0 c0 p1 d1 c1 t0 t1
-  say "live: tcpreplay --topspeed onto the veth, synwatchd capturing with $workers worker(s)"
+  say "live: trafgen onto the veth, synwatchd capturing with $workers worker(s)"
   hz=$(getconf CLK_TCK)
   p0=$(metric synwatch_capture_packets_total)
   d0=$(metric synwatch_capture_dropped_packets_total)
   c0=$(cpu_ticks "$DAEMON_PID")
   t0=$(capture_thread_ticks "$DAEMON_PID")
-  # SIGINT, not SIGTERM: tcpreplay still prints its statistics when the bound cuts it short.
-  # The replayed file is preloaded into memory, so tcpreplay does not wait on the disk.
-  timeout -s INT "$LIVE_SECONDS" ip netns exec "$NS_GEN" tcpreplay --topspeed --preload-pcap \
-    -i swb-g "$LIVE_FLOOD" >"$WORK/tcpreplay-$workers.out" 2>&1 || true
+  # One sending process (--cpus 1): the other core is the daemon's. SIGINT, not SIGTERM, at the
+  # time bound: trafgen still prints its statistics.
+  timeout -s INT "$LIVE_SECONDS" ip netns exec "$NS_GEN" trafgen --cpus 1 -i "$SYN_CONFIG" \
+    -o swb-g -n "$LIVE_PACKETS" >"$WORK/trafgen-$workers.out" 2>&1 || true
   sleep 2  # let capture drain
   c1=$(cpu_ticks "$DAEMON_PID")
   t1=$(capture_thread_ticks "$DAEMON_PID")
   p1=$(metric synwatch_capture_packets_total)
   d1=$(metric synwatch_capture_dropped_packets_total)
   stop_daemon  # its exit line counts the packets of each worker
-  python3 - "$WORK/tcpreplay-$workers.out" "${p0:-}" "${p1:-}" "${d0:-}" "${d1:-}" "$c0" "$c1" "$hz" \
+  python3 - "$WORK/trafgen-$workers.out" "${p0:-}" "${p1:-}" "${d0:-}" "${d1:-}" "$c0" "$c1" "$hz" \
     "$workers" "$WORK/live-$workers.err" "$t0" "$t1" >>"$RESULTS" <<'EOF'
 import re, sys
 out = open(sys.argv[1]).read()
-sent = re.search(r"Actual: (\d+) packets .* in ([\d.]+) seconds", out)
+sent = re.search(r"(\d+) packets outgoing", out)
+took = re.search(r"(\d+) sec, (\d+) usec on CPU", out)
 p0, p1, d0, d1 = sys.argv[2:6]
 cpu = (int(sys.argv[7]) - int(sys.argv[6])) / int(sys.argv[8])
 workers = int(sys.argv[9])
 w = f"{workers} worker{'s' if workers > 1 else ''}"
-if sent:
-    packets, seconds = int(sent.group(1)), float(sent.group(2))
-    print(f"live {w}\ttcpreplay --topspeed sent\t{packets / seconds / 1e6:.2f} Mpps ({packets} pkts, {seconds:.1f} s)\tone veth")
+if sent and took:
+    packets, seconds = int(sent.group(1)), int(took.group(1)) + int(took.group(2)) / 1e6
+    print(f"live {w}\ttrafgen sent\t{packets / seconds / 1e6:.2f} Mpps ({packets} pkts, {seconds:.1f} s)\tone veth, one sending core")
 else:
     packets = 0
     last = out.strip().splitlines()[-1] if out.strip() else "no output"
-    print(f"live {w}\ttcpreplay\tfailed\t{last}")
+    print(f"live {w}\ttrafgen\tfailed\t{last}")
 if p0 and p1 and packets:
     captured = int(p1) - int(p0)
     print(f"live {w}\tsynwatchd captured\t{captured / seconds / 1e6:.2f} Mpps ({captured} pkts)\t{captured / packets:.1%} of sent")
@@ -328,14 +350,14 @@ if by_worker:
 EOF
 }
 
-if [[ -z $live_possible && -z ${SKIP_LIVE:-} ]] && command -v tcpreplay >/dev/null; then
-  LIVE_FLOOD=$WORK/flood-$LIVE_PACKETS.pcap
-  generate "$LIVE_FLOOD" "$LIVE_PACKETS"
-  live_replay 1
+if [[ -z $live_possible && -z ${SKIP_LIVE:-} ]] && command -v trafgen >/dev/null; then
+  SYN_CONFIG=$WORK/syn.trafgen
+  write_syn_config "$SYN_CONFIG"
+  live_flood 1
   start_daemon 2
   if [[ -n ${DAEMON_PID:-} ]]; then
     idle_cpu 2
-    live_replay 2
+    live_flood 2
     python3 - "$RESULTS" >>"$RESULTS" <<'EOF'
 import sys
 busiest = {}
@@ -349,11 +371,11 @@ if "live 1 worker" in busiest and "live 2 workers" in busiest and busiest["live 
 EOF
   fi
 elif [[ -n $live_possible ]]; then
-  result live "tcpreplay onto veth" skipped "$live_possible"
+  result live "trafgen onto veth" skipped "$live_possible"
 else
-  reason="tcpreplay missing (Debian package: tcpreplay)"
+  reason="trafgen missing (Debian package: netsniff-ng)"
   [[ -n ${SKIP_LIVE:-} ]] && reason="SKIP_LIVE set"
-  result live "tcpreplay onto veth" skipped "$reason"
+  result live "trafgen onto veth" skipped "$reason"
 fi
 
 # ---- the table ---------------------------------------------------------------------------------
