@@ -49,7 +49,7 @@ struct IncidentStats {
 };
 
 // The kernel's figures for an incident's target (`stats.kernel`), present when the kernel view
-// runs (lib/kernel/kernel_view.hpp). Rates are namespace-wide: the kernel counts them globally.
+// runs (lib/engine/kernel_view.hpp). Rates are namespace-wide: the kernel counts them globally.
 struct KernelIncidentStats {
   std::uint32_t syn_recv = 0;   // request sockets the kernel holds for the target now
   std::uint32_t stateless = 0;  // half-open answered with SYN cookies (estimate, see README)
