@@ -51,8 +51,8 @@ void poll(KernelDestinations& view, const std::vector<KernelSocket>& syn_recv, T
 const Destination& destination(const KernelDestinations& view, const Endpoint& target) {
   const Destination* d = view.table().find(target);
   EXPECT_NE(d, nullptr) << target.to_string();
-  static const Destination kNone;
-  return d == nullptr ? kNone : *d;
+  static const Destination untracked;
+  return d == nullptr ? untracked : *d;
 }
 
 // ---- stale or young, from the time each 4-tuple was first seen ---------------------------------
