@@ -69,7 +69,8 @@ void KernelDestinations::finish_poll(std::span<const KernelSocket> completed,
                                      TimestampNs now) {
   now_ = std::max(now, now_);
   polled_ = true;
-  // Vanished first: a destination they leave idle may make room in the pool for new ones.
+  // Vanished first, so that the new ones' peak half-open count does not include connections
+  // already gone.
   apply_vanished(completed);
   apply_current();
   count_listeners(listeners);
