@@ -313,12 +313,17 @@ void DestinationTable::count_stale(Destination& d, const IpAddress& client, bool
 void DestinationTable::count_late_completion(Destination& d, const FlowUpdate& update,
                                              TimestampNs now) noexcept {
   if (judgement_.ages.empty()) return;
-  const std::uint32_t index = index_of(d);
-  ++current_slot(index, now).counts.late_completed;
   // It was counted in the tick it went stale, which its rung's age after its first SYN tells.
   const DurationNs rung_age =
       judgement_.ages[std::min<std::size_t>(update.rung, judgement_.ages.size() - 1)];
-  const std::int64_t judged_tick = tick_of(now - update.age + rung_age, tick_);
+  take_back_stale(d, now - update.age + rung_age, now);
+}
+
+void DestinationTable::take_back_stale(Destination& d, TimestampNs judged_at,
+                                       TimestampNs now) noexcept {
+  const std::uint32_t index = index_of(d);
+  ++current_slot(index, now).counts.late_completed;
+  const std::int64_t judged_tick = tick_of(judged_at, tick_);
   const auto slots = static_cast<std::int64_t>(slots_per_destination_);
   WindowSlot& slot = slots_[index * slots_per_destination_ +
                             static_cast<std::size_t>(((judged_tick % slots) + slots) % slots)];
@@ -530,6 +535,34 @@ Destination* DestinationTable::on_stale(const Endpoint& server, const IpAddress&
   count_stale(*d, client, false, now, with_sources);
   touch(index_of(*d), now);
   return d;
+}
+
+Destination* DestinationTable::on_answered_syn(const Endpoint& server, TimestampNs now) noexcept {
+  Destination* d = find_or_create(server, now);
+  if (d == nullptr) return nullptr;
+  const std::uint32_t index = index_of(*d);
+  WindowSlot& slot = current_slot(index, now);
+  ++slot.counts.syns;
+  ++slot.counts.synacks;
+  ++d->totals.syns;
+  ++d->totals.synacks;
+  increment(*d, HandshakeState::kSynRecv);
+  slot.peak_half_open = std::max(slot.peak_half_open, d->half_open());
+  touch(index, now);
+  return d;
+}
+
+void DestinationTable::on_completed(const Endpoint& server, HandshakeState state,
+                                    std::optional<TimestampNs> judged_stale_at,
+                                    TimestampNs now) noexcept {
+  Destination* d = find(server);
+  if (d == nullptr) return;
+  const std::uint32_t index = index_of(*d);
+  decrement(*d, state);
+  ++current_slot(index, now).counts.completed;
+  ++d->totals.completed;
+  if (judged_stale_at) take_back_stale(*d, *judged_stale_at, now);
+  touch(index, now);
 }
 
 Destination* DestinationTable::set_stateless(const Endpoint& target, std::uint32_t stateless,

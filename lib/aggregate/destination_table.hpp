@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <cmath>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -255,6 +256,17 @@ class DestinationTable final : public DestinationSet {
   // destination (nullptr if the pool is full of floods).
   Destination* on_stale(const Endpoint& server, const IpAddress& client, TimestampNs now,
                         bool with_sources = true) noexcept;
+  // For an owner that sees half-open connections come and go rather than segments (the kernel
+  // view, from the server's own socket table):
+  // A half-open connection to `server` began, already answered (the server holds it in
+  // SYN_RECV): one SYN and its SYN-ACK. Its source counts once it is judged stale (on_stale()).
+  // Returns the destination (nullptr if the pool is full of floods).
+  Destination* on_answered_syn(const Endpoint& server, TimestampNs now) noexcept;
+  // A half-open connection to `server`, pending in `state`, completed. `judged_stale_at`: when
+  // on_stale() counted it, if it did; it leaves the stale count as a late completion. How long
+  // its handshake took is unknown, so it teaches the destination's normal nothing.
+  void on_completed(const Endpoint& server, HandshakeState state,
+                    std::optional<TimestampNs> judged_stale_at, TimestampNs now) noexcept;
   // The judgement rung for handshakes to `server` reaching the floor at `now`: the smallest rung
   // at least the destination's normal (StaleJudgement::percentile of its completed handshakes'
   // times), or the no-history rung until it has kMinCompletionsForNormal of them.
@@ -334,6 +346,8 @@ class DestinationTable final : public DestinationSet {
                    bool with_sources = true) noexcept;
   // A stale handshake of `d` completed after all: off the slot it was counted in.
   void count_late_completion(Destination& d, const FlowUpdate& update, TimestampNs now) noexcept;
+  // The same for one that on_stale() counted at `judged_at`.
+  void take_back_stale(Destination& d, TimestampNs judged_at, TimestampNs now) noexcept;
   void record_completion(Destination& d, DurationNs age, TimestampNs now) noexcept;
   // Sets d.stale_level and the threshold mark that goes with it.
   void set_level(Destination& d, std::uint32_t level, TimestampNs now) noexcept;

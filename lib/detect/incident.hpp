@@ -49,11 +49,11 @@ struct IncidentStats {
 };
 
 // The kernel's figures for an incident's target (`stats.kernel`), present when the kernel view
-// runs (lib/kernel/kernel_view.hpp). Rates are namespace-wide: the kernel counts them globally.
+// runs (lib/engine/kernel_view.hpp). Rates are namespace-wide: the kernel counts them globally.
 struct KernelIncidentStats {
   std::uint32_t syn_recv = 0;   // request sockets the kernel holds for the target now
   std::uint32_t stateless = 0;  // half-open answered with SYN cookies (estimate, see README)
-  double distinct_sources = 0;  // of the SYN_RECV sockets that appeared in the window
+  double distinct_sources = 0;  // of the SYN_RECV sockets that went stale or failed in the window
   double source_entropy = 0;
   double syncookies_sent_rate = 0;   // per second
   double listen_overflows_rate = 0;  // per second

@@ -39,8 +39,8 @@
 #include "capture/live_source.hpp"
 #include "config/config.hpp"
 #include "engine/evidence_recorder.hpp"
+#include "engine/kernel_view.hpp"
 #include "engine/sharded_engine.hpp"
-#include "kernel/kernel_view.hpp"
 
 namespace synwatch {
 

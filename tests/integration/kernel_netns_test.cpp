@@ -13,7 +13,7 @@
 
 #include <iostream>
 
-#include "kernel/kernel_view.hpp"
+#include "engine/kernel_view.hpp"
 #include "kernel/tcp_stats.hpp"
 #include "testbed.hpp"
 

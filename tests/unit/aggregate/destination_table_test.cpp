@@ -169,6 +169,44 @@ TEST(DestinationTable, FailedHandshakesCountAsStaleAndLateCompletionsLeave) {
   EXPECT_EQ(d->stale_level, 2u);
 }
 
+TEST(DestinationTable, AnsweredSynsCompleteOrGoStaleWithoutSegments) {
+  StaleJudgement judgement = StaleJudgement::from(DetectionConfig{});
+  DestinationTable table(small_config(), kNanosPerSecond, 1000, 0, judgement);
+  const auto a = IpAddress::from_v4(0xc6120001u);
+  const auto b = IpAddress::from_v4(0xc6120002u);
+  const Destination* d = table.on_answered_syn(kServer, kT0);
+  ASSERT_NE(d, nullptr);
+  table.on_answered_syn(kServer, kT0);
+  table.on_answered_syn(kServer, kT0);
+  EXPECT_EQ(d->syn_recv, 3u);
+  EXPECT_EQ(d->syn_seen, 0u);
+  EXPECT_EQ(d->totals.syns, 3u);
+  EXPECT_EQ(d->totals.synacks, 3u);
+  // One completes young; two go stale, of which one completes late.
+  table.on_completed(kServer, HandshakeState::kSynRecv, std::nullopt, kT0 + 100 * kNanosPerMilli);
+  const TimestampNs judged = kT0 + kNanosPerSecond;
+  table.on_stale(kServer, a, judged);
+  table.on_stale(kServer, b, judged);
+  EXPECT_EQ(d->stale_level, 2u);
+  table.on_completed(kServer, HandshakeState::kSynRecv, judged, judged + kNanosPerSecond);
+  EXPECT_EQ(d->stale_level, 1u) << "a late completion leaves the tick it was counted in";
+  EXPECT_EQ(d->syn_recv, 1u);
+  EXPECT_EQ(d->totals.completed, 2u);
+  const auto s = table.stats(*d, judged + 2 * kNanosPerSecond, 5);
+  EXPECT_EQ(s.window.completed, 2u);
+  EXPECT_EQ(s.window.late_completed, 1u);
+  EXPECT_EQ(s.stale, 1u);
+  for (std::uint32_t i = 0; i < 2 * kMinCompletionsForNormal; ++i) {
+    table.on_answered_syn(kServer, judged + 2 * kNanosPerSecond);
+    table.on_completed(kServer, HandshakeState::kSynRecv, std::nullopt,
+                       judged + 2 * kNanosPerSecond);
+  }
+  const auto after = table.stats(*d, judged + 3 * kNanosPerSecond, 5);
+  EXPECT_FALSE(after.learned_normal)
+      << "completions of unknown duration teach the destination's normal nothing";
+  EXPECT_EQ(after.judge_age, judgement.ages[judgement.no_history_rung]);
+}
+
 TEST(DestinationTable, LearnsEachDestinationsNormalHandshakeTime) {
   const StaleJudgement judgement = StaleJudgement::from(DetectionConfig{});
   ASSERT_EQ(judgement.ages.front(), 200 * kNanosPerMilli);
