@@ -96,7 +96,7 @@ class Service {
     if (auto opened = open_alert_file(*config_); opened) {
       alert_file_ = std::move(*opened);
     } else {
-      spdlog::critical("{}", opened.error());
+      spdlog::critical("{}", opened.error().message);
       return exit_code::kSoftware;
     }
     if (auto problem = log_rotation_problem(config_->log, config_->user)) {
@@ -108,7 +108,7 @@ class Service {
     if (auto webhooks = make_webhooks(*config_, true); webhooks) {
       webhooks_ = std::move(*webhooks);
     } else {
-      spdlog::critical("{}", webhooks.error());
+      spdlog::critical("{}", webhooks.error().message);
       return exit_code::kConfig;
     }
 
@@ -120,7 +120,7 @@ class Service {
         spdlog::error(
             "{}; synwatchd top cannot read this daemon (status.enabled: false turns "
             "the status socket off)",
-            opened.error());
+            opened.error().message);
       }
     }
 
@@ -131,7 +131,8 @@ class Service {
       resumed = open_incidents_->load(problems);
       for (const auto& problem : problems) spdlog::error("{}", problem);
     } else {
-      spdlog::error("{}; incidents open at a crash cannot be carried on after it", file.error());
+      spdlog::error("{}; incidents open at a crash cannot be carried on after it",
+                    file.error().message);
     }
 
     // Before dropping privileges: the directory is made and handed to `user` here.
@@ -144,8 +145,8 @@ class Service {
       auto opened = EvidenceWriter::open(config_->evidence, directory, config_->user);
       if (!opened) {
         spdlog::critical("{} (set evidence.enabled: false to run without evidence captures)",
-                         opened.error());
-        notifier_.failed(opened.error(), exit_code::kCantCreate);
+                         opened.error().message);
+        notifier_.failed(opened.error().message, exit_code::kCantCreate);
         return exit_code::kCantCreate;
       }
       evidence = std::move(*opened);
@@ -198,7 +199,7 @@ class Service {
                        : std::string("only CAP_NET_RAW"),
                    dropped->switched ? "" : " (or less)");
     } else {
-      spdlog::critical("cannot drop privileges: {}", dropped.error());
+      spdlog::critical("cannot drop privileges: {}", dropped.error().message);
       return exit_code::kSoftware;
     }
     // After dropping privileges, so that the HTTP and delivery threads run without them:
@@ -207,7 +208,7 @@ class Service {
     if (config_->metrics.enabled) {
       auto exporter = MetricsExporter::start(config_->metrics, kVersion);
       if (!exporter) {
-        spdlog::critical("{}", exporter.error());
+        spdlog::critical("{}", exporter.error().message);
         return exit_code::kSoftware;
       }
       metrics_ = std::move(*exporter);
@@ -216,7 +217,7 @@ class Service {
     if (auto started = start_actions(*config_); started) {
       actions_ = std::move(*started);
     } else {
-      spdlog::critical("{}", started.error());
+      spdlog::critical("{}", started.error().message);
       return exit_code::kSoftware;
     }
     if (auto started = start_nftables_actions(actions_of_type(config_->actions, "nftables"),
@@ -224,7 +225,7 @@ class Service {
         started) {
       nftables_ = std::move(*started);
     } else {
-      spdlog::critical("{}", started.error());
+      spdlog::critical("{}", started.error().message);
       return exit_code::kSoftware;
     }
     refresh_protected();
@@ -348,8 +349,7 @@ class Service {
   }
 
  private:
-  static std::expected<std::optional<AlertFile>, std::string> open_alert_file(
-      const Config& config) {
+  static Expected<std::optional<AlertFile>> open_alert_file(const Config& config) {
     if (config.alerts.file.empty()) return std::optional<AlertFile>();
     auto file = AlertFile::open(config.alerts.file);
     if (!file) return std::unexpected(file.error());
@@ -362,7 +362,7 @@ class Service {
       if (open_incidents_) {
         if (auto recorded = open_incidents_->record(event); !recorded) {
           spdlog::error("{}; a crash now would leave incident {} without its ended",
-                        recorded.error(), event.incident_id);
+                        recorded.error().message, event.incident_id);
         }
       }
       log_incident(logging_, event);
@@ -384,8 +384,7 @@ class Service {
     }
   }
 
-  static std::expected<std::unique_ptr<ActionRunner>, std::string> start_actions(
-      const Config& config) {
+  static Expected<std::unique_ptr<ActionRunner>> start_actions(const Config& config) {
     const auto exec = actions_of_type(config.actions, "exec");
     if (exec.empty()) return std::unique_ptr<ActionRunner>();
     return ActionRunner::start(exec);
@@ -393,9 +392,8 @@ class Service {
 
   // Starts one NftablesAction per element of `actions`, which creates or checks its table and
   // sets; the first failure stops it (those started are stopped again).
-  static std::expected<std::vector<std::unique_ptr<NftablesAction>>, std::string>
-  start_nftables_actions(const std::vector<ActionConfig>& actions,
-                         const std::vector<IpPrefix>& protected_prefixes) {
+  static Expected<std::vector<std::unique_ptr<NftablesAction>>> start_nftables_actions(
+      const std::vector<ActionConfig>& actions, const std::vector<IpPrefix>& protected_prefixes) {
     std::vector<std::unique_ptr<NftablesAction>> started;
     for (const auto& action : actions) {
       auto one = NftablesAction::start(action, protected_prefixes);
@@ -412,8 +410,8 @@ class Service {
     return found == nftables_.end() ? nullptr : &*found;
   }
 
-  static std::expected<std::unique_ptr<WebhookDispatcher>, std::string> make_webhooks(
-      const Config& config, bool at_startup) {
+  static Expected<std::unique_ptr<WebhookDispatcher>> make_webhooks(const Config& config,
+                                                                    bool at_startup) {
     if (config.alerts.webhooks.empty()) return std::unique_ptr<WebhookDispatcher>();
     WebhookDispatcher::Options options;
     if (at_startup) options.spool_owner = config.user;
@@ -529,13 +527,13 @@ class Service {
     std::optional<std::optional<AlertFile>> new_alert_file;
     if (config->alerts.file != config_->alerts.file) {
       auto opened = open_alert_file(*config);
-      if (!opened) return fail(opened.error());
+      if (!opened) return fail(opened.error().message);
       new_alert_file = std::move(*opened);
     }
     std::optional<Logging> new_logging;
     if (config->log != config_->log) {
       auto made = make_logging(config->log);
-      if (!made) return fail(made.error());
+      if (!made) return fail(made.error().message);
       new_logging = std::move(*made);
     }
     std::optional<std::unique_ptr<WebhookDispatcher>> new_webhooks;
@@ -544,14 +542,14 @@ class Service {
         config->alerts.spool_max_events != config_->alerts.spool_max_events) {
       // Secrets are read and spools opened now; undelivered events carry over in the spool.
       auto made = make_webhooks(*config, false);
-      if (!made) return fail(made.error());
+      if (!made) return fail(made.error().message);
       new_webhooks = std::move(*made);
     }
 
     std::optional<std::unique_ptr<ActionRunner>> new_actions;
     if (actions_of_type(config->actions, "exec") != actions_of_type(config_->actions, "exec")) {
       auto started = start_actions(*config);
-      if (!started) return fail(started.error());
+      if (!started) return fail(started.error().message);
       new_actions = std::move(*started);
     }
     // An nftables action whose settings (and `protected`) did not change carries on with the
@@ -573,7 +571,7 @@ class Service {
                     "an action; restart synwatch to apply it");
       }
       auto started = start_nftables_actions(to_start, config->protected_prefixes);
-      if (!started) return fail(started.error());
+      if (!started) return fail(started.error().message);
       new_nftables = std::move(*started);
     }
 
@@ -676,7 +674,7 @@ class Service {
 int run_live(const Config& config, const LiveOptions& options) {
   auto logging = make_logging(config.log);
   if (!logging) {
-    spdlog::critical("{}", logging.error());
+    spdlog::critical("{}", logging.error().message);
     return exit_code::kSoftware;
   }
   install_logging(*logging);

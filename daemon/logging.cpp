@@ -40,7 +40,7 @@ std::string top_sources_field(const IncidentEvent& event) {
 
 }  // namespace
 
-std::expected<Logging, std::string> make_logging(const LogConfig& config) {
+Expected<Logging> make_logging(const LogConfig& config) {
   Logging logging;
   std::vector<spdlog::sink_ptr> sinks;
   std::vector<spdlog::sink_ptr> others;
@@ -61,8 +61,9 @@ std::expected<Logging, std::string> make_logging(const LogConfig& config) {
     const auto directory = std::filesystem::path(config.file).parent_path();
     std::error_code error;
     if (!directory.empty() && !std::filesystem::is_directory(directory, error)) {
-      return std::unexpected("cannot open log file '" + config.file + "': directory '" +
-                             directory.string() + "' does not exist");
+      return make_unexpected(ErrorKind::kNotFound, "cannot open log file '" + config.file +
+                                                       "': directory '" + directory.string() +
+                                                       "' does not exist");
     }
     try {
       auto file = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
@@ -71,7 +72,9 @@ std::expected<Logging, std::string> make_logging(const LogConfig& config) {
       sinks.push_back(file);
       others.push_back(file);
     } catch (const spdlog::spdlog_ex& e) {
-      return std::unexpected("cannot open log file '" + config.file + "': " + e.what());
+      // spdlog_ex keeps errno only inside its text: kIo rather than a guess at the kind.
+      return make_unexpected(ErrorKind::kIo,
+                             "cannot open log file '" + config.file + "': " + e.what());
     }
   }
   const auto level = spdlog::level::from_str(config.level);

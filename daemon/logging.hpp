@@ -7,11 +7,11 @@
 
 #include <spdlog/logger.h>
 
-#include <expected>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "common/error.hpp"
 #include "config/config.hpp"
 #include "detect/incident.hpp"
 
@@ -27,7 +27,7 @@ struct Logging {
 
 // The loggers for `config`; an error if the log file cannot be opened (or its directory is
 // missing: it is never created).
-std::expected<Logging, std::string> make_logging(const LogConfig& config);
+Expected<Logging> make_logging(const LogConfig& config);
 
 // Makes `logging.logger` the default logger.
 void install_logging(const Logging& logging);

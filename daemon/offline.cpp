@@ -185,7 +185,7 @@ int run_offline(const Config& config, const OfflineOptions& options) {
   if (!config.alerts.webhooks.empty()) {
     auto created = WebhookDispatcher::create(config, {});
     if (!created) {
-      spdlog::error("{}", created.error());
+      spdlog::error("{}", created.error().message);
       return exit_code::kCantCreate;
     }
     webhooks = std::move(*created);
@@ -196,7 +196,7 @@ int run_offline(const Config& config, const OfflineOptions& options) {
   if (!exec_actions.empty()) {
     auto started = ActionRunner::start(exec_actions);
     if (!started) {
-      spdlog::error("{}", started.error());
+      spdlog::error("{}", started.error().message);
       return exit_code::kSoftware;
     }
     actions = std::move(*started);
@@ -211,7 +211,7 @@ int run_offline(const Config& config, const OfflineOptions& options) {
     }
     auto started = NftablesAction::start(action, config.protected_prefixes);
     if (!started) {
-      spdlog::error("{}", started.error());
+      spdlog::error("{}", started.error().message);
       return exit_code::kSoftware;
     }
     nftables.push_back(std::move(*started));
@@ -223,7 +223,7 @@ int run_offline(const Config& config, const OfflineOptions& options) {
   if (!options.evidence_dir.empty()) {
     auto writer = EvidenceWriter::open(config.evidence, options.evidence_dir, {});
     if (!writer) {
-      spdlog::error("{}", writer.error());
+      spdlog::error("{}", writer.error().message);
       return exit_code::kCantCreate;
     }
     // A replay waits for the writer rather than drop a frame: the same file gives the same

@@ -15,15 +15,11 @@ namespace synwatch {
 
 namespace {
 
-std::string errno_text() {
-  return std::strerror(errno);
-}
-
 // Leaves exactly CAP_NET_RAW, and CAP_NET_ADMIN when asked for, in the permitted and effective
 // sets (those of them the process has); true when CAP_NET_ADMIN was kept.
-std::expected<bool, std::string> keep_only(bool keep_net_admin) {
+Expected<bool> keep_only(bool keep_net_admin) {
   cap_t caps = cap_get_proc();
-  if (caps == nullptr) return std::unexpected("cannot read capabilities: " + errno_text());
+  if (caps == nullptr) return std::unexpected(Error::from_errno(errno, "cannot read capabilities"));
   cap_flag_value_t has_raw = CAP_CLEAR;
   cap_flag_value_t has_admin = CAP_CLEAR;
   cap_get_flag(caps, CAP_NET_RAW, CAP_PERMITTED, &has_raw);
@@ -38,8 +34,9 @@ std::expected<bool, std::string> keep_only(bool keep_net_admin) {
     cap_set_flag(caps, CAP_EFFECTIVE, 1, value, CAP_SET);
   }
   const int rc = cap_set_proc(caps);
+  const int set_error = errno;
   cap_free(caps);
-  if (rc != 0) return std::unexpected("cannot drop capabilities: " + errno_text());
+  if (rc != 0) return std::unexpected(Error::from_errno(set_error, "cannot drop capabilities"));
   return admin;
 }
 
@@ -61,12 +58,13 @@ std::optional<std::string> missing_user_problem(const std::string& user) {
          "` (the package does) or name an existing unprivileged user";
 }
 
-std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& user,
-                                                             bool keep_net_admin) {
+Expected<PrivilegeOutcome> drop_privileges(const std::string& user, bool keep_net_admin) {
   PrivilegeOutcome outcome;
   if (::geteuid() == 0) {
     const passwd* pw = ::getpwnam(user.c_str());
-    if (pw == nullptr) return std::unexpected("user '" + user + "' does not exist");
+    if (pw == nullptr) {
+      return make_unexpected(ErrorKind::kNotFound, "user '" + user + "' does not exist");
+    }
     outcome.user = pw->pw_name;
     const uid_t uid = pw->pw_uid;
     const gid_t gid = pw->pw_gid;
@@ -77,11 +75,15 @@ std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& 
       }
     }
     if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
-      return std::unexpected("prctl(PR_SET_KEEPCAPS): " + errno_text());
+      return std::unexpected(Error::from_errno(errno, "prctl(PR_SET_KEEPCAPS)"));
     }
-    if (::setgroups(0, nullptr) != 0) return std::unexpected("setgroups: " + errno_text());
-    if (::setresgid(gid, gid, gid) != 0) return std::unexpected("setresgid: " + errno_text());
-    if (::setresuid(uid, uid, uid) != 0) return std::unexpected("setresuid: " + errno_text());
+    if (::setgroups(0, nullptr) != 0) return std::unexpected(Error::from_errno(errno, "setgroups"));
+    if (::setresgid(gid, gid, gid) != 0) {
+      return std::unexpected(Error::from_errno(errno, "setresgid"));
+    }
+    if (::setresuid(uid, uid, uid) != 0) {
+      return std::unexpected(Error::from_errno(errno, "setresuid"));
+    }
     ::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
     outcome.switched = true;
   } else {
@@ -92,7 +94,7 @@ std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& 
   if (!kept) return std::unexpected(kept.error());
   outcome.net_admin = *kept;
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-    return std::unexpected("prctl(PR_SET_NO_NEW_PRIVS): " + errno_text());
+    return std::unexpected(Error::from_errno(errno, "prctl(PR_SET_NO_NEW_PRIVS)"));
   }
   return outcome;
 }

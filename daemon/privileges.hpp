@@ -6,9 +6,10 @@
 // set, and no_new_privs is set. The user must exist: falling back to a shared account such as
 // nobody would let every other daemon running as it signal, trace or read this one.
 
-#include <expected>
 #include <optional>
 #include <string>
+
+#include "common/error.hpp"
 
 namespace synwatch {
 
@@ -26,7 +27,6 @@ std::optional<std::string> missing_user_problem(const std::string& user);
 bool has_net_admin();
 
 // `keep_net_admin`: keep CAP_NET_ADMIN too, if the process has it (outcome.net_admin says).
-std::expected<PrivilegeOutcome, std::string> drop_privileges(const std::string& user,
-                                                             bool keep_net_admin);
+Expected<PrivilegeOutcome> drop_privileges(const std::string& user, bool keep_net_admin);
 
 }  // namespace synwatch

@@ -74,7 +74,7 @@ struct Frame {
 
 Frame read_frame(const std::filesystem::path& socket) {
   auto text = read_status_socket(socket, kReadTimeout);
-  if (!text) return {nullptr, text.error()};
+  if (!text) return {nullptr, text.error().message};
   auto document = nlohmann::json::parse(*text, nullptr, false);
   if (document.is_discarded()) {
     return {nullptr, "the status socket at " + socket.string() + " did not answer with JSON"};
@@ -135,7 +135,7 @@ int run_top(const TopOptions& options) {
         if (rendered) {
           lines = std::move(*rendered);
         } else {
-          frame.error = rendered.error();
+          frame.error = rendered.error().message;
         }
       }
       if (!frame.error.empty()) {

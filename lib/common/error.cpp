@@ -66,4 +66,19 @@ Error Error::from_errno(int errno_value, std::string_view what) {
   return Error{kind_of_errno(errno_value), std::move(message)};
 }
 
+Error Error::from_error_code(const std::error_code& error, std::string_view what) {
+  const bool is_errno =
+      error.category() == std::generic_category() || error.category() == std::system_category();
+  std::string message(what);
+  message += ": ";
+  message += error.message();
+  return Error{is_errno ? kind_of_errno(error.value()) : ErrorKind::kIo, std::move(message)};
+}
+
+Error Error::prefixed(std::string_view context) const {
+  std::string led(context);
+  led += message;
+  return Error{kind, std::move(led)};
+}
+
 }  // namespace synwatch

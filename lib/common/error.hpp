@@ -7,6 +7,7 @@
 #include <expected>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace synwatch {
 
@@ -31,6 +32,13 @@ struct Error {
   // is `what: strerror(errno_value)` and the kind follows errno_value.
   static Error from_errno(int errno_value, std::string_view what);
   static ErrorKind kind_of_errno(int errno_value);
+  // As from_errno, for the std::error_code of std::filesystem: `what: error.message()`; the kind
+  // follows the errno value when the code is one (generic or system category), else kIo.
+  static Error from_error_code(const std::error_code& error, std::string_view what);
+
+  // The same kind, the message led by `context` ("webhook 'ops': "): a caller adds where the
+  // failure happened without losing what it was.
+  [[nodiscard]] Error prefixed(std::string_view context) const;
 
   bool operator==(const Error&) const = default;
 };

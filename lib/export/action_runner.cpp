@@ -266,14 +266,14 @@ struct ActionRunner::State {
 
 ActionRunner::ActionRunner(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
-std::expected<std::unique_ptr<ActionRunner>, std::string> ActionRunner::start(
+Expected<std::unique_ptr<ActionRunner>> ActionRunner::start(
     const std::vector<ActionConfig>& actions) {
   auto state = std::make_unique<State>();
   state->actions = actions;
   for (const auto& action : actions) state->stats.push_back({.name = action.name});
   state->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (state->wake_fd < 0) {
-    return std::unexpected(std::string("actions: eventfd: ") + std::strerror(errno));
+    return std::unexpected(Error::from_errno(errno, "actions: eventfd"));
   }
   State* raw = state.get();
   state->reaper = std::thread([raw] {

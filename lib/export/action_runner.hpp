@@ -12,11 +12,11 @@
 
 #include <chrono>
 #include <cstdint>
-#include <expected>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "common/error.hpp"
 #include "config/config.hpp"
 #include "detect/incident.hpp"
 
@@ -37,8 +37,7 @@ class ActionRunner final : public EventSink {
  public:
   // Starts the reaper thread. Call after dropping privileges: commands inherit the daemon's
   // user and capabilities (none survive the exec).
-  static std::expected<std::unique_ptr<ActionRunner>, std::string> start(
-      const std::vector<ActionConfig>& actions);
+  static Expected<std::unique_ptr<ActionRunner>> start(const std::vector<ActionConfig>& actions);
   ActionRunner(const ActionRunner&) = delete;
   ActionRunner& operator=(const ActionRunner&) = delete;
   ~ActionRunner() override;  // kills what still runs

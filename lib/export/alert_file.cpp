@@ -14,16 +14,18 @@
 
 namespace synwatch {
 
-std::expected<AlertFile, std::string> AlertFile::open(const std::string& path) {
+Expected<AlertFile> AlertFile::open(const std::string& path) {
   // Non-blocking: a FIFO whose reader stalls must fail a write, not freeze the main loop (and
   // with it signals, metrics and the watchdog). Regular files ignore the flag.
   const int fd =
       ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0640);
   if (fd < 0) {
     const int error = errno;
-    return std::unexpected(fmt::format(
-        "cannot open alert file '{}': {}{}", path, std::strerror(error),
-        error == ENXIO ? " (a FIFO needs its reader running before synwatchd starts)" : ""));
+    Error failed = Error::from_errno(error, fmt::format("cannot open alert file '{}'", path));
+    if (error == ENXIO) {
+      failed.message += " (a FIFO needs its reader running before synwatchd starts)";
+    }
+    return std::unexpected(std::move(failed));
   }
   struct stat info {};
   const bool regular = ::fstat(fd, &info) == 0 && S_ISREG(info.st_mode);

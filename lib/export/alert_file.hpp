@@ -6,16 +6,16 @@
 // without blocking, so a stalled reader costs events (counted as failures), never the daemon.
 // Thread safety: none; used by the daemon's main loop only.
 
-#include <expected>
 #include <string>
 
+#include "common/error.hpp"
 #include "detect/incident.hpp"
 
 namespace synwatch {
 
 class AlertFile final : public EventSink {
  public:
-  static std::expected<AlertFile, std::string> open(const std::string& path);
+  static Expected<AlertFile> open(const std::string& path);
   AlertFile(AlertFile&& other) noexcept;
   AlertFile& operator=(AlertFile&& other) noexcept;
   AlertFile(const AlertFile&) = delete;

@@ -323,20 +323,21 @@ EvidenceWriter::~EvidenceWriter() {
   stop();
 }
 
-std::expected<std::unique_ptr<EvidenceWriter>, std::string> EvidenceWriter::open(
-    const EvidenceConfig& config, std::filesystem::path directory, const std::string& owner) {
+Expected<std::unique_ptr<EvidenceWriter>> EvidenceWriter::open(const EvidenceConfig& config,
+                                                               std::filesystem::path directory,
+                                                               const std::string& owner) {
   std::error_code error;
   // Absolute, so that the path in events means the same to whoever reads them.
   directory = std::filesystem::absolute(directory, error);
-  if (error) return std::unexpected("evidence directory: " + error.message());
+  if (error) return std::unexpected(Error::from_error_code(error, "evidence directory"));
   std::filesystem::create_directories(directory, error);
   if (error) {
-    return std::unexpected("cannot create evidence directory " + directory.string() + ": " +
-                           error.message());
+    return std::unexpected(
+        Error::from_error_code(error, "cannot create evidence directory " + directory.string()));
   }
   if (!owner.empty() && ::geteuid() == 0) {
     if (auto owned = hand_over_tree(directory, owner); !owned) {
-      return std::unexpected("evidence directory: " + owned.error());
+      return std::unexpected(owned.error().prefixed("evidence directory: "));
     }
   }
   (void)::chmod(directory.c_str(), 0750);

@@ -15,12 +15,12 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <expected>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "common/error.hpp"
 #include "common/spsc_ring.hpp"
 #include "common/time.hpp"
 #include "config/config.hpp"
@@ -57,8 +57,9 @@ class EvidenceWriter {
   // Creates `directory` (parents too) and, when `owner` is not empty and this process is root,
   // hands it to that user, so that the writer can go on after privileges are dropped. Files
   // already there count against max_total_bytes.
-  static std::expected<std::unique_ptr<EvidenceWriter>, std::string> open(
-      const EvidenceConfig& config, std::filesystem::path directory, const std::string& owner);
+  static Expected<std::unique_ptr<EvidenceWriter>> open(const EvidenceConfig& config,
+                                                        std::filesystem::path directory,
+                                                        const std::string& owner);
   ~EvidenceWriter();  // stop()
   EvidenceWriter(const EvidenceWriter&) = delete;
   EvidenceWriter& operator=(const EvidenceWriter&) = delete;

@@ -51,29 +51,32 @@ struct HostPort {
 
 // "address:port" or "[v6 address]:port", numeric (no name lookup at start); an empty address is
 // every IPv4 address.
-std::expected<HostPort, std::string> split_listen(const std::string& listen) {
+Expected<HostPort> split_listen(const std::string& listen) {
   HostPort out;
   if (!listen.empty() && listen.front() == '[') {
     const auto close = listen.find(']');
     if (close == std::string::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
-      return std::unexpected("expected [address]:port");
+      return make_unexpected(ErrorKind::kInvalidInput, "expected [address]:port");
     }
     out.host = listen.substr(1, close - 1);
     out.port = listen.substr(close + 2);
   } else {
     const auto colon = listen.rfind(':');
-    if (colon == std::string::npos) return std::unexpected("expected address:port");
+    if (colon == std::string::npos) {
+      return make_unexpected(ErrorKind::kInvalidInput, "expected address:port");
+    }
     out.host = listen.substr(0, colon);
     out.port = listen.substr(colon + 1);
     if (out.host.find(':') != std::string::npos) {
-      return std::unexpected("an IPv6 address needs brackets: [address]:port");
+      return make_unexpected(ErrorKind::kInvalidInput,
+                             "an IPv6 address needs brackets: [address]:port");
     }
   }
   const bool digits =
       !out.port.empty() && out.port.size() <= 5 &&
       std::all_of(out.port.begin(), out.port.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (!digits || std::stoi(out.port) > 65535) {
-    return std::unexpected("bad port '" + out.port + "'");
+    return make_unexpected(ErrorKind::kInvalidInput, "bad port '" + out.port + "'");
   }
   if (out.host.empty()) out.host = "0.0.0.0";
   return out;
@@ -85,7 +88,7 @@ struct Listener {
   int port = 0;
 };
 
-std::expected<Listener, std::string> bind_listener(const std::string& listen) {
+Expected<Listener> bind_listener(const std::string& listen) {
   const auto where = split_listen(listen);
   if (!where) return std::unexpected(where.error());
   addrinfo hints{};
@@ -95,13 +98,14 @@ std::expected<Listener, std::string> bind_listener(const std::string& listen) {
   addrinfo* found = nullptr;
   if (const int rc = getaddrinfo(where->host.c_str(), where->port.c_str(), &hints, &found);
       rc != 0) {
-    return std::unexpected("'" + where->host + "' is not an IP address: " + gai_strerror(rc));
+    return make_unexpected(ErrorKind::kInvalidInput,
+                           "'" + where->host + "' is not an IP address: " + gai_strerror(rc));
   }
   const std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(found, &freeaddrinfo);
   Listener out;
   out.ipv6 = found->ai_family == AF_INET6;
   out.fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (out.fd < 0) return std::unexpected("socket: " + errno_text(errno));
+  if (out.fd < 0) return std::unexpected(Error::from_errno(errno, "socket"));
   const int one = 1;
   // Restarts must not wait for TIME_WAIT; "[::]" means IPv6 only, as an explicit address would.
   bool ok = setsockopt(out.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
@@ -114,7 +118,8 @@ std::expected<Listener, std::string> bind_listener(const std::string& listen) {
   if (!ok) {
     const int error = errno;
     close(out.fd);
-    return std::unexpected(errno_text(error));
+    // The bare reason: the caller's message names the address already.
+    return make_unexpected(Error::kind_of_errno(error), errno_text(error));
   }
   out.port =
       ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port
@@ -131,18 +136,17 @@ Digest sha256(std::string_view text) {
 
 // The contents of a file (at most 1 MiB) named by config key `key`; when `is_secret`, warns
 // if group or others may read it.
-std::expected<std::string, std::string> read_config_file(const std::string& path,
-                                                         std::string_view key, bool is_secret) {
-  const auto failed = [&](const std::string& why) {
-    return std::unexpected("cannot read " + std::string(key) + " '" + path + "': " + why);
-  };
+Expected<std::string> read_config_file(const std::string& path, std::string_view key,
+                                       bool is_secret) {
+  const std::string what = "cannot read " + std::string(key) + " '" + path + "'";
+  const auto failed = [&](int error) { return std::unexpected(Error::from_errno(error, what)); };
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return failed(errno_text(errno));
+  if (fd < 0) return failed(errno);
   struct stat st {};
   if (fstat(fd, &st) != 0) {
     const int error = errno;
     close(fd);
-    return failed(errno_text(error));
+    return failed(error);
   }
   constexpr std::size_t kMaxBytes = 1 << 20;
   std::string text;
@@ -155,11 +159,11 @@ std::expected<std::string, std::string> read_config_file(const std::string& path
   close(fd);
   if (n < 0) {
     OPENSSL_cleanse(text.data(), text.size());
-    return failed(errno_text(error));
+    return failed(error);
   }
   if (text.size() > kMaxBytes) {
     OPENSSL_cleanse(text.data(), text.size());
-    return failed("larger than 1 MiB");
+    return make_unexpected(ErrorKind::kResourceExhausted, what + ": larger than 1 MiB");
   }
   if (is_secret && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
     spdlog::warn(
@@ -171,7 +175,7 @@ std::expected<std::string, std::string> read_config_file(const std::string& path
 }
 
 // The first line of the password file.
-std::expected<std::string, std::string> read_password(const std::string& path) {
+Expected<std::string> read_password(const std::string& path) {
   auto text = read_config_file(path, "metrics.basic_auth_password_file", true);
   if (!text) return std::unexpected(text.error());
   std::string line = text->substr(0, text->find('\n'));
@@ -603,8 +607,8 @@ HttpEndpoint::HttpEndpoint(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 
 HttpEndpoint::~HttpEndpoint() = default;
 
-std::expected<std::unique_ptr<HttpEndpoint>, std::string> HttpEndpoint::start(
-    const HttpEndpointOptions& options, Render render) {
+Expected<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(const HttpEndpointOptions& options,
+                                                            Render render) {
   auto impl = std::make_unique<Impl>(options, std::move(render));
   if (!options.basic_auth_user.empty()) {
     auto password = read_password(options.basic_auth_password_file);
@@ -617,7 +621,9 @@ std::expected<std::unique_ptr<HttpEndpoint>, std::string> HttpEndpoint::start(
   const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
   if (tls) {
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-      return std::unexpected(
+      // The configuration asks for what this build cannot do.
+      return make_unexpected(
+          ErrorKind::kInvalidInput,
           "cannot serve metrics over HTTPS: this libmicrohttpd was built without TLS (GnuTLS)");
     }
     auto cert = read_config_file(options.tls_cert_file, "metrics.tls_cert_file", false);
@@ -627,9 +633,8 @@ std::expected<std::unique_ptr<HttpEndpoint>, std::string> HttpEndpoint::start(
     impl->tls_cert = std::move(*cert);
     impl->tls_key = std::move(*key);
   }
-  const auto failed = [&](const std::string& reason) {
-    return std::unexpected("cannot serve metrics on " + options.listen + ": " + reason);
-  };
+  const std::string where = "cannot serve metrics on " + options.listen + ": ";
+  const auto failed = [&](const Error& reason) { return std::unexpected(reason.prefixed(where)); };
   auto listener = bind_listener(options.listen);
   if (!listener) return failed(listener.error());
   impl->port = listener->port;
@@ -663,22 +668,23 @@ std::expected<std::unique_ptr<HttpEndpoint>, std::string> HttpEndpoint::start(
   if (impl->daemon == nullptr) {
     // The listening socket is left open: whether MHD closed it on this path is not documented,
     // and closing a descriptor twice could close another thread's.
-    return failed(tls ? "libmicrohttpd did not start (see the debug log); with TLS, check that "
-                        "metrics.tls_key_file is the key of metrics.tls_cert_file"
-                      : "libmicrohttpd did not start (see the debug log)");
+    return failed({ErrorKind::kIo,
+                   tls ? "libmicrohttpd did not start (see the debug log); with TLS, check that "
+                         "metrics.tls_key_file is the key of metrics.tls_cert_file"
+                       : "libmicrohttpd did not start (see the debug log)"});
   }
   const auto* info = MHD_get_daemon_info(impl->daemon, MHD_DAEMON_INFO_EPOLL_FD);
   impl->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   impl->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (info == nullptr || impl->epoll_fd < 0 || impl->wake_fd < 0) {
-    return failed("epoll: " + errno_text(errno));
+    return failed(Error::from_errno(errno, "epoll"));
   }
   for (const int fd : {info->epoll_fd, impl->wake_fd}) {
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.fd = fd;
     if (epoll_ctl(impl->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
-      return failed("epoll: " + errno_text(errno));
+      return failed(Error::from_errno(errno, "epoll"));
     }
   }
   impl->thread = std::thread([raw = impl.get()] { raw->run(); });

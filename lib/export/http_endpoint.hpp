@@ -31,11 +31,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <expected>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "common/error.hpp"
 
 namespace synwatch {
 
@@ -72,8 +73,8 @@ class HttpEndpoint {
   // Binds, reads the password file and the TLS key (warning when group or others may read them)
   // and certificate, and starts the server thread. Errors name the address or file and the
   // reason.
-  static std::expected<std::unique_ptr<HttpEndpoint>, std::string> start(
-      const HttpEndpointOptions& options, Render render);
+  static Expected<std::unique_ptr<HttpEndpoint>> start(const HttpEndpointOptions& options,
+                                                       Render render);
   ~HttpEndpoint();
   HttpEndpoint(const HttpEndpoint&) = delete;
   HttpEndpoint& operator=(const HttpEndpoint&) = delete;

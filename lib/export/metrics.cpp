@@ -111,8 +111,8 @@ MetricsExporter::~MetricsExporter() {
   endpoint_.reset();
 }
 
-std::expected<std::shared_ptr<MetricsExporter>, std::string> MetricsExporter::start(
-    const MetricsConfig& config, std::string version) {
+Expected<std::shared_ptr<MetricsExporter>> MetricsExporter::start(const MetricsConfig& config,
+                                                                  std::string version) {
   auto exporter = std::make_shared<MetricsExporter>(std::move(version));
   HttpEndpointOptions options;
   options.listen = config.listen;

@@ -11,7 +11,6 @@
 // in practice the endpoint's server thread; start() and the destructor from the owner's thread.
 
 #include <cstdint>
-#include <expected>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,6 +22,7 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/metric_type.h>
 
+#include "common/error.hpp"
 #include "config/config.hpp"
 #include "engine/live_pipeline.hpp"
 #include "export/http_endpoint.hpp"
@@ -51,8 +51,8 @@ class MetricsExporter final : public prometheus::Collectable {
  public:
   // Binds the listen address and starts serving. Errors name the address (or the password file)
   // and the reason.
-  static std::expected<std::shared_ptr<MetricsExporter>, std::string> start(
-      const MetricsConfig& config, std::string version);
+  static Expected<std::shared_ptr<MetricsExporter>> start(const MetricsConfig& config,
+                                                          std::string version);
   ~MetricsExporter() override;
 
   void update(MetricsState state);

@@ -11,6 +11,8 @@
 #pragma pop_macro("_GNU_SOURCE")
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <condition_variable>
 #include <deque>
 #include <iterator>
@@ -82,12 +84,12 @@ std::string nft_duration(DurationNs duration) {
 // One libnftables context, used by one thread at a time (libnftables is not thread-safe).
 class Nft {
  public:
-  static std::expected<Nft, std::string> open() {
+  static Expected<Nft> open() {
     nft_ctx* context = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (context == nullptr) return std::unexpected(std::string("nft_ctx_new failed"));
+    if (context == nullptr) return make_unexpected(ErrorKind::kIo, "nft_ctx_new failed");
     if (nft_ctx_buffer_output(context) != 0 || nft_ctx_buffer_error(context) != 0) {
       nft_ctx_free(context);
-      return std::unexpected(std::string("cannot buffer libnftables' output"));
+      return make_unexpected(ErrorKind::kIo, "cannot buffer libnftables' output");
     }
     return Nft(context);
   }
@@ -99,14 +101,19 @@ class Nft {
     if (context_ != nullptr) nft_ctx_free(context_);
   }
 
-  // Runs `commands` (nft syntax, one per line) as one transaction: all or nothing. The error is
-  // nftables' whole message; its output (of list commands) on success.
-  std::expected<std::string, std::string> run(const std::string& commands, bool terse = false) {
+  // Runs `commands` (nft syntax, one per line) as one transaction: all or nothing. The error's
+  // message is nftables' whole message, its kind what that message says; its output (of list
+  // commands) on success.
+  Expected<std::string> run(const std::string& commands, bool terse = false) {
     nft_ctx_output_set_flags(context_, terse ? static_cast<unsigned>(NFT_CTX_OUTPUT_TERSE) : 0U);
     const int rc = nft_run_cmd_from_buffer(context_, commands.c_str());
     const char* output = nft_ctx_get_output_buffer(context_);
     const char* error = nft_ctx_get_error_buffer(context_);
-    if (rc != 0) return std::unexpected(std::string(error != nullptr ? error : ""));
+    if (rc != 0) {
+      std::string message(error != nullptr ? error : "");
+      const ErrorKind kind = kind_of_nftables_error(message);
+      return make_unexpected(kind, std::move(message));
+    }
     return std::string(output != nullptr ? output : "");
   }
 
@@ -115,19 +122,23 @@ class Nft {
   nft_ctx* context_;
 };
 
-bool says_missing(std::string_view error) {
-  return error.find("No such file or directory") != std::string_view::npos;
-}
-bool says_exists(std::string_view error) {
-  return error.find("File exists") != std::string_view::npos;
-}
-
 struct Holding {
   std::set<std::string> incidents;  // open incidents whose sources include it
   Clock::time_point refreshed;      // when its timeout was last set
 };
 
 }  // namespace
+
+ErrorKind kind_of_nftables_error(std::string_view message) {
+  // Only errnos whose kind a caller acts on, or that tell the operator what to fix. EBUSY is left
+  // out on purpose: it is not "already in the set", which kInUse means to the callers.
+  for (const int errno_value : {EEXIST, ENOENT, EPERM, EACCES, ENOMEM, ENOSPC, EINVAL}) {
+    if (message.find(std::strerror(errno_value)) != std::string_view::npos) {
+      return Error::kind_of_errno(errno_value);
+    }
+  }
+  return ErrorKind::kIo;
+}
 
 std::string_view to_string(BlockSkip reason) noexcept {
   switch (reason) {
@@ -255,7 +266,7 @@ struct NftablesAction::State {
   }
 
   // Creates the table, sets and chain, or checks the operator's sets. Before the worker starts.
-  std::expected<void, std::string> prepare() {
+  Expected<void> prepare() {
     if (config.create_table) {
       std::string commands = "add table " + config.table + "\n";
       commands += "add chain " + config.table + " " + chain_of(config) +
@@ -273,8 +284,8 @@ struct NftablesAction::State {
                     set + " tcp flags & (syn | ack) == syn counter drop\n";
       }
       if (auto done = nft->run(commands); !done) {
-        return std::unexpected("cannot create nftables table " + config.table + ": " +
-                               first_line(done.error()));
+        return make_unexpected(done.error().kind, "cannot create nftables table " + config.table +
+                                                      ": " + first_line(done.error().message));
       }
       spdlog::info("nftables action '{}': table {} with sets {} and chain {} dropping their SYNs",
                    config.name, config.table,
@@ -289,15 +300,19 @@ struct NftablesAction::State {
       if (set.empty()) continue;
       auto listed = nft->run("list set " + where(set), true);
       if (!listed) {
-        return std::unexpected("nftables set " + where(set) + ": " + first_line(listed.error()) +
-                               " (create_table is false: the set must exist)");
+        return make_unexpected(listed.error().kind,
+                               "nftables set " + where(set) + ": " +
+                                   first_line(listed.error().message) +
+                                   " (create_table is false: the set must exist)");
       }
       if (listed->find(std::string("type ") + type + "\n") == std::string::npos) {
-        return std::unexpected("nftables set " + where(set) + " is not of type " + type);
+        return make_unexpected(ErrorKind::kInvalidInput,
+                               "nftables set " + where(set) + " is not of type " + type);
       }
       if (listed->find("timeout") == std::string::npos) {
-        return std::unexpected("nftables set " + where(set) +
-                               " does not take timeouts; declare it with `flags timeout`");
+        return make_unexpected(ErrorKind::kInvalidInput,
+                               "nftables set " + where(set) +
+                                   " does not take timeouts; declare it with `flags timeout`");
       }
     }
     spdlog::info("nftables action '{}': using the existing sets of table {}", config.name,
@@ -344,7 +359,7 @@ struct NftablesAction::State {
             nft->run("create element " + where(set) + " " + element_list({address}, true) + "\n");
         if (one) {
           added.push_back(address);
-        } else if (says_exists(one.error())) {
+        } else if (one.error().kind == ErrorKind::kInUse) {
           found_present[address].insert(event.incident_id);
           count(&NftablesActionStats::already_present);
           spdlog::info(
@@ -355,7 +370,7 @@ struct NftablesAction::State {
           count(&NftablesActionStats::failed);
           spdlog::error("nftables action '{}' for incident {}: cannot add {} to {}: {}",
                         config.name, event.incident_id, address.to_string(), where(set),
-                        first_line(one.error()));
+                        first_line(one.error().message));
         }
       }
       if (!added.empty()) {
@@ -407,7 +422,7 @@ struct NftablesAction::State {
           count(&NftablesActionStats::failed, batch.size());
           spdlog::error("nftables action '{}' for incident {}: cannot renew {} in {}: {}",
                         config.name, event.incident_id, join(batch), where(set),
-                        first_line(refreshed.error()));
+                        first_line(refreshed.error().message));
         }
       }
       if (done) {
@@ -469,14 +484,14 @@ struct NftablesAction::State {
             nft->run("delete element " + where(set) + " " + element_list({address}, false) + "\n");
         if (one) {
           removed.push_back(address);
-        } else if (says_missing(one.error())) {
+        } else if (one.error().kind == ErrorKind::kNotFound) {
           expired.push_back(address);
         } else {
           count(&NftablesActionStats::failed);
           spdlog::error(
               "nftables action '{}'{}: cannot remove {} from {}: {}; it goes when its "
               "timeout ends",
-              config.name, label, address.to_string(), where(set), first_line(one.error()));
+              config.name, label, address.to_string(), where(set), first_line(one.error().message));
         }
       }
       if (!removed.empty()) {
@@ -573,7 +588,7 @@ struct NftablesAction::State {
 
 NftablesAction::NftablesAction(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
-std::expected<std::unique_ptr<NftablesAction>, std::string> NftablesAction::start(
+Expected<std::unique_ptr<NftablesAction>> NftablesAction::start(
     const ActionConfig& config, const std::vector<IpPrefix>& protected_prefixes) {
   auto state = std::make_unique<State>();
   state->config = config;
@@ -590,10 +605,12 @@ std::expected<std::unique_ptr<NftablesAction>, std::string> NftablesAction::star
         config.name, config.table);
   } else {
     auto nft = Nft::open();
-    if (!nft) return std::unexpected("nftables action '" + config.name + "': " + nft.error());
+    if (!nft) {
+      return std::unexpected(nft.error().prefixed("nftables action '" + config.name + "': "));
+    }
     state->nft.emplace(std::move(*nft));
     if (auto prepared = state->prepare(); !prepared) {
-      return std::unexpected("nftables action '" + config.name + "': " + prepared.error());
+      return std::unexpected(prepared.error().prefixed("nftables action '" + config.name + "': "));
     }
   }
   State* raw = state.get();

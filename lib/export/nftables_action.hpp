@@ -23,7 +23,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <expected>
 #include <map>
 #include <memory>
 #include <set>
@@ -32,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/error.hpp"
 #include "common/ip_address.hpp"
 #include "config/config.hpp"
 #include "detect/incident.hpp"
@@ -100,13 +100,19 @@ struct NftablesActionStats {
   std::size_t held = 0;                          // elements held now
 };
 
+// The kind of a failed nftables command, from libnftables' message: it reports the kernel's
+// errno in strerror's words ("Error: Could not process rule: File exists"), so its text is read
+// here, once, and callers branch on the kind. An element already in a set is kInUse, a missing
+// element, set or table kNotFound; a message naming no known errno is kIo.
+ErrorKind kind_of_nftables_error(std::string_view message);
+
 class NftablesAction final : public EventSink {
  public:
   // Prepares the nftables side (unless dry_run): with create_table, creates the table, its sets
   // and the chain that drops SYNs from them, keeping elements already there; without, checks
   // that the sets exist and take timeouts. Then starts the worker thread. Call after dropping
   // privileges, with CAP_NET_ADMIN kept. `protected_prefixes` is the configuration's `protected`.
-  static std::expected<std::unique_ptr<NftablesAction>, std::string> start(
+  static Expected<std::unique_ptr<NftablesAction>> start(
       const ActionConfig& config, const std::vector<IpPrefix>& protected_prefixes);
   NftablesAction(const NftablesAction&) = delete;
   NftablesAction& operator=(const NftablesAction&) = delete;

@@ -23,8 +23,10 @@ std::optional<AttackKind> kind_from(std::string_view name) {
   return std::nullopt;
 }
 
-std::expected<ResumedIncident, std::string> incident_from(const nlohmann::json& entry) {
-  if (!entry.is_object()) return std::unexpected("an entry is not an object");
+Expected<ResumedIncident> incident_from(const nlohmann::json& entry) {
+  if (!entry.is_object()) {
+    return make_unexpected(ErrorKind::kInvalidInput, "an entry is not an object");
+  }
   auto text = [&](const char* key) -> const std::string* {
     const auto it = entry.find(key);
     return it != entry.end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
@@ -45,13 +47,15 @@ std::expected<ResumedIncident, std::string> incident_from(const nlohmann::json& 
   if (id == nullptr || id->empty() || id->size() > 64 || address_text == nullptr ||
       kind_text == nullptr || !sequence || !port || !started_at || !peak || host == entry.end() ||
       !host->is_boolean()) {
-    return std::unexpected("an entry lacks a field or has one of the wrong type");
+    return make_unexpected(ErrorKind::kInvalidInput,
+                           "an entry lacks a field or has one of the wrong type");
   }
   const auto address = IpAddress::parse(*address_text);
   const auto kind = kind_from(*kind_text);
   if (!address || !kind || *port < 0 || *port > 65535 || *sequence < 0 || *sequence > UINT32_MAX ||
       *peak < 0 || *peak > UINT32_MAX) {
-    return std::unexpected("entry '" + *id + "' has a value out of range");
+    return make_unexpected(ErrorKind::kInvalidInput,
+                           "entry '" + *id + "' has a value out of range");
   }
   ResumedIncident incident;
   incident.incident_id = *id;
@@ -66,13 +70,13 @@ std::expected<ResumedIncident, std::string> incident_from(const nlohmann::json& 
 
 }  // namespace
 
-std::expected<OpenIncidentsFile, std::string> OpenIncidentsFile::open(
-    const std::filesystem::path& state_dir, const std::string& owner) {
+Expected<OpenIncidentsFile> OpenIncidentsFile::open(const std::filesystem::path& state_dir,
+                                                    const std::string& owner) {
   const auto directory = state_dir / "incidents";
   std::error_code error;
   std::filesystem::create_directories(directory, error);
   if (error) {
-    return std::unexpected("cannot create " + directory.string() + ": " + error.message());
+    return std::unexpected(Error::from_error_code(error, "cannot create " + directory.string()));
   }
   if (!owner.empty() && ::geteuid() == 0) {
     if (auto owned = hand_over_tree(directory, owner); !owned) {
@@ -98,7 +102,7 @@ std::vector<ResumedIncident> OpenIncidentsFile::load(std::vector<std::string>& p
   for (const auto& entry : *list) {
     auto incident = incident_from(entry);
     if (!incident) {
-      problems.push_back(path_.string() + ": " + incident.error());
+      problems.push_back(path_.string() + ": " + incident.error().message);
       continue;
     }
     open_[incident->incident_id] = *incident;
@@ -108,7 +112,7 @@ std::vector<ResumedIncident> OpenIncidentsFile::load(std::vector<std::string>& p
   return loaded;
 }
 
-std::expected<void, std::string> OpenIncidentsFile::record(const IncidentEvent& event) {
+Expected<void> OpenIncidentsFile::record(const IncidentEvent& event) {
   if (event.type == EventType::kEnded) {
     if (open_.erase(event.incident_id) == 0) return {};
   } else {
@@ -124,7 +128,7 @@ std::expected<void, std::string> OpenIncidentsFile::record(const IncidentEvent& 
   return write();
 }
 
-std::expected<void, std::string> OpenIncidentsFile::write() const {
+Expected<void> OpenIncidentsFile::write() const {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& [id, incident] : open_) {
     list.push_back({{"incident_id", id},

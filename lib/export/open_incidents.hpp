@@ -6,12 +6,12 @@
 // events are rare (a few per incident per minute), so this costs nothing on the packet path.
 // Thread safety: none; the daemon's main loop.
 
-#include <expected>
 #include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "common/error.hpp"
 #include "detect/incident.hpp"
 
 namespace synwatch {
@@ -20,8 +20,8 @@ class OpenIncidentsFile {
  public:
   // Creates `state_dir/incidents` if needed; started as root, hands it to `owner` (empty: leave
   // ownership alone) so that the daemon can still write it after the privilege drop.
-  static std::expected<OpenIncidentsFile, std::string> open(const std::filesystem::path& state_dir,
-                                                            const std::string& owner);
+  static Expected<OpenIncidentsFile> open(const std::filesystem::path& state_dir,
+                                          const std::string& owner);
 
   // What the previous run left open, oldest first. A damaged file or entry is reported in
   // `problems` and skipped (the file is then rewritten at the next event).
@@ -30,14 +30,14 @@ class OpenIncidentsFile {
   // Follows one event: `started` and `updated` record the incident, `ended` forgets it; then the
   // file is replaced. An error says why the file could not be written (the event itself is not
   // affected).
-  std::expected<void, std::string> record(const IncidentEvent& event);
+  Expected<void> record(const IncidentEvent& event);
 
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
   [[nodiscard]] std::size_t open_count() const noexcept { return open_.size(); }
 
  private:
   explicit OpenIncidentsFile(std::filesystem::path path) : path_(std::move(path)) {}
-  std::expected<void, std::string> write() const;
+  Expected<void> write() const;
 
   std::filesystem::path path_;
   std::map<std::string, ResumedIncident> open_;  // by incident id

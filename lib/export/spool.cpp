@@ -19,10 +19,6 @@ namespace {
 constexpr std::string_view kSuffix = ".json";
 constexpr std::string_view kTemporarySuffix = ".tmp";
 
-std::string errno_text(int error) {
-  return std::generic_category().message(error);
-}
-
 // Writes everything or reports why not; retries short writes and EINTR.
 bool write_all(int fd, std::string_view data) {
   while (!data.empty()) {
@@ -46,15 +42,16 @@ bool fsync_directory(const std::filesystem::path& directory) {
 
 }  // namespace
 
-std::expected<void, std::string> hand_over_tree(const std::filesystem::path& root,
-                                                const std::string& user) {
+Expected<void> hand_over_tree(const std::filesystem::path& root, const std::string& user) {
   const passwd* account = ::getpwnam(user.c_str());
-  if (account == nullptr) return std::unexpected("user '" + user + "' does not exist");
+  if (account == nullptr) {
+    return make_unexpected(ErrorKind::kNotFound, "user '" + user + "' does not exist");
+  }
   const uid_t uid = account->pw_uid;
   const gid_t gid = account->pw_gid;
-  auto change = [&](const std::filesystem::path& path) -> std::expected<void, std::string> {
+  auto change = [&](const std::filesystem::path& path) -> Expected<void> {
     if (::lchown(path.c_str(), uid, gid) != 0) {
-      return std::unexpected("cannot chown " + path.string() + ": " + errno_text(errno));
+      return std::unexpected(Error::from_errno(errno, "cannot chown " + path.string()));
     }
     return {};
   };
@@ -66,16 +63,16 @@ std::expected<void, std::string> hand_over_tree(const std::filesystem::path& roo
   return {};
 }
 
-std::expected<Spool, std::string> Spool::open(std::filesystem::path directory) {
+Expected<Spool> Spool::open(std::filesystem::path directory) {
   std::error_code error;
   std::filesystem::create_directories(directory, error);
   if (error) {
-    return std::unexpected("cannot create spool directory " + directory.string() + ": " +
-                           error.message());
+    return std::unexpected(
+        Error::from_error_code(error, "cannot create spool directory " + directory.string()));
   }
   if (::access(directory.c_str(), W_OK | X_OK) != 0) {
-    return std::unexpected("spool directory " + directory.string() +
-                           " is not writable: " + errno_text(errno));
+    return std::unexpected(
+        Error::from_errno(errno, "spool directory " + directory.string() + " is not writable"));
   }
   return Spool(std::move(directory));
 }
@@ -122,35 +119,34 @@ std::vector<SpooledEvent> Spool::load(std::vector<std::string>& problems) {
   return events;
 }
 
-std::expected<void, std::string> replace_file_durably(const std::filesystem::path& path,
-                                                      std::string_view content) {
+Expected<void> replace_file_durably(const std::filesystem::path& path, std::string_view content) {
   auto temporary = path;
   temporary += kTemporarySuffix;
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return std::unexpected("cannot create " + temporary.string() + ": " + errno_text(errno));
+    return std::unexpected(Error::from_errno(errno, "cannot create " + temporary.string()));
   }
   const bool written = write_all(fd, content) && ::fsync(fd) == 0;
   const int saved = errno;
   ::close(fd);
   if (!written) {
     ::unlink(temporary.c_str());
-    return std::unexpected("cannot write " + temporary.string() + ": " + errno_text(saved));
+    return std::unexpected(Error::from_errno(saved, "cannot write " + temporary.string()));
   }
   if (::rename(temporary.c_str(), path.c_str()) != 0) {
     const int rename_error = errno;
     ::unlink(temporary.c_str());
-    return std::unexpected("cannot rename to " + path.string() + ": " + errno_text(rename_error));
+    return std::unexpected(Error::from_errno(rename_error, "cannot rename to " + path.string()));
   }
   const auto directory =
       path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
   if (!fsync_directory(directory)) {
-    return std::unexpected("cannot fsync " + directory.string() + ": " + errno_text(errno));
+    return std::unexpected(Error::from_errno(errno, "cannot fsync " + directory.string()));
   }
   return {};
 }
 
-std::expected<void, std::string> Spool::append(std::uint64_t sequence, std::string_view json) {
+Expected<void> Spool::append(std::uint64_t sequence, std::string_view json) {
   std::string line(json);
   line += '\n';
   return replace_file_durably(path_of(sequence), line);

@@ -7,24 +7,23 @@
 // spool copies what it is given and returns owned strings.
 
 #include <cstdint>
-#include <expected>
 #include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/error.hpp"
+
 namespace synwatch {
 
 // Gives `root` and everything under it to `user` (and the user's group), so that the daemon can
 // still write there after switching to that user.
-std::expected<void, std::string> hand_over_tree(const std::filesystem::path& root,
-                                                const std::string& user);
+Expected<void> hand_over_tree(const std::filesystem::path& root, const std::string& user);
 
 // Replaces `path` with `content` so that after a crash it holds either the old or the new
 // content: a temporary file (path + ".tmp") is written and fsync'd, renamed over `path`, and the
 // directory fsync'd.
-std::expected<void, std::string> replace_file_durably(const std::filesystem::path& path,
-                                                      std::string_view content);
+Expected<void> replace_file_durably(const std::filesystem::path& path, std::string_view content);
 
 struct SpooledEvent {
   std::uint64_t sequence = 0;
@@ -34,14 +33,14 @@ struct SpooledEvent {
 class Spool {
  public:
   // Creates `directory` (and parents) if needed.
-  static std::expected<Spool, std::string> open(std::filesystem::path directory);
+  static Expected<Spool> open(std::filesystem::path directory);
 
   // Every complete spooled event, oldest first. Leftover temporary files (a crash mid-write)
   // are removed; unreadable entries are skipped and reported in `problems`.
   std::vector<SpooledEvent> load(std::vector<std::string>& problems);
 
   // Writes one event durably (fsync of file and directory) before returning.
-  std::expected<void, std::string> append(std::uint64_t sequence, std::string_view json);
+  Expected<void> append(std::uint64_t sequence, std::string_view json);
 
   // Forgets a delivered or dropped event. Missing files are not an error.
   void remove(std::uint64_t sequence);

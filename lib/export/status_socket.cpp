@@ -18,10 +18,6 @@ namespace synwatch {
 
 namespace {
 
-std::string errno_text(int error) {
-  return std::strerror(error);
-}
-
 std::optional<sockaddr_un> socket_address(const std::filesystem::path& path) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
@@ -63,15 +59,19 @@ class FileDescriptor {
 
 }  // namespace
 
-std::expected<std::unique_ptr<StatusSocket>, std::string> StatusSocket::open(
-    const std::filesystem::path& path, const std::string& owner) {
+Expected<std::unique_ptr<StatusSocket>> StatusSocket::open(const std::filesystem::path& path,
+                                                           const std::string& owner) {
   const std::string where = "status socket " + path.string();
   const auto address = socket_address(path);
-  if (!address) return std::unexpected(where + ": path too long for a Unix socket");
+  if (!address) {
+    return make_unexpected(ErrorKind::kInvalidInput, where + ": path too long for a Unix socket");
+  }
   std::optional<Owner> hand_to;
   if (!owner.empty() && ::geteuid() == 0) {
     const passwd* account = ::getpwnam(owner.c_str());
-    if (account == nullptr) return std::unexpected(where + ": user '" + owner + "' does not exist");
+    if (account == nullptr) {
+      return make_unexpected(ErrorKind::kNotFound, where + ": user '" + owner + "' does not exist");
+    }
     hand_to = Owner{account->pw_uid, account->pw_gid};
   }
 
@@ -80,44 +80,48 @@ std::expected<std::unique_ptr<StatusSocket>, std::string> StatusSocket::open(
   if (!std::filesystem::exists(directory, error)) {
     std::filesystem::create_directories(directory, error);
     if (error) {
-      return std::unexpected(where + ": cannot create " + directory.string() + ": " +
-                             error.message());
+      return std::unexpected(
+          Error::from_error_code(error, where + ": cannot create " + directory.string()));
     }
     ::chmod(directory.c_str(), 0750);
     if (hand_to && ::chown(directory.c_str(), hand_to->uid, hand_to->gid) != 0) {
-      return std::unexpected(where + ": cannot chown " + directory.string() + ": " +
-                             errno_text(errno));
+      return std::unexpected(
+          Error::from_errno(errno, where + ": cannot chown " + directory.string()));
     }
   }
 
   struct stat existing {};
   if (::lstat(path.c_str(), &existing) == 0) {
     if (!S_ISSOCK(existing.st_mode)) {
-      return std::unexpected(where +
-                             ": exists and is not a socket; remove it or set status.socket");
+      return make_unexpected(
+          ErrorKind::kInUse,
+          where + ": exists and is not a socket; remove it or set status.socket");
     }
     if (someone_listens(*address)) {
-      return std::unexpected(where + ": another process (a synwatchd still running?) serves on it");
+      return make_unexpected(ErrorKind::kInUse,
+                             where + ": another process (a synwatchd still running?) serves on it");
     }
     // Left by a daemon that died without removing it.
     ::unlink(path.c_str());
   }
 
   FileDescriptor listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (listener.get() < 0) return std::unexpected(where + ": socket: " + errno_text(errno));
+  if (listener.get() < 0) return std::unexpected(Error::from_errno(errno, where + ": socket"));
   const std::filesystem::path staging =
       directory / ("." + path.filename().string() + "." + std::to_string(::getpid()));
   const auto staging_address = socket_address(staging);
-  if (!staging_address) return std::unexpected(where + ": path too long for a Unix socket");
+  if (!staging_address) {
+    return make_unexpected(ErrorKind::kInvalidInput, where + ": path too long for a Unix socket");
+  }
   ::unlink(staging.c_str());
   if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&*staging_address),
              sizeof *staging_address) != 0) {
-    return std::unexpected(where + ": bind: " + errno_text(errno));
+    return std::unexpected(Error::from_errno(errno, where + ": bind"));
   }
   const auto fail = [&](const std::string& what) {
     const int saved = errno;
     ::unlink(staging.c_str());
-    return std::unexpected(where + ": " + what + ": " + errno_text(saved));
+    return std::unexpected(Error::from_errno(saved, where + ": " + what));
   };
   if (::chmod(staging.c_str(), 0660) != 0) return fail("chmod");
   if (hand_to && ::chown(staging.c_str(), hand_to->uid, hand_to->gid) != 0) return fail("chown");
@@ -128,7 +132,7 @@ std::expected<std::unique_ptr<StatusSocket>, std::string> StatusSocket::open(
   if (wake < 0) {
     const int saved = errno;
     ::unlink(path.c_str());
-    return std::unexpected(where + ": eventfd: " + errno_text(saved));
+    return std::unexpected(Error::from_errno(saved, where + ": eventfd"));
   }
   return std::unique_ptr<StatusSocket>(new StatusSocket(path, listener.release(), wake));
 }
@@ -210,24 +214,25 @@ bool StatusSocket::write_document(int client, const std::string& document) {
   return true;
 }
 
-std::expected<std::string, std::string> read_status_socket(const std::filesystem::path& path,
-                                                           std::chrono::milliseconds timeout,
-                                                           std::size_t max_bytes) {
+Expected<std::string> read_status_socket(const std::filesystem::path& path,
+                                         std::chrono::milliseconds timeout, std::size_t max_bytes) {
   const std::string where = "cannot read synwatchd's status at " + path.string();
   const auto address = socket_address(path);
-  if (!address) return std::unexpected(where + ": path too long for a Unix socket");
+  if (!address) {
+    return make_unexpected(ErrorKind::kInvalidInput, where + ": path too long for a Unix socket");
+  }
   FileDescriptor fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (fd.get() < 0) return std::unexpected(where + ": socket: " + errno_text(errno));
+  if (fd.get() < 0) return std::unexpected(Error::from_errno(errno, where + ": socket"));
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&*address), sizeof *address) != 0 &&
       errno != EINPROGRESS && errno != EAGAIN) {
     const int error = errno;
-    std::string hint;
+    Error failed = Error::from_errno(error, where);
     if (error == ENOENT || error == ECONNREFUSED) {
-      hint = " (is synwatchd running, with status.enabled, on this socket?)";
+      failed.message += " (is synwatchd running, with status.enabled, on this socket?)";
     } else if (error == EACCES || error == EPERM) {
-      hint = " (run as root or as a member of the daemon's group, synwatch)";
+      failed.message += " (run as root or as a member of the daemon's group, synwatch)";
     }
-    return std::unexpected(where + ": " + errno_text(error) + hint);
+    return std::unexpected(std::move(failed));
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string document;
@@ -238,17 +243,18 @@ std::expected<std::string, std::string> read_status_socket(const std::filesystem
     if (n > 0) {
       document.append(buffer, static_cast<std::size_t>(n));
       if (document.size() > max_bytes) {
-        return std::unexpected(where + ": the document is larger than " +
-                               std::to_string(max_bytes) + " bytes");
+        return make_unexpected(
+            ErrorKind::kResourceExhausted,
+            where + ": the document is larger than " + std::to_string(max_bytes) + " bytes");
       }
       continue;
     }
-    if (errno != EAGAIN && errno != EINTR) return std::unexpected(where + ": " + errno_text(errno));
+    if (errno != EAGAIN && errno != EINTR) return std::unexpected(Error::from_errno(errno, where));
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      return std::unexpected(where + ": no answer within " + std::to_string(timeout.count()) +
-                             " ms");
+      return make_unexpected(ErrorKind::kTimedOut, where + ": no answer within " +
+                                                       std::to_string(timeout.count()) + " ms");
     }
     pollfd readable{fd.get(), POLLIN, 0};
     (void)::poll(&readable, 1, static_cast<int>(left.count()));

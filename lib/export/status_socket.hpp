@@ -20,12 +20,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <expected>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+
+#include "common/error.hpp"
 
 namespace synwatch {
 
@@ -41,9 +42,10 @@ class StatusSocket {
   // Binds `path`. A socket file left by a daemon that is gone is replaced; one that a running
   // daemon answers on is refused, as is a path that is not a socket. `owner`: the user whose
   // user and group get the directory (when this call made it) and the socket, applied only when
-  // running as root; empty: leave ownership alone. Errors name the path and the reason.
-  static std::expected<std::unique_ptr<StatusSocket>, std::string> open(
-      const std::filesystem::path& path, const std::string& owner);
+  // running as root; empty: leave ownership alone. Errors name the path and the reason; a live
+  // daemon on the socket is kInUse.
+  static Expected<std::unique_ptr<StatusSocket>> open(const std::filesystem::path& path,
+                                                      const std::string& owner);
   ~StatusSocket();  // stops serving and removes the socket file
   StatusSocket(const StatusSocket&) = delete;
   StatusSocket& operator=(const StatusSocket&) = delete;
@@ -71,10 +73,10 @@ class StatusSocket {
 };
 
 // Connects to the status socket at `path` and reads the document whole (at most max_bytes)
-// within `timeout`. Errors say what failed and, for the usual causes (no daemon, no permission),
-// what to do.
-std::expected<std::string, std::string> read_status_socket(const std::filesystem::path& path,
-                                                           std::chrono::milliseconds timeout,
-                                                           std::size_t max_bytes = 16u << 20);
+// within `timeout`. Errors say what failed and, for the usual causes, what to do: no daemon
+// listening is kNotFound, no permission to connect kPermissionDenied.
+Expected<std::string> read_status_socket(const std::filesystem::path& path,
+                                         std::chrono::milliseconds timeout,
+                                         std::size_t max_bytes = 16u << 20);
 
 }  // namespace synwatch

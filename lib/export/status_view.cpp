@@ -175,15 +175,16 @@ void add_destinations(const Json& document, const StatusViewOptions& options,
 
 }  // namespace
 
-std::expected<std::vector<std::string>, std::string> render_status(
-    const nlohmann::json& document, const nlohmann::json* previous,
-    const StatusViewOptions& options) {
+Expected<std::vector<std::string>> render_status(const nlohmann::json& document,
+                                                 const nlohmann::json* previous,
+                                                 const StatusViewOptions& options) {
   std::vector<std::string> lines;
   try {
     if (document.value("version", 0) != 1) {
-      return std::unexpected("status document of an unknown version " +
-                             document.value("version", Json(nullptr)).dump() +
-                             " (synwatchd and this synwatchd top differ)");
+      return make_unexpected(ErrorKind::kInvalidInput,
+                             "status document of an unknown version " +
+                                 document.value("version", Json(nullptr)).dump() +
+                                 " (synwatchd and this synwatchd top differ)");
     }
     lines.push_back(header_line(document, previous));
     lines.push_back(detail_line(document));
@@ -192,7 +193,8 @@ std::expected<std::vector<std::string>, std::string> render_status(
     lines.emplace_back();
     add_destinations(document, options, lines);
   } catch (const Json::exception& e) {
-    return std::unexpected(std::string("status document not understood: ") + e.what());
+    return make_unexpected(ErrorKind::kInvalidInput,
+                           std::string("status document not understood: ") + e.what());
   }
   if (options.width > 0) {
     for (auto& line : lines) {

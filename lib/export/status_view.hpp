@@ -6,11 +6,12 @@
 // Thread safety: a pure function.
 
 #include <cstddef>
-#include <expected>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "common/error.hpp"
 
 namespace synwatch {
 
@@ -21,9 +22,9 @@ struct StatusViewOptions {
 };
 
 // `previous`: the document read before this one, for the packet rate; nullptr for none. An
-// error names what the document lacked (a daemon of another version).
-std::expected<std::vector<std::string>, std::string> render_status(
-    const nlohmann::json& document, const nlohmann::json* previous,
-    const StatusViewOptions& options);
+// error (kInvalidInput) names what the document lacked (a daemon of another version).
+Expected<std::vector<std::string>> render_status(const nlohmann::json& document,
+                                                 const nlohmann::json* previous,
+                                                 const StatusViewOptions& options);
 
 }  // namespace synwatch

@@ -51,10 +51,10 @@ void global_curl_init() {
   (void)initialised;
 }
 
-std::expected<std::string, std::string> read_secret(const std::string& path) {
+Expected<std::string> read_secret(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return std::unexpected("cannot read secret file '" + path + "': " + std::strerror(errno));
+    return std::unexpected(Error::from_errno(errno, "cannot read secret file '" + path + "'"));
   }
   std::stringstream text;
   text << in.rdbuf();
@@ -64,7 +64,9 @@ std::expected<std::string, std::string> read_secret(const std::string& path) {
                              secret.back() == ' ' || secret.back() == '\t')) {
     secret.pop_back();
   }
-  if (secret.empty()) return std::unexpected("secret file '" + path + "' is empty");
+  if (secret.empty()) {
+    return make_unexpected(ErrorKind::kInvalidInput, "secret file '" + path + "' is empty");
+  }
   return secret;
 }
 
@@ -189,8 +191,8 @@ std::size_t WebhookStats::spooled() const noexcept {
   return total;
 }
 
-std::expected<std::unique_ptr<WebhookDispatcher>, std::string> WebhookDispatcher::create(
-    const Config& config, const Options& options) {
+Expected<std::unique_ptr<WebhookDispatcher>> WebhookDispatcher::create(const Config& config,
+                                                                       const Options& options) {
   global_curl_init();
   std::unique_ptr<WebhookDispatcher> dispatcher(new WebhookDispatcher());
   dispatcher->spool_max_events_ = std::max<std::size_t>(1, config.alerts.spool_max_events);
@@ -200,15 +202,18 @@ std::expected<std::unique_ptr<WebhookDispatcher>, std::string> WebhookDispatcher
   for (const auto& webhook : config.alerts.webhooks) {
     const std::string who = "webhook '" + webhook.name + "': ";
     const auto format = parse_webhook_format(webhook.format);
-    if (!format) return std::unexpected(who + "unknown format '" + webhook.format + "'");
+    if (!format) {
+      return make_unexpected(ErrorKind::kInvalidInput,
+                             who + "unknown format '" + webhook.format + "'");
+    }
     std::string secret;
     if (!webhook.secret_file.empty()) {
       auto read = read_secret(webhook.secret_file);
-      if (!read) return std::unexpected(who + read.error());
+      if (!read) return std::unexpected(read.error().prefixed(who));
       secret = std::move(*read);
     }
     auto spool = Spool::open(spool_root / webhook.name);
-    if (!spool) return std::unexpected(who + spool.error());
+    if (!spool) return std::unexpected(spool.error().prefixed(who));
     auto receiver = std::make_unique<Receiver>(std::move(*spool));
     receiver->config = webhook;
     receiver->format = *format;
@@ -226,7 +231,7 @@ std::expected<std::unique_ptr<WebhookDispatcher>, std::string> WebhookDispatcher
   }
   if (!options.spool_owner.empty() && ::geteuid() == 0 && !dispatcher->receivers_.empty()) {
     if (auto owned = hand_over_tree(spool_root, options.spool_owner); !owned) {
-      return std::unexpected("webhook spool: " + owned.error());
+      return std::unexpected(owned.error().prefixed("webhook spool: "));
     }
   }
   return dispatcher;
@@ -243,8 +248,8 @@ std::size_t WebhookDispatcher::receivers() const noexcept {
 namespace {
 
 // A spooled entry as a queued event, or why it cannot be one (check_spooled_event).
-std::expected<Pending, std::string> pending_from_spool(SpooledEvent& entry, WebhookFormat format,
-                                                       const WebhookRenderContext& context) {
+Expected<Pending> pending_from_spool(SpooledEvent& entry, WebhookFormat format,
+                                     const WebhookRenderContext& context) {
   auto head = check_spooled_event(entry.json, format, context);
   if (!head) return std::unexpected(head.error());
   Pending pending;
@@ -294,7 +299,7 @@ void WebhookDispatcher::start() {
       auto pending = pending_from_spool(entry, receiver.format, render_context(receiver));
       if (!pending) {
         spdlog::error("webhook '{}': spool entry {} removed: {}", receiver.config.name,
-                      entry.sequence, pending.error());
+                      entry.sequence, pending.error().message);
         receiver.spool.remove(entry.sequence);
         continue;
       }
@@ -356,7 +361,7 @@ void WebhookDispatcher::publish(const IncidentEvent& event) {
       pending.spooled = true;
     } else {
       spdlog::error("webhook '{}': {}; event {} is kept in memory only", receiver.config.name,
-                    written.error(), event.event_id);
+                    written.error().message, event.event_id);
     }
     std::lock_guard lock(mutex_);
     if (!pending.spooled) ++receiver.stats.spool_errors;

@@ -21,13 +21,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <expected>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/error.hpp"
 #include "config/config.hpp"
 #include "detect/incident.hpp"
 #include "export/webhook_format.hpp"
@@ -78,8 +78,8 @@ class WebhookDispatcher final : public EventSink {
 
   // Reads the secrets and creates the spool directories; sends nothing yet. Fails with a
   // message naming the receiver when a secret cannot be read or the spool cannot be created.
-  static std::expected<std::unique_ptr<WebhookDispatcher>, std::string> create(
-      const Config& config, const Options& options);
+  static Expected<std::unique_ptr<WebhookDispatcher>> create(const Config& config,
+                                                             const Options& options);
 
   WebhookDispatcher(const WebhookDispatcher&) = delete;
   WebhookDispatcher& operator=(const WebhookDispatcher&) = delete;

@@ -211,31 +211,38 @@ std::string render_alertmanager_alerts(const std::vector<nlohmann::json>& events
   return alerts.dump();
 }
 
-std::expected<SpooledEventHead, std::string> check_spooled_event(
-    std::string_view json, WebhookFormat format, const WebhookRenderContext& context) {
+Expected<SpooledEventHead> check_spooled_event(std::string_view json, WebhookFormat format,
+                                               const WebhookRenderContext& context) {
   const auto event = nlohmann::json::parse(json, nullptr, false);
-  if (!event.is_object()) return std::unexpected("not a JSON object");
+  if (!event.is_object()) return make_unexpected(ErrorKind::kInvalidInput, "not a JSON object");
   const auto type = event.find("event");
-  if (type == event.end() || !type->is_string()) return std::unexpected("no \"event\" string");
+  if (type == event.end() || !type->is_string()) {
+    return make_unexpected(ErrorKind::kInvalidInput, "no \"event\" string");
+  }
   SpooledEventHead head;
   head.event = type->get<std::string>();
   if (head.event != "started" && head.event != "updated" && head.event != "ended") {
-    return std::unexpected("unknown event '" + head.event.substr(0, 32) + "'");
+    return make_unexpected(ErrorKind::kInvalidInput,
+                           "unknown event '" + head.event.substr(0, 32) + "'");
   }
   const auto id = event.find("event_id");
-  if (id == event.end() || !id->is_string()) return std::unexpected("no \"event_id\" string");
+  if (id == event.end() || !id->is_string()) {
+    return make_unexpected(ErrorKind::kInvalidInput, "no \"event_id\" string");
+  }
   head.event_id = id->get<std::string>();
   const bool safe_id =
       !head.event_id.empty() && head.event_id.size() <= 128 &&
       std::ranges::all_of(head.event_id, [](char c) { return c > ' ' && c < 0x7f; });
   if (!safe_id) {
-    return std::unexpected("event_id is empty, too long or has spaces or control characters");
+    return make_unexpected(ErrorKind::kInvalidInput,
+                           "event_id is empty, too long or has spaces or control characters");
   }
   if (format != WebhookFormat::kJson) {
     try {
       (void)render_webhook_body(format, event, context);
     } catch (const nlohmann::json::exception& e) {
-      return std::unexpected(std::string("cannot render it: ") + e.what());
+      return make_unexpected(ErrorKind::kInvalidInput,
+                             std::string("cannot render it: ") + e.what());
     }
   }
   return head;

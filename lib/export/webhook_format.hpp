@@ -5,7 +5,6 @@
 // Thread safety: free functions without shared state.
 
 #include <cstdint>
-#include <expected>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/error.hpp"
 #include "common/time.hpp"
 #include "export/people_format.hpp"  // people_number, people_duration: used by the bodies
 
@@ -49,9 +49,10 @@ struct SpooledEventHead {
 };
 
 // Checks a spooled event's JSON text for delivery in `format`: an object with the event type
-// and a safe event_id, from which `format`'s body renders. Never throws.
-std::expected<SpooledEventHead, std::string> check_spooled_event(
-    std::string_view json, WebhookFormat format, const WebhookRenderContext& context);
+// and a safe event_id, from which `format`'s body renders. Never throws; every failure is
+// kInvalidInput.
+Expected<SpooledEventHead> check_spooled_event(std::string_view json, WebhookFormat format,
+                                               const WebhookRenderContext& context);
 
 // A one-line human summary of an event, used by the slack format and Alertmanager's summary.
 std::string summarize_event(const nlohmann::json& event);

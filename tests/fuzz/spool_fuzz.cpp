@@ -1,7 +1,7 @@
 // libFuzzer target for the webhook spool reader: whatever a spool file holds (damaged, cut, or
 // written by someone else) is read back by Spool::load and checked by check_spooled_event for
-// every format; nothing may throw or crash, and what passes the check must render and carry a
-// header-safe event id.
+// every format; nothing may throw or crash, what passes the check must render and carry a
+// header-safe event id, and what does not is kInvalidInput with a reason.
 
 #include <unistd.h>
 
@@ -47,7 +47,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       synwatch::WebhookRenderContext context;
       context.instance = "fuzz-host";
       const auto head = synwatch::check_spooled_event(event.json, format, context);
-      if (!head) continue;
+      if (!head) {
+        // A refusal says why, and a damaged file is the document's fault, never the disk's.
+        if (head.error().message.empty() ||
+            head.error().kind != synwatch::ErrorKind::kInvalidInput) {
+          std::abort();
+        }
+        continue;
+      }
       for (const char c : head->event_id) {
         if (c <= ' ' || c >= 0x7f) std::abort();
       }

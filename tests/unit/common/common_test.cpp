@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
+#include <future>
+#include <system_error>
 #include <vector>
 
 #include "common/error.hpp"
 #include "common/ip_address.hpp"
 #include "common/time.hpp"
+#include "error_printer.hpp"
 
 namespace synwatch {
 namespace {
@@ -144,6 +148,28 @@ TEST(Error, FromErrnoNamesTheOperationAndKeepsItsKind) {
   EXPECT_EQ(Error::from_errno(ECONNREFUSED, "x").kind, ErrorKind::kNotFound);
   EXPECT_EQ(Error::from_errno(ENOSPC, "x").kind, ErrorKind::kResourceExhausted);
   EXPECT_EQ(Error::from_errno(EIO, "x").kind, ErrorKind::kIo);
+}
+
+TEST(Error, FromErrorCodeFollowsTheErrnoOfAFilesystemError) {
+  std::error_code code;
+  (void)std::filesystem::file_size("/nonexistent/synwatch-error-test", code);
+  ASSERT_TRUE(code);
+  const auto missing = Error::from_error_code(code, "cannot size /nonexistent/synwatch-error-test");
+  EXPECT_EQ(missing.kind, ErrorKind::kNotFound);
+  EXPECT_EQ(missing.message,
+            "cannot size /nonexistent/synwatch-error-test: No such file or directory");
+  EXPECT_EQ(Error::from_error_code(std::make_error_code(std::errc::permission_denied), "x").kind,
+            ErrorKind::kPermissionDenied);
+  // Not an errno: nothing to tell the kind by.
+  EXPECT_EQ(Error::from_error_code(std::make_error_code(std::future_errc::no_state), "x").kind,
+            ErrorKind::kIo);
+}
+
+TEST(Error, PrefixedKeepsTheKindAndLeadsTheMessage) {
+  const Error in_use{ErrorKind::kInUse, "bind: Address already in use"};
+  const Error led = in_use.prefixed("cannot serve metrics on :9100: ");
+  EXPECT_EQ(led.kind, ErrorKind::kInUse);
+  EXPECT_EQ(led.message, "cannot serve metrics on :9100: bind: Address already in use");
 }
 
 TEST(Error, EveryKindHasItsOwnName) {

@@ -55,7 +55,7 @@ TEST_F(ActionRunnerTest, TheCommandGetsTheEventOnStdinAndItsFiguresInTheEnvironm
   const auto out = (dir_ / "out").string();
   auto runner = ActionRunner::start({shell(
       "record", "cat > " + out + ".json; env | grep '^SYNWATCH_' | sort > " + out + ".env")});
-  ASSERT_TRUE(runner) << runner.error();
+  ASSERT_TRUE(runner) << runner.error().message;
   (*runner)->publish(event(EventType::kStarted));
   ASSERT_TRUE((*runner)->wait_idle(5s));
   const auto json = nlohmann::json::parse(read("out.json"));

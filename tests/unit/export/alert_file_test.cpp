@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/error_printer.hpp"
 #include "temp_dir.hpp"
 
 namespace synwatch {
@@ -90,11 +91,17 @@ TEST_F(AlertFileTest, AStalledFifoReaderCostsEventsNotTheCaller) {
   // A FIFO with a reader that stopped reading once froze the main loop in write().
   const auto path = dir_ / "alerts.fifo";
   ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
-  EXPECT_FALSE(AlertFile::open(path.string())) << "no reader: refused with the reason";
+  const auto no_reader = AlertFile::open(path.string());
+  ASSERT_FALSE(no_reader) << "no reader: refused with the reason";
+  EXPECT_EQ(no_reader.error().kind, ErrorKind::kNotFound) << "ENXIO: nobody at the other end";
+  EXPECT_EQ(no_reader.error().message,
+            "cannot open alert file '" + path.string() +
+                "': No such device or address (a FIFO needs its reader running before synwatchd "
+                "starts)");
   const int reader = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   ASSERT_GE(reader, 0);
   auto file = AlertFile::open(path.string());
-  ASSERT_TRUE(file) << file.error();
+  ASSERT_TRUE(file) << file.error().message;
   const auto start = std::chrono::steady_clock::now();
   for (std::uint32_t i = 0; i < 2000; ++i) file->publish(make_event(EventType::kUpdated, i));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));

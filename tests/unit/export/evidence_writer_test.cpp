@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/error_printer.hpp"
 #include "temp_dir.hpp"
 
 namespace synwatch {
@@ -95,7 +96,7 @@ class EvidenceWriterTest : public ::testing::Test {
   }
   std::unique_ptr<EvidenceWriter> open(const EvidenceConfig& config) {
     auto writer = EvidenceWriter::open(config, dir_.path() / "evidence", {});
-    EXPECT_TRUE(writer.has_value()) << writer.error();
+    EXPECT_TRUE(writer.has_value()) << writer.error().message;
     (*writer)->attach(ring_);
     (*writer)->start();
     return std::move(*writer);
@@ -230,8 +231,9 @@ TEST(EvidenceWriter, ReportsADirectoryItCannotCreate) {
   std::ofstream(dir.path() / "file") << "x";
   auto writer = EvidenceWriter::open({}, dir.path() / "file" / "evidence", {});
   ASSERT_FALSE(writer.has_value());
-  EXPECT_NE(writer.error().find("cannot create evidence directory"), std::string::npos)
-      << writer.error();
+  EXPECT_NE(writer.error().message.find("cannot create evidence directory"), std::string::npos)
+      << writer.error().message;
+  EXPECT_EQ(writer.error().kind, ErrorKind::kNotFound) << "ENOTDIR: no directory by that path";
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "../common/error_printer.hpp"
 #include "export/http_endpoint.hpp"
 
 namespace synwatch {
@@ -201,7 +202,7 @@ std::unique_ptr<HttpEndpoint> start(
     HttpEndpointOptions options, HttpEndpoint::Render render = [] { return kPage; }) {
   if (options.listen.empty()) options.listen = "127.0.0.1:0";
   auto endpoint = HttpEndpoint::start(options, std::move(render));
-  if (!endpoint) ADD_FAILURE() << endpoint.error();
+  if (!endpoint) ADD_FAILURE() << endpoint.error().message;
   return endpoint ? std::move(*endpoint) : nullptr;
 }
 
@@ -306,14 +307,16 @@ TEST(HttpEndpoint, BindErrorsNameTheAddress) {
   options.listen = taken;
   auto again = HttpEndpoint::start(options, [] { return std::string(); });
   ASSERT_FALSE(again);
-  EXPECT_NE(again.error().find("cannot serve metrics on " + taken), std::string::npos)
-      << again.error();
-  EXPECT_NE(again.error().find("in use"), std::string::npos) << again.error();
+  EXPECT_NE(again.error().message.find("cannot serve metrics on " + taken), std::string::npos)
+      << again.error().message;
+  EXPECT_NE(again.error().message.find("in use"), std::string::npos) << again.error().message;
+  EXPECT_EQ(again.error().kind, ErrorKind::kInUse);
   for (const char* bad : {"127.0.0.1", "127.0.0.1:99999", "::1:80", "[::1:80", "localhost:80"}) {
     options.listen = bad;
     auto endpoint = HttpEndpoint::start(options, [] { return std::string(); });
     ASSERT_FALSE(endpoint) << bad;
-    EXPECT_NE(endpoint.error().find(bad), std::string::npos) << endpoint.error();
+    EXPECT_NE(endpoint.error().message.find(bad), std::string::npos) << endpoint.error().message;
+    EXPECT_EQ(endpoint.error().kind, ErrorKind::kInvalidInput) << bad;
   }
 }
 
@@ -321,7 +324,7 @@ TEST(HttpEndpoint, ListensOnIpv6Loopback) {
   HttpEndpointOptions options;
   options.listen = "[::1]:0";
   auto endpoint = HttpEndpoint::start(options, [] { return std::string(kPage); });
-  if (!endpoint) GTEST_SKIP() << "no IPv6 loopback: " << endpoint.error();
+  if (!endpoint) GTEST_SKIP() << "no IPv6 loopback: " << endpoint.error().message;
   const int port = (*endpoint)->listening_ports().front();
   EXPECT_GT(port, 0);
   const int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -437,8 +440,19 @@ TEST_F(HttpEndpointAuth, UnreadablePasswordFileIsAnError) {
   o.basic_auth_password_file = "/nonexistent/synwatch-password";
   auto endpoint = HttpEndpoint::start(o, [] { return std::string(); });
   ASSERT_FALSE(endpoint);
-  EXPECT_NE(endpoint.error().find("'/nonexistent/synwatch-password'"), std::string::npos)
-      << endpoint.error();
+  EXPECT_NE(endpoint.error().message.find("'/nonexistent/synwatch-password'"), std::string::npos)
+      << endpoint.error().message;
+  EXPECT_EQ(endpoint.error().kind, ErrorKind::kNotFound);
+}
+
+TEST_F(HttpEndpointAuth, APasswordFileOverOneMebibyteIsRefusedAsTooLarge) {
+  auto o = options();
+  o.basic_auth_password_file = dir_.file("huge", std::string((1u << 20) + 1, 'x'), 0600);
+  auto endpoint = HttpEndpoint::start(o, [] { return std::string(); });
+  ASSERT_FALSE(endpoint);
+  EXPECT_EQ(endpoint.error().kind, ErrorKind::kResourceExhausted);
+  EXPECT_EQ(endpoint.error().message, "cannot read metrics.basic_auth_password_file '" +
+                                          o.basic_auth_password_file + "': larger than 1 MiB");
 }
 
 // HTTPS with a self-signed certificate made here by the openssl command, checked with the real
@@ -531,18 +545,20 @@ TEST_F(HttpEndpointTls, MissingOrMismatchedFilesAreErrorsNamingThem) {
   missing.tls_key_file = "/nonexistent/synwatch.key";
   auto endpoint = HttpEndpoint::start(missing, [] { return std::string(); });
   ASSERT_FALSE(endpoint);
-  EXPECT_NE(endpoint.error().find("metrics.tls_key_file '/nonexistent/synwatch.key'"),
+  EXPECT_NE(endpoint.error().message.find("metrics.tls_key_file '/nonexistent/synwatch.key'"),
             std::string::npos)
-      << endpoint.error();
+      << endpoint.error().message;
+  EXPECT_EQ(endpoint.error().kind, ErrorKind::kNotFound);
 
   ASSERT_TRUE(make_certificate("other"));
   auto mismatched = options();
   mismatched.tls_key_file = path("other.key");
   endpoint = HttpEndpoint::start(mismatched, [] { return std::string(); });
   ASSERT_FALSE(endpoint);
-  EXPECT_NE(endpoint.error().find("metrics.tls_key_file is the key of metrics.tls_cert_file"),
-            std::string::npos)
-      << endpoint.error();
+  EXPECT_NE(
+      endpoint.error().message.find("metrics.tls_key_file is the key of metrics.tls_cert_file"),
+      std::string::npos)
+      << endpoint.error().message;
 }
 
 TEST_F(HttpEndpointTls, WarnsWhenOthersMayReadTheKey) {

@@ -19,6 +19,8 @@
 #include <string>
 #include <thread>
 
+#include "../common/error_printer.hpp"
+
 namespace synwatch {
 namespace {
 
@@ -207,7 +209,7 @@ ActionConfig dry_run_action() {
 TEST(NftablesActionDryRun, HoldsSourcesPerIncidentAndReleasesOnlyWhatNoOpenIncidentHolds) {
   CapturedLog log;
   auto started = NftablesAction::start(dry_run_action(), {});
-  ASSERT_TRUE(started) << started.error();
+  ASSERT_TRUE(started) << started.error().message;
   NftablesAction& action = **started;
   action.publish(incident("a", EventType::kStarted, AttackKind::kConcentrated,
                           {{ip("198.18.0.1"), 500}, {ip("198.18.0.2"), 400}}, 900));
@@ -249,7 +251,7 @@ TEST(NftablesActionDryRun, SpoofedFloodsAddNothingAndSkipsAreCountedByReason) {
   action.allowlist = {prefix("198.18.0.7/32")};
   action.max_entries = 1;
   auto started = NftablesAction::start(action, {prefix("198.51.100.0/24")});
-  ASSERT_TRUE(started) << started.error();
+  ASSERT_TRUE(started) << started.error().message;
   (*started)->publish(incident("s", EventType::kStarted, AttackKind::kSpoofedRandom,
                                {{ip("198.18.1.1"), 2}, {ip("198.18.1.2"), 1}}, 9000));
   (*started)->publish(incident("c", EventType::kStarted, AttackKind::kConcentrated,
@@ -282,7 +284,7 @@ TEST(NftablesActionDryRun, OnlyTheWantedEventsAreHandledAndStoppingLiftsWhatIsHe
   action.events = {"started"};
   {
     auto started = NftablesAction::start(action, {});
-    ASSERT_TRUE(started) << started.error();
+    ASSERT_TRUE(started) << started.error().message;
     (*started)->publish(incident("a", EventType::kStarted, AttackKind::kConcentrated,
                                  {{ip("198.18.0.1"), 500}}, 500));
     (*started)->publish(incident("a", EventType::kEnded, AttackKind::kConcentrated, {}));
@@ -294,6 +296,28 @@ TEST(NftablesActionDryRun, OnlyTheWantedEventsAreHandledAndStoppingLiftsWhatIsHe
                             "reconfigured)"),
             std::string::npos)
       << log.text();
+}
+
+TEST(NftablesErrorKind, NftablesMessagesAreReadAsTheKernelsErrno) {
+  // As nft 1.0 prints them (libnftables gives the same text).
+  EXPECT_EQ(kind_of_nftables_error("Error: Could not process rule: File exists\n"
+                                   "create element inet t s { 1.2.3.4 }\n"
+                                   "                          ^^^^^^^\n"),
+            ErrorKind::kInUse);
+  EXPECT_EQ(kind_of_nftables_error("Error: Could not process rule: No such file or directory\n"
+                                   "delete element inet t s { 5.6.7.8 }\n"),
+            ErrorKind::kNotFound);
+  EXPECT_EQ(kind_of_nftables_error("Error: No such file or directory\n"
+                                   "list set ip filter flooders\n"
+                                   "            ^^^^^^\n"),
+            ErrorKind::kNotFound);
+  EXPECT_EQ(kind_of_nftables_error("Error: Could not process rule: Operation not permitted\n"),
+            ErrorKind::kPermissionDenied);
+  EXPECT_EQ(kind_of_nftables_error("Error: syntax error, unexpected newline\n"), ErrorKind::kIo);
+  EXPECT_EQ(kind_of_nftables_error(""), ErrorKind::kIo);
+  // Busy is not "already in the set".
+  EXPECT_EQ(kind_of_nftables_error("Error: Could not process rule: Device or resource busy\n"),
+            ErrorKind::kIo);
 }
 
 TEST(NftablesActionConfig, ActionsByTypeAndWhichNeedNetAdmin) {
@@ -358,7 +382,7 @@ class NftablesActionLive : public ::testing::Test {
 TEST_F(NftablesActionLive, AddsRenewsAndRemovesElementsAndLeavesOthersAlone) {
   const auto problem = run_in_own_network_namespace([] {
     auto started = NftablesAction::start(live_action(), {});
-    ASSERT_TRUE(started) << started.error();
+    ASSERT_TRUE(started) << started.error().message;
     const std::string table = command_output("nft list table inet swtest");
     EXPECT_NE(table.find("chain synwatch_block"), std::string::npos) << table;
     EXPECT_NE(table.find("type filter hook prerouting priority raw; policy accept;"),
@@ -405,7 +429,7 @@ TEST_F(NftablesActionLive, AddsRenewsAndRemovesElementsAndLeavesOthersAlone) {
     // their elements.
     {
       auto again = NftablesAction::start(live_action(), {});
-      ASSERT_TRUE(again) << again.error();
+      ASSERT_TRUE(again) << again.error().message;
     }
     const std::string after = command_output("nft list table inet swtest");
     EXPECT_EQ(std::count(after.begin(), after.end(), '@'), 2) << after;
@@ -456,28 +480,32 @@ TEST_F(NftablesActionLive, WithoutCreateTableTheSetsMustExistAndTakeTimeouts) {
     action.set_ipv6.clear();
     auto missing = NftablesAction::start(action, {});
     ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().kind, ErrorKind::kNotFound);
     EXPECT_TRUE(
-        missing.error().starts_with("nftables action 'block': nftables set ip filter "
-                                    "flooders: "))
-        << missing.error();
-    EXPECT_NE(missing.error().find("No such file or directory (create_table is false: the set "
-                                   "must exist)"),
-              std::string::npos)
-        << missing.error();
+        missing.error().message.starts_with("nftables action 'block': nftables set ip filter "
+                                            "flooders: "))
+        << missing.error().message;
+    EXPECT_NE(
+        missing.error().message.find("No such file or directory (create_table is false: the set "
+                                     "must exist)"),
+        std::string::npos)
+        << missing.error().message;
 
     ASSERT_EQ(command_output("nft add table ip filter"), "");
     ASSERT_EQ(command_output("nft add set ip filter flooders '{ type ipv4_addr; }'"), "");
     auto no_timeouts = NftablesAction::start(action, {});
     ASSERT_FALSE(no_timeouts);
-    EXPECT_NE(no_timeouts.error().find("does not take timeouts; declare it with `flags timeout`"),
-              std::string::npos)
-        << no_timeouts.error();
+    EXPECT_EQ(no_timeouts.error().kind, ErrorKind::kInvalidInput);
+    EXPECT_NE(
+        no_timeouts.error().message.find("does not take timeouts; declare it with `flags timeout`"),
+        std::string::npos)
+        << no_timeouts.error().message;
 
     ASSERT_EQ(command_output("nft delete set ip filter flooders"), "");
     ASSERT_EQ(command_output("nft add set ip filter flooders '{ type ipv4_addr; flags timeout; }'"),
               "");
     auto ready = NftablesAction::start(action, {});
-    ASSERT_TRUE(ready) << ready.error();
+    ASSERT_TRUE(ready) << ready.error().message;
     (*ready)->publish(incident("a", EventType::kStarted, AttackKind::kConcentrated,
                                {{ip("198.18.0.1"), 500}, {ip("2001:db8:8000::1"), 500}}, 1000));
     ASSERT_TRUE((*ready)->wait_idle(5s));

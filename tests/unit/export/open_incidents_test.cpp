@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../common/error_printer.hpp"
 #include "temp_dir.hpp"
 
 namespace synwatch {
@@ -27,7 +28,7 @@ class OpenIncidentsTest : public ::testing::Test {
   }
   OpenIncidentsFile open() {
     auto file = OpenIncidentsFile::open(dir_, "");
-    EXPECT_TRUE(file) << (file ? "" : file.error());
+    EXPECT_TRUE(file) << (file ? "" : file.error().message);
     return std::move(*file);
   }
   testing::TempDir scratch_;
@@ -88,6 +89,25 @@ TEST_F(OpenIncidentsTest, ADamagedFileOrEntryIsReportedAndSkipped) {
   ASSERT_EQ(loaded.size(), 1u);
   EXPECT_EQ(loaded[0].incident_id, "ok");
   EXPECT_EQ(problems.size(), 3u);
+}
+
+TEST_F(OpenIncidentsTest, AFileThatCannotBeWrittenSaysWhy) {
+  auto file = open();
+  std::filesystem::remove_all(dir_ / "incidents");
+  const auto recorded = file.record(event(EventType::kStarted, "a", 0, 80));
+  ASSERT_FALSE(recorded);
+  EXPECT_EQ(recorded.error().kind, ErrorKind::kNotFound);
+  EXPECT_EQ(recorded.error().message, "cannot create " + (dir_ / "incidents").string() +
+                                          "/open.json.tmp: No such file or directory");
+}
+
+TEST_F(OpenIncidentsTest, AStateDirectoryThatIsAFileIsReported) {
+  std::ofstream(dir_ / "state") << "x";
+  const auto file = OpenIncidentsFile::open(dir_ / "state", "");
+  ASSERT_FALSE(file);
+  EXPECT_EQ(file.error().kind, ErrorKind::kNotFound) << file.error().message;
+  EXPECT_TRUE(file.error().message.starts_with("cannot create " + (dir_ / "state").string()))
+      << file.error().message;
 }
 
 }  // namespace

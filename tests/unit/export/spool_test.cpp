@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../common/error_printer.hpp"
 #include "export/spool.hpp"
 
 namespace synwatch {
@@ -21,7 +22,7 @@ class SpoolTest : public ::testing::Test {
 
 TEST_F(SpoolTest, LoadsWhatWasAppendedInSequenceOrderAcrossReopen) {
   auto spool = Spool::open(root_ / "a" / "b");
-  ASSERT_TRUE(spool) << spool.error();
+  ASSERT_TRUE(spool) << spool.error().message;
   for (std::uint64_t s : {5, 1, 12, 100}) {
     ASSERT_TRUE(spool->append(s, "{\"n\":" + std::to_string(s) + "}"));
   }
@@ -58,14 +59,37 @@ TEST_F(SpoolTest, UnwritableDirectoryIsReported) {
   std::filesystem::create_directories(root_ / "ro");
   std::filesystem::permissions(
       root_ / "ro", std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
-  EXPECT_FALSE(Spool::open(root_ / "ro"));
+  const auto spool = Spool::open(root_ / "ro");
+  ASSERT_FALSE(spool);
+  EXPECT_EQ(spool.error().kind, ErrorKind::kPermissionDenied) << spool.error().message;
 }
 
 TEST_F(SpoolTest, FileUnderPathIsReported) {
   std::ofstream(root_ / "file") << "x";
   const auto spool = Spool::open(root_ / "file" / "sub");
   ASSERT_FALSE(spool);
-  EXPECT_NE(spool.error().find("cannot create spool directory"), std::string::npos);
+  EXPECT_NE(spool.error().message.find("cannot create spool directory"), std::string::npos);
+  // ENOTDIR: no directory by that path.
+  EXPECT_EQ(spool.error().kind, ErrorKind::kNotFound) << spool.error().message;
+}
+
+TEST_F(SpoolTest, AppendingToAVanishedDirectorySaysWhatIsMissing) {
+  auto spool = Spool::open(root_ / "gone");
+  ASSERT_TRUE(spool) << spool.error().message;
+  std::filesystem::remove_all(root_ / "gone");
+  const auto appended = spool->append(1, "{}");
+  ASSERT_FALSE(appended);
+  EXPECT_EQ(appended.error().kind, ErrorKind::kNotFound);
+  EXPECT_EQ(appended.error().message, "cannot create " + (root_ / "gone").string() +
+                                          "/00000000000000000001.json.tmp: No such file or "
+                                          "directory");
+}
+
+TEST_F(SpoolTest, HandingOverToAMissingUserIsNotFound) {
+  const auto handed = hand_over_tree(root_, "synwatch-no-such-user");
+  ASSERT_FALSE(handed);
+  EXPECT_EQ(handed.error().kind, ErrorKind::kNotFound);
+  EXPECT_EQ(handed.error().message, "user 'synwatch-no-such-user' does not exist");
 }
 
 }  // namespace

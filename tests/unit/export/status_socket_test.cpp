@@ -6,13 +6,16 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <thread>
 
+#include "../common/error_printer.hpp"
 #include "temp_dir.hpp"
 
 namespace synwatch {
@@ -32,14 +35,14 @@ sockaddr_un address_of(const std::filesystem::path& path) {
 
 std::string read_or_error(const std::filesystem::path& path) {
   auto document = read_status_socket(path, 2000ms);
-  return document ? *document : "error: " + document.error();
+  return document ? *document : "error: " + document.error().message;
 }
 
 TEST(StatusSocket, ServesTheLatestDocumentToEveryClient) {
   TempDir dir;
   const auto path = dir.path() / "status.sock";
   auto socket = StatusSocket::open(path, "");
-  ASSERT_TRUE(socket) << socket.error();
+  ASSERT_TRUE(socket) << socket.error().message;
   (*socket)->start();
   (*socket)->publish("{\"a\":1}\n");
   EXPECT_EQ(read_or_error(path), "{\"a\":1}\n");
@@ -55,7 +58,7 @@ TEST(StatusSocket, OnlyOwnerAndGroupMayConnectAndTheFileGoesWithIt) {
   const auto path = dir.path() / "run" / "synwatch" / "status.sock";
   {
     auto socket = StatusSocket::open(path, "");
-    ASSERT_TRUE(socket) << socket.error();
+    ASSERT_TRUE(socket) << socket.error().message;
     struct stat file {};
     ASSERT_EQ(::lstat(path.c_str(), &file), 0);
     EXPECT_TRUE(S_ISSOCK(file.st_mode));
@@ -76,7 +79,7 @@ TEST(StatusSocket, HandsTheSocketToTheDaemonUserWhenStartedAsRoot) {
   TempDir dir;
   const auto path = dir.path() / "sub" / "status.sock";
   auto socket = StatusSocket::open(path, "nobody");
-  ASSERT_TRUE(socket) << socket.error();
+  ASSERT_TRUE(socket) << socket.error().message;
   struct stat file {};
   ASSERT_EQ(::lstat(path.c_str(), &file), 0);
   struct stat directory {};
@@ -84,7 +87,9 @@ TEST(StatusSocket, HandsTheSocketToTheDaemonUserWhenStartedAsRoot) {
   EXPECT_NE(file.st_uid, 0u);
   EXPECT_EQ(file.st_uid, directory.st_uid);
   EXPECT_EQ(file.st_gid, directory.st_gid);
-  EXPECT_FALSE(StatusSocket::open(dir.path() / "other.sock", "synwatch-no-such-user"));
+  const auto no_user = StatusSocket::open(dir.path() / "other.sock", "synwatch-no-such-user");
+  ASSERT_FALSE(no_user);
+  EXPECT_EQ(no_user.error().kind, ErrorKind::kNotFound) << no_user.error().message;
 }
 
 TEST(StatusSocket, ReplacesASocketLeftByADeadDaemon) {
@@ -99,7 +104,7 @@ TEST(StatusSocket, ReplacesASocketLeftByADeadDaemon) {
   }
   ASSERT_TRUE(std::filesystem::exists(path));
   auto socket = StatusSocket::open(path, "");
-  ASSERT_TRUE(socket) << socket.error();
+  ASSERT_TRUE(socket) << socket.error().message;
   (*socket)->start();
   (*socket)->publish("{}\n");
   EXPECT_EQ(read_or_error(path), "{}\n");
@@ -109,11 +114,14 @@ TEST(StatusSocket, RefusesAPathAnotherDaemonServesOrThatIsNoSocket) {
   TempDir dir;
   const auto path = dir.path() / "status.sock";
   auto first = StatusSocket::open(path, "");
-  ASSERT_TRUE(first) << first.error();
+  ASSERT_TRUE(first) << first.error().message;
   auto second = StatusSocket::open(path, "");
   ASSERT_FALSE(second);
-  EXPECT_NE(second.error().find("another process"), std::string::npos) << second.error();
-  EXPECT_NE(second.error().find(path.string()), std::string::npos) << second.error();
+  EXPECT_EQ(second.error().kind, ErrorKind::kInUse);
+  EXPECT_NE(second.error().message.find("another process"), std::string::npos)
+      << second.error().message;
+  EXPECT_NE(second.error().message.find(path.string()), std::string::npos)
+      << second.error().message;
   // The first one still serves.
   (*first)->start();
   (*first)->publish("{}\n");
@@ -123,7 +131,9 @@ TEST(StatusSocket, RefusesAPathAnotherDaemonServesOrThatIsNoSocket) {
   std::ofstream(file) << "data";
   auto refused = StatusSocket::open(file, "");
   ASSERT_FALSE(refused);
-  EXPECT_NE(refused.error().find("not a socket"), std::string::npos) << refused.error();
+  EXPECT_EQ(refused.error().kind, ErrorKind::kInUse) << "the path is another file's";
+  EXPECT_NE(refused.error().message.find("not a socket"), std::string::npos)
+      << refused.error().message;
   EXPECT_TRUE(std::filesystem::is_regular_file(file)) << "never removed";
 }
 
@@ -131,7 +141,7 @@ TEST(StatusSocket, AClientThatNeverReadsHoldsOthersUpOnlyUntilItsDeadline) {
   TempDir dir;
   const auto path = dir.path() / "status.sock";
   auto socket = StatusSocket::open(path, "");
-  ASSERT_TRUE(socket) << socket.error();
+  ASSERT_TRUE(socket) << socket.error().message;
   (*socket)->start();
   // Far more than a socket buffer takes, so writing to the idle client blocks.
   const std::string big(8u << 20, 'x');
@@ -144,7 +154,7 @@ TEST(StatusSocket, AClientThatNeverReadsHoldsOthersUpOnlyUntilItsDeadline) {
   auto document = read_status_socket(path, 5000ms, 16u << 20);
   const auto took = std::chrono::steady_clock::now() - start;
   ::close(idle);
-  ASSERT_TRUE(document) << document.error();
+  ASSERT_TRUE(document) << document.error().message;
   EXPECT_EQ(document->size(), big.size());
   EXPECT_LT(took, StatusSocket::kClientDeadline + 2s);
   EXPECT_EQ((*socket)->stats().failed, 1u);
@@ -155,28 +165,86 @@ TEST(StatusSocket, ReadingSaysWhatIsWrong) {
   TempDir dir;
   auto missing = read_status_socket(dir.path() / "none.sock", 500ms);
   ASSERT_FALSE(missing);
-  EXPECT_NE(missing.error().find("is synwatchd running"), std::string::npos) << missing.error();
+  EXPECT_EQ(missing.error().kind, ErrorKind::kNotFound);
+  EXPECT_NE(missing.error().message.find("is synwatchd running"), std::string::npos)
+      << missing.error().message;
 
   const auto path = dir.path() / "status.sock";
   auto socket = StatusSocket::open(path, "");
-  ASSERT_TRUE(socket) << socket.error();
+  ASSERT_TRUE(socket) << socket.error().message;
   (*socket)->start();
   (*socket)->publish(std::string(4096, 'x'));
   auto too_big = read_status_socket(path, 2000ms, 1024);
   ASSERT_FALSE(too_big);
-  EXPECT_NE(too_big.error().find("larger than 1024 bytes"), std::string::npos) << too_big.error();
+  EXPECT_EQ(too_big.error().kind, ErrorKind::kResourceExhausted);
+  EXPECT_NE(too_big.error().message.find("larger than 1024 bytes"), std::string::npos)
+      << too_big.error().message;
 }
 
 TEST(StatusSocket, ANotStartedSocketAnswersNothingButTheClientGivesUp) {
   TempDir dir;
   const auto path = dir.path() / "status.sock";
   auto socket = StatusSocket::open(path, "");
-  ASSERT_TRUE(socket) << socket.error();
+  ASSERT_TRUE(socket) << socket.error().message;
   // Connections queue in the backlog; nobody answers: the reader's timeout, not a hang.
   auto document = read_status_socket(path, 300ms);
   ASSERT_FALSE(document);
-  EXPECT_NE(document.error().find("no answer within 300 ms"), std::string::npos)
-      << document.error();
+  EXPECT_EQ(document.error().kind, ErrorKind::kTimedOut);
+  EXPECT_NE(document.error().message.find("no answer within 300 ms"), std::string::npos)
+      << document.error().message;
+}
+
+TEST(StatusSocket, ReadingASocketNobodyServesIsNotFound) {
+  TempDir dir;
+  const auto path = dir.path() / "status.sock";
+  {
+    // Bound and closed: a dead daemon's socket, where connect is refused.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    const sockaddr_un address = address_of(path);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+    ::close(fd);
+  }
+  auto refused = read_status_socket(path, 500ms);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind, ErrorKind::kNotFound) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("is synwatchd running"), std::string::npos)
+      << refused.error().message;
+}
+
+// The kind read_status_socket reports for `path` when run as a user that may not connect: root
+// may connect to anything, so as root the read runs in a child switched to nobody.
+std::optional<ErrorKind> kind_when_not_allowed(const std::filesystem::path& path) {
+  if (::geteuid() != 0) {
+    auto document = read_status_socket(path, 500ms);
+    return document ? std::nullopt : std::optional(document.error().kind);
+  }
+  const pid_t child = ::fork();
+  if (child == 0) {
+    constexpr uid_t kNobody = 65534;
+    if (::setresgid(kNobody, kNobody, kNobody) != 0 ||
+        ::setresuid(kNobody, kNobody, kNobody) != 0) {
+      ::_exit(1);
+    }
+    auto document = read_status_socket(path, 500ms);
+    ::_exit(document ? 2 : 10 + static_cast<int>(document.error().kind));
+  }
+  int status = 0;
+  if (child < 0 || ::waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
+      WEXITSTATUS(status) < 10) {
+    ADD_FAILURE() << "the unprivileged reader failed: status " << status;
+    return std::nullopt;
+  }
+  return static_cast<ErrorKind>(WEXITSTATUS(status) - 10);
+}
+
+TEST(StatusSocket, ReadingWithoutPermissionIsPermissionDenied) {
+  TempDir dir;
+  const auto path = dir.path() / "status.sock";
+  auto socket = StatusSocket::open(path, "");
+  ASSERT_TRUE(socket) << socket.error().message;
+  // Neither the owner (when not root) nor anyone else may connect.
+  ASSERT_EQ(::chmod(path.c_str(), 0), 0);
+  EXPECT_EQ(kind_when_not_allowed(path), ErrorKind::kPermissionDenied);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../common/error_printer.hpp"
 #include "export/status_document.hpp"
 
 namespace synwatch {
@@ -67,7 +68,7 @@ struct Documents {
 TEST(StatusView, DrawsTheHeaderTheIncidentsAndTheDestinations) {
   Documents d;
   auto lines = render_status(d.document(), nullptr, {});
-  ASSERT_TRUE(lines) << lines.error();
+  ASSERT_TRUE(lines) << lines.error().message;
   // Long lines are added up, not written as adjacent literals: a missing comma would look the same.
   const std::vector<std::string> expected = {
       "synwatchd 1.2.3 - up 2 h 5 min - eth0 - 1,000,000 packets - lag 0.0 s - 02:05:00 UTC",
@@ -96,11 +97,11 @@ TEST(StatusView, DrawsTheHeaderTheIncidentsAndTheDestinations) {
 TEST(StatusView, AnIncidentShowsThisSecondsFiguresAndItsEventsWhenItsDestinationIsNotListed) {
   Documents d;
   auto lines = render_status(d.document(), nullptr, {});
-  ASSERT_TRUE(lines) << lines.error();
+  ASSERT_TRUE(lines) << lines.error().message;
   EXPECT_NE((*lines)[5].find("4,715"), std::string::npos) << "the destination's, this second";
   d.pipeline.destinations_exported.erase(d.pipeline.destinations_exported.begin());
   lines = render_status(d.document(), nullptr, {});
-  ASSERT_TRUE(lines) << lines.error();
+  ASSERT_TRUE(lines) << lines.error().message;
   EXPECT_NE((*lines)[5].find("4,815"), std::string::npos) << "the latest event's";
 }
 
@@ -110,7 +111,7 @@ TEST(StatusView, ThePacketRateComesFromThePreviousDocument) {
   d.inputs.now += 2 * kNanosPerSecond;
   d.pipeline.engine.packets += 50'000;
   auto lines = render_status(d.document(), &before, {});
-  ASSERT_TRUE(lines) << lines.error();
+  ASSERT_TRUE(lines) << lines.error().message;
   EXPECT_NE((*lines)[0].find("1,050,000 packets (25,000/s)"), std::string::npos) << (*lines)[0];
 }
 
@@ -120,7 +121,7 @@ TEST(StatusView, FitsTheTerminal) {
   options.width = 40;
   options.height = 12;
   auto lines = render_status(d.document(), nullptr, options);
-  ASSERT_TRUE(lines) << lines.error();
+  ASSERT_TRUE(lines) << lines.error().message;
   EXPECT_LE(lines->size(), 12u);
   for (const auto& line : *lines) EXPECT_LE(line.size(), 40u) << line;
   // Rows that did not fit are counted in the title.
@@ -128,7 +129,7 @@ TEST(StatusView, FitsTheTerminal) {
   d.pipeline.destinations_unexported = 10;
   options.width = 0;
   lines = render_status(d.document(), nullptr, options);
-  ASSERT_TRUE(lines) << lines.error();
+  ASSERT_TRUE(lines) << lines.error().message;
   EXPECT_EQ((*lines)[7], "DESTINATIONS, most stale half-open first (13 more)");
   EXPECT_EQ(lines->size(), 12u);
 }
@@ -138,7 +139,7 @@ TEST(StatusView, SaysWhenNothingIsGoingOn) {
   d.inputs.open_incidents.clear();
   d.pipeline.destinations_exported.clear();
   auto lines = render_status(d.document(), nullptr, {});
-  ASSERT_TRUE(lines) << lines.error();
+  ASSERT_TRUE(lines) << lines.error().message;
   ASSERT_EQ(lines->size(), 7u);
   EXPECT_EQ((*lines)[3], "No open incidents.");
   EXPECT_EQ((*lines)[5], "DESTINATIONS, most stale half-open first");
@@ -148,13 +149,16 @@ TEST(StatusView, SaysWhenNothingIsGoingOn) {
 TEST(StatusView, ADocumentItCannotReadIsAnErrorNotACrash) {
   auto other_version = render_status(nlohmann::json{{"version", 2}}, nullptr, {});
   ASSERT_FALSE(other_version);
-  EXPECT_NE(other_version.error().find("unknown version 2"), std::string::npos);
+  EXPECT_EQ(other_version.error().kind, ErrorKind::kInvalidInput);
+  EXPECT_NE(other_version.error().message.find("unknown version 2"), std::string::npos);
   Documents d;
   auto document = d.document();
   document["capture"].erase("packets");
   auto missing = render_status(document, nullptr, {});
   ASSERT_FALSE(missing);
-  EXPECT_NE(missing.error().find("not understood"), std::string::npos) << missing.error();
+  EXPECT_EQ(missing.error().kind, ErrorKind::kInvalidInput);
+  EXPECT_NE(missing.error().message.find("not understood"), std::string::npos)
+      << missing.error().message;
   EXPECT_FALSE(render_status(nlohmann::json::array(), nullptr, {}));
   document = d.document();
   document["open_incidents"][0]["target"]["port"] = "eighty";

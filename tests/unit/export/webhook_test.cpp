@@ -11,6 +11,7 @@
 #include "export/webhook.hpp"
 #include "export/webhook_format.hpp"
 #include "config/loader.hpp"
+#include "../common/error_printer.hpp"
 #include "temp_dir.hpp"
 #include "webhook_test_server.hpp"
 
@@ -66,7 +67,7 @@ Config config_with(const TempDir& dir, std::vector<WebhookConfig> webhooks) {
 std::unique_ptr<WebhookDispatcher> make_dispatcher(const Config& config) {
   auto created = WebhookDispatcher::create(
       config, {.spool_owner = "", .instance = "test-host", .generator_url = ""});
-  EXPECT_TRUE(created) << (created ? "" : created.error());
+  EXPECT_TRUE(created) << (created ? "" : created.error().message);
   return created ? std::move(*created) : nullptr;
 }
 
@@ -197,6 +198,37 @@ TEST(WebhookFormat, NumbersAndDurationsForPeople) {
   EXPECT_EQ(people_duration(42 * kNanosPerSecond), "42 s");
   EXPECT_EQ(people_duration(200 * kNanosPerSecond), "3 min 20 s");
   EXPECT_EQ(people_duration(7500 * kNanosPerSecond), "2 h 5 min");
+}
+
+TEST(WebhookFormat, ASpooledEventIsCheckedBeforeDeliveryAndADamagedOneIsInvalidInput) {
+  const auto good = check_spooled_event(R"({"event":"started","event_id":"e-1"})",
+                                        WebhookFormat::kJson, context_at(0));
+  ASSERT_TRUE(good) << good.error().message;
+  EXPECT_EQ(good->event, "started");
+  EXPECT_EQ(good->event_id, "e-1");
+  const std::pair<std::string, std::string> damaged[] = {
+      {"not json", "not a JSON object"},
+      {R"(["started"])", "not a JSON object"},
+      {R"({"event_id":"e-1"})", "no \"event\" string"},
+      {R"({"event":"begun","event_id":"e-1"})", "unknown event 'begun'"},
+      {R"({"event":"started"})", "no \"event_id\" string"},
+      {R"({"event":"started","event_id":"a b"})",
+       "event_id is empty, too long or has spaces or control characters"},
+  };
+  for (const auto& [json, message] : damaged) {
+    const auto checked = check_spooled_event(json, WebhookFormat::kJson, context_at(0));
+    ASSERT_FALSE(checked) << json;
+    EXPECT_EQ(checked.error().kind, ErrorKind::kInvalidInput) << json;
+    EXPECT_EQ(checked.error().message, message) << json;
+  }
+  // Valid for json, but the alertmanager body cannot be made from it.
+  const auto unrenderable =
+      check_spooled_event(R"({"event":"started","event_id":"e-1","address":5})",
+                          WebhookFormat::kAlertmanager, context_at(0));
+  ASSERT_FALSE(unrenderable);
+  EXPECT_EQ(unrenderable.error().kind, ErrorKind::kInvalidInput);
+  EXPECT_TRUE(unrenderable.error().message.starts_with("cannot render it: "))
+      << unrenderable.error().message;
 }
 
 TEST(WebhookConfigDefaults, ChatReceiversGetStartedAndEndedOnly) {
@@ -504,7 +536,29 @@ TEST(WebhookDispatcher, UnreadableSecretFailsCreate) {
   webhook.secret_file = (dir.path() / "missing").string();
   const auto created = WebhookDispatcher::create(config_with(dir, {webhook}), {});
   ASSERT_FALSE(created);
-  EXPECT_NE(created.error().find("webhook 'r'"), std::string::npos) << created.error();
+  EXPECT_NE(created.error().message.find("webhook 'r'"), std::string::npos)
+      << created.error().message;
+  EXPECT_EQ(created.error().kind, ErrorKind::kNotFound) << "the secret file's ENOENT";
+}
+
+TEST(WebhookDispatcher, AnEmptySecretOrAnUnknownFormatIsInvalidInput) {
+  TempDir dir;
+  const auto secret = dir.path() / "secret";
+  std::ofstream(secret) << "\n";
+  auto webhook = receiver("r", "http://127.0.0.1:1/");
+  webhook.secret_file = secret.string();
+  const auto empty_secret = WebhookDispatcher::create(config_with(dir, {webhook}), {});
+  ASSERT_FALSE(empty_secret);
+  EXPECT_EQ(empty_secret.error().kind, ErrorKind::kInvalidInput);
+  EXPECT_EQ(empty_secret.error().message,
+            "webhook 'r': secret file '" + secret.string() + "' is empty");
+
+  webhook.secret_file.clear();
+  webhook.format = "carrier-pigeon";
+  const auto unknown = WebhookDispatcher::create(config_with(dir, {webhook}), {});
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().kind, ErrorKind::kInvalidInput);
+  EXPECT_EQ(unknown.error().message, "webhook 'r': unknown format 'carrier-pigeon'");
 }
 
 }  // namespace
