@@ -70,7 +70,7 @@ inline SourceEnd make_flow_key(const TcpSegment& segment, FlowKey& key) noexcept
   return source_end;
 }
 
-// Fixed-size comparison the compiler inlines (a memcmp call of 36 bytes was 3 % of the flood).
+// A fixed-size comparison the compiler inlines: a memcmp call costs more than the compare.
 inline bool same_flow(const FlowKey& a, const FlowKey& b) noexcept {
   std::uint64_t x[4];
   std::uint64_t y[4];

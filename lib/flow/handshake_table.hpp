@@ -1,5 +1,6 @@
 #pragma once
-// Tracks TCP three-way handshakes by 4-tuple in fixed, preallocated memory.
+// Tracks TCP three-way handshakes by 4-tuple in fixed, preallocated memory. The handshake rules
+// live here; finding a handshake's entry by its FlowKey is a BucketedIndex's job.
 //
 //   SYN            -> entry created in state kSynSeen  (client asked; no answer seen yet)
 //   SYN-ACK        -> kSynRecv when ack == SYN.seq + 1 (the server's SYN_RECV, as netstat shows)
@@ -155,7 +156,7 @@ class HandshakeTable {
   // slot the key will probe; preparing a few segments ahead of processing them overlaps their
   // cache misses instead of paying them one after another. A Prepared belongs to the segment
   // and the table it was made from. Written in place: callers keep a ring of them, and a
-  // returned one would be copied into it (a sixth of prepare()'s cost).
+  // returned one would be copied into it.
   void prepare(const TcpSegment& segment, Prepared& out) const noexcept;
   FlowUpdate process(const TcpSegment& segment, const Prepared& prepared,
                      bool accept_new_syn = true) noexcept;
@@ -237,8 +238,8 @@ class HandshakeTable {
   // The pending handshake a segment belongs to, as the segment found it.
   struct Tracked {
     std::uint32_t entry;
-    std::size_t slot;  // in index_
-    HandshakeState state;
+    std::size_t slot;      // in index_
+    HandshakeState state;  // before this segment
     bool from_client;
     bool from_server;
   };
