@@ -171,7 +171,7 @@ std::size_t ShardedEngine::shard_of(const TcpSegment& segment, std::size_t shard
   // A seed of its own: with the tables' seed, the keys of one shard would share the low hash bits
   // their table takes its index tags from.
   static constexpr FlowKeyHash kFanoutHash(0x66616e6f7574ULL);
-  FlowKey key;
+  FlowKey key{};
   make_flow_key(segment, key);
   return kFanoutHash(key) % std::max<std::size_t>(1, shards);
 }

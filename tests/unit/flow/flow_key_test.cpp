@@ -29,8 +29,8 @@ TEST(FlowKey, BothDirectionsGiveOneKeyAndHash) {
        {between("198.18.3.4", 40000, "198.51.100.1", 80),
         between("2001:db8::2", 1, "2001:db8::1", 2), between("10.0.0.1", 443, "10.0.0.1", 80),
         between("::ffff:0:1", 5, "::1", 5)}) {
-    FlowKey forward;
-    FlowKey backward;
+    FlowKey forward{};
+    FlowKey backward{};
     const SourceEnd forward_end = make_flow_key(s, forward);
     const SourceEnd backward_end = make_flow_key(reversed(s), backward);
     EXPECT_TRUE(same_flow(forward, backward));
@@ -45,13 +45,13 @@ TEST(FlowKey, BothDirectionsGiveOneKeyAndHash) {
 }
 
 TEST(FlowKey, AnEndpointTalkingToItselfHasNoDirection) {
-  FlowKey key;
+  FlowKey key{};
   EXPECT_EQ(make_flow_key(between("192.0.2.1", 80, "192.0.2.1", 80), key), SourceEnd::kBoth);
 }
 
 TEST(FlowKey, OtherTuplesAndOtherSeedsHashApart) {
-  FlowKey a;
-  FlowKey b;
+  FlowKey a{};
+  FlowKey b{};
   make_flow_key(between("198.18.3.4", 40000, "198.51.100.1", 80), a);
   make_flow_key(between("198.18.3.4", 40001, "198.51.100.1", 80), b);
   EXPECT_FALSE(same_flow(a, b));
