@@ -15,4 +15,10 @@ void* map_huge_pages(std::size_t bytes);
 // Releases what map_huge_pages(bytes) returned, given the same `bytes`; nullptr is ignored.
 void unmap_huge_pages(void* memory, std::size_t bytes) noexcept;
 
+// Owns what map_huge_pages(bytes) returned: std::unique_ptr<T[], HugePageDeleter>.
+struct HugePageDeleter {
+  std::size_t bytes;
+  void operator()(void* memory) const noexcept { unmap_huge_pages(memory, bytes); }
+};
+
 }  // namespace synwatch

@@ -1,11 +1,9 @@
 #include "engine/sharded_engine.hpp"
 
 #include <algorithm>
-#include <array>
-#include <cstring>
-#include <tuple>
 
 #include "config/schema.hpp"
+#include "flow/flow_key.hpp"
 
 namespace synwatch {
 
@@ -170,15 +168,12 @@ void ShardedEngine::reconfigure(const Config& config) {
 }
 
 std::size_t ShardedEngine::shard_of(const TcpSegment& segment, std::size_t shards) noexcept {
-  Endpoint a{segment.source, segment.source_port};
-  Endpoint b{segment.destination, segment.destination_port};
-  if (std::tie(b.address.bytes, b.port) < std::tie(a.address.bytes, a.port)) std::swap(a, b);
-  std::array<std::uint8_t, 36> key{};
-  std::memcpy(key.data(), a.address.bytes.data(), 16);
-  std::memcpy(key.data() + 16, b.address.bytes.data(), 16);
-  std::memcpy(key.data() + 32, &a.port, 2);
-  std::memcpy(key.data() + 34, &b.port, 2);
-  return hash_bytes(key.data(), key.size(), 0x66616e6f7574ULL) % std::max<std::size_t>(1, shards);
+  // A seed of its own: with the tables' seed, the keys of one shard would share the low hash bits
+  // their table takes its index tags from.
+  static constexpr FlowKeyHash kFanoutHash(0x66616e6f7574ULL);
+  FlowKey key{};
+  make_flow_key(segment, key);
+  return kFanoutHash(key) % std::max<std::size_t>(1, shards);
 }
 
 void ShardedEngine::set_protected(const std::vector<IpPrefix>& prefixes) {

@@ -35,8 +35,8 @@ class ShardedEngine {
 
   [[nodiscard]] std::size_t shard_count() const noexcept { return shards_.size(); }
   // The shard a segment belongs to when something other than the kernel spreads the packets
-  // (tests, benchmarks): a hash of the 4-tuple that is the same in both directions, as the
-  // kernel's PACKET_FANOUT_HASH is.
+  // (tests, benchmarks): a hash of its FlowKey, so both directions of a connection go to one
+  // shard, as the kernel's PACKET_FANOUT_HASH sends them to one socket.
   [[nodiscard]] static std::size_t shard_of(const TcpSegment& segment, std::size_t shards) noexcept;
   FlowShard& shard(std::size_t index) noexcept { return *shards_[index]; }
   [[nodiscard]] const FlowShard& shard(std::size_t index) const noexcept { return *shards_[index]; }

@@ -3,12 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cstring>
 #include <type_traits>
 
-#include "common/hash.hpp"
 #include "common/huge_pages.hpp"
-#include "common/word_match.hpp"
 
 namespace synwatch {
 
@@ -22,13 +19,6 @@ constexpr std::uint32_t kStaleBit = 1u << 29;
 constexpr std::uint32_t kSynRecvBit = 1u << 30;
 constexpr std::uint32_t kClientIsHighBit = 1u << 31;
 constexpr unsigned kRungShift = 29;  // prev_and_rung: judgement rung + 1, 0 = not given one yet
-
-std::uint64_t splitmix64(std::uint64_t& state) noexcept {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 // Integer division of signed nanoseconds into milliseconds, rounding up / down. Written with
 // / and % (truncating) so that no input, not even INT64_MIN, can overflow.
@@ -60,12 +50,9 @@ void prefetch_lines(const void* address, std::size_t bytes) noexcept {
 //   bytes 52..55  next_and_flags     bits 0..28: next (towards the newest, or the free list),
 //                                    bit 29: judged stale, bit 30: state is kSynRecv,
 //                                    bit 31: client is the high side
-// With the index's 8 bytes per entry (see index_): 64 bytes per tracked handshake.
+// With the index's 8 bytes per entry: 64 bytes per tracked handshake.
 struct HandshakeTable::Entry {
-  static_assert(sizeof(Key) == 36);
-  static_assert(std::has_unique_object_representations_v<Key>);
-
-  Key key;
+  FlowKey key;
   std::uint32_t syn_seq;
   std::uint32_t synack_seq;
   std::uint32_t first_syn_ms;
@@ -99,198 +86,59 @@ struct HandshakeTable::Entry {
   }
 };
 static_assert(sizeof(HandshakeTable::Entry) == 56);
-
-namespace {
-
-// Fixed-size comparison the compiler inlines (a memcmp call of 36 bytes was 3 % of the flood).
-bool keys_equal(const void* a, const void* b) noexcept {
-  std::uint64_t x[4];
-  std::uint64_t y[4];
-  std::uint32_t x_ports;
-  std::uint32_t y_ports;
-  std::memcpy(x, a, sizeof x);
-  std::memcpy(y, b, sizeof y);
-  std::memcpy(&x_ports, static_cast<const char*>(a) + 32, sizeof x_ports);
-  std::memcpy(&y_ports, static_cast<const char*>(b) + 32, sizeof y_ports);
-  return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x_ports ^ y_ports)) == 0;
-}
-
-}  // namespace
-
-void HandshakeTable::Unmap::operator()(void* memory) const noexcept {
-  unmap_huge_pages(memory, bytes);
-}
 static_assert(std::is_trivially_default_constructible_v<HandshakeTable::Entry>);
 static_assert(std::is_trivially_copyable_v<HandshakeTable::Entry>);
 
-namespace {
-
-// Buckets for `capacity` entries in buckets of `slots` usable slots: at least one slot more than
-// the capacity (a search for a new key always finds a free slot, even in a full table), and
-// otherwise capacity / 8 buckets of 15 slots (load about 0.53, 8 bytes of index per entry),
-// or as many more as fewer slots per bucket need for the same number of slots.
-std::size_t buckets_for(std::size_t capacity, unsigned slots) noexcept {
-  const std::size_t enough = capacity / slots + 1;
-  const std::size_t same_slots =
-      capacity / 8 * HandshakeTable::kBucketSlots / slots;  // capacity / 8 at full buckets
-  return std::max(enough, same_slots);
-}
-
-}  // namespace
-
 HandshakeTable::HandshakeTable(std::size_t capacity, DurationNs pending_timeout,
-                               std::uint64_t hash_seed, unsigned bucket_slots)
+                               std::uint64_t hash_seed)
     : capacity_(std::clamp<std::size_t>(capacity, 1, kMaxCapacity)),
       pending_timeout_(0),
-      hash_seed_(hash_seed),
-      hash_keys_(),
+      hash_(hash_seed),
       // Pages are touched only as entries are first used.
       entries_(static_cast<Entry*>(map_huge_pages(capacity_ * sizeof(Entry))),
-               Unmap{capacity_ * sizeof(Entry)}),
-      bucket_count_(buckets_for(capacity_, std::clamp(bucket_slots, 1u, kBucketSlots))),
+               HugePageDeleter{capacity_ * sizeof(Entry)}),
+      index_(capacity_),
       free_head_(kNil),
       oldest_(kNil),
       newest_(kNil),
       lookahead_(kNil) {
-  static_assert(kBucketSlots < kBucketWords && kBucketSlots <= kOverflowShift);
-  const std::size_t index_bytes = bucket_count_ * kBucketWords * sizeof(std::uint32_t);
-  // 2 MiB aligned, so every bucket is one cache line.
-  index_ = std::unique_ptr<std::uint32_t[], Unmap>(
-      static_cast<std::uint32_t*>(map_huge_pages(index_bytes)), Unmap{index_bytes});
-  slot_bits_ = (std::uint32_t{1} << std::clamp(bucket_slots, 1u, kBucketSlots)) - 1;
+  static_assert(kMaxCapacity <= Index::kMaxCapacity && kMaxCapacity < kNil);
   set_pending_timeout(pending_timeout);
   victim_homes_.fill(VictimHome{kNil, 0});
-  // Entry numbers + 1 go up to capacity_ <= 2^28, leaving at least 3 bits for the tag.
-  entry_bits_ = static_cast<unsigned>(std::bit_width(capacity_));
-  entry_mask_ = (std::uint32_t{1} << entry_bits_) - 1;
-  tag_mask_ = ~entry_mask_;
-  std::uint64_t state = hash_seed_;
-  for (std::uint64_t& key : hash_keys_) key = splitmix64(state);
 }
 
 HandshakeTable::~HandshakeTable() = default;
 
 std::size_t HandshakeTable::memory_bytes() const noexcept {
-  return capacity_ * sizeof(Entry) + bucket_count_ * kBucketWords * sizeof(std::uint32_t);
-}
-
-std::size_t HandshakeTable::overflowing_buckets() const noexcept {
-  std::size_t overflowing = 0;
-  for (std::size_t bucket = 0; bucket < bucket_count_; ++bucket) {
-    if (index_[bucket * kBucketWords + kStateWord] >= kOverflowOne) ++overflowing;
-  }
-  return overflowing;
-}
-
-HandshakeTable::Probe HandshakeTable::probe_of(const Key& key) const noexcept {
-  std::uint64_t words[4];
-  std::uint32_t ports;
-  std::memcpy(words, &key, sizeof(words));
-  std::memcpy(&ports, &key.low_port, sizeof(ports));
-  std::uint64_t hash;
-  if ((words[0] | words[2]) == 0) {
-    // Both addresses in ::/64, which in practice means IPv4 (stored IPv4-mapped: every packet
-    // of an IPv4 flood). Their low words hold the IPv4 addresses in the high halves and the
-    // same constant (bytes 00 00 ff ff) in the low halves, so one word made of both still
-    // tells every IPv4 key apart, and a single keyed multiply of it and the ports covers the
-    // key. (Other pairs of ::/64 addresses, such as ::1 with itself, take this path too; two
-    // such pairs can share a hash only when their addresses differ, which costs a longer
-    // probe, never a wrong answer.)
-    const std::uint64_t addresses = words[1] ^ std::rotl(words[3], 32);
-    hash = fold_multiply(addresses ^ hash_keys_[0], ports ^ hash_keys_[1]);
-  } else {
-    // A specialised form of hash_bytes for the 36-byte key: three independent multiplies
-    // instead of five chained rounds, keyed by secrets derived from the seed.
-    const std::uint64_t low = fold_multiply(words[0] ^ hash_keys_[0], words[1] ^ hash_keys_[1]);
-    const std::uint64_t high = fold_multiply(words[2] ^ hash_keys_[2], words[3] ^ hash_keys_[3]);
-    hash = fold_multiply(low ^ ports ^ hash_keys_[4], high ^ hash_keys_[5]);
-  }
-  // Multiply-shift maps the top 32 hash bits onto [0, bucket_count_) without a division; the
-  // tag comes from the low bits, independent of the home bucket.
-  const auto home = static_cast<std::size_t>(((hash >> 32) * bucket_count_) >> 32);
-  const auto tag = static_cast<std::uint32_t>(hash << entry_bits_);
-  return Probe{home, tag};
-}
-
-inline HandshakeTable::Search HandshakeTable::search(const Key& key,
-                                                     const Probe& probe) const noexcept {
-  std::size_t bucket = probe.home;
-  std::size_t free = kNoSlot;
-  for (;;) {
-    const std::uint32_t* words = &index_[bucket * kBucketWords];
-    const std::uint32_t state = words[kStateWord];
-    for (std::uint32_t candidates =
-             match_16_words(words, probe.tag, tag_mask_) & state & slot_bits_;
-         candidates != 0; candidates &= candidates - 1) {
-      const auto i = static_cast<std::size_t>(std::countr_zero(candidates));
-      if (keys_equal(&entries_[(words[i] & entry_mask_) - 1].key, &key)) {
-        return Search{bucket * kBucketWords + i, kNoSlot};
-      }
-    }
-    const std::uint32_t empty = ~state & slot_bits_;
-    if (free == kNoSlot && empty != 0) {
-      free = bucket * kBucketWords + static_cast<std::size_t>(std::countr_zero(empty));
-    }
-    // Nothing was pushed past this bucket: the key is nowhere further.
-    if (state < kOverflowOne) return Search{kNoSlot, free};
-    bucket = bucket + 1 == bucket_count_ ? 0 : bucket + 1;
-  }
-}
-
-std::size_t HandshakeTable::buckets_from(std::size_t home, std::size_t slot) const noexcept {
-  const std::size_t bucket = slot / kBucketWords;
-  return bucket >= home ? bucket - home : bucket + bucket_count_ - home;
-}
-
-std::size_t HandshakeTable::first_free(std::size_t bucket) const noexcept {
-  // There are more slots than entries, so some bucket has one.
-  for (;;) {
-    const std::uint32_t empty = ~index_[bucket * kBucketWords + kStateWord] & slot_bits_;
-    if (empty != 0) {
-      return bucket * kBucketWords + static_cast<std::size_t>(std::countr_zero(empty));
-    }
-    bucket = bucket + 1 == bucket_count_ ? 0 : bucket + 1;
-  }
+  return capacity_ * sizeof(Entry) + index_.memory_bytes();
 }
 
 HandshakeTable::Located HandshakeTable::locate_oldest() const noexcept {
   const std::uint32_t entry = oldest_;
   const VictimHome& cached = victim_homes_[entry % kVictimHomes];
-  const std::size_t home = cached.entry == entry ? cached.home : probe_of(entries_[entry].key).home;
-  for (std::size_t bucket = home;; bucket = bucket + 1 == bucket_count_ ? 0 : bucket + 1) {
-    const std::uint32_t* words = &index_[bucket * kBucketWords];
-    const std::uint32_t at =
-        match_16_words(words, entry + 1, entry_mask_) & words[kStateWord] & slot_bits_;
-    if (at != 0) {
-      return Located{bucket * kBucketWords + static_cast<std::size_t>(std::countr_zero(at)), home};
-    }
-  }
+  const std::size_t home =
+      cached.entry == entry ? cached.home : index_.token(hash_(entries_[entry].key)).home;
+  return Located{index_.slot_of(entry, home), home};
 }
 
-void HandshakeTable::count_overflow(std::size_t home, std::size_t slot,
-                                    std::uint32_t step) noexcept {
-  const std::size_t last = slot / kBucketWords;
-  for (std::size_t bucket = home; bucket != last;
-       bucket = bucket + 1 == bucket_count_ ? 0 : bucket + 1) {
-    std::uint32_t& state = index_[bucket * kBucketWords + kStateWord];
-    if ((state >> kOverflowShift) != kOverflowSaturated) state += step;
+std::int64_t HandshakeTable::CeilMillisecond::of(TimestampNs now) noexcept {
+  if (now <= after_ || now > until_) {
+    ms_ = ceil_ms(now);
+    after_ = now;
+    until_ = now;
+    // Capped so that a time within 1 ms of INT64_MAX still expires by INT64_MAX.
+    if (ms_ > INT64_MIN / kNanosPerMilli + 1 && ms_ < INT64_MAX / kNanosPerMilli) {
+      after_ = (ms_ - 1) * kNanosPerMilli;
+      until_ = ms_ * kNanosPerMilli;
+    }
   }
+  return ms_;
 }
 
 void HandshakeTable::link_newest(std::uint32_t entry, TimestampNs now) noexcept {
   // Never older than the youngest entry, so that the age list stays sorted by time even when
   // timestamps step backwards.
-  // Capped so that a time within 1 ms of INT64_MAX still expires by INT64_MAX.
-  if (now <= ms_of_now_.after || now > ms_of_now_.until) {
-    // A division per new SYN otherwise; a flood brings thousands per millisecond.
-    const std::int64_t rounded = ceil_ms(now);
-    ms_of_now_ = {rounded, now, now};
-    if (rounded > INT64_MIN / kNanosPerMilli + 1 && rounded < INT64_MAX / kNanosPerMilli) {
-      ms_of_now_.after = (rounded - 1) * kNanosPerMilli;
-      ms_of_now_.until = rounded * kNanosPerMilli;
-    }
-  }
-  std::int64_t ms = std::min(ms_of_now_.ms, INT64_MAX / kNanosPerMilli);
+  std::int64_t ms = std::min(syn_millisecond_.of(now), INT64_MAX / kNanosPerMilli);
   if (newest_ != kNil) ms = std::max(ms, newest_ms_);
   newest_ms_ = ms;
   Entry& e = entries_[entry];
@@ -351,8 +199,7 @@ void HandshakeTable::unlink(std::uint32_t entry) noexcept {
   }
 }
 
-inline std::uint32_t HandshakeTable::insert(const Key& key, std::size_t slot, const Probe& probe,
-                                            TimestampNs now) noexcept {
+inline std::uint32_t HandshakeTable::insert(const Prepared& prepared, TimestampNs now) noexcept {
   std::uint32_t entry;
   if (free_head_ != kNil) {
     entry = free_head_;
@@ -361,13 +208,10 @@ inline std::uint32_t HandshakeTable::insert(const Key& key, std::size_t slot, co
     entry = never_used_++;
   }
   Entry& e = entries_[entry];
-  e.key = key;
+  e.key = prepared.key_;
   e.next_and_flags = 0;
-  index_[slot] = (entry + 1) | probe.tag;
-  index_[slot | kStateWord] |= std::uint32_t{1} << (slot % kBucketWords);
-  if (slot / kBucketWords != probe.home) count_overflow(probe.home, slot, kOverflowOne);
+  index_.insert(prepared.token_, entry);  // never refused: a full table evicted first
   link_newest(entry, now);
-  ++size_;
   ++syn_seen_;
   return entry;
 }
@@ -377,16 +221,11 @@ void HandshakeTable::remove(std::uint32_t entry, const Located& where) noexcept 
   if (VictimHome& cached = victim_homes_[entry % kVictimHomes]; cached.entry == entry) {
     cached.entry = kNil;
   }
-  index_[where.slot] = 0;
-  index_[where.slot | kStateWord] &= ~(std::uint32_t{1} << (where.slot % kBucketWords));
-  if (where.slot / kBucketWords != where.home) {
-    count_overflow(where.home, where.slot, ~kOverflowOne + 1);  // minus one
-  }
+  index_.erase(where.slot, where.home);
   unlink(entry);
   Entry& e = entries_[entry];
   forget_judgement(e);
   if (e.state() == HandshakeState::kSynSeen) --syn_seen_;
-  --size_;
   e.next_and_flags = free_head_;  // also clears the flags
   free_head_ = entry;
 }
@@ -403,54 +242,20 @@ void HandshakeTable::describe(std::uint32_t entry, Endpoint& server,
   }
 }
 
-void HandshakeTable::make_key(const TcpSegment& segment, Key& key, int& order) noexcept {
-  // Addresses compare as big-endian numbers (the order memcmp gives), without a library call.
-  std::uint64_t source[2];
-  std::uint64_t destination[2];
-  std::memcpy(source, segment.source.bytes.data(), 16);
-  std::memcpy(destination, segment.destination.bytes.data(), 16);
-  // Equality needs no byte swap: only the first differing word is swapped and ordered (for
-  // IPv4 the first words are both zero, so that is the second).
-  const auto less = [](std::uint64_t a, std::uint64_t b) noexcept {
-    return __builtin_bswap64(a) < __builtin_bswap64(b);
-  };
-  if (source[0] != destination[0]) {
-    order = less(source[0], destination[0]) ? -1 : 1;
-  } else if (source[1] != destination[1]) {
-    order = less(source[1], destination[1]) ? -1 : 1;
-  } else {
-    order = segment.source_port < segment.destination_port   ? -1
-            : segment.source_port > segment.destination_port ? 1
-                                                             : 0;
-  }
-  // Written in place: a returned key is built on the stack and then copied (36 bytes a packet).
-  if (order > 0) {
-    key.low_address = segment.destination.bytes;
-    key.high_address = segment.source.bytes;
-    key.low_port = segment.destination_port;
-    key.high_port = segment.source_port;
-  } else {
-    key.low_address = segment.source.bytes;
-    key.high_address = segment.destination.bytes;
-    key.low_port = segment.source_port;
-    key.high_port = segment.destination_port;
-  }
-}
-
-void HandshakeTable::key_and_probe(const TcpSegment& segment, Prepared& out) const noexcept {
-  make_key(segment, out.key_, out.order_);
-  out.probe_ = probe_of(out.key_);
+void HandshakeTable::key_and_token(const TcpSegment& segment, Prepared& out) const noexcept {
+  out.source_end_ = make_flow_key(segment, out.key_);
+  out.token_ = index_.token(hash_(out.key_));
 }
 
 void HandshakeTable::prepare(const TcpSegment& segment, Prepared& out) const noexcept {
-  key_and_probe(segment, out);
-  __builtin_prefetch(&index_[out.probe_.home * kBucketWords]);
+  key_and_token(segment, out);
+  index_.prefetch(out.token_);
 }
 
 FlowUpdate HandshakeTable::process(const TcpSegment& segment, bool accept_new_syn) noexcept {
   // No prefetch: the slot is read at once, and a prefetch just before the load only delays it.
   Prepared prepared;
-  key_and_probe(segment, prepared);
+  key_and_token(segment, prepared);
   return process(segment, prepared, accept_new_syn);
 }
 
@@ -461,124 +266,163 @@ FlowUpdate HandshakeTable::process(const TcpSegment& segment, const Prepared& pr
   return update;
 }
 
-// Flattened: the removal, insertion and age-list steps it calls are the rest of the per-packet
-// work, and their calls (register saves, arguments through memory) cost as much as some of them.
+// Flattened: the transitions and the removal, insertion and age-list steps they take are the
+// rest of the per-packet work, and their calls (register saves, arguments through memory) cost
+// as much as some of them.
 [[gnu::flatten]] void HandshakeTable::process(const TcpSegment& segment, const Prepared& prepared,
                                               bool accept_new_syn, FlowUpdate& update) noexcept {
   update.event = FlowEvent::kNone;
   update.evicted = false;
-  const bool is_syn = segment.is_syn();
-  const Key& key = prepared.key_;
-  const int order = prepared.order_;
-  const bool source_is_high = order > 0;
-  const Probe& probe = prepared.probe_;
-  const Search found = search(key, probe);
-
-  if (found.found == kNoSlot) {
-    if (is_syn) {
-      if (!accept_new_syn) return;
-      std::size_t insert_at = found.free;
-      if (size_ == capacity_) {
-        const std::uint32_t victim = oldest_;
-        update.evicted = true;
-        update.evicted_state = entries_[victim].state();
-        update.evicted_stale = entries_[victim].stale();
-        describe(victim, update.evicted_server, update.evicted_client);
-        const Located where = locate_oldest();
-        remove(victim, where);
-        ++counters_.evicted;
-        // The slot it left may now be the nearest free one on the key's path.
-        if (insert_at != kNoSlot &&
-            buckets_from(probe.home, where.slot) < buckets_from(probe.home, insert_at)) {
-          insert_at = where.slot;
-        }
-        prefetch_next_victims();
-      }
-      if (insert_at == kNoSlot) insert_at = first_free(probe.home);
-      const std::uint32_t entry = insert(key, insert_at, probe, segment.timestamp);
-      Entry& e = entries_[entry];
-      e.syn_seq = segment.seq;
-      if (source_is_high) e.next_and_flags |= kClientIsHighBit;
-      ++counters_.inserted;
-      update.event = FlowEvent::kSyn;
-      update.previous_state = HandshakeState::kSynSeen;
-      update.server = Endpoint{segment.destination, segment.destination_port};
-      update.client = segment.source;
-    } else if (segment.is_syn_ack()) {
-      ++counters_.unsolicited_synacks;
-      update.event = FlowEvent::kUnsolicitedSynAck;
-      update.server = Endpoint{segment.source, segment.source_port};
-      update.client = segment.destination;
+  const SegmentKind kind = kind_of(segment);
+  const std::size_t slot = index_.find(prepared.token_, [&](std::uint32_t entry) noexcept {
+    return same_flow(entries_[entry].key, prepared.key_);
+  });
+  if (slot == Index::kNoSlot) {
+    if (kind == SegmentKind::kSyn && accept_new_syn) {
+      on_new_syn(segment, prepared, update);
+    } else if (kind == SegmentKind::kSynAck) {
+      on_unsolicited_synack(segment, update);
     }
     return;
   }
+  const Tracked handshake = tracked(slot, prepared);
+  switch (kind) {
+    case SegmentKind::kRst:
+      on_rst(segment, prepared, handshake, update);
+      return;
+    case SegmentKind::kSyn:
+      if (handshake.from_client) on_repeated_syn(segment, handshake, update);
+      return;
+    case SegmentKind::kSynAck:
+      if (handshake.from_server) on_synack(segment, handshake, update);
+      return;
+    case SegmentKind::kAck:
+      if (handshake.from_client) on_final_ack(segment, prepared, handshake, update);
+      return;
+    case SegmentKind::kOther:  // FIN, or no ACK
+      return;
+  }
+}
 
-  const std::size_t slot = found.found;
-  const std::uint32_t entry = (index_[slot] & entry_mask_) - 1;
+HandshakeTable::SegmentKind HandshakeTable::kind_of(const TcpSegment& segment) noexcept {
+  if (segment.has(tcp_flag::kRst)) return SegmentKind::kRst;
+  if (segment.is_syn()) return SegmentKind::kSyn;
+  if (segment.is_syn_ack()) return SegmentKind::kSynAck;
+  if (segment.has(tcp_flag::kAck) && !segment.has(tcp_flag::kFin)) return SegmentKind::kAck;
+  return SegmentKind::kOther;
+}
+
+HandshakeTable::Tracked HandshakeTable::tracked(std::size_t slot,
+                                                const Prepared& prepared) const noexcept {
+  const std::uint32_t entry = index_.value_at(slot);
+  const Entry& e = entries_[entry];
+  const bool source_is_client = (prepared.source_end_ == SourceEnd::kHigh) == e.client_is_high();
+  // A connection to itself has no direction: its segments count as coming from either side.
+  const bool both = prepared.source_end_ == SourceEnd::kBoth;
+  return Tracked{entry, slot, e.state(), both || source_is_client, both || !source_is_client};
+}
+
+void HandshakeTable::on_new_syn(const TcpSegment& segment, const Prepared& prepared,
+                                FlowUpdate& update) noexcept {
+  if (size() == capacity_) evict_oldest(update);
+  const std::uint32_t entry = insert(prepared, segment.timestamp);
   Entry& e = entries_[entry];
-  const HandshakeState state = e.state();
-  // A connection to itself (same address and port: a LAND attack) has no direction; then a
-  // segment counts as coming from either side.
-  const bool from_client = order == 0 || source_is_high == e.client_is_high();
-  const bool from_server = order == 0 || source_is_high != e.client_is_high();
-  const auto report = [&](FlowEvent event) noexcept {
-    update.event = event;
-    update.previous_state = state;
-    update.was_stale = e.stale();
-    const unsigned rung = e.rung_plus_one();
-    update.rung = static_cast<std::uint8_t>(rung == 0 ? 0 : rung - 1);
-    update.age = std::max<DurationNs>(0, segment.timestamp - first_syn_ms(entry) * kNanosPerMilli);
-    describe(entry, update.server, update.client);
-  };
+  e.syn_seq = segment.seq;
+  if (prepared.source_end_ == SourceEnd::kHigh) e.next_and_flags |= kClientIsHighBit;
+  ++counters_.inserted;
+  update.event = FlowEvent::kSyn;
+  update.previous_state = HandshakeState::kSynSeen;
+  update.server = Endpoint{segment.destination, segment.destination_port};
+  update.client = segment.source;
+}
 
-  if (segment.has(tcp_flag::kRst)) {
-    report(FlowEvent::kReset);
-    remove(entry, Located{slot, probe.home});
-    ++counters_.reset;
-  } else if (is_syn) {
-    if (!from_client) return;
-    report(FlowEvent::kSynRetransmit);
-    ++counters_.syn_retransmits;
-    if (segment.seq != e.syn_seq) {
-      // Port reuse: a new attempt replaces the old one, with its own age and judgement.
-      e.syn_seq = segment.seq;
-      if (state == HandshakeState::kSynRecv) {
-        e.set_state(HandshakeState::kSynSeen);
-        ++syn_seen_;
-      }
-      forget_judgement(e);
-      e.next_and_flags &= ~kStaleBit;
-      unlink(entry);
-      link_newest(entry, segment.timestamp);
-    }
-  } else if (segment.is_syn_ack()) {
-    if (!from_server) return;
-    if (segment.ack != e.syn_seq + 1) {
-      report(FlowEvent::kMismatch);
-      ++counters_.mismatches;
-    } else if (state == HandshakeState::kSynRecv) {
-      report(FlowEvent::kSynAckRetransmit);
-      ++counters_.synack_retransmits;
-      e.synack_seq = segment.seq;
-    } else {
-      report(FlowEvent::kSynAck);
-      ++counters_.synacks;
-      e.synack_seq = segment.seq;
-      e.set_state(HandshakeState::kSynRecv);
-      --syn_seen_;
-    }
-  } else if (segment.has(tcp_flag::kFin) || !segment.has(tcp_flag::kAck) || !from_client) {
-    return;
-  } else if (state == HandshakeState::kSynRecv && segment.ack != e.synack_seq + 1) {
-    report(FlowEvent::kMismatch);
-    ++counters_.mismatches;
-  } else {
-    // In kSynSeen the SYN-ACK went unseen; the client's ACK proves there was one.
-    report(FlowEvent::kCompleted);
-    remove(entry, Located{slot, probe.home});
-    ++counters_.completed;
+void HandshakeTable::evict_oldest(FlowUpdate& update) noexcept {
+  const std::uint32_t victim = oldest_;
+  update.evicted = true;
+  update.evicted_state = entries_[victim].state();
+  update.evicted_stale = entries_[victim].stale();
+  describe(victim, update.evicted_server, update.evicted_client);
+  remove(victim, locate_oldest());
+  ++counters_.evicted;
+  prefetch_next_victims();
+}
+
+void HandshakeTable::on_unsolicited_synack(const TcpSegment& segment, FlowUpdate& update) noexcept {
+  ++counters_.unsolicited_synacks;
+  update.event = FlowEvent::kUnsolicitedSynAck;
+  update.server = Endpoint{segment.source, segment.source_port};
+  update.client = segment.destination;
+}
+
+void HandshakeTable::on_rst(const TcpSegment& segment, const Prepared& prepared,
+                            const Tracked& handshake, FlowUpdate& update) noexcept {
+  report(FlowEvent::kReset, segment, handshake, update);
+  remove(handshake.entry, Located{handshake.slot, prepared.token_.home});
+  ++counters_.reset;
+}
+
+void HandshakeTable::on_repeated_syn(const TcpSegment& segment, const Tracked& handshake,
+                                     FlowUpdate& update) noexcept {
+  report(FlowEvent::kSynRetransmit, segment, handshake, update);
+  ++counters_.syn_retransmits;
+  Entry& e = entries_[handshake.entry];
+  if (segment.seq == e.syn_seq) return;
+  // Port reuse: a new attempt replaces the old one, with its own age and judgement.
+  e.syn_seq = segment.seq;
+  if (handshake.state == HandshakeState::kSynRecv) {
+    e.set_state(HandshakeState::kSynSeen);
+    ++syn_seen_;
   }
-  return;
+  forget_judgement(e);
+  e.next_and_flags &= ~kStaleBit;
+  unlink(handshake.entry);
+  link_newest(handshake.entry, segment.timestamp);
+}
+
+void HandshakeTable::on_synack(const TcpSegment& segment, const Tracked& handshake,
+                               FlowUpdate& update) noexcept {
+  Entry& e = entries_[handshake.entry];
+  if (segment.ack != e.syn_seq + 1) {
+    report(FlowEvent::kMismatch, segment, handshake, update);
+    ++counters_.mismatches;
+  } else if (handshake.state == HandshakeState::kSynRecv) {
+    report(FlowEvent::kSynAckRetransmit, segment, handshake, update);
+    ++counters_.synack_retransmits;
+    e.synack_seq = segment.seq;
+  } else {
+    report(FlowEvent::kSynAck, segment, handshake, update);
+    ++counters_.synacks;
+    e.synack_seq = segment.seq;
+    e.set_state(HandshakeState::kSynRecv);
+    --syn_seen_;
+  }
+}
+
+void HandshakeTable::on_final_ack(const TcpSegment& segment, const Prepared& prepared,
+                                  const Tracked& handshake, FlowUpdate& update) noexcept {
+  if (handshake.state == HandshakeState::kSynRecv &&
+      segment.ack != entries_[handshake.entry].synack_seq + 1) {
+    report(FlowEvent::kMismatch, segment, handshake, update);
+    ++counters_.mismatches;
+    return;
+  }
+  // In kSynSeen the SYN-ACK went unseen; the client's ACK proves there was one.
+  report(FlowEvent::kCompleted, segment, handshake, update);
+  remove(handshake.entry, Located{handshake.slot, prepared.token_.home});
+  ++counters_.completed;
+}
+
+void HandshakeTable::report(FlowEvent event, const TcpSegment& segment, const Tracked& handshake,
+                            FlowUpdate& update) const noexcept {
+  const Entry& e = entries_[handshake.entry];
+  update.event = event;
+  update.previous_state = handshake.state;
+  update.was_stale = e.stale();
+  const unsigned rung = e.rung_plus_one();
+  update.rung = static_cast<std::uint8_t>(rung == 0 ? 0 : rung - 1);
+  update.age =
+      std::max<DurationNs>(0, segment.timestamp - first_syn_ms(handshake.entry) * kNanosPerMilli);
+  describe(handshake.entry, update.server, update.client);
 }
 
 void HandshakeTable::prefetch_next_victims() noexcept {
@@ -603,9 +447,9 @@ void HandshakeTable::prefetch_next_victims() noexcept {
 
 void HandshakeTable::remember_victim_home(std::uint32_t entry) noexcept {
   const Entry& e = entries_[entry];
-  const auto home = static_cast<std::uint32_t>(probe_of(e.key).home);
-  victim_homes_[entry % kVictimHomes] = VictimHome{entry, home};
-  __builtin_prefetch(&index_[home * kBucketWords]);
+  const Index::Token token = index_.token(hash_(e.key));
+  victim_homes_[entry % kVictimHomes] = VictimHome{entry, static_cast<std::uint32_t>(token.home)};
+  index_.prefetch(token);
   // The walk reads the following entry next time.
   if (const std::uint32_t after = e.next(); after != kNil) {
     prefetch_lines(&entries_[after], sizeof(Entry));

@@ -1,5 +1,6 @@
 #pragma once
-// Tracks TCP three-way handshakes by 4-tuple in fixed, preallocated memory.
+// Tracks TCP three-way handshakes by 4-tuple in fixed, preallocated memory. The handshake rules
+// live here; finding a handshake's entry by its FlowKey is a BucketedIndex's job.
 //
 //   SYN            -> entry created in state kSynSeen  (client asked; no answer seen yet)
 //   SYN-ACK        -> kSynRecv when ack == SYN.seq + 1 (the server's SYN_RECV, as netstat shows)
@@ -48,8 +49,8 @@
 //
 // Memory: exactly `capacity` entries are allocated up front; nothing is allocated per packet.
 // When the table is full, a new SYN evicts the oldest pending entry (reported in the update).
-// 56-byte entries plus an index of capacity / 8 buckets of 64 bytes: 64 bytes per tracked
-// handshake (tables of fewer than 16 may take one bucket more).
+// 56-byte entries plus their BucketedIndex (8 bytes per entry): 64 bytes per tracked handshake
+// (tables of fewer than 16 may take one index bucket more).
 // Thread safety: none; one table per capture worker.
 
 #include <array>
@@ -61,8 +62,11 @@
 
 #include "common/counter_members.hpp"
 #include "common/ip_address.hpp"
+#include "common/huge_pages.hpp"
 #include "common/time.hpp"
 #include "decode/tcp_segment.hpp"
+#include "flow/bucketed_index.hpp"
+#include "flow/flow_key.hpp"
 
 namespace synwatch {
 
@@ -136,11 +140,7 @@ class HandshakeTable {
 
   // capacity: maximum tracked pending handshakes (>= 1, <= 2^28; clamped into that range).
   // pending_timeout: a pending entry older than this (from its first SYN) expires.
-  // bucket_slots: slots of each index bucket that hold entries (1 to kBucketSlots; the index
-  // grows to keep the same load). Tests pass fewer so that buckets overflow often.
-  static constexpr unsigned kBucketSlots = 15;
-  HandshakeTable(std::size_t capacity, DurationNs pending_timeout, std::uint64_t hash_seed = 0,
-                 unsigned bucket_slots = kBucketSlots);
+  HandshakeTable(std::size_t capacity, DurationNs pending_timeout, std::uint64_t hash_seed = 0);
   ~HandshakeTable();
   HandshakeTable(const HandshakeTable&) = delete;
   HandshakeTable& operator=(const HandshakeTable&) = delete;
@@ -156,7 +156,7 @@ class HandshakeTable {
   // slot the key will probe; preparing a few segments ahead of processing them overlaps their
   // cache misses instead of paying them one after another. A Prepared belongs to the segment
   // and the table it was made from. Written in place: callers keep a ring of them, and a
-  // returned one would be copied into it (a sixth of prepare()'s cost).
+  // returned one would be copied into it.
   void prepare(const TcpSegment& segment, Prepared& out) const noexcept;
   FlowUpdate process(const TcpSegment& segment, const Prepared& prepared,
                      bool accept_new_syn = true) noexcept;
@@ -193,7 +193,7 @@ class HandshakeTable {
   // Pending handshakes judged stale right now.
   [[nodiscard]] std::size_t stale() const noexcept { return stale_; }
 
-  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] std::size_t size() const noexcept { return index_.size(); }
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
   [[nodiscard]] DurationNs pending_timeout() const noexcept { return pending_timeout_; }
   void set_pending_timeout(DurationNs timeout) noexcept {
@@ -204,29 +204,61 @@ class HandshakeTable {
   [[nodiscard]] const HandshakeTableCounters& counters() const noexcept { return counters_; }
   // Bytes of preallocated memory (entries plus index), for the memory bound.
   [[nodiscard]] std::size_t memory_bytes() const noexcept;
-  // Index buckets with keys stored past them (see index_), which searches walk through. For
-  // tests and diagnostics: O(buckets). 0 whenever the table is empty.
-  [[nodiscard]] std::size_t overflowing_buckets() const noexcept;
+  // Index buckets with keys stored past them (BucketedIndex::overflowing_buckets): for tests
+  // and diagnostics, O(buckets). 0 whenever the table is empty.
+  [[nodiscard]] std::size_t overflowing_buckets() const noexcept {
+    return index_.overflowing_buckets();
+  }
 
   // Pending entries by state, maintained incrementally.
   [[nodiscard]] std::size_t count(HandshakeState state) const noexcept {
-    return state == HandshakeState::kSynSeen ? syn_seen_ : size_ - syn_seen_;
+    return state == HandshakeState::kSynSeen ? syn_seen_ : size() - syn_seen_;
   }
 
   struct Entry;  // defined in handshake_table.cpp; layout documented there
 
  private:
-  // The canonical 4-tuple, the first 36 bytes of an Entry: the (address, port) that compares
-  // smaller is "low", so both directions of a connection build the same key. No padding, so it
-  // can be hashed and compared as bytes. Plain byte arrays rather than IpAddress keep Entry
-  // trivially constructible, so that the entry array's pages are touched only as entries are
-  // first used.
-  struct Key {
-    std::array<std::uint8_t, 16> low_address;
-    std::array<std::uint8_t, 16> high_address;
-    std::uint16_t low_port;
-    std::uint16_t high_port;
+  using Index = BucketedIndex<>;
+
+ public:
+  class Prepared {
+   private:
+    friend class HandshakeTable;
+    FlowKey key_{};
+    Index::Token token_{};
+    SourceEnd source_end_ = SourceEnd::kBoth;
   };
+
+ private:
+  // What a segment can do to a handshake, decided by its flags in this order: an RST resets
+  // whatever else it carries.
+  enum class SegmentKind : std::uint8_t { kRst, kSyn, kSynAck, kAck, kOther };
+  [[nodiscard]] static SegmentKind kind_of(const TcpSegment& segment) noexcept;
+
+  // The pending handshake a segment belongs to, as the segment found it.
+  struct Tracked {
+    std::uint32_t entry;
+    std::size_t slot;      // in index_
+    HandshakeState state;  // before this segment
+    bool from_client;
+    bool from_server;
+  };
+  [[nodiscard]] Tracked tracked(std::size_t slot, const Prepared& prepared) const noexcept;
+
+  // The transitions, one per segment kind; process() picks one.
+  void on_new_syn(const TcpSegment& segment, const Prepared& prepared, FlowUpdate& update) noexcept;
+  void on_unsolicited_synack(const TcpSegment& segment, FlowUpdate& update) noexcept;
+  void on_rst(const TcpSegment& segment, const Prepared& prepared, const Tracked& handshake,
+              FlowUpdate& update) noexcept;
+  void on_repeated_syn(const TcpSegment& segment, const Tracked& handshake,
+                       FlowUpdate& update) noexcept;
+  void on_synack(const TcpSegment& segment, const Tracked& handshake, FlowUpdate& update) noexcept;
+  void on_final_ack(const TcpSegment& segment, const Prepared& prepared, const Tracked& handshake,
+                    FlowUpdate& update) noexcept;
+  // Fills `update` for an event on a tracked handshake, as it was before this segment.
+  void report(FlowEvent event, const TcpSegment& segment, const Tracked& handshake,
+              FlowUpdate& update) const noexcept;
+  void evict_oldest(FlowUpdate& update) noexcept;
 
   // Pops the oldest entry if it expired by `now`; false when none did.
   bool pop_expired(TimestampNs now, Endpoint& server, IpAddress& client, HandshakeState& state,
@@ -247,55 +279,15 @@ class HandshakeTable {
   void forget_judgement(const Entry& e) noexcept;
   [[nodiscard]] std::int64_t first_syn_ms(std::uint32_t entry) const noexcept;
 
-  // The canonical key of a segment into `key`; `order` < 0 when the source is the low side,
-  // > 0 when it is the high side, 0 for a connection from an endpoint to itself.
-  static void make_key(const TcpSegment& segment, Key& key, int& order) noexcept;
-  // Where a key lives in the index: its home bucket and the tag bits its slot value carries.
-  struct Probe {
-    std::size_t home;   // bucket
-    std::uint32_t tag;  // already shifted into place (see index_)
-  };
-  static constexpr std::size_t kNoSlot = SIZE_MAX;
-  // What a search of the index found: the slot holding the key's entry number (kNoSlot if
-  // none), and the first empty slot on the key's probe path (kNoSlot if every bucket on the
-  // path is full: then first_free() finds one after it).
-  struct Search {
-    std::size_t found;
-    std::size_t free;
-  };
-  // Index slot of an entry and the home bucket of its key.
+  void key_and_token(const TcpSegment& segment, Prepared& out) const noexcept;
+  // The home bucket of an entry's key in index_, and the slot holding the entry.
   struct Located {
     std::size_t slot;
     std::size_t home;
   };
-
- public:
-  class Prepared {
-   private:
-    friend class HandshakeTable;
-    Key key_{};
-    Probe probe_{};
-    int order_ = 0;  // as make_key() sets it
-  };
-
- private:
-  [[nodiscard]] Probe probe_of(const Key& key) const noexcept;
-  void key_and_probe(const TcpSegment& segment, Prepared& out) const noexcept;
-  // Inlined into process(): both run once per packet, and a call costs as much as the search.
-  [[nodiscard, gnu::always_inline]] Search search(const Key& key,
-                                                  const Probe& probe) const noexcept;
-  // How many buckets the bucket of `slot` lies after bucket `home`, wrapping around.
-  [[nodiscard]] std::size_t buckets_from(std::size_t home, std::size_t slot) const noexcept;
-  // The first empty slot in the buckets from `bucket` on.
-  [[nodiscard]] std::size_t first_free(std::size_t bucket) const noexcept;
-  // Where the oldest entry (the next to expire or be evicted) is.
   [[nodiscard]] Located locate_oldest() const noexcept;
-  // Adds 1 (or -1) to the overflow count of every bucket from `home` up to, not including,
-  // the bucket of `slot`: the buckets a key stored there was pushed past.
-  void count_overflow(std::size_t home, std::size_t slot, std::uint32_t step) noexcept;
   void remove(std::uint32_t entry, const Located& where) noexcept;
-  [[gnu::always_inline]] std::uint32_t insert(const Key& key, std::size_t slot, const Probe& probe,
-                                              TimestampNs now) noexcept;
+  [[gnu::always_inline]] std::uint32_t insert(const Prepared& prepared, TimestampNs now) noexcept;
   void prefetch_next_victims() noexcept;
   void remember_victim_home(std::uint32_t entry) noexcept;
   void link_newest(std::uint32_t entry, TimestampNs now) noexcept;
@@ -304,43 +296,15 @@ class HandshakeTable {
 
   std::size_t capacity_;
   DurationNs pending_timeout_;
-  std::uint64_t hash_seed_;
-  std::uint64_t hash_keys_[6];  // derived from hash_seed_; secret when the seed is
-  std::size_t size_ = 0;
+  FlowKeyHash hash_;  // keyed by the table's seed: secret when the seed is
   std::size_t syn_seen_ = 0;
   HandshakeTableCounters counters_;
-  // Both arrays are anonymous mappings advised to use transparent huge pages: the table is
-  // probed at random, and with 4 KiB pages nearly every probe also missed the TLB. Pages are
-  // zero and untouched until first used.
-  struct Unmap {
-    std::size_t bytes;
-    void operator()(void* memory) const noexcept;
-  };
-  std::unique_ptr<Entry[], Unmap> entries_;
-  // Open addressing over buckets of one cache line: 16 words, of which the first kBucketSlots
-  // are slots and the last is the bucket's state. A key's home bucket is picked by
-  // multiply-shift (no power-of-two rounding, which would cost up to 8 bytes per entry); it
-  // lives in the first bucket from there with a free slot. About 2 x capacity slots of 4 bytes
-  // (capacity / 8 buckets, load about 0.53), so 8 bytes per entry.
-  // A slot is 0 when empty, else the entry number + 1 (entry_bits_) and above it a tag of hash
-  // bits, so a search compares the tags of a whole bucket at once and reads only the entries
-  // whose tag matches. The state word: bit i set when slot i is taken, and from bit
-  // kOverflowShift up the number of keys stored past this bucket whose path led through it
-  // (saturating: a saturated count stays, so searches go on one bucket further than they need
-  // to, never less). A search ends at the first bucket nothing overflowed from; deleting a key
-  // clears its slot and takes it off the counts on its path, without moving any other key.
-  static constexpr std::size_t kBucketWords = 16;
-  static constexpr std::size_t kStateWord = kBucketWords - 1;
-  static constexpr unsigned kOverflowShift = 15;
-  static constexpr std::uint32_t kOverflowOne = std::uint32_t{1} << kOverflowShift;
-  static constexpr std::uint32_t kOverflowSaturated = ~std::uint32_t{0} >> kOverflowShift;
-  std::unique_ptr<std::uint32_t[], Unmap> index_;
-  std::size_t bucket_count_ = 0;
-  // State-word bits of the slots in use (the constructor's bucket_slots of them).
-  std::uint32_t slot_bits_ = 0;
-  unsigned entry_bits_ = 0;
-  std::uint32_t entry_mask_ = 0;
-  std::uint32_t tag_mask_ = 0;    // in place (shifted by entry_bits_)
+  // Anonymous mapping advised to use transparent huge pages: the table is probed at random, and
+  // with 4 KiB pages nearly every probe also missed the TLB. Pages are zero and untouched until
+  // first used.
+  std::unique_ptr<Entry[], HugePageDeleter> entries_;
+  // Entry numbers by key (the key is the first member of the entry).
+  Index index_;
   std::uint32_t free_head_;       // free list through Entry's next field
   std::uint32_t never_used_ = 0;  // entries [never_used_, capacity_) were never handed out
   std::uint32_t oldest_;          // age list (by first SYN), doubly linked
@@ -367,13 +331,18 @@ class HandshakeTable {
   std::uint32_t caught_up_cursors_ = 0;                        // bit k: judge_cursor_[k] is kNil
   TimestampNs judge_due_ = INT64_MAX;
   std::size_t stale_ = 0;
-  // ceil_ms() of the times in (after, until]: the last millisecond a new SYN was stamped with.
-  struct MillisecondOfNow {
-    std::int64_t ms = 0;
-    TimestampNs after = 0;
-    TimestampNs until = -1;  // empty until the first SYN
+  // ceil_ms() of new SYNs' times, kept for the millisecond the last one fell in: a flood brings
+  // thousands of SYNs per millisecond, and each would otherwise pay a division.
+  class CeilMillisecond {
+   public:
+    std::int64_t of(TimestampNs now) noexcept;
+
+   private:
+    std::int64_t ms_ = 0;
+    TimestampNs after_ = 0;   // ms_ is ceil_ms() of the times in (after_, until_]
+    TimestampNs until_ = -1;  // empty until the first SYN
   };
-  MillisecondOfNow ms_of_now_;
+  CeilMillisecond syn_millisecond_;
 };
 
 template <typename OnExpired>
