@@ -155,8 +155,8 @@ class Service {
         std::make_unique<LivePipeline>(*config_, queue_, random_seed(), std::move(evidence));
     auto opened = pipeline_->open_interfaces();
     if (!opened) {
-      spdlog::critical("{}", opened.error());
-      notifier_.failed(opened.error(), exit_code::kSoftware);
+      spdlog::critical("{}", opened.error().message);
+      notifier_.failed(opened.error().message, exit_code::kSoftware);
       return exit_code::kSoftware;
     }
     // A missing interface is retried in the background (it may appear later: a VPN, a VM's
@@ -492,7 +492,7 @@ class Service {
     if (!config_->protected_prefixes.empty()) return;
     auto addresses = host_addresses();
     if (!addresses) {
-      spdlog::error("{}", addresses.error());
+      spdlog::error("{}", addresses.error().message);
       return;
     }
     if (*addresses != last_host_addresses_) {

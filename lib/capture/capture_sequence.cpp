@@ -104,7 +104,7 @@ std::expected<std::unique_ptr<CaptureSequence>, SequenceError> CaptureSequence::
   if (paths.size() == 1) {
     auto opened = PcapFileSource::open(paths.front());
     if (!opened) {
-      return std::unexpected(SequenceError{SequenceProblem::kCannotOpen, opened.error()});
+      return std::unexpected(SequenceError{SequenceProblem::kCannotOpen, opened.error().message});
     }
     auto sequence = std::unique_ptr<CaptureSequence>(new CaptureSequence((*opened)->link_type()));
     sequence->files_.push_back({paths.front(), std::nullopt, (*opened)->progress().total_bytes});
@@ -160,7 +160,7 @@ std::expected<std::unique_ptr<CaptureSequence>, SequenceError> CaptureSequence::
     auto opened = PcapFileSource::open(
         path, regular ? kPeekBufferBytes : PcapFileSource::kDefaultBufferBytes);
     if (!opened) {
-      return std::unexpected(SequenceError{SequenceProblem::kCannotOpen, opened.error()});
+      return std::unexpected(SequenceError{SequenceProblem::kCannotOpen, opened.error().message});
     }
     PcapFileSource& source = **opened;
     FirstFrame first;
@@ -226,7 +226,7 @@ bool CaptureSequence::open_next() {
     auto opened = PcapFileSource::open(files_[index].path);
     if (!opened) {
       final_status_ = DispatchStatus::kError;
-      error_ = opened.error();
+      error_ = opened.error().message;
       return false;
     }
     if ((*opened)->link_type() != link_) {

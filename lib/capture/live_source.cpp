@@ -108,8 +108,7 @@ int LivePcapSource::selectable_fd() const noexcept {
   return pcap_get_selectable_fd(handle_);
 }
 
-std::expected<std::uint16_t, std::string> LivePcapSource::join_fanout(
-    std::optional<std::uint16_t> group) {
+Expected<std::uint16_t> LivePcapSource::join_fanout(std::optional<std::uint16_t> group) {
   const int fd = pcap_fileno(handle_);
   std::uint32_t argument = static_cast<std::uint32_t>(PACKET_FANOUT_HASH) << 16;
   if (group) {
@@ -119,18 +118,18 @@ std::expected<std::uint16_t, std::string> LivePcapSource::join_fanout(
   }
   if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &argument, sizeof argument) != 0) {
     const int error = errno;
-    return std::unexpected(
-        "cannot spread capture on '" + options_.interface + "' over workers (PACKET_FANOUT" +
-        (group ? " group " + std::to_string(*group) : std::string()) +
-        "): " + std::strerror(error) +
-        (error == EINVAL ? "; set capture.workers: 1 if the kernel lacks fanout" : ""));
+    Error failure = Error::from_errno(
+        error, "cannot spread capture on '" + options_.interface + "' over workers (PACKET_FANOUT" +
+                   (group ? " group " + std::to_string(*group) : std::string()) + ")");
+    if (error == EINVAL) failure.message += "; set capture.workers: 1 if the kernel lacks fanout";
+    return std::unexpected(std::move(failure));
   }
   if (group) return *group;
   std::uint32_t assigned = 0;
   socklen_t length = sizeof assigned;
   if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &assigned, &length) != 0) {
-    return std::unexpected("cannot read the fanout group of '" + options_.interface +
-                           "': " + std::strerror(errno));
+    return std::unexpected(
+        Error::from_errno(errno, "cannot read the fanout group of '" + options_.interface + "'"));
   }
   return static_cast<std::uint16_t>(assigned & 0xffffu);
 }
@@ -159,11 +158,11 @@ DispatchResult LivePcapSource::dispatch(std::size_t max_packets, PacketHandler& 
   return {DispatchStatus::kPackets, static_cast<std::size_t>(n)};
 }
 
-std::expected<CaptureStats, std::string> LivePcapSource::stats() {
+Expected<CaptureStats> LivePcapSource::stats() {
   pcap_stat now{};
   if (pcap_stats(handle_, &now) != 0) {
-    return std::unexpected("cannot read capture statistics of '" + options_.interface +
-                           "': " + pcap_geterr(handle_));
+    return make_unexpected(ErrorKind::kIo, "cannot read capture statistics of '" +
+                                               options_.interface + "': " + pcap_geterr(handle_));
   }
   // Unsigned 32-bit differences stay correct across one wrap between calls.
   totals_.received += static_cast<std::uint32_t>(now.ps_recv - last_.ps_recv);

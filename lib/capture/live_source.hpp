@@ -14,6 +14,7 @@
 
 #include <pcap/pcap.h>
 
+#include "common/error.hpp"
 #include "capture/packet_source.hpp"
 
 namespace synwatch {
@@ -70,9 +71,9 @@ class LivePcapSource final : public PacketSource {
   // same one (the hash is symmetric). Without `group`, creates a new group with an id the kernel
   // chooses (unique in the network namespace, so no other process's group is joined by accident).
   // Returns the group id for the other sockets to join.
-  std::expected<std::uint16_t, std::string> join_fanout(std::optional<std::uint16_t> group);
+  Expected<std::uint16_t> join_fanout(std::optional<std::uint16_t> group);
   // pcap_stats counters are 32-bit and wrap; this widens them to 64-bit monotonic totals.
-  std::expected<CaptureStats, std::string> stats();
+  Expected<CaptureStats> stats();
   [[nodiscard]] const LiveCaptureOptions& options() const noexcept { return options_; }
 
  private:

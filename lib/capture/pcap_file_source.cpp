@@ -55,7 +55,7 @@ int gzip_close(void* cookie) {
 }
 
 // A FILE* reading `compressed` through zlib (libpcap owns and closes it), or an error.
-std::expected<FILE*, std::string> cookie_stream(const std::string& path, gzFile compressed,
+Expected<FILE*> cookie_stream(const std::string& path, gzFile compressed,
                                                 std::size_t buffer_bytes,
                                                 GzipStream*& gzip_stream) {
   gzbuffer(compressed, static_cast<unsigned>(
@@ -66,7 +66,7 @@ std::expected<FILE*, std::string> cookie_stream(const std::string& path, gzFile 
   if (cookie_file == nullptr) {
     const int error = errno;
     gzip_close(stream);
-    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
+    return std::unexpected(Error::from_errno(error, "cannot open capture " + quoted(path)));
   }
   gzip_stream = stream;
   return cookie_file;
@@ -74,14 +74,14 @@ std::expected<FILE*, std::string> cookie_stream(const std::string& path, gzFile 
 
 // A pipe, FIFO or terminal cannot be rewound after its first bytes were looked at: zlib reads
 // it instead, telling gzip from plain data itself (plain data passes through unchanged).
-std::expected<FILE*, std::string> open_unseekable_stream(const std::string& path, int fd,
+Expected<FILE*> open_unseekable_stream(const std::string& path, int fd,
                                                          std::size_t buffer_bytes, bool& gzip,
                                                          GzipStream*& gzip_stream) {
   gzFile compressed = gzdopen(fd, "rb");
   if (compressed == nullptr) {
     const int error = errno;
     ::close(fd);
-    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
+    return std::unexpected(Error::from_errno(error, "cannot open capture " + quoted(path)));
   }
   auto stream = cookie_stream(path, compressed, buffer_bytes, gzip_stream);
   if (!stream) return stream;
@@ -95,14 +95,14 @@ std::expected<FILE*, std::string> open_unseekable_stream(const std::string& path
 // Opens `path` ("-" = standard input) as a FILE* that yields the capture's uncompressed bytes.
 // `streamed`: it is a pipe, FIFO or terminal, which cannot be read a second time; `size`: the
 // file's size as stored, 0 for those.
-std::expected<FILE*, std::string> open_capture_stream(const std::string& path,
+Expected<FILE*> open_capture_stream(const std::string& path,
                                                       std::size_t buffer_bytes, bool& gzip,
                                                       bool& streamed, std::uint64_t& size,
                                                       GzipStream*& gzip_stream) {
   const int fd = path == "-" ? ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0)
                              : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(errno));
+    return std::unexpected(Error::from_errno(errno, "cannot open capture " + quoted(path)));
   }
   streamed = ::lseek(fd, 0, SEEK_CUR) < 0;
   if (streamed) return open_unseekable_stream(path, fd, buffer_bytes, gzip, gzip_stream);
@@ -114,7 +114,7 @@ std::expected<FILE*, std::string> open_capture_stream(const std::string& path,
   if (file == nullptr) {
     const int error = errno;
     ::close(fd);
-    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
+    return std::unexpected(Error::from_errno(error, "cannot open capture " + quoted(path)));
   }
   // stdio's default 4 KiB buffer costs a read(2) per ~50 small frames; 1 MiB makes them rare.
   // Best effort: without it the stream keeps its default buffer.
@@ -124,7 +124,7 @@ std::expected<FILE*, std::string> open_capture_stream(const std::string& path,
   if (got < sizeof magic && std::ferror(file) != 0) {
     const int error = errno;
     (void)std::fclose(file);  // read-only: nothing to lose on close
-    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
+    return std::unexpected(Error::from_errno(error, "cannot open capture " + quoted(path)));
   }
   gzip = got == sizeof magic && magic[0] == 0x1f && magic[1] == 0x8b;
   if (!gzip) {
@@ -135,13 +135,13 @@ std::expected<FILE*, std::string> open_capture_stream(const std::string& path,
   const int zlib_fd = ::fcntl(fileno(file), F_DUPFD_CLOEXEC, 0);
   (void)std::fclose(file);  // read through zlib below
   if (zlib_fd < 0) {
-    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(errno));
+    return std::unexpected(Error::from_errno(errno, "cannot open capture " + quoted(path)));
   }
   gzFile compressed = gzdopen(zlib_fd, "rb");
   if (compressed == nullptr) {
     const int error = errno;
     ::close(zlib_fd);
-    return std::unexpected("cannot open capture " + quoted(path) + ": " + std::strerror(error));
+    return std::unexpected(Error::from_errno(error, "cannot open capture " + quoted(path)));
   }
   return cookie_stream(path, compressed, buffer_bytes, gzip_stream);
 }
@@ -153,14 +153,14 @@ std::string dlt_name(int dlt) {
   return name != nullptr ? name : "unknown";
 }
 
-std::expected<LinkType, std::string> pcap_link_type(pcap* handle) {
+Expected<LinkType> pcap_link_type(pcap* handle) {
   const int dlt = pcap_datalink(handle);
   if (const auto link = link_type_from_dlt(dlt)) return *link;
-  return std::unexpected("unsupported link type " + std::to_string(dlt) + " (" + dlt_name(dlt) +
-                         ")");
+  return make_unexpected(ErrorKind::kInvalidInput, "unsupported link type " + std::to_string(dlt) +
+                                                       " (" + dlt_name(dlt) + ")");
 }
 
-std::expected<std::unique_ptr<PcapFileSource>, std::string> PcapFileSource::open(
+Expected<std::unique_ptr<PcapFileSource>> PcapFileSource::open(
     const std::string& path, std::size_t buffer_bytes) {
   bool gzip = false;
   bool streamed = false;
@@ -177,13 +177,13 @@ std::expected<std::unique_ptr<PcapFileSource>, std::string> PcapFileSource::open
     std::string reason = message;
     if (gzip_stream != nullptr && !gzip_stream->error.empty()) reason = gzip_stream->error;
     (void)std::fclose(*file);  // read-only: nothing to lose on close
-    return std::unexpected("cannot open capture " + quoted(path) + ": " + reason);
+    return make_unexpected(ErrorKind::kInvalidInput, "cannot open capture " + quoted(path) + ": " + reason);
   }
   const int dlt = pcap_datalink(handle);
   auto link = pcap_link_type(handle);
   if (!link) {
     pcap_close(handle);
-    return std::unexpected(link.error() + " in " + quoted(path));
+    return make_unexpected(link.error().kind, link.error().message + " in " + quoted(path));
   }
   auto source = std::unique_ptr<PcapFileSource>(new PcapFileSource(handle, path, *link, dlt, gzip));
   source->gzip_stream_ = gzip_stream;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "common/error.hpp"
 #include "capture/packet_source.hpp"
 
 struct pcap;  // libpcap's pcap_t, kept out of this header
@@ -22,7 +23,7 @@ namespace synwatch {
 
 // The LinkType of an open libpcap handle (offline or live), or an error such as
 // "unsupported link type 105 (IEEE802_11)" for the caller to prefix with what it opened.
-std::expected<LinkType, std::string> pcap_link_type(pcap* handle);
+Expected<LinkType> pcap_link_type(pcap* handle);
 
 // "IEEE802_11" for 105: libpcap's name of a data link type, or "unknown".
 std::string dlt_name(int dlt);
@@ -37,7 +38,7 @@ class PcapFileSource final : public PacketSource {
   // `buffer_bytes`: how much is read from the file at a time; the default (1 MiB) keeps read(2)
   // calls rare, a small one suits a look at the first packet only.
   static constexpr std::size_t kDefaultBufferBytes = std::size_t{1} << 20;
-  static std::expected<std::unique_ptr<PcapFileSource>, std::string> open(
+  static Expected<std::unique_ptr<PcapFileSource>> open(
       const std::string& path, std::size_t buffer_bytes = kDefaultBufferBytes);
 
   ~PcapFileSource() override;

@@ -118,7 +118,7 @@ void KernelFiguresSink::publish(const IncidentEvent& event) {
   next_.publish(with);
 }
 
-std::expected<std::unique_ptr<KernelSource>, std::string> KernelSource::open(
+Expected<std::unique_ptr<KernelSource>> KernelSource::open(
     const Config& config, std::uint64_t hash_seed) {
   auto poller = SockDiagPoller::open();
   if (!poller) return std::unexpected(poller.error());
@@ -139,7 +139,7 @@ std::optional<std::string> KernelSource::poll(TimestampNs now, EventSink& sink, 
   const auto started = std::chrono::steady_clock::now();
   std::string error;
   if (auto polled = poller_.poll_syn_recv(); !polled) {
-    error = polled.error();
+    error = polled.error().message;
   } else {
     const auto ports = view_.begin_poll(poller_.syn_recv());
     std::span<const KernelSocket> completed;
@@ -149,14 +149,14 @@ std::optional<std::string> KernelSource::poll(TimestampNs now, EventSink& sink, 
         std::sort(sorted.begin(), sorted.end());
         completed = sorted;
       } else {
-        error = done.error();
+        error = done.error().message;
       }
     }
     if (auto read = netstat_.read(); read) {
       counters_ = *read;
     } else {
       counters_.reset();
-      if (error.empty()) error = read.error();
+      if (error.empty()) error = read.error().message;
     }
     DiscardSink discard;
     view_.finish_poll(completed, poller_.listeners(), counters_, now, publish ? sink : discard);

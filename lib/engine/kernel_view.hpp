@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.hpp"
 #include "aggregate/destination_table.hpp"
 #include "aggregate/kernel_destinations.hpp"
 #include "config/config.hpp"
@@ -119,7 +120,7 @@ class KernelFiguresSink final : public EventSink {
 // owner's thread every kernel.interval. Same threading rules as KernelView.
 class KernelSource {
  public:
-  static std::expected<std::unique_ptr<KernelSource>, std::string> open(const Config& config,
+  static Expected<std::unique_ptr<KernelSource>> open(const Config& config,
                                                                         std::uint64_t hash_seed);
   // One poll at `now`. `publish`: false when the wire view raises the incidents and the kernel
   // view only supplies figures. Errors are kept for the snapshot and returned once per change.

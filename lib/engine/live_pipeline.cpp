@@ -113,7 +113,7 @@ LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t 
       kernel_ = std::move(*kernel);
       figures_sink_.attach(&kernel_->view());
     } else {
-      spdlog::error("kernel view unavailable: {}", kernel.error());
+      spdlog::error("kernel view unavailable: {}", kernel.error().message);
     }
   }
   {
@@ -170,7 +170,7 @@ bool LivePipeline::try_open(Interface& interface) {
     if (worker_count_ > 1) {
       auto joined = (*source)->join_fanout(group);
       if (!joined) {
-        error = CaptureOpenError{CaptureOpenError::Kind::kOther, joined.error()};
+        error = CaptureOpenError{CaptureOpenError::Kind::kOther, joined.error().message};
         break;
       }
       group = *joined;
@@ -218,9 +218,10 @@ void LivePipeline::close_failed_captures() {
   }
 }
 
-std::expected<std::vector<CaptureOpenError>, std::string> LivePipeline::open_interfaces() {
+Expected<std::vector<CaptureOpenError>> LivePipeline::open_interfaces() {
   if (!config_->capture.enabled && !kernel_) {
-    return std::unexpected("capture.enabled is false and the kernel view is unavailable");
+    return make_unexpected(ErrorKind::kNotFound,
+                           "capture.enabled is false and the kernel view is unavailable");
   }
   std::vector<CaptureOpenError> errors;
   for (auto& interface : interfaces_) {

@@ -36,6 +36,7 @@
 
 #include <poll.h>
 
+#include "common/error.hpp"
 #include "capture/live_source.hpp"
 #include "config/config.hpp"
 #include "engine/evidence_recorder.hpp"
@@ -135,7 +136,7 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // (and drop privileges afterwards). Returns the errors of the interfaces that did not open;
   // those are retried in the background once started (the caller decides whether a missing
   // privilege everywhere is fatal). Fails only in kernel-only mode without a kernel view.
-  std::expected<std::vector<CaptureOpenError>, std::string> open_interfaces();
+  Expected<std::vector<CaptureOpenError>> open_interfaces();
   void start();
   void stop();  // joins the capture thread; flushes nothing itself
 

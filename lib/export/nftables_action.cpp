@@ -525,7 +525,7 @@ struct NftablesAction::State {
       auto own = host_addresses();
       if (!own) {
         spdlog::error("nftables action '{}' for incident {}: {}; blocking nothing", config.name,
-                      event.incident_id, own.error());
+                      event.incident_id, own.error().message);
         count(&NftablesActionStats::failed, event.top_sources.size());
         return;
       }

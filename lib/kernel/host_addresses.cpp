@@ -9,11 +9,10 @@
 
 namespace synwatch {
 
-std::expected<std::vector<IpPrefix>, std::string> host_addresses() {
+Expected<std::vector<IpPrefix>> host_addresses() {
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) {
-    return std::unexpected(std::string("cannot list the host's addresses: ") +
-                           std::strerror(errno));
+    return std::unexpected(Error::from_errno(errno, "cannot list the host's addresses"));
   }
   std::vector<IpPrefix> prefixes;
   for (const ifaddrs* entry = list; entry != nullptr; entry = entry->ifa_next) {

@@ -7,10 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "common/error.hpp"
 #include "common/ip_address.hpp"
 
 namespace synwatch {
 
-std::expected<std::vector<IpPrefix>, std::string> host_addresses();
+Expected<std::vector<IpPrefix>> host_addresses();
 
 }  // namespace synwatch

@@ -138,11 +138,10 @@ void build_local_port_filter(std::span<const std::uint16_t> ports, std::vector<s
   std::memcpy(out.data() + at, &reject, sizeof reject);
 }
 
-std::expected<SockDiagPoller, std::string> SockDiagPoller::open() {
+Expected<SockDiagPoller> SockDiagPoller::open() {
   const int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0) {
-    return std::unexpected(std::string("cannot open a NETLINK_SOCK_DIAG socket: ") +
-                           std::strerror(errno));
+    return std::unexpected(Error::from_errno(errno, "cannot open a NETLINK_SOCK_DIAG socket"));
   }
   return SockDiagPoller(fd);
 }
@@ -168,10 +167,10 @@ SockDiagPoller::~SockDiagPoller() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-std::expected<void, std::string> SockDiagPoller::dump(std::uint8_t family, std::uint32_t states,
-                                                      std::span<const std::uint8_t> filter,
-                                                      std::vector<KernelSocket>& sockets,
-                                                      std::vector<KernelListener>& listeners) {
+Expected<void> SockDiagPoller::dump(std::uint8_t family, std::uint32_t states,
+                                    std::span<const std::uint8_t> filter,
+                                    std::vector<KernelSocket>& sockets,
+                                    std::vector<KernelListener>& listeners) {
   if (++sequence_ == 0) ++sequence_;
   const std::size_t attribute = filter.empty() ? 0 : RTA_LENGTH(filter.size());
   const std::size_t length = NLMSG_LENGTH(sizeof(inet_diag_req_v2)) + RTA_ALIGN(attribute);
@@ -199,17 +198,18 @@ std::expected<void, std::string> SockDiagPoller::dump(std::uint8_t family, std::
   kernel.nl_family = AF_NETLINK;
   if (::sendto(fd_, request_.data(), request_.size(), 0, reinterpret_cast<sockaddr*>(&kernel),
                sizeof kernel) < 0) {
-    return std::unexpected(std::string("sock_diag request failed: ") + std::strerror(errno));
+    return std::unexpected(Error::from_errno(errno, "sock_diag request failed"));
   }
   DiagParser parser(sockets, listeners, sequence_);
   for (;;) {
     const ssize_t n = ::recv(fd_, buffer_.data(), buffer_.size(), MSG_TRUNC);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return std::unexpected(std::string("sock_diag receive failed: ") + std::strerror(errno));
+      return std::unexpected(Error::from_errno(errno, "sock_diag receive failed"));
     }
     if (static_cast<std::size_t>(n) > buffer_.size()) {
-      return std::unexpected("sock_diag reply larger than the receive buffer");
+      return make_unexpected(ErrorKind::kResourceExhausted,
+                             "sock_diag reply larger than the receive buffer");
     }
     const std::span<const std::uint8_t> datagram(buffer_.data(), static_cast<std::size_t>(n));
     if (recorder_) recorder_(family, states, datagram);
@@ -219,15 +219,15 @@ std::expected<void, std::string> SockDiagPoller::dump(std::uint8_t family, std::
       case DiagParseStatus::kDone:
         return {};
       case DiagParseStatus::kError:
-        return std::unexpected(std::string("sock_diag dump refused: ") +
-                               std::strerror(parser.error()));
+        return std::unexpected(Error::from_errno(parser.error(), "sock_diag dump refused"));
       case DiagParseStatus::kMalformed:
-        return std::unexpected(std::string("sock_diag reply malformed: ") + parser.problem());
+        return make_unexpected(ErrorKind::kInvalidInput,
+                               std::string("sock_diag reply malformed: ") + parser.problem());
     }
   }
 }
 
-std::expected<void, std::string> SockDiagPoller::poll_syn_recv() {
+Expected<void> SockDiagPoller::poll_syn_recv() {
   ++counters_.polls;
   syn_recv_.clear();
   listeners_.clear();
@@ -240,8 +240,7 @@ std::expected<void, std::string> SockDiagPoller::poll_syn_recv() {
   return {};
 }
 
-std::expected<void, std::string> SockDiagPoller::poll_completed(
-    std::span<const std::uint16_t> ports) {
+Expected<void> SockDiagPoller::poll_completed(std::span<const std::uint16_t> ports) {
   completed_.clear();
   std::vector<std::uint8_t>& filter = request_filter_;
   build_local_port_filter(ports, filter);

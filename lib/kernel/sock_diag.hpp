@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.hpp"
 #include "common/ip_address.hpp"
 
 namespace synwatch {
@@ -85,7 +86,7 @@ struct SockDiagCounters {
 class SockDiagPoller {
  public:
   // Opens the NETLINK_SOCK_DIAG socket (needs no privilege).
-  static std::expected<SockDiagPoller, std::string> open();
+  static Expected<SockDiagPoller> open();
   SockDiagPoller(SockDiagPoller&& other) noexcept;
   SockDiagPoller& operator=(SockDiagPoller&&) = delete;
   SockDiagPoller(const SockDiagPoller&) = delete;
@@ -93,10 +94,10 @@ class SockDiagPoller {
 
   // One dump per family of SYN_RECV request sockets and listeners. On success, syn_recv() and
   // listeners() hold this poll's view (unordered).
-  std::expected<void, std::string> poll_syn_recv();
+  Expected<void> poll_syn_recv();
   // One dump per family of sockets whose handshake completed (ESTABLISHED through TIME_WAIT)
   // whose local port is in `ports` (filtered in the kernel); into established().
-  std::expected<void, std::string> poll_completed(std::span<const std::uint16_t> ports);
+  Expected<void> poll_completed(std::span<const std::uint16_t> ports);
 
   [[nodiscard]] const std::vector<KernelSocket>& syn_recv() const noexcept { return syn_recv_; }
   [[nodiscard]] const std::vector<KernelListener>& listeners() const noexcept { return listeners_; }
@@ -112,10 +113,9 @@ class SockDiagPoller {
 
  private:
   explicit SockDiagPoller(int fd);
-  std::expected<void, std::string> dump(std::uint8_t family, std::uint32_t states,
-                                        std::span<const std::uint8_t> filter,
-                                        std::vector<KernelSocket>& sockets,
-                                        std::vector<KernelListener>& listeners);
+  Expected<void> dump(std::uint8_t family, std::uint32_t states,
+                      std::span<const std::uint8_t> filter, std::vector<KernelSocket>& sockets,
+                      std::vector<KernelListener>& listeners);
 
   int fd_ = -1;
   std::uint32_t sequence_ = 0;

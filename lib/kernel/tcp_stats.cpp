@@ -42,11 +42,10 @@ std::string_view next_line(std::string_view text, std::size_t& at) {
   return text.substr(start, (end == std::string_view::npos ? text.size() : end) - start);
 }
 
-bool read_whole(const std::string& path, std::string& into, std::string& error) {
+Expected<void> read_whole(const std::string& path, std::string& into) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    error = "cannot open " + path + ": " + std::strerror(errno);
-    return false;
+    return std::unexpected(Error::from_errno(errno, "cannot open " + path));
   }
   into.clear();
   char chunk[4096];
@@ -54,29 +53,29 @@ bool read_whole(const std::string& path, std::string& into, std::string& error) 
     const ssize_t n = ::read(fd, chunk, sizeof chunk);
     if (n < 0) {
       if (errno == EINTR) continue;
-      error = "cannot read " + path + ": " + std::strerror(errno);
+      const int error = errno;
       ::close(fd);
-      return false;
+      return std::unexpected(Error::from_errno(error, "cannot read " + path));
     }
     if (n == 0) break;
     into.append(chunk, static_cast<std::size_t>(n));
   }
   ::close(fd);
-  return true;
+  return {};
 }
 
 }  // namespace
 
-std::expected<TcpExtCounters, std::string> parse_tcp_ext(std::string_view netstat) {
+Expected<TcpExtCounters> parse_tcp_ext(std::string_view netstat) {
   constexpr std::string_view kPrefix = "TcpExt:";
   std::size_t at = 0;
   while (at < netstat.size()) {
     const std::string_view names = next_line(netstat, at);
     if (!names.starts_with(kPrefix)) continue;
-    if (at >= netstat.size()) return std::unexpected("TcpExt names line has no values line");
+    if (at >= netstat.size()) return make_unexpected(ErrorKind::kInvalidInput, "TcpExt names line has no values line");
     const std::string_view values = next_line(netstat, at);
     if (!values.starts_with(kPrefix)) {
-      return std::unexpected("TcpExt names line has no values line");
+      return make_unexpected(ErrorKind::kInvalidInput, "TcpExt names line has no values line");
     }
 
     TcpExtCounters counters;
@@ -89,7 +88,7 @@ std::expected<TcpExtCounters, std::string> parse_tcp_ext(std::string_view netsta
       const std::string_view value = next_token(values, value_at);
       if (name.empty() && value.empty()) break;
       if (name.empty() || value.empty()) {
-        return std::unexpected("TcpExt has " +
+        return make_unexpected(ErrorKind::kInvalidInput, "TcpExt has " +
                                std::string(name.empty() ? "more values" : "more names") + " than " +
                                std::string(name.empty() ? "names" : "values") + " (column " +
                                std::to_string(column + 1) + ")");
@@ -97,7 +96,7 @@ std::expected<TcpExtCounters, std::string> parse_tcp_ext(std::string_view netsta
       std::uint64_t number = 0;
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
       if (ec != std::errc{} || end != value.data() + value.size()) {
-        return std::unexpected("TcpExt value '" + std::string(value) + "' of " + std::string(name) +
+        return make_unexpected(ErrorKind::kInvalidInput, "TcpExt value '" + std::string(value) + "' of " + std::string(name) +
                                " is not an unsigned integer");
       }
       for (std::size_t i = 0; i < kCounters.size(); ++i) {
@@ -108,11 +107,11 @@ std::expected<TcpExtCounters, std::string> parse_tcp_ext(std::string_view netsta
       }
     }
     for (std::size_t i = 0; i < kCounters.size(); ++i) {
-      if (!found[i]) return std::unexpected("TcpExt lacks " + std::string(kCounters[i].name));
+      if (!found[i]) return make_unexpected(ErrorKind::kInvalidInput, "TcpExt lacks " + std::string(kCounters[i].name));
     }
     return counters;
   }
-  return std::unexpected("no TcpExt lines");
+  return make_unexpected(ErrorKind::kInvalidInput, "no TcpExt lines");
 }
 
 std::optional<int> parse_sysctl_int(std::string_view text) {
@@ -145,11 +144,10 @@ TcpStatsReader::TcpStatsReader(std::string netstat_path) : path_(std::move(netst
   text_.reserve(std::size_t{16} * 1024);
 }
 
-std::expected<TcpExtCounters, std::string> TcpStatsReader::read() {
-  std::string error;
-  if (!read_whole(path_, text_, error)) return std::unexpected(error);
+Expected<TcpExtCounters> TcpStatsReader::read() {
+  if (auto read = read_whole(path_, text_); !read) return std::unexpected(read.error());
   auto parsed = parse_tcp_ext(text_);
-  if (!parsed) return std::unexpected(path_ + ": " + parsed.error());
+  if (!parsed) return std::unexpected(parsed.error().prefixed(path_ + ": "));
   return parsed;
 }
 

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/error.hpp"
+
 namespace synwatch {
 
 struct TcpExtCounters {
@@ -30,7 +32,7 @@ struct TcpExtCounters {
 // Parses the text of /proc/net/netstat: a "TcpExt:" line of names followed by a "TcpExt:" line
 // of values. Every one of the seven counters must be present (they exist since Linux 3.x);
 // other protocols' lines and unknown TcpExt names are ignored. Errors name the problem.
-std::expected<TcpExtCounters, std::string> parse_tcp_ext(std::string_view netstat);
+Expected<TcpExtCounters> parse_tcp_ext(std::string_view netstat);
 
 struct TcpSysctls {
   std::optional<int> syncookies;  // 0 off, 1 when the SYN queue is full, 2 always
@@ -50,7 +52,7 @@ TcpSysctls read_tcp_sysctls(const std::string& proc_root = "/proc");
 class TcpStatsReader {
  public:
   explicit TcpStatsReader(std::string netstat_path = "/proc/net/netstat");
-  std::expected<TcpExtCounters, std::string> read();
+  Expected<TcpExtCounters> read();
 
  private:
   std::string path_;
