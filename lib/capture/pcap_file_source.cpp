@@ -55,9 +55,8 @@ int gzip_close(void* cookie) {
 }
 
 // A FILE* reading `compressed` through zlib (libpcap owns and closes it), or an error.
-Expected<FILE*> cookie_stream(const std::string& path, gzFile compressed,
-                                                std::size_t buffer_bytes,
-                                                GzipStream*& gzip_stream) {
+Expected<FILE*> cookie_stream(const std::string& path, gzFile compressed, std::size_t buffer_bytes,
+                              GzipStream*& gzip_stream) {
   gzbuffer(compressed, static_cast<unsigned>(
                            std::clamp<std::size_t>(buffer_bytes, 8192, std::size_t{256} * 1024)));
   auto* stream = new GzipStream{compressed, {}};
@@ -74,9 +73,8 @@ Expected<FILE*> cookie_stream(const std::string& path, gzFile compressed,
 
 // A pipe, FIFO or terminal cannot be rewound after its first bytes were looked at: zlib reads
 // it instead, telling gzip from plain data itself (plain data passes through unchanged).
-Expected<FILE*> open_unseekable_stream(const std::string& path, int fd,
-                                                         std::size_t buffer_bytes, bool& gzip,
-                                                         GzipStream*& gzip_stream) {
+Expected<FILE*> open_unseekable_stream(const std::string& path, int fd, std::size_t buffer_bytes,
+                                       bool& gzip, GzipStream*& gzip_stream) {
   gzFile compressed = gzdopen(fd, "rb");
   if (compressed == nullptr) {
     const int error = errno;
@@ -95,10 +93,8 @@ Expected<FILE*> open_unseekable_stream(const std::string& path, int fd,
 // Opens `path` ("-" = standard input) as a FILE* that yields the capture's uncompressed bytes.
 // `streamed`: it is a pipe, FIFO or terminal, which cannot be read a second time; `size`: the
 // file's size as stored, 0 for those.
-Expected<FILE*> open_capture_stream(const std::string& path,
-                                                      std::size_t buffer_bytes, bool& gzip,
-                                                      bool& streamed, std::uint64_t& size,
-                                                      GzipStream*& gzip_stream) {
+Expected<FILE*> open_capture_stream(const std::string& path, std::size_t buffer_bytes, bool& gzip,
+                                    bool& streamed, std::uint64_t& size, GzipStream*& gzip_stream) {
   const int fd = path == "-" ? ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0)
                              : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -160,8 +156,8 @@ Expected<LinkType> pcap_link_type(pcap* handle) {
                                                        " (" + dlt_name(dlt) + ")");
 }
 
-Expected<std::unique_ptr<PcapFileSource>> PcapFileSource::open(
-    const std::string& path, std::size_t buffer_bytes) {
+Expected<std::unique_ptr<PcapFileSource>> PcapFileSource::open(const std::string& path,
+                                                               std::size_t buffer_bytes) {
   bool gzip = false;
   bool streamed = false;
   std::uint64_t size = 0;
@@ -177,7 +173,8 @@ Expected<std::unique_ptr<PcapFileSource>> PcapFileSource::open(
     std::string reason = message;
     if (gzip_stream != nullptr && !gzip_stream->error.empty()) reason = gzip_stream->error;
     (void)std::fclose(*file);  // read-only: nothing to lose on close
-    return make_unexpected(ErrorKind::kInvalidInput, "cannot open capture " + quoted(path) + ": " + reason);
+    return make_unexpected(ErrorKind::kInvalidInput,
+                           "cannot open capture " + quoted(path) + ": " + reason);
   }
   const int dlt = pcap_datalink(handle);
   auto link = pcap_link_type(handle);

@@ -118,8 +118,8 @@ void KernelFiguresSink::publish(const IncidentEvent& event) {
   next_.publish(with);
 }
 
-Expected<std::unique_ptr<KernelSource>> KernelSource::open(
-    const Config& config, std::uint64_t hash_seed) {
+Expected<std::unique_ptr<KernelSource>> KernelSource::open(const Config& config,
+                                                           std::uint64_t hash_seed) {
   auto poller = SockDiagPoller::open();
   if (!poller) return std::unexpected(poller.error());
   return std::unique_ptr<KernelSource>(new KernelSource(config, std::move(*poller), hash_seed));

@@ -121,7 +121,7 @@ class KernelFiguresSink final : public EventSink {
 class KernelSource {
  public:
   static Expected<std::unique_ptr<KernelSource>> open(const Config& config,
-                                                                        std::uint64_t hash_seed);
+                                                      std::uint64_t hash_seed);
   // One poll at `now`. `publish`: false when the wire view raises the incidents and the kernel
   // view only supplies figures. Errors are kept for the snapshot and returned once per change.
   std::optional<std::string> poll(TimestampNs now, EventSink& sink, bool publish);

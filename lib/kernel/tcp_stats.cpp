@@ -72,7 +72,8 @@ Expected<TcpExtCounters> parse_tcp_ext(std::string_view netstat) {
   while (at < netstat.size()) {
     const std::string_view names = next_line(netstat, at);
     if (!names.starts_with(kPrefix)) continue;
-    if (at >= netstat.size()) return make_unexpected(ErrorKind::kInvalidInput, "TcpExt names line has no values line");
+    if (at >= netstat.size())
+      return make_unexpected(ErrorKind::kInvalidInput, "TcpExt names line has no values line");
     const std::string_view values = next_line(netstat, at);
     if (!values.starts_with(kPrefix)) {
       return make_unexpected(ErrorKind::kInvalidInput, "TcpExt names line has no values line");
@@ -88,16 +89,18 @@ Expected<TcpExtCounters> parse_tcp_ext(std::string_view netstat) {
       const std::string_view value = next_token(values, value_at);
       if (name.empty() && value.empty()) break;
       if (name.empty() || value.empty()) {
-        return make_unexpected(ErrorKind::kInvalidInput, "TcpExt has " +
-                               std::string(name.empty() ? "more values" : "more names") + " than " +
-                               std::string(name.empty() ? "names" : "values") + " (column " +
-                               std::to_string(column + 1) + ")");
+        return make_unexpected(ErrorKind::kInvalidInput,
+                               "TcpExt has " +
+                                   std::string(name.empty() ? "more values" : "more names") +
+                                   " than " + std::string(name.empty() ? "names" : "values") +
+                                   " (column " + std::to_string(column + 1) + ")");
       }
       std::uint64_t number = 0;
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
       if (ec != std::errc{} || end != value.data() + value.size()) {
-        return make_unexpected(ErrorKind::kInvalidInput, "TcpExt value '" + std::string(value) + "' of " + std::string(name) +
-                               " is not an unsigned integer");
+        return make_unexpected(ErrorKind::kInvalidInput, "TcpExt value '" + std::string(value) +
+                                                             "' of " + std::string(name) +
+                                                             " is not an unsigned integer");
       }
       for (std::size_t i = 0; i < kCounters.size(); ++i) {
         if (kCounters[i].name == name) {
@@ -107,7 +110,9 @@ Expected<TcpExtCounters> parse_tcp_ext(std::string_view netstat) {
       }
     }
     for (std::size_t i = 0; i < kCounters.size(); ++i) {
-      if (!found[i]) return make_unexpected(ErrorKind::kInvalidInput, "TcpExt lacks " + std::string(kCounters[i].name));
+      if (!found[i])
+        return make_unexpected(ErrorKind::kInvalidInput,
+                               "TcpExt lacks " + std::string(kCounters[i].name));
     }
     return counters;
   }
@@ -128,9 +133,9 @@ std::optional<int> parse_sysctl_int(std::string_view text) {
 TcpSysctls read_tcp_sysctls(const std::string& proc_root) {
   TcpSysctls sysctls;
   std::string text;
-  std::string error;
+  // An absent sysctl (an older kernel, another namespace) is left unknown, not an error.
   const auto read = [&](const char* relative) -> std::optional<int> {
-    if (!read_whole(proc_root + relative, text, error)) return std::nullopt;
+    if (!read_whole(proc_root + relative, text)) return std::nullopt;
     return parse_sysctl_int(text);
   };
   sysctls.syncookies = read("/sys/net/ipv4/tcp_syncookies");

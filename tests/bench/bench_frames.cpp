@@ -134,7 +134,7 @@ class Collector final : public PacketHandler {
 
 std::expected<FrameSet, std::string> load_capture(const std::string& path) {
   auto source = PcapFileSource::open(path);
-  if (!source) return std::unexpected(source.error());
+  if (!source) return std::unexpected(source.error().message);
   FrameSet set;
   set.link = (*source)->link_type();
   Collector collector(set);

@@ -116,7 +116,7 @@ TEST(PcapFileSourceReadInto, LendsFramesThatStayValidWhileTheSourceReadsOn) {
   const auto records = records_of(50, 90);
   test::write_pcap(scratch.path("a.pcap"), DLT_EN10MB, records);
   auto source = PcapFileSource::open(scratch.path("a.pcap"));
-  ASSERT_TRUE(source) << source.error();
+  ASSERT_TRUE(source) << source.error().message;
   FrameBlock first(20, 2 * FrameBlock::kMaxFrameBytes);
   FrameBlock second(100, 2 * FrameBlock::kMaxFrameBytes);
   const DispatchResult filled = (*source)->read_into(first, 1000);
@@ -140,7 +140,7 @@ TEST(PcapFileSourceReadInto, HonoursMaxPacketsAndReportsACutFileAfterItsGoodFram
   std::filesystem::resize_file(scratch.path("cut.pcap"),
                                std::filesystem::file_size(scratch.path("cut.pcap")) - 10);
   auto source = PcapFileSource::open(scratch.path("cut.pcap"));
-  ASSERT_TRUE(source) << source.error();
+  ASSERT_TRUE(source) << source.error().message;
   FrameBlock block(64, 2 * FrameBlock::kMaxFrameBytes);
   EXPECT_EQ((*source)->read_into(block, 4).packets, 4u);
   const DispatchResult rest = (*source)->read_into(block, 100);
@@ -156,7 +156,7 @@ TEST(PacketSourceReadInto, TheDefaultThroughDispatchGivesTheSameFrames) {
   const auto records = records_of(30, 70);
   test::write_pcap(scratch.path("a.pcap"), DLT_EN10MB, records);
   auto source = PcapFileSource::open(scratch.path("a.pcap"));
-  ASSERT_TRUE(source) << source.error();
+  ASSERT_TRUE(source) << source.error().message;
   FrameBlock block(25, 2 * FrameBlock::kMaxFrameBytes);
   PacketSource& generic = **source;
   const DispatchResult first = generic.PacketSource::read_into(block, 100);

@@ -64,7 +64,7 @@ TEST_F(PcapFileSourceTest, ReadsNanosecondPcapExactly) {
   const auto records = sample_records();
   write_pcap(path("a.pcap"), DLT_EN10MB, records);
   auto source = PcapFileSource::open(path("a.pcap"));
-  ASSERT_TRUE(source) << source.error();
+  ASSERT_TRUE(source) << source.error().message;
   EXPECT_EQ((*source)->link_type(), LinkType::kEthernet);
   EXPECT_EQ((*source)->datalink(), DLT_EN10MB);
   EXPECT_EQ((*source)->name(), path("a.pcap"));
@@ -91,7 +91,7 @@ TEST_F(PcapFileSourceTest, ReadsNanosecondPcapExactly) {
 TEST_F(PcapFileSourceTest, ScalesMicrosecondTimestampsToNanoseconds) {
   write_pcap(path("micro.pcap"), DLT_EN10MB, sample_records(), /*nano=*/false);
   auto source = PcapFileSource::open(path("micro.pcap"));
-  ASSERT_TRUE(source) << source.error();
+  ASSERT_TRUE(source) << source.error().message;
   Collector collector;
   ASSERT_EQ(drain(**source, collector), DispatchStatus::kEnd);
   ASSERT_EQ(collector.records.size(), 3u);
@@ -114,7 +114,7 @@ TEST_F(PcapFileSourceTest, MapsEverySupportedLinkType) {
     const std::string file = path("dlt" + std::to_string(dlt) + ".pcap");
     write_pcap(file, dlt, {{1, Frame(40, 0x45), 0}});
     auto source = PcapFileSource::open(file);
-    ASSERT_TRUE(source) << dlt << ": " << source.error();
+    ASSERT_TRUE(source) << dlt << ": " << source.error().message;
     EXPECT_EQ((*source)->link_type(), link) << dlt;
   }
 }
@@ -123,8 +123,9 @@ TEST_F(PcapFileSourceTest, RejectsUnsupportedLinkTypeNamingIt) {
   write_pcap(path("wifi.pcap"), DLT_IEEE802_11, {{1, Frame(30, 0), 0}});
   auto source = PcapFileSource::open(path("wifi.pcap"));
   ASSERT_FALSE(source);
-  EXPECT_EQ(source.error(),
+  EXPECT_EQ(source.error().message,
             "unsupported link type 105 (IEEE802_11) in '" + path("wifi.pcap") + "'");
+  EXPECT_EQ(source.error().kind, ErrorKind::kInvalidInput);
 }
 
 TEST_F(PcapFileSourceTest, ReadsGzipCompressedCapture) {
@@ -132,7 +133,7 @@ TEST_F(PcapFileSourceTest, ReadsGzipCompressedCapture) {
   write_pcap(path("plain.pcap"), DLT_EN10MB, records);
   gzip_file(path("plain.pcap"), path("packed.pcap.gz"));
   auto source = PcapFileSource::open(path("packed.pcap.gz"));
-  ASSERT_TRUE(source) << source.error();
+  ASSERT_TRUE(source) << source.error().message;
   EXPECT_TRUE((*source)->gzip_compressed());
   Collector collector;
   ASSERT_EQ(drain(**source, collector, 1), DispatchStatus::kEnd) << (*source)->error();
@@ -182,7 +183,7 @@ TEST_F(PcapFileSourceTest, ReadsPlainAndGzipCapturesFromAPipe) {
     SCOPED_TRACE(name);
     PipedCapture pipe(path(name));
     auto source = PcapFileSource::open(pipe.proc_path());
-    ASSERT_TRUE(source) << source.error();
+    ASSERT_TRUE(source) << source.error().message;
     EXPECT_EQ((*source)->gzip_compressed(), std::string_view(name).ends_with(".gz"));
     Collector collector;
     ASSERT_EQ(drain(**source, collector, 1), DispatchStatus::kEnd) << (*source)->error();
@@ -199,7 +200,7 @@ TEST_F(PcapFileSourceTest, DashReadsStandardInput) {
   auto source = PcapFileSource::open("-");
   ::dup2(saved_stdin, STDIN_FILENO);
   ::close(saved_stdin);
-  ASSERT_TRUE(source) << source.error();
+  ASSERT_TRUE(source) << source.error().message;
   Collector collector;
   ASSERT_EQ(drain(**source, collector, 2), DispatchStatus::kEnd) << (*source)->error();
   EXPECT_EQ(collector.records.size(), records.size());
@@ -210,7 +211,8 @@ TEST_F(PcapFileSourceTest, APipeOfSomethingElseIsNotACapture) {
   PipedCapture pipe(path("text"));
   auto source = PcapFileSource::open(pipe.proc_path());
   ASSERT_FALSE(source);
-  EXPECT_NE(source.error().find("cannot open capture"), std::string::npos) << source.error();
+  EXPECT_NE(source.error().message.find("cannot open capture"), std::string::npos)
+      << source.error().message;
 }
 
 TEST_F(PcapFileSourceTest, TruncatedGzipIsAnError) {
@@ -229,7 +231,7 @@ TEST_F(PcapFileSourceTest, TruncatedGzipIsAnError) {
   gzip_file(path("big.pcap"), path("big.pcap.gz"));
   fs::resize_file(path("big.pcap.gz"), fs::file_size(path("big.pcap.gz")) / 2);
   auto source = PcapFileSource::open(path("big.pcap.gz"));
-  ASSERT_TRUE(source) << source.error();
+  ASSERT_TRUE(source) << source.error().message;
   Collector collector;
   EXPECT_EQ(drain(**source, collector), DispatchStatus::kError);
   EXPECT_LT(collector.records.size(), records.size());
@@ -244,7 +246,7 @@ TEST_F(PcapFileSourceTest, FileCutMidRecordIsAnErrorNotACrash) {
   for (const std::uintmax_t cut : {size - 10, size - records.back().data.size() - 8}) {
     fs::resize_file(path("cut.pcap"), cut);
     auto source = PcapFileSource::open(path("cut.pcap"));
-    ASSERT_TRUE(source) << source.error();
+    ASSERT_TRUE(source) << source.error().message;
     Collector collector;
     EXPECT_EQ(drain(**source, collector), DispatchStatus::kError) << cut;
     EXPECT_EQ(collector.records.size(), 2u);
@@ -257,8 +259,9 @@ TEST_F(PcapFileSourceTest, FileCutMidRecordIsAnErrorNotACrash) {
 TEST_F(PcapFileSourceTest, MissingFileNamesTheFile) {
   auto source = PcapFileSource::open(path("absent.pcap"));
   ASSERT_FALSE(source);
-  EXPECT_EQ(source.error(),
+  EXPECT_EQ(source.error().message,
             "cannot open capture '" + path("absent.pcap") + "': No such file or directory");
+  EXPECT_EQ(source.error().kind, ErrorKind::kNotFound);
 }
 
 TEST_F(PcapFileSourceTest, NotACaptureNamesTheFile) {
@@ -267,12 +270,14 @@ TEST_F(PcapFileSourceTest, NotACaptureNamesTheFile) {
     std::ofstream(path("text.pcap"), std::ios::binary | std::ios::trunc) << content;
     auto source = PcapFileSource::open(path("text.pcap"));
     ASSERT_FALSE(source);
-    EXPECT_EQ(source.error().rfind("cannot open capture '" + path("text.pcap") + "': ", 0), 0u)
-        << source.error();
+    EXPECT_EQ(source.error().message.rfind("cannot open capture '" + path("text.pcap") + "': ", 0),
+              0u)
+        << source.error().message;
+    EXPECT_EQ(source.error().kind, ErrorKind::kInvalidInput);
   }
   auto directory = PcapFileSource::open(dir_.string());
   ASSERT_FALSE(directory);
-  EXPECT_NE(directory.error().find(dir_.string()), std::string::npos);
+  EXPECT_NE(directory.error().message.find(dir_.string()), std::string::npos);
 }
 
 // A hand-written pcapng file: section header, interface with if_tsresol = 9 (ns), one
@@ -329,7 +334,7 @@ TEST_F(PcapFileSourceTest, ReadsPcapngWithNanosecondResolution) {
       .write(reinterpret_cast<const char*>(file.data()), static_cast<std::streamsize>(file.size()));
 
   auto source = PcapFileSource::open(path("one.pcapng"));
-  ASSERT_TRUE(source) << source.error();
+  ASSERT_TRUE(source) << source.error().message;
   EXPECT_EQ((*source)->link_type(), LinkType::kEthernet);
   Collector collector;
   ASSERT_EQ(drain(**source, collector), DispatchStatus::kEnd) << (*source)->error();
@@ -400,7 +405,7 @@ TraceCount count_trace(const fs::path& file) {
   TraceCount count;
   auto source = PcapFileSource::open(file.string());
   if (!source) {
-    count.error = source.error();
+    count.error = source.error().message;
     count.status = DispatchStatus::kError;
     return count;
   }

@@ -36,7 +36,7 @@ std::vector<Record> varied_records(std::size_t count, std::size_t largest) {
 
 std::unique_ptr<ReadAheadSource> read_ahead(const std::string& path) {
   auto opened = PcapFileSource::open(path);
-  EXPECT_TRUE(opened) << opened.error();
+  EXPECT_TRUE(opened) << opened.error().message;
   if (!opened) return nullptr;
   return std::make_unique<ReadAheadSource>(std::move(*opened));
 }

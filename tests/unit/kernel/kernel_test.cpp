@@ -229,7 +229,7 @@ TEST(SockDiagPoller, SeesOurOwnListenerWithItsBacklogAndAConnection) {
   ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
 
   auto poller = SockDiagPoller::open();
-  ASSERT_TRUE(poller) << poller.error();
+  ASSERT_TRUE(poller) << poller.error().message;
   ASSERT_TRUE(poller->poll_syn_recv());
   bool found = false;
   for (const auto& l : poller->listeners()) {
@@ -254,7 +254,7 @@ TEST(SockDiagPoller, SeesOurOwnListenerWithItsBacklogAndAConnection) {
 TEST(TcpExt, ParsesARealNetstatFile) {
   const std::string text = read_text(kFixtures / "netstat.txt");
   const auto parsed = parse_tcp_ext(text);
-  ASSERT_TRUE(parsed) << parsed.error();
+  ASSERT_TRUE(parsed) << parsed.error().message;
   // The fixture's values, cross-checked by name below: find each name's column by hand.
   std::istringstream in(text);
   std::string names, values;
@@ -278,7 +278,7 @@ TEST(TcpExt, ValuesGoWithTheirNamesWhateverTheOrder) {
       "TcpExt: ListenDrops Foo SyncookiesSent SyncookiesRecv SyncookiesFailed ListenOverflows "
       "TCPReqQFullDrop TCPReqQFullDoCookies\n"
       "TcpExt: 7 1 100 20 3 6 5 4\n");
-  ASSERT_TRUE(parsed) << parsed.error();
+  ASSERT_TRUE(parsed) << parsed.error().message;
   EXPECT_EQ(parsed->syncookies_sent, 100u);
   EXPECT_EQ(parsed->syncookies_recv, 20u);
   EXPECT_EQ(parsed->syncookies_failed, 3u);
@@ -294,9 +294,10 @@ TEST(TcpExt, MalformedInputIsAnErrorNamingTheProblem) {
       "TCPReqQFullDrop TCPReqQFullDoCookies\n";
   const auto error = [](std::string_view text) {
     const auto r = parse_tcp_ext(text);
-    return r ? std::string("parsed") : r.error();
+    return r ? std::string("parsed") : r.error().message;
   };
   EXPECT_EQ(error(""), "no TcpExt lines");
+  EXPECT_EQ(parse_tcp_ext("").error().kind, ErrorKind::kInvalidInput);
   EXPECT_EQ(error("Ip: Forwarding\nIp: 1\n"), "no TcpExt lines");
   EXPECT_EQ(error(names), "TcpExt names line has no values line");
   EXPECT_EQ(error(names + "IpExt: 1 2\n"), "TcpExt names line has no values line");
@@ -318,7 +319,8 @@ TEST(TcpExt, ReaderReportsTheFileAndReadsTheRealOne) {
   TcpStatsReader missing("/nonexistent/netstat");
   const auto r = missing.read();
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().find("/nonexistent/netstat"), std::string::npos);
+  EXPECT_NE(r.error().message.find("/nonexistent/netstat"), std::string::npos);
+  EXPECT_EQ(r.error().kind, ErrorKind::kNotFound);
   TcpStatsReader real;
   EXPECT_TRUE(real.read());
 }
