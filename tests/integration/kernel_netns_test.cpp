@@ -129,13 +129,13 @@ class KernelNetns : public ::testing::Test {
 
   TcpExtCounters victim_counters() {
     const auto parsed = parse_tcp_ext(TestBed::in_out(bed_->victim(), "cat /proc/net/netstat"));
-    EXPECT_TRUE(parsed) << parsed.error();
+    EXPECT_TRUE(parsed) << parsed.error().message;
     return parsed.value_or(TcpExtCounters{});
   }
 
   std::unique_ptr<SockDiagPoller> victim_poller() {
     auto poller = in_namespace(bed_->victim(), [] { return SockDiagPoller::open(); });
-    EXPECT_TRUE(poller) << poller.error();
+    EXPECT_TRUE(poller) << poller.error().message;
     return poller ? std::make_unique<SockDiagPoller>(std::move(*poller)) : nullptr;
   }
 
