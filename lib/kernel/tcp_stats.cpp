@@ -72,8 +72,9 @@ Expected<TcpExtCounters> parse_tcp_ext(std::string_view netstat) {
   while (at < netstat.size()) {
     const std::string_view names = next_line(netstat, at);
     if (!names.starts_with(kPrefix)) continue;
-    if (at >= netstat.size())
+    if (at >= netstat.size()) {
       return make_unexpected(ErrorKind::kInvalidInput, "TcpExt names line has no values line");
+    }
     const std::string_view values = next_line(netstat, at);
     if (!values.starts_with(kPrefix)) {
       return make_unexpected(ErrorKind::kInvalidInput, "TcpExt names line has no values line");
@@ -110,9 +111,10 @@ Expected<TcpExtCounters> parse_tcp_ext(std::string_view netstat) {
       }
     }
     for (std::size_t i = 0; i < kCounters.size(); ++i) {
-      if (!found[i])
+      if (!found[i]) {
         return make_unexpected(ErrorKind::kInvalidInput,
                                "TcpExt lacks " + std::string(kCounters[i].name));
+      }
     }
     return counters;
   }
