@@ -52,6 +52,19 @@ std::vector<TimestampNs> timestamps(const Collector& collector) {
 
 class CaptureSequenceTest : public ::testing::Test {
  protected:
+  static std::string contents_of(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+  // Writes `bytes` into the FIFO once a reader opens it (CaptureSequence::open does).
+  static std::thread feed_fifo(const std::string& fifo, const std::string& bytes) {
+    return std::thread([fifo, &bytes] {
+      const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) return;
+      EXPECT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+      ::close(fd);
+    });
+  }
   std::string write(const std::string& name, const std::vector<Record>& records,
                     int dlt = DLT_EN10MB) {
     std::string path = scratch_.path(name);
@@ -233,14 +246,8 @@ TEST_F(CaptureSequenceTest, GzipPiecesAndAFifoAmongThem) {
   test::gzip_file(second_, scratch_.path("cap.pcap1.gz"));
   const std::string fifo = scratch_.path("third.fifo");
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  std::ifstream in(third_, std::ios::binary);
-  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  std::thread writer([&] {
-    const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
-    ::close(fd);
-  });
+  const std::string bytes = contents_of(third_);
+  std::thread writer = feed_fifo(fifo, bytes);
   const std::vector<std::string> paths = {fifo, scratch_.path("cap.pcap1.gz"), first_};
   auto sequence = CaptureSequence::open(paths);
   ASSERT_TRUE(sequence) << sequence.error().message;
@@ -258,14 +265,8 @@ TEST_F(CaptureSequenceTest, AFifosFirstFrameKeptAtOpenComesFirstThroughReadInto)
   write_pieces();
   const std::string fifo = scratch_.path("second.fifo");
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  std::ifstream in(second_, std::ios::binary);
-  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  std::thread writer([&] {
-    const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
-    ::close(fd);
-  });
+  const std::string bytes = contents_of(second_);
+  std::thread writer = feed_fifo(fifo, bytes);
   const std::vector<std::string> paths = {third_, fifo, first_};
   auto sequence = CaptureSequence::open(paths);
   ASSERT_TRUE(sequence) << sequence.error().message;
