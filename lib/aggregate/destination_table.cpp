@@ -13,7 +13,7 @@ void WindowCounts::add(const WindowCounts& other) noexcept {
 }
 
 void DestinationTotals::add(const DestinationTotals& other) noexcept {
-  add_members(*this, other, kDestinationTotalsMembers);
+  add_members(*this, other, kDestinationEvents.members);
 }
 
 StaleJudgement StaleJudgement::from(const DetectionConfig& detection) {

@@ -88,13 +88,24 @@ struct DestinationTotals {
   void add(const DestinationTotals& other) noexcept;
 };
 
-inline constexpr std::array<std::uint64_t DestinationTotals::*, 8> kDestinationTotalsMembers = {
-    &DestinationTotals::syns,    &DestinationTotals::syn_retransmits,
-    &DestinationTotals::synacks, &DestinationTotals::completed,
-    &DestinationTotals::resets,  &DestinationTotals::expired,
-    &DestinationTotals::evicted, &DestinationTotals::stale};
-static_assert(every_member_listed(kDestinationTotalsMembers),
-              "a DestinationTotals member is missing from kDestinationTotalsMembers");
+// The /metrics family of DestinationTotals, per destination (export/ adds address and port).
+inline constexpr LabelledFigures<DestinationTotals, std::uint64_t, 8> kDestinationEvents{
+    .metric = "synwatch_handshake_events_total",
+    .help =
+        "Handshake events per destination (syn: new SYNs, retransmissions excluded; stale: "
+        "judged stale or failed).",
+    .kind = FigureKind::kCounter,
+    .label = "event",
+    .members = {{{&DestinationTotals::syns, "syn"},
+                 {&DestinationTotals::syn_retransmits, "syn_retransmit"},
+                 {&DestinationTotals::synacks, "synack"},
+                 {&DestinationTotals::completed, "completed"},
+                 {&DestinationTotals::resets, "reset"},
+                 {&DestinationTotals::expired, "expired"},
+                 {&DestinationTotals::evicted, "evicted"},
+                 {&DestinationTotals::stale, "stale"}}}};
+static_assert(every_member_listed(kDestinationEvents.members),
+              "a DestinationTotals member is missing from kDestinationEvents");
 
 // How pending handshakes are judged (config detection.stale), as the tables use it.
 struct StaleJudgement {

@@ -1,17 +1,48 @@
 #pragma once
-// Structs of counters list their members once, as a constexpr array of member pointers, so that
-// whatever walks them (sums over capture workers, merges of windows) cannot miss one:
+// Structs of figures list their members once, as constexpr arrays, so that whatever walks them
+// (sums over capture workers, merges of windows, the /metrics page) cannot miss one:
 // every_member_listed() compares the struct's size with the list's, and a static_assert beside
-// each list turns a counter added to the struct but not to its list into a compile error.
-// Thread safety: pure functions.
+// each list turns a member added to the struct but not to its list into a compile error.
+//
+// A list is either bare member pointers (figures that are only summed) or named members, which
+// also say how the figure is exported: a LabelledFigures is one metric family whose members are
+// told apart by one label (DestinationTotals' `event`); a member with a help text of its own is
+// a metric of its own (TcpExt's counters). The names live beside the struct, in its module, so a
+// new figure is declared in one place; export/ only walks the lists.
+// Thread safety: constant data and pure functions.
 
 #include <array>
 #include <cstddef>
+#include <string_view>
 
 namespace synwatch {
 
+// How a figure behaves over time; export/ maps it to the metric type.
+enum class FigureKind : unsigned char { kCounter, kGauge };
+
+template <typename Struct, typename Value>
+struct NamedMember {
+  Value Struct::*member;
+  std::string_view name;       // the label value, or the metric name for a metric of its own
+  std::string_view help = {};  // a metric of its own: its help text
+};
+
+template <typename Struct, typename Value, std::size_t N>
+struct LabelledFigures {
+  std::string_view metric;  // the family's name
+  std::string_view help;
+  FigureKind kind = FigureKind::kCounter;
+  std::string_view label;  // the label telling the members apart
+  std::array<NamedMember<Struct, Value>, N> members;
+};
+
 template <typename Struct, typename Value, std::size_t N>
 consteval bool every_member_listed(const std::array<Value Struct::*, N>& /*members*/) {
+  return sizeof(Struct) == N * sizeof(Value);
+}
+
+template <typename Struct, typename Value, std::size_t N>
+consteval bool every_member_listed(const std::array<NamedMember<Struct, Value>, N>& /*members*/) {
   return sizeof(Struct) == N * sizeof(Value);
 }
 
@@ -20,6 +51,12 @@ template <typename Struct, typename Value, std::size_t N>
 constexpr void add_members(Struct& sum, const Struct& other,
                            const std::array<Value Struct::*, N>& members) noexcept {
   for (const auto member : members) sum.*member += other.*member;
+}
+
+template <typename Struct, typename Value, std::size_t N>
+constexpr void add_members(Struct& sum, const Struct& other,
+                           const std::array<NamedMember<Struct, Value>, N>& members) noexcept {
+  for (const auto& named : members) sum.*named.member += other.*named.member;
 }
 
 }  // namespace synwatch

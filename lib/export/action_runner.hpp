@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/counter_members.hpp"
 #include "common/error.hpp"
 #include "config/config.hpp"
 #include "detect/incident.hpp"
@@ -32,6 +33,20 @@ struct ActionRunStats {
   std::uint64_t spawn_failed = 0;  // could not be started
   std::size_t running = 0;
 };
+
+// The /metrics family of the run counts (export/ adds the action's name).
+inline constexpr LabelledFigures<ActionRunStats, std::uint64_t, 5> kActionRunResults{
+    .metric = "synwatch_action_runs_total",
+    .help =
+        "Runs of each action (actions:) by result: succeeded, failed, timed_out (killed), "
+        "skipped (max_running reached), spawn_failed.",
+    .kind = FigureKind::kCounter,
+    .label = "result",
+    .members = {{{&ActionRunStats::succeeded, "succeeded"},
+                 {&ActionRunStats::failed, "failed"},
+                 {&ActionRunStats::timed_out, "timed_out"},
+                 {&ActionRunStats::skipped, "skipped"},
+                 {&ActionRunStats::spawn_failed, "spawn_failed"}}}};
 
 class ActionRunner final : public EventSink {
  public:

@@ -11,6 +11,9 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "aggregate/destination_table.hpp"
+#include "kernel/tcp_stats.hpp"
+
 namespace synwatch {
 
 namespace {
@@ -37,6 +40,26 @@ void add(MetricFamily& f, Labels labels, double value) {
     m.gauge.value = value;
   }
   f.metric.push_back(std::move(m));
+}
+
+MetricType type_of(FigureKind kind) {
+  return kind == FigureKind::kCounter ? MetricType::Counter : MetricType::Gauge;
+}
+
+template <typename Struct, typename Value, std::size_t N>
+MetricFamily family(const LabelledFigures<Struct, Value, N>& figures) {
+  return family(std::string(figures.metric), std::string(figures.help), type_of(figures.kind));
+}
+
+// One sample per listed member of `values`, labelled `labels` plus the member's label value.
+template <typename Struct, typename Value, std::size_t N>
+void add(MetricFamily& f, const Labels& labels, const LabelledFigures<Struct, Value, N>& figures,
+         const Struct& values) {
+  for (const auto& figure : figures.members) {
+    Labels labelled = labels;
+    labelled.push_back({std::string(figures.label), std::string(figure.name)});
+    add(f, std::move(labelled), static_cast<double>(values.*figure.member));
+  }
 }
 
 // A whole host (an incident over its ports) has port "all".
@@ -155,10 +178,7 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
              "Half-open TCP connections to the destination right now, by handshake state "
              "(syn_recv: SYN-ACK sent, syn_seen: SYN seen, no answer yet).",
              MetricType::Gauge);
-  auto events =
-      family("synwatch_handshake_events_total",
-             "Handshake events per destination (syn: new SYNs, retransmissions excluded).",
-             MetricType::Counter);
+  auto events = family(kDestinationEvents);
   auto distinct =
       family("synwatch_distinct_sources",
              "Distinct SYN sources in the sliding window (HyperLogLog estimate, 3.25% error).",
@@ -186,11 +206,7 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
     const Labels labels = destination_labels(d.target, d.host);
     add(half_open, with(labels, "state", "syn_recv"), d.syn_recv);
     add(half_open, with(labels, "state", "syn_seen"), d.syn_seen);
-    add(events, with(labels, "event", "syn"), static_cast<double>(d.totals.syns));
-    add(events, with(labels, "event", "synack"), static_cast<double>(d.totals.synacks));
-    add(events, with(labels, "event", "completed"), static_cast<double>(d.totals.completed));
-    add(events, with(labels, "event", "reset"), static_cast<double>(d.totals.resets));
-    add(events, with(labels, "event", "expired"), static_cast<double>(d.totals.expired));
+    add(events, labels, kDestinationEvents, d.totals);
     add(distinct, labels, d.distinct_sources);
     add(entropy, labels, d.source_entropy);
     add(completion, labels, d.completion_ratio);
@@ -301,19 +317,11 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
   out.push_back(std::move(outputs));
 
   if (!s.actions.empty()) {
-    auto runs = family("synwatch_action_runs_total",
-                       "Runs of each action (actions:) by result: succeeded, failed, timed_out "
-                       "(killed), skipped (max_running reached), spawn_failed.",
-                       MetricType::Counter);
+    auto runs = family(kActionRunResults);
     auto running =
         family("synwatch_action_running", "Runs of each action going on now.", MetricType::Gauge);
     for (const auto& action : s.actions) {
-      for (const auto& [result, count] :
-           {std::pair{"succeeded", action.succeeded}, std::pair{"failed", action.failed},
-            std::pair{"timed_out", action.timed_out}, std::pair{"skipped", action.skipped},
-            std::pair{"spawn_failed", action.spawn_failed}}) {
-        add(runs, {{"action", action.name}, {"result", result}}, static_cast<double>(count));
-      }
+      add(runs, {{"action", action.name}}, kActionRunResults, action);
       add(running, {{"action", action.name}}, static_cast<double>(action.running));
     }
     out.push_back(std::move(runs));
@@ -321,13 +329,7 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
   }
 
   if (!s.nftables_actions.empty()) {
-    auto elements = family(
-        "synwatch_nftables_elements_total",
-        "Set elements of each nftables action by outcome: added, refreshed (timeout renewed), "
-        "removed (incident ended), expired (gone by its timeout before removal), "
-        "already_present (not this action's: left alone), failed, dry_run_added, "
-        "dry_run_removed.",
-        MetricType::Counter);
+    auto elements = family(kNftablesElementOutcomes);
     auto skipped = family("synwatch_nftables_skipped_total",
                           "Top sources of incidents an nftables action did not block, by reason.",
                           MetricType::Counter);
@@ -338,14 +340,7 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
                                  "Events an nftables action dropped because its queue was full.",
                                  MetricType::Counter);
     for (const auto& action : s.nftables_actions) {
-      for (const auto& [outcome, count] :
-           {std::pair{"added", action.added}, std::pair{"refreshed", action.refreshed},
-            std::pair{"removed", action.removed}, std::pair{"expired", action.expired},
-            std::pair{"already_present", action.already_present},
-            std::pair{"failed", action.failed}, std::pair{"dry_run_added", action.dry_run_added},
-            std::pair{"dry_run_removed", action.dry_run_removed}}) {
-        add(elements, {{"action", action.name}, {"outcome", outcome}}, static_cast<double>(count));
-      }
+      add(elements, {{"action", action.name}}, kNftablesElementOutcomes, action);
       for (const auto& [reason, count] : action.skipped) {
         add(skipped, {{"action", action.name}, {"reason", reason}}, static_cast<double>(count));
       }
@@ -431,20 +426,11 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
     }
     for (auto* f : {&k_syn_recv, &k_attack, &k_fill, &k_queue}) out.push_back(std::move(*f));
     if (k.tcp_ext) {
-      const auto tcpext = [&](const char* name, const char* help, std::uint64_t value) {
-        counter(std::string("synwatch_kernel_tcpext_") + name + "_total",
-                std::string(help) + " (/proc/net/netstat TcpExt, since boot).",
-                static_cast<double>(value));
-      };
-      tcpext("syncookies_sent", "SYN cookies sent", k.tcp_ext->syncookies_sent);
-      tcpext("syncookies_recv", "Valid SYN cookies received", k.tcp_ext->syncookies_recv);
-      tcpext("syncookies_failed", "Invalid SYN cookies received", k.tcp_ext->syncookies_failed);
-      tcpext("listen_overflows", "Accept queue overflows", k.tcp_ext->listen_overflows);
-      tcpext("listen_drops", "SYNs dropped by listeners", k.tcp_ext->listen_drops);
-      tcpext("req_q_full_drop", "SYNs dropped because the SYN queue was full",
-             k.tcp_ext->req_q_full_drop);
-      tcpext("req_q_full_do_cookies", "SYN cookies sent because the SYN queue was full",
-             k.tcp_ext->req_q_full_do_cookies);
+      for (const auto& counter_of : kTcpExtCounterList) {
+        const auto& figure = counter_of.figure;
+        counter(std::string(figure.name), std::string(figure.help),
+                static_cast<double>(*k.tcp_ext.*figure.member));
+      }
     }
     counter("synwatch_kernel_polls_total", "Kernel view polls.", static_cast<double>(k.polls));
     counter("synwatch_kernel_poll_failures_total", "Kernel view polls that failed.",

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/counter_members.hpp"
 #include "common/error.hpp"
 #include "common/ip_address.hpp"
 #include "config/config.hpp"
@@ -99,6 +100,25 @@ struct NftablesActionStats {
   std::map<std::string, std::uint64_t> skipped;  // by to_string(BlockSkip)
   std::size_t held = 0;                          // elements held now
 };
+
+// The /metrics family of the set elements' outcomes (export/ adds the action's name).
+inline constexpr LabelledFigures<NftablesActionStats, std::uint64_t, 8> kNftablesElementOutcomes{
+    .metric = "synwatch_nftables_elements_total",
+    .help =
+        "Set elements of each nftables action by outcome: added, refreshed (timeout "
+        "renewed), removed (incident ended), expired (gone by its timeout before removal), "
+        "already_present (not this action's: left alone), failed, dry_run_added, "
+        "dry_run_removed.",
+    .kind = FigureKind::kCounter,
+    .label = "outcome",
+    .members = {{{&NftablesActionStats::added, "added"},
+                 {&NftablesActionStats::refreshed, "refreshed"},
+                 {&NftablesActionStats::removed, "removed"},
+                 {&NftablesActionStats::expired, "expired"},
+                 {&NftablesActionStats::already_present, "already_present"},
+                 {&NftablesActionStats::failed, "failed"},
+                 {&NftablesActionStats::dry_run_added, "dry_run_added"},
+                 {&NftablesActionStats::dry_run_removed, "dry_run_removed"}}}};
 
 // The kind of a failed nftables command, from libnftables' message: it reports the kernel's
 // errno in strerror's words ("Error: Could not process rule: File exists"), so its text is read

@@ -12,21 +12,6 @@ namespace synwatch {
 
 namespace {
 
-struct CounterName {
-  std::string_view name;
-  std::uint64_t TcpExtCounters::*field;
-};
-
-constexpr std::array<CounterName, 7> kCounters{{
-    {"SyncookiesSent", &TcpExtCounters::syncookies_sent},
-    {"SyncookiesRecv", &TcpExtCounters::syncookies_recv},
-    {"SyncookiesFailed", &TcpExtCounters::syncookies_failed},
-    {"ListenOverflows", &TcpExtCounters::listen_overflows},
-    {"ListenDrops", &TcpExtCounters::listen_drops},
-    {"TCPReqQFullDrop", &TcpExtCounters::req_q_full_drop},
-    {"TCPReqQFullDoCookies", &TcpExtCounters::req_q_full_do_cookies},
-}};
-
 // Next space-separated token of `line` from `at`; empty at the end.
 std::string_view next_token(std::string_view line, std::size_t& at) {
   while (at < line.size() && line[at] == ' ') ++at;
@@ -81,7 +66,7 @@ Expected<TcpExtCounters> parse_tcp_ext(std::string_view netstat) {
     }
 
     TcpExtCounters counters;
-    std::array<bool, kCounters.size()> found{};
+    std::array<bool, kTcpExtCounterList.size()> found{};
     std::size_t name_at = kPrefix.size();
     std::size_t value_at = kPrefix.size();
     std::size_t column = 0;
@@ -103,17 +88,17 @@ Expected<TcpExtCounters> parse_tcp_ext(std::string_view netstat) {
                                                              "' of " + std::string(name) +
                                                              " is not an unsigned integer");
       }
-      for (std::size_t i = 0; i < kCounters.size(); ++i) {
-        if (kCounters[i].name == name) {
-          counters.*kCounters[i].field = number;
+      for (std::size_t i = 0; i < kTcpExtCounterList.size(); ++i) {
+        if (kTcpExtCounterList[i].netstat_name == name) {
+          counters.*kTcpExtCounterList[i].figure.member = number;
           found[i] = true;
         }
       }
     }
-    for (std::size_t i = 0; i < kCounters.size(); ++i) {
+    for (std::size_t i = 0; i < kTcpExtCounterList.size(); ++i) {
       if (!found[i]) {
         return make_unexpected(ErrorKind::kInvalidInput,
-                               "TcpExt lacks " + std::string(kCounters[i].name));
+                               "TcpExt lacks " + std::string(kTcpExtCounterList[i].netstat_name));
       }
     }
     return counters;

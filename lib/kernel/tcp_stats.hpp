@@ -7,12 +7,14 @@
 // Thread safety: free functions and plain values; TcpStatsReader is for one thread. Buffer
 // ownership: the reader owns one text buffer, reused on every read.
 
+#include <array>
 #include <cstdint>
 #include <expected>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "common/counter_members.hpp"
 #include "common/error.hpp"
 
 namespace synwatch {
@@ -28,6 +30,39 @@ struct TcpExtCounters {
 
   friend bool operator==(const TcpExtCounters&, const TcpExtCounters&) = default;
 };
+
+// Each counter once: its name on /proc/net/netstat's TcpExt line, and the metric of its own it is
+// exported as (counters since boot).
+struct TcpExtCounter {
+  std::string_view netstat_name;
+  NamedMember<TcpExtCounters, std::uint64_t> figure;
+};
+
+inline constexpr std::array<TcpExtCounter, 7> kTcpExtCounterList{{
+    {"SyncookiesSent",
+     {&TcpExtCounters::syncookies_sent, "synwatch_kernel_tcpext_syncookies_sent_total",
+      "SYN cookies sent (/proc/net/netstat TcpExt, since boot)."}},
+    {"SyncookiesRecv",
+     {&TcpExtCounters::syncookies_recv, "synwatch_kernel_tcpext_syncookies_recv_total",
+      "Valid SYN cookies received (/proc/net/netstat TcpExt, since boot)."}},
+    {"SyncookiesFailed",
+     {&TcpExtCounters::syncookies_failed, "synwatch_kernel_tcpext_syncookies_failed_total",
+      "Invalid SYN cookies received (/proc/net/netstat TcpExt, since boot)."}},
+    {"ListenOverflows",
+     {&TcpExtCounters::listen_overflows, "synwatch_kernel_tcpext_listen_overflows_total",
+      "Accept queue overflows (/proc/net/netstat TcpExt, since boot)."}},
+    {"ListenDrops",
+     {&TcpExtCounters::listen_drops, "synwatch_kernel_tcpext_listen_drops_total",
+      "SYNs dropped by listeners (/proc/net/netstat TcpExt, since boot)."}},
+    {"TCPReqQFullDrop",
+     {&TcpExtCounters::req_q_full_drop, "synwatch_kernel_tcpext_req_q_full_drop_total",
+      "SYNs dropped because the SYN queue was full (/proc/net/netstat TcpExt, since boot)."}},
+    {"TCPReqQFullDoCookies",
+     {&TcpExtCounters::req_q_full_do_cookies, "synwatch_kernel_tcpext_req_q_full_do_cookies_total",
+      "SYN cookies sent because the SYN queue was full (/proc/net/netstat TcpExt, since boot)."}},
+}};
+static_assert(sizeof(TcpExtCounters) == kTcpExtCounterList.size() * sizeof(std::uint64_t),
+              "a TcpExtCounters member is missing from kTcpExtCounterList");
 
 // Parses the text of /proc/net/netstat: a "TcpExt:" line of names followed by a "TcpExt:" line
 // of values. Every one of the seven counters must be present (they exist since Linux 3.x);
