@@ -18,7 +18,9 @@
 # and prints one table. Parts that need root or a missing tool say "skipped" with the reason.
 # Environment: BENCH_DIR (scratch, default /tmp/synwatch-bench), BENCH_PACKETS (10000000),
 # LIVE_PACKETS sent (5000000), LIVE_SECONDS bound of the sending (60), SKIP_LIVE=1,
-# SKIP_INSTRUCTIONS=1 (the callgrind count of instructions per packet, about 2 minutes).
+# SKIP_INSTRUCTIONS=1 (the callgrind count of instructions per packet, about 2 minutes),
+# BENCH_PARTS (which parts to run, default "offline micro instructions memory live"; e.g.
+# BENCH_PARTS=live after a change to capture alone).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -28,6 +30,8 @@ PACKETS=${BENCH_PACKETS:-10000000}
 LIVE_SECONDS=${LIVE_SECONDS:-60}
 LIVE_PACKETS=${LIVE_PACKETS:-5000000}
 JOBS=${JOBS:-2}
+PARTS=" ${BENCH_PARTS:-offline micro instructions memory live} "
+part() { [[ $PARTS == *" $1 "* ]]; }
 mkdir -p "$WORK"
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
@@ -51,10 +55,13 @@ generate() {  # generate FILE COUNT
   [[ -s $1 ]] || "$GEN" bench-flood --count "$2" --out "$1" >/dev/null
 }
 FLOOD=$WORK/flood-$PACKETS.pcap
-say "generate $FLOOD"
-generate "$FLOOD" "$PACKETS"
+if part offline || part micro; then
+  say "generate $FLOOD"
+  generate "$FLOOD" "$PACKETS"
+fi
 
 # ---- offline: libpcap floor against synwatchd --read, same file, same run -------------------
+if part offline; then
 say "offline: pcap_floor vs synwatchd --read"
 "$FLOOR" "$FLOOD" >/dev/null  # warm the page cache so both read from memory
 # Interleaved (floor, read, floor, read, ...) so that a slow spell of the machine hits both.
@@ -78,8 +85,10 @@ print(f"offline\tsynwatchd --read\t{packets / read / 1e6:.2f} Mpps ({read:.2f} s
 print(f"offline\t--read / floor\t{read / floor:.2f}x (median of pairs {pair:.2f}x)\t"
       f"target <= 2x: {'met' if read / floor <= 2 else 'NOT met'}")
 EOF
+fi
 
 # ---- micro-benchmarks and the in-memory engine ------------------------------------------------
+if part micro; then
 say "micro-benchmarks (engine flood read from $FLOOD)"
 SYNWATCH_BENCH_FLOOD=$FLOOD "$MICRO" --benchmark_format=json --benchmark_out="$WORK/micro.json" \
   --benchmark_out_format=json --benchmark_min_time=0.5 >/dev/null
@@ -133,13 +142,16 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
     scale = {"ns": 1, "us": 1e3, "ms": 1e6}[unit]
     print(f"micro\t{name}\t{b['cpu_time'] * scale:,.1f} ns/op\t")
 EOF
+fi
 
 # ---- instructions per packet: the engine's work, independent of the machine's drift ----------
 # callgrind counts the instructions retired inside FlowShard::on_packets for a 3 M-packet flood
 # (the 2^20-entry table fills after 2 M packets, so a third of the SYNs evict). Deterministic:
 # it moves only when the code does, which wall-clock figures on this VM cannot show.
 INSTRUCTION_PACKETS=3000000
-if [[ -n ${SKIP_INSTRUCTIONS:-} ]]; then
+if ! part instructions; then
+  :
+elif [[ -n ${SKIP_INSTRUCTIONS:-} ]]; then
   result instructions "engine, per packet" "skipped" "SKIP_INSTRUCTIONS set"
 elif ! command -v valgrind >/dev/null; then
   result instructions "engine, per packet" "skipped" "valgrind not installed"
@@ -160,6 +172,7 @@ else
 fi
 
 # ---- memory: peak RSS under 10 M spoofed SYNs, and no growth once the table is full ----------
+if part memory; then
 say "memory: peak RSS of --read"
 peak_rss_kib() {  # peak_rss_kib FILE
   /usr/bin/time -v "$SYNWATCHD" --read "$1" 2>&1 >/dev/null | sed -n 's/.*Maximum resident set size (kbytes): //p'
@@ -186,6 +199,7 @@ print(f"memory\tRSS growth 5 M -> 15 M pkts\t{(big - small) / 1024:+.1f} MiB\tta
 EOF
 else
   result memory "peak RSS" skipped "/usr/bin/time missing (Debian package: time)"
+fi
 fi
 
 # ---- live parts: network namespaces (root only) ------------------------------------------------
@@ -221,6 +235,7 @@ if [[ $(id -u) -ne 0 ]]; then
 elif ! command -v ip >/dev/null; then
   live_possible="ip (iproute2) missing"
 fi
+part live || live_possible="not in BENCH_PARTS"
 
 # The daemon's own user where the package (or `make run`) made it; otherwise nobody, rather than
 # adding a user to the machine for a benchmark.
