@@ -234,8 +234,7 @@ Expected<std::vector<CaptureOpenError>> LivePipeline::open_interfaces() {
 
 void LivePipeline::start() {
   if (evidence_) evidence_->writer().start();
-  anchor_packet_time_ = realtime_now();
-  anchor_monotonic_ = std::chrono::steady_clock::now();
+  clock_.start(realtime_now());
   refresh_snapshot();
   // Named for `top -H` and the benchmarks' per-thread CPU figures.
   if (worker_count_ > 1) {
@@ -592,18 +591,10 @@ void LivePipeline::run() {
       }
     }
     const auto after = std::chrono::steady_clock::now();
-    busy = false;
-    if (engine_.has_seen_packets() && engine_.newest_packet_time() != anchored_newest_) {
-      anchored_newest_ = engine_.newest_packet_time();
-      anchor_packet_time_ = anchored_newest_;
-      anchor_monotonic_ = after;
-      busy = true;
-    }
-    const TimestampNs live_now =
-        anchor_packet_time_ +
-        std::chrono::duration_cast<std::chrono::nanoseconds>(after - anchor_monotonic_).count();
-    engine_.advance_to(live_now);
-    busy = busy || engine_.detector().open_incidents() > 0 ||
+    const auto live = clock_.read(
+        engine_.has_seen_packets() ? std::optional(engine_.newest_packet_time()) : std::nullopt);
+    engine_.advance_to(live.now);
+    busy = live.new_packets || engine_.detector().open_incidents() > 0 ||
            engine_.destinations().above_threshold() > 0;
     const bool snapshot_due = after >= next_snapshot;
     if (snapshot_due) {

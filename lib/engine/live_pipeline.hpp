@@ -41,6 +41,7 @@
 #include "config/config.hpp"
 #include "engine/evidence_recorder.hpp"
 #include "engine/kernel_view.hpp"
+#include "engine/live_clock.hpp"
 #include "engine/sharded_engine.hpp"
 
 namespace synwatch {
@@ -230,15 +231,11 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::optional<std::vector<IpPrefix>> pending_protected_;
   std::vector<IpPrefix> host_protected_;  // capture thread only
   DecodeCounters decode_retired_;         // counts of decoders replaced by reopening
-  TimestampNs anchored_newest_ = 0;       // the newest packet time the anchor was set from
 
   mutable std::mutex snapshot_mutex_;
   PipelineSnapshot snapshot_;
 
-  // Live time: the engine runs on packet timestamps; while no packets come, it is advanced by
-  // the monotonic clock from the last packet (anchor), so ticks keep running.
-  TimestampNs anchor_packet_time_ = 0;
-  std::chrono::steady_clock::time_point anchor_monotonic_{};
+  LiveClock clock_;  // capture thread only once started
 };
 
 }  // namespace synwatch
