@@ -16,38 +16,16 @@ namespace {
 
 constexpr std::size_t kBatch = 1024;
 constexpr int kRoundsPerWakeup = 64;
-constexpr auto kMaxBackoff = std::chrono::milliseconds(30'000);
 // How often the coordinator of several workers merges and evaluates when nothing hints sooner:
 // often while packets flow or an incident is open, rarely when idle (each pass wakes every worker).
 constexpr auto kCoordinatorPeriodBusy = std::chrono::milliseconds(50);
 constexpr auto kCoordinatorPeriodIdle = std::chrono::milliseconds(250);
-
-LiveCaptureOptions options_for(const Config& config, const std::string& interface) {
-  LiveCaptureOptions o;
-  o.interface = interface;
-  o.snap_length = static_cast<int>(config.capture.snap_length);
-  o.buffer_bytes = static_cast<int>(config.capture.buffer_size);
-  o.filter = config.capture.filter;
-  o.promiscuous = config.capture.promiscuous;
-  return o;
-}
 
 bool same_capture(const Config& a, const Config& b) {
   return a.capture.interfaces == b.capture.interfaces && a.capture.filter == b.capture.filter &&
          a.capture.snap_length == b.capture.snap_length &&
          a.capture.buffer_size == b.capture.buffer_size &&
          a.capture.promiscuous == b.capture.promiscuous;
-}
-
-void add_stats(CaptureStats& sum, const CaptureStats& part) {
-  sum.received += part.received;
-  sum.dropped_kernel += part.dropped_kernel;
-  sum.dropped_interface += part.dropped_interface;
-}
-
-void add_decode(DecodeCounters& sum, const DecodeCounters& part) {
-  sum.frames += part.frames;
-  for (std::size_t i = 0; i < part.by_result.size(); ++i) sum.by_result[i] += part.by_result[i];
 }
 
 int eventfd_or_die() {
@@ -103,7 +81,8 @@ LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t 
                                                               EvidenceTap::WhenFull::kDrop)
                          : nullptr),
       engine_(config, worker_count_,
-              evidence_ ? static_cast<EventSink&>(*evidence_) : figures_sink_, hash_seed) {
+              evidence_ ? static_cast<EventSink&>(*evidence_) : figures_sink_, hash_seed),
+      captures_(worker_count_, CaptureSet::pcap_opener()) {
   if (evidence_) {
     for (std::size_t i = 0; i < worker_count_; ++i) evidence_->attach(i, engine_.shard(i));
   }
@@ -127,7 +106,7 @@ LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t 
       workers_.push_back(std::move(worker));
     }
   }
-  build_interfaces(config);
+  captures_.build(config);
 }
 
 LivePipeline::~LivePipeline() {
@@ -138,98 +117,12 @@ LivePipeline::~LivePipeline() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void LivePipeline::retire_decoders(Interface& interface) {
-  for (auto& capture : interface.captures) {
-    if (capture.decoder) add_decode(decode_retired_, capture.decoder->counters());
-  }
-}
-
-void LivePipeline::build_interfaces(const Config& config) {
-  for (auto& interface : interfaces_) retire_decoders(interface);
-  interfaces_.clear();
-  if (!config.capture.enabled) return;  // kernel-only mode
-  for (const auto& name : config.capture.interfaces) {
-    Interface interface;
-    interface.options = options_for(config, name);
-    interface.health.name = name;
-    interfaces_.push_back(std::move(interface));
-  }
-}
-
-bool LivePipeline::try_open(Interface& interface) {
-  ++interface.health.reopen_attempts;
-  std::vector<Capture> captures(worker_count_);
-  std::optional<std::uint16_t> group;
-  std::optional<CaptureOpenError> error;
-  for (auto& capture : captures) {
-    auto source = LivePcapSource::open(interface.options);
-    if (!source) {
-      error = source.error();
-      break;
-    }
-    if (worker_count_ > 1) {
-      auto joined = (*source)->join_fanout(group);
-      if (!joined) {
-        error = CaptureOpenError{CaptureOpenError::Kind::kOther, joined.error().message};
-        break;
-      }
-      group = *joined;
-    }
-    capture.decoder = std::make_unique<CaptureDecoder>((*source)->link_type());
-    capture.source = std::move(*source);
-  }
-  if (error) {
-    interface.health.last_error = error->message;
-    interface.last_open_error = std::move(*error);
-    interface.retry_at = std::chrono::steady_clock::now() + interface.backoff;
-    interface.backoff = std::min(kMaxBackoff, interface.backoff * 2);
-    return false;
-  }
-  retire_decoders(interface);
-  interface.captures = std::move(captures);
-  interface.health.open = true;
-  interface.health.last_error.clear();
-  interface.backoff = std::chrono::milliseconds(1000);
-  return true;
-}
-
-void LivePipeline::close_interface(Interface& interface, const std::string& error) {
-  for (auto& capture : interface.captures) {
-    if (auto stats = capture.source->stats()) add_stats(interface.stats_base, *stats);
-  }
-  retire_decoders(interface);
-  interface.captures.clear();
-  interface.health.open = false;
-  interface.health.last_error = error;
-  interface.retry_at = std::chrono::steady_clock::now() + interface.backoff;
-  spdlog::error("{}; other interfaces keep running, retrying in {} s", error,
-                static_cast<double>(interface.backoff.count()) / 1000.0);
-}
-
-void LivePipeline::close_failed_captures() {
-  for (auto& interface : interfaces_) {
-    for (const auto& capture : interface.captures) {
-      if (capture.failed) {
-        const std::string error = capture.error;  // closing destroys the capture
-        close_interface(interface, error);
-        break;
-      }
-    }
-  }
-}
-
 Expected<std::vector<CaptureOpenError>> LivePipeline::open_interfaces() {
   if (!config_->capture.enabled && !kernel_) {
     return make_unexpected(ErrorKind::kNotFound,
                            "capture.enabled is false and the kernel view is unavailable");
   }
-  std::vector<CaptureOpenError> errors;
-  for (auto& interface : interfaces_) {
-    if (interface.captures.empty() && !try_open(interface)) {
-      errors.push_back(interface.last_open_error);
-    }
-  }
-  return errors;
+  return captures_.open_closed();
 }
 
 void LivePipeline::start() {
@@ -300,7 +193,7 @@ MemoryBound LivePipeline::memory_bound() const {
   MemoryBound bound;
   if (config_->capture.enabled) {
     bound.capture_rings =
-        std::size_t{config_->capture.buffer_size} * interfaces_.size() * worker_count_;
+        std::size_t{config_->capture.buffer_size} * captures_.interface_count() * worker_count_;
   }
   bound.tables = engine_.table_bytes();
   bound.merged = engine_.max_merged_bytes();
@@ -352,10 +245,8 @@ void LivePipeline::apply_pending() {
     if (kernel_) kernel_->reconfigure(*config);
     if (!same_capture(*config_, *config)) {
       spdlog::info("reload: capture settings changed, reopening interfaces");
-      build_interfaces(*config);
-      for (auto& interface : interfaces_) {
-        if (!try_open(interface)) spdlog::error("{}", interface.health.last_error);
-      }
+      captures_.build(*config);
+      for (const auto& error : captures_.open_closed()) spdlog::error("{}", error.message);
     }
     config_ = std::move(config);
   }
@@ -370,22 +261,14 @@ void LivePipeline::apply_pending() {
 
 void LivePipeline::refresh_snapshot() {
   PipelineSnapshot s;
-  s.decode = decode_retired_;
+  s.decode = captures_.decode_counters();
   s.memory_bound = memory_bound();
   if (evidence_) {
     s.evidence.enabled = true;
     s.evidence.taps = evidence_->counters();
     s.evidence.writer = evidence_->writer().stats();
   }
-  for (auto& interface : interfaces_) {
-    InterfaceHealth health = interface.health;
-    health.stats = interface.stats_base;
-    for (auto& capture : interface.captures) {
-      if (auto stats = capture.source->stats()) add_stats(health.stats, *stats);
-      if (capture.decoder) add_decode(s.decode, capture.decoder->counters());
-    }
-    s.interfaces.push_back(std::move(health));
-  }
+  s.interfaces = captures_.health();
   for (std::size_t i = 0; i < engine_.shard_count(); ++i) {
     s.worker_packets.push_back(engine_.shard(i).counters().packets);
   }
@@ -469,7 +352,7 @@ void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
 }
 
 bool LivePipeline::read_captures(std::size_t worker_index, const std::vector<pollfd>& fds,
-                                 const std::vector<Capture*>& polled) {
+                                 const std::vector<CaptureSet::Capture*>& polled) {
   struct Feed final : PacketHandler {
     FlowShard* shard = nullptr;
     Decoder* decoder = nullptr;
@@ -480,7 +363,7 @@ bool LivePipeline::read_captures(std::size_t worker_index, const std::vector<pol
   feed.shard = &engine_.shard(worker_index);
   bool got_packets = false;
   for (std::size_t i = 0; i < polled.size(); ++i) {
-    Capture& capture = *polled[i];
+    CaptureSet::Capture& capture = *polled[i];
     if (fds[i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
       // A vanished interface shows up here; dispatch() gives libpcap's reason.
       struct Ignore final : PacketHandler {
@@ -512,10 +395,21 @@ bool LivePipeline::read_captures(std::size_t worker_index, const std::vector<pol
   return got_packets;
 }
 
+void LivePipeline::collect_polled(std::size_t worker_index, int wake_fd, std::vector<pollfd>& fds,
+                                  std::vector<CaptureSet::Capture*>& polled) {
+  fds.clear();
+  polled.clear();
+  captures_.for_each_live(worker_index, [&](CaptureSet::Capture& capture) {
+    fds.push_back({capture.source->selectable_fd(), POLLIN, 0});
+    polled.push_back(&capture);
+  });
+  fds.push_back({wake_fd, POLLIN, 0});
+}
+
 void LivePipeline::run_worker(std::size_t index) {
   Worker& self = *workers_[index];
   std::vector<pollfd> fds;
-  std::vector<Capture*> polled;
+  std::vector<CaptureSet::Capture*> polled;
   for (;;) {
     if (pause_requested_.load(std::memory_order_acquire)) {
       std::unique_lock lock(park_mutex_);
@@ -527,17 +421,8 @@ void LivePipeline::run_worker(std::size_t index) {
       continue;
     }
     if (workers_stopping_.load()) return;
-    // interfaces_ changes only while this worker is parked, so the pointers hold until then.
-    fds.clear();
-    polled.clear();
-    for (auto& interface : interfaces_) {
-      if (interface.captures.size() <= index) continue;
-      Capture& capture = interface.captures[index];
-      if (capture.failed) continue;
-      fds.push_back({capture.source->selectable_fd(), POLLIN, 0});
-      polled.push_back(&capture);
-    }
-    fds.push_back({self.wake_fd, POLLIN, 0});
+    // captures_ changes only while this worker is parked, so the pointers hold until then.
+    collect_polled(index, self.wake_fd, fds, polled);
     // The coordinator's eventfd cuts this short; the timeout is only a backstop.
     ::poll(fds.data(), fds.size(), 1000);
     if (fds.back().revents & POLLIN) drain_fd(self.wake_fd);
@@ -547,22 +432,17 @@ void LivePipeline::run_worker(std::size_t index) {
 
 void LivePipeline::run() {
   std::vector<pollfd> fds;
-  std::vector<Capture*> polled;
+  std::vector<CaptureSet::Capture*> polled;
   auto next_snapshot = std::chrono::steady_clock::now();
   auto next_advance = next_snapshot;
   const bool coordinator_only = worker_count_ > 1;
   bool busy = false;  // packets since the last pass, or something over the threshold
   while (!stopping_.load()) {
-    fds.clear();
-    polled.clear();
-    if (!coordinator_only) {
-      for (auto& interface : interfaces_) {
-        if (interface.captures.empty() || interface.captures[0].failed) continue;
-        fds.push_back({interface.captures[0].source->selectable_fd(), POLLIN, 0});
-        polled.push_back(&interface.captures[0]);
-      }
+    if (coordinator_only) {
+      fds.assign({{wake_fd_, POLLIN, 0}});
+    } else {
+      collect_polled(0, wake_fd_, fds, polled);
     }
-    fds.push_back({wake_fd_, POLLIN, 0});
     const auto tick_ms = std::max<long long>(10, config_->detection.tick / kNanosPerMilli / 4);
     const long long timeout_ms =
         coordinator_only ? (busy ? kCoordinatorPeriodBusy : kCoordinatorPeriodIdle).count()
@@ -580,16 +460,9 @@ void LivePipeline::run() {
     next_advance = woke + std::chrono::milliseconds(10);
     pause_workers();
     crossing_hint_.store(false);
-    close_failed_captures();
+    captures_.close_failed();
     apply_pending();
-    const auto now_mono = std::chrono::steady_clock::now();
-    for (auto& interface : interfaces_) {
-      if (interface.captures.empty() && now_mono >= interface.retry_at) {
-        if (try_open(interface)) {
-          spdlog::info("capture on '{}' resumed", interface.options.interface);
-        }
-      }
-    }
+    captures_.reopen_due();
     const auto after = std::chrono::steady_clock::now();
     const auto live = clock_.read(
         engine_.has_seen_packets() ? std::optional(engine_.newest_packet_time()) : std::nullopt);

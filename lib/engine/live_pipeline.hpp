@@ -39,20 +39,13 @@
 #include "common/error.hpp"
 #include "capture/live_source.hpp"
 #include "config/config.hpp"
+#include "engine/capture_set.hpp"
 #include "engine/evidence_recorder.hpp"
 #include "engine/kernel_view.hpp"
 #include "engine/live_clock.hpp"
 #include "engine/sharded_engine.hpp"
 
 namespace synwatch {
-
-struct InterfaceHealth {
-  std::string name;
-  bool open = false;
-  std::string last_error;  // why it is closed, if it is
-  std::uint64_t reopen_attempts = 0;
-  CaptureStats stats;  // summed over every time the interface was (re)opened
-};
 
 // Per-destination figures for metrics, computed off the packet path when the snapshot refreshes.
 struct DestinationMetrics {
@@ -161,43 +154,20 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   static std::size_t resolve_workers(const Config& config);
 
  private:
-  // A decoder on a cache line of its own: its counters are written for every frame.
-  struct alignas(64) CaptureDecoder : Decoder {
-    using Decoder::Decoder;
-  };
-  // One socket of an interface, read by one thread (worker i reads captures[i]).
-  struct Capture {
-    std::unique_ptr<LivePcapSource> source;
-    std::unique_ptr<CaptureDecoder> decoder;
-    // Set by the reading thread when the socket failed; the coordinator closes the interface.
-    bool failed = false;
-    std::string error;
-  };
-  struct Interface {
-    LiveCaptureOptions options;
-    std::vector<Capture> captures;  // empty while closed
-    InterfaceHealth health;
-    CaptureStats stats_base;  // totals of earlier openings
-    std::chrono::steady_clock::time_point retry_at{};
-    std::chrono::milliseconds backoff{1000};
-    CaptureOpenError last_open_error;  // why the last try_open failed
-  };
   struct Worker;
 
   void run();
   void run_worker(std::size_t index);
   // Reads every readable socket of `worker_index` into its shard; false if none had packets.
   bool read_captures(std::size_t worker_index, const std::vector<pollfd>& fds,
-                     const std::vector<Capture*>& polled);
-  bool try_open(Interface& interface);
-  void close_interface(Interface& interface, const std::string& error);
-  void close_failed_captures();
+                     const std::vector<CaptureSet::Capture*>& polled);
+  // The sockets `worker_index` reads (fds and polled in step), then its wake-up eventfd.
+  void collect_polled(std::size_t worker_index, int wake_fd, std::vector<pollfd>& fds,
+                      std::vector<CaptureSet::Capture*>& polled);
   void apply_pending();
   void refresh_snapshot();
   void collect_destination_metrics(PipelineSnapshot& s);
-  void build_interfaces(const Config& config);
   void wake() noexcept;
-  void retire_decoders(Interface& interface);
   void pause_workers();
   void resume_workers();
 
@@ -221,7 +191,7 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::uint64_t park_generation_ = 0;
   std::unique_ptr<KernelSource> kernel_;  // capture thread only once started
   std::chrono::steady_clock::time_point next_kernel_poll_{};
-  std::vector<Interface> interfaces_;  // changed only by the coordinator, with workers parked
+  CaptureSet captures_;  // changed only by the coordinator, with workers parked
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   int wake_fd_ = -1;
@@ -230,7 +200,6 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::shared_ptr<const Config> pending_config_;
   std::optional<std::vector<IpPrefix>> pending_protected_;
   std::vector<IpPrefix> host_protected_;  // capture thread only
-  DecodeCounters decode_retired_;         // counts of decoders replaced by reopening
 
   mutable std::mutex snapshot_mutex_;
   PipelineSnapshot snapshot_;
