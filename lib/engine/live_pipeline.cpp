@@ -280,7 +280,11 @@ void LivePipeline::refresh_snapshot() {
   s.destination_counters = engine_.destination_counters();
   s.open_incidents = engine_.detector().open_incidents();
   s.incidents_started = engine_.detector().counters().started;
-  collect_destination_metrics(s);
+  auto exported =
+      export_destinations(engine_.destinations(), engine_.hosts(), engine_.detector(),
+                          engine_.newest_packet_time(), config_->metrics.max_destinations);
+  s.destinations_exported = std::move(exported.metrics);
+  s.destinations_unexported = exported.unexported;
   if (engine_.has_seen_packets()) {
     s.lag = std::chrono::nanoseconds(
         std::max<TimestampNs>(0, realtime_now() - engine_.newest_packet_time()));
@@ -290,65 +294,6 @@ void LivePipeline::refresh_snapshot() {
   s.refreshed_at = std::chrono::steady_clock::now();
   std::lock_guard lock(snapshot_mutex_);
   snapshot_ = std::move(s);
-}
-
-void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
-  // Choose cheaply (counts only), then compute window statistics for the chosen few: the cap
-  // bounds both the work here and the number of series a scrape returns.
-  const auto& incidents = engine_.detector().incidents();
-  const MergedDestinations& merged = engine_.destinations();
-  std::vector<const Destination*> chosen;
-  merged.for_each([&](const Destination& d) { chosen.push_back(&d); });
-  const std::size_t cap = config_->metrics.max_destinations;
-  const auto rank = [&](const Destination* a, const Destination* b) {
-    const bool a_open = incidents.contains(a->target);
-    const bool b_open = incidents.contains(b->target);
-    if (a_open != b_open) return a_open;
-    return a->half_open() > b->half_open();
-  };
-  if (chosen.size() > cap) {
-    std::partial_sort(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(cap),
-                      chosen.end(), rank);
-    s.destinations_unexported = chosen.size() - cap;
-    chosen.resize(cap);
-  }
-  const TimestampNs now = engine_.newest_packet_time();
-  // Enough for a glance at who sends; incidents' events carry the configured number.
-  constexpr std::size_t kTopSources = 3;
-  const auto fill = [&](const DestinationStats& stats, const Destination& d,
-                        DestinationMetrics& m) {
-    m.target = d.target;
-    m.syn_seen = d.syn_seen;
-    m.syn_recv = d.syn_recv;
-    m.totals = d.totals;
-    m.syn_rate = stats.syn_rate;
-    m.distinct_sources = stats.distinct_sources;
-    m.source_entropy = stats.source_entropy;
-    m.completion_ratio = stats.completion_ratio;
-    m.stale = stats.stale;
-    m.top_sources = stats.top_sources;
-  };
-  // Whole hosts only while they have an incident: their ports are exported as destinations.
-  const auto& host_incidents = engine_.detector().host_incidents();
-  for (const auto& [target, incident] : host_incidents) {
-    const Destination* d = engine_.hosts().find(target);
-    if (d == nullptr) continue;
-    DestinationMetrics m;
-    fill(engine_.hosts().stats(*d, now, kTopSources), *d, m);
-    m.baseline = engine_.detector().baseline_of(target, true);
-    m.host = true;
-    m.attack = incident.kind;
-    s.destinations_exported.push_back(m);
-  }
-  for (const Destination* d : chosen) {
-    DestinationMetrics m;
-    fill(merged.stats(*d, now, kTopSources), *d, m);
-    m.baseline = engine_.detector().baseline_of(d->target, false);
-    if (const auto open = incidents.find(d->target); open != incidents.end()) {
-      m.attack = open->second.kind;
-    }
-    s.destinations_exported.push_back(m);
-  }
 }
 
 bool LivePipeline::read_captures(std::size_t worker_index, const std::vector<pollfd>& fds,

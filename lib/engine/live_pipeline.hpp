@@ -44,25 +44,9 @@
 #include "engine/kernel_view.hpp"
 #include "engine/live_clock.hpp"
 #include "engine/sharded_engine.hpp"
+#include "export/destination_ranking.hpp"
 
 namespace synwatch {
-
-// Per-destination figures for metrics, computed off the packet path when the snapshot refreshes.
-struct DestinationMetrics {
-  Endpoint target;
-  bool host = false;  // the whole address (port 0): an incident over its ports
-  std::uint32_t syn_seen = 0;
-  std::uint32_t syn_recv = 0;
-  DestinationTotals totals;
-  double syn_rate = 0;
-  double distinct_sources = 0;
-  double source_entropy = 0;
-  double completion_ratio = 0;
-  std::uint32_t stale = 0;  // stale half-open handshakes in the window (the flood condition's)
-  double baseline = 0;
-  std::optional<AttackKind> attack;           // set while an incident is open on this destination
-  std::vector<HeavySourceShare> top_sources;  // the few heaviest, for `synwatchd top`
-};
 
 // A consistent copy of the pipeline's figures, refreshed by the capture thread every 250 ms.
 // What the live daemon's memory is bounded by, part by part (all but `fixed` computed from the
@@ -166,7 +150,6 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
                       std::vector<CaptureSet::Capture*>& polled);
   void apply_pending();
   void refresh_snapshot();
-  void collect_destination_metrics(PipelineSnapshot& s);
   void wake() noexcept;
   void pause_workers();
   void resume_workers();
