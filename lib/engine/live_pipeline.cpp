@@ -48,8 +48,9 @@ void drain_fd(int fd) noexcept {
 struct LivePipeline::Worker final : FlowShard::Observer {
   LivePipeline* pipeline = nullptr;
   std::size_t index = 0;
-  int wake_fd = -1;
-  std::thread thread;
+  // The worker thread's poll set, kept between rounds.
+  std::vector<pollfd> fds;
+  std::vector<CaptureSet::Capture*> polled;
 
   void on_tick(TimestampNs) noexcept override {}
   void on_wake(TimestampNs) noexcept override {}
@@ -82,6 +83,7 @@ LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t 
                          : nullptr),
       engine_(config, worker_count_,
               evidence_ ? static_cast<EventSink&>(*evidence_) : figures_sink_, hash_seed),
+      pool_(worker_count_),
       captures_(worker_count_, CaptureSet::pcap_opener()) {
   if (evidence_) {
     for (std::size_t i = 0; i < worker_count_; ++i) evidence_->attach(i, engine_.shard(i));
@@ -101,7 +103,6 @@ LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t 
       auto worker = std::make_unique<Worker>();
       worker->pipeline = this;
       worker->index = i;
-      worker->wake_fd = eventfd_or_die();
       engine_.shard(i).set_observer(worker.get());
       workers_.push_back(std::move(worker));
     }
@@ -111,9 +112,6 @@ LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t 
 
 LivePipeline::~LivePipeline() {
   stop();
-  for (auto& worker : workers_) {
-    if (worker->wake_fd >= 0) ::close(worker->wake_fd);
-  }
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
@@ -131,12 +129,7 @@ void LivePipeline::start() {
   refresh_snapshot();
   // Named for `top -H` and the benchmarks' per-thread CPU figures.
   if (worker_count_ > 1) {
-    for (auto& worker : workers_) {
-      worker->thread = std::thread([this, index = worker->index] {
-        pthread_setname_np(pthread_self(), ("sw-worker-" + std::to_string(index)).c_str());
-        run_worker(index);
-      });
-    }
+    pool_.start([this](std::size_t index) { run_worker_round(index); }, "sw-worker-");
   }
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), worker_count_ > 1 ? "sw-coordinator" : "sw-capture");
@@ -205,27 +198,6 @@ MemoryBound LivePipeline::memory_bound() const {
 PipelineSnapshot LivePipeline::snapshot() const {
   std::lock_guard lock(snapshot_mutex_);
   return snapshot_;
-}
-
-void LivePipeline::pause_workers() {
-  if (worker_count_ == 1) return;
-  {
-    std::lock_guard lock(park_mutex_);
-    pause_requested_.store(true, std::memory_order_release);
-  }
-  for (auto& worker : workers_) signal_fd(worker->wake_fd);
-  std::unique_lock lock(park_mutex_);
-  park_cv_.wait(lock, [&] { return parked_ == workers_.size(); });
-}
-
-void LivePipeline::resume_workers() {
-  if (worker_count_ == 1) return;
-  {
-    std::lock_guard lock(park_mutex_);
-    pause_requested_.store(false, std::memory_order_release);
-    ++park_generation_;
-  }
-  park_cv_.notify_all();
 }
 
 void LivePipeline::apply_pending() {
@@ -334,7 +306,7 @@ bool LivePipeline::read_captures(std::size_t worker_index, const std::vector<pol
       if (result.status != DispatchStatus::kPackets) break;
       got_packets = true;
       // A waiting coordinator must not wait for a whole burst.
-      if (pause_requested_.load(std::memory_order_relaxed)) break;
+      if (pool_.pause_requested()) break;
     }
   }
   return got_packets;
@@ -351,28 +323,15 @@ void LivePipeline::collect_polled(std::size_t worker_index, int wake_fd, std::ve
   fds.push_back({wake_fd, POLLIN, 0});
 }
 
-void LivePipeline::run_worker(std::size_t index) {
+void LivePipeline::run_worker_round(std::size_t index) {
   Worker& self = *workers_[index];
-  std::vector<pollfd> fds;
-  std::vector<CaptureSet::Capture*> polled;
-  for (;;) {
-    if (pause_requested_.load(std::memory_order_acquire)) {
-      std::unique_lock lock(park_mutex_);
-      ++parked_;
-      park_cv_.notify_all();
-      const std::uint64_t generation = park_generation_;
-      park_cv_.wait(lock, [&] { return park_generation_ != generation; });
-      --parked_;
-      continue;
-    }
-    if (workers_stopping_.load()) return;
-    // captures_ changes only while this worker is parked, so the pointers hold until then.
-    collect_polled(index, self.wake_fd, fds, polled);
-    // The coordinator's eventfd cuts this short; the timeout is only a backstop.
-    ::poll(fds.data(), fds.size(), 1000);
-    if (fds.back().revents & POLLIN) drain_fd(self.wake_fd);
-    read_captures(index, fds, polled);
-  }
+  const int wake_fd = pool_.wake_fd(index);
+  // captures_ changes only while this worker is parked, so the pointers hold until then.
+  collect_polled(index, wake_fd, self.fds, self.polled);
+  // The coordinator's eventfd cuts this short; the timeout is only a backstop.
+  ::poll(self.fds.data(), self.fds.size(), 1000);
+  if (self.fds.back().revents & POLLIN) drain_fd(wake_fd);
+  read_captures(index, self.fds, self.polled);
 }
 
 void LivePipeline::run() {
@@ -403,7 +362,7 @@ void LivePipeline::run() {
       continue;
     }
     next_advance = woke + std::chrono::milliseconds(10);
-    pause_workers();
+    pool_.pause();
     crossing_hint_.store(false);
     captures_.close_failed();
     apply_pending();
@@ -419,7 +378,7 @@ void LivePipeline::run() {
       refresh_snapshot();
       next_snapshot = after + std::chrono::milliseconds(250);
     }
-    resume_workers();
+    pool_.resume();
 
     if (kernel_ && after >= next_kernel_poll_) {
       // Kernel-only mode publishes the kernel view's incidents; with capture, the wire view
@@ -430,14 +389,9 @@ void LivePipeline::run() {
       next_kernel_poll_ = after + std::chrono::nanoseconds(config_->kernel.interval);
     }
   }
-  pause_workers();
+  pool_.pause();
   refresh_snapshot();
-  workers_stopping_.store(true);
-  resume_workers();
-  for (auto& worker : workers_) {
-    signal_fd(worker->wake_fd);
-    if (worker->thread.joinable()) worker->thread.join();
-  }
+  pool_.stop();
 }
 
 }  // namespace synwatch

@@ -11,11 +11,15 @@
 // failed or vanished, with backoff.
 //
 // Workers and the coordinator share no lock on the packet path: the coordinator touches shards,
-// sockets and decoders only while every worker is parked (pause_workers(): a flag the workers
+// sockets and decoders only while every worker is parked (WorkerPool::pause(): a flag the workers
 // check between batches, an eventfd to cut their poll short, a condition variable to park on).
 // It pauses them every 50 ms while packets flow or an incident is open (every 250 ms when idle),
 // and at once when a worker sees a destination rise past its share of the threshold; a pause
 // lasts as long as the merge and evaluation (microseconds to a few ms).
+//
+// The parts it wires together: CaptureSet (the interfaces' sockets, reopening with backoff),
+// WorkerPool (the worker threads and their parking), LiveClock (live time from the packets and the
+// monotonic clock) and export_destinations (which destinations the snapshot's metrics carry).
 //
 // Threads: start() launches the pipeline thread (and the workers); request_*(), snapshot() and
 // stop() may be called from any other thread. Events reach the EventSink on the pipeline thread:
@@ -44,6 +48,7 @@
 #include "engine/kernel_view.hpp"
 #include "engine/live_clock.hpp"
 #include "engine/sharded_engine.hpp"
+#include "engine/worker_pool.hpp"
 #include "export/destination_ranking.hpp"
 
 namespace synwatch {
@@ -141,7 +146,7 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   struct Worker;
 
   void run();
-  void run_worker(std::size_t index);
+  void run_worker_round(std::size_t index);
   // Reads every readable socket of `worker_index` into its shard; false if none had packets.
   bool read_captures(std::size_t worker_index, const std::vector<pollfd>& fds,
                      const std::vector<CaptureSet::Capture*>& polled);
@@ -151,8 +156,6 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void apply_pending();
   void refresh_snapshot();
   void wake() noexcept;
-  void pause_workers();
-  void resume_workers();
 
   std::shared_ptr<const Config> config_;
   EventSink& sink_;
@@ -162,17 +165,11 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // which publishes to it.
   std::unique_ptr<EvidenceRecorder> evidence_;
   ShardedEngine engine_;
+  // One per shard: its observer and, with several workers, its thread's buffers.
   std::vector<std::unique_ptr<Worker>> workers_;
-  // Parking: see the header comment. Guarded by park_mutex_, except the flag's fast check.
-  // Read by every worker after each batch: on a line of its own, written only to pause.
-  alignas(64) std::atomic<bool> pause_requested_{false};
-  std::atomic<bool> workers_stopping_{false};
+  WorkerPool pool_;                                     // threads only with several workers
   alignas(64) std::atomic<bool> crossing_hint_{false};  // a worker saw a destination pass its share
-  std::mutex park_mutex_;
-  std::condition_variable park_cv_;
-  std::size_t parked_ = 0;
-  std::uint64_t park_generation_ = 0;
-  std::unique_ptr<KernelSource> kernel_;  // capture thread only once started
+  std::unique_ptr<KernelSource> kernel_;                // capture thread only once started
   std::chrono::steady_clock::time_point next_kernel_poll_{};
   CaptureSet captures_;  // changed only by the coordinator, with workers parked
   std::thread thread_;
