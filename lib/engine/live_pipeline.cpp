@@ -168,7 +168,7 @@ void LivePipeline::wake() noexcept {
 
 void LivePipeline::request_reconfigure(std::shared_ptr<const Config> config) {
   {
-    std::lock_guard lock(mailbox_mutex_);
+    MutexLock lock(mailbox_mutex_);
     pending_config_ = std::move(config);
   }
   wake();
@@ -176,7 +176,7 @@ void LivePipeline::request_reconfigure(std::shared_ptr<const Config> config) {
 
 void LivePipeline::request_protected(std::vector<IpPrefix> prefixes) {
   {
-    std::lock_guard lock(mailbox_mutex_);
+    MutexLock lock(mailbox_mutex_);
     pending_protected_ = std::move(prefixes);
   }
   wake();
@@ -196,7 +196,7 @@ MemoryBound LivePipeline::memory_bound() const {
 }
 
 PipelineSnapshot LivePipeline::snapshot() const {
-  std::lock_guard lock(snapshot_mutex_);
+  MutexLock lock(snapshot_mutex_);
   return snapshot_;
 }
 
@@ -204,7 +204,7 @@ void LivePipeline::apply_pending() {
   std::shared_ptr<const Config> config;
   std::optional<std::vector<IpPrefix>> protected_prefixes;
   {
-    std::lock_guard lock(mailbox_mutex_);
+    MutexLock lock(mailbox_mutex_);
     config = std::move(pending_config_);
     pending_config_.reset();
     protected_prefixes = std::move(pending_protected_);
@@ -264,7 +264,7 @@ void LivePipeline::refresh_snapshot() {
   for (const auto& p : engine_.protected_prefixes()) s.protected_prefixes.push_back(p.to_string());
   if (kernel_) kernel_->fill_snapshot(s.kernel, config_->metrics.max_destinations);
   s.refreshed_at = std::chrono::steady_clock::now();
-  std::lock_guard lock(snapshot_mutex_);
+  MutexLock lock(snapshot_mutex_);
   snapshot_ = std::move(s);
 }
 

@@ -32,7 +32,6 @@
 #include <expected>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -41,6 +40,7 @@
 #include <poll.h>
 
 #include "common/error.hpp"
+#include "common/thread_annotations.hpp"
 #include "capture/live_source.hpp"
 #include "config/config.hpp"
 #include "engine/capture_set.hpp"
@@ -131,10 +131,10 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
 
   // Hands a new configuration to the capture thread; applied between two batches. Returns at
   // once. If the interfaces, filter, snap length or buffer changed, the captures are reopened.
-  void request_reconfigure(std::shared_ptr<const Config> config);
-  void request_protected(std::vector<IpPrefix> prefixes);
+  void request_reconfigure(std::shared_ptr<const Config> config) EXCLUDES(mailbox_mutex_);
+  void request_protected(std::vector<IpPrefix> prefixes) EXCLUDES(mailbox_mutex_);
 
-  [[nodiscard]] PipelineSnapshot snapshot() const;
+  [[nodiscard]] PipelineSnapshot snapshot() const EXCLUDES(snapshot_mutex_);
   // Before start(), or from the capture thread.
   [[nodiscard]] MemoryBound memory_bound() const;
   [[nodiscard]] std::size_t workers() const noexcept { return worker_count_; }
@@ -153,8 +153,8 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // The sockets `worker_index` reads (fds and polled in step), then its wake-up eventfd.
   void collect_polled(std::size_t worker_index, int wake_fd, std::vector<pollfd>& fds,
                       std::vector<CaptureSet::Capture*>& polled);
-  void apply_pending();
-  void refresh_snapshot();
+  void apply_pending() EXCLUDES(mailbox_mutex_);
+  void refresh_snapshot() EXCLUDES(snapshot_mutex_);
   void wake() noexcept;
 
   std::shared_ptr<const Config> config_;
@@ -176,13 +176,13 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::atomic<bool> stopping_{false};
   int wake_fd_ = -1;
 
-  mutable std::mutex mailbox_mutex_;  // guards the two pending_* fields only
-  std::shared_ptr<const Config> pending_config_;
-  std::optional<std::vector<IpPrefix>> pending_protected_;
+  mutable Mutex mailbox_mutex_;
+  std::shared_ptr<const Config> pending_config_ GUARDED_BY(mailbox_mutex_);
+  std::optional<std::vector<IpPrefix>> pending_protected_ GUARDED_BY(mailbox_mutex_);
   std::vector<IpPrefix> host_protected_;  // capture thread only
 
-  mutable std::mutex snapshot_mutex_;
-  PipelineSnapshot snapshot_;
+  mutable Mutex snapshot_mutex_;
+  PipelineSnapshot snapshot_ GUARDED_BY(snapshot_mutex_);
 
   LiveClock clock_;  // capture thread only once started
 };

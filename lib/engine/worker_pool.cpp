@@ -41,18 +41,18 @@ void WorkerPool::wake_all() noexcept {
 void WorkerPool::pause() {
   if (threads_.empty()) return;
   {
-    std::lock_guard lock(park_mutex_);
+    MutexLock lock(park_mutex_);
     pause_requested_.store(true, std::memory_order_release);
   }
   wake_all();
-  std::unique_lock lock(park_mutex_);
-  park_cv_.wait(lock, [&] { return parked_ == threads_.size(); });
+  MutexLock lock(park_mutex_);
+  while (parked_ != threads_.size()) park_cv_.wait(lock);
 }
 
 void WorkerPool::resume() {
   if (threads_.empty()) return;
   {
-    std::lock_guard lock(park_mutex_);
+    MutexLock lock(park_mutex_);
     pause_requested_.store(false, std::memory_order_release);
     ++generation_;
   }
@@ -62,7 +62,7 @@ void WorkerPool::resume() {
 void WorkerPool::stop() {
   if (threads_.empty()) return;
   {
-    std::lock_guard lock(park_mutex_);
+    MutexLock lock(park_mutex_);
     stopping_.store(true);
     pause_requested_.store(false, std::memory_order_release);
     ++generation_;
@@ -73,15 +73,19 @@ void WorkerPool::stop() {
   threads_.clear();
 }
 
+void WorkerPool::park_until_resumed(MutexLock& lock) {
+  ++parked_;
+  park_cv_.notify_all();
+  const std::uint64_t generation = generation_;
+  while (generation_ == generation) park_cv_.wait(lock);
+  --parked_;
+}
+
 void WorkerPool::run(std::size_t index) {
   for (;;) {
     if (pause_requested_.load(std::memory_order_acquire)) {
-      std::unique_lock lock(park_mutex_);
-      ++parked_;
-      park_cv_.notify_all();
-      const std::uint64_t generation = generation_;
-      park_cv_.wait(lock, [&] { return generation_ != generation; });
-      --parked_;
+      MutexLock lock(park_mutex_);
+      park_until_resumed(lock);
       continue;
     }
     if (stopping_.load()) return;

@@ -14,10 +14,11 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "common/thread_annotations.hpp"
 
 namespace synwatch {
 
@@ -37,10 +38,10 @@ class WorkerPool {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // Launches the threads, named `name_prefix` + index (for `top -H`).
   void start(Round round, const std::string& name_prefix);
   // Returns once every worker is parked. At once if the pool has not been started.
-  void pause();
-  void resume();
+  void pause() EXCLUDES(park_mutex_);
+  void resume() EXCLUDES(park_mutex_);
   // Ends and joins every worker, whether running or parked.
-  void stop();
+  void stop() EXCLUDES(park_mutex_);
 
   [[nodiscard]] bool pause_requested() const noexcept {
     return pause_requested_.load(std::memory_order_relaxed);
@@ -50,7 +51,9 @@ class WorkerPool {  // NOLINT(clang-analyzer-optin.performance.Padding)
   [[nodiscard]] std::size_t size() const noexcept { return wake_fds_.size(); }
 
  private:
-  void run(std::size_t index);
+  void run(std::size_t index) EXCLUDES(park_mutex_);
+  // Counts the caller parked until the next resume() or stop().
+  void park_until_resumed(MutexLock& lock) REQUIRES(park_mutex_);
   void wake_all() noexcept;
 
   Round round_;
@@ -59,10 +62,10 @@ class WorkerPool {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // Read by every worker after each round: on a line of its own, written only to pause.
   alignas(64) std::atomic<bool> pause_requested_{false};
   std::atomic<bool> stopping_{false};
-  std::mutex park_mutex_;  // guards parked_ and generation_ (and orders the flag's changes)
-  std::condition_variable park_cv_;
-  std::size_t parked_ = 0;
-  std::uint64_t generation_ = 0;
+  Mutex park_mutex_;  // also orders the pause flag's changes
+  std::condition_variable_any park_cv_;
+  std::size_t parked_ GUARDED_BY(park_mutex_) = 0;
+  std::uint64_t generation_ GUARDED_BY(park_mutex_) = 0;
 };
 
 }  // namespace synwatch
