@@ -28,7 +28,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <expected>
 #include <cstdint>
 #include <memory>
