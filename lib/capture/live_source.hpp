@@ -51,7 +51,22 @@ struct CaptureOpenError {
   std::string message;
 };
 
-class LivePcapSource final : public PacketSource {
+// What live detection needs of one capture socket beyond reading it: LivePcapSource is the real
+// one; tests of what opens and reopens captures stand in their own.
+class LiveSource : public PacketSource {
+ public:
+  [[nodiscard]] virtual int selectable_fd() const noexcept = 0;
+  // Joins this socket to a PACKET_FANOUT group with flow hashing, so that the kernel spreads the
+  // interface's packets over the group's sockets and sends both directions of a connection to the
+  // same one (the hash is symmetric). Without `group`, creates a new group with an id the kernel
+  // chooses (unique in the network namespace, so no other process's group is joined by accident).
+  // Returns the group id for the other sockets to join.
+  virtual Expected<std::uint16_t> join_fanout(std::optional<std::uint16_t> group) = 0;
+  // Totals since the socket opened.
+  virtual Expected<CaptureStats> stats() = 0;
+};
+
+class LivePcapSource final : public LiveSource {
  public:
   // Opens and activates the capture.
   static std::expected<std::unique_ptr<LivePcapSource>, CaptureOpenError> open(
@@ -65,15 +80,10 @@ class LivePcapSource final : public PacketSource {
   [[nodiscard]] std::string name() const override { return options_.interface; }
   [[nodiscard]] std::string error() const override { return error_; }
 
-  [[nodiscard]] int selectable_fd() const noexcept;
-  // Joins this socket to a PACKET_FANOUT group with flow hashing, so that the kernel spreads the
-  // interface's packets over the group's sockets and sends both directions of a connection to the
-  // same one (the hash is symmetric). Without `group`, creates a new group with an id the kernel
-  // chooses (unique in the network namespace, so no other process's group is joined by accident).
-  // Returns the group id for the other sockets to join.
-  Expected<std::uint16_t> join_fanout(std::optional<std::uint16_t> group);
+  [[nodiscard]] int selectable_fd() const noexcept override;
+  Expected<std::uint16_t> join_fanout(std::optional<std::uint16_t> group) override;
   // pcap_stats counters are 32-bit and wrap; this widens them to 64-bit monotonic totals.
-  Expected<CaptureStats> stats();
+  Expected<CaptureStats> stats() override;
   [[nodiscard]] const LiveCaptureOptions& options() const noexcept { return options_; }
 
  private:

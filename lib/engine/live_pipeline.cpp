@@ -16,38 +16,16 @@ namespace {
 
 constexpr std::size_t kBatch = 1024;
 constexpr int kRoundsPerWakeup = 64;
-constexpr auto kMaxBackoff = std::chrono::milliseconds(30'000);
 // How often the coordinator of several workers merges and evaluates when nothing hints sooner:
 // often while packets flow or an incident is open, rarely when idle (each pass wakes every worker).
 constexpr auto kCoordinatorPeriodBusy = std::chrono::milliseconds(50);
 constexpr auto kCoordinatorPeriodIdle = std::chrono::milliseconds(250);
-
-LiveCaptureOptions options_for(const Config& config, const std::string& interface) {
-  LiveCaptureOptions o;
-  o.interface = interface;
-  o.snap_length = static_cast<int>(config.capture.snap_length);
-  o.buffer_bytes = static_cast<int>(config.capture.buffer_size);
-  o.filter = config.capture.filter;
-  o.promiscuous = config.capture.promiscuous;
-  return o;
-}
 
 bool same_capture(const Config& a, const Config& b) {
   return a.capture.interfaces == b.capture.interfaces && a.capture.filter == b.capture.filter &&
          a.capture.snap_length == b.capture.snap_length &&
          a.capture.buffer_size == b.capture.buffer_size &&
          a.capture.promiscuous == b.capture.promiscuous;
-}
-
-void add_stats(CaptureStats& sum, const CaptureStats& part) {
-  sum.received += part.received;
-  sum.dropped_kernel += part.dropped_kernel;
-  sum.dropped_interface += part.dropped_interface;
-}
-
-void add_decode(DecodeCounters& sum, const DecodeCounters& part) {
-  sum.frames += part.frames;
-  for (std::size_t i = 0; i < part.by_result.size(); ++i) sum.by_result[i] += part.by_result[i];
 }
 
 int eventfd_or_die() {
@@ -70,8 +48,9 @@ void drain_fd(int fd) noexcept {
 struct LivePipeline::Worker final : FlowShard::Observer {
   LivePipeline* pipeline = nullptr;
   std::size_t index = 0;
-  int wake_fd = -1;
-  std::thread thread;
+  // The worker thread's poll set, kept between rounds.
+  std::vector<pollfd> fds;
+  std::vector<CaptureSet::Capture*> polled;
 
   void on_tick(TimestampNs) noexcept override {}
   void on_wake(TimestampNs) noexcept override {}
@@ -103,7 +82,9 @@ LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t 
                                                               EvidenceTap::WhenFull::kDrop)
                          : nullptr),
       engine_(config, worker_count_,
-              evidence_ ? static_cast<EventSink&>(*evidence_) : figures_sink_, hash_seed) {
+              evidence_ ? static_cast<EventSink&>(*evidence_) : figures_sink_, hash_seed),
+      pool_(worker_count_),
+      captures_(worker_count_, CaptureSet::pcap_opener()) {
   if (evidence_) {
     for (std::size_t i = 0; i < worker_count_; ++i) evidence_->attach(i, engine_.shard(i));
   }
@@ -122,100 +103,16 @@ LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t 
       auto worker = std::make_unique<Worker>();
       worker->pipeline = this;
       worker->index = i;
-      worker->wake_fd = eventfd_or_die();
       engine_.shard(i).set_observer(worker.get());
       workers_.push_back(std::move(worker));
     }
   }
-  build_interfaces(config);
+  captures_.build(config);
 }
 
 LivePipeline::~LivePipeline() {
   stop();
-  for (auto& worker : workers_) {
-    if (worker->wake_fd >= 0) ::close(worker->wake_fd);
-  }
   if (wake_fd_ >= 0) ::close(wake_fd_);
-}
-
-void LivePipeline::retire_decoders(Interface& interface) {
-  for (auto& capture : interface.captures) {
-    if (capture.decoder) add_decode(decode_retired_, capture.decoder->counters());
-  }
-}
-
-void LivePipeline::build_interfaces(const Config& config) {
-  for (auto& interface : interfaces_) retire_decoders(interface);
-  interfaces_.clear();
-  if (!config.capture.enabled) return;  // kernel-only mode
-  for (const auto& name : config.capture.interfaces) {
-    Interface interface;
-    interface.options = options_for(config, name);
-    interface.health.name = name;
-    interfaces_.push_back(std::move(interface));
-  }
-}
-
-bool LivePipeline::try_open(Interface& interface) {
-  ++interface.health.reopen_attempts;
-  std::vector<Capture> captures(worker_count_);
-  std::optional<std::uint16_t> group;
-  std::optional<CaptureOpenError> error;
-  for (auto& capture : captures) {
-    auto source = LivePcapSource::open(interface.options);
-    if (!source) {
-      error = source.error();
-      break;
-    }
-    if (worker_count_ > 1) {
-      auto joined = (*source)->join_fanout(group);
-      if (!joined) {
-        error = CaptureOpenError{CaptureOpenError::Kind::kOther, joined.error().message};
-        break;
-      }
-      group = *joined;
-    }
-    capture.decoder = std::make_unique<CaptureDecoder>((*source)->link_type());
-    capture.source = std::move(*source);
-  }
-  if (error) {
-    interface.health.last_error = error->message;
-    interface.last_open_error = std::move(*error);
-    interface.retry_at = std::chrono::steady_clock::now() + interface.backoff;
-    interface.backoff = std::min(kMaxBackoff, interface.backoff * 2);
-    return false;
-  }
-  retire_decoders(interface);
-  interface.captures = std::move(captures);
-  interface.health.open = true;
-  interface.health.last_error.clear();
-  interface.backoff = std::chrono::milliseconds(1000);
-  return true;
-}
-
-void LivePipeline::close_interface(Interface& interface, const std::string& error) {
-  for (auto& capture : interface.captures) {
-    if (auto stats = capture.source->stats()) add_stats(interface.stats_base, *stats);
-  }
-  retire_decoders(interface);
-  interface.captures.clear();
-  interface.health.open = false;
-  interface.health.last_error = error;
-  interface.retry_at = std::chrono::steady_clock::now() + interface.backoff;
-  spdlog::error("{}; other interfaces keep running, retrying in {} s", error,
-                static_cast<double>(interface.backoff.count()) / 1000.0);
-}
-
-void LivePipeline::close_failed_captures() {
-  for (auto& interface : interfaces_) {
-    for (const auto& capture : interface.captures) {
-      if (capture.failed) {
-        const std::string error = capture.error;  // closing destroys the capture
-        close_interface(interface, error);
-        break;
-      }
-    }
-  }
 }
 
 Expected<std::vector<CaptureOpenError>> LivePipeline::open_interfaces() {
@@ -223,28 +120,16 @@ Expected<std::vector<CaptureOpenError>> LivePipeline::open_interfaces() {
     return make_unexpected(ErrorKind::kNotFound,
                            "capture.enabled is false and the kernel view is unavailable");
   }
-  std::vector<CaptureOpenError> errors;
-  for (auto& interface : interfaces_) {
-    if (interface.captures.empty() && !try_open(interface)) {
-      errors.push_back(interface.last_open_error);
-    }
-  }
-  return errors;
+  return captures_.open_closed();
 }
 
 void LivePipeline::start() {
   if (evidence_) evidence_->writer().start();
-  anchor_packet_time_ = realtime_now();
-  anchor_monotonic_ = std::chrono::steady_clock::now();
+  clock_.start(realtime_now());
   refresh_snapshot();
   // Named for `top -H` and the benchmarks' per-thread CPU figures.
   if (worker_count_ > 1) {
-    for (auto& worker : workers_) {
-      worker->thread = std::thread([this, index = worker->index] {
-        pthread_setname_np(pthread_self(), ("sw-worker-" + std::to_string(index)).c_str());
-        run_worker(index);
-      });
-    }
+    pool_.start([this](std::size_t index) { run_worker_round(index); }, "sw-worker-");
   }
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), worker_count_ > 1 ? "sw-coordinator" : "sw-capture");
@@ -283,7 +168,7 @@ void LivePipeline::wake() noexcept {
 
 void LivePipeline::request_reconfigure(std::shared_ptr<const Config> config) {
   {
-    std::lock_guard lock(mailbox_mutex_);
+    MutexLock lock(mailbox_mutex_);
     pending_config_ = std::move(config);
   }
   wake();
@@ -291,7 +176,7 @@ void LivePipeline::request_reconfigure(std::shared_ptr<const Config> config) {
 
 void LivePipeline::request_protected(std::vector<IpPrefix> prefixes) {
   {
-    std::lock_guard lock(mailbox_mutex_);
+    MutexLock lock(mailbox_mutex_);
     pending_protected_ = std::move(prefixes);
   }
   wake();
@@ -301,7 +186,7 @@ MemoryBound LivePipeline::memory_bound() const {
   MemoryBound bound;
   if (config_->capture.enabled) {
     bound.capture_rings =
-        std::size_t{config_->capture.buffer_size} * interfaces_.size() * worker_count_;
+        std::size_t{config_->capture.buffer_size} * captures_.interface_count() * worker_count_;
   }
   bound.tables = engine_.table_bytes();
   bound.merged = engine_.max_merged_bytes();
@@ -311,36 +196,15 @@ MemoryBound LivePipeline::memory_bound() const {
 }
 
 PipelineSnapshot LivePipeline::snapshot() const {
-  std::lock_guard lock(snapshot_mutex_);
+  MutexLock lock(snapshot_mutex_);
   return snapshot_;
-}
-
-void LivePipeline::pause_workers() {
-  if (worker_count_ == 1) return;
-  {
-    std::lock_guard lock(park_mutex_);
-    pause_requested_.store(true, std::memory_order_release);
-  }
-  for (auto& worker : workers_) signal_fd(worker->wake_fd);
-  std::unique_lock lock(park_mutex_);
-  park_cv_.wait(lock, [&] { return parked_ == workers_.size(); });
-}
-
-void LivePipeline::resume_workers() {
-  if (worker_count_ == 1) return;
-  {
-    std::lock_guard lock(park_mutex_);
-    pause_requested_.store(false, std::memory_order_release);
-    ++park_generation_;
-  }
-  park_cv_.notify_all();
 }
 
 void LivePipeline::apply_pending() {
   std::shared_ptr<const Config> config;
   std::optional<std::vector<IpPrefix>> protected_prefixes;
   {
-    std::lock_guard lock(mailbox_mutex_);
+    MutexLock lock(mailbox_mutex_);
     config = std::move(pending_config_);
     pending_config_.reset();
     protected_prefixes = std::move(pending_protected_);
@@ -353,10 +217,8 @@ void LivePipeline::apply_pending() {
     if (kernel_) kernel_->reconfigure(*config);
     if (!same_capture(*config_, *config)) {
       spdlog::info("reload: capture settings changed, reopening interfaces");
-      build_interfaces(*config);
-      for (auto& interface : interfaces_) {
-        if (!try_open(interface)) spdlog::error("{}", interface.health.last_error);
-      }
+      captures_.build(*config);
+      for (const auto& error : captures_.open_closed()) spdlog::error("{}", error.message);
     }
     config_ = std::move(config);
   }
@@ -371,22 +233,14 @@ void LivePipeline::apply_pending() {
 
 void LivePipeline::refresh_snapshot() {
   PipelineSnapshot s;
-  s.decode = decode_retired_;
+  s.decode = captures_.decode_counters();
   s.memory_bound = memory_bound();
   if (evidence_) {
     s.evidence.enabled = true;
     s.evidence.taps = evidence_->counters();
     s.evidence.writer = evidence_->writer().stats();
   }
-  for (auto& interface : interfaces_) {
-    InterfaceHealth health = interface.health;
-    health.stats = interface.stats_base;
-    for (auto& capture : interface.captures) {
-      if (auto stats = capture.source->stats()) add_stats(health.stats, *stats);
-      if (capture.decoder) add_decode(s.decode, capture.decoder->counters());
-    }
-    s.interfaces.push_back(std::move(health));
-  }
+  s.interfaces = captures_.health();
   for (std::size_t i = 0; i < engine_.shard_count(); ++i) {
     s.worker_packets.push_back(engine_.shard(i).counters().packets);
   }
@@ -398,7 +252,11 @@ void LivePipeline::refresh_snapshot() {
   s.destination_counters = engine_.destination_counters();
   s.open_incidents = engine_.detector().open_incidents();
   s.incidents_started = engine_.detector().counters().started;
-  collect_destination_metrics(s);
+  auto exported =
+      export_destinations(engine_.destinations(), engine_.hosts(), engine_.detector(),
+                          engine_.newest_packet_time(), config_->metrics.max_destinations);
+  s.destinations_exported = std::move(exported.metrics);
+  s.destinations_unexported = exported.unexported;
   if (engine_.has_seen_packets()) {
     s.lag = std::chrono::nanoseconds(
         std::max<TimestampNs>(0, realtime_now() - engine_.newest_packet_time()));
@@ -406,71 +264,12 @@ void LivePipeline::refresh_snapshot() {
   for (const auto& p : engine_.protected_prefixes()) s.protected_prefixes.push_back(p.to_string());
   if (kernel_) kernel_->fill_snapshot(s.kernel, config_->metrics.max_destinations);
   s.refreshed_at = std::chrono::steady_clock::now();
-  std::lock_guard lock(snapshot_mutex_);
+  MutexLock lock(snapshot_mutex_);
   snapshot_ = std::move(s);
 }
 
-void LivePipeline::collect_destination_metrics(PipelineSnapshot& s) {
-  // Choose cheaply (counts only), then compute window statistics for the chosen few: the cap
-  // bounds both the work here and the number of series a scrape returns.
-  const auto& incidents = engine_.detector().incidents();
-  const MergedDestinations& merged = engine_.destinations();
-  std::vector<const Destination*> chosen;
-  merged.for_each([&](const Destination& d) { chosen.push_back(&d); });
-  const std::size_t cap = config_->metrics.max_destinations;
-  const auto rank = [&](const Destination* a, const Destination* b) {
-    const bool a_open = incidents.contains(a->target);
-    const bool b_open = incidents.contains(b->target);
-    if (a_open != b_open) return a_open;
-    return a->half_open() > b->half_open();
-  };
-  if (chosen.size() > cap) {
-    std::partial_sort(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(cap),
-                      chosen.end(), rank);
-    s.destinations_unexported = chosen.size() - cap;
-    chosen.resize(cap);
-  }
-  const TimestampNs now = engine_.newest_packet_time();
-  // Enough for a glance at who sends; incidents' events carry the configured number.
-  constexpr std::size_t kTopSources = 3;
-  const auto fill = [&](const DestinationStats& stats, const Destination& d,
-                        DestinationMetrics& m) {
-    m.target = d.target;
-    m.syn_seen = d.syn_seen;
-    m.syn_recv = d.syn_recv;
-    m.totals = d.totals;
-    m.syn_rate = stats.syn_rate;
-    m.distinct_sources = stats.distinct_sources;
-    m.source_entropy = stats.source_entropy;
-    m.completion_ratio = stats.completion_ratio;
-    m.stale = stats.stale;
-    m.top_sources = stats.top_sources;
-  };
-  // Whole hosts only while they have an incident: their ports are exported as destinations.
-  const auto& host_incidents = engine_.detector().host_incidents();
-  for (const auto& [target, incident] : host_incidents) {
-    const Destination* d = engine_.hosts().find(target);
-    if (d == nullptr) continue;
-    DestinationMetrics m;
-    fill(engine_.hosts().stats(*d, now, kTopSources), *d, m);
-    m.baseline = engine_.detector().baseline_of(target, true);
-    m.host = true;
-    m.attack = incident.kind;
-    s.destinations_exported.push_back(m);
-  }
-  for (const Destination* d : chosen) {
-    DestinationMetrics m;
-    fill(merged.stats(*d, now, kTopSources), *d, m);
-    m.baseline = engine_.detector().baseline_of(d->target, false);
-    if (const auto open = incidents.find(d->target); open != incidents.end()) {
-      m.attack = open->second.kind;
-    }
-    s.destinations_exported.push_back(m);
-  }
-}
-
 bool LivePipeline::read_captures(std::size_t worker_index, const std::vector<pollfd>& fds,
-                                 const std::vector<Capture*>& polled) {
+                                 const std::vector<CaptureSet::Capture*>& polled) {
   struct Feed final : PacketHandler {
     FlowShard* shard = nullptr;
     Decoder* decoder = nullptr;
@@ -481,7 +280,7 @@ bool LivePipeline::read_captures(std::size_t worker_index, const std::vector<pol
   feed.shard = &engine_.shard(worker_index);
   bool got_packets = false;
   for (std::size_t i = 0; i < polled.size(); ++i) {
-    Capture& capture = *polled[i];
+    CaptureSet::Capture& capture = *polled[i];
     if (fds[i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
       // A vanished interface shows up here; dispatch() gives libpcap's reason.
       struct Ignore final : PacketHandler {
@@ -507,63 +306,47 @@ bool LivePipeline::read_captures(std::size_t worker_index, const std::vector<pol
       if (result.status != DispatchStatus::kPackets) break;
       got_packets = true;
       // A waiting coordinator must not wait for a whole burst.
-      if (pause_requested_.load(std::memory_order_relaxed)) break;
+      if (pool_.pause_requested()) break;
     }
   }
   return got_packets;
 }
 
-void LivePipeline::run_worker(std::size_t index) {
+void LivePipeline::collect_polled(std::size_t worker_index, int wake_fd, std::vector<pollfd>& fds,
+                                  std::vector<CaptureSet::Capture*>& polled) {
+  fds.clear();
+  polled.clear();
+  captures_.for_each_live(worker_index, [&](CaptureSet::Capture& capture) {
+    fds.push_back({capture.source->selectable_fd(), POLLIN, 0});
+    polled.push_back(&capture);
+  });
+  fds.push_back({wake_fd, POLLIN, 0});
+}
+
+void LivePipeline::run_worker_round(std::size_t index) {
   Worker& self = *workers_[index];
-  std::vector<pollfd> fds;
-  std::vector<Capture*> polled;
-  for (;;) {
-    if (pause_requested_.load(std::memory_order_acquire)) {
-      std::unique_lock lock(park_mutex_);
-      ++parked_;
-      park_cv_.notify_all();
-      const std::uint64_t generation = park_generation_;
-      park_cv_.wait(lock, [&] { return park_generation_ != generation; });
-      --parked_;
-      continue;
-    }
-    if (workers_stopping_.load()) return;
-    // interfaces_ changes only while this worker is parked, so the pointers hold until then.
-    fds.clear();
-    polled.clear();
-    for (auto& interface : interfaces_) {
-      if (interface.captures.size() <= index) continue;
-      Capture& capture = interface.captures[index];
-      if (capture.failed) continue;
-      fds.push_back({capture.source->selectable_fd(), POLLIN, 0});
-      polled.push_back(&capture);
-    }
-    fds.push_back({self.wake_fd, POLLIN, 0});
-    // The coordinator's eventfd cuts this short; the timeout is only a backstop.
-    ::poll(fds.data(), fds.size(), 1000);
-    if (fds.back().revents & POLLIN) drain_fd(self.wake_fd);
-    read_captures(index, fds, polled);
-  }
+  const int wake_fd = pool_.wake_fd(index);
+  // captures_ changes only while this worker is parked, so the pointers hold until then.
+  collect_polled(index, wake_fd, self.fds, self.polled);
+  // The coordinator's eventfd cuts this short; the timeout is only a backstop.
+  ::poll(self.fds.data(), self.fds.size(), 1000);
+  if (self.fds.back().revents & POLLIN) drain_fd(wake_fd);
+  read_captures(index, self.fds, self.polled);
 }
 
 void LivePipeline::run() {
   std::vector<pollfd> fds;
-  std::vector<Capture*> polled;
+  std::vector<CaptureSet::Capture*> polled;
   auto next_snapshot = std::chrono::steady_clock::now();
   auto next_advance = next_snapshot;
   const bool coordinator_only = worker_count_ > 1;
   bool busy = false;  // packets since the last pass, or something over the threshold
   while (!stopping_.load()) {
-    fds.clear();
-    polled.clear();
-    if (!coordinator_only) {
-      for (auto& interface : interfaces_) {
-        if (interface.captures.empty() || interface.captures[0].failed) continue;
-        fds.push_back({interface.captures[0].source->selectable_fd(), POLLIN, 0});
-        polled.push_back(&interface.captures[0]);
-      }
+    if (coordinator_only) {
+      fds.assign({{wake_fd_, POLLIN, 0}});
+    } else {
+      collect_polled(0, wake_fd_, fds, polled);
     }
-    fds.push_back({wake_fd_, POLLIN, 0});
     const auto tick_ms = std::max<long long>(10, config_->detection.tick / kNanosPerMilli / 4);
     const long long timeout_ms =
         coordinator_only ? (busy ? kCoordinatorPeriodBusy : kCoordinatorPeriodIdle).count()
@@ -579,38 +362,23 @@ void LivePipeline::run() {
       continue;
     }
     next_advance = woke + std::chrono::milliseconds(10);
-    pause_workers();
+    pool_.pause();
     crossing_hint_.store(false);
-    close_failed_captures();
+    captures_.close_failed();
     apply_pending();
-    const auto now_mono = std::chrono::steady_clock::now();
-    for (auto& interface : interfaces_) {
-      if (interface.captures.empty() && now_mono >= interface.retry_at) {
-        if (try_open(interface)) {
-          spdlog::info("capture on '{}' resumed", interface.options.interface);
-        }
-      }
-    }
+    captures_.reopen_due();
     const auto after = std::chrono::steady_clock::now();
-    busy = false;
-    if (engine_.has_seen_packets() && engine_.newest_packet_time() != anchored_newest_) {
-      anchored_newest_ = engine_.newest_packet_time();
-      anchor_packet_time_ = anchored_newest_;
-      anchor_monotonic_ = after;
-      busy = true;
-    }
-    const TimestampNs live_now =
-        anchor_packet_time_ +
-        std::chrono::duration_cast<std::chrono::nanoseconds>(after - anchor_monotonic_).count();
-    engine_.advance_to(live_now);
-    busy = busy || engine_.detector().open_incidents() > 0 ||
+    const auto live = clock_.read(
+        engine_.has_seen_packets() ? std::optional(engine_.newest_packet_time()) : std::nullopt);
+    engine_.advance_to(live.now);
+    busy = live.new_packets || engine_.detector().open_incidents() > 0 ||
            engine_.destinations().above_threshold() > 0;
     const bool snapshot_due = after >= next_snapshot;
     if (snapshot_due) {
       refresh_snapshot();
       next_snapshot = after + std::chrono::milliseconds(250);
     }
-    resume_workers();
+    pool_.resume();
 
     if (kernel_ && after >= next_kernel_poll_) {
       // Kernel-only mode publishes the kernel view's incidents; with capture, the wire view
@@ -621,14 +389,9 @@ void LivePipeline::run() {
       next_kernel_poll_ = after + std::chrono::nanoseconds(config_->kernel.interval);
     }
   }
-  pause_workers();
+  pool_.pause();
   refresh_snapshot();
-  workers_stopping_.store(true);
-  resume_workers();
-  for (auto& worker : workers_) {
-    signal_fd(worker->wake_fd);
-    if (worker->thread.joinable()) worker->thread.join();
-  }
+  pool_.stop();
 }
 
 }  // namespace synwatch

@@ -11,11 +11,15 @@
 // failed or vanished, with backoff.
 //
 // Workers and the coordinator share no lock on the packet path: the coordinator touches shards,
-// sockets and decoders only while every worker is parked (pause_workers(): a flag the workers
+// sockets and decoders only while every worker is parked (WorkerPool::pause(): a flag the workers
 // check between batches, an eventfd to cut their poll short, a condition variable to park on).
 // It pauses them every 50 ms while packets flow or an incident is open (every 250 ms when idle),
 // and at once when a worker sees a destination rise past its share of the threshold; a pause
 // lasts as long as the merge and evaluation (microseconds to a few ms).
+//
+// The parts it wires together: CaptureSet (the interfaces' sockets, reopening with backoff),
+// WorkerPool (the worker threads and their parking), LiveClock (live time from the packets and the
+// monotonic clock) and export_destinations (which destinations the snapshot's metrics carry).
 //
 // Threads: start() launches the pipeline thread (and the workers); request_*(), snapshot() and
 // stop() may be called from any other thread. Events reach the EventSink on the pipeline thread:
@@ -24,11 +28,9 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <expected>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -37,38 +39,18 @@
 #include <poll.h>
 
 #include "common/error.hpp"
+#include "common/thread_annotations.hpp"
 #include "capture/live_source.hpp"
 #include "config/config.hpp"
+#include "engine/capture_set.hpp"
 #include "engine/evidence_recorder.hpp"
 #include "engine/kernel_view.hpp"
+#include "engine/live_clock.hpp"
 #include "engine/sharded_engine.hpp"
+#include "engine/worker_pool.hpp"
+#include "export/destination_ranking.hpp"
 
 namespace synwatch {
-
-struct InterfaceHealth {
-  std::string name;
-  bool open = false;
-  std::string last_error;  // why it is closed, if it is
-  std::uint64_t reopen_attempts = 0;
-  CaptureStats stats;  // summed over every time the interface was (re)opened
-};
-
-// Per-destination figures for metrics, computed off the packet path when the snapshot refreshes.
-struct DestinationMetrics {
-  Endpoint target;
-  bool host = false;  // the whole address (port 0): an incident over its ports
-  std::uint32_t syn_seen = 0;
-  std::uint32_t syn_recv = 0;
-  DestinationTotals totals;
-  double syn_rate = 0;
-  double distinct_sources = 0;
-  double source_entropy = 0;
-  double completion_ratio = 0;
-  std::uint32_t stale = 0;  // stale half-open handshakes in the window (the flood condition's)
-  double baseline = 0;
-  std::optional<AttackKind> attack;           // set while an incident is open on this destination
-  std::vector<HeavySourceShare> top_sources;  // the few heaviest, for `synwatchd top`
-};
 
 // A consistent copy of the pipeline's figures, refreshed by the capture thread every 250 ms.
 // What the live daemon's memory is bounded by, part by part (all but `fixed` computed from the
@@ -148,10 +130,10 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
 
   // Hands a new configuration to the capture thread; applied between two batches. Returns at
   // once. If the interfaces, filter, snap length or buffer changed, the captures are reopened.
-  void request_reconfigure(std::shared_ptr<const Config> config);
-  void request_protected(std::vector<IpPrefix> prefixes);
+  void request_reconfigure(std::shared_ptr<const Config> config) EXCLUDES(mailbox_mutex_);
+  void request_protected(std::vector<IpPrefix> prefixes) EXCLUDES(mailbox_mutex_);
 
-  [[nodiscard]] PipelineSnapshot snapshot() const;
+  [[nodiscard]] PipelineSnapshot snapshot() const EXCLUDES(snapshot_mutex_);
   // Before start(), or from the capture thread.
   [[nodiscard]] MemoryBound memory_bound() const;
   [[nodiscard]] std::size_t workers() const noexcept { return worker_count_; }
@@ -160,45 +142,19 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   static std::size_t resolve_workers(const Config& config);
 
  private:
-  // A decoder on a cache line of its own: its counters are written for every frame.
-  struct alignas(64) CaptureDecoder : Decoder {
-    using Decoder::Decoder;
-  };
-  // One socket of an interface, read by one thread (worker i reads captures[i]).
-  struct Capture {
-    std::unique_ptr<LivePcapSource> source;
-    std::unique_ptr<CaptureDecoder> decoder;
-    // Set by the reading thread when the socket failed; the coordinator closes the interface.
-    bool failed = false;
-    std::string error;
-  };
-  struct Interface {
-    LiveCaptureOptions options;
-    std::vector<Capture> captures;  // empty while closed
-    InterfaceHealth health;
-    CaptureStats stats_base;  // totals of earlier openings
-    std::chrono::steady_clock::time_point retry_at{};
-    std::chrono::milliseconds backoff{1000};
-    CaptureOpenError last_open_error;  // why the last try_open failed
-  };
   struct Worker;
 
   void run();
-  void run_worker(std::size_t index);
+  void run_worker_round(std::size_t index);
   // Reads every readable socket of `worker_index` into its shard; false if none had packets.
   bool read_captures(std::size_t worker_index, const std::vector<pollfd>& fds,
-                     const std::vector<Capture*>& polled);
-  bool try_open(Interface& interface);
-  void close_interface(Interface& interface, const std::string& error);
-  void close_failed_captures();
-  void apply_pending();
-  void refresh_snapshot();
-  void collect_destination_metrics(PipelineSnapshot& s);
-  void build_interfaces(const Config& config);
+                     const std::vector<CaptureSet::Capture*>& polled);
+  // The sockets `worker_index` reads (fds and polled in step), then its wake-up eventfd.
+  void collect_polled(std::size_t worker_index, int wake_fd, std::vector<pollfd>& fds,
+                      std::vector<CaptureSet::Capture*>& polled);
+  void apply_pending() EXCLUDES(mailbox_mutex_);
+  void refresh_snapshot() EXCLUDES(snapshot_mutex_);
   void wake() noexcept;
-  void retire_decoders(Interface& interface);
-  void pause_workers();
-  void resume_workers();
 
   std::shared_ptr<const Config> config_;
   EventSink& sink_;
@@ -208,37 +164,26 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // which publishes to it.
   std::unique_ptr<EvidenceRecorder> evidence_;
   ShardedEngine engine_;
+  // One per shard: its observer and, with several workers, its thread's buffers.
   std::vector<std::unique_ptr<Worker>> workers_;
-  // Parking: see the header comment. Guarded by park_mutex_, except the flag's fast check.
-  // Read by every worker after each batch: on a line of its own, written only to pause.
-  alignas(64) std::atomic<bool> pause_requested_{false};
-  std::atomic<bool> workers_stopping_{false};
+  WorkerPool pool_;                                     // threads only with several workers
   alignas(64) std::atomic<bool> crossing_hint_{false};  // a worker saw a destination pass its share
-  std::mutex park_mutex_;
-  std::condition_variable park_cv_;
-  std::size_t parked_ = 0;
-  std::uint64_t park_generation_ = 0;
-  std::unique_ptr<KernelSource> kernel_;  // capture thread only once started
+  std::unique_ptr<KernelSource> kernel_;                // capture thread only once started
   std::chrono::steady_clock::time_point next_kernel_poll_{};
-  std::vector<Interface> interfaces_;  // changed only by the coordinator, with workers parked
+  CaptureSet captures_;  // changed only by the coordinator, with workers parked
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   int wake_fd_ = -1;
 
-  mutable std::mutex mailbox_mutex_;  // guards the two pending_* fields only
-  std::shared_ptr<const Config> pending_config_;
-  std::optional<std::vector<IpPrefix>> pending_protected_;
+  mutable Mutex mailbox_mutex_;
+  std::shared_ptr<const Config> pending_config_ GUARDED_BY(mailbox_mutex_);
+  std::optional<std::vector<IpPrefix>> pending_protected_ GUARDED_BY(mailbox_mutex_);
   std::vector<IpPrefix> host_protected_;  // capture thread only
-  DecodeCounters decode_retired_;         // counts of decoders replaced by reopening
-  TimestampNs anchored_newest_ = 0;       // the newest packet time the anchor was set from
 
-  mutable std::mutex snapshot_mutex_;
-  PipelineSnapshot snapshot_;
+  mutable Mutex snapshot_mutex_;
+  PipelineSnapshot snapshot_ GUARDED_BY(snapshot_mutex_);
 
-  // Live time: the engine runs on packet timestamps; while no packets come, it is advanced by
-  // the monotonic clock from the last packet (anchor), so ticks keep running.
-  TimestampNs anchor_packet_time_ = 0;
-  std::chrono::steady_clock::time_point anchor_monotonic_{};
+  LiveClock clock_;  // capture thread only once started
 };
 
 }  // namespace synwatch

@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <filesystem>
 #include <future>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "common/error.hpp"
 #include "common/ip_address.hpp"
+#include "common/thread_annotations.hpp"
 #include "common/time.hpp"
 #include "error_printer.hpp"
 
@@ -185,6 +188,39 @@ TEST(Error, EveryKindHasItsOwnName) {
   std::ranges::sort(names);
   EXPECT_EQ(std::ranges::adjacent_find(names), names.end());
   EXPECT_EQ(std::ranges::count(names, "unknown"), 0);
+}
+
+// Whether another caller could take `mutex` right now.
+bool free_now(Mutex& mutex) {
+  if (!mutex.try_lock()) return false;
+  mutex.unlock();
+  return true;
+}
+
+TEST(MutexLock, HoldsTheMutexForItsScope) {
+  Mutex mutex;
+  {
+    const MutexLock lock(mutex);
+    EXPECT_FALSE(std::async(std::launch::async, [&] { return free_now(mutex); }).get());
+  }
+  EXPECT_TRUE(free_now(mutex));
+}
+
+TEST(MutexLock, AConditionVariableWaitReleasesTheMutex) {
+  Mutex mutex;
+  std::condition_variable_any changed;
+  bool ready = false;
+  std::thread setter([&] {
+    const MutexLock lock(mutex);
+    ready = true;
+    changed.notify_all();
+  });
+  {
+    MutexLock lock(mutex);
+    while (!ready) changed.wait(lock);
+  }
+  setter.join();
+  EXPECT_TRUE(ready);
 }
 
 }  // namespace

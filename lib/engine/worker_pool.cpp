@@ -1,0 +1,96 @@
+#include "engine/worker_pool.hpp"
+
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <utility>
+
+namespace synwatch {
+
+WorkerPool::WorkerPool(std::size_t workers) {
+  for (std::size_t i = 0; i < workers; ++i) {
+    wake_fds_.push_back(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  }
+}
+
+WorkerPool::~WorkerPool() {
+  stop();
+  for (const int fd : wake_fds_) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+void WorkerPool::start(Round round, const std::string& name_prefix) {
+  round_ = std::move(round);
+  for (std::size_t i = 0; i < wake_fds_.size(); ++i) {
+    threads_.emplace_back([this, i, name = name_prefix + std::to_string(i)] {
+      pthread_setname_np(pthread_self(), name.c_str());
+      run(i);
+    });
+  }
+}
+
+void WorkerPool::wake_all() noexcept {
+  const std::uint64_t one = 1;
+  for (const int fd : wake_fds_) {
+    [[maybe_unused]] const auto n = ::write(fd, &one, sizeof one);
+  }
+}
+
+void WorkerPool::pause() {
+  if (threads_.empty()) return;
+  {
+    MutexLock lock(park_mutex_);
+    pause_requested_.store(true, std::memory_order_release);
+  }
+  wake_all();
+  MutexLock lock(park_mutex_);
+  while (parked_ != threads_.size()) park_cv_.wait(lock);
+}
+
+void WorkerPool::resume() {
+  if (threads_.empty()) return;
+  {
+    MutexLock lock(park_mutex_);
+    pause_requested_.store(false, std::memory_order_release);
+    ++generation_;
+  }
+  park_cv_.notify_all();
+}
+
+void WorkerPool::stop() {
+  if (threads_.empty()) return;
+  {
+    MutexLock lock(park_mutex_);
+    stopping_.store(true);
+    pause_requested_.store(false, std::memory_order_release);
+    ++generation_;
+  }
+  park_cv_.notify_all();
+  wake_all();
+  for (auto& thread : threads_) thread.join();
+  threads_.clear();
+}
+
+void WorkerPool::park_until_resumed(MutexLock& lock) {
+  ++parked_;
+  park_cv_.notify_all();
+  const std::uint64_t generation = generation_;
+  while (generation_ == generation) park_cv_.wait(lock);
+  --parked_;
+}
+
+void WorkerPool::run(std::size_t index) {
+  for (;;) {
+    if (pause_requested_.load(std::memory_order_acquire)) {
+      MutexLock lock(park_mutex_);
+      park_until_resumed(lock);
+      continue;
+    }
+    if (stopping_.load()) return;
+    round_(index);
+  }
+}
+
+}  // namespace synwatch
