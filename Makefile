@@ -48,7 +48,7 @@ sanitize: deps
 	ctest --test-dir $(BUILD)-asan --output-on-failure -j $(JOBS)
 
 # ThreadSanitizer on what runs threads: capture workers and coordinator (the live daemon, the
-# sharded engine), the read-ahead of --read (and the progress line asking it how far it has
+# worker pool's parking, the sharded engine), the read-ahead of --read (and the progress line asking it how far it has
 # read), the webhook sender and its spool, the /metrics HTTP server, the evidence ring and writer,
 # the nftables action's worker, the status socket's server. Only those: the rest of the suite is single-threaded, and TSan
 # makes it several times slower. Address space randomisation is turned off for the run
@@ -57,8 +57,8 @@ sanitize: deps
 TSAN_TARGETS = synwatchd synwatch_gen synwatch_flood engine_test sharded_engine_test capture_test \
   webhook_test spool_test live_netns_test webhook_e2e_test offline_e2e_test http_endpoint_test \
   evidence_writer_test evidence_test nftables_action_test nftables_netns_test offline_cli_test \
-  status_socket_test
-TSAN_TESTS = ^(SpscRing|EvidenceWriter(Test)?|EvidenceRecorder|ShardedEngine|Scenarios/ShardedOnCaptures|Scenarios/EngineOnCaptures|ReadAheadSource|CaptureSequenceTest|OfflineCli|WebhookDispatcher|SpoolTest|LiveNetns|WebhookE2E|OfflineE2E|HttpEndpoint(Auth|Limits|Tls)?|NftablesAction(DryRun|Live)|NftablesNetns|StatusSocket)\.
+  status_socket_test worker_pool_test common_test
+TSAN_TESTS = ^(SpscRing|WorkerPool|MutexLock|EvidenceWriter(Test)?|EvidenceRecorder|ShardedEngine|Scenarios/ShardedOnCaptures|Scenarios/EngineOnCaptures|ReadAheadSource|CaptureSequenceTest|OfflineCli|WebhookDispatcher|SpoolTest|LiveNetns|WebhookE2E|OfflineE2E|HttpEndpoint(Auth|Limits|Tls)?|NftablesAction(DryRun|Live)|NftablesNetns|StatusSocket)\.
 tsan: deps
 	cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNWATCH_SANITIZE_THREAD=ON \
 	  -DSYNWATCH_BUILD_BENCH=OFF

@@ -657,7 +657,7 @@ class Service {
   std::unique_ptr<StatusSocket> status_;
   LatestIncidentEvents latest_incident_events_;
   TimestampNs started_at_ = realtime_now();
-  std::map<std::string, OutputCounts> outputs_;
+  std::map<std::string, OutputStats> outputs_;
   bool last_reload_ok_ = true;
   double last_reload_success_time_ = 0;
   std::vector<IpPrefix> last_host_addresses_;

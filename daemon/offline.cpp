@@ -47,7 +47,7 @@ class FanOutSink final : public EventSink {
 };
 
 // "truncated_ip=3, bad_tcp_offset=1": the decode errors by reason; empty without any.
-std::string decode_error_detail(const DecodeCounters& decode) {
+std::string decode_error_detail(const DecodeStats& decode) {
   std::string detail;
   for (std::size_t i = 0; i < decode.by_result.size(); ++i) {
     const auto reason = static_cast<DecodeResult>(i);
@@ -67,9 +67,9 @@ std::string describe_input(const std::vector<SequenceFile>& files) {
 }
 
 void print_summary(const std::string& input, const Engine& engine, std::uint64_t events) {
-  const DecodeCounters& decode = engine.decode_counters();
-  const HandshakeTableCounters& flows = engine.handshakes().counters();
-  const DetectorCounters& detector = engine.detector().counters();
+  const DecodeStats& decode = engine.decode_counters();
+  const HandshakeTableStats& flows = engine.handshakes().counters();
+  const DetectorStats& detector = engine.detector().counters();
   const std::string detail = decode_error_detail(decode);
   fmt::print(
       stderr,
@@ -93,14 +93,14 @@ CaptureSummary capture_summary(const std::vector<SequenceFile>& files, const Eng
   summary.tcp_segments = engine.counters().tcp_segments;
   summary.decode_errors = engine.decode_counters().errors();
   summary.decode_error_detail = decode_error_detail(engine.decode_counters());
-  const HandshakeTableCounters& flows = engine.handshakes().counters();
+  const HandshakeTableStats& flows = engine.handshakes().counters();
   summary.handshakes_started = flows.inserted;
   summary.handshakes_completed = flows.completed;
   summary.handshakes_reset = flows.reset;
   summary.handshakes_expired = flows.expired;
   summary.handshakes_evicted = flows.evicted;
   summary.handshakes_pending = engine.handshakes().size();
-  const DetectorCounters& detector = engine.detector().counters();
+  const DetectorStats& detector = engine.detector().counters();
   summary.incidents_by_kind = detector.started;
   summary.incidents_ended = detector.ended;
   summary.events = events;

@@ -8,11 +8,11 @@
 
 namespace synwatch {
 
-void WindowCounts::add(const WindowCounts& other) noexcept {
-  add_members(*this, other, kWindowCountsMembers);
+void WindowStats::add(const WindowStats& other) noexcept {
+  add_members(*this, other, kWindowStatsMembers);
 }
 
-void DestinationTotals::add(const DestinationTotals& other) noexcept {
+void DestinationEventStats::add(const DestinationEventStats& other) noexcept {
   add_members(*this, other, kDestinationEvents.members);
 }
 
@@ -46,8 +46,8 @@ StaleJudgement StaleJudgement::from(const DetectionConfig& detection) {
   return j;
 }
 
-void DestinationTableCounters::add(const DestinationTableCounters& other) noexcept {
-  add_members(*this, other, kDestinationTableCountersMembers);
+void DestinationTableStats::add(const DestinationTableStats& other) noexcept {
+  add_members(*this, other, kDestinationTableStatsMembers);
 }
 
 DestinationTable::DestinationTable(const AggregationConfig& config, DurationNs tick,
@@ -246,7 +246,7 @@ inline WindowSlot& DestinationTable::current_slot(std::uint32_t index, Timestamp
       d.stale_level -= std::min(d.stale_level, slot.counts.stale);
     }
     slot.tick = tick;
-    slot.counts = WindowCounts{};
+    slot.counts = WindowStats{};
     slot.peak_half_open = 0;
     slot.sources.clear();
     slot.heavy.clear();
@@ -521,7 +521,7 @@ void DestinationTable::on_expired(const Endpoint& server, const IpAddress& clien
   Destination* d = find(server);
   if (d == nullptr) return;
   decrement(*d, state);
-  WindowCounts& counts = current_slot(index_of(*d), now).counts;
+  WindowStats& counts = current_slot(index_of(*d), now).counts;
   ++counts.expired;
   if (state == HandshakeState::kSynSeen) ++counts.unanswered;
   ++d->totals.expired;
@@ -573,7 +573,7 @@ Destination* DestinationTable::set_stateless(const Endpoint& target, std::uint32
   if (d == nullptr) return nullptr;
   const std::uint32_t index = index_of(*d);
   if (news) {
-    WindowCounts& counts = current_slot(index, now).counts;
+    WindowStats& counts = current_slot(index, now).counts;
     counts.syns += new_syns;
     counts.unanswered += new_syns;
     counts.completed += new_completed;

@@ -44,7 +44,7 @@ inline constexpr std::size_t kHeavySourcesPerSlot = 16;
 using SourceSummary = SpaceSaving<kHeavySourcesPerSlot>;
 
 // Counts of handshake events in one slot (one tick).
-struct WindowCounts {
+struct WindowStats {
   std::uint32_t syns = 0;     // new SYNs (retransmissions excluded)
   std::uint32_t synacks = 0;  // first valid SYN-ACK of a handshake
   std::uint32_t completed = 0;
@@ -63,19 +63,19 @@ struct WindowCounts {
   // (distinct ratio, bogon share, entropy, concentration) are over the others.
   std::uint32_t unsourced_stale = 0;
 
-  void add(const WindowCounts& other) noexcept;
+  void add(const WindowStats& other) noexcept;
 };
 
-inline constexpr std::array<std::uint32_t WindowCounts::*, 12> kWindowCountsMembers = {
-    &WindowCounts::syns,           &WindowCounts::synacks,     &WindowCounts::completed,
-    &WindowCounts::resets,         &WindowCounts::expired,     &WindowCounts::unanswered,
-    &WindowCounts::evicted,        &WindowCounts::stale,       &WindowCounts::failed,
-    &WindowCounts::late_completed, &WindowCounts::stale_bogon, &WindowCounts::unsourced_stale};
-static_assert(every_member_listed(kWindowCountsMembers),
-              "a WindowCounts member is missing from kWindowCountsMembers");
+inline constexpr std::array<std::uint32_t WindowStats::*, 12> kWindowStatsMembers = {
+    &WindowStats::syns,           &WindowStats::synacks,     &WindowStats::completed,
+    &WindowStats::resets,         &WindowStats::expired,     &WindowStats::unanswered,
+    &WindowStats::evicted,        &WindowStats::stale,       &WindowStats::failed,
+    &WindowStats::late_completed, &WindowStats::stale_bogon, &WindowStats::unsourced_stale};
+static_assert(every_member_listed(kWindowStatsMembers),
+              "a WindowStats member is missing from kWindowStatsMembers");
 
 // Monotonic totals since the destination was first tracked (for metrics counters).
-struct DestinationTotals {
+struct DestinationEventStats {
   std::uint64_t syns = 0;
   std::uint64_t syn_retransmits = 0;
   std::uint64_t synacks = 0;
@@ -85,27 +85,27 @@ struct DestinationTotals {
   std::uint64_t evicted = 0;
   std::uint64_t stale = 0;  // judged stale or failed (late completions not taken back)
 
-  void add(const DestinationTotals& other) noexcept;
+  void add(const DestinationEventStats& other) noexcept;
 };
 
-// The /metrics family of DestinationTotals, per destination (export/ adds address and port).
-inline constexpr LabelledFigures<DestinationTotals, std::uint64_t, 8> kDestinationEvents{
+// The /metrics family of DestinationEventStats, per destination (export/ adds address and port).
+inline constexpr LabelledFigures<DestinationEventStats, std::uint64_t, 8> kDestinationEvents{
     .metric = "synwatch_handshake_events_total",
     .help =
         "Handshake events per destination (syn: new SYNs, retransmissions excluded; stale: "
         "judged stale or failed).",
     .kind = FigureKind::kCounter,
     .label = "event",
-    .members = {{{&DestinationTotals::syns, "syn"},
-                 {&DestinationTotals::syn_retransmits, "syn_retransmit"},
-                 {&DestinationTotals::synacks, "synack"},
-                 {&DestinationTotals::completed, "completed"},
-                 {&DestinationTotals::resets, "reset"},
-                 {&DestinationTotals::expired, "expired"},
-                 {&DestinationTotals::evicted, "evicted"},
-                 {&DestinationTotals::stale, "stale"}}}};
+    .members = {{{&DestinationEventStats::syns, "syn"},
+                 {&DestinationEventStats::syn_retransmits, "syn_retransmit"},
+                 {&DestinationEventStats::synacks, "synack"},
+                 {&DestinationEventStats::completed, "completed"},
+                 {&DestinationEventStats::resets, "reset"},
+                 {&DestinationEventStats::expired, "expired"},
+                 {&DestinationEventStats::evicted, "evicted"},
+                 {&DestinationEventStats::stale, "stale"}}}};
 static_assert(every_member_listed(kDestinationEvents.members),
-              "a DestinationTotals member is missing from kDestinationEvents");
+              "a DestinationEventStats member is missing from kDestinationEvents");
 
 // How pending handshakes are judged (config detection.stale), as the tables use it.
 struct StaleJudgement {
@@ -124,7 +124,7 @@ inline constexpr std::size_t kJudgeRungsMax = 7;
 
 struct WindowSlot {
   std::int64_t tick = INT64_MIN;  // which tick of packet time this slot holds
-  WindowCounts counts;
+  WindowStats counts;
   std::uint32_t peak_half_open = 0;  // the most half-open handshakes seen during the tick
   SourceHll sources;
   SourceSummary heavy;
@@ -139,11 +139,11 @@ struct Destination {
   // When flood_level() last rose to the table's threshold and has stayed there (0 = below): a
   // fact of the counts, kept by the table; the detector times its hold from it.
   TimestampNs above_threshold_since = 0;
-  DestinationTotals totals;
+  DestinationEventStats totals;
   // Half-open connections the kernel answered statelessly (SYN cookies), as the kernel view
   // estimates them; always 0 in the wire view. See set_stateless().
   std::uint32_t stateless = 0;
-  // Stale handshakes counted in the window (WindowCounts::stale summed), kept as they are counted
+  // Stale handshakes counted in the window (WindowStats::stale summed), kept as they are counted
   // so that a crossing of the threshold is seen on the packet; settle() makes it exact again.
   std::uint32_t stale_level = 0;
   // The destination's normal: completed handshakes' times by judgement rung (the last bucket:
@@ -171,7 +171,7 @@ struct DestinationStats {
   std::uint32_t syn_recv = 0;
   std::uint32_t half_open = 0;
   DurationNs window_span = 0;  // packet time the window actually covers
-  WindowCounts window;         // sums over the window
+  WindowStats window;          // sums over the window
   double syn_rate = 0;         // per second
   double synack_rate = 0;
   double completed_rate = 0;
@@ -198,7 +198,7 @@ struct DestinationStats {
 // table, or from several (one per capture worker) and merged: counts summed, distinct-source
 // sketches united, heavy-hitter summaries merged.
 struct WindowAccumulator {
-  WindowCounts window;
+  WindowStats window;
   std::vector<const SourceHll*> sketches;
   SourceSummary heavy;
   TimestampNs first_seen = INT64_MAX;
@@ -227,21 +227,21 @@ class DestinationSet {
                                                std::size_t top_sources) const = 0;
 };
 
-struct DestinationTableCounters {
+struct DestinationTableStats {
   std::uint64_t created = 0;
   std::uint64_t recycled = 0;   // least recently active destination reused for a new one
   std::uint64_t dropped = 0;    // new destination not tracked: pool full of floods
   std::uint64_t forgotten = 0;  // removed after idle_timeout
 
-  void add(const DestinationTableCounters& other) noexcept;
+  void add(const DestinationTableStats& other) noexcept;
 };
 
-inline constexpr std::array<std::uint64_t DestinationTableCounters::*, 4>
-    kDestinationTableCountersMembers = {
-        &DestinationTableCounters::created, &DestinationTableCounters::recycled,
-        &DestinationTableCounters::dropped, &DestinationTableCounters::forgotten};
-static_assert(every_member_listed(kDestinationTableCountersMembers),
-              "a DestinationTableCounters member is missing from kDestinationTableCountersMembers");
+inline constexpr std::array<std::uint64_t DestinationTableStats::*, 4>
+    kDestinationTableStatsMembers = {
+        &DestinationTableStats::created, &DestinationTableStats::recycled,
+        &DestinationTableStats::dropped, &DestinationTableStats::forgotten};
+static_assert(every_member_listed(kDestinationTableStatsMembers),
+              "a DestinationTableStats member is missing from kDestinationTableStatsMembers");
 
 class DestinationTable final : public DestinationSet {
  public:
@@ -328,7 +328,7 @@ class DestinationTable final : public DestinationSet {
   // on_flow() to hear of a crossing without looking at the destination.
   [[nodiscard]] std::uint64_t crossings() const noexcept { return crossings_; }
   [[nodiscard]] std::size_t capacity() const noexcept { return pool_.size(); }
-  [[nodiscard]] const DestinationTableCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] const DestinationTableStats& counters() const noexcept { return counters_; }
   [[nodiscard]] std::size_t memory_bytes() const noexcept;
 
  private:
@@ -397,7 +397,7 @@ class DestinationTable final : public DestinationSet {
   std::size_t size_ = 0;
   std::size_t above_threshold_ = 0;
   std::uint64_t crossings_ = 0;
-  DestinationTableCounters counters_;
+  DestinationTableStats counters_;
   std::uint32_t last_found_ = kNone;  // pool index find() returned last, if still in use
   // The tick of packet time current_slot() computed last, valid for times in [begin, end).
   std::int64_t slot_tick_ = 0;

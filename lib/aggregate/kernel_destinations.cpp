@@ -13,7 +13,7 @@ bool is_unspecified(const IpAddress& a) noexcept {
   return a == any6 || a == any4;
 }
 
-bool is_full(const KernelListenerFigures& l) noexcept {
+bool is_full(const KernelListenerStats& l) noexcept {
   return l.backlog > 0 && l.syn_recv >= l.backlog;
 }
 
@@ -65,8 +65,7 @@ std::span<const std::uint16_t> KernelDestinations::begin_poll(
 
 void KernelDestinations::finish_poll(std::span<const KernelSocket> completed,
                                      std::span<const KernelListener> listeners,
-                                     const std::optional<TcpExtCounters>& counters,
-                                     TimestampNs now) {
+                                     const std::optional<TcpExtStats>& counters, TimestampNs now) {
   now_ = std::max(now, now_);
   polled_ = true;
   // Vanished first, so that the new ones' peak half-open count does not include connections
@@ -122,7 +121,7 @@ void KernelDestinations::judge_stale() {
 std::size_t KernelDestinations::listener_index_for(const Endpoint& local) const noexcept {
   const auto range = std::equal_range(
       listeners_.begin(), listeners_.end(), local.port, [](const auto& a, const auto& b) {
-        if constexpr (std::is_same_v<std::decay_t<decltype(a)>, KernelListenerFigures>) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(a)>, KernelListenerStats>) {
           return a.local.port < b;
         } else {
           return a < b.local.port;
@@ -141,8 +140,7 @@ std::size_t KernelDestinations::listener_index_for(const Endpoint& local) const 
   return wildcard;
 }
 
-const KernelListenerFigures* KernelDestinations::listener_for(
-    const Endpoint& local) const noexcept {
+const KernelListenerStats* KernelDestinations::listener_for(const Endpoint& local) const noexcept {
   const std::size_t index = listener_index_for(local);
   return index == kNoListener ? nullptr : &listeners_[index];
 }
@@ -163,7 +161,7 @@ void KernelDestinations::count_listeners(std::span<const KernelListener> listene
   }
 }
 
-void KernelDestinations::apply_counters(const std::optional<TcpExtCounters>& counters) {
+void KernelDestinations::apply_counters(const std::optional<TcpExtStats>& counters) {
   if (!counters) {
     attribute_cookies(0, 0);
     return;
@@ -202,7 +200,7 @@ void KernelDestinations::attribute_cookies(std::uint64_t sent, std::uint64_t val
       // Split each listener's share over its local addresses by their SYN_RECV counts.
       std::size_t listener_index = 0;
       for (std::size_t li = 0; li < listeners_.size(); ++li) {
-        const KernelListenerFigures& l = listeners_[li];
+        const KernelListenerStats& l = listeners_[li];
         if (!is_full(l)) continue;
         const std::uint64_t share_sent = sent / full + (listener_index < sent % full ? 1 : 0);
         const std::uint64_t share_validated =

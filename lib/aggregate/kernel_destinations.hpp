@@ -60,7 +60,7 @@
 
 namespace synwatch {
 
-struct KernelListenerFigures {
+struct KernelListenerStats {
   Endpoint local;
   bool v6 = false;
   std::uint32_t accept_queue = 0;
@@ -81,7 +81,7 @@ class KernelDestinations {
   // stale, and settles the table for the detector.
   void finish_poll(std::span<const KernelSocket> completed,
                    std::span<const KernelListener> listeners,
-                   const std::optional<TcpExtCounters>& counters, TimestampNs now);
+                   const std::optional<TcpExtStats>& counters, TimestampNs now);
 
   // Protected prefixes and the half-open threshold; the judgement stays as built.
   void reconfigure(const Config& config);
@@ -89,8 +89,8 @@ class KernelDestinations {
   [[nodiscard]] const DestinationTable& table() const noexcept { return table_; }
   [[nodiscard]] DestinationTable& table() noexcept { return table_; }
   // The listener serving `local` (an exact address before a wildcard); nullptr if none.
-  [[nodiscard]] const KernelListenerFigures* listener_for(const Endpoint& local) const noexcept;
-  [[nodiscard]] std::span<const KernelListenerFigures> listeners() const noexcept {
+  [[nodiscard]] const KernelListenerStats* listener_for(const Endpoint& local) const noexcept;
+  [[nodiscard]] std::span<const KernelListenerStats> listeners() const noexcept {
     return listeners_;
   }
   [[nodiscard]] bool polled() const noexcept { return polled_; }
@@ -128,7 +128,7 @@ class KernelDestinations {
   void apply_current();
   void judge_stale();
   void count_listeners(std::span<const KernelListener> listeners);
-  void apply_counters(const std::optional<TcpExtCounters>& counters);
+  void apply_counters(const std::optional<TcpExtStats>& counters);
   void attribute_cookies(std::uint64_t sent, std::uint64_t validated);
   [[nodiscard]] std::size_t listener_index_for(const Endpoint& local) const noexcept;
 
@@ -144,9 +144,9 @@ class KernelDestinations {
   std::vector<KernelSocket> current_;  // this poll's, sorted and unique
   std::vector<HalfOpen> vanished_;
   std::vector<std::uint16_t> vanished_ports_;
-  std::vector<KernelListenerFigures> listeners_;  // sorted by port
+  std::vector<KernelListenerStats> listeners_;  // sorted by port
 
-  std::optional<TcpExtCounters> last_counters_;
+  std::optional<TcpExtStats> last_counters_;
   TimestampNs last_counters_at_ = 0;
   double syncookies_sent_rate_ = 0;
   double listen_overflows_rate_ = 0;

@@ -6,7 +6,7 @@
 //
 // A list is either bare member pointers (figures that are only summed) or named members, which
 // also say how the figure is exported: a LabelledFigures is one metric family whose members are
-// told apart by one label (DestinationTotals' `event`); a member with a help text of its own is
+// told apart by one label (DestinationEventStats' `event`); a member with a help text of its own is
 // a metric of its own (TcpExt's counters). The names live beside the struct, in its module, so a
 // new figure is declared in one place; export/ only walks the lists.
 // Thread safety: constant data and pure functions.

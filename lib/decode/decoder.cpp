@@ -380,7 +380,7 @@ std::string_view to_string(DecodeResult reason) noexcept {
   return "unknown";
 }
 
-std::uint64_t DecodeCounters::errors() const noexcept {
+std::uint64_t DecodeStats::errors() const noexcept {
   std::uint64_t total = 0;
   for (std::size_t i = 0; i < by_result.size(); ++i) {
     if (is_decode_error(static_cast<DecodeResult>(i))) total += by_result[i];

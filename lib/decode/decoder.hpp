@@ -2,7 +2,7 @@
 // Decodes link, IP and TCP headers of one captured frame into a TcpSegment.
 //
 // Packet path rules: no exceptions, no allocation, no logging. Every frame that does not
-// yield a TCP segment is counted by reason in DecodeCounters instead.
+// yield a TCP segment is counted by reason in DecodeStats instead.
 // Thread safety: a Decoder is used by one thread at a time; give each capture worker its own.
 // Buffer ownership: decode() reads the frame only during the call and keeps no pointer to it.
 
@@ -65,7 +65,7 @@ constexpr bool is_decode_error(DecodeResult result) noexcept {
          result != DecodeResult::kNotTcp && result != DecodeResult::kCount;
 }
 
-struct DecodeCounters {
+struct DecodeStats {
   std::uint64_t frames = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(DecodeResult::kCount)> by_result{};
 
@@ -115,7 +115,7 @@ class Decoder {
     return decode_in_general(frame, out);
   }
 
-  [[nodiscard]] const DecodeCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] const DecodeStats& counters() const noexcept { return counters_; }
   [[nodiscard]] LinkType link_type() const noexcept { return link_; }
 
  private:
@@ -128,7 +128,7 @@ class Decoder {
   DecodeResult decode_in_general(std::span<const std::uint8_t> frame, TcpSegment& out) noexcept;
 
   LinkType link_;
-  DecodeCounters counters_;
+  DecodeStats counters_;
 };
 
 inline bool Decoder::decode_plain_ethernet_ipv4_tcp(std::span<const std::uint8_t> frame,

@@ -33,7 +33,7 @@
 
 namespace synwatch {
 
-struct DetectorCounters {
+struct DetectorStats {
   std::uint64_t evaluations = 0;
   std::array<std::uint64_t, kAttackKindCount> started{};  // by AttackKind
   std::uint64_t ended = 0;
@@ -70,7 +70,7 @@ class Detector {
   [[nodiscard]] std::size_t open_incidents() const noexcept {
     return incidents_.size() + host_incidents_.size();
   }
-  [[nodiscard]] const DetectorCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] const DetectorStats& counters() const noexcept { return counters_; }
 
   struct Incident {
     std::string id;
@@ -136,7 +136,7 @@ class Detector {
   Incidents host_incidents_;
   Normals normals_;
   Normals host_normals_;
-  DetectorCounters counters_;
+  DetectorStats counters_;
 };
 
 }  // namespace synwatch

@@ -26,7 +26,7 @@ void add_stats(CaptureStats& sum, const CaptureStats& part) {
   sum.dropped_interface += part.dropped_interface;
 }
 
-void add_decode(DecodeCounters& sum, const DecodeCounters& part) {
+void add_decode(DecodeStats& sum, const DecodeStats& part) {
   sum.frames += part.frames;
   for (std::size_t i = 0; i < part.by_result.size(); ++i) sum.by_result[i] += part.by_result[i];
 }
@@ -160,8 +160,8 @@ std::vector<InterfaceHealth> CaptureSet::health() {
   return out;
 }
 
-DecodeCounters CaptureSet::decode_counters() const {
-  DecodeCounters sum = decode_retired_;
+DecodeStats CaptureSet::decode_counters() const {
+  DecodeStats sum = decode_retired_;
   for (const auto& interface : interfaces_) {
     for (const auto& capture : interface.captures) {
       if (capture.decoder) add_decode(sum, capture.decoder->counters());

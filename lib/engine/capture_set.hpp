@@ -81,7 +81,7 @@ class CaptureSet {
   // Every interface's health, its capture counters summed over its openings.
   [[nodiscard]] std::vector<InterfaceHealth> health();
   // Decode counters of every decoder, past openings' included.
-  [[nodiscard]] DecodeCounters decode_counters() const;
+  [[nodiscard]] DecodeStats decode_counters() const;
 
  private:
   struct Interface {
@@ -102,7 +102,7 @@ class CaptureSet {
   Opener opener_;
   MonotonicNow monotonic_now_;
   std::vector<Interface> interfaces_;
-  DecodeCounters decode_retired_;  // counts of decoders replaced by reopening
+  DecodeStats decode_retired_;  // counts of decoders replaced by reopening
 };
 
 }  // namespace synwatch

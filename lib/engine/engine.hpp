@@ -57,10 +57,8 @@ class Engine final : public PacketHandler, private FlowShard::Observer {
     return shard_.protected_prefixes();
   }
 
-  [[nodiscard]] const EngineCounters& counters() const noexcept { return shard_.counters(); }
-  [[nodiscard]] const DecodeCounters& decode_counters() const noexcept {
-    return decoder_.counters();
-  }
+  [[nodiscard]] const EngineStats& counters() const noexcept { return shard_.counters(); }
+  [[nodiscard]] const DecodeStats& decode_counters() const noexcept { return decoder_.counters(); }
   [[nodiscard]] const HandshakeTable& handshakes() const noexcept { return shard_.handshakes(); }
   [[nodiscard]] const DestinationTable& destinations() const noexcept {
     return shard_.destinations();

@@ -48,8 +48,8 @@ void EvidenceRecorder::publish(const IncidentEvent& event) {
   downstream_.publish(stamped);
 }
 
-EvidenceTapCounters EvidenceRecorder::counters() const noexcept {
-  EvidenceTapCounters sum;
+EvidenceTapStats EvidenceRecorder::counters() const noexcept {
+  EvidenceTapStats sum;
   for (const auto& tap : taps_) {
     sum.copied += tap->counters().copied;
     sum.ring_full += tap->counters().ring_full;

@@ -39,7 +39,7 @@ class EvidenceRecorder final : public EventSink {
   void publish(const IncidentEvent& event) override;
 
   [[nodiscard]] EvidenceWriter& writer() noexcept { return *writer_; }
-  [[nodiscard]] EvidenceTapCounters counters() const noexcept;
+  [[nodiscard]] EvidenceTapStats counters() const noexcept;
   [[nodiscard]] std::size_t memory_bytes() const noexcept;
 
  private:

@@ -23,7 +23,7 @@
 
 namespace synwatch {
 
-struct EvidenceTapCounters {
+struct EvidenceTapStats {
   std::uint64_t copied = 0;           // frames handed to the writer
   std::uint64_t ring_full = 0;        // frames the writer had no room for yet (dropped)
   std::uint64_t watches_refused = 0;  // incidents beyond kMaxWatched at once: no evidence
@@ -44,7 +44,7 @@ class EvidenceTap {
         ring_(ring_frames) {}
 
   EvidenceRing& ring() noexcept { return ring_; }
-  [[nodiscard]] const EvidenceTapCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] const EvidenceTapStats& counters() const noexcept { return counters_; }
   [[nodiscard]] bool watching() const noexcept { return watched_count_ > 0; }
 
   // False when kMaxWatched targets are already watched (counted).
@@ -130,7 +130,7 @@ class EvidenceTap {
   WhenFull when_full_;
   std::array<Watched, kMaxWatched> watched_{};
   std::size_t watched_count_ = 0;
-  EvidenceTapCounters counters_;
+  EvidenceTapStats counters_;
   EvidenceRing ring_;
 };
 

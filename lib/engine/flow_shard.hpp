@@ -23,7 +23,7 @@
 
 namespace synwatch {
 
-struct EngineCounters {
+struct EngineStats {
   std::uint64_t packets = 0;
   std::uint64_t tcp_segments = 0;
   std::uint64_t unprotected_syns = 0;  // SYNs to destinations outside `protected`
@@ -88,8 +88,8 @@ class alignas(64) FlowShard {
     return protected_;
   }
 
-  [[nodiscard]] const EngineCounters& counters() const noexcept { return counters_; }
-  EngineCounters& counters() noexcept { return counters_; }
+  [[nodiscard]] const EngineStats& counters() const noexcept { return counters_; }
+  EngineStats& counters() noexcept { return counters_; }
   [[nodiscard]] const HandshakeTable& handshakes() const noexcept { return handshakes_; }
   // Preallocated bytes of its tables (handshakes, destinations, hosts): all it ever holds.
   [[nodiscard]] std::size_t memory_bytes() const noexcept {
@@ -135,7 +135,7 @@ class alignas(64) FlowShard {
   DestinationTable hosts_;
   Observer* observer_ = nullptr;
   EvidenceTap* evidence_ = nullptr;
-  EngineCounters counters_;
+  EngineStats counters_;
   TcpSegment segment_;
   bool started_ = false;
   TimestampNs newest_ = INT64_MIN;  // INT64_MIN until the first segment: never a regression

@@ -39,7 +39,7 @@ void KernelView::reconfigure(const Config& config) {
 
 void KernelView::finish_poll(std::span<const KernelSocket> completed,
                              std::span<const KernelListener> listeners,
-                             const std::optional<TcpExtCounters>& counters, TimestampNs now,
+                             const std::optional<TcpExtStats>& counters, TimestampNs now,
                              EventSink& sink) {
   destinations_.finish_poll(completed, listeners, counters, now);
   FiguresSink figures(*this, sink);
@@ -51,7 +51,7 @@ std::optional<KernelIncidentStats> KernelView::figures_for(const Endpoint& targe
   KernelIncidentStats k;
   k.syncookies_sent_rate = destinations_.syncookies_sent_rate();
   k.listen_overflows_rate = destinations_.listen_overflows_rate();
-  if (const KernelListenerFigures* l = destinations_.listener_for(target)) {
+  if (const KernelListenerStats* l = destinations_.listener_for(target)) {
     k.accept_queue = l->accept_queue;
     k.backlog = l->backlog;
   }
@@ -95,7 +95,7 @@ void KernelView::fill_snapshot(KernelViewSnapshot& out, std::size_t max_destinat
   out.destinations.clear();
   for (const Destination* d : chosen) {
     const DestinationStats stats = table.stats(*d, now, 0);
-    KernelDestinationFigures f;
+    KernelDestinationStats f;
     f.target = d->target;
     f.syn_recv = d->syn_recv;
     f.stateless = d->stateless;

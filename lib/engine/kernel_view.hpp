@@ -31,7 +31,7 @@
 
 namespace synwatch {
 
-struct KernelDestinationFigures {
+struct KernelDestinationStats {
   Endpoint target;
   std::uint32_t syn_recv = 0;
   std::uint32_t stateless = 0;
@@ -49,14 +49,14 @@ struct KernelViewSnapshot {
   std::uint64_t poll_failures = 0;
   std::chrono::nanoseconds last_poll_duration{0};
   std::size_t syn_recv_total = 0;
-  std::optional<TcpExtCounters> tcp_ext;  // monotonic since boot: export as *_total counters
+  std::optional<TcpExtStats> tcp_ext;  // monotonic since boot: export as *_total counters
   TcpSysctls sysctls;
   double syncookies_sent_rate = 0;
   double listen_overflows_rate = 0;
   std::uint64_t unattributed_syncookies = 0;
-  std::vector<KernelListenerFigures> listeners;
+  std::vector<KernelListenerStats> listeners;
   // At most the requested number: open incidents first, then by SYN_RECV count.
-  std::vector<KernelDestinationFigures> destinations;
+  std::vector<KernelDestinationStats> destinations;
   std::size_t destinations_unexported = 0;
   std::size_t open_incidents = 0;
 };
@@ -75,7 +75,7 @@ class KernelView {
   // evaluate; its events go to `sink` with stats.kernel filled in.
   void finish_poll(std::span<const KernelSocket> completed,
                    std::span<const KernelListener> listeners,
-                   const std::optional<TcpExtCounters>& counters, TimestampNs now, EventSink& sink);
+                   const std::optional<TcpExtStats>& counters, TimestampNs now, EventSink& sink);
 
   // stats.kernel for `target` (nullopt before the first poll).
   [[nodiscard]] std::optional<KernelIncidentStats> figures_for(const Endpoint& target) const;
@@ -138,7 +138,7 @@ class KernelSource {
   TcpStatsReader netstat_;
   KernelView view_;
   TcpSysctls sysctls_;
-  std::optional<TcpExtCounters> counters_;
+  std::optional<TcpExtStats> counters_;
   std::string last_error_;
   bool healthy_ = false;
   std::chrono::nanoseconds last_duration_{0};

@@ -72,7 +72,7 @@ struct MemoryBound {
 // Evidence captures (engine/evidence_recorder.hpp); enabled = false when they are off.
 struct EvidenceSnapshot {
   bool enabled = false;
-  EvidenceTapCounters taps;
+  EvidenceTapStats taps;
   EvidenceStats writer;
 };
 
@@ -80,17 +80,17 @@ struct PipelineSnapshot {
   std::vector<InterfaceHealth> interfaces;
   // Frames each capture worker handed to its shard (one entry per worker).
   std::vector<std::uint64_t> worker_packets;
-  EngineCounters engine;
-  DecodeCounters decode;
-  HandshakeTableCounters handshakes;
+  EngineStats engine;
+  DecodeStats decode;
+  HandshakeTableStats handshakes;
   std::size_t handshake_entries = 0;
   std::size_t handshake_capacity = 0;
   std::size_t destinations = 0;
-  DestinationTableCounters destination_counters;
+  DestinationTableStats destination_counters;
   std::size_t open_incidents = 0;
   std::array<std::uint64_t, kAttackKindCount> incidents_started{};  // by AttackKind
   // At most metrics.max_destinations: open incidents first, then by half-open count.
-  std::vector<DestinationMetrics> destinations_exported;
+  std::vector<ExportedDestinationStats> destinations_exported;
   std::size_t destinations_unexported = 0;
   std::chrono::nanoseconds lag{0};  // wall clock minus newest packet time at the last batch
   // When the capture thread took this snapshot: the daemon feeds systemd's watchdog only while

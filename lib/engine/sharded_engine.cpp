@@ -180,8 +180,8 @@ void ShardedEngine::set_protected(const std::vector<IpPrefix>& prefixes) {
   for (auto& s : shards_) s->set_protected(prefixes);
 }
 
-EngineCounters ShardedEngine::counters() const noexcept {
-  EngineCounters sum;
+EngineStats ShardedEngine::counters() const noexcept {
+  EngineStats sum;
   for (const auto& s : shards_) {
     sum.packets += s->counters().packets;
     sum.tcp_segments += s->counters().tcp_segments;
@@ -194,8 +194,8 @@ EngineCounters ShardedEngine::counters() const noexcept {
   return sum;
 }
 
-HandshakeTableCounters ShardedEngine::handshake_counters() const noexcept {
-  HandshakeTableCounters sum;
+HandshakeTableStats ShardedEngine::handshake_counters() const noexcept {
+  HandshakeTableStats sum;
   for (const auto& s : shards_) sum.add(s->handshakes().counters());
   return sum;
 }
@@ -212,8 +212,8 @@ std::size_t ShardedEngine::handshake_capacity() const noexcept {
   return n;
 }
 
-DestinationTableCounters ShardedEngine::destination_counters() const noexcept {
-  DestinationTableCounters sum;
+DestinationTableStats ShardedEngine::destination_counters() const noexcept {
+  DestinationTableStats sum;
   for (const auto& s : shards_) sum.add(s->destinations().counters());
   return sum;
 }

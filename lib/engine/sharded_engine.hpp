@@ -64,11 +64,11 @@ class ShardedEngine {
   [[nodiscard]] std::size_t max_merged_bytes() const noexcept;
 
   // Sums over the shards; ticks and evaluations are the coordinator's.
-  [[nodiscard]] EngineCounters counters() const noexcept;
-  [[nodiscard]] HandshakeTableCounters handshake_counters() const noexcept;
+  [[nodiscard]] EngineStats counters() const noexcept;
+  [[nodiscard]] HandshakeTableStats handshake_counters() const noexcept;
   [[nodiscard]] std::size_t handshake_entries() const noexcept;
   [[nodiscard]] std::size_t handshake_capacity() const noexcept;
-  [[nodiscard]] DestinationTableCounters destination_counters() const noexcept;
+  [[nodiscard]] DestinationTableStats destination_counters() const noexcept;
   [[nodiscard]] const MergedDestinations& destinations() const noexcept { return merged_; }
   [[nodiscard]] const MergedDestinations& hosts() const noexcept { return merged_hosts_; }
   [[nodiscard]] const Detector& detector() const noexcept { return detector_; }
@@ -91,7 +91,7 @@ class ShardedEngine {
   MergedDestinations merged_;
   MergedDestinations merged_hosts_;
   Detector detector_;
-  EngineCounters own_;  // ticks, early evaluations and failures of the merged detection
+  EngineStats own_;  // ticks, early evaluations and failures of the merged detection
   bool started_ = false;
   TimestampNs next_tick_ = 0;
   TimestampNs early_deadline_ = INT64_MAX;

@@ -25,10 +25,10 @@ std::size_t choose_exported(std::vector<const Destination*>& candidates,
   return left_out;
 }
 
-DestinationMetrics destination_metrics(const Destination& destination,
-                                       const DestinationStats& stats, double baseline,
-                                       std::optional<AttackKind> attack, bool host) {
-  DestinationMetrics m;
+ExportedDestinationStats destination_metrics(const Destination& destination,
+                                             const DestinationStats& stats, double baseline,
+                                             std::optional<AttackKind> attack, bool host) {
+  ExportedDestinationStats m;
   m.target = destination.target;
   m.host = host;
   m.syn_seen = destination.syn_seen;

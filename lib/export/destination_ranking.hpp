@@ -19,12 +19,12 @@
 namespace synwatch {
 
 // Per-destination figures for metrics, computed off the packet path when the snapshot refreshes.
-struct DestinationMetrics {
+struct ExportedDestinationStats {
   Endpoint target;
   bool host = false;  // the whole address (port 0): an incident over its ports
   std::uint32_t syn_seen = 0;
   std::uint32_t syn_recv = 0;
-  DestinationTotals totals;
+  DestinationEventStats totals;
   double syn_rate = 0;
   double distinct_sources = 0;
   double source_entropy = 0;
@@ -42,13 +42,13 @@ std::size_t choose_exported(std::vector<const Destination*>& candidates,
                             const Detector::Incidents& open, std::size_t cap);
 
 // The exported figures of `destination`, from its window statistics.
-DestinationMetrics destination_metrics(const Destination& destination,
-                                       const DestinationStats& stats, double baseline,
-                                       std::optional<AttackKind> attack, bool host);
+ExportedDestinationStats destination_metrics(const Destination& destination,
+                                             const DestinationStats& stats, double baseline,
+                                             std::optional<AttackKind> attack, bool host);
 
 struct ExportedDestinations {
-  std::vector<DestinationMetrics> metrics;  // whole addresses under incident, then the chosen
-  std::size_t unexported = 0;               // destinations left out by the cap
+  std::vector<ExportedDestinationStats> metrics;  // whole addresses under incident, then the chosen
+  std::size_t unexported = 0;                     // destinations left out by the cap
 };
 
 // The destinations of `ports` and `hosts` (whole addresses) to export at packet time `now`, at

@@ -32,14 +32,14 @@
 
 namespace synwatch {
 
-struct OutputCounts {
+struct OutputStats {
   std::uint64_t success = 0;
   std::uint64_t failure = 0;
 };
 
 struct MetricsState {
   PipelineSnapshot pipeline;
-  std::map<std::string, OutputCounts> outputs;  // "log", "alert_file", webhook names
+  std::map<std::string, OutputStats> outputs;  // "log", "alert_file", webhook names
   WebhookStats webhooks;
   std::vector<ActionRunStats> actions;
   std::vector<NftablesActionStats> nftables_actions;

@@ -14,7 +14,7 @@ TimestampNs monotonic_now() noexcept {
   return static_cast<TimestampNs>(now.tv_sec) * kNanosPerSecond + now.tv_nsec;
 }
 
-std::string render_progress(const ProgressFigures& figures) {
+std::string render_progress(const ProgressStats& figures) {
   std::string line = people_bytes(figures.bytes);
   const bool size_known = figures.total_bytes > 0;
   if (size_known) {
@@ -44,7 +44,7 @@ bool ProgressLine::clock_says_due() noexcept {
   return draws_ == 0 || now - last_draw_ >= options_.min_interval;
 }
 
-void ProgressLine::draw(ProgressFigures figures) {
+void ProgressLine::draw(ProgressStats figures) {
   const TimestampNs now = options_.clock();
   figures.elapsed = now - started_;
   std::string text = render_progress(figures);

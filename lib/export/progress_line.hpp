@@ -15,7 +15,7 @@
 
 namespace synwatch {
 
-struct ProgressFigures {
+struct ProgressStats {
   std::uint64_t bytes = 0;        // of the capture file(s) read so far
   std::uint64_t total_bytes = 0;  // 0: unknown (standard input, a pipe)
   std::uint64_t packets = 0;
@@ -25,7 +25,7 @@ struct ProgressFigures {
 // "12.3 MiB of 1.2 GiB (1 %), 1,234,567 packets, 2,345,678 packets/s, 48 s left", or without a
 // known size "12.3 MiB, 1,234,567 packets, 2,345,678 packets/s". Rates and the time left appear
 // once there is elapsed time (and bytes read) to derive them from.
-std::string render_progress(const ProgressFigures& figures);
+std::string render_progress(const ProgressStats& figures);
 
 // CLOCK_MONOTONIC in nanoseconds: the progress line's clock unless a test gives another.
 TimestampNs monotonic_now() noexcept;
@@ -50,7 +50,7 @@ class ProgressLine {
     return clock_says_due();
   }
   // Redraws the line with `figures` (elapsed is filled in here).
-  void draw(ProgressFigures figures);
+  void draw(ProgressStats figures);
   // Erases the line if one is shown, before other output goes to the same terminal and at the end.
   void clear();
   [[nodiscard]] std::uint64_t draws() const noexcept { return draws_; }

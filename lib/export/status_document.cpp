@@ -14,7 +14,7 @@ double rounded(double value) {
   return std::round(value * 1000.0) / 1000.0;
 }
 
-nlohmann::json destination_json(const DestinationMetrics& d) {
+nlohmann::json destination_json(const ExportedDestinationStats& d) {
   nlohmann::json top = nlohmann::json::array();
   for (const auto& source : d.top_sources) {
     top.push_back({{"address", source.address.to_string()}, {"syns", source.syns}});
@@ -66,13 +66,14 @@ nlohmann::json status_document(const StatusInputs& inputs, const PipelineSnapsho
   for (const auto& event : inputs.open_incidents) incidents.push_back(to_json(event));
   // Busiest first: what an operator scans for. The snapshot ranks open incidents first only to
   // choose which to keep.
-  std::vector<const DestinationMetrics*> ranked;
+  std::vector<const ExportedDestinationStats*> ranked;
   ranked.reserve(pipeline.destinations_exported.size());
   for (const auto& d : pipeline.destinations_exported) ranked.push_back(&d);
-  std::ranges::stable_sort(ranked, [](const DestinationMetrics* a, const DestinationMetrics* b) {
-    if (a->stale != b->stale) return a->stale > b->stale;
-    return a->syn_seen + a->syn_recv > b->syn_seen + b->syn_recv;
-  });
+  std::ranges::stable_sort(
+      ranked, [](const ExportedDestinationStats* a, const ExportedDestinationStats* b) {
+        if (a->stale != b->stale) return a->stale > b->stale;
+        return a->syn_seen + a->syn_recv > b->syn_seen + b->syn_recv;
+      });
   nlohmann::json destinations = nlohmann::json::array();
   for (const auto* d : ranked) destinations.push_back(destination_json(*d));
 

@@ -102,7 +102,7 @@ struct FlowUpdate {
   IpAddress evicted_client;
 };
 
-struct HandshakeTableCounters {
+struct HandshakeTableStats {
   std::uint64_t inserted = 0;
   std::uint64_t completed = 0;
   std::uint64_t reset = 0;
@@ -115,22 +115,21 @@ struct HandshakeTableCounters {
   std::uint64_t synack_retransmits = 0;  // kSynAckRetransmit
   std::uint64_t judged_stale = 0;        // handshakes that reached their judgement age pending
 
-  void add(const HandshakeTableCounters& other) noexcept;
+  void add(const HandshakeTableStats& other) noexcept;
 };
 
-inline constexpr std::array<std::uint64_t HandshakeTableCounters::*, 11>
-    kHandshakeTableCounterMembers = {
-        &HandshakeTableCounters::inserted,    &HandshakeTableCounters::completed,
-        &HandshakeTableCounters::reset,       &HandshakeTableCounters::expired,
-        &HandshakeTableCounters::evicted,     &HandshakeTableCounters::syn_retransmits,
-        &HandshakeTableCounters::mismatches,  &HandshakeTableCounters::unsolicited_synacks,
-        &HandshakeTableCounters::synacks,     &HandshakeTableCounters::synack_retransmits,
-        &HandshakeTableCounters::judged_stale};
-static_assert(every_member_listed(kHandshakeTableCounterMembers),
-              "a HandshakeTableCounters member is missing from kHandshakeTableCounterMembers");
+inline constexpr std::array<std::uint64_t HandshakeTableStats::*, 11> kHandshakeTableStatsMembers =
+    {&HandshakeTableStats::inserted,    &HandshakeTableStats::completed,
+     &HandshakeTableStats::reset,       &HandshakeTableStats::expired,
+     &HandshakeTableStats::evicted,     &HandshakeTableStats::syn_retransmits,
+     &HandshakeTableStats::mismatches,  &HandshakeTableStats::unsolicited_synacks,
+     &HandshakeTableStats::synacks,     &HandshakeTableStats::synack_retransmits,
+     &HandshakeTableStats::judged_stale};
+static_assert(every_member_listed(kHandshakeTableStatsMembers),
+              "a HandshakeTableStats member is missing from kHandshakeTableStatsMembers");
 
-inline void HandshakeTableCounters::add(const HandshakeTableCounters& other) noexcept {
-  add_members(*this, other, kHandshakeTableCounterMembers);
+inline void HandshakeTableStats::add(const HandshakeTableStats& other) noexcept {
+  add_members(*this, other, kHandshakeTableStatsMembers);
 }
 
 class HandshakeTable {
@@ -201,7 +200,7 @@ class HandshakeTable {
                        : timeout > kMaxPendingTimeout ? kMaxPendingTimeout
                                                       : timeout;
   }
-  [[nodiscard]] const HandshakeTableCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] const HandshakeTableStats& counters() const noexcept { return counters_; }
   // Bytes of preallocated memory (entries plus index), for the memory bound.
   [[nodiscard]] std::size_t memory_bytes() const noexcept;
   // Index buckets with keys stored past them (BucketedIndex::overflowing_buckets): for tests
@@ -298,7 +297,7 @@ class HandshakeTable {
   DurationNs pending_timeout_;
   FlowKeyHash hash_;  // keyed by the table's seed: secret when the seed is
   std::size_t syn_seen_ = 0;
-  HandshakeTableCounters counters_;
+  HandshakeTableStats counters_;
   // Anonymous mapping advised to use transparent huge pages: the table is probed at random, and
   // with 4 KiB pages nearly every probe also missed the TLB. Pages are zero and untouched until
   // first used.

@@ -78,7 +78,7 @@ class DiagParser {
   const char* problem_ = "";
 };
 
-struct SockDiagCounters {
+struct SockDiagStats {
   std::uint64_t polls = 0;
   std::uint64_t failures = 0;
 };
@@ -102,7 +102,7 @@ class SockDiagPoller {
   [[nodiscard]] const std::vector<KernelSocket>& syn_recv() const noexcept { return syn_recv_; }
   [[nodiscard]] const std::vector<KernelListener>& listeners() const noexcept { return listeners_; }
   [[nodiscard]] const std::vector<KernelSocket>& completed() const noexcept { return completed_; }
-  [[nodiscard]] const SockDiagCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] const SockDiagStats& counters() const noexcept { return counters_; }
 
   // Test fixtures: every reply datagram received is also handed to `recorder` (empty = none).
   void set_recorder(
@@ -126,7 +126,7 @@ class SockDiagPoller {
   std::vector<KernelListener> listeners_;
   std::vector<KernelSocket> completed_;
   std::vector<KernelListener> ignored_listeners_;
-  SockDiagCounters counters_;
+  SockDiagStats counters_;
   std::function<void(int, std::uint32_t, std::span<const std::uint8_t>)> recorder_;
 };
 

@@ -51,7 +51,7 @@ Expected<void> read_whole(const std::string& path, std::string& into) {
 
 }  // namespace
 
-Expected<TcpExtCounters> parse_tcp_ext(std::string_view netstat) {
+Expected<TcpExtStats> parse_tcp_ext(std::string_view netstat) {
   constexpr std::string_view kPrefix = "TcpExt:";
   std::size_t at = 0;
   while (at < netstat.size()) {
@@ -65,7 +65,7 @@ Expected<TcpExtCounters> parse_tcp_ext(std::string_view netstat) {
       return make_unexpected(ErrorKind::kInvalidInput, "TcpExt names line has no values line");
     }
 
-    TcpExtCounters counters;
+    TcpExtStats counters;
     std::array<bool, kTcpExtCounterList.size()> found{};
     std::size_t name_at = kPrefix.size();
     std::size_t value_at = kPrefix.size();
@@ -136,7 +136,7 @@ TcpStatsReader::TcpStatsReader(std::string netstat_path) : path_(std::move(netst
   text_.reserve(std::size_t{16} * 1024);
 }
 
-Expected<TcpExtCounters> TcpStatsReader::read() {
+Expected<TcpExtStats> TcpStatsReader::read() {
   if (auto read = read_whole(path_, text_); !read) return std::unexpected(read.error());
   auto parsed = parse_tcp_ext(text_);
   if (!parsed) return std::unexpected(parsed.error().prefixed(path_ + ": "));

@@ -19,7 +19,7 @@
 
 namespace synwatch {
 
-struct TcpExtCounters {
+struct TcpExtStats {
   std::uint64_t syncookies_sent = 0;
   std::uint64_t syncookies_recv = 0;
   std::uint64_t syncookies_failed = 0;
@@ -28,46 +28,46 @@ struct TcpExtCounters {
   std::uint64_t req_q_full_drop = 0;
   std::uint64_t req_q_full_do_cookies = 0;
 
-  friend bool operator==(const TcpExtCounters&, const TcpExtCounters&) = default;
+  friend bool operator==(const TcpExtStats&, const TcpExtStats&) = default;
 };
 
 // Each counter once: its name on /proc/net/netstat's TcpExt line, and the metric of its own it is
 // exported as (counters since boot).
-struct TcpExtCounter {
+struct TcpExtField {
   std::string_view netstat_name;
-  NamedMember<TcpExtCounters, std::uint64_t> figure;
+  NamedMember<TcpExtStats, std::uint64_t> figure;
 };
 
-inline constexpr std::array<TcpExtCounter, 7> kTcpExtCounterList{{
+inline constexpr std::array<TcpExtField, 7> kTcpExtCounterList{{
     {"SyncookiesSent",
-     {&TcpExtCounters::syncookies_sent, "synwatch_kernel_tcpext_syncookies_sent_total",
+     {&TcpExtStats::syncookies_sent, "synwatch_kernel_tcpext_syncookies_sent_total",
       "SYN cookies sent (/proc/net/netstat TcpExt, since boot)."}},
     {"SyncookiesRecv",
-     {&TcpExtCounters::syncookies_recv, "synwatch_kernel_tcpext_syncookies_recv_total",
+     {&TcpExtStats::syncookies_recv, "synwatch_kernel_tcpext_syncookies_recv_total",
       "Valid SYN cookies received (/proc/net/netstat TcpExt, since boot)."}},
     {"SyncookiesFailed",
-     {&TcpExtCounters::syncookies_failed, "synwatch_kernel_tcpext_syncookies_failed_total",
+     {&TcpExtStats::syncookies_failed, "synwatch_kernel_tcpext_syncookies_failed_total",
       "Invalid SYN cookies received (/proc/net/netstat TcpExt, since boot)."}},
     {"ListenOverflows",
-     {&TcpExtCounters::listen_overflows, "synwatch_kernel_tcpext_listen_overflows_total",
+     {&TcpExtStats::listen_overflows, "synwatch_kernel_tcpext_listen_overflows_total",
       "Accept queue overflows (/proc/net/netstat TcpExt, since boot)."}},
     {"ListenDrops",
-     {&TcpExtCounters::listen_drops, "synwatch_kernel_tcpext_listen_drops_total",
+     {&TcpExtStats::listen_drops, "synwatch_kernel_tcpext_listen_drops_total",
       "SYNs dropped by listeners (/proc/net/netstat TcpExt, since boot)."}},
     {"TCPReqQFullDrop",
-     {&TcpExtCounters::req_q_full_drop, "synwatch_kernel_tcpext_req_q_full_drop_total",
+     {&TcpExtStats::req_q_full_drop, "synwatch_kernel_tcpext_req_q_full_drop_total",
       "SYNs dropped because the SYN queue was full (/proc/net/netstat TcpExt, since boot)."}},
     {"TCPReqQFullDoCookies",
-     {&TcpExtCounters::req_q_full_do_cookies, "synwatch_kernel_tcpext_req_q_full_do_cookies_total",
+     {&TcpExtStats::req_q_full_do_cookies, "synwatch_kernel_tcpext_req_q_full_do_cookies_total",
       "SYN cookies sent because the SYN queue was full (/proc/net/netstat TcpExt, since boot)."}},
 }};
-static_assert(sizeof(TcpExtCounters) == kTcpExtCounterList.size() * sizeof(std::uint64_t),
-              "a TcpExtCounters member is missing from kTcpExtCounterList");
+static_assert(sizeof(TcpExtStats) == kTcpExtCounterList.size() * sizeof(std::uint64_t),
+              "a TcpExtStats member is missing from kTcpExtCounterList");
 
 // Parses the text of /proc/net/netstat: a "TcpExt:" line of names followed by a "TcpExt:" line
 // of values. Every one of the seven counters must be present (they exist since Linux 3.x);
 // other protocols' lines and unknown TcpExt names are ignored. Errors name the problem.
-Expected<TcpExtCounters> parse_tcp_ext(std::string_view netstat);
+Expected<TcpExtStats> parse_tcp_ext(std::string_view netstat);
 
 struct TcpSysctls {
   std::optional<int> syncookies;  // 0 off, 1 when the SYN queue is full, 2 always
@@ -87,7 +87,7 @@ TcpSysctls read_tcp_sysctls(const std::string& proc_root = "/proc");
 class TcpStatsReader {
  public:
   explicit TcpStatsReader(std::string netstat_path = "/proc/net/netstat");
-  Expected<TcpExtCounters> read();
+  Expected<TcpExtStats> read();
 
  private:
   std::string path_;

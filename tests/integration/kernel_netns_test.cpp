@@ -127,10 +127,10 @@ class KernelNetns : public ::testing::Test {
     return out;
   }
 
-  TcpExtCounters victim_counters() {
+  TcpExtStats victim_counters() {
     const auto parsed = parse_tcp_ext(TestBed::in_out(bed_->victim(), "cat /proc/net/netstat"));
     EXPECT_TRUE(parsed) << parsed.error().message;
-    return parsed.value_or(TcpExtCounters{});
+    return parsed.value_or(TcpExtStats{});
   }
 
   std::unique_ptr<SockDiagPoller> victim_poller() {
@@ -182,9 +182,9 @@ TEST_F(KernelNetns, WithCookiesCountersRiseAndBothViewsStillRaiseAnIncident) {
   start_listener(8080, 128);
   auto kernel_only = start_daemon("kernelonly", false);
   auto wire = start_daemon("wire", true);
-  const TcpExtCounters before = victim_counters();
+  const TcpExtStats before = victim_counters();
   ASSERT_EQ(flood("198.51.100.1", 8080, 8000, 4000).exit_code, 0);
-  const TcpExtCounters after = victim_counters();
+  const TcpExtStats after = victim_counters();
   std::cout << "SyncookiesSent " << before.syncookies_sent << " -> " << after.syncookies_sent
             << ", TCPReqQFullDoCookies " << before.req_q_full_do_cookies << " -> "
             << after.req_q_full_do_cookies << "\n";

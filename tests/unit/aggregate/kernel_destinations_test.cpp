@@ -42,7 +42,7 @@ std::vector<KernelSocket> joined(std::vector<KernelSocket> a, const std::vector<
 void poll(KernelDestinations& view, const std::vector<KernelSocket>& syn_recv, TimestampNs now,
           std::vector<KernelSocket> completed = {},
           const std::vector<KernelListener>& listeners = {},
-          const std::optional<TcpExtCounters>& counters = std::nullopt) {
+          const std::optional<TcpExtStats>& counters = std::nullopt) {
   view.begin_poll(syn_recv);
   std::sort(completed.begin(), completed.end());
   view.finish_poll(completed, listeners, counters, now);
@@ -195,15 +195,15 @@ TEST(KernelDestinations, WildcardListenerServesEveryLocalAddressExactOneFirst) {
   const auto sockets = joined(joined(requests(kServer, 0, 5), requests(kOtherAddress, 0, 3)),
                               requests(kOtherPort, 0, 2));
   poll(view, sockets, kT0, {}, listeners);
-  const KernelListenerFigures* any = view.listener_for(kServer);
+  const KernelListenerStats* any = view.listener_for(kServer);
   ASSERT_NE(any, nullptr);
   EXPECT_EQ(any->backlog, 64u);
   EXPECT_EQ(any->syn_recv, 5u);
-  const KernelListenerFigures* exact = view.listener_for(kOtherAddress);
+  const KernelListenerStats* exact = view.listener_for(kOtherAddress);
   ASSERT_NE(exact, nullptr);
   EXPECT_EQ(exact->backlog, 32u);
   EXPECT_EQ(exact->syn_recv, 3u);
-  const KernelListenerFigures* v6_any = view.listener_for(kOtherPort);
+  const KernelListenerStats* v6_any = view.listener_for(kOtherPort);
   ASSERT_NE(v6_any, nullptr) << "a wildcard :: listener takes IPv4 too";
   EXPECT_EQ(v6_any->syn_recv, 2u);
   EXPECT_EQ(view.listener_for({kServer.address, 7}), nullptr);
@@ -224,7 +224,7 @@ TEST(KernelDestinations, CookiesGoToFullListenersEvenlyAndToTheirAddressesBySynR
       joined(joined(joined(requests(kServer, 0, 20), requests(kOtherAddress, 0, 10)),
                     requests(kOtherPort, 0, 4)),
              requests(roomy, 0, 5));
-  TcpExtCounters counters;
+  TcpExtStats counters;
   poll(view, sockets, kT0, {}, listeners, counters);
   counters.syncookies_sent += 6000;
   poll(view, sockets, kT0 + kNanosPerSecond, {}, listeners, counters);
@@ -246,7 +246,7 @@ TEST(KernelDestinations, ValidatedCookiesAreCompletedHandshakes) {
   KernelDestinations view(Config{}, kNanosPerSecond);
   const std::vector<KernelListener> listeners{{kServer, false, 0, 8}};
   const auto sockets = requests(kServer, 0, 8);
-  TcpExtCounters counters;
+  TcpExtStats counters;
   poll(view, sockets, kT0, {}, listeners, counters);
   counters.syncookies_sent += 500;
   counters.syncookies_recv += 500;
@@ -260,7 +260,7 @@ TEST(KernelDestinations, CookiesLeaveAfterTheAggregationWindow) {
   KernelDestinations view(Config{}, kNanosPerSecond);  // window 5 s, a poll a second: 5 polls
   const std::vector<KernelListener> listeners{{kServer, false, 0, 8}};
   const auto sockets = requests(kServer, 0, 8);
-  TcpExtCounters counters;
+  TcpExtStats counters;
   poll(view, sockets, kT0, {}, listeners, counters);
   counters.syncookies_sent += 1000;
   poll(view, sockets, kT0 + kNanosPerSecond, {}, listeners, counters);
@@ -277,7 +277,7 @@ TEST(KernelDestinations, CookiesWithNoFullListenerAreUnattributed) {
   KernelDestinations view(Config{}, kNanosPerSecond);
   const std::vector<KernelListener> listeners{{kServer, false, 0, 4096}};
   const auto sockets = requests(kServer, 0, 10);
-  TcpExtCounters counters;
+  TcpExtStats counters;
   for (int second = 0; second < 4; ++second) {
     poll(view, sockets, kT0 + second * kNanosPerSecond, {}, listeners, counters);
     counters.syncookies_sent += 1000;

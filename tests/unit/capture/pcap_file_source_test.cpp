@@ -412,7 +412,7 @@ TraceCount count_trace(const fs::path& file) {
   DecodingCounter counter((*source)->link_type());
   count.status = drain(**source, counter, 4096);
   count.error = (*source)->error();
-  const DecodeCounters& decoded = counter.decoder.counters();
+  const DecodeStats& decoded = counter.decoder.counters();
   for (std::size_t i = 0; i < decoded.by_result.size(); ++i) {
     if (decoded.by_result[i] == 0) continue;
     count.reasons += std::string(to_string(static_cast<DecodeResult>(i))) + "=" +

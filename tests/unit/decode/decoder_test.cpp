@@ -563,9 +563,9 @@ TEST(Decoder, CountsEveryFrameByResult) {
   EXPECT_EQ(c.errors(), 1u);
 }
 
-TEST(DecodeCounters, OnlyMalformedFramesAndLaterFragmentsAreErrors) {
+TEST(DecodeStats, OnlyMalformedFramesAndLaterFragmentsAreErrors) {
   std::size_t errors = 0;
-  DecodeCounters counters;
+  DecodeStats counters;
   for (std::size_t i = 0; i < counters.by_result.size(); ++i) {
     const auto result = static_cast<DecodeResult>(i);
     counters.by_result[i] = 1;

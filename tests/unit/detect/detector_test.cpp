@@ -292,7 +292,7 @@ TEST_F(DetectorTest, FewSourcesAreConcentrated) {
   ASSERT_GE(sink_.events[0].top_sources.size(), 2u);
   EXPECT_EQ(sink_.events[0].top_sources[0].address, a);
   EXPECT_EQ(sink_.events[0].top_sources[1].address, b);
-  const DetectorCounters& counters = detector_->counters();
+  const DetectorStats& counters = detector_->counters();
   EXPECT_EQ(counters.started[static_cast<int>(AttackKind::kConcentrated)], 1u);
   EXPECT_EQ(counters.total_started(), 1u);
 }
@@ -305,7 +305,7 @@ TEST_F(DetectorTest, ManyRepeatingSourcesAreDistributed) {
   evaluate(kT0 + kNanosPerSecond);
   ASSERT_EQ(sink_.events.size(), 1u);
   EXPECT_EQ(sink_.events[0].kind, AttackKind::kDistributed);
-  const DetectorCounters& counters = detector_->counters();
+  const DetectorStats& counters = detector_->counters();
   EXPECT_EQ(counters.started[static_cast<int>(AttackKind::kDistributed)], 1u);
   EXPECT_EQ(counters.total_started(), 1u);
 }

@@ -25,8 +25,8 @@ struct OneByOne final : PacketHandler {
 
 struct Analysis {
   std::vector<std::string> events;
-  EngineCounters counters;
-  HandshakeTableCounters flows;
+  EngineStats counters;
+  HandshakeTableStats flows;
 };
 
 Analysis analyse(const std::filesystem::path& file, bool batched) {

@@ -36,7 +36,7 @@ std::vector<KernelSocket> random_syn_recv(std::size_t count, std::uint32_t seed)
 constexpr TimestampNs kT0 = 1'700'000'000 * kNanosPerSecond;
 
 void poll(KernelView& view, std::span<const KernelSocket> syn_recv,
-          std::span<const KernelListener> listeners, const std::optional<TcpExtCounters>& counters,
+          std::span<const KernelListener> listeners, const std::optional<TcpExtStats>& counters,
           TimestampNs now, EventSink& sink, std::vector<KernelSocket> completed = {}) {
   view.begin_poll(syn_recv);
   std::sort(completed.begin(), completed.end());
@@ -52,7 +52,7 @@ TEST(KernelView, ManySynRecvFromRandomSourcesIsSpoofedRandom) {
   for (int second = 0; second < 4; ++second) {
     const auto more = random_syn_recv(200, static_cast<std::uint32_t>(second));
     table.insert(table.end(), more.begin(), more.end());
-    poll(view, table, listeners, TcpExtCounters{}, kT0 + second * kNanosPerSecond, sink);
+    poll(view, table, listeners, TcpExtStats{}, kT0 + second * kNanosPerSecond, sink);
   }
   ASSERT_EQ(sink.events.size(), 1u);
   const auto& e = sink.events[0];
@@ -103,7 +103,7 @@ TEST(KernelView, SynCookiesOnAFullListenerStillRaiseAnIncident) {
   // below the threshold of 256, so only the cookie counters can tell.
   const std::vector<KernelListener> listeners{{kServer, false, 0, 128}};
   const auto table = random_syn_recv(128, 3);
-  TcpExtCounters counters;
+  TcpExtStats counters;
   for (int second = 0; second < 4; ++second) {
     poll(view, table, listeners, counters, kT0 + second * kNanosPerSecond, sink);
     counters.syncookies_sent += 5000;
@@ -126,7 +126,7 @@ TEST(KernelView, CookiesWithNoFullListenerAreUnattributedAndRaiseNothing) {
   Collect sink;
   const std::vector<KernelListener> listeners{{kServer, false, 0, 4096}};
   const auto table = random_syn_recv(10, 3);
-  TcpExtCounters counters;
+  TcpExtStats counters;
   for (int second = 0; second < 4; ++second) {
     poll(view, table, listeners, counters, kT0 + second * kNanosPerSecond, sink);
     counters.syncookies_sent += 1000;
@@ -141,7 +141,7 @@ TEST(KernelView, ValidatedCookiesCountAsCompletedSoABurstIsNoFlood) {
   Collect sink;
   const std::vector<KernelListener> listeners{{kServer, false, 0, 128}};
   const auto table = random_syn_recv(128, 3);
-  TcpExtCounters counters;
+  TcpExtStats counters;
   for (int second = 0; second < 4; ++second) {
     poll(view, table, listeners, counters, kT0 + second * kNanosPerSecond, sink);
     counters.syncookies_sent += 1000;
@@ -157,7 +157,7 @@ TEST(KernelView, WildcardListenerServesEveryLocalAddressAndFiguresFollowIt) {
   const Endpoint wildcard{IpAddress::from_v4(std::uint32_t{0}), 8080};
   const std::vector<KernelListener> listeners{{wildcard, false, 3, 64}};
   const auto table = random_syn_recv(64, 5);
-  poll(view, table, listeners, TcpExtCounters{}, kT0, sink);
+  poll(view, table, listeners, TcpExtStats{}, kT0, sink);
   const auto figures = view.figures_for(kServer);
   ASSERT_TRUE(figures);
   EXPECT_EQ(figures->backlog, 64u);

@@ -78,13 +78,13 @@ TEST_P(ShardedOnCaptures, FindTheSameIncidentsAsOneEngine) {
   EXPECT_EQ(sharded.handshake_counters().completed, single.handshakes().counters().completed);
   EXPECT_EQ(sharded.handshake_counters().reset, single.handshakes().counters().reset);
   // The sum over shards takes every counter (it once left judged_stale out).
-  HandshakeTableCounters by_hand;
+  HandshakeTableStats by_hand;
   for (std::size_t i = 0; i < sharded.shard_count(); ++i) {
     const auto& c = sharded.shard(i).handshakes().counters();
-    for (const auto member : kHandshakeTableCounterMembers) by_hand.*member += c.*member;
+    for (const auto member : kHandshakeTableStatsMembers) by_hand.*member += c.*member;
   }
   EXPECT_EQ(by_hand.judged_stale > 0, single.handshakes().counters().judged_stale > 0);
-  for (const auto member : kHandshakeTableCounterMembers) {
+  for (const auto member : kHandshakeTableStatsMembers) {
     EXPECT_EQ(sharded.handshake_counters().*member, by_hand.*member);
   }
 

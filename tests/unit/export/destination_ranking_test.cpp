@@ -56,7 +56,7 @@ TEST(ChooseExported, ACapOfZeroExportsNone) {
   EXPECT_TRUE(candidates.empty());
 }
 
-TEST(DestinationMetrics, TakesCountsFromTheDestinationAndRatesFromItsWindow) {
+TEST(ExportedDestinationStats, TakesCountsFromTheDestinationAndRatesFromItsWindow) {
   auto d = destination("198.51.100.7", 8080, 12);
   d.syn_recv = 4;
   d.totals.syns = 1000;

@@ -69,9 +69,9 @@ void expect_every_member(const std::vector<prometheus::MetricFamily>& page,
 class MetricsPage : public ::testing::Test {
  protected:
   MetricsPage() {
-    DestinationMetrics d;
+    ExportedDestinationStats d;
     d.target = Endpoint{IpAddress::from_v4(0xC6336401U), 443};  // 198.51.100.1
-    d.totals = numbered(kDestinationEvents, DestinationTotals{}, std::uint64_t{100});
+    d.totals = numbered(kDestinationEvents, DestinationEventStats{}, std::uint64_t{100});
     state_.pipeline.destinations_exported.push_back(d);
 
     ActionRunStats run;
@@ -83,7 +83,7 @@ class MetricsPage : public ::testing::Test {
     state_.nftables_actions.push_back(
         numbered(kNftablesElementOutcomes, block, std::uint64_t{300}));
 
-    TcpExtCounters tcp_ext;
+    TcpExtStats tcp_ext;
     std::uint64_t next = 400;
     for (const auto& counter : kTcpExtCounterList) tcp_ext.*counter.figure.member = next++;
     state_.pipeline.kernel.enabled = true;

@@ -24,9 +24,9 @@ IncidentEvent event_of(EventType type, const std::string& id, TimestampNs starte
   return event;
 }
 
-DestinationMetrics destination(const char* address, std::uint16_t port, std::uint32_t syn_seen,
-                               std::uint32_t stale) {
-  DestinationMetrics d;
+ExportedDestinationStats destination(const char* address, std::uint16_t port,
+                                     std::uint32_t syn_seen, std::uint32_t stale) {
+  ExportedDestinationStats d;
   d.target = {*IpAddress::parse(address), port};
   d.syn_seen = syn_seen;
   d.stale = stale;

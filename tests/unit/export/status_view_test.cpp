@@ -12,8 +12,8 @@ namespace {
 
 constexpr TimestampNs kStart = 1'704'067'200'000'000'000;  // 2024-01-01T00:00:00Z
 
-DestinationMetrics destination(const char* address, std::uint16_t port, std::uint32_t stale) {
-  DestinationMetrics d;
+ExportedDestinationStats destination(const char* address, std::uint16_t port, std::uint32_t stale) {
+  ExportedDestinationStats d;
   d.target = {*IpAddress::parse(address), port};
   d.syn_seen = stale + 10;
   d.syn_recv = 5;

@@ -824,7 +824,7 @@ void expect_matches_model(std::size_t capacity, std::size_t tuple_count, Duratio
   // The run must have reached every kind of outcome to mean anything.
   for (std::size_t e = 0; e < std::size(events); ++e) EXPECT_GT(events[e], 100u) << "event " << e;
   // Every outcome is counted.
-  const HandshakeTableCounters& c = table.counters();
+  const HandshakeTableStats& c = table.counters();
   EXPECT_EQ(c.inserted, events[static_cast<int>(FlowEvent::kSyn)]);
   EXPECT_EQ(c.syn_retransmits, events[static_cast<int>(FlowEvent::kSynRetransmit)]);
   EXPECT_EQ(c.synacks, events[static_cast<int>(FlowEvent::kSynAck)]);
