@@ -12,6 +12,7 @@
 #include <prometheus/text_serializer.h>
 
 #include "aggregate/destination_table.hpp"
+#include "flow/handshake_table.hpp"
 #include "kernel/tcp_stats.hpp"
 
 namespace synwatch {
@@ -296,6 +297,9 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
         static_cast<double>(p.handshake_entries));
   gauge("synwatch_handshake_table_capacity", "Handshake table capacity (flow.capacity).",
         static_cast<double>(p.handshake_capacity));
+  auto handshakes = family(kHandshakeEvents);
+  add(handshakes, {}, kHandshakeEvents, p.handshakes);
+  out.push_back(std::move(handshakes));
   counter("synwatch_handshake_table_evictions_total",
           "Pending handshakes evicted because the table was full (oldest first).",
           static_cast<double>(p.handshakes.evicted));

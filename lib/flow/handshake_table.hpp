@@ -118,18 +118,34 @@ struct HandshakeTableStats {
   void add(const HandshakeTableStats& other) noexcept;
 };
 
-inline constexpr std::array<std::uint64_t HandshakeTableStats::*, 11> kHandshakeTableStatsMembers =
-    {&HandshakeTableStats::inserted,    &HandshakeTableStats::completed,
-     &HandshakeTableStats::reset,       &HandshakeTableStats::expired,
-     &HandshakeTableStats::evicted,     &HandshakeTableStats::syn_retransmits,
-     &HandshakeTableStats::mismatches,  &HandshakeTableStats::unsolicited_synacks,
-     &HandshakeTableStats::synacks,     &HandshakeTableStats::synack_retransmits,
-     &HandshakeTableStats::judged_stale};
-static_assert(every_member_listed(kHandshakeTableStatsMembers),
-              "a HandshakeTableStats member is missing from kHandshakeTableStatsMembers");
+// The /metrics family of the handshake table's counts (summed over capture workers).
+inline constexpr LabelledFigures<HandshakeTableStats, std::uint64_t, 11> kHandshakeEvents{
+    .metric = "synwatch_handshakes_total",
+    .help =
+        "What happened in the handshake table, over all destinations: inserted (new SYN), "
+        "synack, completed, reset, expired, evicted (table full), syn_retransmit, "
+        "synack_retransmit, mismatch (an ack number that did not match), unsolicited_synack "
+        "(a SYN-ACK without its SYN: backscatter of a flood forging this host's addresses, "
+        "or a capture that sees one direction), judged_stale (pending past the judgement "
+        "age).",
+    .kind = FigureKind::kCounter,
+    .label = "event",
+    .members = {{{&HandshakeTableStats::inserted, "inserted"},
+                 {&HandshakeTableStats::completed, "completed"},
+                 {&HandshakeTableStats::reset, "reset"},
+                 {&HandshakeTableStats::expired, "expired"},
+                 {&HandshakeTableStats::evicted, "evicted"},
+                 {&HandshakeTableStats::syn_retransmits, "syn_retransmit"},
+                 {&HandshakeTableStats::mismatches, "mismatch"},
+                 {&HandshakeTableStats::unsolicited_synacks, "unsolicited_synack"},
+                 {&HandshakeTableStats::synacks, "synack"},
+                 {&HandshakeTableStats::synack_retransmits, "synack_retransmit"},
+                 {&HandshakeTableStats::judged_stale, "judged_stale"}}}};
+static_assert(every_member_listed(kHandshakeEvents.members),
+              "a HandshakeTableStats member is missing from kHandshakeEvents");
 
 inline void HandshakeTableStats::add(const HandshakeTableStats& other) noexcept {
-  add_members(*this, other, kHandshakeTableStatsMembers);
+  add_members(*this, other, kHandshakeEvents.members);
 }
 
 class HandshakeTable {

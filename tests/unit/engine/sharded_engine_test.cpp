@@ -81,11 +81,11 @@ TEST_P(ShardedOnCaptures, FindTheSameIncidentsAsOneEngine) {
   HandshakeTableStats by_hand;
   for (std::size_t i = 0; i < sharded.shard_count(); ++i) {
     const auto& c = sharded.shard(i).handshakes().counters();
-    for (const auto member : kHandshakeTableStatsMembers) by_hand.*member += c.*member;
+    for (const auto& named : kHandshakeEvents.members) by_hand.*named.member += c.*named.member;
   }
   EXPECT_EQ(by_hand.judged_stale > 0, single.handshakes().counters().judged_stale > 0);
-  for (const auto member : kHandshakeTableStatsMembers) {
-    EXPECT_EQ(sharded.handshake_counters().*member, by_hand.*member);
+  for (const auto& named : kHandshakeEvents.members) {
+    EXPECT_EQ(sharded.handshake_counters().*named.member, by_hand.*named.member) << named.name;
   }
 
   // Same incidents: type, target and kind in order, at the same times (within the precision of

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "aggregate/destination_table.hpp"
+#include "flow/handshake_table.hpp"
 #include "export/metrics.hpp"
 #include "kernel/tcp_stats.hpp"
 
@@ -49,7 +50,7 @@ Struct numbered(const LabelledFigures<Struct, Value, N>& figures, Struct values,
 template <typename Struct, typename Value, std::size_t N>
 void expect_every_member(const std::vector<prometheus::MetricFamily>& page,
                          const LabelledFigures<Struct, Value, N>& figures, const Struct& values,
-                         const std::pair<std::string, std::string>& with) {
+                         const std::pair<std::string, std::string>& with = {}) {
   const auto* family = find_family(page, figures.metric);
   ASSERT_NE(family, nullptr) << figures.metric;
   EXPECT_EQ(family->help, figures.help);
@@ -57,7 +58,7 @@ void expect_every_member(const std::vector<prometheus::MetricFamily>& page,
     int found = 0;
     for (const auto& m : family->metric) {
       if (label_of(m, figures.label) != std::string(figure.name)) continue;
-      if (label_of(m, with.first) != with.second) continue;
+      if (!with.first.empty() && label_of(m, with.first) != with.second) continue;
       ++found;
       EXPECT_EQ(value_of(*family, m), static_cast<double>(values.*figure.member))
           << figures.metric << " " << figures.label << "=" << figure.name;
@@ -83,6 +84,9 @@ class MetricsPage : public ::testing::Test {
     state_.nftables_actions.push_back(
         numbered(kNftablesElementOutcomes, block, std::uint64_t{300}));
 
+    state_.pipeline.handshakes =
+        numbered(kHandshakeEvents, HandshakeTableStats{}, std::uint64_t{500});
+
     TcpExtStats tcp_ext;
     std::uint64_t next = 400;
     for (const auto& counter : kTcpExtCounterList) tcp_ext.*counter.figure.member = next++;
@@ -98,6 +102,10 @@ class MetricsPage : public ::testing::Test {
 TEST_F(MetricsPage, EveryDestinationEventIsExportedWithItsOwnValue) {
   expect_every_member(exporter_.Collect(), kDestinationEvents,
                       state_.pipeline.destinations_exported[0].totals, {"port", "443"});
+}
+
+TEST_F(MetricsPage, EveryHandshakeTableEventIsExportedOnce) {
+  expect_every_member(exporter_.Collect(), kHandshakeEvents, state_.pipeline.handshakes);
 }
 
 TEST_F(MetricsPage, EveryActionResultAndNftablesOutcomeIsExportedPerAction) {
@@ -154,6 +162,7 @@ void expect_documented(const LabelledFigures<Struct, Value, N>& figures) {
 
 TEST(MetricsReadme, DocumentsEveryDeclaredLabelValue) {
   expect_documented(kDestinationEvents);
+  expect_documented(kHandshakeEvents);
   expect_documented(kActionRunResults);
   expect_documented(kNftablesElementOutcomes);
 }
