@@ -2,7 +2,9 @@
 // Structs of figures list their members once, as constexpr arrays, so that whatever walks them
 // (sums over capture workers, merges of windows, the /metrics page) cannot miss one:
 // every_member_listed() compares the struct's size with the list's, and a static_assert beside
-// each list turns a member added to the struct but not to its list into a compile error.
+// each list of a struct that holds only figures turns a member added to the struct but not to
+// its list into a compile error. (A list over part of a struct, such as an action's outcome
+// counts beside its name, cannot be checked so.)
 //
 // A list is either bare member pointers (figures that are only summed) or named members, which
 // also say how the figure is exported: a LabelledFigures is one metric family whose members are

@@ -4,8 +4,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <spdlog/spdlog.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <ctime>
@@ -26,20 +24,6 @@ bool same_capture(const Config& a, const Config& b) {
          a.capture.snap_length == b.capture.snap_length &&
          a.capture.buffer_size == b.capture.buffer_size &&
          a.capture.promiscuous == b.capture.promiscuous;
-}
-
-int eventfd_or_die() {
-  return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-}
-
-void signal_fd(int fd) noexcept {
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const auto n = ::write(fd, &one, sizeof one);
-}
-
-void drain_fd(int fd) noexcept {
-  std::uint64_t drained = 0;
-  [[maybe_unused]] const auto n = ::read(fd, &drained, sizeof drained);
 }
 
 }  // namespace
@@ -88,7 +72,6 @@ LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t 
   if (evidence_) {
     for (std::size_t i = 0; i < worker_count_; ++i) evidence_->attach(i, engine_.shard(i));
   }
-  wake_fd_ = eventfd_or_die();
   if (config.kernel.enabled) {
     if (auto kernel = KernelSource::open(config, hash_seed ^ 0x6b65726e656cULL)) {
       kernel_ = std::move(*kernel);
@@ -112,7 +95,6 @@ LivePipeline::LivePipeline(const Config& config, EventSink& sink, std::uint64_t 
 
 LivePipeline::~LivePipeline() {
   stop();
-  if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
 Expected<std::vector<CaptureOpenError>> LivePipeline::open_interfaces() {
@@ -163,7 +145,7 @@ void LivePipeline::end_incidents(std::string_view why) {
 }
 
 void LivePipeline::wake() noexcept {
-  signal_fd(wake_fd_);
+  wake_.signal();
 }
 
 void LivePipeline::request_reconfigure(std::shared_ptr<const Config> config) {
@@ -325,12 +307,12 @@ void LivePipeline::collect_polled(std::size_t worker_index, int wake_fd, std::ve
 
 void LivePipeline::run_worker_round(std::size_t index) {
   Worker& self = *workers_[index];
-  const int wake_fd = pool_.wake_fd(index);
+  const WakeFd& wake = pool_.wake_fd(index);
   // captures_ changes only while this worker is parked, so the pointers hold until then.
-  collect_polled(index, wake_fd, self.fds, self.polled);
+  collect_polled(index, wake.fd(), self.fds, self.polled);
   // The coordinator's eventfd cuts this short; the timeout is only a backstop.
   ::poll(self.fds.data(), self.fds.size(), 1000);
-  if (self.fds.back().revents & POLLIN) drain_fd(wake_fd);
+  if (self.fds.back().revents & POLLIN) wake.drain();
   read_captures(index, self.fds, self.polled);
 }
 
@@ -343,16 +325,16 @@ void LivePipeline::run() {
   bool busy = false;  // packets since the last pass, or something over the threshold
   while (!stopping_.load()) {
     if (coordinator_only) {
-      fds.assign({{wake_fd_, POLLIN, 0}});
+      fds.assign({{wake_.fd(), POLLIN, 0}});
     } else {
-      collect_polled(0, wake_fd_, fds, polled);
+      collect_polled(0, wake_.fd(), fds, polled);
     }
     const auto tick_ms = std::max<long long>(10, config_->detection.tick / kNanosPerMilli / 4);
     const long long timeout_ms =
         coordinator_only ? (busy ? kCoordinatorPeriodBusy : kCoordinatorPeriodIdle).count()
                          : std::min<long long>(tick_ms, 100);
     ::poll(fds.data(), fds.size(), static_cast<int>(timeout_ms));
-    if (fds.back().revents & POLLIN) drain_fd(wake_fd_);
+    if (fds.back().revents & POLLIN) wake_.drain();
     if (!coordinator_only) read_captures(0, fds, polled);
 
     const auto woke = std::chrono::steady_clock::now();

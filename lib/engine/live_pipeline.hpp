@@ -39,6 +39,7 @@
 #include <poll.h>
 
 #include "common/error.hpp"
+#include "common/wake_fd.hpp"
 #include "common/thread_annotations.hpp"
 #include "capture/live_source.hpp"
 #include "config/config.hpp"
@@ -173,7 +174,7 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   CaptureSet captures_;  // changed only by the coordinator, with workers parked
   std::thread thread_;
   std::atomic<bool> stopping_{false};
-  int wake_fd_ = -1;
+  WakeFd wake_;
 
   mutable Mutex mailbox_mutex_;
   std::shared_ptr<const Config> pending_config_ GUARDED_BY(mailbox_mutex_);

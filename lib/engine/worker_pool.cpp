@@ -1,24 +1,15 @@
 #include "engine/worker_pool.hpp"
 
 #include <pthread.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <utility>
 
 namespace synwatch {
 
-WorkerPool::WorkerPool(std::size_t workers) {
-  for (std::size_t i = 0; i < workers; ++i) {
-    wake_fds_.push_back(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  }
-}
+WorkerPool::WorkerPool(std::size_t workers) : wake_fds_(workers) {}
 
 WorkerPool::~WorkerPool() {
   stop();
-  for (const int fd : wake_fds_) {
-    if (fd >= 0) ::close(fd);
-  }
 }
 
 void WorkerPool::start(Round round, const std::string& name_prefix) {
@@ -32,10 +23,7 @@ void WorkerPool::start(Round round, const std::string& name_prefix) {
 }
 
 void WorkerPool::wake_all() noexcept {
-  const std::uint64_t one = 1;
-  for (const int fd : wake_fds_) {
-    [[maybe_unused]] const auto n = ::write(fd, &one, sizeof one);
-  }
+  for (const WakeFd& wake : wake_fds_) wake.signal();
 }
 
 void WorkerPool::pause() {

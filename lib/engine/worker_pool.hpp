@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/thread_annotations.hpp"
+#include "common/wake_fd.hpp"
 
 namespace synwatch {
 
@@ -47,7 +48,7 @@ class WorkerPool {  // NOLINT(clang-analyzer-optin.performance.Padding)
     return pause_requested_.load(std::memory_order_relaxed);
   }
   // Readable when the worker is wanted: its round polls it with its sockets.
-  [[nodiscard]] int wake_fd(std::size_t index) const noexcept { return wake_fds_[index]; }
+  [[nodiscard]] const WakeFd& wake_fd(std::size_t index) const noexcept { return wake_fds_[index]; }
   [[nodiscard]] std::size_t size() const noexcept { return wake_fds_.size(); }
 
  private:
@@ -57,7 +58,7 @@ class WorkerPool {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void wake_all() noexcept;
 
   Round round_;
-  std::vector<int> wake_fds_;
+  std::vector<WakeFd> wake_fds_;
   std::vector<std::thread> threads_;
   // Read by every worker after each round: on a line of its own, written only to pause.
   alignas(64) std::atomic<bool> pause_requested_{false};

@@ -34,7 +34,8 @@ struct ActionRunStats {
   std::size_t running = 0;
 };
 
-// The /metrics family of the run counts (export/ adds the action's name).
+// The /metrics family of the run counts (export/ adds the action's name). A new count must be
+// listed here by hand: the struct holds more than counts, so no size check can catch it.
 inline constexpr LabelledFigures<ActionRunStats, std::uint64_t, 5> kActionRunResults{
     .metric = "synwatch_action_runs_total",
     .help =

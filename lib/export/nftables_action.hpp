@@ -101,7 +101,9 @@ struct NftablesActionStats {
   std::size_t held = 0;                          // elements held now
 };
 
-// The /metrics family of the set elements' outcomes (export/ adds the action's name).
+// The /metrics family of the set elements' outcomes (export/ adds the action's name). A new
+// outcome must be listed here by hand: the struct holds more than outcomes, so no size check
+// can catch it.
 inline constexpr LabelledFigures<NftablesActionStats, std::uint64_t, 8> kNftablesElementOutcomes{
     .metric = "synwatch_nftables_elements_total",
     .help =

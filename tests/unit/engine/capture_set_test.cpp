@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "engine/capture_set.hpp"
+#include "simulated_clock.hpp"
 
 namespace synwatch {
 namespace {
@@ -55,13 +56,6 @@ struct FakeOpener {
       }
       return std::make_unique<FakeSource>(stats_of_next, &joined_group);
     };
-  }
-};
-
-struct SimulatedClock {
-  MonotonicTime now{seconds(1000)};
-  MonotonicNow reader() {
-    return [this] { return now; };
   }
 };
 

@@ -2,18 +2,12 @@
 #include <gtest/gtest.h>
 
 #include "engine/live_clock.hpp"
+#include "simulated_clock.hpp"
 
 namespace synwatch {
 namespace {
 
 constexpr TimestampNs kStart = 1'700'000'000 * kNanosPerSecond;
-
-struct SimulatedClock {
-  MonotonicTime now{std::chrono::seconds(1000)};
-  MonotonicNow reader() {
-    return [this] { return now; };
-  }
-};
 
 TEST(LiveClock, AdvancesFromTheStartWhileNoPacketHasCome) {
   SimulatedClock mono;

@@ -1,7 +1,6 @@
 // The capture workers' parking on real threads: pause() waits for every worker, resume() lets them
 // run, stop() ends them running or parked.
 #include <poll.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -29,12 +28,9 @@ struct Rounds {
   WorkerPool::Round round() {
     return [this](std::size_t index) {
       inside[index].store(true);
-      pollfd fd{pool.wake_fd(index), POLLIN, 0};
+      pollfd fd{pool.wake_fd(index).fd(), POLLIN, 0};
       ::poll(&fd, 1, 10'000);
-      if (fd.revents & POLLIN) {
-        std::uint64_t drained = 0;
-        [[maybe_unused]] const auto n = ::read(fd.fd, &drained, sizeof drained);
-      }
+      if (fd.revents & POLLIN) pool.wake_fd(index).drain();
       done[index].fetch_add(1);
       inside[index].store(false);
     };
@@ -58,8 +54,7 @@ struct Rounds {
     for (std::size_t i = 0; i < kWorkers; ++i) {
       while (done[i].load() == before[i]) {
         if (std::chrono::steady_clock::now() > deadline) return false;
-        const std::uint64_t one = 1;
-        [[maybe_unused]] const auto n = ::write(pool.wake_fd(i), &one, sizeof one);
+        pool.wake_fd(i).signal();
         std::this_thread::sleep_for(1ms);
       }
     }
