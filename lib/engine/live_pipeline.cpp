@@ -98,6 +98,14 @@ LivePipeline::~LivePipeline() {
 }
 
 Expected<std::vector<CaptureOpenError>> LivePipeline::open_interfaces() {
+  // Without its eventfds a stop, a reload or a parked worker would wait out a poll timeout
+  // each time: refuse to start rather than run slow to respond.
+  for (const int error : {wake_.creation_errno(), pool_.wake_fd_errno()}) {
+    if (error != 0) {
+      return std::unexpected(
+          Error::from_errno(error, "cannot create the capture threads' eventfd"));
+    }
+  }
   if (!config_->capture.enabled && !kernel_) {
     return make_unexpected(ErrorKind::kNotFound,
                            "capture.enabled is false and the kernel view is unavailable");

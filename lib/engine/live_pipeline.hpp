@@ -118,7 +118,8 @@ class LivePipeline {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // Opens every configured interface once, synchronously, so the caller can report failures
   // (and drop privileges afterwards). Returns the errors of the interfaces that did not open;
   // those are retried in the background once started (the caller decides whether a missing
-  // privilege everywhere is fatal). Fails only in kernel-only mode without a kernel view.
+  // privilege everywhere is fatal). Fails in kernel-only mode without a kernel view, and when
+  // the kernel refused the capture threads' eventfds (out of descriptors).
   Expected<std::vector<CaptureOpenError>> open_interfaces();
   void start();
   void stop();  // joins the capture thread; flushes nothing itself

@@ -22,6 +22,13 @@ void WorkerPool::start(Round round, const std::string& name_prefix) {
   }
 }
 
+int WorkerPool::wake_fd_errno() const noexcept {
+  for (const WakeFd& wake : wake_fds_) {
+    if (wake.creation_errno() != 0) return wake.creation_errno();
+  }
+  return 0;
+}
+
 void WorkerPool::wake_all() noexcept {
   for (const WakeFd& wake : wake_fds_) wake.signal();
 }

@@ -49,6 +49,8 @@ class WorkerPool {  // NOLINT(clang-analyzer-optin.performance.Padding)
   }
   // Readable when the worker is wanted: its round polls it with its sockets.
   [[nodiscard]] const WakeFd& wake_fd(std::size_t index) const noexcept { return wake_fds_[index]; }
+  // The errno of the first worker eventfd the kernel refused; 0 when every one was created.
+  [[nodiscard]] int wake_fd_errno() const noexcept;
   [[nodiscard]] std::size_t size() const noexcept { return wake_fds_.size(); }
 
  private:

@@ -73,17 +73,31 @@ for _ in 1 2 3 4 5; do
   reads+=("$elapsed")
   read_cpus+=("$(python3 -c "print($user + $system)")")
 done
-python3 - "$PACKETS" "${floors[*]}" "${reads[*]}" "${read_cpus[*]}" >>"$RESULTS" <<'EOF'
+# --read runs two threads; how much two busy threads get done at once is a property of the
+# machine: vCPUs that are hyperthreads of one host core slow each other down. Two floors side by
+# side against one alone tell it (2.00: two whole cores).
+pairs=()
+for _ in 1 2 3; do
+  start=$(date +%s.%N)
+  "$FLOOR" "$FLOOD" >/dev/null &
+  "$FLOOR" "$FLOOD" >/dev/null
+  wait
+  pairs+=("$(python3 -c "print($(date +%s.%N) - $start)")")
+done
+python3 - "$PACKETS" "${floors[*]}" "${reads[*]}" "${read_cpus[*]}" "${pairs[*]}" >>"$RESULTS" <<'EOF'
 import statistics, sys
 packets = int(sys.argv[1])
-floors, reads, cpus = ([float(x) for x in arg.split()] for arg in sys.argv[2:5])
+floors, reads, cpus, pairs = ([float(x) for x in arg.split()] for arg in sys.argv[2:6])
 floor, read = min(floors), min(reads)
 pair = statistics.median(r / f for f, r in zip(floors, reads))
 print(f"offline\tpcap_floor\t{packets / floor / 1e6:.2f} Mpps ({floor:.2f} s)\tbest of {len(floors)}")
 print(f"offline\tsynwatchd --read\t{packets / read / 1e6:.2f} Mpps ({read:.2f} s, "
       f"{min(cpus):.2f} CPU s on 2 threads)\tbest of {len(reads)}")
 print(f"offline\t--read / floor\t{read / floor:.2f}x (median of pairs {pair:.2f}x)\t"
-      f"target <= 2x: {'met' if read / floor <= 2 else 'NOT met'}")
+      f"target <= 1.3x: {'met' if read / floor <= 1.3 else 'NOT met'}")
+capacity = 2 * statistics.median(floors) / statistics.median(pairs)
+print(f"offline\ttwo threads at once\t{capacity:.2f} cores' worth (two pcap_floor side by side)\t"
+      f"2.00 on two whole cores")
 EOF
 fi
 

@@ -1,3 +1,6 @@
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,6 +16,7 @@
 #include "common/ip_address.hpp"
 #include "common/thread_annotations.hpp"
 #include "common/time.hpp"
+#include "common/wake_fd.hpp"
 #include "error_printer.hpp"
 
 namespace synwatch {
@@ -221,6 +225,24 @@ TEST(MutexLock, AConditionVariableWaitReleasesTheMutex) {
   }
   setter.join();
   EXPECT_TRUE(ready);
+}
+
+// Exits 0 if, with no descriptor left to take, a WakeFd says EMFILE, also once moved.
+[[noreturn]] void create_wake_fd_without_descriptors() {
+  const rlimit limit{.rlim_cur = 3, .rlim_max = 3};  // below the lowest free descriptor
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(2);
+  WakeFd refused;
+  const bool said = refused.fd() == -1 && refused.creation_errno() == EMFILE;
+  const WakeFd moved(std::move(refused));
+  ::_exit(said && moved.creation_errno() == EMFILE ? 0 : 1);
+}
+
+TEST(WakeFd, SaysWhyTheKernelRefusedIt) {
+  const WakeFd created;
+  EXPECT_GE(created.fd(), 0);
+  EXPECT_EQ(created.creation_errno(), 0);
+  // In a child, so that the lowered limit does not leak into other tests.
+  EXPECT_EXIT(create_wake_fd_without_descriptors(), testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

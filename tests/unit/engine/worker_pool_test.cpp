@@ -1,6 +1,8 @@
 // The capture workers' parking on real threads: pause() waits for every worker, resume() lets them
 // run, stop() ends them running or parked.
 #include <poll.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -9,6 +11,8 @@
 #include <chrono>
 #include <thread>
 
+#include "config/config.hpp"
+#include "engine/live_pipeline.hpp"
 #include "engine/worker_pool.hpp"
 
 namespace synwatch {
@@ -132,6 +136,32 @@ TEST(WorkerPool, NotStartedPausesAtOnce) {
   EXPECT_FALSE(pool.pause_requested());
   pool.resume();
   pool.stop();
+}
+
+// Exits 0 if, with no descriptor left to take, the pool says EMFILE and the live pipeline refuses
+// to start, saying why: without its eventfds every stop, reload and parked worker would wait out
+// a poll timeout.
+[[noreturn]] void start_pipeline_without_descriptors() {
+  const rlimit limit{.rlim_cur = 3, .rlim_max = 3};  // below the lowest free descriptor
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(2);
+  if (WorkerPool(kWorkers).wake_fd_errno() != EMFILE) ::_exit(3);
+  struct : EventSink {
+    void publish(const IncidentEvent& /*event*/) override {}
+  } sink;
+  Config config;
+  config.kernel.enabled = false;
+  config.capture.workers = kWorkers;
+  LivePipeline pipeline(config, sink, 1);
+  const auto opened = pipeline.open_interfaces();
+  if (opened) ::_exit(4);
+  if (opened.error().kind != ErrorKind::kResourceExhausted) ::_exit(5);
+  ::_exit(opened.error().message.find("eventfd") != std::string::npos ? 0 : 6);
+}
+
+TEST(WorkerPool, ARefusedEventfdStopsTheLivePipelineFromStarting) {
+  EXPECT_EQ(WorkerPool(kWorkers).wake_fd_errno(), 0);
+  // In a child, so that the lowered limit does not leak into other tests.
+  EXPECT_EXIT(start_pipeline_without_descriptors(), testing::ExitedWithCode(0), "");
 }
 
 }  // namespace
