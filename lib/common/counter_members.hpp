@@ -11,6 +11,9 @@
 // told apart by one label (DestinationEventStats' `event`); a member with a help text of its own is
 // a metric of its own (TcpExt's counters). The names live beside the struct, in its module, so a
 // new figure is declared in one place; export/ only walks the lists.
+//
+// A family that is no struct's list (a gauge per destination, a count per enum value, a figure
+// export/ computes) is a MetricSpec, declared once beside the code that fills it.
 // Thread safety: constant data and pure functions.
 
 #include <array>
@@ -21,6 +24,12 @@ namespace synwatch {
 
 // How a figure behaves over time; export/ maps it to the metric type.
 enum class FigureKind : unsigned char { kCounter, kGauge };
+
+struct MetricSpec {
+  std::string_view name;
+  std::string_view help;
+  FigureKind kind = FigureKind::kCounter;
+};
 
 template <typename Struct, typename Value>
 struct NamedMember {

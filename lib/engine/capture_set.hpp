@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "capture/live_source.hpp"
+#include "common/counter_members.hpp"
 #include "common/monotonic_clock.hpp"
 #include "config/config.hpp"
 #include "decode/decoder.hpp"
@@ -32,6 +33,20 @@ struct InterfaceHealth {
   std::uint64_t reopen_attempts = 0;
   CaptureStats stats;  // summed over every time the interface was (re)opened
 };
+
+// The /metrics family of what a capture lost (export/ adds the interface's name). Declared here,
+// where the interfaces' figures leave for the snapshot, so that capture/ keeps to the packet path.
+// A new loss must be listed here by hand: received packets are a family of their own, so the list
+// covers part of CaptureStats and no size check can catch it.
+inline constexpr LabelledFigures<CaptureStats, std::uint64_t, 2> kCaptureDrops{
+    .metric = "synwatch_capture_dropped_packets_total",
+    .help =
+        "Packets dropped before synwatch saw them: where=kernel (capture ring full) or "
+        "interface (driver).",
+    .kind = FigureKind::kCounter,
+    .label = "where",
+    .members = {{{&CaptureStats::dropped_kernel, "kernel"},
+                 {&CaptureStats::dropped_interface, "interface"}}}};
 
 class CaptureSet {
  public:

@@ -38,6 +38,7 @@
 
 #include <poll.h>
 
+#include "common/counter_members.hpp"
 #include "common/error.hpp"
 #include "common/wake_fd.hpp"
 #include "common/thread_annotations.hpp"
@@ -53,7 +54,6 @@
 
 namespace synwatch {
 
-// A consistent copy of the pipeline's figures, refreshed by the capture thread every 250 ms.
 // What the live daemon's memory is bounded by, part by part (all but `fixed` computed from the
 // configuration as built; `fixed` is an allowance for the rest, checked by a live test).
 struct MemoryBound {
@@ -65,18 +65,81 @@ struct MemoryBound {
   // Code and libraries, thread stacks, the heap of events, outputs and metrics: allowance.
   std::size_t fixed = std::size_t{48} << 20;
 
-  [[nodiscard]] std::size_t total() const noexcept {
-    return capture_rings + tables + merged + kernel + evidence + fixed;
-  }
+  [[nodiscard]] std::size_t total() const noexcept;
 };
+
+// The /metrics family of the parts; total() sums the same list, so the page adds up to it.
+inline constexpr LabelledFigures<MemoryBound, std::size_t, 6> kMemoryBoundParts{
+    .metric = "synwatch_memory_bound_bytes",
+    .help =
+        "What the daemon's memory is bounded by, by part (see README, Memory); "
+        "compare the sum with process_resident_memory_bytes.",
+    .kind = FigureKind::kGauge,
+    .label = "part",
+    .members = {{{&MemoryBound::capture_rings, "capture_rings"},
+                 {&MemoryBound::tables, "tables"},
+                 {&MemoryBound::merged, "merged"},
+                 {&MemoryBound::kernel, "kernel"},
+                 {&MemoryBound::evidence, "evidence"},
+                 {&MemoryBound::fixed, "fixed"}}}};
+static_assert(every_member_listed(kMemoryBoundParts.members),
+              "a MemoryBound member is missing from kMemoryBoundParts");
+
+inline std::size_t MemoryBound::total() const noexcept {
+  std::size_t sum = 0;
+  for (const auto& part : kMemoryBoundParts.members) sum += this->*part.member;
+  return sum;
+}
+
+// What became of the sampled SYNs of open incidents, gathered in one struct because two parts
+// count them: a tap the frames its ring had no room for, the writer all the rest. A new outcome
+// counted by either must be added here and in EvidenceSnapshot::outcomes(): the size check below
+// covers this struct, not theirs.
+struct EvidenceOutcomeStats {
+  std::uint64_t written = 0;
+  std::uint64_t ring_full = 0;
+  std::uint64_t incident_cap = 0;
+  std::uint64_t total_cap = 0;
+  std::uint64_t link_mismatch = 0;
+  std::uint64_t write_error = 0;
+};
+
+inline constexpr LabelledFigures<EvidenceOutcomeStats, std::uint64_t, 6> kEvidenceOutcomes{
+    .metric = "synwatch_evidence_packets_total",
+    .help =
+        "Sampled SYNs of open incidents by what became of them: written to the "
+        "incident's evidence capture, or dropped because the ring was full "
+        "(ring_full), the incident's file or all files were at their cap "
+        "(incident_cap, total_cap), of another link type than the file's "
+        "(link_mismatch) or not writable (write_error).",
+    .kind = FigureKind::kCounter,
+    .label = "outcome",
+    .members = {{{&EvidenceOutcomeStats::written, "written"},
+                 {&EvidenceOutcomeStats::ring_full, "ring_full"},
+                 {&EvidenceOutcomeStats::incident_cap, "incident_cap"},
+                 {&EvidenceOutcomeStats::total_cap, "total_cap"},
+                 {&EvidenceOutcomeStats::link_mismatch, "link_mismatch"},
+                 {&EvidenceOutcomeStats::write_error, "write_error"}}}};
+static_assert(every_member_listed(kEvidenceOutcomes.members),
+              "an EvidenceOutcomeStats member is missing from kEvidenceOutcomes");
 
 // Evidence captures (engine/evidence_recorder.hpp); enabled = false when they are off.
 struct EvidenceSnapshot {
   bool enabled = false;
   EvidenceTapStats taps;
   EvidenceStats writer;
+
+  [[nodiscard]] EvidenceOutcomeStats outcomes() const noexcept {
+    return {.written = writer.frames_written,
+            .ring_full = taps.ring_full,
+            .incident_cap = writer.dropped_incident_cap,
+            .total_cap = writer.dropped_total_cap,
+            .link_mismatch = writer.dropped_link_mismatch,
+            .write_error = writer.dropped_write_error};
+  }
 };
 
+// A consistent copy of the pipeline's figures, refreshed by the capture thread every 250 ms.
 struct PipelineSnapshot {
   std::vector<InterfaceHealth> interfaces;
   // Frames each capture worker handed to its shard (one entry per worker).

@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/counter_members.hpp"
 #include "aggregate/destination_table.hpp"
 #include "aggregate/merged_destinations.hpp"
 #include "detect/detector.hpp"
@@ -34,6 +35,19 @@ struct ExportedDestinationStats {
   std::optional<AttackKind> attack;           // set while an incident is open on this destination
   std::vector<HeavySourceShare> top_sources;  // the few heaviest, for `synwatchd top`
 };
+
+// The /metrics family of the half-open counts (export/ adds address and port). A new state must be
+// listed here by hand: the struct's other figures are families of their own, so no size check can
+// catch it.
+inline constexpr LabelledFigures<ExportedDestinationStats, std::uint32_t, 2> kHalfOpenStates{
+    .metric = "synwatch_half_open_connections",
+    .help =
+        "Half-open TCP connections to the destination right now, by handshake state "
+        "(syn_recv: SYN-ACK sent, syn_seen: SYN seen, no answer yet).",
+    .kind = FigureKind::kGauge,
+    .label = "state",
+    .members = {{{&ExportedDestinationStats::syn_recv, "syn_recv"},
+                 {&ExportedDestinationStats::syn_seen, "syn_seen"}}}};
 
 // `candidates` reordered and cut to at most `cap`: open incidents (`open`) first, then by
 // half-open count. Returns how many were left out. Within the cap the order is unspecified when

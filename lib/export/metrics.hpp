@@ -2,7 +2,9 @@
 // The Prometheus /metrics endpoint: prometheus-cpp's metric model and text format, served by
 // HttpEndpoint (libmicrohttpd, one event-driven thread; see http_endpoint.hpp for its limits).
 //
-// Every metric is declared in one place (metrics.cpp, families built in Collect()). Values come
+// Every family's name, help and type is declared once: a struct's list of figures beside the
+// struct in its module (counter_members.hpp), any other family as a MetricSpec in metrics.cpp
+// beside the function that fills it; Collect() calls those functions in page order. Values come
 // from a snapshot the main loop hands over once a second, never from the packet path: a scrape
 // reads the last snapshot under a mutex that only the main loop also takes, so scraping cannot
 // slow capture. Series exist only for what the snapshot holds, so destinations that went quiet

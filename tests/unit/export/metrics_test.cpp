@@ -1,6 +1,6 @@
 // The /metrics page drawn from figure lists declared beside their structs: every listed member
 // reaches the page under its label value with its own value, and the README's metric table
-// documents every label value a list declares.
+// documents every label value a list declares. Reasons of an enum (webhook failures) likewise.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -73,7 +73,36 @@ class MetricsPage : public ::testing::Test {
     ExportedDestinationStats d;
     d.target = Endpoint{IpAddress::from_v4(0xC6336401U), 443};  // 198.51.100.1
     d.totals = numbered(kDestinationEvents, DestinationEventStats{}, std::uint64_t{100});
-    state_.pipeline.destinations_exported.push_back(d);
+    state_.pipeline.destinations_exported.push_back(
+        numbered(kHalfOpenStates, d, std::uint32_t{600}));
+
+    for (const auto* name : {"eth0", "eth1"}) {
+      InterfaceHealth interface;
+      interface.name = name;
+      interface.stats = numbered(kCaptureDrops, CaptureStats{},
+                                 std::uint64_t{700 + 10 * state_.pipeline.interfaces.size()});
+      state_.pipeline.interfaces.push_back(interface);
+    }
+
+    state_.pipeline.memory_bound = numbered(kMemoryBoundParts, MemoryBound{}, std::size_t{800});
+
+    // Every figure of the writer and the taps differs, outcomes or not, so that an outcome drawn
+    // from the wrong one shows.
+    state_.pipeline.evidence.enabled = true;
+    state_.pipeline.evidence.writer = {.frames_written = 901,
+                                       .dropped_incident_cap = 902,
+                                       .dropped_total_cap = 903,
+                                       .dropped_link_mismatch = 904,
+                                       .dropped_write_error = 905,
+                                       .files_removed = 906,
+                                       .bytes_on_disk = 907,
+                                       .files = 908};
+    state_.pipeline.evidence.taps = {.copied = 911, .ring_full = 912, .watches_refused = 913};
+
+    WebhookReceiverStats receiver;
+    receiver.name = "alertmanager";
+    for (std::size_t k = 0; k < receiver.failures.size(); ++k) receiver.failures[k] = 1000 + k;
+    state_.webhooks.receivers.push_back(receiver);
 
     ActionRunStats run;
     run.name = "page";
@@ -128,6 +157,60 @@ TEST_F(MetricsPage, EveryTcpExtCounterIsAMetricOfItsOwn) {
   }
 }
 
+TEST_F(MetricsPage, EveryHalfOpenStateIsExportedPerDestination) {
+  expect_every_member(exporter_.Collect(), kHalfOpenStates,
+                      state_.pipeline.destinations_exported[0], {"port", "443"});
+}
+
+TEST_F(MetricsPage, EveryCaptureLossIsExportedPerInterface) {
+  const auto page = exporter_.Collect();
+  for (const auto& interface : state_.pipeline.interfaces) {
+    expect_every_member(page, kCaptureDrops, interface.stats, {"interface", interface.name});
+  }
+}
+
+TEST_F(MetricsPage, EveryMemoryBoundPartIsExportedAndThePartsAddUpToTheTotal) {
+  const auto page = exporter_.Collect();
+  const MemoryBound& bound = state_.pipeline.memory_bound;
+  expect_every_member(page, kMemoryBoundParts, bound);
+  const auto* family = find_family(page, kMemoryBoundParts.metric);
+  ASSERT_NE(family, nullptr);
+  double sum = 0;
+  for (const auto& m : family->metric) sum += m.gauge.value;
+  EXPECT_EQ(sum, static_cast<double>(bound.total()));
+}
+
+TEST_F(MetricsPage, EveryEvidenceOutcomeIsExportedFromItsOwnFigure) {
+  const EvidenceSnapshot& evidence = state_.pipeline.evidence;
+  const EvidenceOutcomeStats outcomes = evidence.outcomes();
+  expect_every_member(exporter_.Collect(), kEvidenceOutcomes, outcomes);
+  // The writer's and the taps' other figures are families of their own, never an outcome.
+  std::set<std::uint64_t> seen{evidence.writer.files_removed, evidence.writer.bytes_on_disk,
+                               evidence.writer.files, evidence.taps.copied,
+                               evidence.taps.watches_refused};
+  for (const auto& outcome : kEvidenceOutcomes.members) {
+    EXPECT_TRUE(seen.insert(outcomes.*outcome.member).second)
+        << "outcome " << outcome.name << " repeats another figure";
+  }
+}
+
+TEST_F(MetricsPage, EveryWebhookFailureReasonIsExportedPerReceiver) {
+  const auto page = exporter_.Collect();
+  const auto* family = find_family(page, "synwatch_webhook_failures_total");
+  ASSERT_NE(family, nullptr);
+  const WebhookReceiverStats& receiver = state_.webhooks.receivers[0];
+  for (std::size_t k = 0; k < kWebhookFailureKinds; ++k) {
+    const std::string reason(to_string(static_cast<WebhookFailure>(k)));
+    int found = 0;
+    for (const auto& m : family->metric) {
+      if (label_of(m, "receiver") != receiver.name || label_of(m, "reason") != reason) continue;
+      ++found;
+      EXPECT_EQ(m.counter.value, static_cast<double>(receiver.failures[k])) << reason;
+    }
+    EXPECT_EQ(found, 1) << reason;
+  }
+}
+
 TEST_F(MetricsPage, EveryFamilyNameIsUniqueAndEveryPageParsesAsText) {
   const auto page = exporter_.Collect();
   std::set<std::string> names;
@@ -165,6 +248,10 @@ TEST(MetricsReadme, DocumentsEveryDeclaredLabelValue) {
   expect_documented(kHandshakeEvents);
   expect_documented(kActionRunResults);
   expect_documented(kNftablesElementOutcomes);
+  expect_documented(kHalfOpenStates);
+  expect_documented(kCaptureDrops);
+  expect_documented(kMemoryBoundParts);
+  expect_documented(kEvidenceOutcomes);
 }
 
 }  // namespace
