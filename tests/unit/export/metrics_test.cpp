@@ -243,6 +243,24 @@ void expect_documented(const LabelledFigures<Struct, Value, N>& figures) {
   }
 }
 
+// Every family of a page with every part present (evidence, the kernel view, actions, webhooks)
+// is named in README.md, in backticks, so that an operator can look up any series they see.
+TEST_F(MetricsPage, EveryFamilyIsNamedInTheReadme) {
+  std::ifstream readme(SYNWATCH_README);
+  std::stringstream text;
+  text << readme.rdbuf();
+  const std::string documented = text.str();
+  ASSERT_FALSE(documented.empty()) << SYNWATCH_README;
+  const auto page = exporter_.Collect();
+  EXPECT_GT(page.size(), 50U);  // the page really has every part
+  for (const auto& family : page) {
+    if (family.name.starts_with("process_")) continue;  // prometheus-cpp's standard ones
+    const bool named = documented.find("`" + family.name + "`") != std::string::npos ||
+                       documented.find("`" + family.name + "{") != std::string::npos;
+    EXPECT_TRUE(named) << family.name << " is not named in README.md";
+  }
+}
+
 TEST(MetricsReadme, DocumentsEveryDeclaredLabelValue) {
   expect_documented(kDestinationEvents);
   expect_documented(kHandshakeEvents);
