@@ -73,7 +73,8 @@ format-check:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run --Werror
 
 # Every lib/, daemon/ and tests/ source in the compilation database (the libFuzzer-only fuzz
-# targets are not in it and are skipped) through clang-tidy with the root .clang-tidy, $(JOBS)
+# targets are not in it and are skipped) through clang-tidy with the root .clang-tidy (tests/ with
+# tests/.clang-tidy: the same checks without the static analyzer), $(JOBS)
 # at a time. Any finding fails the target; per-file output is kept in $(TIDY_BUILD)/tidy/.
 tidy: deps
 	@cmake -S . -B $(TIDY_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
