@@ -1,7 +1,5 @@
 #include "engine/kernel_view.hpp"
 
-#include <algorithm>
-
 namespace synwatch {
 
 namespace {
@@ -145,9 +143,7 @@ std::optional<std::string> KernelSource::poll(TimestampNs now, EventSink& sink, 
     std::span<const KernelSocket> completed;
     if (!ports.empty()) {
       if (auto done = poller_.poll_completed(ports); done) {
-        auto& sorted = const_cast<std::vector<KernelSocket>&>(poller_.completed());
-        std::sort(sorted.begin(), sorted.end());
-        completed = sorted;
+        completed = poller_.completed();
       } else {
         error = done.error().message;
       }

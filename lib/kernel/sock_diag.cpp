@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -251,6 +252,8 @@ Expected<void> SockDiagPoller::poll_completed(std::span<const std::uint16_t> por
       return done;
     }
   }
+  // The kernel view looks each pending handshake up in this list by binary search.
+  std::sort(completed_.begin(), completed_.end());
   return {};
 }
 

@@ -96,7 +96,7 @@ class SockDiagPoller {
   // listeners() hold this poll's view (unordered).
   Expected<void> poll_syn_recv();
   // One dump per family of sockets whose handshake completed (ESTABLISHED through TIME_WAIT)
-  // whose local port is in `ports` (filtered in the kernel); into established().
+  // whose local port is in `ports` (filtered in the kernel); into completed(), sorted.
   Expected<void> poll_completed(std::span<const std::uint16_t> ports);
 
   [[nodiscard]] const std::vector<KernelSocket>& syn_recv() const noexcept { return syn_recv_; }

@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -246,6 +247,37 @@ TEST(SockDiagPoller, SeesOurOwnListenerWithItsBacklogAndAConnection) {
   EXPECT_EQ(poller->completed()[0].local.port, port);
   EXPECT_EQ(poller->completed()[0].state, TCP_ESTABLISHED);
   ::close(client);
+  ::close(listener);
+}
+
+// The kernel view looks pending handshakes up in completed() by binary search; the kernel dumps
+// sockets in its hash order, so the poller sorts them.
+TEST(SockDiagPoller, HandsOverCompletedSocketsSorted) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 64), 0);
+  socklen_t length = sizeof address;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  const std::uint16_t port = ntohs(address.sin_port);
+  std::vector<int> clients;
+  for (int i = 0; i < 32; ++i) {
+    const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(client, 0);
+    ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    clients.push_back(client);
+  }
+
+  auto poller = SockDiagPoller::open();
+  ASSERT_TRUE(poller) << poller.error().message;
+  const std::uint16_t ports[] = {port};
+  ASSERT_TRUE(poller->poll_completed(ports));
+  EXPECT_EQ(poller->completed().size(), clients.size());
+  EXPECT_TRUE(std::is_sorted(poller->completed().begin(), poller->completed().end()));
+  for (const int client : clients) ::close(client);
   ::close(listener);
 }
 
