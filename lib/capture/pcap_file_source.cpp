@@ -166,8 +166,8 @@ Expected<std::unique_ptr<PcapFileSource>> PcapFileSource::open(const std::string
   auto file = open_capture_stream(path, buffer_bytes, gzip, streamed, size, gzip_stream);
   if (!file) return std::unexpected(file.error());
   // libpcap reads each frame with two fread() calls, and glibc locks the stream in each: a fifth
-  // of the cost of reading a capture of small frames. One thread drives a source
-  // at a time (the class's thread rule), so the locks guard nothing.
+  // of the cost of reading a capture of small frames. One thread drives a source at a time (the
+  // class's thread rule), so the locks guard nothing.
   (void)__fsetlocking(*file, FSETLOCKING_BYCALLER);
 
   char message[PCAP_ERRBUF_SIZE] = {};
