@@ -17,7 +17,8 @@
 // medium sources just below the summary's reach it overstates the entropy by up to
 // r log(n / r) minus the tail's true entropy. The HyperLogLog error in D (3.25 %) moves the
 // result by at most r log(1.0325) / log N, under 0.003 for N >= 100.
-// Not for the packet path: called once per destination per evaluation. Pure function; no state.
+// Not for the packet path: called once per destination per evaluation.
+// Thread safety: a pure function of its arguments.
 
 #include <algorithm>
 #include <cmath>

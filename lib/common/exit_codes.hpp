@@ -2,6 +2,7 @@
 // Every exit code synwatchd uses, in one place: the BSD sysexits values, which service managers
 // and scripts recognise (systemd's RestartPreventExitStatus= lists two of them). The man page's
 // EXIT STATUS documents each (a test keeps the two in step).
+// Thread safety: constants.
 
 namespace synwatch::exit_code {
 

@@ -2,6 +2,7 @@
 // Fast keyed hashing of fixed-size keys on the packet path. Not a cryptographic hash: whoever
 // knows the seed can build colliding keys (as with any hash this fast), so tables keyed by
 // attacker-chosen addresses take a secret seed where they can.
+// Thread safety: pure functions.
 
 #include <cstdint>
 #include <cstring>

@@ -1,6 +1,7 @@
 #pragma once
 // Packet time. Everything in the engine runs on packet timestamps (nanoseconds since the
 // Unix epoch), never on the wall clock, so that a capture replays deterministically.
+// Thread safety: plain values and pure functions.
 
 #include <cstdint>
 #include <optional>

@@ -1,6 +1,7 @@
 #pragma once
 // Compares 16 consecutive 32-bit words with one value at once: the step that the handshake
 // table's bucket search and Space-Saving's fingerprint scan both take for every SYN of a flood.
+// Thread safety: a pure function.
 
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,7 @@
 #pragma once
 // The decoder's output: the fields of one TCP segment that the handshake tracker needs.
 // A plain value, filled in place by the decoder so that no allocation happens per packet.
+// Thread safety: a plain value, none of its own.
 
 #include <cstdint>
 
