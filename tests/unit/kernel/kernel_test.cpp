@@ -215,19 +215,50 @@ TEST(LocalPortFilter, IsAChainOfPortConditionsEndingInAReject) {
 
 // ---- the live poller, in this process's namespace ---------------------------------------------
 
+// A listener on 127.0.0.1 (an ephemeral port) and clients connected to it, left unaccepted so
+// that they wait in its accept queue; every socket is closed when it goes.
+class LoopbackListener {
+ public:
+  explicit LoopbackListener(int backlog) : listener_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    address_.sin_family = AF_INET;
+    address_.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address_;
+    listening_ = listener_ >= 0 && ::bind(listener_, as_sockaddr(), sizeof address_) == 0 &&
+                 ::listen(listener_, backlog) == 0 &&
+                 ::getsockname(listener_, as_sockaddr(), &length) == 0;
+  }
+  ~LoopbackListener() {
+    for (const int client : clients_) ::close(client);
+    if (listener_ >= 0) ::close(listener_);
+  }
+  LoopbackListener(const LoopbackListener&) = delete;
+  LoopbackListener& operator=(const LoopbackListener&) = delete;
+
+  [[nodiscard]] bool listening() const noexcept { return listening_; }
+  [[nodiscard]] std::uint16_t port() const noexcept { return ntohs(address_.sin_port); }
+  [[nodiscard]] std::size_t clients() const noexcept { return clients_.size(); }
+  // Connects one more client; false if it could not.
+  bool connect_client() {
+    const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (client < 0) return false;
+    clients_.push_back(client);
+    return ::connect(client, as_sockaddr(), sizeof address_) == 0;
+  }
+
+ private:
+  sockaddr* as_sockaddr() noexcept { return reinterpret_cast<sockaddr*>(&address_); }
+
+  int listener_;
+  sockaddr_in address_{};
+  bool listening_ = false;
+  std::vector<int> clients_;
+};
+
 TEST(SockDiagPoller, SeesOurOwnListenerWithItsBacklogAndAConnection) {
-  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(listener, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  ASSERT_EQ(::listen(listener, 37), 0);
-  socklen_t length = sizeof address;
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
-  const std::uint16_t port = ntohs(address.sin_port);
-  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  LoopbackListener listener(37);
+  ASSERT_TRUE(listener.listening());
+  ASSERT_TRUE(listener.connect_client());
+  const std::uint16_t port = listener.port();
 
   auto poller = SockDiagPoller::open();
   ASSERT_TRUE(poller) << poller.error().message;
@@ -246,39 +277,21 @@ TEST(SockDiagPoller, SeesOurOwnListenerWithItsBacklogAndAConnection) {
   ASSERT_EQ(poller->completed().size(), 1u) << "the accepted-queue connection, server side only";
   EXPECT_EQ(poller->completed()[0].local.port, port);
   EXPECT_EQ(poller->completed()[0].state, TCP_ESTABLISHED);
-  ::close(client);
-  ::close(listener);
 }
 
 // The kernel view looks pending handshakes up in completed() by binary search; the kernel dumps
 // sockets in its hash order, so the poller sorts them.
 TEST(SockDiagPoller, HandsOverCompletedSocketsSorted) {
-  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(listener, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  ASSERT_EQ(::listen(listener, 64), 0);
-  socklen_t length = sizeof address;
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
-  const std::uint16_t port = ntohs(address.sin_port);
-  std::vector<int> clients;
-  for (int i = 0; i < 32; ++i) {
-    const int client = ::socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT_GE(client, 0);
-    ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-    clients.push_back(client);
-  }
+  LoopbackListener listener(64);
+  ASSERT_TRUE(listener.listening());
+  for (int i = 0; i < 32; ++i) ASSERT_TRUE(listener.connect_client());
 
   auto poller = SockDiagPoller::open();
   ASSERT_TRUE(poller) << poller.error().message;
-  const std::uint16_t ports[] = {port};
+  const std::uint16_t ports[] = {listener.port()};
   ASSERT_TRUE(poller->poll_completed(ports));
-  EXPECT_EQ(poller->completed().size(), clients.size());
+  EXPECT_EQ(poller->completed().size(), listener.clients());
   EXPECT_TRUE(std::is_sorted(poller->completed().begin(), poller->completed().end()));
-  for (const int client : clients) ::close(client);
-  ::close(listener);
 }
 
 // ---- /proc/net/netstat and sysctls ------------------------------------------------------------
